@@ -1,0 +1,138 @@
+package sluice
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"sort"
+	"time"
+)
+
+// State is where a batch is in the pipeline.
+type State string
+
+const (
+	StateSplitting  State = "splitting"
+	StateProcessing State = "processing"
+	StateMerging    State = "merging"
+	StateNotifying  State = "notifying"
+	StateCompleted  State = "completed"
+	StateFailed     State = "failed"
+)
+
+// Terminal reports whether a batch in state s will not change again.
+func (s State) Terminal() bool { return s == StateCompleted || s == StateFailed }
+
+// Batch is one input file on its way through the pipeline.
+type Batch struct {
+	ID     string `json:"batchId"`
+	Bucket string `json:"bucket"`
+	Key    string `json:"key"`  // the input object, under input/
+	Name   string `json:"name"` // the file name, used for outputs
+	Size   int64  `json:"size"`
+	ETag   string `json:"etag"`
+	// Sequence tells apart two uploads of the same object (S3's sequencer,
+	// or the local generation number).
+	Sequence string `json:"sequence"`
+	State    State  `json:"state"`
+	Reason   string `json:"reason,omitempty"` // why a failed batch failed, for a person
+
+	Header       []string `json:"header,omitempty"` // the input's header row
+	TotalChunks  int      `json:"totalChunks"`      // -1 until the split ends
+	DoneChunks   int      `json:"doneChunks"`
+	RowsIn       int      `json:"rowsIn"`
+	RowsOut      int      `json:"rowsOut"`
+	RowsRejected int      `json:"rowsRejected"`
+	// Reasons counts rejected rows by rule.
+	Reasons map[string]int `json:"reasons,omitempty"`
+
+	OutputKey   string `json:"outputKey,omitempty"`
+	ErrorsKey   string `json:"errorsKey,omitempty"`
+	ManifestKey string `json:"manifestKey,omitempty"`
+	EmailID     string `json:"emailId,omitempty"`
+
+	CreatedAt  time.Time `json:"createdAt"`            // the file arrived (event time)
+	SplitAt    time.Time `json:"splitAt,omitzero"`     // the split ended
+	ProcessAt  time.Time `json:"processedAt,omitzero"` // the last chunk was done
+	MergedAt   time.Time `json:"mergedAt,omitzero"`
+	NotifiedAt time.Time `json:"notifiedAt,omitzero"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+}
+
+// TopReasons returns the rejection rules, most frequent first.
+func (b Batch) TopReasons(n int) []ReasonCount {
+	out := make([]ReasonCount, 0, len(b.Reasons))
+	for r, c := range b.Reasons {
+		out = append(out, ReasonCount{Rule: r, Count: c})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Rule < out[j].Rule
+	})
+	if n > 0 && len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// ReasonCount is how many rows one rule rejected.
+type ReasonCount struct {
+	Rule  string `json:"rule"`
+	Count int    `json:"count"`
+}
+
+// BatchID derives a batch's ID from the identity of the object that started
+// it, so a duplicate event for the same upload finds the same batch.
+func BatchID(bucket, key, etag, sequence string) string {
+	h := sha256.New()
+	for _, s := range []string{bucket, key, etag, sequence} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:20]
+}
+
+// BatchFilter narrows ListBatches.
+type BatchFilter struct {
+	State State  // empty: any
+	Key   string // empty: any input key
+	Limit int    // 0: no limit
+}
+
+// BatchUpdate holds the fields to change; zero values are left alone.
+type BatchUpdate struct {
+	State       State
+	Reason      string
+	Header      []string
+	OutputKey   string
+	ErrorsKey   string
+	ManifestKey string
+	EmailID     string
+	SplitAt     time.Time
+	ProcessAt   time.Time
+	MergedAt    time.Time
+	NotifiedAt  time.Time
+	// OnlyIfNotTerminal makes the update a no-op on a completed or failed batch.
+	OnlyIfNotTerminal bool
+}
+
+// ChunkStats is what a worker reports for one chunk.
+type ChunkStats struct {
+	Chunk        int
+	RowsIn       int
+	RowsOut      int
+	RowsRejected int
+	Reasons      map[string]int
+}
+
+// RowError is one rejected row.
+type RowError struct {
+	BatchID string `json:"batchId,omitempty"`
+	Chunk   int    `json:"chunk"`
+	Line    int64  `json:"line"`   // physical line in the input where the row starts (header = 1)
+	Column  string `json:"column"` // empty when the row as a whole is at fault
+	Rule    string `json:"rule"`
+	Message string `json:"message"`
+	Raw     string `json:"raw"` // the row as it stood in the input, without its line ending
+}

@@ -1,0 +1,41 @@
+package sluice
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrNotFound is returned (wrapped) by every port when the thing asked for
+// does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrInvalidKey is returned when an object key could escape its bucket or
+// holds characters that cannot become a path.
+var ErrInvalidKey = errors.New("invalid object key")
+
+// permanentError marks an error that retrying cannot fix: bad input, an
+// unknown message version, a missing object. The consumer runtime sends such
+// a message to the dead-letter queue at once instead of burning retries.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as not worth retrying. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// Permanentf is fmt.Errorf followed by Permanent.
+func Permanentf(format string, args ...any) error {
+	return Permanent(fmt.Errorf(format, args...))
+}
+
+// IsPermanent reports whether err, or an error it wraps, was marked Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}

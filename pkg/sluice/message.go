@@ -1,0 +1,65 @@
+package sluice
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// MessageVersion is the version of the stage messages this code writes and
+// reads. A message with another version is permanently bad.
+const MessageVersion = 1
+
+// ObjectCreated tells the splitter that an input object arrived. On AWS it
+// is decoded from an S3 event notification; locally the CLI sends it.
+type ObjectCreated struct {
+	Version  int    `json:"v"`
+	Bucket   string `json:"bucket"`
+	Key      string `json:"key"`
+	Size     int64  `json:"size"`
+	ETag     string `json:"etag"`
+	Sequence string `json:"sequence"`
+	// EventTime is when the object was created (RFC 3339), where known.
+	EventTime string `json:"eventTime,omitempty"`
+}
+
+// ChunkReady tells a worker that a chunk is written.
+type ChunkReady struct {
+	Version int    `json:"v"`
+	BatchID string `json:"batchId"`
+	Chunk   int    `json:"chunk"`
+	Key     string `json:"key"`
+	// FirstLine is the input line on which the chunk's first row starts.
+	FirstLine int64 `json:"firstLine"`
+	Rows      int   `json:"rows"`
+}
+
+// BatchReady tells the merger, then the notifier, that a batch moved on.
+type BatchReady struct {
+	Version int    `json:"v"`
+	BatchID string `json:"batchId"`
+}
+
+// Encode marshals a stage message.
+func Encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("sluice: encoding %T: %v", v, err)) // only plain structs come here
+	}
+	return b
+}
+
+// Decode unmarshals a stage message and checks its version. Every failure is
+// permanent: the same bytes will never decode.
+func Decode(body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return Permanentf("malformed message: %v", err)
+	}
+	var ver struct {
+		V int `json:"v"`
+	}
+	_ = json.Unmarshal(body, &ver)
+	if ver.V != MessageVersion {
+		return Permanentf("unknown message version %d (this build reads version %d)", ver.V, MessageVersion)
+	}
+	return nil
+}

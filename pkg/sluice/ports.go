@@ -1,0 +1,152 @@
+package sluice
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// BlobInfo describes one stored object.
+type BlobInfo struct {
+	Key      string
+	Size     int64
+	ETag     string
+	Modified time.Time
+}
+
+// BlobStore is one bucket: S3 on AWS, a directory locally. Every method
+// validates its keys with ValidateKey.
+type BlobStore interface {
+	// Bucket names the bucket, as it appears in object-created events.
+	Bucket() string
+	// Get streams an object; the caller closes it. A missing object is ErrNotFound.
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// Put stores everything r yields under key, replacing what was there.
+	// Readers see either the old or the new object, never a partial one.
+	Put(ctx context.Context, key string, r io.Reader) (BlobInfo, error)
+	// Stat describes an object without reading it.
+	Stat(ctx context.Context, key string) (BlobInfo, error)
+	// List returns every object whose key starts with prefix, sorted by key.
+	List(ctx context.Context, prefix string) ([]BlobInfo, error)
+	// Copy copies src to dst inside the bucket.
+	Copy(ctx context.Context, src, dst string) error
+	// Delete removes an object; deleting a missing object is not an error.
+	Delete(ctx context.Context, key string) error
+	// Link returns a URL a person can follow to read the object, valid for
+	// about ttl where the store can limit it, and the time it stops working
+	// (zero when it never does).
+	Link(ctx context.Context, key string, ttl time.Duration) (url string, expires time.Time, err error)
+}
+
+// Message is one received queue message.
+type Message struct {
+	ID      string
+	Body    []byte
+	Receipt string // opaque handle for Delete, Extend and DeadLetter
+	// ReceiveCount is how many times the message has been received,
+	// this time included.
+	ReceiveCount int
+	// SentAt is when the message was first sent, where the queue knows.
+	SentAt time.Time
+}
+
+// QueueDepth is a snapshot of a queue's size.
+type QueueDepth struct {
+	Visible  int // waiting to be received
+	InFlight int // received, not yet deleted, still invisible
+	Delayed  int // sent or released with a delay that has not passed
+}
+
+// Queue is an at-least-once message queue with visibility timeouts, as SQS
+// is. A message received more than the queue's max-receive count without
+// being deleted moves to the queue's dead-letter queue.
+type Queue interface {
+	Name() string
+	Send(ctx context.Context, body []byte) error
+	// SendBatch sends many messages; it may split them into several calls.
+	SendBatch(ctx context.Context, bodies [][]byte) error
+	// Receive waits up to wait for at least one message and returns at most
+	// max of them, each invisible to other receivers for visibility.
+	Receive(ctx context.Context, max int, visibility, wait time.Duration) ([]Message, error)
+	// Extend sets a received message's remaining invisibility to d: a
+	// heartbeat while work goes on, or a delayed release after a failure.
+	Extend(ctx context.Context, receipt string, d time.Duration) error
+	// Delete acknowledges a received message.
+	Delete(ctx context.Context, receipt string) error
+	// DeadLetter moves a received message to the dead-letter queue at once,
+	// with a reason an operator can read, for messages that can never succeed.
+	DeadLetter(ctx context.Context, m Message, reason string) error
+	Depth(ctx context.Context) (QueueDepth, error)
+}
+
+// Ledger holds the state of every batch: the batch record, the chunk
+// completion counter, and the rejected rows.
+type Ledger interface {
+	// CreateBatch stores b unless a batch with its ID exists, and returns the
+	// stored batch and whether this call created it.
+	CreateBatch(ctx context.Context, b Batch) (Batch, bool, error)
+	GetBatch(ctx context.Context, id string) (Batch, error)
+	// ListBatches returns batches, newest first.
+	ListBatches(ctx context.Context, f BatchFilter) ([]Batch, error)
+	// UpdateBatch applies the non-zero fields of u to the batch.
+	UpdateBatch(ctx context.Context, id string, u BatchUpdate) (Batch, error)
+	// SetTotal records how many chunks the batch has and how many rows it
+	// read. The result says whether every chunk is already done.
+	SetTotal(ctx context.Context, id string, chunks, rows int) (Completion, error)
+	// ChunkDone counts a chunk once, however often it is called, adding its
+	// stats to the batch.
+	ChunkDone(ctx context.Context, id string, s ChunkStats) (Completion, error)
+	// AddRejects stores rejected rows; storing the same (batch, line) twice
+	// keeps one.
+	AddRejects(ctx context.Context, id string, rows []RowError) error
+	// Rejects pages through a batch's rejected rows in line order, starting
+	// after line afterLine.
+	Rejects(ctx context.Context, id string, afterLine int64, limit int) ([]RowError, error)
+}
+
+// Completion is the chunk counter's state after an update.
+type Completion struct {
+	// Counted is true when this call counted the chunk (false for a repeat).
+	Counted bool
+	// Complete is true when the total is known and every chunk is done.
+	Complete bool
+	// Completed is true only for the single call that made Complete true:
+	// the caller that sees it sends the merge message.
+	Completed bool
+	Done      int
+	Total     int // -1 while unknown
+}
+
+// Catalog is the reference data that enriches rows.
+type Catalog interface {
+	// Columns names the reference columns, the key column first.
+	Columns(ctx context.Context) ([]string, error)
+	// Lookup finds many keys at once. vals[i] holds the non-key columns of
+	// keys[i] in Columns order, or nil when the key is unknown.
+	Lookup(ctx context.Context, keys []string) (vals [][]string, err error)
+}
+
+// CatalogLoader fills a catalog from a reference file.
+type CatalogLoader interface {
+	// Load replaces the catalog with the rows that next yields. next returns
+	// io.EOF after the last row.
+	Load(ctx context.Context, columns []string, next func() ([]string, error)) (int, error)
+}
+
+// Email is one message to people.
+type Email struct {
+	From    string
+	To      []string
+	Subject string
+	Text    string
+	HTML    string
+	// IdempotencyKey names the email for de-duplication where the mailer can
+	// do it (the local outbox writes one file per key).
+	IdempotencyKey string
+}
+
+// Mailer sends email.
+type Mailer interface {
+	// Send sends e and returns the mail system's ID for it.
+	Send(ctx context.Context, e Email) (string, error)
+}
