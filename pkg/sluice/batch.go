@@ -136,3 +136,35 @@ type RowError struct {
 	Message string `json:"message"`
 	Raw     string `json:"raw"` // the row as it stood in the input, without its line ending
 }
+
+// ApplyUpdate copies the non-zero fields of u into b. Ledgers that store a
+// whole batch use it, so every adapter reads BatchUpdate the same way.
+func ApplyUpdate(b *Batch, u BatchUpdate) {
+	if u.State != "" {
+		b.State = u.State
+	}
+	if u.Reason != "" {
+		b.Reason = u.Reason
+	}
+	if u.Header != nil {
+		b.Header = u.Header
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&b.OutputKey, u.OutputKey)
+	set(&b.ErrorsKey, u.ErrorsKey)
+	set(&b.ManifestKey, u.ManifestKey)
+	set(&b.EmailID, u.EmailID)
+	setT := func(dst *time.Time, v time.Time) {
+		if !v.IsZero() {
+			*dst = v
+		}
+	}
+	setT(&b.SplitAt, u.SplitAt)
+	setT(&b.ProcessAt, u.ProcessAt)
+	setT(&b.MergedAt, u.MergedAt)
+	setT(&b.NotifiedAt, u.NotifiedAt)
+}

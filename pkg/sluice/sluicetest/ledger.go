@@ -1,0 +1,198 @@
+package sluicetest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+func newBatch(id string, created time.Time) sluice.Batch {
+	return sluice.Batch{ID: id, Bucket: "bkt", Key: "input/" + id + ".csv", Name: id + ".csv", Size: 10, ETag: "e", Sequence: "1", CreatedAt: created}
+}
+
+func mustCreate(t *testing.T, l sluice.Ledger, b sluice.Batch) sluice.Batch {
+	t.Helper()
+	got, created, err := l.CreateBatch(t.Context(), b)
+	if err != nil || !created {
+		t.Fatalf("CreateBatch(%s) = created %v, %v", b.ID, created, err)
+	}
+	return got
+}
+
+// TestLedger runs the Ledger suite. newLedger returns an empty ledger.
+func TestLedger(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
+	t.Run("CreateIsIdempotent", func(t *testing.T) {
+		l := newLedger(t)
+		b := mustCreate(t, l, newBatch("b1", time.Now()))
+		if b.State != sluice.StateSplitting || b.TotalChunks != -1 {
+			t.Fatalf("new batch state %q total %d, want splitting -1", b.State, b.TotalChunks)
+		}
+		again := newBatch("b1", time.Now())
+		again.Name = "other.csv"
+		got, created, err := l.CreateBatch(t.Context(), again)
+		if err != nil || created || got.Name != "b1.csv" {
+			t.Fatalf("second CreateBatch = %q, created %v, %v; want the first batch kept", got.Name, created, err)
+		}
+		if _, err := l.GetBatch(t.Context(), "missing"); !errors.Is(err, sluice.ErrNotFound) {
+			t.Fatalf("GetBatch(missing): %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("ChunkCountedOnce", func(t *testing.T) {
+		l := newLedger(t)
+		mustCreate(t, l, newBatch("b2", time.Now()))
+		s := sluice.ChunkStats{Chunk: 3, RowsIn: 10, RowsOut: 8, RowsRejected: 2, Reasons: map[string]int{"pattern": 2}}
+		c, err := l.ChunkDone(t.Context(), "b2", s)
+		if err != nil || !c.Counted || c.Complete || c.Done != 1 {
+			t.Fatalf("first ChunkDone = %+v, %v", c, err)
+		}
+		c, err = l.ChunkDone(t.Context(), "b2", s)
+		if err != nil || c.Counted || c.Done != 1 {
+			t.Fatalf("repeated ChunkDone = %+v, %v; want not counted, done 1", c, err)
+		}
+		b, _ := l.GetBatch(t.Context(), "b2")
+		if b.DoneChunks != 1 || b.RowsOut != 8 || b.RowsRejected != 2 || b.Reasons["pattern"] != 2 {
+			t.Fatalf("batch after a repeated chunk: done %d out %d rejected %d reasons %v", b.DoneChunks, b.RowsOut, b.RowsRejected, b.Reasons)
+		}
+	})
+	t.Run("CompletedExactlyOnce", func(t *testing.T) {
+		for _, totalFirst := range []bool{true, false} {
+			t.Run(fmt.Sprintf("totalFirst=%v", totalFirst), func(t *testing.T) {
+				l := newLedger(t)
+				mustCreate(t, l, newBatch("b3", time.Now()))
+				const n = 40
+				var mu sync.Mutex
+				completed := 0
+				note := func(c sluice.Completion, err error) {
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					if c.Completed {
+						completed++
+					}
+					mu.Unlock()
+				}
+				if totalFirst {
+					note(l.SetTotal(t.Context(), "b3", n, n*10))
+				}
+				var wg sync.WaitGroup
+				for i := range n {
+					for range 2 { // every chunk reported twice, as redelivery does
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							note(l.ChunkDone(t.Context(), "b3", sluice.ChunkStats{Chunk: i, RowsIn: 10, RowsOut: 10}))
+						}()
+					}
+				}
+				if !totalFirst {
+					wg.Add(1)
+					go func() { defer wg.Done(); note(l.SetTotal(t.Context(), "b3", n, n*10)) }()
+				}
+				wg.Wait()
+				if completed != 1 {
+					t.Fatalf("%d calls saw Completed, want exactly 1", completed)
+				}
+				b, _ := l.GetBatch(t.Context(), "b3")
+				if b.DoneChunks != n || b.TotalChunks != n || b.RowsOut != n*10 || b.RowsIn != n*10 {
+					t.Fatalf("batch: done %d total %d out %d in %d", b.DoneChunks, b.TotalChunks, b.RowsOut, b.RowsIn)
+				}
+				c, err := l.ChunkDone(t.Context(), "b3", sluice.ChunkStats{Chunk: 0})
+				if err != nil || c.Counted || !c.Complete || c.Completed {
+					t.Fatalf("late repeat = %+v, %v; want complete, not counted, not completed", c, err)
+				}
+			})
+		}
+	})
+	t.Run("ZeroChunks", func(t *testing.T) {
+		l := newLedger(t)
+		mustCreate(t, l, newBatch("b4", time.Now()))
+		c, err := l.SetTotal(t.Context(), "b4", 0, 0)
+		if err != nil || !c.Completed || !c.Complete {
+			t.Fatalf("SetTotal(0) = %+v, %v; want completed", c, err)
+		}
+	})
+	t.Run("UpdateAndList", func(t *testing.T) {
+		l := newLedger(t)
+		base := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+		for i, id := range []string{"old", "mid", "new"} {
+			mustCreate(t, l, newBatch(id, base.Add(time.Duration(i)*time.Minute)))
+		}
+		merged := time.Now().UTC().Truncate(time.Millisecond)
+		b, err := l.UpdateBatch(t.Context(), "mid", sluice.BatchUpdate{State: sluice.StateFailed, Reason: "the file is empty", Header: []string{"a", "b"}, MergedAt: merged})
+		if err != nil || b.State != sluice.StateFailed || b.Reason != "the file is empty" {
+			t.Fatalf("UpdateBatch = %+v, %v", b, err)
+		}
+		b, _ = l.GetBatch(t.Context(), "mid")
+		if b.State != sluice.StateFailed || fmt.Sprint(b.Header) != "[a b]" || !b.MergedAt.Equal(merged) || b.Name != "mid.csv" {
+			t.Fatalf("stored batch: state %q header %v merged %v name %q", b.State, b.Header, b.MergedAt, b.Name)
+		}
+		b, err = l.UpdateBatch(t.Context(), "mid", sluice.BatchUpdate{State: sluice.StateCompleted, OnlyIfNotTerminal: true})
+		if err != nil || b.State != sluice.StateFailed {
+			t.Fatalf("update of a terminal batch: state %q, %v; want it left failed", b.State, err)
+		}
+		all, err := l.ListBatches(t.Context(), sluice.BatchFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, b := range all {
+			ids = append(ids, b.ID)
+		}
+		if fmt.Sprint(ids) != "[new mid old]" {
+			t.Fatalf("ListBatches = %v, want newest first", ids)
+		}
+		failed, _ := l.ListBatches(t.Context(), sluice.BatchFilter{State: sluice.StateFailed})
+		if len(failed) != 1 || failed[0].ID != "mid" {
+			t.Fatalf("ListBatches(failed) = %v", failed)
+		}
+		one, _ := l.ListBatches(t.Context(), sluice.BatchFilter{Limit: 1})
+		if len(one) != 1 || one[0].ID != "new" {
+			t.Fatalf("ListBatches(limit 1) = %v", one)
+		}
+		byKey, _ := l.ListBatches(t.Context(), sluice.BatchFilter{Key: "input/old.csv"})
+		if len(byKey) != 1 || byKey[0].ID != "old" {
+			t.Fatalf("ListBatches(key) = %v", byKey)
+		}
+	})
+	t.Run("Rejects", func(t *testing.T) {
+		l := newLedger(t)
+		mustCreate(t, l, newBatch("b5", time.Now()))
+		var rows []sluice.RowError
+		for i := range 250 {
+			rows = append(rows, sluice.RowError{Chunk: i / 100, Line: int64(i*2 + 2), Column: "uuid", Rule: "pattern", Message: "bad", Raw: fmt.Sprintf("x%d,\"q\"\"uote\"", i)})
+		}
+		if err := l.AddRejects(t.Context(), "b5", rows[:200]); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.AddRejects(t.Context(), "b5", rows[100:]); err != nil { // overlaps: a redelivered chunk
+			t.Fatal(err)
+		}
+		var got []sluice.RowError
+		after := int64(0)
+		for {
+			page, err := l.Rejects(t.Context(), "b5", after, 60)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			got = append(got, page...)
+			after = page[len(page)-1].Line
+		}
+		if len(got) != 250 {
+			t.Fatalf("%d rejected rows stored, want 250", len(got))
+		}
+		for i, r := range got {
+			if r.Line != rows[i].Line || r.Raw != rows[i].Raw || r.Rule != "pattern" || r.Column != "uuid" || r.Chunk != rows[i].Chunk {
+				t.Fatalf("row %d = %+v, want %+v", i, r, rows[i])
+			}
+		}
+	})
+}

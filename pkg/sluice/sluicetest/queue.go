@@ -1,0 +1,263 @@
+package sluicetest
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// QueueFactory returns a new, empty queue whose messages move to dlq after
+// maxReceive receives (0: never), and that dead-letter queue.
+type QueueFactory func(t *testing.T, maxReceive int) (q, dlq sluice.Queue)
+
+// receiveN receives until n messages arrived or the deadline passed.
+func receiveN(t *testing.T, q sluice.Queue, n int, vis time.Duration, within time.Duration) []sluice.Message {
+	t.Helper()
+	var out []sluice.Message
+	deadline := time.Now().Add(within)
+	for len(out) < n && time.Now().Before(deadline) {
+		ms, err := q.Receive(t.Context(), min(10, n-len(out)), vis, time.Second)
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		out = append(out, ms...)
+	}
+	if len(out) < n {
+		t.Fatalf("received %d messages within %v, want %d", len(out), within, n)
+	}
+	return out
+}
+
+func expectEmpty(t *testing.T, q sluice.Queue, what string) {
+	t.Helper()
+	ms, err := q.Receive(t.Context(), 10, 30*time.Second, 0)
+	if err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	if len(ms) > 0 {
+		t.Fatalf("%s: got %d messages (first %q), want none", what, len(ms), ms[0].Body)
+	}
+}
+
+func bodies(ms []sluice.Message) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, string(m.Body))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestQueue runs the Queue suite.
+func TestQueue(t *testing.T, newQueue QueueFactory) {
+	t.Run("SendReceiveDelete", func(t *testing.T) {
+		q, _ := newQueue(t, 0)
+		for _, b := range []string{"one", "two", `{"v":1,"x":"three"}`} {
+			if err := q.Send(t.Context(), []byte(b)); err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+		}
+		ms := receiveN(t, q, 3, 30*time.Second, 10*time.Second)
+		if got := fmt.Sprint(bodies(ms)); got != `[one two {"v":1,"x":"three"}]` {
+			t.Fatalf("bodies %s", got)
+		}
+		for _, m := range ms {
+			if m.ReceiveCount != 1 {
+				t.Errorf("first receive of %q has ReceiveCount %d", m.Body, m.ReceiveCount)
+			}
+			if m.ID == "" || m.Receipt == "" {
+				t.Errorf("message without ID or receipt: %+v", m)
+			}
+			if err := q.Delete(t.Context(), m.Receipt); err != nil {
+				t.Fatalf("Delete: %v", err)
+			}
+		}
+		expectEmpty(t, q, "after deleting everything")
+	})
+	t.Run("RedeliveredAfterVisibilityTimeout", func(t *testing.T) {
+		q, _ := newQueue(t, 0)
+		if err := q.Send(t.Context(), []byte("again")); err != nil {
+			t.Fatal(err)
+		}
+		first := receiveN(t, q, 1, time.Second, 10*time.Second)[0]
+		expectEmpty(t, q, "while in flight")
+		time.Sleep(1500 * time.Millisecond)
+		second := receiveN(t, q, 1, 30*time.Second, 10*time.Second)[0]
+		if string(second.Body) != "again" || second.ReceiveCount != 2 {
+			t.Fatalf("redelivery: body %q count %d, want \"again\" 2", second.Body, second.ReceiveCount)
+		}
+		if second.ID != first.ID {
+			t.Errorf("redelivered message has ID %q, first %q", second.ID, first.ID)
+		}
+		if err := q.Delete(t.Context(), second.Receipt); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("ExtendKeepsItInvisible", func(t *testing.T) {
+		q, _ := newQueue(t, 0)
+		if err := q.Send(t.Context(), []byte("long work")); err != nil {
+			t.Fatal(err)
+		}
+		m := receiveN(t, q, 1, time.Second, 10*time.Second)[0]
+		if err := q.Extend(t.Context(), m.Receipt, 4*time.Second); err != nil {
+			t.Fatalf("Extend: %v", err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		expectEmpty(t, q, "after the heartbeat, past the first timeout")
+		if err := q.Extend(t.Context(), m.Receipt, 0); err != nil {
+			t.Fatalf("Extend(0): %v", err)
+		}
+		back := receiveN(t, q, 1, 30*time.Second, 10*time.Second)[0]
+		if string(back.Body) != "long work" {
+			t.Fatalf("got %q", back.Body)
+		}
+		if err := q.Delete(t.Context(), back.Receipt); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("SendBatchMany", func(t *testing.T) {
+		q, _ := newQueue(t, 0)
+		var bs [][]byte
+		for i := range 25 {
+			bs = append(bs, []byte(fmt.Sprintf("m%02d", i)))
+		}
+		if err := q.SendBatch(t.Context(), bs); err != nil {
+			t.Fatalf("SendBatch: %v", err)
+		}
+		ms := receiveN(t, q, 25, 30*time.Second, 20*time.Second)
+		seen := map[string]bool{}
+		for _, m := range ms {
+			if seen[string(m.Body)] {
+				t.Fatalf("%q received twice", m.Body)
+			}
+			seen[string(m.Body)] = true
+			if err := q.Delete(t.Context(), m.Receipt); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	t.Run("DeadLetterNow", func(t *testing.T) {
+		q, dlq := newQueue(t, 5)
+		if err := q.Send(t.Context(), []byte("poison")); err != nil {
+			t.Fatal(err)
+		}
+		m := receiveN(t, q, 1, 30*time.Second, 10*time.Second)[0]
+		if err := q.DeadLetter(t.Context(), m, "malformed message: test"); err != nil {
+			t.Fatalf("DeadLetter: %v", err)
+		}
+		dead := receiveN(t, dlq, 1, 30*time.Second, 10*time.Second)[0]
+		if string(dead.Body) != "poison" {
+			t.Fatalf("dead-letter queue holds %q", dead.Body)
+		}
+		if err := dlq.Delete(t.Context(), dead.Receipt); err != nil {
+			t.Fatal(err)
+		}
+		expectEmpty(t, q, "source queue after dead-lettering")
+	})
+	t.Run("RedriveAfterMaxReceive", func(t *testing.T) {
+		const maxReceive = 2
+		q, dlq := newQueue(t, maxReceive)
+		if err := q.Send(t.Context(), []byte("never acked")); err != nil {
+			t.Fatal(err)
+		}
+		receives := 0
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			ms, err := q.Receive(t.Context(), 1, time.Second, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			receives += len(ms)
+			if d, err := dlq.Receive(t.Context(), 1, 30*time.Second, 0); err != nil {
+				t.Fatal(err)
+			} else if len(d) == 1 {
+				if string(d[0].Body) != "never acked" {
+					t.Fatalf("dead-letter queue holds %q", d[0].Body)
+				}
+				if receives != maxReceive {
+					t.Fatalf("received %d times before the redrive, want %d", receives, maxReceive)
+				}
+				return
+			}
+		}
+		t.Fatalf("message never reached the dead-letter queue (received %d times)", receives)
+	})
+	t.Run("Depth", func(t *testing.T) {
+		q, _ := newQueue(t, 0)
+		if err := q.SendBatch(t.Context(), [][]byte{[]byte("a"), []byte("b")}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := q.Depth(t.Context())
+		if err != nil {
+			t.Fatalf("Depth: %v", err)
+		}
+		if d.Visible != 2 || d.InFlight != 0 {
+			t.Fatalf("depth after two sends = %+v", d)
+		}
+		m := receiveN(t, q, 1, 30*time.Second, 10*time.Second)[0]
+		d, _ = q.Depth(t.Context())
+		// Some emulators count in-flight messages as visible too.
+		if d.Visible+d.InFlight < 2 || d.InFlight > 1 {
+			t.Fatalf("depth with one in flight = %+v", d)
+		}
+		q.Delete(t.Context(), m.Receipt)
+		rest := receiveN(t, q, 1, 30*time.Second, 10*time.Second)
+		q.Delete(t.Context(), rest[0].Receipt)
+		d, _ = q.Depth(t.Context())
+		if d.Visible != 0 || d.InFlight != 0 {
+			t.Fatalf("depth after deleting all = %+v", d)
+		}
+	})
+	t.Run("ConcurrentReceiversNeverShare", func(t *testing.T) {
+		q, _ := newQueue(t, 0)
+		const n = 30
+		var bs [][]byte
+		for i := range n {
+			bs = append(bs, []byte(fmt.Sprint(i)))
+		}
+		if err := q.SendBatch(t.Context(), bs); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		got := map[string]int{}
+		var wg sync.WaitGroup
+		deadline := time.Now().Add(20 * time.Second)
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(deadline) {
+					mu.Lock()
+					done := len(got) == n
+					mu.Unlock()
+					if done {
+						return
+					}
+					ms, err := q.Receive(t.Context(), 3, 60*time.Second, 500*time.Millisecond)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					for _, m := range ms {
+						got[string(m.Body)]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(got) != n {
+			t.Fatalf("received %d distinct messages, want %d", len(got), n)
+		}
+		for b, c := range got {
+			if c != 1 {
+				t.Errorf("message %s received %d times while invisible", b, c)
+			}
+		}
+	})
+}

@@ -1,0 +1,136 @@
+// Package sqlite holds the embedded adapters that live in one SQLite
+// database file: the queues (sluice.Queue), the ledger (sluice.Ledger) and
+// the reference catalog (sluice.Catalog). It uses modernc.org/sqlite, a pure
+// Go driver, so the sluice binary needs no cgo and no system library.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"sync"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// DB is one SQLite database file.
+type DB struct {
+	sql  *sql.DB
+	path string
+
+	mu      sync.Mutex
+	waiters map[string]chan struct{} // closed when a queue gets a message
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS queue_messages (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	queue         TEXT    NOT NULL,
+	body          BLOB    NOT NULL,
+	sent_at       INTEGER NOT NULL,
+	visible_at    INTEGER NOT NULL,
+	receive_count INTEGER NOT NULL DEFAULT 0,
+	receipt       TEXT,
+	dead_reason   TEXT
+);
+CREATE INDEX IF NOT EXISTS queue_messages_ready ON queue_messages (queue, visible_at, id);
+
+CREATE TABLE IF NOT EXISTS batches (
+	id         TEXT PRIMARY KEY,
+	key        TEXT NOT NULL,
+	state      TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	data       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batches_created ON batches (created_at DESC, id);
+
+CREATE TABLE IF NOT EXISTS batch_chunks (
+	batch_id TEXT    NOT NULL,
+	chunk    INTEGER NOT NULL,
+	PRIMARY KEY (batch_id, chunk)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS rejects (
+	batch_id TEXT    NOT NULL,
+	line     INTEGER NOT NULL,
+	chunk    INTEGER NOT NULL,
+	col      TEXT    NOT NULL,
+	rule     TEXT    NOT NULL,
+	message  TEXT    NOT NULL,
+	raw      TEXT    NOT NULL,
+	PRIMARY KEY (batch_id, line)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS reference_meta (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	columns TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reference (
+	k TEXT PRIMARY KEY,
+	v BLOB NOT NULL
+) WITHOUT ROWID;
+`
+
+// Open opens or creates the database at path, in WAL mode so that readers
+// (sluice status, the console) never wait for the pipeline's writes.
+func Open(path string) (*DB, error) {
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(ON)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	sdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// One connection: SQLite has one writer anyway, and a single connection
+	// turns write contention inside this process into an orderly queue
+	// instead of SQLITE_BUSY retries.
+	sdb.SetMaxOpenConns(1)
+	if _, err := sdb.Exec(schema); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("sqlite: %s: creating schema: %w", path, err)
+	}
+	return &DB{sql: sdb, path: path, waiters: map[string]chan struct{}{}}, nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error { return db.sql.Close() }
+
+// Path is the database file.
+func (db *DB) Path() string { return db.path }
+
+func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// signal wakes receivers waiting on queue.
+func (db *DB) signal(queue string) {
+	db.mu.Lock()
+	if ch, ok := db.waiters[queue]; ok {
+		close(ch)
+		delete(db.waiters, queue)
+	}
+	db.mu.Unlock()
+}
+
+// wait returns a channel closed at the next send to queue.
+func (db *DB) wait(queue string) <-chan struct{} {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	ch, ok := db.waiters[queue]
+	if !ok {
+		ch = make(chan struct{})
+		db.waiters[queue] = ch
+	}
+	return ch
+}

@@ -1,0 +1,106 @@
+package sqlite_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/sqlite"
+)
+
+func open(t *testing.T) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "sluice.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestQueueConformance(t *testing.T) {
+	t.Parallel()
+	sluicetest.TestQueue(t, func(t *testing.T, maxReceive int) (sluice.Queue, sluice.Queue) {
+		q := open(t).Queue("chunks", sqlite.QueueOptions{MaxReceive: maxReceive})
+		return q, q.DeadLetterQueue()
+	})
+}
+
+func TestLedgerConformance(t *testing.T) {
+	t.Parallel()
+	sluicetest.TestLedger(t, func(t *testing.T) sluice.Ledger { return open(t).Ledger() })
+}
+
+func TestCatalogConformance(t *testing.T) {
+	t.Parallel()
+	sluicetest.TestCatalog(t, func(t *testing.T) (sluice.Catalog, sluice.CatalogLoader) {
+		c := open(t).Catalog()
+		return c, c
+	})
+}
+
+func TestQueuesAreSeparate(t *testing.T) {
+	db := open(t)
+	a, b := db.Queue("a", sqlite.QueueOptions{}), db.Queue("b", sqlite.QueueOptions{})
+	if err := a.Send(t.Context(), []byte("for a")); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := b.Receive(t.Context(), 10, time.Minute, 0)
+	if err != nil || len(ms) != 0 {
+		t.Fatalf("queue b received %d messages sent to a (%v)", len(ms), err)
+	}
+}
+
+func TestReleaseInFlightAndRedrive(t *testing.T) {
+	db := open(t)
+	q := db.Queue("work", sqlite.QueueOptions{MaxReceive: 3})
+	for i := range 3 {
+		q.Send(t.Context(), []byte(fmt.Sprint(i)))
+	}
+	ms, _ := q.Receive(t.Context(), 3, time.Hour, 0)
+	if len(ms) != 3 {
+		t.Fatalf("received %d", len(ms))
+	}
+	n, err := q.ReleaseInFlight(t.Context())
+	if err != nil || n != 3 {
+		t.Fatalf("ReleaseInFlight = %d, %v; want 3", n, err)
+	}
+	ms, _ = q.Receive(t.Context(), 3, time.Hour, 0)
+	if len(ms) != 3 || ms[0].ReceiveCount != 2 {
+		t.Fatalf("after release: %d messages, count %d", len(ms), ms[0].ReceiveCount)
+	}
+	if err := q.DeadLetter(t.Context(), ms[0], "malformed message"); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := q.DeadLetterQueue().Peek(t.Context(), 10)
+	if err != nil || len(dead) != 1 || dead[0].Reason != "malformed message" || string(dead[0].Body) != "0" {
+		t.Fatalf("Peek = %+v, %v", dead, err)
+	}
+	moved, err := q.DeadLetterQueue().MoveAll(t.Context(), "work")
+	if err != nil || moved != 1 {
+		t.Fatalf("MoveAll = %d, %v", moved, err)
+	}
+	back, _ := q.Receive(t.Context(), 1, time.Hour, 0)
+	if len(back) != 1 || string(back[0].Body) != "0" || back[0].ReceiveCount != 1 {
+		t.Fatalf("redriven message: %+v", back)
+	}
+}
+
+func TestLongPollWakesOnSend(t *testing.T) {
+	q := open(t).Queue("wake", sqlite.QueueOptions{})
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		q.Send(t.Context(), []byte("hi"))
+	}()
+	start := time.Now()
+	ms, err := q.Receive(t.Context(), 1, time.Minute, 10*time.Second)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("Receive = %d, %v", len(ms), err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("long poll took %v to see a send", el)
+	}
+}
