@@ -91,7 +91,7 @@ func (s *Scanner) Next() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if (len(rec) == 1 && rec[0] == '\n') || (len(rec) == 2 && rec[0] == '\r' && rec[1] == '\n') {
+		if len(rec) <= 2 && len(TrimEOL(rec)) == 0 {
 			continue // a blank line: "\n" or "\r\n"
 		}
 		return rec, nil

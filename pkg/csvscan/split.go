@@ -12,13 +12,14 @@ var (
 	ErrUnterminated = errors.New(`quoted field is never closed`)
 )
 
-// TrimEOL drops the record's line ending (LF or CRLF).
+// TrimEOL drops the record's line ending: LF, CRLF, or (on the last line
+// of a file, as encoding/csv reads it) a lone CR.
 func TrimEOL(rec []byte) []byte {
 	if n := len(rec); n > 0 && rec[n-1] == '\n' {
 		rec = rec[:n-1]
-		if n := len(rec); n > 0 && rec[n-1] == '\r' {
-			rec = rec[:n-1]
-		}
+	}
+	if n := len(rec); n > 0 && rec[n-1] == '\r' {
+		rec = rec[:n-1]
 	}
 	return rec
 }
