@@ -1,0 +1,168 @@
+// Package config reads the pipeline configuration: the delimiter, the chunk
+// size, the per-column rules (JSON Schema), the reference lookup, the mail
+// settings and the limits. The built-in default reproduces the seed sample's
+// job exactly; a YAML file overrides any part of it.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultYAML is the built-in configuration, as a file a user can start from.
+func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
+
+// Pipeline is the whole configuration.
+type Pipeline struct {
+	Delimiter string    `yaml:"delimiter" json:"delimiter"`
+	ChunkRows int       `yaml:"chunkRows" json:"chunkRows"`
+	Columns   []Column  `yaml:"columns" json:"columns"`
+	Reference Reference `yaml:"reference" json:"reference"`
+	Mail      Mail      `yaml:"mail" json:"mail"`
+	Limits    Limits    `yaml:"limits" json:"limits"`
+}
+
+// Column is one column's rule.
+type Column struct {
+	Name string `yaml:"name" json:"name"`
+	// Schema is a JSON Schema for the value, written in YAML or JSON.
+	Schema map[string]any `yaml:"schema" json:"schema"`
+}
+
+// Reference says how rows are enriched.
+type Reference struct {
+	Key       string   `yaml:"key" json:"key"`
+	Append    []string `yaml:"append" json:"append"`
+	OnMissing string   `yaml:"onMissing" json:"onMissing"`
+}
+
+// Mail says who hears about a batch.
+type Mail struct {
+	From    string   `yaml:"from" json:"from"`
+	To      []string `yaml:"to" json:"to"`
+	LinkTTL Duration `yaml:"linkTTL" json:"linkTTL"`
+}
+
+// Limits bound what one file may cost.
+type Limits struct {
+	MaxFileBytes int64 `yaml:"maxFileBytes" json:"maxFileBytes"`
+	MaxLineBytes int   `yaml:"maxLineBytes" json:"maxLineBytes"`
+	MaxColumns   int   `yaml:"maxColumns" json:"maxColumns"`
+}
+
+// Duration reads "90s", "1h" and the like.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 90s or 1h", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes the duration as text.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// Default returns the built-in configuration.
+func Default() *Pipeline {
+	p, err := parse(defaultYAML, nil)
+	if err != nil {
+		panic("config: the built-in default is broken: " + err.Error())
+	}
+	return p
+}
+
+// Load reads a configuration file over the default: keys the file sets
+// replace the default's, the rest stay. An empty path gives the default.
+func Load(path string) (*Pipeline, error) {
+	if path == "" {
+		return Default(), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	p, err := parse(b, Default())
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// Parse reads a configuration from YAML over the default.
+func Parse(b []byte) (*Pipeline, error) { return parse(b, Default()) }
+
+func parse(b []byte, base *Pipeline) (*Pipeline, error) {
+	p := &Pipeline{}
+	if base != nil {
+		*p = *base
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(p); err != nil && !errors.Is(err, io.EOF) { // an empty file means all defaults
+		return nil, err
+	}
+	return p, p.Validate()
+}
+
+// Validate checks what the YAML decoder cannot.
+func (p *Pipeline) Validate() error {
+	var errs []error
+	if len(p.Delimiter) != 1 || p.Delimiter == "\"" || p.Delimiter == "\n" || p.Delimiter == "\r" {
+		errs = append(errs, fmt.Errorf("delimiter %q: must be one byte, not a quote or line break", p.Delimiter))
+	}
+	if p.ChunkRows < 1 {
+		errs = append(errs, fmt.Errorf("chunkRows %d: must be at least 1", p.ChunkRows))
+	}
+	seen := map[string]bool{}
+	for i, c := range p.Columns {
+		if c.Name == "" {
+			errs = append(errs, fmt.Errorf("columns[%d]: no name", i))
+		}
+		if seen[c.Name] {
+			errs = append(errs, fmt.Errorf("columns: %q appears twice", c.Name))
+		}
+		seen[c.Name] = true
+	}
+	switch p.Reference.OnMissing {
+	case "reject", "empty":
+	default:
+		errs = append(errs, fmt.Errorf("reference.onMissing %q: must be reject or empty", p.Reference.OnMissing))
+	}
+	if p.Reference.Key == "" && len(p.Reference.Append) > 0 {
+		errs = append(errs, errors.New("reference.append is set but reference.key is not"))
+	}
+	if p.Limits.MaxLineBytes < 64 {
+		errs = append(errs, fmt.Errorf("limits.maxLineBytes %d: must be at least 64", p.Limits.MaxLineBytes))
+	}
+	if p.Limits.MaxColumns < 1 {
+		errs = append(errs, fmt.Errorf("limits.maxColumns %d: must be at least 1", p.Limits.MaxColumns))
+	}
+	if p.Limits.MaxFileBytes < 1 {
+		errs = append(errs, fmt.Errorf("limits.maxFileBytes %d: must be at least 1", p.Limits.MaxFileBytes))
+	}
+	if p.Mail.LinkTTL.Duration <= 0 {
+		errs = append(errs, errors.New("mail.linkTTL must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Delim is the delimiter as a byte.
+func (p *Pipeline) Delim() byte { return p.Delimiter[0] }
+
+// Enriches reports whether rows are looked up in a reference.
+func (p *Pipeline) Enriches() bool { return p.Reference.Key != "" }
