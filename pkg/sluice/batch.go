@@ -19,6 +19,19 @@ const (
 	StateFailed     State = "failed"
 )
 
+var stateRank = map[State]int{StateSplitting: 1, StateProcessing: 2, StateMerging: 3, StateNotifying: 4, StateCompleted: 5}
+
+// CanMove reports whether a batch in state from may move to state to.
+func CanMove(from, to State) bool {
+	switch {
+	case to == "" || from.Terminal():
+		return false
+	case to == StateFailed:
+		return true
+	}
+	return stateRank[to] > stateRank[from]
+}
+
 // Terminal reports whether a batch in state s will not change again.
 func (s State) Terminal() bool { return s == StateCompleted || s == StateFailed }
 
@@ -113,7 +126,8 @@ type BatchUpdate struct {
 	ProcessAt   time.Time
 	MergedAt    time.Time
 	NotifiedAt  time.Time
-	// OnlyIfNotTerminal makes the update a no-op on a completed or failed batch.
+	// OnlyIfNotTerminal makes the whole update a no-op on a completed or
+	// failed batch (the state alone never changes once terminal).
 	OnlyIfNotTerminal bool
 }
 
@@ -139,8 +153,16 @@ type RowError struct {
 
 // ApplyUpdate copies the non-zero fields of u into b. Ledgers that store a
 // whole batch use it, so every adapter reads BatchUpdate the same way.
+//
+// A batch's state only moves forward (splitting, processing, merging,
+// notifying, completed), except to failed from any state that is not
+// terminal; a terminal state never changes. Late or repeated messages can
+// then never drag a batch back.
 func ApplyUpdate(b *Batch, u BatchUpdate) {
-	if u.State != "" {
+	if u.OnlyIfNotTerminal && b.State.Terminal() {
+		return
+	}
+	if CanMove(b.State, u.State) {
 		b.State = u.State
 	}
 	if u.Reason != "" {

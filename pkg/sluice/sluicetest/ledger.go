@@ -136,6 +136,22 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
 		if err != nil || b.State != sluice.StateFailed {
 			t.Fatalf("update of a terminal batch: state %q, %v; want it left failed", b.State, err)
 		}
+		// States only move forward.
+		mustCreate(t, l, newBatch("fwd", base.Add(-time.Minute)))
+		for _, st := range []sluice.State{sluice.StateMerging, sluice.StateProcessing, sluice.StateSplitting} {
+			if _, err := l.UpdateBatch(t.Context(), "fwd", sluice.BatchUpdate{State: st}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if b, _ := l.GetBatch(t.Context(), "fwd"); b.State != sluice.StateMerging {
+			t.Fatalf("state moved back to %q", b.State)
+		}
+		if b, _ := l.UpdateBatch(t.Context(), "fwd", sluice.BatchUpdate{State: sluice.StateCompleted, EmailID: "m1"}); b.State != sluice.StateCompleted || b.EmailID != "m1" {
+			t.Fatalf("completing: %q %q", b.State, b.EmailID)
+		}
+		if b, _ := l.UpdateBatch(t.Context(), "fwd", sluice.BatchUpdate{State: sluice.StateFailed, Reason: "late"}); b.State != sluice.StateCompleted {
+			t.Fatalf("a completed batch moved to %q", b.State)
+		}
 		all, err := l.ListBatches(t.Context(), sluice.BatchFilter{})
 		if err != nil {
 			t.Fatal(err)
@@ -144,7 +160,7 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
 		for _, b := range all {
 			ids = append(ids, b.ID)
 		}
-		if fmt.Sprint(ids) != "[new mid old]" {
+		if fmt.Sprint(ids) != "[new mid old fwd]" {
 			t.Fatalf("ListBatches = %v, want newest first", ids)
 		}
 		failed, _ := l.ListBatches(t.Context(), sluice.BatchFilter{State: sluice.StateFailed})
