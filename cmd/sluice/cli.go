@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/mattn/go-isatty"
+)
+
+// exitError carries an exit code: 1 for a failed batch, 2 for bad usage.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
+
+func usageErr(format string, args ...any) error {
+	return exitError{code: 2, msg: fmt.Sprintf(format, args...)}
+}
+
+// env is what a command sees of the world, so tests can run it in-process.
+type env struct {
+	getenv func(string) string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+type command struct {
+	name, args, help string
+	run              func(ctx context.Context, e env, args []string) error
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"run", "[flags] INPUT.csv", "run one file through the whole pipeline on this machine and wait for it", cmdRun},
+		{"gen", "--rows N --out DIR [flags]", "generate orders.csv and financials.csv in the seed's format", cmdGen},
+		{"reference", "load [flags] REF.csv", "load reference data into the local catalog", cmdReference},
+		{"status", "[flags] [BATCH]", "list batches, or show one", cmdStatus},
+		{"config", "default", "print the built-in pipeline configuration (YAML)", cmdConfig},
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return exitError{code: 2}
+		}
+		return nil
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, e, args[1:])
+		}
+	}
+	usage(stderr)
+	return usageErr("unknown command %q", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Sluice — batch file intake: split, validate + enrich, merge, notify.")
+	fmt.Fprintln(w, "\nUsage: sluice COMMAND [flags] [args]\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %-28s %s\n", c.name, c.args, c.help)
+	}
+	fmt.Fprintln(w, "\nRun `sluice COMMAND -h` for a command's flags.")
+}
+
+// newFlags makes a flag set that reports errors instead of exiting.
+func newFlags(e env, name, args, help string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: sluice %s %s\n\n%s\n\nFlags:\n", name, args, help)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags placed before, between or after the arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitError{code: 0}
+			}
+			return nil, exitError{code: 2}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// logger writes text logs to stderr at the level SLUICE_LOG_LEVEL names
+// (default warn, so a run's output is its result, not its chatter).
+func logger(e env) *slog.Logger {
+	lvl := slog.LevelWarn
+	switch strings.ToLower(e.getenv("SLUICE_LOG_LEVEL")) {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "info":
+		lvl = slog.LevelInfo
+	case "error":
+		lvl = slog.LevelError
+	}
+	if strings.ToLower(e.getenv("SLUICE_LOG_FORMAT")) == "json" {
+		return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+func defaultData(e env) string {
+	if d := e.getenv("SLUICE_DATA"); d != "" {
+		return d
+	}
+	return ".sluice"
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/embedded"
+	"github.com/sluicehq/sluice/pkg/gen"
+	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/sqlite"
+)
+
+func cmdGen(ctx context.Context, e env, args []string) error {
+	fs := newFlags(e, "gen", "--rows N --out DIR [flags]", "Writes DIR/orders.csv and DIR/financials.csv in the seed sample's format,\nthe same bytes for the same flags.")
+	rows := fs.Int("rows", 0, "order `rows` to write (required)")
+	refRows := fs.Int("ref-rows", 0, "reference rows; orders reuse these keys (0: one reference row per order, as in the seed)")
+	seed := fs.Int64("seed", 1, "random `seed`")
+	bad := fs.Float64("bad-rate", 0.03, "share of faulty rows, 0 to 1")
+	out := fs.String("out", "", "output `directory` (required)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *rows <= 0 || *out == "" {
+		fs.Usage()
+		return usageErr("gen needs --rows > 0 and --out")
+	}
+	start := time.Now()
+	o, f, st, err := gen.WriteFiles(*out, gen.Options{Rows: *rows, RefRows: *refRows, Seed: *seed, BadRate: *bad})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "wrote %s (%d rows, %d faulty) and %s (%d rows) in %.2fs\n", o, st.Rows, st.Bad, f, st.RefRows, time.Since(start).Seconds())
+	return nil
+}
+
+func cmdReference(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 || args[0] != "load" {
+		return usageErr("usage: sluice reference load [--data DIR] [--config F] REF.csv")
+	}
+	fs := newFlags(e, "reference load", "[flags] REF.csv", "Loads a reference CSV into the local catalog; `sluice run` without --reference uses it.")
+	data := fs.String("data", defaultData(e), "data `directory`; env SLUICE_DATA")
+	cfgPath := fs.String("config", "", "pipeline configuration `file` (names the key column)")
+	force := fs.Bool("force", false, "load even if this file was the last one loaded")
+	pos, err := parse(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return usageErr("reference load takes one file")
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	eng, err := embedded.Open(*data, cfg, logger(e))
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	if *force {
+		eng.ForgetReference()
+	}
+	start := time.Now()
+	if err := loadReference(ctx, e, eng, pos[0], isTerminal(e.stderr)); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "reference ready (%s) in %.2fs\n", pos[0], time.Since(start).Seconds())
+	return nil
+}
+
+func cmdStatus(ctx context.Context, e env, args []string) error {
+	fs := newFlags(e, "status", "[flags] [BATCH]", "Lists the batches in a data directory, newest first, or shows one batch.")
+	data := fs.String("data", defaultData(e), "data `directory`; env SLUICE_DATA")
+	asJSON := fs.Bool("json", false, "print JSON")
+	limit := fs.Int("limit", 20, "batches to list")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	// Read-only: no engine lock, so status works while a run goes on.
+	db, err := sqlite.Open(strings.TrimRight(*data, "/") + "/sluice.db")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	l := db.Ledger()
+	if len(pos) == 1 {
+		b, err := l.GetBatch(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(e.stdout).Encode(b)
+		}
+		w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(w, "batch\t%s\nfile\t%s\nstate\t%s\n", b.ID, b.Key, b.State)
+		if b.Reason != "" {
+			fmt.Fprintf(w, "reason\t%s\n", b.Reason)
+		}
+		fmt.Fprintf(w, "chunks\t%s\nrows\t%d in, %d out, %d rejected\n", chunks(b), b.RowsIn, b.RowsOut, b.RowsRejected)
+		for _, rc := range b.TopReasons(5) {
+			fmt.Fprintf(w, "\t%d × %s\n", rc.Count, rc.Rule)
+		}
+		for _, k := range []string{"split", "process", "merge", "notify", "total"} {
+			if s, ok := pipeline.Durations(b, time.Now())[k]; ok {
+				fmt.Fprintf(w, "%s\t%.3fs\n", k, s)
+			}
+		}
+		if b.OutputKey != "" {
+			fmt.Fprintf(w, "output\t%s\nerrors\t%s\n", b.OutputKey, b.ErrorsKey)
+		}
+		if b.EmailID != "" {
+			fmt.Fprintf(w, "email\t%s\n", b.EmailID)
+		}
+		return w.Flush()
+	}
+	bs, err := l.ListBatches(ctx, sluice.BatchFilter{Limit: *limit})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(bs)
+	}
+	if len(bs) == 0 {
+		fmt.Fprintln(e.stdout, "no batches yet")
+		return nil
+	}
+	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "BATCH\tFILE\tSTATE\tCHUNKS\tROWS IN\tOUT\tREJECTED\tCREATED")
+	for _, b := range bs {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", b.ID, b.Name, b.State, chunks(b), b.RowsIn, b.RowsOut, b.RowsRejected, b.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+	}
+	return w.Flush()
+}
+
+func chunks(b sluice.Batch) string {
+	if b.TotalChunks < 0 {
+		return fmt.Sprintf("%d/?", b.DoneChunks)
+	}
+	return fmt.Sprintf("%d/%d", b.DoneChunks, b.TotalChunks)
+}
+
+func cmdConfig(ctx context.Context, e env, args []string) error {
+	if len(args) != 1 || args[0] != "default" {
+		return usageErr("usage: sluice config default")
+	}
+	_, err := e.stdout.Write(config.DefaultYAML())
+	return err
+}

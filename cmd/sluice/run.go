@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/embedded"
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// runResult is what `sluice run --json` prints: one object, stable names.
+type runResult struct {
+	BatchID      string  `json:"batchId"`
+	Status       string  `json:"status"`
+	Reason       string  `json:"reason,omitempty"`
+	RowsIn       int     `json:"rowsIn"`
+	RowsOut      int     `json:"rowsOut"`
+	RowsRejected int     `json:"rowsRejected"`
+	Output       string  `json:"output"`
+	Errors       string  `json:"errors"`
+	Email        string  `json:"email"`
+	Resumed      bool    `json:"resumed"`
+	Seconds      float64 `json:"seconds"`
+}
+
+func cmdRun(ctx context.Context, e env, args []string) error {
+	fs := newFlags(e, "run", "[flags] INPUT.csv", "Runs INPUT.csv through split, validate + enrich, merge and notify on this machine,\nwaits for the batch to end, and prints where the output, the error report and\nthe email are. Rerunning a file whose batch was interrupted resumes that batch.")
+	cfgPath := fs.String("config", "", "pipeline configuration `file` (YAML; default: the built-in one, see `sluice config default`)")
+	ref := fs.String("reference", "", "reference `CSV` to load into the catalog first (skipped when it was the last one loaded)")
+	data := fs.String("data", defaultData(e), "data `directory` (bucket, queues, ledger, outbox); env SLUICE_DATA")
+	asJSON := fs.Bool("json", false, "print one JSON object on stdout instead of text")
+	workers := fs.Int("workers", 0, "chunks processed at once (default: the number of CPUs)")
+	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return usageErr("run takes exactly one input file")
+	}
+	input := pos[0]
+	if st, err := os.Stat(input); err != nil {
+		return fmt.Errorf("input: %w", err)
+	} else if st.IsDir() {
+		return fmt.Errorf("input %s is a directory", input)
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	eng, err := embedded.Open(*data, cfg, logger(e))
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	if *workers > 0 {
+		eng.Workers = *workers
+	}
+	showBar := !*noProgress && isTerminal(e.stderr)
+	if *ref != "" {
+		if err := loadReference(ctx, e, eng, *ref, showBar); err != nil {
+			return err
+		}
+	} else if cfg.Enriches() {
+		if _, err := eng.RefDB.Catalog().Columns(ctx); err != nil {
+			return fmt.Errorf("%w", err)
+		}
+	}
+
+	start := time.Now()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(runCtx) }()
+	sub, err := eng.Submit(ctx, input)
+	if err != nil {
+		stop()
+		<-done
+		return err
+	}
+	if sub.Resumed && !*asJSON {
+		fmt.Fprintf(e.stderr, "resuming unfinished batch %s of %s\n", sub.BatchID, input)
+	}
+	var bar *progressbar.ProgressBar
+	if showBar {
+		bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("splitting"),
+			progressbar.OptionShowCount(), progressbar.OptionSetItsString("chunks"), progressbar.OptionClearOnFinish(),
+			progressbar.OptionSetPredictTime(false), progressbar.OptionFullWidth())
+	}
+	b, err := eng.Wait(ctx, sub.BatchID, func(b sluice.Batch) {
+		if bar == nil {
+			return
+		}
+		if b.TotalChunks >= 0 && bar.GetMax() != b.TotalChunks {
+			bar.ChangeMax(b.TotalChunks)
+		}
+		bar.Describe(string(b.State))
+		bar.Set(b.DoneChunks)
+	})
+	if bar != nil {
+		bar.Finish()
+	}
+	stop()
+	if rerr := <-done; rerr != nil && !errors.Is(rerr, context.Canceled) {
+		return rerr
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return exitError{code: 130, msg: fmt.Sprintf("interrupted; run the same command again to resume batch %s", sub.BatchID)}
+		}
+		return err
+	}
+	res := runResult{
+		BatchID: b.ID, Status: string(b.State), Reason: b.Reason, RowsIn: b.RowsIn, RowsOut: b.RowsOut, RowsRejected: b.RowsRejected,
+		Output: eng.Path(b.OutputKey), Errors: eng.Path(b.ErrorsKey), Email: b.EmailID, Resumed: sub.Resumed,
+		Seconds: time.Since(start).Seconds(),
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		printResult(e, res, b)
+	}
+	if b.State != sluice.StateCompleted {
+		return exitError{code: 1}
+	}
+	return nil
+}
+
+func printResult(e env, r runResult, b sluice.Batch) {
+	w := e.stdout
+	if r.Status == string(sluice.StateFailed) {
+		fmt.Fprintf(w, "Batch %s FAILED: %s\n", r.BatchID, r.Reason)
+		if r.Email != "" {
+			fmt.Fprintf(w, "  email:   %s\n", r.Email)
+		}
+		return
+	}
+	fmt.Fprintf(w, "Batch %s %s in %.2fs\n", r.BatchID, r.Status, r.Seconds)
+	fmt.Fprintf(w, "  rows:    %d in, %d out, %d rejected\n", r.RowsIn, r.RowsOut, r.RowsRejected)
+	for _, rc := range b.TopReasons(5) {
+		fmt.Fprintf(w, "           %d × %s\n", rc.Count, rc.Rule)
+	}
+	fmt.Fprintf(w, "  output:  %s\n  errors:  %s\n  email:   %s\n", r.Output, r.Errors, r.Email)
+}
+
+func loadReference(ctx context.Context, e env, eng *embedded.Engine, path string, showBar bool) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("reference: %w", err)
+	}
+	var bar *progressbar.ProgressBar
+	var progress func(int64)
+	if showBar {
+		bar = progressbar.DefaultBytes(st.Size(), "loading reference")
+		progress = func(n int64) { bar.Set64(n) }
+	}
+	n, skipped, err := eng.LoadReference(ctx, path, progress)
+	if bar != nil {
+		bar.Finish()
+	}
+	if err != nil {
+		return err
+	}
+	if !skipped {
+		fmt.Fprintf(e.stderr, "loaded %d reference rows from %s\n", n, path)
+	}
+	return nil
+}

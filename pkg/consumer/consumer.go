@@ -1,0 +1,265 @@
+// Package consumer is the queue loop every stage runs in, written once for
+// the embedded pipeline and the services alike: it receives messages, runs
+// the handler with a visibility heartbeat, deletes what succeeded, releases
+// what failed with a growing delay, sends what can never succeed to the
+// dead-letter queue at once, recovers panics, and on shutdown stops
+// receiving and lets in-flight work finish within a deadline.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// Handler handles one message. A nil error deletes it; an error marked
+// sluice.Permanent dead-letters it; any other error retries it later.
+type Handler func(ctx context.Context, m sluice.Message) error
+
+// Options tune a consumer. Zero values take the defaults shown.
+type Options struct {
+	Name        string        // for logs and metrics; default: the queue's name
+	Concurrency int           // handlers at once; default 1
+	Visibility  time.Duration // per receive; default 60s
+	Wait        time.Duration // long poll; default 20s
+	// Heartbeat extends visibility this often while a handler runs;
+	// default Visibility/2.
+	Heartbeat time.Duration
+	// Backoff is the delay before a failed message is visible again,
+	// by receive count; default: 1s, 2s, 4s … capped at 5 minutes.
+	Backoff func(receiveCount int) time.Duration
+	// Drain bounds how long in-flight handlers may run after the context
+	// ends; past it they are cancelled and their messages released.
+	// Default 25s, inside ECS's default 30s stop timeout.
+	Drain  time.Duration
+	Logger *slog.Logger
+	// Observer, when set, hears about every outcome (for metrics).
+	Observer Observer
+	// Busy, when set, is told when the consumer goes from idle to busy and
+	// back (for ECS task scale-in protection).
+	Busy func(busy bool)
+}
+
+// Observer receives the consumer's events.
+type Observer interface {
+	Received(queue string, n int)
+	Handled(queue string, outcome Outcome, d time.Duration)
+}
+
+// Outcome is how one message ended.
+type Outcome string
+
+const (
+	Succeeded    Outcome = "succeeded"
+	Retried      Outcome = "retried"
+	DeadLettered Outcome = "dead_lettered"
+)
+
+// DefaultBackoff doubles from one second up to five minutes.
+func DefaultBackoff(n int) time.Duration {
+	d := time.Second
+	for i := 1; i < n && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
+
+func (o *Options) defaults(q sluice.Queue) {
+	if o.Name == "" {
+		o.Name = q.Name()
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 1
+	}
+	if o.Visibility <= 0 {
+		o.Visibility = 60 * time.Second
+	}
+	if o.Wait <= 0 {
+		o.Wait = 20 * time.Second
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = o.Visibility / 2
+	}
+	if o.Backoff == nil {
+		o.Backoff = DefaultBackoff
+	}
+	if o.Drain <= 0 {
+		o.Drain = 25 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Consumer runs one handler over one queue.
+type Consumer struct {
+	q    sluice.Queue
+	h    Handler
+	opt  Options
+	busy atomic.Int64
+}
+
+// New returns a consumer; Run starts it.
+func New(q sluice.Queue, h Handler, opt Options) *Consumer {
+	opt.defaults(q)
+	return &Consumer{q: q, h: h, opt: opt}
+}
+
+// InFlight is how many messages are being handled now.
+func (c *Consumer) InFlight() int { return int(c.busy.Load()) }
+
+// Run receives until ctx ends, then drains. It returns nil after a clean
+// shutdown.
+func (c *Consumer) Run(ctx context.Context) error {
+	// Handlers run under their own context, so stopping the receive loop
+	// does not cut a chunk in half; Drain bounds the wait.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	slots := make(chan struct{}, c.opt.Concurrency)
+	var wg sync.WaitGroup
+	log := c.opt.Logger.With("queue", c.opt.Name)
+	failures := 0
+	for ctx.Err() == nil {
+		// Wait for a free slot before receiving, so no message sits
+		// invisible in memory while the handlers are all busy.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		free := 1
+		for free < min(10, c.opt.Concurrency) {
+			select {
+			case slots <- struct{}{}:
+				free++
+				continue
+			default:
+			}
+			break
+		}
+		msgs, err := c.q.Receive(ctx, free, c.opt.Visibility, c.opt.Wait)
+		for range free - len(msgs) {
+			<-slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			failures++
+			d := DefaultBackoff(failures)
+			log.Error("receive failed; backing off", "err", err, "delay", d)
+			sleep(ctx, d)
+			continue
+		}
+		failures = 0
+		if c.opt.Observer != nil && len(msgs) > 0 {
+			c.opt.Observer.Received(c.opt.Name, len(msgs))
+		}
+		for _, m := range msgs {
+			wg.Add(1)
+			if c.busy.Add(1) == 1 && c.opt.Busy != nil {
+				c.opt.Busy(true)
+			}
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				c.handle(work, log, m)
+				if c.busy.Add(-1) == 0 && c.opt.Busy != nil {
+					c.opt.Busy(false)
+				}
+			}()
+		}
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(c.opt.Drain):
+		log.Warn("drain deadline passed; cancelling in-flight handlers", "in_flight", c.InFlight())
+		cancelWork()
+		<-done
+		return nil
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (c *Consumer) handle(ctx context.Context, log *slog.Logger, m sluice.Message) {
+	start := time.Now()
+	hctx, stop := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		t := time.NewTicker(c.opt.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-hctx.Done():
+				return
+			case <-t.C:
+				if err := c.q.Extend(hctx, m.Receipt, c.opt.Visibility); err != nil && hctx.Err() == nil {
+					log.Warn("visibility heartbeat failed", "message_id", m.ID, "err", err)
+				}
+			}
+		}
+	}()
+	err := c.safeHandle(hctx, m)
+	stop()
+	<-hbDone
+
+	// Acknowledge even if the handler's context was cancelled at drain.
+	ack := context.WithoutCancel(ctx)
+	outcome := Succeeded
+	switch {
+	case err == nil:
+		if derr := c.q.Delete(ack, m.Receipt); derr != nil {
+			log.Error("delete failed; the message will come back", "message_id", m.ID, "err", derr)
+		}
+	case sluice.IsPermanent(err):
+		outcome = DeadLettered
+		log.Error("message can never succeed; sent to the dead-letter queue", "message_id", m.ID, "reason", err.Error())
+		if derr := c.q.DeadLetter(ack, m, err.Error()); derr != nil {
+			log.Error("dead-lettering failed", "message_id", m.ID, "err", derr)
+		}
+	default:
+		outcome = Retried
+		delay := c.opt.Backoff(m.ReceiveCount)
+		if ctx.Err() != nil {
+			delay = 0 // shutting down: let another consumer have it now
+		}
+		log.Warn("handler failed; will retry", "message_id", m.ID, "receive_count", m.ReceiveCount, "delay", delay, "err", err.Error())
+		if derr := c.q.Extend(ack, m.Receipt, delay); derr != nil {
+			log.Error("release failed; the message comes back after its timeout", "message_id", m.ID, "err", derr)
+		}
+	}
+	if c.opt.Observer != nil {
+		c.opt.Observer.Handled(c.opt.Name, outcome, time.Since(start))
+	}
+}
+
+// ErrPanic wraps a handler panic, which is retried like any other failure.
+var ErrPanic = errors.New("handler panicked")
+
+func (c *Consumer) safeHandle(ctx context.Context, m sluice.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v\n%s", ErrPanic, r, debug.Stack())
+		}
+	}()
+	return c.h(ctx, m)
+}

@@ -1,0 +1,384 @@
+// Package embedded runs the whole pipeline in one process on one machine:
+// the four stages over the local adapters (a directory bucket, SQLite
+// queues, ledger and catalog, an .eml outbox). It is what `sluice run` and
+// `sluice serve` use, and what a new user meets first.
+//
+// A data directory holds everything:
+//
+//	DIR/bucket/        the bucket (input/, input_archive/, <batch>/...)
+//	DIR/sluice.db      queues and ledger
+//	DIR/reference.db   the reference catalog
+//	DIR/outbox/        one .eml per batch
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/consumer"
+	"github.com/sluicehq/sluice/pkg/csvscan"
+	"github.com/sluicehq/sluice/pkg/fsblob"
+	"github.com/sluicehq/sluice/pkg/outbox"
+	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/sqlite"
+)
+
+// Queue names, shared with the services.
+const (
+	QueueIngest = "ingest"
+	QueueChunks = "chunks"
+	QueueMerge  = "merge"
+	QueueNotify = "notify"
+)
+
+// MaxReceive is how often a message is tried before it goes to its
+// dead-letter queue.
+const MaxReceive = 5
+
+// Engine is an embedded pipeline on one data directory.
+type Engine struct {
+	Dir    string
+	Config *config.Pipeline
+	Logger *slog.Logger
+	// Workers is how many chunks are processed at once; default: the CPUs.
+	Workers int
+	// Fault is passed to the stages (tests inject crashes with it).
+	Fault func(point string) error
+
+	DB      *sqlite.DB
+	RefDB   *sqlite.DB
+	Blobs   *fsblob.Store
+	Outbox  *outbox.Outbox
+	Ingest  *sqlite.Queue
+	Chunks  *sqlite.Queue
+	Merges  *sqlite.Queue
+	Notifys *sqlite.Queue
+
+	lock *os.File
+}
+
+// Open opens (creating if needed) the data directory. Only one engine may
+// run on a directory at a time; a second Open fails with ErrLocked.
+func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error) {
+	if cfg == nil {
+		cfg = config.Default()
+	}
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, err
+	}
+	e := &Engine{Dir: abs, Config: cfg, Logger: logger, Workers: runtime.NumCPU()}
+	if e.lock, err = lockDir(abs); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			e.Close()
+		}
+	}()
+	if e.DB, err = sqlite.Open(filepath.Join(abs, "sluice.db")); err != nil {
+		return nil, err
+	}
+	if e.RefDB, err = sqlite.Open(filepath.Join(abs, "reference.db")); err != nil {
+		return nil, err
+	}
+	if e.Blobs, err = fsblob.New(filepath.Join(abs, "bucket")); err != nil {
+		return nil, err
+	}
+	if e.Outbox, err = outbox.New(filepath.Join(abs, "outbox")); err != nil {
+		return nil, err
+	}
+	qo := sqlite.QueueOptions{MaxReceive: MaxReceive}
+	e.Ingest = e.DB.Queue(QueueIngest, qo)
+	e.Chunks = e.DB.Queue(QueueChunks, qo)
+	e.Merges = e.DB.Queue(QueueMerge, qo)
+	e.Notifys = e.DB.Queue(QueueNotify, qo)
+	ok = true
+	return e, nil
+}
+
+// Close releases the directory.
+func (e *Engine) Close() error {
+	var errs []error
+	for _, db := range []*sqlite.DB{e.DB, e.RefDB} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	if e.lock != nil {
+		errs = append(errs, unlockDir(e.lock))
+	}
+	return errors.Join(errs...)
+}
+
+// Queues lists the four stage queues in pipeline order.
+func (e *Engine) Queues() []*sqlite.Queue {
+	return []*sqlite.Queue{e.Ingest, e.Chunks, e.Merges, e.Notifys}
+}
+
+// Deps are the stages' dependencies on this engine's adapters.
+func (e *Engine) Deps() *pipeline.Deps {
+	d := &pipeline.Deps{
+		Blobs: e.Blobs, Ledger: e.DB.Ledger(), Mailer: e.Outbox,
+		Chunks: e.Chunks, Merges: e.Merges, Notifies: e.Notifys,
+		Config: e.Config, Logger: e.Logger, Fault: e.Fault,
+	}
+	if e.Config.Enriches() {
+		d.Catalog = e.RefDB.Catalog()
+	}
+	return d
+}
+
+// Run runs the four stages until ctx ends. Messages left in flight by a
+// process that died are released first: this process is the only consumer
+// of its directory.
+func (e *Engine) Run(ctx context.Context) error {
+	for _, q := range e.Queues() {
+		if n, err := q.ReleaseInFlight(ctx); err != nil {
+			return err
+		} else if n > 0 {
+			e.Logger.Info("released messages left in flight by an earlier run", "queue", q.Name(), "count", n)
+		}
+	}
+	d := e.Deps()
+	opt := func(n int) consumer.Options {
+		return consumer.Options{Concurrency: n, Visibility: 2 * time.Minute, Wait: 5 * time.Second, Logger: e.Logger, Drain: 10 * time.Second}
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	stages := []struct {
+		q *sqlite.Queue
+		h consumer.Handler
+		n int
+	}{
+		{e.Ingest, pipeline.Splitter{Deps: d}.Handle, 1},
+		{e.Chunks, pipeline.NewWorker(d).Handle, max(1, e.Workers)},
+		{e.Merges, pipeline.Merger{Deps: d}.Handle, 1},
+		{e.Notifys, pipeline.Notifier{Deps: d}.Handle, 1},
+	}
+	for _, s := range stages {
+		c := consumer.New(s.q, s.h, opt(s.n))
+		g.Go(func() error { return c.Run(ctx) })
+	}
+	return g.Wait()
+}
+
+// Submission is the outcome of Submit.
+type Submission struct {
+	BatchID string
+	Key     string
+	Resumed bool // an unfinished batch of the same file was found
+}
+
+// Submit puts a local file under input/ and tells the splitter, unless an
+// unfinished batch of the same file (same name and content) exists: then
+// that batch is resumed instead. A file whose last batch ended is a new
+// upload and starts a new batch.
+func (e *Engine) Submit(ctx context.Context, path string) (Submission, error) {
+	etag, size, err := fsblob.ETagOfFile(path)
+	if err != nil {
+		return Submission{}, err
+	}
+	key := pipeline.InputPrefix + filepath.Base(path)
+	if err := sluice.ValidateKey(key); err != nil {
+		return Submission{}, fmt.Errorf("the file name cannot be used as an object key: %w", err)
+	}
+	prev, err := e.DB.Ledger().ListBatches(ctx, sluice.BatchFilter{Key: key})
+	if err != nil {
+		return Submission{}, err
+	}
+	gen := 0
+	for _, b := range prev {
+		if b.ETag != etag {
+			continue
+		}
+		if !b.State.Terminal() {
+			return Submission{BatchID: b.ID, Key: key, Resumed: true}, nil
+		}
+		gen++
+	}
+	seq := strconv.Itoa(gen + 1)
+	f, err := os.Open(path)
+	if err != nil {
+		return Submission{}, err
+	}
+	defer f.Close()
+	info, err := e.Blobs.Put(ctx, key, f)
+	if err != nil {
+		return Submission{}, err
+	}
+	if info.ETag != etag || info.Size != size {
+		return Submission{}, fmt.Errorf("%s changed while it was being read", path)
+	}
+	ev := sluice.ObjectCreated{
+		Version: sluice.MessageVersion, Bucket: e.Blobs.Bucket(), Key: key, Size: size, ETag: etag,
+		Sequence: seq, EventTime: time.Now().UTC().Format(time.RFC3339Nano),
+	}
+	if err := e.Ingest.Send(ctx, sluice.Encode(ev)); err != nil {
+		return Submission{}, err
+	}
+	return Submission{BatchID: sluice.BatchID(e.Blobs.Bucket(), key, etag, seq), Key: key}, nil
+}
+
+// Wait polls the ledger until the batch ends, calling progress on every
+// change it sees.
+func (e *Engine) Wait(ctx context.Context, id string, progress func(sluice.Batch)) (sluice.Batch, error) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	var last sluice.Batch
+	for {
+		b, err := e.DB.Ledger().GetBatch(ctx, id)
+		if err != nil && !errors.Is(err, sluice.ErrNotFound) {
+			return b, err
+		}
+		if err == nil {
+			if progress != nil && (b.UpdatedAt != last.UpdatedAt || b.State != last.State) {
+				progress(b)
+			}
+			last = b
+			if b.State.Terminal() && (b.EmailID != "" || b.State == sluice.StateFailed && e.dead(ctx, b)) {
+				return b, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// dead reports whether a failed batch's notification can no longer come
+// (its message went to the dead-letter queue), so waiting would be forever.
+func (e *Engine) dead(ctx context.Context, b sluice.Batch) bool {
+	if b.EmailID != "" {
+		return true
+	}
+	d, err := e.Notifys.Depth(ctx)
+	return err == nil && d.Visible+d.InFlight+d.Delayed == 0
+}
+
+// Path is the local file of an object key.
+func (e *Engine) Path(key string) string {
+	if key == "" {
+		return ""
+	}
+	p, err := e.Blobs.Path(key)
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// LoadReference fills the catalog from a reference CSV whose header names
+// the configured key column. It skips the load when the same file (same
+// name and content) was the last one loaded. progress, when set, hears the
+// bytes read so far.
+func (e *Engine) LoadReference(ctx context.Context, path string, progress func(read int64)) (rows int, skipped bool, err error) {
+	etag, _, err := fsblob.ETagOfFile(path)
+	if err != nil {
+		return 0, false, err
+	}
+	stamp := filepath.Base(path) + " " + etag
+	stampFile := filepath.Join(e.Dir, "reference.loaded")
+	if old, err := os.ReadFile(stampFile); err == nil && strings.TrimSpace(string(old)) == stamp {
+		return 0, true, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false, err
+	}
+	defer f.Close()
+	n, err := LoadCatalog(ctx, e.RefDB.Catalog(), f, e.Config, progress)
+	if err != nil {
+		os.Remove(stampFile)
+		return 0, false, fmt.Errorf("%s: %w", path, err)
+	}
+	return n, false, os.WriteFile(stampFile, []byte(stamp+"\n"), 0o644)
+}
+
+// LoadCatalog reads a reference CSV into any catalog loader: the key column
+// (cfg.Reference.Key) first, the rest in file order.
+func LoadCatalog(ctx context.Context, ld sluice.CatalogLoader, r io.Reader, cfg *config.Pipeline, progress func(int64)) (int, error) {
+	sc := csvscan.NewScanner(r, cfg.Delim(), cfg.Limits.MaxLineBytes)
+	raw, err := sc.Next()
+	if err == io.EOF {
+		return 0, errors.New("the reference file is empty")
+	}
+	if err != nil {
+		return 0, err
+	}
+	hf, _, err := csvscan.Split(csvscan.TrimEOL(raw), cfg.Delim(), nil, nil)
+	if err != nil {
+		return 0, fmt.Errorf("reference header: %w", err)
+	}
+	key := -1
+	cols := []string{}
+	for i, f := range hf {
+		if string(f) == cfg.Reference.Key {
+			key = i
+		}
+	}
+	if key < 0 {
+		return 0, fmt.Errorf("the reference header has no key column %q", cfg.Reference.Key)
+	}
+	cols = append(cols, string(hf[key]))
+	for i, f := range hf {
+		if i != key {
+			cols = append(cols, string(f))
+		}
+	}
+	var fields [][]byte
+	var scratch []byte
+	row := make([]string, len(cols))
+	n := 0
+	next := func() ([]string, error) {
+		rec, err := sc.Next()
+		if err != nil {
+			return nil, err
+		}
+		n++
+		if progress != nil && n%50000 == 0 {
+			progress(sc.Offset())
+		}
+		fields, scratch, err = csvscan.Split(csvscan.TrimEOL(rec), cfg.Delim(), fields, scratch)
+		if err != nil {
+			return nil, fmt.Errorf("reference line %d: %w", sc.Line(), err)
+		}
+		if len(fields) != len(cols) {
+			return nil, fmt.Errorf("reference line %d has %d fields, its header has %d", sc.Line(), len(fields), len(cols))
+		}
+		row[0] = string(fields[key])
+		j := 1
+		for i, f := range fields {
+			if i != key {
+				row[j] = string(f)
+				j++
+			}
+		}
+		return row, nil
+	}
+	return ld.Load(ctx, cols, next)
+}
+
+// ForgetReference makes the next LoadReference load even an unchanged file.
+func (e *Engine) ForgetReference() { os.Remove(filepath.Join(e.Dir, "reference.loaded")) }

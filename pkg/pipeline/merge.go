@@ -1,0 +1,214 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/csvscan"
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// Merger joins a batch's parts into one output and one error report.
+type Merger struct{ *Deps }
+
+// Manifest describes a merged batch.
+type Manifest struct {
+	BatchID      string               `json:"batchId"`
+	Input        string               `json:"input"`
+	Archived     string               `json:"archived"`
+	Chunks       int                  `json:"chunks"`
+	RowsIn       int                  `json:"rowsIn"`
+	RowsOut      int                  `json:"rowsOut"`
+	RowsRejected int                  `json:"rowsRejected"`
+	Reasons      []sluice.ReasonCount `json:"reasons"`
+	Seconds      map[string]float64   `json:"seconds"`
+	Output       FileDigest           `json:"output"`
+	Errors       FileDigest           `json:"errors"`
+}
+
+// FileDigest names an output and proves its content.
+type FileDigest struct {
+	Key    string `json:"key"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// Handle implements the merge stage for one batch-ready message.
+func (m Merger) Handle(ctx context.Context, msg sluice.Message) error {
+	var br sluice.BatchReady
+	if err := sluice.Decode(msg.Body, &br); err != nil {
+		return err
+	}
+	return m.Merge(ctx, br.BatchID)
+}
+
+// Merge merges one batch. It can run any number of times.
+func (m Merger) Merge(ctx context.Context, id string) error {
+	b, err := m.Ledger.GetBatch(ctx, id)
+	if isNotFound(err) {
+		return sluice.Permanentf("merge message for batch %q, which does not exist", id)
+	}
+	if err != nil {
+		return err
+	}
+	log := batchLog(m.log(), id)
+	switch b.State {
+	case sluice.StateCompleted, sluice.StateFailed:
+		log.Info("merge message for a finished batch; ignored", "state", b.State)
+		return nil
+	case sluice.StateNotifying:
+		return m.sendNotify(ctx, id) // merged before; the notify message may be lost
+	}
+	if b.TotalChunks < 0 || b.DoneChunks < b.TotalChunks {
+		return sluice.Permanentf("merge message for batch %q with %d of %d chunks done", id, b.DoneChunks, b.TotalChunks)
+	}
+	if _, err := m.Ledger.UpdateBatch(ctx, id, sluice.BatchUpdate{State: sluice.StateMerging}); err != nil {
+		return err
+	}
+	header := csvscan.AppendStrings(nil, OutputHeader(m.Config, b.Header), m.Config.Delim())
+	out, err := m.concat(ctx, OutputKey(b), header, b.TotalChunks, func(i int) string { return OutputPartKey(b, i) })
+	if err != nil {
+		return err
+	}
+	if err := m.fault(PointMergeAfterOutput); err != nil {
+		return err
+	}
+	errHeader := csvscan.AppendStrings(nil, ErrorReportHeader, ',')
+	errs, err := m.concat(ctx, ErrorsKey(b), errHeader, b.TotalChunks, func(i int) string { return ErrorPartKey(b, i) })
+	if err != nil {
+		return err
+	}
+	now := m.now()
+	man := Manifest{
+		BatchID: id, Input: b.Key, Archived: ArchiveKey(b), Chunks: b.TotalChunks,
+		RowsIn: b.RowsIn, RowsOut: b.RowsOut, RowsRejected: b.RowsRejected, Reasons: b.TopReasons(0),
+		Seconds: Durations(b, now), Output: out, Errors: errs,
+	}
+	js, _ := json.MarshalIndent(man, "", "  ")
+	if _, err := m.Blobs.Put(ctx, ManifestKey(b), bytes.NewReader(append(js, '\n'))); err != nil {
+		return err
+	}
+	if err := m.fault(PointMergeAfterManifest); err != nil {
+		return err
+	}
+	if _, err := m.Ledger.UpdateBatch(ctx, id, sluice.BatchUpdate{
+		State: sluice.StateNotifying, OutputKey: out.Key, ErrorsKey: errs.Key, ManifestKey: ManifestKey(b), MergedAt: now,
+	}); err != nil {
+		return err
+	}
+	if err := m.fault(PointMergeAfterState); err != nil {
+		return err
+	}
+	log.Info("merged", "rows_out", b.RowsOut, "rows_rejected", b.RowsRejected, "output", out.Key)
+	return m.sendNotify(ctx, id)
+}
+
+func (m Merger) sendNotify(ctx context.Context, id string) error {
+	return m.Notifies.Send(ctx, sluice.Encode(sluice.BatchReady{Version: sluice.MessageVersion, BatchID: id}))
+}
+
+// concat streams header + parts 0..n-1, in numeric order, into key.
+func (m Merger) concat(ctx context.Context, key string, header []byte, n int, part func(int) string) (FileDigest, error) {
+	h := sha256.New()
+	pr := &partsReader{ctx: ctx, blobs: m.Blobs, header: header, n: n, part: part, hash: h}
+	defer pr.close()
+	info, err := m.Blobs.Put(ctx, key, pr)
+	if err != nil {
+		return FileDigest{}, fmt.Errorf("merging into %s: %w", key, err)
+	}
+	if info.Size != pr.size {
+		return FileDigest{}, fmt.Errorf("merging into %s: stored %d bytes, wrote %d", key, info.Size, pr.size)
+	}
+	return FileDigest{Key: key, Bytes: pr.size, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// partsReader yields the header and then each part, opening one at a
+// time, so the merge holds one read buffer whatever the output's size.
+type partsReader struct {
+	ctx    context.Context
+	blobs  sluice.BlobStore
+	header []byte
+	n      int
+	part   func(int) string
+	hash   hash.Hash
+
+	next int
+	cur  io.ReadCloser
+	size int64
+}
+
+func (p *partsReader) Read(b []byte) (int, error) {
+	for {
+		if len(p.header) > 0 {
+			n := copy(b, p.header)
+			p.header = p.header[n:]
+			return p.count(b[:n]), nil
+		}
+		if p.cur == nil {
+			if p.next == p.n {
+				return 0, io.EOF
+			}
+			r, err := p.blobs.Get(p.ctx, p.part(p.next))
+			if err != nil {
+				return 0, fmt.Errorf("part %d: %w", p.next, err)
+			}
+			p.cur = r
+			p.next++
+		}
+		n, err := p.cur.Read(b)
+		if err == io.EOF {
+			p.cur.Close()
+			p.cur = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return p.count(b[:n]), err
+	}
+}
+
+func (p *partsReader) count(b []byte) int {
+	p.hash.Write(b)
+	p.size += int64(len(b))
+	return len(b)
+}
+
+func (p *partsReader) close() {
+	if p.cur != nil {
+		p.cur.Close()
+	}
+}
+
+// Durations are the seconds each stage took, as far as the batch got.
+func Durations(b sluice.Batch, now time.Time) map[string]float64 {
+	d := map[string]float64{}
+	sec := func(from, to time.Time) float64 { return to.Sub(from).Seconds() }
+	if !b.SplitAt.IsZero() {
+		d["split"] = sec(b.CreatedAt, b.SplitAt)
+	}
+	if !b.ProcessAt.IsZero() {
+		d["process"] = sec(b.CreatedAt, b.ProcessAt)
+	}
+	if !b.ProcessAt.IsZero() && !b.MergedAt.IsZero() {
+		d["merge"] = sec(b.ProcessAt, b.MergedAt)
+	} else if !b.ProcessAt.IsZero() {
+		d["merge"] = sec(b.ProcessAt, now)
+	}
+	if !b.MergedAt.IsZero() && !b.NotifiedAt.IsZero() {
+		d["notify"] = sec(b.MergedAt, b.NotifiedAt)
+	}
+	end := b.NotifiedAt
+	if end.IsZero() {
+		end = now
+	}
+	d["total"] = sec(b.CreatedAt, end)
+	return d
+}

@@ -1,0 +1,177 @@
+// Package pipeline holds the four stages — split, process, merge, notify —
+// written only against the ports of package sluice. Each stage is a handler
+// from one queue message to an error; the consumer runtime receives, retries
+// and dead-letters around it. Every handler is idempotent: a redelivered
+// message rewrites the same objects, counts nothing twice, and sends at most
+// a message the next stage already tolerates twice.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// Deps is what the stages need. Queues are where a stage sends: the
+// splitter sends to Chunks, the worker to Merges, the merger to Notifies.
+type Deps struct {
+	Blobs    sluice.BlobStore
+	Ledger   sluice.Ledger
+	Catalog  sluice.Catalog // nil when the configuration enriches nothing
+	Mailer   sluice.Mailer
+	Chunks   sluice.Queue
+	Merges   sluice.Queue
+	Notifies sluice.Queue
+	Config   *config.Pipeline
+	Logger   *slog.Logger
+	// Fault, when set, is called at every step boundary (see Points); an
+	// error it returns stops the handler there, as a crash would.
+	Fault func(point string) error
+	Now   func() time.Time
+}
+
+func (d *Deps) now() time.Time {
+	if d.Now != nil {
+		return d.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (d *Deps) log() *slog.Logger {
+	if d.Logger != nil {
+		return d.Logger
+	}
+	return slog.Default()
+}
+
+func (d *Deps) fault(p string) error {
+	if d.Fault == nil {
+		return nil
+	}
+	if err := d.Fault(p); err != nil {
+		return fmt.Errorf("fault injected at %s: %w", p, err)
+	}
+	return nil
+}
+
+// The step boundaries where a fault can be injected, in pipeline order.
+const (
+	PointSplitAfterCreate    = "split.after_create"     // batch record created, nothing split
+	PointSplitAfterChunkPut  = "split.after_chunk_put"  // a chunk written, its message not sent
+	PointSplitAfterChunkSend = "split.after_chunk_send" // a chunk's message sent
+	PointSplitAfterTotal     = "split.after_total"      // total recorded, merge message not sent
+	PointSplitAfterArchive   = "split.after_archive"    // input archived, batch still "splitting"
+	PointWorkAfterParts      = "work.after_parts"       // output and error parts written, ledger untouched
+	PointWorkAfterRejects    = "work.after_rejects"     // rejected rows in the ledger, chunk not counted
+	PointWorkAfterCount      = "work.after_count"       // chunk counted, merge message not sent
+	PointMergeAfterOutput    = "merge.after_output"     // merged output written, error report not
+	PointMergeAfterManifest  = "merge.after_manifest"   // manifest written, batch not moved on
+	PointMergeAfterState     = "merge.after_state"      // batch "notifying", notify message not sent
+	PointNotifyAfterSend     = "notify.after_send"      // email sent, not recorded
+)
+
+// Points lists every fault point.
+var Points = []string{
+	PointSplitAfterCreate, PointSplitAfterChunkPut, PointSplitAfterChunkSend, PointSplitAfterTotal, PointSplitAfterArchive,
+	PointWorkAfterParts, PointWorkAfterRejects, PointWorkAfterCount,
+	PointMergeAfterOutput, PointMergeAfterManifest, PointMergeAfterState,
+	PointNotifyAfterSend,
+}
+
+// Key layout in the bucket, as in the original sample.
+const (
+	InputPrefix   = "input/"
+	ArchivePrefix = "input_archive/"
+)
+
+// stem is a file name without its extension: orders.csv → orders.
+func stem(name string) string {
+	if i := strings.LastIndexByte(name, '.'); i > 0 {
+		return name[:i]
+	}
+	return name
+}
+
+// ChunkKey is where the splitter writes chunk i.
+func ChunkKey(b sluice.Batch, i int) string {
+	return fmt.Sprintf("%s/to_process/%s__part%05d.csv", b.ID, stem(b.Name), i)
+}
+
+// PartName is the chunk's name without folder and extension.
+func PartName(b sluice.Batch, i int) string { return fmt.Sprintf("%s__part%05d", stem(b.Name), i) }
+
+// OutputPartKey is where the worker writes chunk i's valid rows.
+func OutputPartKey(b sluice.Batch, i int) string {
+	return b.ID + "/output/parts/" + PartName(b, i) + ".csv"
+}
+
+// ErrorPartKey is where the worker writes chunk i's rejected rows.
+func ErrorPartKey(b sluice.Batch, i int) string {
+	return b.ID + "/output/errors/" + PartName(b, i) + ".csv"
+}
+
+// OutputKey, ErrorsKey and ManifestKey are the merger's outputs.
+func OutputKey(b sluice.Batch) string { return b.ID + "/output/completed/" + stem(b.Name) + ".csv" }
+func ErrorsKey(b sluice.Batch) string {
+	return b.ID + "/output/completed/" + stem(b.Name) + ".errors.csv"
+}
+func ManifestKey(b sluice.Batch) string {
+	return b.ID + "/output/completed/" + stem(b.Name) + ".manifest.json"
+}
+
+// ArchiveKey is where the input goes once split.
+func ArchiveKey(b sluice.Batch) string { return ArchivePrefix + b.Name }
+
+// ErrorReportHeader is the error report's header row.
+var ErrorReportHeader = []string{"line", "column", "rule", "message", "row"}
+
+// OutputHeader is the header of the output: the input's, then the
+// appended reference columns.
+func OutputHeader(cfg *config.Pipeline, input []string) []string {
+	out := append([]string(nil), input...)
+	if cfg.Enriches() {
+		out = append(out, cfg.Reference.Append...)
+	}
+	return out
+}
+
+func batchLog(l *slog.Logger, id string) *slog.Logger { return l.With("batch_id", id) }
+
+// fail ends a batch for a reason a person can act on, archives its input so
+// nothing is lost, and tells the notifier so the email says why.
+func (d *Deps) fail(ctx context.Context, b sluice.Batch, reason string) error {
+	batchLog(d.log(), b.ID).Warn("batch failed", "reason", reason, "key", b.Key)
+	if _, err := d.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateFailed, Reason: reason}); err != nil {
+		return err
+	}
+	if err := d.archive(ctx, b); err != nil {
+		return err
+	}
+	return d.Notifies.Send(ctx, sluice.Encode(sluice.BatchReady{Version: sluice.MessageVersion, BatchID: b.ID}))
+}
+
+// archive moves the input to input_archive/ (copy, then delete). It is a
+// no-op when the input is already gone, so a retry after a crash is safe.
+func (d *Deps) archive(ctx context.Context, b sluice.Batch) error {
+	if _, err := d.Blobs.Stat(ctx, b.Key); err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	if err := d.Blobs.Copy(ctx, b.Key, ArchiveKey(b)); err != nil {
+		return fmt.Errorf("archiving %s: %w", b.Key, err)
+	}
+	if err := d.Blobs.Delete(ctx, b.Key); err != nil {
+		return fmt.Errorf("archiving %s: %w", b.Key, err)
+	}
+	return nil
+}
+
+func baseName(key string) string { return path.Base(key) }

@@ -1,0 +1,279 @@
+package pipeline
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/pkg/csvscan"
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// Splitter cuts an input file into chunks of ChunkRows records.
+type Splitter struct{ *Deps }
+
+// Handle implements the split stage for one object-created message.
+func (s Splitter) Handle(ctx context.Context, m sluice.Message) error {
+	var ev sluice.ObjectCreated
+	if err := sluice.Decode(m.Body, &ev); err != nil {
+		return err
+	}
+	return s.Split(ctx, ev, m.ReceiveCount > 1)
+}
+
+// Split runs the split of one object. redelivered says whether this event
+// may have been handled before, by a process that died.
+func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivered bool) error {
+	if err := sluice.ValidateKey(ev.Key); err != nil {
+		return sluice.Permanent(err)
+	}
+	if ev.Bucket != "" && ev.Bucket != s.Blobs.Bucket() {
+		return sluice.Permanentf("event for bucket %q, but this splitter reads bucket %q", ev.Bucket, s.Blobs.Bucket())
+	}
+	if !strings.HasPrefix(ev.Key, InputPrefix) {
+		return sluice.Permanentf("object %q is not under %s", ev.Key, InputPrefix)
+	}
+	created := s.now()
+	if t, err := time.Parse(time.RFC3339Nano, ev.EventTime); err == nil {
+		created = t.UTC()
+	}
+	b, isNew, err := s.Ledger.CreateBatch(ctx, sluice.Batch{
+		ID:     sluice.BatchID(s.Blobs.Bucket(), ev.Key, ev.ETag, ev.Sequence),
+		Bucket: s.Blobs.Bucket(), Key: ev.Key, Name: baseName(ev.Key),
+		Size: ev.Size, ETag: ev.ETag, Sequence: ev.Sequence, CreatedAt: created,
+	})
+	if err != nil {
+		return err
+	}
+	log := batchLog(s.log(), b.ID)
+	if b.State != sluice.StateSplitting {
+		log.Info("duplicate event for a batch already split; ignored", "state", b.State)
+		return nil
+	}
+	if isNew {
+		log.Info("batch created", "key", ev.Key, "size", ev.Size)
+	}
+	if err := s.fault(PointSplitAfterCreate); err != nil {
+		return err
+	}
+
+	// The input, or its archived copy when a crash came after the archive.
+	src := b.Key
+	info, err := s.Blobs.Stat(ctx, src)
+	if isNotFound(err) {
+		src = ArchiveKey(b)
+		info, err = s.Blobs.Stat(ctx, src)
+		if err == nil && ev.ETag != "" && info.ETag != ev.ETag {
+			err = sluice.ErrNotFound // an archive of another upload
+		}
+	}
+	if isNotFound(err) {
+		return s.fail(ctx, b, fmt.Sprintf("the file %s was deleted before it could be read", b.Key))
+	}
+	if err != nil {
+		return err
+	}
+	if lim := s.Config.Limits.MaxFileBytes; info.Size > lim {
+		return s.fail(ctx, b, fmt.Sprintf("the file is %d bytes, over the limit of %d bytes (limits.maxFileBytes)", info.Size, lim))
+	}
+	r, err := s.Blobs.Get(ctx, src)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+
+	res, err := s.cut(ctx, b, r)
+	var bad *badFile
+	if errors.As(err, &bad) {
+		return s.fail(ctx, b, bad.reason)
+	}
+	if err != nil {
+		return err
+	}
+	c, err := s.Ledger.SetTotal(ctx, b.ID, res.chunks, res.rows)
+	if err != nil {
+		return err
+	}
+	if err := s.fault(PointSplitAfterTotal); err != nil {
+		return err
+	}
+	if c.Completed || (c.Complete && redelivered) {
+		if err := s.Merges.Send(ctx, sluice.Encode(sluice.BatchReady{Version: sluice.MessageVersion, BatchID: b.ID})); err != nil {
+			return err
+		}
+	}
+	if err := s.archive(ctx, b); err != nil {
+		return err
+	}
+	if err := s.fault(PointSplitAfterArchive); err != nil {
+		return err
+	}
+	if _, err := s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateProcessing, SplitAt: s.now()}); err != nil {
+		return err
+	}
+	log.Info("split done", "chunks", res.chunks, "rows", res.rows)
+	return nil
+}
+
+// badFile is a whole-file problem: the batch fails with this reason.
+type badFile struct{ reason string }
+
+func (b *badFile) Error() string { return b.reason }
+
+func badf(format string, args ...any) error { return &badFile{reason: fmt.Sprintf(format, args...)} }
+
+type splitResult struct{ chunks, rows int }
+
+// cut streams the file, writes each chunk as soon as it is full and sends
+// its message at once, so workers start while the split goes on.
+func (s Splitter) cut(ctx context.Context, b sluice.Batch, r io.Reader) (splitResult, error) {
+	cfg := s.Config
+	br := bufio.NewReaderSize(r, 64<<10)
+	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
+		return splitResult{}, badf("the file is gzip-compressed, not CSV text: decompress it before uploading")
+	}
+	sc := csvscan.NewScanner(br, cfg.Delim(), cfg.Limits.MaxLineBytes)
+	tooLong := func(err error) error {
+		return badf("%v: a record may be at most %d bytes (limits.maxLineBytes); is a quote left open, or is this not a CSV file?", err, cfg.Limits.MaxLineBytes)
+	}
+	rawHeader, err := sc.Next()
+	if err == io.EOF {
+		return splitResult{}, badf("the file is empty: it has no header row")
+	}
+	if errors.Is(err, csvscan.ErrTooLong) {
+		return splitResult{}, tooLong(err)
+	}
+	if err != nil {
+		return splitResult{}, err
+	}
+	header, err := s.checkHeader(rawHeader)
+	if err != nil {
+		return splitResult{}, err
+	}
+	if _, err := s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{Header: header}); err != nil {
+		return splitResult{}, err
+	}
+	headerLine := append(bytes.Clone(csvscan.TrimEOL(rawHeader)), '\n')
+
+	var res splitResult
+	buf := bytes.NewBuffer(make([]byte, 0, 1<<20))
+	rows, firstLine := 0, int64(0)
+	flush := func() error {
+		if rows == 0 {
+			return nil
+		}
+		key := ChunkKey(b, res.chunks)
+		if _, err := s.Blobs.Put(ctx, key, bytes.NewReader(buf.Bytes())); err != nil {
+			return err
+		}
+		if err := s.fault(PointSplitAfterChunkPut); err != nil {
+			return err
+		}
+		msg := sluice.ChunkReady{Version: sluice.MessageVersion, BatchID: b.ID, Chunk: res.chunks, Key: key, FirstLine: firstLine, Rows: rows}
+		if err := s.Chunks.Send(ctx, sluice.Encode(msg)); err != nil {
+			return err
+		}
+		if err := s.fault(PointSplitAfterChunkSend); err != nil {
+			return err
+		}
+		res.chunks++
+		rows = 0
+		return nil
+	}
+	for {
+		rec, err := sc.Next()
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, csvscan.ErrTooLong) {
+			return res, tooLong(err)
+		}
+		if err != nil {
+			return res, err
+		}
+		if rows == 0 {
+			buf.Reset()
+			buf.Write(headerLine)
+			firstLine = sc.Line()
+		}
+		buf.Write(rec)
+		if rec[len(rec)-1] != '\n' {
+			buf.WriteByte('\n')
+		}
+		rows++
+		res.rows++
+		if rows == cfg.ChunkRows {
+			if err := flush(); err != nil {
+				return res, err
+			}
+		}
+	}
+	return res, flush()
+}
+
+// checkHeader decodes the header row and refuses one the configuration
+// cannot work with.
+func (s Splitter) checkHeader(raw []byte) ([]string, error) {
+	cfg := s.Config
+	line := csvscan.TrimEOL(raw)
+	if !utf8.Valid(line) {
+		return nil, badf("the header row is not valid UTF-8 text; save the file as UTF-8")
+	}
+	fields, _, err := csvscan.Split(line, cfg.Delim(), nil, nil)
+	if err != nil {
+		return nil, badf("the header row is not valid CSV: %v", err)
+	}
+	if len(fields) > cfg.Limits.MaxColumns {
+		return nil, badf("the header has %d columns, over the limit of %d (limits.maxColumns)", len(fields), cfg.Limits.MaxColumns)
+	}
+	header := make([]string, len(fields))
+	seen := map[string]bool{}
+	var dups []string
+	for i, f := range fields {
+		header[i] = string(f)
+		if seen[header[i]] {
+			dups = append(dups, fmt.Sprintf("%q", header[i]))
+		}
+		seen[header[i]] = true
+	}
+	if len(dups) > 0 {
+		return nil, badf("the header names the column %s more than once", strings.Join(dups, ", "))
+	}
+	var missing []string
+	for _, c := range cfg.Columns {
+		if !seen[c.Name] {
+			missing = append(missing, fmt.Sprintf("%q", c.Name))
+		}
+	}
+	if cfg.Enriches() && !seen[cfg.Reference.Key] && !slices.Contains(missing, fmt.Sprintf("%q", cfg.Reference.Key)) {
+		missing = append(missing, fmt.Sprintf("%q", cfg.Reference.Key))
+	}
+	if len(missing) > 0 {
+		hint := ""
+		if len(fields) == 1 && cfg.Delimiter != ";" && bytes.ContainsAny(line, ";\t|") {
+			hint = fmt.Sprintf(" (the header is one column: is the file delimited by something other than %q?)", cfg.Delimiter)
+		}
+		return nil, badf("the header lacks the column(s) %s that the configuration requires; it has %s%s",
+			strings.Join(missing, ", "), quoteList(header, 12), hint)
+	}
+	return header, nil
+}
+
+func quoteList(xs []string, max int) string {
+	var q []string
+	for i, x := range xs {
+		if i == max {
+			q = append(q, fmt.Sprintf("and %d more", len(xs)-max))
+			break
+		}
+		q = append(q, fmt.Sprintf("%q", x))
+	}
+	return strings.Join(q, ", ")
+}

@@ -1,0 +1,310 @@
+package pipeline
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/pkg/csvscan"
+	"github.com/sluicehq/sluice/pkg/rules"
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// Worker validates and enriches one chunk.
+type Worker struct {
+	*Deps
+
+	mu    sync.Mutex
+	plans map[string]*plan // by header row
+	refs  []string         // the catalog's columns, read once
+}
+
+// NewWorker returns a worker; it caches compiled plans per header.
+func NewWorker(d *Deps) *Worker { return &Worker{Deps: d, plans: map[string]*plan{}} }
+
+// plan is the configuration bound to one header: which rule checks which
+// field, where the key is, which reference values are appended.
+type plan struct {
+	nfields int
+	checks  []fieldCheck
+	key     int   // field index of the lookup key; -1: no enrichment
+	pick    []int // indexes into the catalog's values, in append order
+}
+
+type fieldCheck struct {
+	field int
+	col   *rules.Column
+}
+
+func (w *Worker) planFor(ctx context.Context, header []byte, fields [][]byte) (*plan, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if p, ok := w.plans[string(header)]; ok {
+		return p, nil
+	}
+	cols, err := rules.Compile(w.Config.Columns)
+	if err != nil {
+		return nil, sluice.Permanent(err)
+	}
+	idx := map[string]int{}
+	for i, f := range fields {
+		idx[string(f)] = i
+	}
+	p := &plan{nfields: len(fields), key: -1}
+	// Check in header order, so the first failing column is the leftmost.
+	for i, f := range fields {
+		for _, c := range cols {
+			if c.Name == string(f) {
+				p.checks = append(p.checks, fieldCheck{field: i, col: c})
+			}
+		}
+	}
+	for _, c := range cols {
+		if _, ok := idx[c.Name]; !ok {
+			return nil, sluice.Permanentf("chunk header lacks column %q", c.Name)
+		}
+	}
+	if w.Config.Enriches() {
+		k, ok := idx[w.Config.Reference.Key]
+		if !ok {
+			return nil, sluice.Permanentf("chunk header lacks the key column %q", w.Config.Reference.Key)
+		}
+		p.key = k
+		if w.refs == nil {
+			if w.refs, err = w.Catalog.Columns(ctx); err != nil {
+				return nil, err
+			}
+		}
+		pos := map[string]int{}
+		for i, c := range w.refs[1:] {
+			pos[c] = i
+		}
+		for _, a := range w.Config.Reference.Append {
+			i, ok := pos[a]
+			if !ok {
+				return nil, sluice.Permanentf("the reference data has no column %q (it has %s)", a, strings.Join(w.refs, ", "))
+			}
+			p.pick = append(p.pick, i)
+		}
+	}
+	w.plans[string(header)] = p
+	return p, nil
+}
+
+// Handle implements the process stage for one chunk message.
+func (w *Worker) Handle(ctx context.Context, m sluice.Message) error {
+	var c sluice.ChunkReady
+	if err := sluice.Decode(m.Body, &c); err != nil {
+		return err
+	}
+	return w.Process(ctx, c, m.ReceiveCount > 1)
+}
+
+// pending is a row that passed the column rules and waits for its lookup.
+type pending struct {
+	line       int64
+	start, end int // the raw record in the arena
+	key        string
+}
+
+// Process validates and enriches one chunk.
+func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered bool) error {
+	b, err := w.Ledger.GetBatch(ctx, c.BatchID)
+	if isNotFound(err) {
+		return sluice.Permanentf("chunk message for batch %q, which does not exist", c.BatchID)
+	}
+	if err != nil {
+		return err
+	}
+	if b.State.Terminal() {
+		batchLog(w.log(), b.ID).Info("chunk for a finished batch; ignored", "chunk", c.Chunk, "state", b.State)
+		return nil
+	}
+	r, err := w.Blobs.Get(ctx, c.Key)
+	if isNotFound(err) {
+		return sluice.Permanentf("chunk %s is missing", c.Key)
+	}
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+
+	delim := w.Config.Delim()
+	sc := csvscan.NewScanner(r, delim, w.Config.Limits.MaxLineBytes+len(b.Header)*4+1024)
+	rawHeader, err := sc.Next()
+	if err != nil {
+		return fmt.Errorf("chunk %s: reading header: %w", c.Key, err)
+	}
+	hdr := bytes.Clone(csvscan.TrimEOL(rawHeader))
+	hfields, _, err := csvscan.Split(hdr, delim, nil, nil)
+	if err != nil {
+		return sluice.Permanentf("chunk %s: header: %v", c.Key, err)
+	}
+	p, err := w.planFor(ctx, hdr, hfields)
+	if err != nil {
+		return err
+	}
+
+	stats := sluice.ChunkStats{Chunk: c.Chunk, Reasons: map[string]int{}}
+	var rejects []sluice.RowError
+	reject := func(line int64, raw []byte, column, rule, msg string) {
+		stats.RowsRejected++
+		stats.Reasons[rule]++
+		rejects = append(rejects, sluice.RowError{Chunk: c.Chunk, Line: line, Column: column, Rule: rule, Message: msg, Raw: string(raw)})
+	}
+	arena := make([]byte, 0, 1<<20)
+	rows := make([]pending, 0, c.Rows)
+	var fields [][]byte
+	var scratch []byte
+	firstLine := int64(-1)
+	for {
+		rec, err := sc.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("chunk %s: %w", c.Key, err)
+		}
+		if firstLine < 0 {
+			firstLine = sc.Line()
+		}
+		line := c.FirstLine + sc.Line() - firstLine
+		raw := csvscan.TrimEOL(rec)
+		stats.RowsIn++
+		if !utf8.Valid(raw) {
+			reject(line, raw, "", rules.RuleEncoding, "the row is not valid UTF-8 text")
+			continue
+		}
+		fields, scratch, err = csvscan.Split(raw, delim, fields, scratch)
+		if err != nil {
+			reject(line, raw, "", rules.RuleCSV, "the row is not well-formed CSV: "+err.Error())
+			continue
+		}
+		if len(fields) != p.nfields {
+			reject(line, raw, "", rules.RuleFieldCount, fmt.Sprintf("the row has %d fields, the header has %d", len(fields), p.nfields))
+			continue
+		}
+		ok := true
+		for _, fc := range p.checks {
+			if rule, msg, good := fc.col.Check(fields[fc.field]); !good {
+				reject(line, raw, fc.col.Name, rule, msg)
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		start := len(arena)
+		arena = append(arena, raw...)
+		pr := pending{line: line, start: start, end: len(arena)}
+		if p.key >= 0 {
+			pr.key = string(fields[p.key])
+		}
+		rows = append(rows, pr)
+	}
+
+	// One batched lookup for the whole chunk.
+	var vals [][]string
+	if p.key >= 0 && len(rows) > 0 {
+		keys := make([]string, len(rows))
+		for i, r := range rows {
+			keys[i] = r.key
+		}
+		if vals, err = w.Catalog.Lookup(ctx, keys); err != nil {
+			return fmt.Errorf("chunk %s: reference lookup: %w", c.Key, err)
+		}
+	}
+
+	out := bytes.NewBuffer(make([]byte, 0, len(arena)+len(rows)*64))
+	var line []byte
+	for i, r := range rows {
+		raw := arena[r.start:r.end]
+		var ref []string
+		if p.key >= 0 {
+			ref = vals[i]
+			if ref == nil && w.Config.Reference.OnMissing == "reject" {
+				reject(r.line, raw, w.Config.Reference.Key, rules.RuleReference,
+					fmt.Sprintf("%s %q is not in the reference data", w.Config.Reference.Key, r.key))
+				continue
+			}
+		}
+		line = line[:0]
+		if bytes.IndexByte(raw, '"') < 0 && bytes.IndexByte(raw, '\r') < 0 {
+			line = append(line, raw...) // already in the output's form
+		} else {
+			fields, scratch, _ = csvscan.Split(raw, delim, fields, scratch)
+			line = csvscan.AppendRecord(line, fields, delim)
+			line = line[:len(line)-1]
+		}
+		if p.key >= 0 {
+			for _, j := range p.pick {
+				line = append(line, delim)
+				if ref != nil {
+					line = csvscan.AppendField(line, []byte(ref[j]), delim)
+				}
+			}
+		}
+		line = append(line, '\n')
+		out.Write(line)
+		stats.RowsOut++
+	}
+
+	// Rejected rows in line order: the worker found them in two passes.
+	sortRejects(rejects)
+	errOut := bytes.NewBuffer(nil)
+	var rec []byte
+	for _, e := range rejects {
+		rec = csvscan.AppendStrings(rec[:0], []string{strconv.FormatInt(e.Line, 10), e.Column, e.Rule, e.Message, guardFormula(e.Raw)}, ',')
+		errOut.Write(rec)
+	}
+	if _, err := w.Blobs.Put(ctx, OutputPartKey(b, c.Chunk), out); err != nil {
+		return err
+	}
+	if _, err := w.Blobs.Put(ctx, ErrorPartKey(b, c.Chunk), errOut); err != nil {
+		return err
+	}
+	if err := w.fault(PointWorkAfterParts); err != nil {
+		return err
+	}
+	if err := w.Ledger.AddRejects(ctx, b.ID, rejects); err != nil {
+		return err
+	}
+	if err := w.fault(PointWorkAfterRejects); err != nil {
+		return err
+	}
+	comp, err := w.Ledger.ChunkDone(ctx, b.ID, stats)
+	if err != nil {
+		return err
+	}
+	if err := w.fault(PointWorkAfterCount); err != nil {
+		return err
+	}
+	if comp.Completed || (comp.Complete && !comp.Counted && redelivered) {
+		if err := w.Merges.Send(ctx, sluice.Encode(sluice.BatchReady{Version: sluice.MessageVersion, BatchID: b.ID})); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortRejects(rs []sluice.RowError) {
+	slices.SortStableFunc(rs, func(a, b sluice.RowError) int { return cmp.Compare(a.Line, b.Line) })
+}
+
+// guardFormula defuses a cell that a spreadsheet would run as a formula
+// (=, +, -, @, tab, CR first), by prefixing a quote as OWASP advises. The
+// error report holds untrusted rows and is made to be opened in one.
+func guardFormula(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
