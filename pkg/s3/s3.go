@@ -1,0 +1,457 @@
+// Package s3 is the sluice.BlobStore on an Amazon S3 bucket (or anything
+// that speaks its API: gofakes3 in tests, LocalStack, MinIO).
+//
+// Put never needs to know a body's length or to seek in it: it reads a
+// part-sized buffer first, sends a small body as one PutObject and a larger
+// one as a multipart upload of buffered parts. The SDK can then sign and
+// checksum every request from memory, which also works over plain HTTP where
+// an unseekable streaming body could not be signed.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// S3's limits for multipart uploads.
+const (
+	minPartSize = 5 << 20
+	maxPartSize = 5 << 30
+	maxParts    = 10000
+	// maxCopySize is the largest object CopyObject copies in one call.
+	maxCopySize = 5 << 30
+	// maxPresign is the longest a SigV4 presigned URL may live.
+	maxPresign = 7 * 24 * time.Hour
+)
+
+// Options configure a Store.
+type Options struct {
+	// PathStyle addresses the bucket as http://host/bucket/key instead of
+	// http://bucket.host/key: emulators and LocalStack need it.
+	PathStyle bool
+	// PartSize is the size of the buffered parts of a multipart upload, and
+	// the size below which Put sends one PutObject. Default 8 MiB, at least
+	// 5 MiB (S3's minimum).
+	PartSize int64
+	// Concurrency is how many parts upload at once; memory use of a Put is
+	// about Concurrency+1 parts. Default 4.
+	Concurrency int
+	// LinkTTL is how long a link lives when Link is asked for ttl <= 0.
+	// Default one hour.
+	LinkTTL time.Duration
+}
+
+// Option changes Options.
+type Option func(*Options)
+
+// WithPathStyle makes the store use path-style URLs.
+func WithPathStyle() Option { return func(o *Options) { o.PathStyle = true } }
+
+// WithPartSize sets Options.PartSize.
+func WithPartSize(n int64) Option { return func(o *Options) { o.PartSize = n } }
+
+// WithConcurrency sets Options.Concurrency.
+func WithConcurrency(n int) Option { return func(o *Options) { o.Concurrency = n } }
+
+// WithLinkTTL sets Options.LinkTTL.
+func WithLinkTTL(d time.Duration) Option { return func(o *Options) { o.LinkTTL = d } }
+
+// Store is one S3 bucket.
+type Store struct {
+	client  *awss3.Client
+	presign *awss3.PresignClient
+	bucket  string
+	opt     Options
+	bufs    sync.Pool
+}
+
+var _ sluice.BlobStore = (*Store)(nil)
+
+// New returns the store for bucket. cfg comes from config.LoadDefaultConfig
+// in the services, so AWS_ENDPOINT_URL_S3 and the rest of the SDK's
+// configuration chain apply.
+func New(cfg aws.Config, bucket string, opts ...Option) *Store {
+	o := Options{PartSize: 8 << 20, Concurrency: 4, LinkTTL: time.Hour}
+	for _, f := range opts {
+		f(&o)
+	}
+	o.PartSize = min(max(o.PartSize, minPartSize), maxPartSize)
+	o.Concurrency = max(o.Concurrency, 1)
+	if o.LinkTTL <= 0 {
+		o.LinkTTL = time.Hour
+	}
+	client := awss3.NewFromConfig(cfg, func(so *awss3.Options) {
+		if o.PathStyle {
+			so.UsePathStyle = true
+		}
+	})
+	return &Store{client: client, presign: awss3.NewPresignClient(client), bucket: bucket, opt: o}
+}
+
+// Client is the underlying S3 client, for setup such as creating the bucket.
+func (s *Store) Client() *awss3.Client { return s.client }
+
+// Bucket implements sluice.BlobStore.
+func (s *Store) Bucket() string { return s.bucket }
+
+// isNotFound tells a missing object (or bucket) from other failures. HEAD
+// responses carry no error body, so the status code is all there is.
+func isNotFound(err error) bool {
+	var nsk *types.NoSuchKey
+	var nf *types.NotFound
+	if errors.As(err, &nsk) || errors.As(err, &nf) {
+		return true
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) && (ae.ErrorCode() == "NoSuchKey" || ae.ErrorCode() == "NotFound") {
+		return true
+	}
+	var re *smithyhttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound
+}
+
+func (s *Store) wrap(op, key string, err error) error {
+	if isNotFound(err) {
+		return fmt.Errorf("s3: %s s3://%s/%s: %w", op, s.bucket, key, sluice.ErrNotFound)
+	}
+	return fmt.Errorf("s3: %s s3://%s/%s: %w", op, s.bucket, key, err)
+}
+
+// etag strips the quotes S3 keeps around ETags, so they compare equal to
+// the ones in event notifications.
+func etag(p *string) string { return strings.Trim(aws.ToString(p), `"`) }
+
+// Get implements sluice.BlobStore. The body streams from S3 as the caller
+// reads it.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := sluice.ValidateKey(key); err != nil {
+		return nil, err
+	}
+	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return nil, s.wrap("get", key, err)
+	}
+	return out.Body, nil
+}
+
+// Stat implements sluice.BlobStore.
+func (s *Store) Stat(ctx context.Context, key string) (sluice.BlobInfo, error) {
+	if err := sluice.ValidateKey(key); err != nil {
+		return sluice.BlobInfo{}, err
+	}
+	out, err := s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return sluice.BlobInfo{}, s.wrap("stat", key, err)
+	}
+	return sluice.BlobInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: etag(out.ETag), Modified: aws.ToTime(out.LastModified)}, nil
+}
+
+// List implements sluice.BlobStore.
+func (s *Store) List(ctx context.Context, prefix string) ([]sluice.BlobInfo, error) {
+	var out []sluice.BlobInfo
+	p := awss3.NewListObjectsV2Paginator(s.client, &awss3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("s3: list s3://%s/%s: %w", s.bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			out = append(out, sluice.BlobInfo{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), ETag: etag(o.ETag), Modified: aws.ToTime(o.LastModified)})
+		}
+	}
+	// S3 lists in UTF-8 byte order already; emulators may not.
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// copySource is the x-amz-copy-source value: bucket and key with every byte
+// but the unreserved ones and the slashes percent-encoded. Encoding '+'
+// matters: S3 and its emulators decode the value as a query string would,
+// where a bare '+' means a space.
+func (s *Store) copySource(key string) string {
+	const hex = "0123456789ABCDEF"
+	src := s.bucket + "/" + key
+	var b strings.Builder
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("-_.~/", c) >= 0:
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
+}
+
+// Copy implements sluice.BlobStore. Objects over 5 GiB, which CopyObject
+// refuses, are copied part by part on the server side.
+func (s *Store) Copy(ctx context.Context, src, dst string) error {
+	if err := sluice.ValidateKey(src); err != nil {
+		return err
+	}
+	if err := sluice.ValidateKey(dst); err != nil {
+		return err
+	}
+	_, err := s.client.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: &s.bucket, Key: &dst, CopySource: aws.String(s.copySource(src))})
+	if err == nil {
+		return nil
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) && (ae.ErrorCode() == "InvalidRequest" || ae.ErrorCode() == "EntityTooLarge") {
+		if info, serr := s.Stat(ctx, src); serr == nil && info.Size > maxCopySize {
+			return s.copyLarge(ctx, src, dst, info.Size)
+		}
+	}
+	return s.wrap("copy "+src+" to", dst, err)
+}
+
+func (s *Store) copyLarge(ctx context.Context, src, dst string, size int64) error {
+	const part = 1 << 30
+	up, err := s.client.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &dst})
+	if err != nil {
+		return s.wrap("copy "+src+" to", dst, err)
+	}
+	var parts []types.CompletedPart
+	for n, off := int32(1), int64(0); off < size; n, off = n+1, off+part {
+		end := min(off+part, size) - 1
+		out, err := s.client.UploadPartCopy(ctx, &awss3.UploadPartCopyInput{
+			Bucket: &s.bucket, Key: &dst, UploadId: up.UploadId, PartNumber: aws.Int32(n),
+			CopySource: aws.String(s.copySource(src)), CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+		})
+		if err != nil {
+			s.abort(dst, up.UploadId)
+			return s.wrap("copy "+src+" to", dst, err)
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(n), ETag: out.CopyPartResult.ETag})
+	}
+	_, err = s.client.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{
+		Bucket: &s.bucket, Key: &dst, UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		s.abort(dst, up.UploadId)
+		return s.wrap("copy "+src+" to", dst, err)
+	}
+	return nil
+}
+
+// Delete implements sluice.BlobStore. S3 answers 204 for a missing key too.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := sluice.ValidateKey(key); err != nil {
+		return err
+	}
+	if _, err := s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil && !isNotFound(err) {
+		return s.wrap("delete", key, err)
+	}
+	return nil
+}
+
+// Link implements sluice.BlobStore with a presigned GET. S3 does not look
+// at the object when presigning: a link to a missing key is made, and fails
+// when followed.
+func (s *Store) Link(ctx context.Context, key string, ttl time.Duration) (string, time.Time, error) {
+	if err := sluice.ValidateKey(key); err != nil {
+		return "", time.Time{}, err
+	}
+	if ttl <= 0 {
+		ttl = s.opt.LinkTTL
+	}
+	ttl = min(ttl, maxPresign)
+	// A link lives at most as long as the credentials that signed it: with a
+	// role's temporary credentials that can be less than ttl. Nothing here
+	// can lengthen that, so the expiry reported is the one asked for.
+	expires := time.Now().Add(ttl)
+	req, err := s.presign.PresignGetObject(ctx, &awss3.GetObjectInput{Bucket: &s.bucket, Key: &key}, awss3.WithPresignExpires(ttl))
+	if err != nil {
+		return "", time.Time{}, s.wrap("presign", key, err)
+	}
+	return req.URL, expires, nil
+}
+
+// Put implements sluice.BlobStore. S3 makes an object visible only when its
+// PutObject or CompleteMultipartUpload succeeds, so readers never see a
+// partial one; a failed multipart upload is aborted.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader) (sluice.BlobInfo, error) {
+	if err := sluice.ValidateKey(key); err != nil {
+		return sluice.BlobInfo{}, err
+	}
+	first := s.getBuf(s.opt.PartSize)
+	n, err := io.ReadFull(r, first)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		defer s.putBuf(first)
+		return s.putSmall(ctx, key, first[:n])
+	case err != nil:
+		s.putBuf(first)
+		return sluice.BlobInfo{}, fmt.Errorf("s3: put s3://%s/%s: reading the body: %w", s.bucket, key, err)
+	}
+	return s.putMultipart(ctx, key, first, r)
+}
+
+func (s *Store) putSmall(ctx context.Context, key string, body []byte) (sluice.BlobInfo, error) {
+	out, err := s.client.PutObject(ctx, &awss3.PutObjectInput{
+		Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
+	})
+	if err != nil {
+		return sluice.BlobInfo{}, s.wrap("put", key, err)
+	}
+	return s.written(ctx, key, int64(len(body)), etag(out.ETag)), nil
+}
+
+// written describes an object just written. S3's LastModified is only
+// known from a HEAD; should that fail, the write still happened, so the
+// local clock stands in rather than failing the Put.
+func (s *Store) written(ctx context.Context, key string, size int64, tag string) sluice.BlobInfo {
+	info := sluice.BlobInfo{Key: key, Size: size, ETag: tag, Modified: time.Now().UTC().Truncate(time.Second)}
+	if st, err := s.Stat(ctx, key); err == nil && st.ETag == tag {
+		info.Modified = st.Modified
+	}
+	return info
+}
+
+type partResult struct {
+	part types.CompletedPart
+	err  error
+}
+
+func (s *Store) putMultipart(ctx context.Context, key string, first []byte, r io.Reader) (sluice.BlobInfo, error) {
+	up, err := s.client.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{
+		Bucket: &s.bucket, Key: &key, ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+	})
+	if err != nil {
+		s.putBuf(first)
+		return sluice.BlobInfo{}, s.wrap("put", key, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		parts   []types.CompletedPart
+		failure error
+		size    int64
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if failure == nil {
+			failure = err
+			cancel()
+		}
+		mu.Unlock()
+	}
+	sem := make(chan struct{}, s.opt.Concurrency)
+	upload := func(num int32, buf []byte) {
+		defer wg.Done()
+		defer func() { <-sem }()
+		defer s.putBuf(buf)
+		out, err := s.client.UploadPart(ctx, &awss3.UploadPartInput{
+			Bucket: &s.bucket, Key: &key, UploadId: up.UploadId, PartNumber: aws.Int32(num),
+			Body: bytes.NewReader(buf), ContentLength: aws.Int64(int64(len(buf))),
+			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+		})
+		if err != nil {
+			fail(fmt.Errorf("part %d: %w", num, err))
+			return
+		}
+		mu.Lock()
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32})
+		mu.Unlock()
+	}
+
+	buf, partSize := first, s.opt.PartSize
+	for num := int32(1); ; num++ {
+		size += int64(len(buf))
+		sem <- struct{}{}
+		wg.Add(1)
+		go upload(num, buf)
+		if num == maxParts {
+			fail(fmt.Errorf("the body needs more than %d parts", maxParts))
+			break
+		}
+		// Parts may differ in size: growing them keeps a body of unknown
+		// length within S3's 10 000 parts (up to about 5 TB with the
+		// defaults) without holding big buffers for small bodies.
+		if num%1000 == 0 {
+			partSize = min(partSize*2, maxPartSize)
+		}
+		buf = s.getBuf(partSize)
+		n, err := io.ReadFull(r, buf)
+		if err == io.EOF {
+			s.putBuf(buf)
+			break
+		}
+		if err != nil && err != io.ErrUnexpectedEOF {
+			s.putBuf(buf)
+			fail(fmt.Errorf("reading the body: %w", err))
+			break
+		}
+		if ctx.Err() != nil {
+			s.putBuf(buf)
+			fail(ctx.Err())
+			break
+		}
+		buf = buf[:n]
+		if err == io.ErrUnexpectedEOF {
+			size += int64(n)
+			sem <- struct{}{}
+			wg.Add(1)
+			go upload(num+1, buf)
+			break
+		}
+	}
+	wg.Wait()
+	if failure != nil {
+		s.abort(key, up.UploadId)
+		return sluice.BlobInfo{}, fmt.Errorf("s3: put s3://%s/%s: %w", s.bucket, key, failure)
+	}
+	sort.Slice(parts, func(i, j int) bool { return *parts[i].PartNumber < *parts[j].PartNumber })
+	out, err := s.client.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{
+		Bucket: &s.bucket, Key: &key, UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		s.abort(key, up.UploadId)
+		return sluice.BlobInfo{}, s.wrap("put", key, err)
+	}
+	return s.written(ctx, key, size, etag(out.ETag)), nil
+}
+
+// abort gives up a multipart upload so that its parts stop costing storage.
+// It runs on its own context: the caller's may be the reason for giving up.
+func (s *Store) abort(key string, uploadID *string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: uploadID})
+}
+
+func (s *Store) getBuf(n int64) []byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok && int64(cap(*b)) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n)
+}
+
+func (s *Store) putBuf(b []byte) {
+	if int64(cap(b)) == s.opt.PartSize {
+		b = b[:cap(b)]
+		s.bufs.Put(&b)
+	}
+}
