@@ -15,7 +15,7 @@ func extraColumns() []config.Column {
 		{Name: "uni", Schema: map[string]any{"type": "string", "minLength": 2, "maxLength": 3}},
 		{Name: "anyType", Schema: map[string]any{"type": []any{"string", "null"}, "pattern": "é"}},
 		{Name: "notEmpty", Schema: map[string]any{"not": map[string]any{"const": ""}}}, // library path
-		{Name: "num", Schema: map[string]any{"type": "integer"}},                      // no string passes
+		{Name: "num", Schema: map[string]any{"type": "integer"}},                       // no string passes
 	}
 }
 

@@ -1,0 +1,42 @@
+# Sluice — the two commands a new user needs are `make run` and `make test`.
+SHELL   := /usr/bin/env bash
+GO      ?= go
+BIN     := bin/sluice
+DEMO    := .sluice-demo
+ROWS    ?= 100000
+
+.PHONY: run test deps build lint bench bench-micro clean help
+
+help:
+	@echo "make run    - generate $(ROWS) demo rows and run them through the embedded pipeline"
+	@echo "make test   - install what the tests need, lint, run every test"
+	@echo "make bench  - benchmarks (see BENCHMARKS.md)"
+	@echo "make lint   - go vet + gofmt check"
+
+build:
+	$(GO) build -o $(BIN) ./cmd/sluice
+
+# The main job on the embedded default: no cloud account, no set-up.
+run: build
+	$(BIN) gen --rows $(ROWS) --seed 1 --out $(DEMO)/input
+	$(BIN) run --data $(DEMO)/data --reference $(DEMO)/input/financials.csv $(DEMO)/input/orders.csv
+
+# Everything the tests need that Go does not fetch by itself.
+deps:
+	@if [ -f package-lock.json ]; then \
+	  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi; \
+	fi
+
+lint:
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+
+test: deps lint
+	$(GO) test -count=1 -timeout 20m ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+clean:
+	rm -rf bin $(DEMO) .sluice
