@@ -1,0 +1,374 @@
+// Package sqs is the sluice.Queue on an Amazon SQS standard queue.
+//
+// Redrive after too many receives is the queue's own RedrivePolicy, set when
+// the queue is made (see Ensure); this package only moves a message to the
+// dead-letter queue itself when a consumer gives up on it at once
+// (DeadLetter), adding the reason as a message attribute.
+package sqs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"path"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// ReasonAttribute is the message attribute that carries why DeadLetter
+// moved a message, for the operator reading the dead-letter queue.
+const ReasonAttribute = "sluice-dead-letter-reason"
+
+// SQS's limits.
+const (
+	maxBatchEntries = 10
+	// maxBatchBytes keeps a SendMessageBatch under the 256 KiB that SQS
+	// accepted for years; newer queues take 1 MiB, older setups and some
+	// emulators do not.
+	maxBatchBytes = 256 << 10
+	maxWait       = 20 * time.Second
+	maxVisibility = 12 * time.Hour
+	maxReasonLen  = 4096
+)
+
+// Options configure a Queue.
+type Options struct {
+	// DeadLetterURL is where DeadLetter sends messages: the same queue the
+	// RedrivePolicy names. Without it DeadLetter fails.
+	DeadLetterURL string
+	// VisibleIncludesInFlight says the server's ApproximateNumberOfMessages
+	// counts received messages too (local-aws-sqs does), so Depth subtracts
+	// them to report what is waiting.
+	VisibleIncludesInFlight bool
+}
+
+// Option changes Options.
+type Option func(*Options)
+
+// WithDeadLetterURL sets Options.DeadLetterURL.
+func WithDeadLetterURL(u string) Option { return func(o *Options) { o.DeadLetterURL = u } }
+
+// WithVisibleIncludesInFlight sets Options.VisibleIncludesInFlight.
+func WithVisibleIncludesInFlight() Option {
+	return func(o *Options) { o.VisibleIncludesInFlight = true }
+}
+
+// Queue is one SQS queue.
+type Queue struct {
+	client *awssqs.Client
+	url    string
+	name   string
+	opt    Options
+}
+
+var _ sluice.Queue = (*Queue)(nil)
+
+// New returns the queue at queueURL. cfg comes from config.LoadDefaultConfig
+// in the services, so AWS_ENDPOINT_URL_SQS and the rest of the SDK's
+// configuration chain apply.
+func New(cfg aws.Config, queueURL string, opts ...Option) *Queue {
+	var o Options
+	for _, f := range opts {
+		f(&o)
+	}
+	return &Queue{client: awssqs.NewFromConfig(cfg), url: queueURL, name: nameOf(queueURL), opt: o}
+}
+
+func nameOf(queueURL string) string {
+	if u, err := url.Parse(queueURL); err == nil && u.Path != "" {
+		return path.Base(u.Path)
+	}
+	return queueURL
+}
+
+// Name implements sluice.Queue.
+func (q *Queue) Name() string { return q.name }
+
+// URL is the queue's URL.
+func (q *Queue) URL() string { return q.url }
+
+// Client is the underlying SQS client.
+func (q *Queue) Client() *awssqs.Client { return q.client }
+
+func (q *Queue) errorf(op string, err error) error {
+	return fmt.Errorf("sqs: %s %s: %w", op, q.name, err)
+}
+
+// seconds rounds d up to whole seconds, the unit of every SQS timeout, so
+// that a wish for 500ms of waiting or invisibility is not rounded to none.
+func seconds(d, limit time.Duration) int32 {
+	d = min(max(d, 0), limit)
+	return int32(math.Ceil(d.Seconds()))
+}
+
+// Send implements sluice.Queue.
+func (q *Queue) Send(ctx context.Context, body []byte) error {
+	_, err := q.client.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: &q.url, MessageBody: aws.String(string(body))})
+	if err != nil {
+		return q.errorf("send", err)
+	}
+	return nil
+}
+
+// SendBatch implements sluice.Queue with SendMessageBatch calls of at most
+// ten messages. Entries SQS failed on its side are sent again; an entry it
+// refused as bad is an error.
+func (q *Queue) SendBatch(ctx context.Context, bodies [][]byte) error {
+	for len(bodies) > 0 {
+		n, size := 0, 0
+		for n < len(bodies) && n < maxBatchEntries && (n == 0 || size+len(bodies[n]) <= maxBatchBytes) {
+			size += len(bodies[n])
+			n++
+		}
+		if err := q.sendGroup(ctx, bodies[:n]); err != nil {
+			return err
+		}
+		bodies = bodies[n:]
+	}
+	return nil
+}
+
+func (q *Queue) sendGroup(ctx context.Context, bodies [][]byte) error {
+	pending := make(map[string][]byte, len(bodies))
+	for i, b := range bodies {
+		pending[strconv.Itoa(i)] = b
+	}
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		entries := make([]types.SendMessageBatchRequestEntry, 0, len(pending))
+		for id, b := range pending {
+			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(string(b))})
+		}
+		out, err := q.client.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: &q.url, Entries: entries})
+		if err != nil {
+			return q.errorf("send batch", err)
+		}
+		for _, ok := range out.Successful {
+			delete(pending, aws.ToString(ok.Id))
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		for _, f := range out.Failed {
+			if f.SenderFault {
+				return q.errorf("send batch", fmt.Errorf("entry refused: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message)))
+			}
+		}
+		if attempt == 5 {
+			return q.errorf("send batch", fmt.Errorf("%d entries still failing after %d attempts", len(pending), attempt))
+		}
+		select {
+		case <-ctx.Done():
+			return q.errorf("send batch", ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+// attributes asked of every received message. ApproximateReceiveCount goes
+// in the older AttributeNames field as well as the newer one, because
+// local-aws-sqs only reads the older.
+var (
+	systemAttrs = []types.MessageSystemAttributeName{
+		types.MessageSystemAttributeNameApproximateReceiveCount, types.MessageSystemAttributeNameSentTimestamp,
+	}
+	legacyAttrs = []types.QueueAttributeName{"ApproximateReceiveCount", "SentTimestamp"}
+)
+
+func (q *Queue) receive(ctx context.Context, n int, visibility, wait int32) ([]sluice.Message, error) {
+	out, err := q.client.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{
+		QueueUrl:                    &q.url,
+		MaxNumberOfMessages:         int32(n),
+		VisibilityTimeout:           visibility,
+		WaitTimeSeconds:             wait,
+		MessageSystemAttributeNames: systemAttrs,
+		AttributeNames:              legacyAttrs, //nolint:staticcheck // see legacyAttrs
+	})
+	if err != nil {
+		return nil, q.errorf("receive", err)
+	}
+	ms := make([]sluice.Message, 0, len(out.Messages))
+	for _, m := range out.Messages {
+		msg := sluice.Message{ID: aws.ToString(m.MessageId), Body: []byte(aws.ToString(m.Body)), Receipt: aws.ToString(m.ReceiptHandle)}
+		msg.ReceiveCount, _ = strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
+		if sent, err := strconv.ParseInt(m.Attributes["SentTimestamp"], 10, 64); err == nil {
+			msg.SentAt = time.UnixMilli(sent).UTC()
+		}
+		ms = append(ms, msg)
+	}
+	return ms, nil
+}
+
+// Receive implements sluice.Queue. It asks without waiting first and, only
+// when nothing came, long-polls for a single message and then takes what
+// else is there without waiting. SQS itself would answer a long poll for
+// ten as soon as one arrives, but local-aws-sqs holds it until all ten are
+// there or the wait ends; this order gives both the same latency, and costs
+// SQS one extra request per idle poll.
+func (q *Queue) Receive(ctx context.Context, n int, visibility, wait time.Duration) ([]sluice.Message, error) {
+	n = min(max(n, 1), 10)
+	vis := seconds(visibility, maxVisibility)
+	ms, err := q.receive(ctx, n, vis, 0)
+	if err != nil || len(ms) > 0 || wait <= 0 {
+		return ms, err
+	}
+	ms, err = q.receive(ctx, 1, vis, seconds(wait, maxWait))
+	if err != nil || len(ms) == 0 || n == 1 {
+		return ms, err
+	}
+	// The first message is ours now; failing to get more must not lose it.
+	more, err := q.receive(ctx, n-1, vis, 0)
+	if err == nil {
+		ms = append(ms, more...)
+	}
+	return ms, nil
+}
+
+// Extend implements sluice.Queue. On local-aws-sqs every visibility change
+// also counts as a receive, so heartbeats there bring the redrive closer;
+// SQS does not count them.
+func (q *Queue) Extend(ctx context.Context, receipt string, d time.Duration) error {
+	_, err := q.client.ChangeMessageVisibility(ctx, &awssqs.ChangeMessageVisibilityInput{
+		QueueUrl: &q.url, ReceiptHandle: &receipt, VisibilityTimeout: seconds(d, maxVisibility),
+	})
+	if err != nil {
+		return q.errorf("extend", err)
+	}
+	return nil
+}
+
+// Delete implements sluice.Queue.
+func (q *Queue) Delete(ctx context.Context, receipt string) error {
+	if _, err := q.client.DeleteMessage(ctx, &awssqs.DeleteMessageInput{QueueUrl: &q.url, ReceiptHandle: &receipt}); err != nil {
+		return q.errorf("delete", err)
+	}
+	return nil
+}
+
+// DeadLetter implements sluice.Queue: a copy goes to the dead-letter queue
+// first, then the original is deleted, so a crash in between leaves a
+// duplicate rather than losing the message.
+func (q *Queue) DeadLetter(ctx context.Context, m sluice.Message, reason string) error {
+	if q.opt.DeadLetterURL == "" {
+		return q.errorf("dead-letter", errors.New("no dead-letter queue configured"))
+	}
+	if len(reason) > maxReasonLen {
+		reason = reason[:maxReasonLen]
+	}
+	if reason == "" {
+		reason = "unspecified" // SQS refuses empty attribute values
+	}
+	_, err := q.client.SendMessage(ctx, &awssqs.SendMessageInput{
+		QueueUrl:    aws.String(q.opt.DeadLetterURL),
+		MessageBody: aws.String(string(m.Body)),
+		MessageAttributes: map[string]types.MessageAttributeValue{
+			ReasonAttribute: {DataType: aws.String("String"), StringValue: aws.String(reason)},
+		},
+	})
+	if err != nil {
+		return q.errorf("dead-letter", err)
+	}
+	return q.Delete(ctx, m.Receipt)
+}
+
+// Depth implements sluice.Queue. SQS's numbers are approximate.
+func (q *Queue) Depth(ctx context.Context) (sluice.QueueDepth, error) {
+	out, err := q.client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
+		QueueUrl: &q.url,
+		AttributeNames: []types.QueueAttributeName{
+			types.QueueAttributeNameApproximateNumberOfMessages,
+			types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+			types.QueueAttributeNameApproximateNumberOfMessagesDelayed,
+		},
+	})
+	if err != nil {
+		return sluice.QueueDepth{}, q.errorf("depth", err)
+	}
+	n := func(a types.QueueAttributeName) int {
+		v, _ := strconv.Atoi(out.Attributes[string(a)])
+		return v
+	}
+	d := sluice.QueueDepth{
+		Visible:  n(types.QueueAttributeNameApproximateNumberOfMessages),
+		InFlight: n(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible),
+		Delayed:  n(types.QueueAttributeNameApproximateNumberOfMessagesDelayed),
+	}
+	if q.opt.VisibleIncludesInFlight {
+		d.Visible = max(d.Visible-d.InFlight, 0)
+	}
+	return d, nil
+}
+
+// EnsureOptions shape the queues Ensure makes.
+type EnsureOptions struct {
+	// MaxReceive is how many receives a message gets before SQS moves it to
+	// the dead-letter queue; 0 means 5.
+	MaxReceive int
+	// Visibility is the queue's default visibility timeout; 0 means 30s.
+	Visibility time.Duration
+	// DeadLetterName names the dead-letter queue; default: name + "-dlq".
+	DeadLetterName string
+}
+
+// Ensure makes the queue name and its dead-letter queue, or brings an
+// existing pair's redrive policy in line, and returns their URLs. It is
+// what `sluice provision` and the tests use; the Terraform does the same.
+func Ensure(ctx context.Context, cfg aws.Config, name string, o EnsureOptions) (queueURL, dlqURL string, err error) {
+	if o.MaxReceive <= 0 {
+		o.MaxReceive = 5
+	}
+	if o.Visibility <= 0 {
+		o.Visibility = 30 * time.Second
+	}
+	if o.DeadLetterName == "" {
+		o.DeadLetterName = name + "-dlq"
+	}
+	client := awssqs.NewFromConfig(cfg)
+	dlq, err := client.CreateQueue(ctx, &awssqs.CreateQueueInput{
+		QueueName:  &o.DeadLetterName,
+		Attributes: map[string]string{string(types.QueueAttributeNameMessageRetentionPeriod): "1209600"}, // 14 days to look
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("sqs: creating %s: %w", o.DeadLetterName, err)
+	}
+	arn, err := client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
+		QueueUrl: dlq.QueueUrl, AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn},
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("sqs: %s: %w", o.DeadLetterName, err)
+	}
+	policy, _ := json.Marshal(map[string]string{
+		"maxReceiveCount":     strconv.Itoa(o.MaxReceive),
+		"deadLetterTargetArn": arn.Attributes[string(types.QueueAttributeNameQueueArn)],
+	})
+	attrs := map[string]string{
+		string(types.QueueAttributeNameRedrivePolicy):     string(policy),
+		string(types.QueueAttributeNameVisibilityTimeout): strconv.Itoa(int(seconds(o.Visibility, maxVisibility))),
+	}
+	out, err := client.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: &name, Attributes: attrs})
+	var exists *types.QueueNameExists
+	if errors.As(err, &exists) {
+		// The queue is there with other attributes: set ours.
+		got, gerr := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: &name})
+		if gerr != nil {
+			return "", "", fmt.Errorf("sqs: %s: %w", name, gerr)
+		}
+		if _, err = client.SetQueueAttributes(ctx, &awssqs.SetQueueAttributesInput{QueueUrl: got.QueueUrl, Attributes: attrs}); err == nil {
+			out = &awssqs.CreateQueueOutput{QueueUrl: got.QueueUrl}
+		}
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("sqs: creating %s: %w", name, err)
+	}
+	return aws.ToString(out.QueueUrl), aws.ToString(dlq.QueueUrl), nil
+}
