@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := profile(os.Getenv("SLUICE_CPUPROFILE"), os.Getenv("SLUICE_MEMPROFILE"))
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	if err != nil {
 		var ex exitError
@@ -25,5 +28,29 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "sluice:", err)
 		os.Exit(1)
+	}
+}
+
+// profile writes pprof CPU and heap profiles when the variables name files:
+// how the figures in BENCHMARKS.md were explained.
+func profile(cpu, mem string) func() {
+	var f *os.File
+	if cpu != "" {
+		var err error
+		if f, err = os.Create(cpu); err == nil {
+			pprof.StartCPUProfile(f)
+		}
+	}
+	return func() {
+		if f != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+		if mem != "" {
+			if m, err := os.Create(mem); err == nil {
+				pprof.Lookup("allocs").WriteTo(m, 0)
+				m.Close()
+			}
+		}
 	}
 }

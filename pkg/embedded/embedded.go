@@ -7,7 +7,7 @@
 //
 //	DIR/bucket/        the bucket (input/, input_archive/, <batch>/...)
 //	DIR/sluice.db      queues and ledger
-//	DIR/reference.db   the reference catalog
+//	DIR/reference.idx  the reference catalog (a memory-mapped hash file)
 //	DIR/outbox/        one .eml per batch
 package embedded
 
@@ -32,6 +32,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/fsblob"
 	"github.com/sluicehq/sluice/pkg/outbox"
 	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/refstore"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqlite"
 )
@@ -59,7 +60,7 @@ type Engine struct {
 	Fault func(point string) error
 
 	DB      *sqlite.DB
-	RefDB   *sqlite.DB
+	Ref     *refstore.Store
 	Blobs   *fsblob.Store
 	Outbox  *outbox.Outbox
 	Ingest  *sqlite.Queue
@@ -99,7 +100,7 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 	if e.DB, err = sqlite.Open(filepath.Join(abs, "sluice.db")); err != nil {
 		return nil, err
 	}
-	if e.RefDB, err = sqlite.Open(filepath.Join(abs, "reference.db")); err != nil {
+	if e.Ref, err = refstore.Open(filepath.Join(abs, "reference.idx")); err != nil {
 		return nil, err
 	}
 	if e.Blobs, err = fsblob.New(filepath.Join(abs, "bucket")); err != nil {
@@ -120,10 +121,11 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 // Close releases the directory.
 func (e *Engine) Close() error {
 	var errs []error
-	for _, db := range []*sqlite.DB{e.DB, e.RefDB} {
-		if db != nil {
-			errs = append(errs, db.Close())
-		}
+	if e.DB != nil {
+		errs = append(errs, e.DB.Close())
+	}
+	if e.Ref != nil {
+		errs = append(errs, e.Ref.Close())
 	}
 	if e.lock != nil {
 		errs = append(errs, unlockDir(e.lock))
@@ -144,7 +146,7 @@ func (e *Engine) Deps() *pipeline.Deps {
 		Config: e.Config, Logger: e.Logger, Fault: e.Fault,
 	}
 	if e.Config.Enriches() {
-		d.Catalog = e.RefDB.Catalog()
+		d.Catalog = e.Ref
 	}
 	return d
 }
@@ -308,7 +310,7 @@ func (e *Engine) LoadReference(ctx context.Context, path string, progress func(r
 		return 0, false, err
 	}
 	defer f.Close()
-	n, err := LoadCatalog(ctx, e.RefDB.Catalog(), f, e.Config, progress)
+	n, err := LoadCatalog(ctx, e.Ref, f, e.Config, progress)
 	if err != nil {
 		os.Remove(stampFile)
 		return 0, false, fmt.Errorf("%s: %w", path, err)

@@ -1,6 +1,5 @@
 // Package sqlite holds the embedded adapters that live in one SQLite
-// database file: the queues (sluice.Queue), the ledger (sluice.Ledger) and
-// the reference catalog (sluice.Catalog). It uses modernc.org/sqlite, a pure
+// database file: the queues (sluice.Queue) and the ledger (sluice.Ledger). It uses modernc.org/sqlite, a pure
 // Go driver, so the sluice binary needs no cgo and no system library.
 package sqlite
 
@@ -60,15 +59,6 @@ CREATE TABLE IF NOT EXISTS rejects (
 	message  TEXT    NOT NULL,
 	raw      TEXT    NOT NULL,
 	PRIMARY KEY (batch_id, line)
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS reference_meta (
-	id      INTEGER PRIMARY KEY CHECK (id = 1),
-	columns TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS reference (
-	k TEXT PRIMARY KEY,
-	v BLOB NOT NULL
 ) WITHOUT ROWID;
 `
 

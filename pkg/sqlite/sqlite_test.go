@@ -34,14 +34,6 @@ func TestLedgerConformance(t *testing.T) {
 	sluicetest.TestLedger(t, func(t *testing.T) sluice.Ledger { return open(t).Ledger() })
 }
 
-func TestCatalogConformance(t *testing.T) {
-	t.Parallel()
-	sluicetest.TestCatalog(t, func(t *testing.T) (sluice.Catalog, sluice.CatalogLoader) {
-		c := open(t).Catalog()
-		return c, c
-	})
-}
-
 func TestQueuesAreSeparate(t *testing.T) {
 	db := open(t)
 	a, b := db.Queue("a", sqlite.QueueOptions{}), db.Queue("b", sqlite.QueueOptions{})
