@@ -239,8 +239,33 @@ func (s *Store) List(ctx context.Context, prefix string) ([]sluice.BlobInfo, err
 	return out, nil
 }
 
-// Copy implements sluice.BlobStore.
+// Copy implements sluice.BlobStore. Objects are never changed in place
+// (Put always renames a new file over the old), so a copy can share the
+// file: a hard link under a temporary name, renamed into place. Where links
+// are not possible it copies the bytes.
 func (s *Store) Copy(ctx context.Context, src, dst string) error {
+	sp, err := s.Path(src)
+	if err != nil {
+		return err
+	}
+	dp, err := s.Path(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(sp); err != nil {
+		return notFound(src, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dp), 0o755); err != nil {
+		return fmt.Errorf("fsblob: %w", err)
+	}
+	tmp := filepath.Join(filepath.Dir(dp), tmpPrefix+"link-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	if err := os.Link(sp, tmp); err == nil {
+		if err := os.Rename(tmp, dp); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("fsblob: %w", err)
+		}
+		return nil
+	}
 	r, err := s.Get(ctx, src)
 	if err != nil {
 		return err

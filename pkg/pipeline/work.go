@@ -109,9 +109,9 @@ func (w *Worker) Handle(ctx context.Context, m sluice.Message) error {
 
 // pending is a row that passed the column rules and waits for its lookup.
 type pending struct {
-	line       int64
-	start, end int // the raw record in the arena
-	key        string
+	line         int64
+	start, end   int // the raw record in the arena
+	kstart, kend int // the key in keyArena
 }
 
 // Process validates and enriches one chunk.
@@ -160,6 +160,7 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		rejects = append(rejects, sluice.RowError{Chunk: c.Chunk, Line: line, Column: column, Rule: rule, Message: msg, Raw: string(raw)})
 	}
 	arena := make([]byte, 0, 1<<20)
+	var keyArena []byte
 	rows := make([]pending, 0, c.Rows)
 	var fields [][]byte
 	var scratch []byte
@@ -206,17 +207,21 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		arena = append(arena, raw...)
 		pr := pending{line: line, start: start, end: len(arena)}
 		if p.key >= 0 {
-			pr.key = string(fields[p.key])
+			pr.kstart = len(keyArena)
+			keyArena = append(keyArena, fields[p.key]...)
+			pr.kend = len(keyArena)
 		}
 		rows = append(rows, pr)
 	}
 
 	// One batched lookup for the whole chunk.
 	var vals [][]string
+	allKeys := string(keyArena) // one allocation for every key of the chunk
+	key := func(r pending) string { return allKeys[r.kstart:r.kend] }
 	if p.key >= 0 && len(rows) > 0 {
 		keys := make([]string, len(rows))
 		for i, r := range rows {
-			keys[i] = r.key
+			keys[i] = key(r)
 		}
 		if vals, err = w.Catalog.Lookup(ctx, keys); err != nil {
 			return fmt.Errorf("chunk %s: reference lookup: %w", c.Key, err)
@@ -232,7 +237,7 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 			ref = vals[i]
 			if ref == nil && w.Config.Reference.OnMissing == "reject" {
 				reject(r.line, raw, w.Config.Reference.Key, rules.RuleReference,
-					fmt.Sprintf("%s %q is not in the reference data", w.Config.Reference.Key, r.key))
+					fmt.Sprintf("%s %q is not in the reference data", w.Config.Reference.Key, key(r)))
 				continue
 			}
 		}

@@ -148,8 +148,9 @@ func (s *Store) Columns(ctx context.Context) ([]string, error) {
 	return append([]string(nil), s.cols...), nil
 }
 
-// Lookup implements sluice.Catalog. The values of one key share one
-// allocation.
+// Lookup implements sluice.Catalog. All values of one call share one
+// string and one slice backing, so a chunk's lookup costs a few
+// allocations, not several per row.
 func (s *Store) Lookup(ctx context.Context, keys []string) ([][]string, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -158,20 +159,34 @@ func (s *Store) Lookup(ctx context.Context, keys []string) ([][]string, error) {
 	}
 	out := make([][]string, len(keys))
 	nv := len(s.cols) - 1
+	found := make([][]byte, len(keys))
+	size := 0
 	for i, k := range keys {
-		v := s.find(k)
+		if v := s.find(k); v != nil {
+			found[i] = v
+			size += len(v)
+		}
+	}
+	buf := make([]byte, 0, size)
+	for _, v := range found {
+		buf = append(buf, v...)
+	}
+	all := string(buf)
+	backing := make([]string, 0, len(keys)*nv)
+	pos := 0
+	for i, v := range found {
 		if v == nil {
 			continue
 		}
-		str := string(v)
-		vals := make([]string, 0, nv)
-		for j := 0; j < len(str); {
+		start := len(backing)
+		for j := 0; j < len(v); {
 			n, w := binary.Uvarint(v[j:])
 			j += w
-			vals = append(vals, str[j:j+int(n)])
+			backing = append(backing, all[pos+j:pos+j+int(n)])
 			j += int(n)
 		}
-		out[i] = vals
+		pos += len(v)
+		out[i] = backing[start:len(backing):len(backing)]
 	}
 	return out, nil
 }

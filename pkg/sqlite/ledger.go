@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -209,20 +210,43 @@ func (l *Ledger) ChunkDone(ctx context.Context, id string, s sluice.ChunkStats) 
 	return c, nil
 }
 
+// rejectsPerInsert rows go into one INSERT: with modernc's per-statement
+// cost, one row per statement made the ledger the worker's bottleneck.
+const rejectsPerInsert = 100
+
 // AddRejects implements sluice.Ledger.
 func (l *Ledger) AddRejects(ctx context.Context, id string, rows []sluice.RowError) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	stmtFor := func(n int) string {
+		return `INSERT INTO rejects (batch_id, line, chunk, col, rule, message, raw) VALUES (?, ?, ?, ?, ?, ?, ?)` +
+			strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, n-1) +
+			` ON CONFLICT (batch_id, line) DO UPDATE SET chunk = excluded.chunk, col = excluded.col, rule = excluded.rule, message = excluded.message, raw = excluded.raw`
+	}
 	err := l.db.tx(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO rejects (batch_id, line, chunk, col, rule, message, raw) VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (batch_id, line) DO UPDATE SET chunk = excluded.chunk, col = excluded.col, rule = excluded.rule, message = excluded.message, raw = excluded.raw`)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		for _, r := range rows {
-			if _, err := st.ExecContext(ctx, id, r.Line, r.Chunk, r.Column, r.Rule, r.Message, r.Raw); err != nil {
+		var full *sql.Stmt
+		args := make([]any, 0, 7*rejectsPerInsert)
+		for len(rows) > 0 {
+			n := min(len(rows), rejectsPerInsert)
+			args = args[:0]
+			for _, r := range rows[:n] {
+				args = append(args, id, r.Line, r.Chunk, r.Column, r.Rule, r.Message, r.Raw)
+			}
+			rows = rows[n:]
+			var err error
+			if n == rejectsPerInsert {
+				if full == nil {
+					if full, err = tx.PrepareContext(ctx, stmtFor(n)); err != nil {
+						return err
+					}
+					defer full.Close()
+				}
+				_, err = full.ExecContext(ctx, args...)
+			} else {
+				_, err = tx.ExecContext(ctx, stmtFor(n), args...)
+			}
+			if err != nil {
 				return err
 			}
 		}
