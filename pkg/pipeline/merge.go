@@ -53,7 +53,7 @@ func (m Merger) Handle(ctx context.Context, msg sluice.Message) error {
 func (m Merger) Merge(ctx context.Context, id string) error {
 	b, err := m.Ledger.GetBatch(ctx, id)
 	if isNotFound(err) {
-		return sluice.Permanentf("merge message for batch %q, which does not exist", id)
+		return sluice.PermanentReason(sluice.ReasonUnknownBatch, fmt.Errorf("merge message for batch %q, which does not exist", id))
 	}
 	if err != nil {
 		return err
@@ -67,7 +67,7 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 		return m.sendNotify(ctx, id) // merged before; the notify message may be lost
 	}
 	if b.TotalChunks < 0 || b.DoneChunks < b.TotalChunks {
-		return sluice.Permanentf("merge message for batch %q with %d of %d chunks done", id, b.DoneChunks, b.TotalChunks)
+		return sluice.PermanentReason(sluice.ReasonBadState, fmt.Errorf("merge message for batch %q with %d of %d chunks done", id, b.DoneChunks, b.TotalChunks))
 	}
 	if _, err := m.Ledger.UpdateBatch(ctx, id, sluice.BatchUpdate{State: sluice.StateMerging}); err != nil {
 		return err

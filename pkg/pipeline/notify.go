@@ -31,7 +31,7 @@ func (n Notifier) Handle(ctx context.Context, msg sluice.Message) error {
 func (n Notifier) Notify(ctx context.Context, id string) error {
 	b, err := n.Ledger.GetBatch(ctx, id)
 	if isNotFound(err) {
-		return sluice.Permanentf("notify message for batch %q, which does not exist", id)
+		return sluice.PermanentReason(sluice.ReasonUnknownBatch, fmt.Errorf("notify message for batch %q, which does not exist", id))
 	}
 	if err != nil {
 		return err
@@ -41,7 +41,7 @@ func (n Notifier) Notify(ctx context.Context, id string) error {
 		return nil
 	}
 	if b.State != sluice.StateNotifying && b.State != sluice.StateFailed {
-		return sluice.Permanentf("notify message for batch %q in state %s", id, b.State)
+		return sluice.PermanentReason(sluice.ReasonBadState, fmt.Errorf("notify message for batch %q in state %s", id, b.State))
 	}
 	now := n.now()
 	e, err := n.compose(ctx, b, now)

@@ -51,7 +51,7 @@ func (s Splitter) Handle(ctx context.Context, m sluice.Message) error {
 // may have been handled before, by a process that died.
 func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivered bool) error {
 	if err := sluice.ValidateKey(ev.Key); err != nil {
-		return sluice.Permanent(err)
+		return sluice.PermanentReason(sluice.ReasonInvalidKey, err)
 	}
 	if ev.Bucket != "" && ev.Bucket != s.Blobs.Bucket() {
 		return sluice.Permanentf("event for bucket %q, but this splitter reads bucket %q", ev.Bucket, s.Blobs.Bucket())

@@ -118,7 +118,7 @@ type pending struct {
 func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered bool) error {
 	b, err := w.Ledger.GetBatch(ctx, c.BatchID)
 	if isNotFound(err) {
-		return sluice.Permanentf("chunk message for batch %q, which does not exist", c.BatchID)
+		return sluice.PermanentReason(sluice.ReasonUnknownBatch, fmt.Errorf("chunk message for batch %q, which does not exist", c.BatchID))
 	}
 	if err != nil {
 		return err
@@ -129,7 +129,7 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 	}
 	r, err := w.Blobs.Get(ctx, c.Key)
 	if isNotFound(err) {
-		return sluice.Permanentf("chunk %s is missing", c.Key)
+		return sluice.PermanentReason(sluice.ReasonMissingObject, fmt.Errorf("chunk %s is missing", c.Key))
 	}
 	if err != nil {
 		return err

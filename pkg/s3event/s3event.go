@@ -6,6 +6,7 @@ package s3event
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 
@@ -62,13 +63,13 @@ type eventBridge struct {
 func Parse(body []byte) ([]sluice.ObjectCreated, error) {
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(body, &probe); err != nil {
-		return nil, sluice.Permanentf("malformed message: %v", err)
+		return nil, sluice.PermanentReason(sluice.ReasonMalformed, fmt.Errorf("malformed message: %v", err))
 	}
 	switch {
 	case probe["Records"] != nil || probe["Event"] != nil:
 		var n s3Notification
 		if err := json.Unmarshal(body, &n); err != nil {
-			return nil, sluice.Permanentf("malformed S3 event: %v", err)
+			return nil, sluice.PermanentReason(sluice.ReasonMalformed, fmt.Errorf("malformed S3 event: %v", err))
 		}
 		if n.Event == "s3:TestEvent" {
 			return nil, nil
@@ -80,7 +81,7 @@ func Parse(body []byte) ([]sluice.ObjectCreated, error) {
 			}
 			key, err := decodeKey(r.S3.Object.Key)
 			if err != nil {
-				return nil, sluice.Permanentf("S3 event with an undecodable key %q: %v", r.S3.Object.Key, err)
+				return nil, sluice.PermanentReason(sluice.ReasonInvalidKey, fmt.Errorf("S3 event with an undecodable key %q: %v", r.S3.Object.Key, err))
 			}
 			seq := r.S3.Object.Sequencer
 			if seq == "" {
@@ -95,7 +96,7 @@ func Parse(body []byte) ([]sluice.ObjectCreated, error) {
 	case probe["detail-type"] != nil:
 		var e eventBridge
 		if err := json.Unmarshal(body, &e); err != nil {
-			return nil, sluice.Permanentf("malformed EventBridge event: %v", err)
+			return nil, sluice.PermanentReason(sluice.ReasonMalformed, fmt.Errorf("malformed EventBridge event: %v", err))
 		}
 		if e.DetailType != "Object Created" {
 			return nil, nil

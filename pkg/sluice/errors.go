@@ -16,7 +16,10 @@ var ErrInvalidKey = errors.New("invalid object key")
 // permanentError marks an error that retrying cannot fix: bad input, an
 // unknown message version, a missing object. The consumer runtime sends such
 // a message to the dead-letter queue at once instead of burning retries.
-type permanentError struct{ err error }
+type permanentError struct {
+	err    error
+	reason string
+}
 
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
@@ -38,4 +41,36 @@ func Permanentf(format string, args ...any) error {
 func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)
+}
+
+// Reasons a message can never succeed, bounded so they can label metrics.
+const (
+	ReasonMalformed      = "malformed"       // not JSON, or not the expected shape
+	ReasonUnknownVersion = "unknown_version" // a message version this build does not read
+	ReasonUnknownBatch   = "unknown_batch"   // a message for a batch that does not exist
+	ReasonMissingObject  = "missing_object"  // the object the message names is gone
+	ReasonInvalidKey     = "invalid_key"     // an object key that could escape its bucket
+	ReasonBadState       = "bad_state"       // a message that does not fit the batch's state
+	ReasonOther          = "other"
+)
+
+// PermanentReason is Permanent with a reason from the list above.
+func PermanentReason(reason string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err, reason: reason}
+}
+
+// ReasonOf returns the reason of a permanent error ("other" when none was
+// given), or "" for an error that is not permanent.
+func ReasonOf(err error) string {
+	var p *permanentError
+	if !errors.As(err, &p) {
+		return ""
+	}
+	if p.reason == "" {
+		return ReasonOther
+	}
+	return p.reason
 }

@@ -52,14 +52,14 @@ func Encode(v any) []byte {
 // permanent: the same bytes will never decode.
 func Decode(body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
-		return Permanentf("malformed message: %v", err)
+		return PermanentReason(ReasonMalformed, fmt.Errorf("malformed message: %v", err))
 	}
 	var ver struct {
 		V int `json:"v"`
 	}
 	_ = json.Unmarshal(body, &ver)
 	if ver.V != MessageVersion {
-		return Permanentf("unknown message version %d (this build reads version %d)", ver.V, MessageVersion)
+		return PermanentReason(ReasonUnknownVersion, fmt.Errorf("unknown message version %d (this build reads version %d)", ver.V, MessageVersion))
 	}
 	return nil
 }
