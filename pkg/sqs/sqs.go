@@ -45,10 +45,12 @@ type Options struct {
 	// DeadLetterURL is where DeadLetter sends messages: the same queue the
 	// RedrivePolicy names. Without it DeadLetter fails.
 	DeadLetterURL string
-	// VisibleIncludesInFlight says the server's ApproximateNumberOfMessages
-	// counts received messages too (local-aws-sqs does), so Depth subtracts
-	// them to report what is waiting.
-	VisibleIncludesInFlight bool
+	// EmulatorCounts says the server counts as local-aws-sqs does: its
+	// ApproximateNumberOfMessages includes received messages, and a message
+	// sent without delay counts as delayed until the emulator's next timer
+	// tick. Depth then subtracts the one and adds back the other, which is
+	// right because this adapter never sends with a delay.
+	EmulatorCounts bool
 }
 
 // Option changes Options.
@@ -57,10 +59,8 @@ type Option func(*Options)
 // WithDeadLetterURL sets Options.DeadLetterURL.
 func WithDeadLetterURL(u string) Option { return func(o *Options) { o.DeadLetterURL = u } }
 
-// WithVisibleIncludesInFlight sets Options.VisibleIncludesInFlight.
-func WithVisibleIncludesInFlight() Option {
-	return func(o *Options) { o.VisibleIncludesInFlight = true }
-}
+// WithEmulatorCounts sets Options.EmulatorCounts.
+func WithEmulatorCounts() Option { return func(o *Options) { o.EmulatorCounts = true } }
 
 // Queue is one SQS queue.
 type Queue struct {
@@ -303,8 +303,9 @@ func (q *Queue) Depth(ctx context.Context) (sluice.QueueDepth, error) {
 		InFlight: n(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible),
 		Delayed:  n(types.QueueAttributeNameApproximateNumberOfMessagesDelayed),
 	}
-	if q.opt.VisibleIncludesInFlight {
-		d.Visible = max(d.Visible-d.InFlight, 0)
+	if q.opt.EmulatorCounts {
+		d.Visible = max(d.Visible-d.InFlight, 0) + d.Delayed
+		d.Delayed = 0
 	}
 	return d, nil
 }

@@ -38,7 +38,7 @@ func newQueue(t *testing.T, maxReceive int) (*sqs.Queue, *sqs.Queue) {
 	}
 	var quirks []sqs.Option
 	if !env.External() {
-		quirks = append(quirks, sqs.WithVisibleIncludesInFlight())
+		quirks = append(quirks, sqs.WithEmulatorCounts())
 	}
 	q := sqs.New(cfg, qurl, append(quirks, sqs.WithDeadLetterURL(dlqURL))...)
 	dlq := sqs.New(cfg, dlqURL, quirks...)

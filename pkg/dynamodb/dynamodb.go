@@ -1,0 +1,212 @@
+// Package dynamodb holds the adapters on Amazon DynamoDB: the ledger
+// (sluice.Ledger) in a batches table and a rejected-rows table, and the
+// reference catalog (sluice.Catalog, sluice.CatalogLoader) in a reference
+// table.
+//
+// Nothing here uses transactions (dynalite, the emulator the tests run on,
+// has no TransactWriteItems, and none is needed): every invariant rests on
+// one conditional UpdateItem or PutItem, whose returned image tells the
+// caller what its own write did. Throttling is left to the SDK's retryer,
+// given more attempts than its default, and to a backoff loop around the
+// items that BatchWriteItem and BatchGetItem hand back unprocessed.
+package dynamodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Tables names the three tables.
+type Tables struct {
+	Batches   string // one item per batch, keyed by "id"
+	Rejects   string // one item per rejected row, keyed by "batchId" and "line"
+	Reference string // the reference catalog, keyed by "pk"
+}
+
+// DefaultTables are the names `sluice provision` and the Terraform use,
+// after prefix (such as "sluice-prod-").
+func DefaultTables(prefix string) Tables {
+	return Tables{Batches: prefix + "batches", Rejects: prefix + "rejects", Reference: prefix + "reference"}
+}
+
+// Options configure a DB.
+type Options struct {
+	// CacheSize bounds how many reference keys (known or unknown) each
+	// Catalog keeps in memory. Default 100 000; negative turns the cache off.
+	CacheSize int
+	// CatalogRefresh is how often a Catalog looks whether another process
+	// loaded new reference data. Default one minute.
+	CatalogRefresh time.Duration
+	// Concurrency is how many batch requests a Load or a Lookup has in
+	// flight at once. Default 4.
+	Concurrency int
+}
+
+// Option changes Options.
+type Option func(*Options)
+
+// WithCacheSize sets Options.CacheSize.
+func WithCacheSize(n int) Option { return func(o *Options) { o.CacheSize = n } }
+
+// WithCatalogRefresh sets Options.CatalogRefresh.
+func WithCatalogRefresh(d time.Duration) Option { return func(o *Options) { o.CatalogRefresh = d } }
+
+// WithConcurrency sets Options.Concurrency.
+func WithConcurrency(n int) Option { return func(o *Options) { o.Concurrency = n } }
+
+// DB is a DynamoDB client and the tables it works on.
+type DB struct {
+	client *awsddb.Client
+	tables Tables
+	opt    Options
+}
+
+// maxAttempts replaces the SDK's default of three attempts: a burst of
+// chunk workers can be throttled for longer than three quick retries last.
+const maxAttempts = 10
+
+// New returns the tables in t. cfg comes from config.LoadDefaultConfig in
+// the services, so AWS_ENDPOINT_URL_DYNAMODB, AWS_MAX_ATTEMPTS and the rest
+// of the SDK's configuration chain apply.
+func New(cfg aws.Config, t Tables, opts ...Option) *DB {
+	o := Options{CacheSize: 100_000, CatalogRefresh: time.Minute, Concurrency: 4}
+	for _, f := range opts {
+		f(&o)
+	}
+	o.Concurrency = max(o.Concurrency, 1)
+	if o.CatalogRefresh <= 0 {
+		o.CatalogRefresh = time.Minute
+	}
+	client := awsddb.NewFromConfig(cfg, func(do *awsddb.Options) {
+		if cfg.RetryMaxAttempts == 0 {
+			do.RetryMaxAttempts = maxAttempts
+		}
+	})
+	return &DB{client: client, tables: t, opt: o}
+}
+
+// Client is the underlying DynamoDB client.
+func (db *DB) Client() *awsddb.Client { return db.client }
+
+// Tables returns the table names.
+func (db *DB) Tables() Tables { return db.tables }
+
+// CreateTables makes the tables that do not exist yet, on-demand billed,
+// and waits until all are active. Running it again changes nothing, so
+// `sluice provision` can run it on every deploy.
+func (db *DB) CreateTables(ctx context.Context) error {
+	str, num := types.ScalarAttributeTypeS, types.ScalarAttributeTypeN
+	specs := []struct {
+		name      string
+		hash      string
+		hashType  types.ScalarAttributeType
+		rangeKey  string
+		rangeType types.ScalarAttributeType
+	}{
+		{db.tables.Batches, "id", str, "", ""},
+		{db.tables.Rejects, "batchId", str, "line", num},
+		{db.tables.Reference, "pk", str, "", ""},
+	}
+	for _, s := range specs {
+		in := &awsddb.CreateTableInput{
+			TableName:            aws.String(s.name),
+			BillingMode:          types.BillingModePayPerRequest,
+			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(s.hash), AttributeType: s.hashType}},
+			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(s.hash), KeyType: types.KeyTypeHash}},
+		}
+		if s.rangeKey != "" {
+			in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(s.rangeKey), AttributeType: s.rangeType})
+			in.KeySchema = append(in.KeySchema, types.KeySchemaElement{AttributeName: aws.String(s.rangeKey), KeyType: types.KeyTypeRange})
+		}
+		_, err := db.client.CreateTable(ctx, in)
+		var inUse *types.ResourceInUseException
+		if err != nil && !errors.As(err, &inUse) {
+			return fmt.Errorf("dynamodb: creating table %s: %w", s.name, err)
+		}
+	}
+	w := awsddb.NewTableExistsWaiter(db.client, func(o *awsddb.TableExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 100*time.Millisecond, 5*time.Second
+	})
+	for _, s := range specs {
+		if err := w.Wait(ctx, &awsddb.DescribeTableInput{TableName: aws.String(s.name)}, 5*time.Minute); err != nil {
+			return fmt.Errorf("dynamodb: waiting for table %s: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// pause waits before the attempt-th retry of unprocessed items: exponential
+// with full jitter, as AWS advises for batch operations, capped at 5s.
+func pause(ctx context.Context, attempt int) error {
+	d := min(50*time.Millisecond<<min(attempt, 10), 5*time.Second)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(rand.N(d) + time.Millisecond):
+		return nil
+	}
+}
+
+// maxBatchAttempts bounds the retries of unprocessed items; the SDK has
+// already retried each request on throttling before it gets here.
+const maxBatchAttempts = 15
+
+// writeBatch writes (or deletes) up to 25 items in one table, sending back
+// what DynamoDB left unprocessed until nothing is left.
+func (db *DB) writeBatch(ctx context.Context, table string, reqs []types.WriteRequest) error {
+	pending := map[string][]types.WriteRequest{table: reqs}
+	for attempt := 0; ; attempt++ {
+		out, err := db.client.BatchWriteItem(ctx, &awsddb.BatchWriteItemInput{RequestItems: pending})
+		if err != nil {
+			return err
+		}
+		if len(out.UnprocessedItems[table]) == 0 {
+			return nil
+		}
+		if attempt == maxBatchAttempts {
+			return fmt.Errorf("%d items still unprocessed after %d attempts", len(out.UnprocessedItems[table]), attempt+1)
+		}
+		pending = out.UnprocessedItems
+		if err := pause(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// Attribute value helpers: the items are built and read by hand, since a
+// batch item mixes fixed fields with counters, a set and one attribute per
+// rejection rule.
+
+func avS(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+
+func avN(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
+
+func getS(item map[string]types.AttributeValue, k string) string {
+	if v, ok := item[k].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func getN(item map[string]types.AttributeValue, k string) int64 {
+	if v, ok := item[k].(*types.AttributeValueMemberN); ok {
+		n, _ := strconv.ParseInt(v.Value, 10, 64)
+		return n
+	}
+	return 0
+}
+
+func isConditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}

@@ -1,0 +1,265 @@
+package dynamodb_test
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/sluicehq/sluice/pkg/awstest"
+	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+)
+
+func TestMain(m *testing.M) { awstest.Main(m, awstest.DynamoDB) }
+
+var prefixes atomic.Int64
+
+// newDB makes a fresh set of tables for one test and drops them after it.
+func newDB(t *testing.T, opts ...dynamodb.Option) *dynamodb.DB {
+	t.Helper()
+	env := awstest.Shared(t)
+	prefix := fmt.Sprintf("sluice-test-%d-%d-", time.Now().UnixNano()%1e9, prefixes.Add(1))
+	db := dynamodb.New(env.Config(awstest.DynamoDB), dynamodb.DefaultTables(prefix), opts...)
+	if err := db.CreateTables(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		tb := db.Tables()
+		for _, name := range []string{tb.Batches, tb.Rejects, tb.Reference} {
+			db.Client().DeleteTable(t.Context(), &awsddb.DeleteTableInput{TableName: aws.String(name)})
+		}
+	})
+	return db
+}
+
+func TestLedgerConformance(t *testing.T) {
+	sluicetest.TestLedger(t, func(t *testing.T) sluice.Ledger { return newDB(t).Ledger() })
+}
+
+func TestCatalogConformance(t *testing.T) {
+	sluicetest.TestCatalog(t, func(t *testing.T) (sluice.Catalog, sluice.CatalogLoader) {
+		c := newDB(t).Catalog()
+		return c, c
+	})
+}
+
+func TestCreateTablesIsIdempotent(t *testing.T) {
+	db := newDB(t)
+	if err := db.CreateTables(t.Context()); err != nil {
+		t.Fatalf("second CreateTables: %v", err)
+	}
+}
+
+// Many workers report the same chunks at once while the splitter sets the
+// total: exactly one call may see Completed, and the counters must hold
+// each chunk once.
+func TestChunkDoneUnderConcurrency(t *testing.T) {
+	l := newDB(t).Ledger()
+	if _, _, err := l.CreateBatch(t.Context(), sluice.Batch{ID: "conc", Key: "input/c.csv"}); err != nil {
+		t.Fatal(err)
+	}
+	const chunks, reports = 60, 3
+	var completed, counted atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range chunks {
+		for range reports {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				c, err := l.ChunkDone(t.Context(), "conc", sluice.ChunkStats{
+					Chunk: i, RowsIn: 5, RowsOut: 4, RowsRejected: 1,
+					Reasons: map[string]int{"enum": 1, "weird rule #1, with: punctuation": 1},
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if c.Counted {
+					counted.Add(1)
+				}
+				if c.Completed {
+					completed.Add(1)
+				}
+			}()
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-start
+		time.Sleep(20 * time.Millisecond) // somewhere in the middle
+		c, err := l.SetTotal(t.Context(), "conc", chunks, chunks*5)
+		if err != nil {
+			t.Error(err)
+		}
+		if c.Completed {
+			completed.Add(1)
+		}
+	}()
+	close(start)
+	wg.Wait()
+	if completed.Load() != 1 || counted.Load() != chunks {
+		t.Fatalf("completed %d times, counted %d chunks; want 1 and %d", completed.Load(), counted.Load(), chunks)
+	}
+	b, err := l.GetBatch(t.Context(), "conc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.DoneChunks != chunks || b.RowsOut != chunks*4 || b.RowsRejected != chunks || b.RowsIn != chunks*5 ||
+		b.Reasons["enum"] != chunks || b.Reasons["weird rule #1, with: punctuation"] != chunks {
+		t.Fatalf("batch: %+v", b)
+	}
+	if b.ProcessAt.IsZero() {
+		t.Error("a complete batch has no ProcessAt")
+	}
+	// A repeated SetTotal neither completes again nor fails; a different
+	// total is a bug in the caller.
+	if c, err := l.SetTotal(t.Context(), "conc", chunks, chunks*5); err != nil || c.Completed || !c.Complete {
+		t.Fatalf("repeated SetTotal = %+v, %v", c, err)
+	}
+	if _, err := l.SetTotal(t.Context(), "conc", chunks+1, 0); err == nil {
+		t.Fatal("SetTotal accepted a second, different total")
+	}
+}
+
+func TestUnknownBatch(t *testing.T) {
+	l := newDB(t).Ledger()
+	if _, err := l.ChunkDone(t.Context(), "nope", sluice.ChunkStats{Chunk: 1}); err == nil {
+		t.Error("ChunkDone on an unknown batch succeeded")
+	}
+	if _, err := l.SetTotal(t.Context(), "nope", 1, 1); err == nil {
+		t.Error("SetTotal on an unknown batch succeeded")
+	}
+	if _, err := l.UpdateBatch(t.Context(), "nope", sluice.BatchUpdate{State: sluice.StateFailed}); err == nil {
+		t.Error("UpdateBatch on an unknown batch succeeded")
+	}
+	if _, err := l.GetBatch(t.Context(), "nope"); err == nil {
+		t.Error("GetBatch found an unknown batch")
+	}
+}
+
+// Updates that race with chunk counting must not overwrite the counters.
+func TestUpdateKeepsCounters(t *testing.T) {
+	l := newDB(t).Ledger()
+	l.CreateBatch(t.Context(), sluice.Batch{ID: "u", Key: "input/u.csv"})
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(2)
+		go func() { defer wg.Done(); l.ChunkDone(t.Context(), "u", sluice.ChunkStats{Chunk: i, RowsOut: 1}) }()
+		go func() {
+			defer wg.Done()
+			if _, err := l.UpdateBatch(t.Context(), "u", sluice.BatchUpdate{State: sluice.StateProcessing, OutputKey: fmt.Sprint("out", i)}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	b, _ := l.GetBatch(t.Context(), "u")
+	if b.DoneChunks != 20 || b.RowsOut != 20 || b.State != sluice.StateProcessing {
+		t.Fatalf("batch: done %d out %d state %s", b.DoneChunks, b.RowsOut, b.State)
+	}
+}
+
+func TestRejectsWithEmptyFieldsAndLargeBatches(t *testing.T) {
+	l := newDB(t).Ledger()
+	l.CreateBatch(t.Context(), sluice.Batch{ID: "r", Key: "input/r.csv"})
+	var rows []sluice.RowError
+	for i := range 130 {
+		rows = append(rows, sluice.RowError{Line: int64(i + 2), Rule: "columns", Message: "wrong field count", Raw: ""})
+	}
+	rows = append(rows, rows[5]) // the same line twice in one call
+	if err := l.AddRejects(t.Context(), "r", rows); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Rejects(t.Context(), "r", 0, 1000)
+	if err != nil || len(got) != 130 || got[0].Column != "" || got[0].Raw != "" || got[129].Line != 131 {
+		t.Fatalf("Rejects = %d rows, %v", len(got), err)
+	}
+}
+
+func TestLookupManyKeysAndCache(t *testing.T) {
+	db := newDB(t, dynamodb.WithCacheSize(50))
+	c := db.Catalog()
+	const n = 730 // several BatchGetItem calls of 100 keys
+	i := 0
+	_, err := c.Load(t.Context(), []string{"k", "v"}, func() ([]string, error) {
+		if i == n {
+			return nil, io.EOF
+		}
+		i++
+		return []string{fmt.Sprint("key", i-1), fmt.Sprint("val", i-1)}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for j := range n + 70 {
+		keys = append(keys, fmt.Sprint("key", j))
+	}
+	for round := range 2 { // the second round is partly served by the cache
+		vals, err := c.Lookup(t.Context(), keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, v := range vals {
+			if j < n && (len(v) != 1 || v[0] != fmt.Sprint("val", j)) {
+				t.Fatalf("round %d: key%d = %v", round, j, v)
+			}
+			if j >= n && v != nil {
+				t.Fatalf("round %d: unknown key%d = %v", round, j, v)
+			}
+		}
+	}
+	// Values handed out are the caller's to change.
+	vals, _ := c.Lookup(t.Context(), []string{"key1"})
+	vals[0][0] = "scribbled"
+	if again, _ := c.Lookup(t.Context(), []string{"key1"}); again[0][0] != "val1" {
+		t.Fatalf("the cache kept a caller's change: %v", again)
+	}
+}
+
+// A second process sees a reload once its refresh interval passes, and the
+// generation it was reading stays whole until then.
+func TestReloadSeenByAnotherProcess(t *testing.T) {
+	db := newDB(t, dynamodb.WithCatalogRefresh(200*time.Millisecond))
+	loader, reader := db.Catalog(), dynamodb.New(awstest.Shared(t).Config(awstest.DynamoDB), db.Tables(), dynamodb.WithCatalogRefresh(200*time.Millisecond)).Catalog()
+	load := func(rows ...[]string) {
+		i := 0
+		if _, err := loader.Load(t.Context(), []string{"k", "v"}, func() ([]string, error) {
+			if i == len(rows) {
+				return nil, io.EOF
+			}
+			i++
+			return rows[i-1], nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load([]string{"a", "1"})
+	if v, err := reader.Lookup(t.Context(), []string{"a"}); err != nil || v[0][0] != "1" {
+		t.Fatalf("first load: %v, %v", v, err)
+	}
+	load([]string{"a", "2"})
+	if v, _ := reader.Lookup(t.Context(), []string{"a"}); v[0] == nil {
+		t.Fatal("the previous generation was deleted while a reader could still use it")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if v, _ := reader.Lookup(t.Context(), []string{"a"}); v[0][0] != "2" {
+		t.Fatalf("after the refresh interval: %v", v)
+	}
+	load([]string{"a", "3"})
+	// Only the current and the previous generation remain.
+	out, err := db.Client().Scan(t.Context(), &awsddb.ScanInput{TableName: aws.String(db.Tables().Reference)})
+	if err != nil || out.Count != 3 {
+		t.Fatalf("reference table holds %d items, want meta + 2 generations (%v)", out.Count, err)
+	}
+}

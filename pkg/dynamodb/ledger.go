@@ -1,0 +1,474 @@
+package dynamodb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// Ledger is a sluice.Ledger in the batches and rejects tables.
+//
+// A batch is one item. Its counters (doneChunks, rowsOut, rowsRejected, and
+// one "r#<rule>" attribute per rejection rule) and the number set "chunks"
+// of the chunks already counted change only through ADD in the conditional
+// UpdateItem of ChunkDone, so concurrent workers never lose each other's
+// counts and a redelivered chunk is never counted twice.
+type Ledger struct{ db *DB }
+
+var _ sluice.Ledger = (*Ledger)(nil)
+
+// Ledger returns the ledger on db's tables.
+func (db *DB) Ledger() *Ledger { return &Ledger{db: db} }
+
+// reasonPrefix starts the attribute that counts one rule's rejections.
+const reasonPrefix = "r#"
+
+// timeFormat keeps nanoseconds, so a time read back is Equal to the one
+// written.
+const timeFormat = time.RFC3339Nano
+
+func batchNotFound(id string) error {
+	return fmt.Errorf("dynamodb: batch %q: %w", id, sluice.ErrNotFound)
+}
+
+func (l *Ledger) key(id string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"id": avS(id)}
+}
+
+// batchItem encodes every field of b but the chunk set.
+func batchItem(b sluice.Batch) map[string]types.AttributeValue {
+	item := map[string]types.AttributeValue{
+		"id":           avS(b.ID),
+		"bucket":       avS(b.Bucket),
+		"key":          avS(b.Key),
+		"name":         avS(b.Name),
+		"size":         avN(b.Size),
+		"etag":         avS(b.ETag),
+		"sequence":     avS(b.Sequence),
+		"state":        avS(string(b.State)),
+		"totalChunks":  avN(int64(b.TotalChunks)),
+		"doneChunks":   avN(int64(b.DoneChunks)),
+		"rowsIn":       avN(int64(b.RowsIn)),
+		"rowsOut":      avN(int64(b.RowsOut)),
+		"rowsRejected": avN(int64(b.RowsRejected)),
+	}
+	for k, v := range fieldValues(b) {
+		item[k] = v
+	}
+	for rule, n := range b.Reasons {
+		item[reasonPrefix+rule] = avN(int64(n))
+	}
+	return item
+}
+
+// fieldValues are the attributes BatchUpdate can change, left out when
+// empty.
+func fieldValues(b sluice.Batch) map[string]types.AttributeValue {
+	out := map[string]types.AttributeValue{}
+	str := func(k, v string) {
+		if v != "" {
+			out[k] = avS(v)
+		}
+	}
+	tm := func(k string, t time.Time) {
+		if !t.IsZero() {
+			out[k] = avS(t.UTC().Format(timeFormat))
+		}
+	}
+	str("reason", b.Reason)
+	str("outputKey", b.OutputKey)
+	str("errorsKey", b.ErrorsKey)
+	str("manifestKey", b.ManifestKey)
+	str("emailId", b.EmailID)
+	if b.Header != nil {
+		// JSON rather than a list: a header may hold empty names, and a
+		// string attribute carries them the same on every DynamoDB.
+		h, _ := json.Marshal(b.Header)
+		out["header"] = avS(string(h))
+	}
+	tm("createdAt", b.CreatedAt)
+	tm("splitAt", b.SplitAt)
+	tm("processedAt", b.ProcessAt)
+	tm("mergedAt", b.MergedAt)
+	tm("notifiedAt", b.NotifiedAt)
+	tm("updatedAt", b.UpdatedAt)
+	return out
+}
+
+func getT(item map[string]types.AttributeValue, k string) time.Time {
+	t, _ := time.Parse(timeFormat, getS(item, k))
+	return t
+}
+
+func decodeBatch(item map[string]types.AttributeValue) sluice.Batch {
+	b := sluice.Batch{
+		ID:           getS(item, "id"),
+		Bucket:       getS(item, "bucket"),
+		Key:          getS(item, "key"),
+		Name:         getS(item, "name"),
+		Size:         getN(item, "size"),
+		ETag:         getS(item, "etag"),
+		Sequence:     getS(item, "sequence"),
+		State:        sluice.State(getS(item, "state")),
+		Reason:       getS(item, "reason"),
+		TotalChunks:  int(getN(item, "totalChunks")),
+		DoneChunks:   int(getN(item, "doneChunks")),
+		RowsIn:       int(getN(item, "rowsIn")),
+		RowsOut:      int(getN(item, "rowsOut")),
+		RowsRejected: int(getN(item, "rowsRejected")),
+		OutputKey:    getS(item, "outputKey"),
+		ErrorsKey:    getS(item, "errorsKey"),
+		ManifestKey:  getS(item, "manifestKey"),
+		EmailID:      getS(item, "emailId"),
+		CreatedAt:    getT(item, "createdAt"),
+		SplitAt:      getT(item, "splitAt"),
+		ProcessAt:    getT(item, "processedAt"),
+		MergedAt:     getT(item, "mergedAt"),
+		NotifiedAt:   getT(item, "notifiedAt"),
+		UpdatedAt:    getT(item, "updatedAt"),
+	}
+	if h := getS(item, "header"); h != "" {
+		json.Unmarshal([]byte(h), &b.Header)
+	}
+	for k := range item {
+		if rule, ok := strings.CutPrefix(k, reasonPrefix); ok {
+			if b.Reasons == nil {
+				b.Reasons = map[string]int{}
+			}
+			b.Reasons[rule] = int(getN(item, k))
+		}
+	}
+	if b.ProcessAt.IsZero() && complete(b.DoneChunks, b.TotalChunks) {
+		// No one wrote processedAt: the batch's processing ended with the
+		// later of its last chunk and its total, both of which are stamped
+		// by the same update that counts them.
+		b.ProcessAt = getT(item, "lastChunkAt")
+		if t := getT(item, "totalAt"); t.After(b.ProcessAt) {
+			b.ProcessAt = t
+		}
+	}
+	return b
+}
+
+func complete(done, total int) bool { return total >= 0 && done >= total }
+
+// CreateBatch implements sluice.Ledger with a PutItem that only succeeds
+// when no item has the ID.
+func (l *Ledger) CreateBatch(ctx context.Context, b sluice.Batch) (sluice.Batch, bool, error) {
+	now := time.Now().UTC()
+	if b.CreatedAt.IsZero() {
+		b.CreatedAt = now
+	}
+	b.UpdatedAt = now
+	if b.State == "" {
+		b.State = sluice.StateSplitting
+	}
+	if b.TotalChunks == 0 {
+		b.TotalChunks = -1
+	}
+	_, err := l.db.client.PutItem(ctx, &awsddb.PutItemInput{
+		TableName:           aws.String(l.db.tables.Batches),
+		Item:                batchItem(b),
+		ConditionExpression: aws.String("attribute_not_exists(id)"),
+	})
+	if isConditionFailed(err) {
+		old, err := l.GetBatch(ctx, b.ID)
+		return old, false, err
+	}
+	if err != nil {
+		return sluice.Batch{}, false, fmt.Errorf("dynamodb: create batch %q: %w", b.ID, err)
+	}
+	return b, true, nil
+}
+
+func (l *Ledger) getItem(ctx context.Context, id string) (map[string]types.AttributeValue, error) {
+	out, err := l.db.client.GetItem(ctx, &awsddb.GetItemInput{
+		TableName: aws.String(l.db.tables.Batches), Key: l.key(id), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dynamodb: get batch %q: %w", id, err)
+	}
+	if out.Item == nil {
+		return nil, batchNotFound(id)
+	}
+	return out.Item, nil
+}
+
+// GetBatch implements sluice.Ledger.
+func (l *Ledger) GetBatch(ctx context.Context, id string) (sluice.Batch, error) {
+	item, err := l.getItem(ctx, id)
+	if err != nil {
+		return sluice.Batch{}, err
+	}
+	return decodeBatch(item), nil
+}
+
+// ListBatches implements sluice.Ledger with a consistent Scan sorted here.
+// There is one item per input file, so a scan stays cheap for the
+// thousands of batches an operator lists; a secondary index would answer
+// only eventually, and a batch just created could be missing from it.
+func (l *Ledger) ListBatches(ctx context.Context, f sluice.BatchFilter) ([]sluice.Batch, error) {
+	in := &awsddb.ScanInput{TableName: aws.String(l.db.tables.Batches), ConsistentRead: aws.Bool(true)}
+	var conds []string
+	names := map[string]string{}
+	values := map[string]types.AttributeValue{}
+	if f.State != "" {
+		conds = append(conds, "#state = :state")
+		names["#state"], values[":state"] = "state", avS(string(f.State))
+	}
+	if f.Key != "" {
+		conds = append(conds, "#key = :key")
+		names["#key"], values[":key"] = "key", avS(f.Key)
+	}
+	if len(conds) > 0 {
+		in.FilterExpression = aws.String(strings.Join(conds, " AND "))
+		in.ExpressionAttributeNames, in.ExpressionAttributeValues = names, values
+	}
+	var out []sluice.Batch
+	p := awsddb.NewScanPaginator(l.db.client, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("dynamodb: list batches: %w", err)
+		}
+		for _, item := range page.Items {
+			out = append(out, decodeBatch(item))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.After(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// UpdateBatch implements sluice.Ledger. sluice.ApplyUpdate decides what
+// changes, as for every ledger; the write is conditional on the state it
+// was decided from, and is decided again if another writer moved the state
+// in between. Only the fields BatchUpdate owns are written, so the
+// counters that ChunkDone adds to concurrently are never overwritten.
+func (l *Ledger) UpdateBatch(ctx context.Context, id string, u sluice.BatchUpdate) (sluice.Batch, error) {
+	for attempt := 0; ; attempt++ {
+		old, err := l.GetBatch(ctx, id)
+		if err != nil {
+			return sluice.Batch{}, err
+		}
+		if u.OnlyIfNotTerminal && old.State.Terminal() {
+			return old, nil
+		}
+		b := old
+		sluice.ApplyUpdate(&b, u)
+		b.UpdatedAt = time.Now().UTC()
+		names := map[string]string{"#state": "state"}
+		values := map[string]types.AttributeValue{":old": avS(string(old.State)), ":state": avS(string(b.State))}
+		sets := []string{"#state = :state"}
+		for k, v := range fieldValues(b) {
+			if k == "createdAt" {
+				continue
+			}
+			names["#"+k] = k
+			values[":"+k] = v
+			sets = append(sets, "#"+k+" = :"+k)
+		}
+		slices.Sort(sets[1:]) // a stable expression reads better in logs
+		out, err := l.db.client.UpdateItem(ctx, &awsddb.UpdateItemInput{
+			TableName:                 aws.String(l.db.tables.Batches),
+			Key:                       l.key(id),
+			UpdateExpression:          aws.String("SET " + strings.Join(sets, ", ")),
+			ConditionExpression:       aws.String("#state = :old"),
+			ExpressionAttributeNames:  names,
+			ExpressionAttributeValues: values,
+			ReturnValues:              types.ReturnValueAllNew,
+		})
+		if isConditionFailed(err) && attempt < 20 {
+			continue // the state moved (or the batch went): decide again
+		}
+		if err != nil {
+			return sluice.Batch{}, fmt.Errorf("dynamodb: update batch %q: %w", id, err)
+		}
+		return decodeBatch(out.Attributes), nil
+	}
+}
+
+// SetTotal implements sluice.Ledger. The total is set once: the update is
+// conditional on its being unknown, so the call whose update finds every
+// chunk already done is the only SetTotal that can report Completed, and
+// no ChunkDone can (each saw the total unknown). A repeated call reads the
+// batch and reports without completing.
+func (l *Ledger) SetTotal(ctx context.Context, id string, chunks, rows int) (sluice.Completion, error) {
+	now := avS(time.Now().UTC().Format(timeFormat))
+	out, err := l.db.client.UpdateItem(ctx, &awsddb.UpdateItemInput{
+		TableName:           aws.String(l.db.tables.Batches),
+		Key:                 l.key(id),
+		UpdateExpression:    aws.String("SET totalChunks = :total, rowsIn = :rows, totalAt = :now, updatedAt = :now"),
+		ConditionExpression: aws.String("attribute_exists(id) AND totalChunks < :zero"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":total": avN(int64(chunks)), ":rows": avN(int64(rows)), ":now": now, ":zero": avN(0),
+		},
+		ReturnValues: types.ReturnValueAllNew,
+	})
+	if isConditionFailed(err) {
+		b, err := l.GetBatch(ctx, id)
+		if err != nil {
+			return sluice.Completion{}, err
+		}
+		if b.TotalChunks != chunks {
+			return sluice.Completion{}, fmt.Errorf("dynamodb: batch %q: total already set to %d chunks, now %d", id, b.TotalChunks, chunks)
+		}
+		return sluice.Completion{Done: b.DoneChunks, Total: b.TotalChunks, Complete: complete(b.DoneChunks, b.TotalChunks)}, nil
+	}
+	if err != nil {
+		return sluice.Completion{}, fmt.Errorf("dynamodb: set total of batch %q: %w", id, err)
+	}
+	done := int(getN(out.Attributes, "doneChunks"))
+	c := sluice.Completion{Done: done, Total: chunks, Complete: complete(done, chunks)}
+	c.Completed = c.Complete
+	return c, nil
+}
+
+// ChunkDone implements sluice.Ledger with one UpdateItem that adds the
+// chunk to the set and its stats to the counters, on condition that the
+// set does not hold it yet. done grows by exactly one per counted chunk, so
+// the single update that makes done equal a known total is the one that
+// reports Completed.
+func (l *Ledger) ChunkDone(ctx context.Context, id string, s sluice.ChunkStats) (sluice.Completion, error) {
+	adds := []string{"chunks :c", "doneChunks :one", "rowsOut :out", "rowsRejected :rej"}
+	names := map[string]string{}
+	values := map[string]types.AttributeValue{
+		":c":   &types.AttributeValueMemberNS{Value: []string{strconv.Itoa(s.Chunk)}},
+		":n":   avN(int64(s.Chunk)),
+		":one": avN(1),
+		":out": avN(int64(s.RowsOut)),
+		":rej": avN(int64(s.RowsRejected)),
+		":now": avS(time.Now().UTC().Format(timeFormat)),
+	}
+	for i, rule := range slices.Sorted(maps.Keys(s.Reasons)) {
+		if s.Reasons[rule] == 0 {
+			continue
+		}
+		n, v := "#r"+strconv.Itoa(i), ":r"+strconv.Itoa(i)
+		names[n], values[v] = reasonPrefix+rule, avN(int64(s.Reasons[rule]))
+		adds = append(adds, n+" "+v)
+	}
+	in := &awsddb.UpdateItemInput{
+		TableName:                 aws.String(l.db.tables.Batches),
+		Key:                       l.key(id),
+		UpdateExpression:          aws.String("ADD " + strings.Join(adds, ", ") + " SET lastChunkAt = :now, updatedAt = :now"),
+		ConditionExpression:       aws.String("attribute_exists(id) AND NOT contains(chunks, :n)"),
+		ExpressionAttributeValues: values,
+		ReturnValues:              types.ReturnValueAllNew,
+	}
+	if len(names) > 0 {
+		in.ExpressionAttributeNames = names
+	}
+	out, err := l.db.client.UpdateItem(ctx, in)
+	if isConditionFailed(err) {
+		b, err := l.GetBatch(ctx, id)
+		if err != nil {
+			return sluice.Completion{}, err
+		}
+		return sluice.Completion{Done: b.DoneChunks, Total: b.TotalChunks, Complete: complete(b.DoneChunks, b.TotalChunks)}, nil
+	}
+	if err != nil {
+		return sluice.Completion{}, fmt.Errorf("dynamodb: chunk %d of batch %q: %w", s.Chunk, id, err)
+	}
+	done, total := int(getN(out.Attributes, "doneChunks")), int(getN(out.Attributes, "totalChunks"))
+	return sluice.Completion{
+		Counted: true, Done: done, Total: total,
+		Complete:  complete(done, total),
+		Completed: total >= 0 && done == total,
+	}, nil
+}
+
+// rejectKey is a rejected row's primary key.
+func (l *Ledger) rejectKey(id string, line int64) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"batchId": avS(id), "line": avN(line)}
+}
+
+// AddRejects implements sluice.Ledger with BatchWriteItem, 25 rows a call.
+// A row is keyed by its line, so writing it again replaces it; a line twice
+// in one call is sent once, since DynamoDB refuses a batch that names a key
+// twice.
+func (l *Ledger) AddRejects(ctx context.Context, id string, rows []sluice.RowError) error {
+	byLine := make(map[int64]sluice.RowError, len(rows))
+	for _, r := range rows {
+		byLine[r.Line] = r
+	}
+	lines := slices.Sorted(maps.Keys(byLine))
+	for len(lines) > 0 {
+		n := min(len(lines), 25)
+		reqs := make([]types.WriteRequest, 0, n)
+		for _, line := range lines[:n] {
+			r := byLine[line]
+			item := l.rejectKey(id, line)
+			item["chunk"] = avN(int64(r.Chunk))
+			item["column"] = avS(r.Column)
+			item["rule"] = avS(r.Rule)
+			item["message"] = avS(r.Message)
+			item["raw"] = avS(r.Raw)
+			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
+		}
+		if err := l.db.writeBatch(ctx, l.db.tables.Rejects, reqs); err != nil {
+			return fmt.Errorf("dynamodb: add rejects of batch %q: %w", id, err)
+		}
+		lines = lines[n:]
+	}
+	return nil
+}
+
+// Rejects implements sluice.Ledger with a Query on the line sort key.
+func (l *Ledger) Rejects(ctx context.Context, id string, afterLine int64, limit int) ([]sluice.RowError, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	in := &awsddb.QueryInput{
+		TableName:              aws.String(l.db.tables.Rejects),
+		KeyConditionExpression: aws.String("batchId = :id AND #line > :after"),
+		ExpressionAttributeNames: map[string]string{
+			"#line": "line", // LINE is not reserved today; the name costs nothing
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":id": avS(id), ":after": avN(afterLine)},
+		ConsistentRead:            aws.Bool(true),
+	}
+	var out []sluice.RowError
+	for len(out) < limit {
+		in.Limit = aws.Int32(int32(limit - len(out)))
+		page, err := l.db.client.Query(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("dynamodb: rejects of batch %q: %w", id, err)
+		}
+		for _, item := range page.Items {
+			out = append(out, sluice.RowError{
+				BatchID: id,
+				Chunk:   int(getN(item, "chunk")),
+				Line:    getN(item, "line"),
+				Column:  getS(item, "column"),
+				Rule:    getS(item, "rule"),
+				Message: getS(item, "message"),
+				Raw:     getS(item, "raw"),
+			})
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+	return out, nil
+}
