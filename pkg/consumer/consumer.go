@@ -47,10 +47,11 @@ type Options struct {
 	Busy func(busy bool)
 }
 
-// Observer receives the consumer's events.
+// Observer receives the consumer's events. name is Options.Name (the
+// stage); reason is the dead-letter reason (sluice.ReasonOf), else "".
 type Observer interface {
-	Received(queue string, n int)
-	Handled(queue string, outcome Outcome, d time.Duration)
+	Received(name string, n int)
+	Handled(name string, outcome Outcome, reason string, d time.Duration)
 }
 
 // Outcome is how one message ended.
@@ -224,15 +225,15 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, m sluice.Messag
 
 	// Acknowledge even if the handler's context was cancelled at drain.
 	ack := context.WithoutCancel(ctx)
-	outcome := Succeeded
+	outcome, reason := Succeeded, ""
 	switch {
 	case err == nil:
 		if derr := c.q.Delete(ack, m.Receipt); derr != nil {
 			log.Error("delete failed; the message will come back", "message_id", m.ID, "err", derr)
 		}
 	case sluice.IsPermanent(err):
-		outcome = DeadLettered
-		log.Error("message can never succeed; sent to the dead-letter queue", "message_id", m.ID, "reason", err.Error())
+		outcome, reason = DeadLettered, sluice.ReasonOf(err)
+		log.Error("message can never succeed; sent to the dead-letter queue", "message_id", m.ID, "reason", reason, "err", err.Error())
 		if derr := c.q.DeadLetter(ack, m, err.Error()); derr != nil {
 			log.Error("dead-lettering failed", "message_id", m.ID, "err", derr)
 		}
@@ -248,7 +249,7 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, m sluice.Messag
 		}
 	}
 	if c.opt.Observer != nil {
-		c.opt.Observer.Handled(c.opt.Name, outcome, time.Since(start))
+		c.opt.Observer.Handled(c.opt.Name, outcome, reason, time.Since(start))
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/consumer"
 	"github.com/sluicehq/sluice/pkg/csvscan"
 	"github.com/sluicehq/sluice/pkg/fsblob"
+	"github.com/sluicehq/sluice/pkg/metrics"
 	"github.com/sluicehq/sluice/pkg/outbox"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/refstore"
@@ -58,6 +59,9 @@ type Engine struct {
 	Workers int
 	// Fault is passed to the stages (tests inject crashes with it).
 	Fault func(point string) error
+	// Metrics, when set, receives every measurement, and Run samples the
+	// queues and the ledger into it.
+	Metrics *metrics.Metrics
 
 	DB      *sqlite.DB
 	Ref     *refstore.Store
@@ -145,6 +149,9 @@ func (e *Engine) Deps() *pipeline.Deps {
 		Chunks: e.Chunks, Merges: e.Merges, Notifies: e.Notifys,
 		Config: e.Config, Logger: e.Logger, Fault: e.Fault,
 	}
+	if e.Metrics != nil {
+		d.Recorder = e.Metrics
+	}
 	if e.Config.Enriches() {
 		d.Catalog = e.Ref
 	}
@@ -163,23 +170,30 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 	d := e.Deps()
-	opt := func(n int) consumer.Options {
-		return consumer.Options{Concurrency: n, Visibility: 2 * time.Minute, Wait: 5 * time.Second, Logger: e.Logger, Drain: 10 * time.Second}
-	}
 	g, ctx := errgroup.WithContext(ctx)
 	stages := []struct {
-		q *sqlite.Queue
-		h consumer.Handler
-		n int
+		name string
+		q    *sqlite.Queue
+		h    consumer.Handler
+		n    int
 	}{
-		{e.Ingest, pipeline.Splitter{Deps: d}.Handle, 1},
-		{e.Chunks, pipeline.NewWorker(d).Handle, max(1, e.Workers)},
-		{e.Merges, pipeline.Merger{Deps: d}.Handle, 1},
-		{e.Notifys, pipeline.Notifier{Deps: d}.Handle, 1},
+		{"split", e.Ingest, pipeline.Splitter{Deps: d}.Handle, 1},
+		{"process", e.Chunks, pipeline.NewWorker(d).Handle, max(1, e.Workers)},
+		{"merge", e.Merges, pipeline.Merger{Deps: d}.Handle, 1},
+		{"notify", e.Notifys, pipeline.Notifier{Deps: d}.Handle, 1},
 	}
 	for _, s := range stages {
-		c := consumer.New(s.q, s.h, opt(s.n))
+		o := consumer.Options{Name: s.name, Concurrency: s.n, Visibility: 2 * time.Minute, Wait: 5 * time.Second, Logger: e.Logger, Drain: 10 * time.Second}
+		if e.Metrics != nil {
+			o.Observer = e.Metrics
+			e.Metrics.Workers.WithLabelValues(s.name, "current").Set(float64(s.n))
+			e.Metrics.Workers.WithLabelValues(s.name, "desired").Set(float64(s.n))
+		}
+		c := consumer.New(s.q, s.h, o)
 		g.Go(func() error { return c.Run(ctx) })
+	}
+	if e.Metrics != nil {
+		g.Go(func() error { e.sample(ctx, 2*time.Second); return nil })
 	}
 	return g.Wait()
 }
@@ -384,3 +398,36 @@ func LoadCatalog(ctx context.Context, ld sluice.CatalogLoader, r io.Reader, cfg 
 
 // ForgetReference makes the next LoadReference load even an unchanged file.
 func (e *Engine) ForgetReference() { os.Remove(filepath.Join(e.Dir, "reference.loaded")) }
+
+// sample copies queue depths and batch counts into the metrics until ctx
+// ends.
+func (e *Engine) sample(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		e.SampleOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// SampleOnce records the queues' depths and the batches by state now.
+func (e *Engine) SampleOnce(ctx context.Context) {
+	for _, q := range e.Queues() {
+		for _, qq := range []*sqlite.Queue{q, q.DeadLetterQueue()} {
+			if d, err := qq.Depth(ctx); err == nil {
+				e.Metrics.SampleQueue(qq.Name(), d)
+			}
+		}
+	}
+	if bs, err := e.DB.Ledger().ListBatches(ctx, sluice.BatchFilter{Limit: 10000}); err == nil {
+		counts := map[sluice.State]int{}
+		for _, b := range bs {
+			counts[b.State]++
+		}
+		e.Metrics.SampleBatches(counts)
+	}
+}

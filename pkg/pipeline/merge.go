@@ -106,6 +106,7 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 	if err := m.fault(PointMergeAfterState); err != nil {
 		return err
 	}
+	m.rec().Bytes("merge", "written", out.Bytes+errs.Bytes)
 	log.Info("merged", "rows_out", b.RowsOut, "rows_rejected", b.RowsRejected, "output", out.Key)
 	return m.sendNotify(ctx, id)
 }

@@ -34,6 +34,31 @@ type Deps struct {
 	// error it returns stops the handler there, as a crash would.
 	Fault func(point string) error
 	Now   func() time.Time
+	// Recorder, when set, hears rows, bytes and batch ends (for metrics).
+	Recorder Recorder
+}
+
+// Recorder receives the stages' measurements. Labels are bounded: stages,
+// results, rules, directions, states.
+type Recorder interface {
+	Rows(stage, result string, n int)
+	Rejected(rule string, n int)
+	Bytes(stage, direction string, n int64)
+	BatchEnded(state sluice.State, d time.Duration)
+}
+
+type noRecorder struct{}
+
+func (noRecorder) Rows(string, string, int)               {}
+func (noRecorder) Rejected(string, int)                   {}
+func (noRecorder) Bytes(string, string, int64)            {}
+func (noRecorder) BatchEnded(sluice.State, time.Duration) {}
+
+func (d *Deps) rec() Recorder {
+	if d.Recorder != nil {
+		return d.Recorder
+	}
+	return noRecorder{}
 }
 
 func (d *Deps) now() time.Time {

@@ -137,6 +137,8 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if _, err := s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateProcessing, SplitAt: s.now()}); err != nil {
 		return err
 	}
+	s.rec().Rows("split", "in", res.rows)
+	s.rec().Bytes("split", "read", info.Size)
 	log.Info("split done", "chunks", res.chunks, "rows", res.rows)
 	return nil
 }

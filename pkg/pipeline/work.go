@@ -270,6 +270,7 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		rec = csvscan.AppendStrings(rec[:0], []string{strconv.FormatInt(e.Line, 10), e.Column, e.Rule, e.Message, guardFormula(e.Raw)}, ',')
 		errOut.Write(rec)
 	}
+	outBytes := int64(out.Len() + errOut.Len())
 	if _, err := w.Blobs.Put(ctx, OutputPartKey(b, c.Chunk), out); err != nil {
 		return err
 	}
@@ -288,6 +289,16 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 	comp, err := w.Ledger.ChunkDone(ctx, b.ID, stats)
 	if err != nil {
 		return err
+	}
+	if comp.Counted {
+		rec := w.rec()
+		rec.Rows("process", "in", stats.RowsIn)
+		rec.Rows("process", "out", stats.RowsOut)
+		rec.Rows("process", "rejected", stats.RowsRejected)
+		for rule, n := range stats.Reasons {
+			rec.Rejected(rule, n)
+		}
+		rec.Bytes("process", "written", outBytes)
 	}
 	if err := w.fault(PointWorkAfterCount); err != nil {
 		return err

@@ -32,6 +32,15 @@ func CanMove(from, to State) bool {
 	return stateRank[to] > stateRank[from]
 }
 
+// Final is the state a batch in state s ends in once notified: failed
+// stays failed, anything else completes.
+func (s State) Final() State {
+	if s == StateFailed {
+		return StateFailed
+	}
+	return StateCompleted
+}
+
 // Terminal reports whether a batch in state s will not change again.
 func (s State) Terminal() bool { return s == StateCompleted || s == StateFailed }
 

@@ -1,0 +1,120 @@
+// Package metrics holds every Prometheus metric Sluice exports, in one
+// registry per process, with Prometheus naming (seconds, _total on
+// counters) and bounded labels: stages, queues, rules, reasons and states,
+// never batch IDs or file names. It implements consumer.Observer and
+// pipeline.Recorder, so neither of those packages imports Prometheus.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluicehq/sluice/pkg/consumer"
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// Metrics is one process's metrics.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	received       *prometheus.CounterVec
+	handled        *prometheus.CounterVec
+	deadLettered   *prometheus.CounterVec
+	handlerSeconds *prometheus.HistogramVec
+	rows           *prometheus.CounterVec
+	rejected       *prometheus.CounterVec
+	bytes          *prometheus.CounterVec
+	batchSeconds   prometheus.Histogram
+	batchesEnded   *prometheus.CounterVec
+	// Sampled: set by whoever can see them (the embedded engine, a service).
+	Batches       *prometheus.GaugeVec // by state
+	QueueMessages *prometheus.GaugeVec // by queue, kind = visible | in_flight | delayed
+	Workers       *prometheus.GaugeVec // by stage, kind = current | desired
+	AWSCalls      *prometheus.CounterVec
+}
+
+var (
+	_ consumer.Observer = (*Metrics)(nil)
+)
+
+// New registers every metric, and the Go and process collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f := func(c prometheus.Collector) { r.MustRegister(c) }
+	m := &Metrics{Registry: r}
+	m.received = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_messages_received_total", Help: "Messages received from a stage's queue."}, []string{"stage"})
+	m.handled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_messages_handled_total", Help: "Messages handled, by outcome: succeeded, retried, dead_lettered."}, []string{"stage", "outcome"})
+	m.deadLettered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_messages_dead_lettered_total", Help: "Messages sent to a dead-letter queue at once, by reason."}, []string{"stage", "reason"})
+	m.handlerSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_handler_duration_seconds", Help: "Time to handle one message.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14)}, []string{"stage"})
+	m.rows = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_rows_total", Help: "Rows by stage and result: in, out, rejected."}, []string{"stage", "result"})
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_rows_rejected_total", Help: "Rejected rows by rule."}, []string{"rule"})
+	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bytes_total", Help: "Bytes read and written, by stage and direction."}, []string{"stage", "direction"})
+	m.batchSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_batch_duration_seconds", Help: "From the file's arrival to the email.",
+		Buckets: prometheus.ExponentialBuckets(0.1, 2, 14)})
+	m.batchesEnded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_batches_ended_total", Help: "Batches that ended, by final state."}, []string{"state"})
+	m.Batches = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_batches", Help: "Batches by state (sampled from the ledger)."}, []string{"state"})
+	m.QueueMessages = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_queue_messages", Help: "Messages in a queue (sampled), kind = visible, in_flight, delayed."}, []string{"queue", "kind"})
+	m.Workers = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_workers", Help: "Handlers per stage, kind = current or desired."}, []string{"stage", "kind"})
+	m.AWSCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aws_calls_total", Help: "AWS API calls, by service and operation."}, []string{"service", "operation"})
+	for _, c := range []prometheus.Collector{m.received, m.handled, m.deadLettered, m.handlerSeconds, m.rows, m.rejected, m.bytes,
+		m.batchSeconds, m.batchesEnded, m.Batches, m.QueueMessages, m.Workers, m.AWSCalls} {
+		f(c)
+	}
+	return m
+}
+
+// Handler serves the registry for /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// Received implements consumer.Observer.
+func (m *Metrics) Received(stage string, n int) { m.received.WithLabelValues(stage).Add(float64(n)) }
+
+// Handled implements consumer.Observer.
+func (m *Metrics) Handled(stage string, o consumer.Outcome, reason string, d time.Duration) {
+	m.handled.WithLabelValues(stage, string(o)).Inc()
+	m.handlerSeconds.WithLabelValues(stage).Observe(d.Seconds())
+	if o == consumer.DeadLettered {
+		m.deadLettered.WithLabelValues(stage, reason).Inc()
+	}
+}
+
+// Rows implements pipeline.Recorder.
+func (m *Metrics) Rows(stage, result string, n int) {
+	m.rows.WithLabelValues(stage, result).Add(float64(n))
+}
+
+// Rejected implements pipeline.Recorder.
+func (m *Metrics) Rejected(rule string, n int) { m.rejected.WithLabelValues(rule).Add(float64(n)) }
+
+// Bytes implements pipeline.Recorder.
+func (m *Metrics) Bytes(stage, direction string, n int64) {
+	m.bytes.WithLabelValues(stage, direction).Add(float64(n))
+}
+
+// BatchEnded implements pipeline.Recorder.
+func (m *Metrics) BatchEnded(state sluice.State, d time.Duration) {
+	m.batchesEnded.WithLabelValues(string(state)).Inc()
+	m.batchSeconds.Observe(d.Seconds())
+}
+
+// SampleQueue records a queue's depth.
+func (m *Metrics) SampleQueue(queue string, d sluice.QueueDepth) {
+	m.QueueMessages.WithLabelValues(queue, "visible").Set(float64(d.Visible))
+	m.QueueMessages.WithLabelValues(queue, "in_flight").Set(float64(d.InFlight))
+	m.QueueMessages.WithLabelValues(queue, "delayed").Set(float64(d.Delayed))
+}
+
+// SampleBatches records how many batches are in each state.
+func (m *Metrics) SampleBatches(counts map[sluice.State]int) {
+	for _, s := range []sluice.State{sluice.StateSplitting, sluice.StateProcessing, sluice.StateMerging, sluice.StateNotifying, sluice.StateCompleted, sluice.StateFailed} {
+		m.Batches.WithLabelValues(string(s)).Set(float64(counts[s]))
+	}
+}
