@@ -135,16 +135,13 @@ func Start(ctx context.Context, services ...Service) (*Env, error) {
 			e.Close()
 		}
 	}()
-	var nodeDir string
 	for _, s := range services {
 		if s == S3 || e.endpoints[s] != "" {
 			continue
 		}
-		if nodeDir == "" {
-			var err error
-			if nodeDir, err = findNodeModules(); err != nil {
-				return nil, err
-			}
+		nodeDir, err := findNodeModules(nodePackages[s])
+		if err != nil {
+			return nil, err
 		}
 		p, err := startNode(ctx, nodeDir, s)
 		if err != nil {
@@ -285,10 +282,10 @@ func waitHTTP(ctx context.Context, base string) error {
 	}
 }
 
-// findNodeModules looks for the emulator packages in node_modules at the
+// findNodeModules looks for an emulator package in node_modules at the
 // module root, found by walking up from the working directory (go test runs
-// each package in its own directory).
-func findNodeModules() (string, error) {
+// each package in its own directory), and returns the root.
+func findNodeModules(pkg string) (string, error) {
 	if _, err := exec.LookPath("node"); err != nil {
 		return "", fmt.Errorf("%w: node is not installed (it runs the SQS, DynamoDB and SES emulators)", ErrUnavailable)
 	}
@@ -308,15 +305,15 @@ func findNodeModules() (string, error) {
 		}
 		dir = parent
 	}
-	for _, pkg := range nodePackages {
-		if _, err := os.Stat(filepath.Join(root, "node_modules", pkg, "package.json")); err != nil {
-			return "", fmt.Errorf("%w: %s is not installed under %s; run `npm ci` there", ErrUnavailable, pkg, filepath.Join(root, "node_modules"))
-		}
+	if _, err := os.Stat(filepath.Join(root, "node_modules", pkg, "package.json")); err != nil {
+		return "", fmt.Errorf("%w: %s is not installed under %s; run `npm ci` in %s", ErrUnavailable, pkg, filepath.Join(root, "node_modules"), root)
 	}
 	return root, nil
 }
 
-var nodePackages = []string{"local-aws-sqs", "dynalite", "aws-ses-v2-local"}
+// nodePackages are the npm packages (pinned in package.json) that emulate
+// each service.
+var nodePackages = map[Service]string{SQS: "local-aws-sqs", DynamoDB: "dynalite", SES: "aws-ses-v2-local"}
 
 // launchers start one emulator on 127.0.0.1 with port 0 and print
 // {"port": N} once it listens, so the port is the kernel's choice and no
