@@ -107,6 +107,12 @@ func fieldValues(b sluice.Batch) map[string]types.AttributeValue {
 	return out
 }
 
+func sameS(a, b types.AttributeValue) bool {
+	as, ok1 := a.(*types.AttributeValueMemberS)
+	bs, ok2 := b.(*types.AttributeValueMemberS)
+	return ok1 && ok2 && as.Value == bs.Value
+}
+
 func getT(item map[string]types.AttributeValue, k string) time.Time {
 	t, _ := time.Parse(timeFormat, getS(item, k))
 	return t
@@ -262,8 +268,9 @@ func (l *Ledger) ListBatches(ctx context.Context, f sluice.BatchFilter) ([]sluic
 // UpdateBatch implements sluice.Ledger. sluice.ApplyUpdate decides what
 // changes, as for every ledger; the write is conditional on the state it
 // was decided from, and is decided again if another writer moved the state
-// in between. Only the fields BatchUpdate owns are written, so the
-// counters that ChunkDone adds to concurrently are never overwritten.
+// in between. Only the fields the update changes are written, so neither
+// the counters that ChunkDone adds to nor a field another update just set
+// are overwritten.
 func (l *Ledger) UpdateBatch(ctx context.Context, id string, u sluice.BatchUpdate) (sluice.Batch, error) {
 	for attempt := 0; ; attempt++ {
 		old, err := l.GetBatch(ctx, id)
@@ -279,8 +286,11 @@ func (l *Ledger) UpdateBatch(ctx context.Context, id string, u sluice.BatchUpdat
 		names := map[string]string{"#state": "state"}
 		values := map[string]types.AttributeValue{":old": avS(string(old.State)), ":state": avS(string(b.State))}
 		sets := []string{"#state = :state"}
+		before := fieldValues(old)
 		for k, v := range fieldValues(b) {
-			if k == "createdAt" {
+			// Only what this update changes: rewriting the rest from a
+			// snapshot could undo a concurrent update of another field.
+			if k == "createdAt" || (k != "updatedAt" && sameS(before[k], v)) {
 				continue
 			}
 			names["#"+k] = k
