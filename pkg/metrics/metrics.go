@@ -118,3 +118,8 @@ func (m *Metrics) SampleBatches(counts map[sluice.State]int) {
 		m.Batches.WithLabelValues(string(s)).Set(float64(counts[s]))
 	}
 }
+
+// AWSCall implements awsconfig.CallCounter.
+func (m *Metrics) AWSCall(service, operation string) {
+	m.AWSCalls.WithLabelValues(service, operation).Inc()
+}

@@ -1,0 +1,72 @@
+// Package awsconfig loads the AWS SDK configuration the way every Sluice
+// process does: the SDK's default chain (environment, AWS_ENDPOINT_URL_<SERVICE>,
+// profiles, ECS task roles), plus a middleware that counts every API call
+// attempt by service and operation, which the metrics export and the
+// benchmark turns into a cost.
+package awsconfig
+
+import (
+	"context"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// CallCounter hears about every API call attempt.
+type CallCounter interface {
+	AWSCall(service, operation string)
+}
+
+// Load returns the SDK configuration; calls are reported to counters.
+func Load(ctx context.Context, counters ...CallCounter) (aws.Config, error) {
+	opts := []func(*config.LoadOptions) error{}
+	if len(counters) > 0 {
+		opts = append(opts, config.WithAPIOptions([]func(*middleware.Stack) error{countCalls(counters)}))
+	}
+	return config.LoadDefaultConfig(ctx, opts...)
+}
+
+// countCalls sits at the end of the finalize step, after the retry
+// middleware, so each attempt (each billed request) is counted.
+func countCalls(counters []CallCounter) func(*middleware.Stack) error {
+	return func(st *middleware.Stack) error {
+		return st.Finalize.Add(middleware.FinalizeMiddlewareFunc("SluiceCountCalls",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				svc, op := awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx)
+				for _, c := range counters {
+					c.AWSCall(svc, op)
+				}
+				return next.HandleFinalize(ctx, in)
+			}), middleware.After)
+	}
+}
+
+// Counts is a CallCounter that keeps totals in memory.
+type Counts struct {
+	mu sync.Mutex
+	n  map[[2]string]int
+}
+
+// AWSCall implements CallCounter.
+func (c *Counts) AWSCall(service, operation string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[[2]string]int{}
+	}
+	c.n[[2]string{service, operation}]++
+}
+
+// Snapshot returns the counts by "Service/Operation".
+func (c *Counts) Snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range c.n {
+		out[k[0]+"/"+k[1]] = v
+	}
+	return out
+}

@@ -1,0 +1,172 @@
+// Package provision creates, idempotently, the AWS resources the services
+// need on whatever endpoint the SDK points at (AWS, LocalStack, emulators):
+// the bucket with its object-created notification to the ingest queue, the
+// four queues each with a dead-letter queue and a visibility timeout fitted
+// to its stage, and the three tables. Terraform (deploy/terraform) makes the
+// same resources for production; this is for development and tests.
+package provision
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/sqs"
+)
+
+// Options name the resources.
+type Options struct {
+	Bucket      string
+	QueuePrefix string // default "sluice-"
+	TablePrefix string // default "sluice-"
+	MaxReceive  int    // default 5
+	PathStyle   bool
+}
+
+// Visibility is each queue's default visibility timeout: longer than its
+// stage's usual work, which the heartbeat extends anyway.
+var Visibility = map[string]time.Duration{
+	"ingest": 5 * time.Minute, "chunks": 2 * time.Minute, "merge": 5 * time.Minute, "notify": time.Minute,
+}
+
+// Step is one thing Provision did or could not do.
+type Step struct {
+	What    string
+	Result  string // "ok", or "skipped: why"
+	Warning bool
+}
+
+// Provision creates what is missing and reports each step. A step the
+// endpoint does not implement (emulators lack bucket notifications and
+// encryption settings) is a warning, not an error.
+func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
+	if o.Bucket == "" {
+		return nil, errors.New("provision: no bucket name")
+	}
+	if o.QueuePrefix == "" {
+		o.QueuePrefix = "sluice-"
+	}
+	if o.TablePrefix == "" {
+		o.TablePrefix = "sluice-"
+	}
+	var steps []Step
+	add := func(what string, err error) error {
+		switch {
+		case err == nil:
+			steps = append(steps, Step{What: what, Result: "ok"})
+		case unsupported(err):
+			steps = append(steps, Step{What: what, Result: "skipped: the endpoint does not implement it (" + errorCode(err) + ")", Warning: true})
+		default:
+			return fmt.Errorf("provision: %s: %w", what, err)
+		}
+		return nil
+	}
+
+	s3c := awss3.NewFromConfig(cfg, func(so *awss3.Options) { so.UsePathStyle = o.PathStyle })
+	_, err := s3c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(o.Bucket)})
+	var owned *s3types.BucketAlreadyOwnedByYou
+	if errors.As(err, &owned) || errorCode(err) == "BucketAlreadyOwnedByYou" {
+		err = nil
+	}
+	if err := add("bucket "+o.Bucket, err); err != nil {
+		return steps, err
+	}
+	_, err = s3c.PutPublicAccessBlock(ctx, &awss3.PutPublicAccessBlockInput{Bucket: aws.String(o.Bucket),
+		PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
+			BlockPublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}})
+	if err := add("bucket public access block", err); err != nil {
+		return steps, err
+	}
+	_, err = s3c.PutBucketEncryption(ctx, &awss3.PutBucketEncryptionInput{Bucket: aws.String(o.Bucket),
+		ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{Rules: []s3types.ServerSideEncryptionRule{{
+			ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryptionAes256}}}}})
+	if err := add("bucket default encryption", err); err != nil {
+		return steps, err
+	}
+
+	var ingestURL string
+	for _, q := range []string{"ingest", "chunks", "merge", "notify"} {
+		url, _, err := sqs.Ensure(ctx, cfg, o.QueuePrefix+q, sqs.EnsureOptions{MaxReceive: o.MaxReceive, Visibility: Visibility[q]})
+		if err := add("queue "+o.QueuePrefix+q+" (and -dlq)", err); err != nil {
+			return steps, err
+		}
+		if q == "ingest" {
+			ingestURL = url
+		}
+	}
+
+	db := dynamodb.New(cfg, dynamodb.DefaultTables(o.TablePrefix))
+	if err := add("tables "+o.TablePrefix+"batches, rejects, reference", db.CreateTables(ctx)); err != nil {
+		return steps, err
+	}
+
+	// S3 may send to the ingest queue only for this bucket.
+	sqsc := awssqs.NewFromConfig(cfg)
+	attrs, err := sqsc.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{QueueUrl: &ingestURL, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	if err != nil {
+		return steps, fmt.Errorf("provision: ingest queue ARN: %w", err)
+	}
+	arn := attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
+	policy, _ := json.Marshal(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []map[string]any{{
+			"Sid": "S3Notifications", "Effect": "Allow", "Principal": map[string]string{"Service": "s3.amazonaws.com"},
+			"Action": "sqs:SendMessage", "Resource": arn,
+			"Condition": map[string]any{"ArnLike": map[string]string{"aws:SourceArn": "arn:aws:s3:::" + o.Bucket}},
+		}},
+	})
+	_, err = sqsc.SetQueueAttributes(ctx, &awssqs.SetQueueAttributesInput{QueueUrl: &ingestURL, Attributes: map[string]string{"Policy": string(policy)}})
+	if err := add("ingest queue policy for S3", err); err != nil {
+		return steps, err
+	}
+	// s3:ObjectCreated:* and not :Put: a multipart upload (any large file)
+	// fires CompleteMultipartUpload, never Put.
+	_, err = s3c.PutBucketNotificationConfiguration(ctx, &awss3.PutBucketNotificationConfigurationInput{
+		Bucket: aws.String(o.Bucket),
+		NotificationConfiguration: &s3types.NotificationConfiguration{QueueConfigurations: []s3types.QueueConfiguration{{
+			Id: aws.String("sluice-ingest"), QueueArn: aws.String(arn), Events: []s3types.Event{"s3:ObjectCreated:*"},
+			Filter: &s3types.NotificationConfigurationFilter{Key: &s3types.S3KeyFilter{FilterRules: []s3types.FilterRule{
+				{Name: s3types.FilterRuleNamePrefix, Value: aws.String("input/")},
+				{Name: s3types.FilterRuleNameSuffix, Value: aws.String(".csv")},
+			}}},
+		}}},
+	})
+	if err := add("bucket notification input/*.csv → "+o.QueuePrefix+"ingest", err); err != nil {
+		return steps, err
+	}
+	return steps, nil
+}
+
+func errorCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// unsupported reports an error an emulator gives for an API it lacks.
+func unsupported(err error) bool {
+	switch errorCode(err) {
+	case "NotImplemented", "NotImplementedException", "UnsupportedOperation", "MethodNotAllowed", "InvalidAction", "UnknownOperationException":
+		return true
+	}
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) && (re.HTTPStatusCode() == 501 || re.HTTPStatusCode() == 405) {
+		return true
+	}
+	return false
+}

@@ -1,0 +1,162 @@
+package service
+
+import (
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting a service reads, all from SLUICE_* environment
+// variables, parsed here and nowhere else. Vars lists them with their
+// defaults; the README's table is made from the same list.
+type Config struct {
+	Stage          string
+	Bucket         string
+	QueuePrefix    string
+	TablePrefix    string
+	PipelineConfig string
+	MailFrom       string
+	MailTo         []string
+	LinkTTL        time.Duration
+	Concurrency    int
+	Visibility     time.Duration
+	Wait           time.Duration
+	Drain          time.Duration
+	HTTPAddr       string
+	PathStyle      bool
+	EmulatorCounts bool
+	ReferenceCache int
+	LogLevel       string
+}
+
+// Var is one environment variable.
+type Var struct {
+	Name, Default, Help string
+}
+
+// Vars are the services' environment variables, in README order.
+var Vars = []Var{
+	{"SLUICE_BUCKET", "", "the bucket (required): input/ is watched, outputs are written under <batch>/"},
+	{"SLUICE_QUEUE_PREFIX", "sluice-", "queue names are PREFIX + ingest, chunks, merge, notify; each has PREFIX + NAME + -dlq"},
+	{"SLUICE_TABLE_PREFIX", "sluice-", "table names are PREFIX + batches, rejects, reference"},
+	{"SLUICE_CONFIG", "", "pipeline configuration file (YAML); default: the built-in one"},
+	{"SLUICE_MAIL_FROM", "(from the configuration)", "the sender, a verified SES identity"},
+	{"SLUICE_MAIL_TO", "(from the configuration)", "recipients, comma-separated"},
+	{"SLUICE_LINK_TTL", "1h", "how long emailed presigned links live (at most 7 days, and never longer than the signing credentials)"},
+	{"SLUICE_CONCURRENCY", "worker: CPUs; others: 1", "messages handled at once by this process"},
+	{"SLUICE_VISIBILITY", "splitter 5m, worker 2m, merger 5m, notifier 1m", "visibility timeout per receive; a heartbeat extends it at half"},
+	{"SLUICE_WAIT", "20s", "SQS long-poll wait (0-20s)"},
+	{"SLUICE_DRAIN", "25s", "on SIGTERM, how long in-flight work may finish (keep below the ECS stopTimeout)"},
+	{"SLUICE_HTTP_ADDR", ":9090", "listen address for /metrics, /healthz and /readyz"},
+	{"SLUICE_S3_PATH_STYLE", "false", "path-style S3 URLs (LocalStack and emulators)"},
+	{"SLUICE_SQS_EMULATOR_COUNTS", "false", "correct queue depths for local-aws-sqs, which counts in-flight messages as visible"},
+	{"SLUICE_REFERENCE_CACHE", "100000", "reference keys each worker keeps in memory (negative: no cache)"},
+	{"SLUICE_LOG_LEVEL", "info", "debug, info, warn, error (JSON lines on stderr)"},
+}
+
+// Stages are the four services, in pipeline order.
+var Stages = []string{"splitter", "worker", "merger", "notifier"}
+
+func defaultVisibility(stage string) time.Duration {
+	switch stage {
+	case "worker":
+		return 2 * time.Minute
+	case "notifier":
+		return time.Minute
+	}
+	return 5 * time.Minute
+}
+
+// LoadConfig reads the environment for one stage.
+func LoadConfig(stage string, getenv func(string) string) (Config, error) {
+	get := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []string
+	dur := func(k string, def time.Duration) time.Duration {
+		v := get(k, "")
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Sprintf("%s=%q: not a duration like 30s or 2m", k, v))
+		}
+		return d
+	}
+	num := func(k string, def int) int {
+		v := get(k, "")
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s=%q: not a number", k, v))
+		}
+		return n
+	}
+	flag := func(k string) bool {
+		v := get(k, "false")
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s=%q: not true or false", k, v))
+		}
+		return b
+	}
+	c := Config{
+		Stage:          stage,
+		Bucket:         get("SLUICE_BUCKET", ""),
+		QueuePrefix:    get("SLUICE_QUEUE_PREFIX", "sluice-"),
+		TablePrefix:    get("SLUICE_TABLE_PREFIX", "sluice-"),
+		PipelineConfig: get("SLUICE_CONFIG", ""),
+		MailFrom:       get("SLUICE_MAIL_FROM", ""),
+		LinkTTL:        dur("SLUICE_LINK_TTL", time.Hour),
+		Visibility:     dur("SLUICE_VISIBILITY", defaultVisibility(stage)),
+		Wait:           dur("SLUICE_WAIT", 20*time.Second),
+		Drain:          dur("SLUICE_DRAIN", 25*time.Second),
+		HTTPAddr:       get("SLUICE_HTTP_ADDR", ":9090"),
+		PathStyle:      flag("SLUICE_S3_PATH_STYLE"),
+		EmulatorCounts: flag("SLUICE_SQS_EMULATOR_COUNTS"),
+		ReferenceCache: num("SLUICE_REFERENCE_CACHE", 100000),
+		LogLevel:       get("SLUICE_LOG_LEVEL", "info"),
+	}
+	defConc := 1
+	if stage == "worker" {
+		defConc = runtime.NumCPU()
+	}
+	c.Concurrency = num("SLUICE_CONCURRENCY", defConc)
+	if to := get("SLUICE_MAIL_TO", ""); to != "" {
+		for _, a := range strings.Split(to, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				c.MailTo = append(c.MailTo, a)
+			}
+		}
+	}
+	if c.Bucket == "" {
+		errs = append(errs, "SLUICE_BUCKET is required")
+	}
+	if c.Wait > 20*time.Second {
+		errs = append(errs, "SLUICE_WAIT may be at most 20s (the SQS long-poll maximum)")
+	}
+	if c.Visibility < 2*time.Second {
+		errs = append(errs, "SLUICE_VISIBILITY must be at least 2s")
+	}
+	if c.LinkTTL > 7*24*time.Hour {
+		errs = append(errs, "SLUICE_LINK_TTL may be at most 168h (the SigV4 presigning maximum)")
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, "SLUICE_CONCURRENCY must be at least 1")
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+// QueueName is the full name of one of the four queues.
+func (c Config) QueueName(q string) string { return c.QueuePrefix + q }

@@ -1,0 +1,250 @@
+// Package service is what each of the four AWS services runs: it reads the
+// SLUICE_* environment, builds the AWS adapters (S3, SQS, DynamoDB, SES v2),
+// serves /metrics, /healthz and /readyz on one port, and runs its stage in
+// the shared consumer runtime until SIGTERM, then drains. The mains under
+// services/ only call Main with their stage's name.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/sluicehq/sluice/pkg/awsconfig"
+	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/consumer"
+	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/metrics"
+	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/s3"
+	"github.com/sluicehq/sluice/pkg/ses"
+	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/sqs"
+)
+
+// Queue names, after the prefix.
+const (
+	QueueIngest = "ingest"
+	QueueChunks = "chunks"
+	QueueMerge  = "merge"
+	QueueNotify = "notify"
+)
+
+// Main runs a stage's service and exits with its status.
+func Main(stage string) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	err := Run(ctx, stage, os.Getenv, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, `{"level":"ERROR","msg":"service failed","stage":%q,"err":%q}`+"\n", stage, err.Error())
+		os.Exit(1)
+	}
+}
+
+// Adapters are the AWS side of one service.
+type Adapters struct {
+	Blobs    *s3.Store
+	Queues   map[string]*sqs.Queue // by short name: ingest, chunks, merge, notify
+	DLQs     map[string]*sqs.Queue
+	Ledger   sluice.Ledger
+	Catalog  sluice.Catalog
+	Mailer   sluice.Mailer
+	Pipeline *config.Pipeline
+}
+
+// Build resolves the queues and builds every adapter.
+func Build(ctx context.Context, c Config, awsCfg aws.Config, log *slog.Logger) (*Adapters, error) {
+	pcfg, err := config.Load(c.PipelineConfig)
+	if err != nil {
+		return nil, err
+	}
+	if c.MailFrom != "" {
+		pcfg.Mail.From = c.MailFrom
+	}
+	if len(c.MailTo) > 0 {
+		pcfg.Mail.To = c.MailTo
+	}
+	pcfg.Mail.LinkTTL.Duration = c.LinkTTL
+	a := &Adapters{Queues: map[string]*sqs.Queue{}, DLQs: map[string]*sqs.Queue{}, Pipeline: pcfg}
+	client := awssqs.NewFromConfig(awsCfg)
+	for _, q := range []string{QueueIngest, QueueChunks, QueueMerge, QueueNotify} {
+		name := c.QueueName(q)
+		url, err := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: aws.String(name)})
+		if err != nil {
+			return nil, fmt.Errorf("queue %s: %w (run `sluice provision` first)", name, err)
+		}
+		dlq, err := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: aws.String(name + "-dlq")})
+		if err != nil {
+			return nil, fmt.Errorf("queue %s-dlq: %w (run `sluice provision` first)", name, err)
+		}
+		var opts []sqs.Option
+		opts = append(opts, sqs.WithDeadLetterURL(*dlq.QueueUrl))
+		if c.EmulatorCounts {
+			opts = append(opts, sqs.WithEmulatorCounts())
+		}
+		a.Queues[q] = sqs.New(awsCfg, *url.QueueUrl, opts...)
+		var dopts []sqs.Option
+		if c.EmulatorCounts {
+			dopts = append(dopts, sqs.WithEmulatorCounts())
+		}
+		a.DLQs[q] = sqs.New(awsCfg, *dlq.QueueUrl, dopts...)
+	}
+	var s3opts []s3.Option
+	if c.PathStyle {
+		s3opts = append(s3opts, s3.WithPathStyle())
+	}
+	a.Blobs = s3.New(awsCfg, c.Bucket, s3opts...)
+	db := dynamodb.New(awsCfg, dynamodb.DefaultTables(c.TablePrefix), dynamodb.WithCacheSize(c.ReferenceCache))
+	a.Ledger = db.Ledger()
+	a.Catalog = db.Catalog()
+	a.Mailer = ses.New(awsCfg, ses.WithFrom(pcfg.Mail.From))
+	return a, nil
+}
+
+// Deps are the stages' dependencies on these adapters.
+func (a *Adapters) Deps(log *slog.Logger, rec pipeline.Recorder) *pipeline.Deps {
+	d := &pipeline.Deps{
+		Blobs: a.Blobs, Ledger: a.Ledger, Mailer: a.Mailer,
+		Chunks: a.Queues[QueueChunks], Merges: a.Queues[QueueMerge], Notifies: a.Queues[QueueNotify],
+		Config: a.Pipeline, Logger: log, Recorder: rec,
+	}
+	if a.Pipeline.Enriches() {
+		d.Catalog = a.Catalog
+	}
+	return d
+}
+
+// Handler returns the stage's handler and the queue it reads.
+func (a *Adapters) Handler(stage string, d *pipeline.Deps) (consumer.Handler, string, error) {
+	switch stage {
+	case "splitter":
+		return pipeline.Splitter{Deps: d}.Handle, QueueIngest, nil
+	case "worker":
+		return pipeline.NewWorker(d).Handle, QueueChunks, nil
+	case "merger":
+		return pipeline.Merger{Deps: d}.Handle, QueueMerge, nil
+	case "notifier":
+		return pipeline.Notifier{Deps: d}.Handle, QueueNotify, nil
+	}
+	return nil, "", fmt.Errorf("unknown stage %q (want one of %s)", stage, strings.Join(Stages, ", "))
+}
+
+// stageLabel is the metric label of a service's stage.
+var stageLabel = map[string]string{"splitter": "split", "worker": "process", "merger": "merge", "notifier": "notify"}
+
+// Logger makes the JSON logger every service writes to stderr.
+func Logger(level string, w io.Writer, stage string) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl})).With("service", stage)
+}
+
+// Run runs one stage until ctx ends (SIGTERM), then drains and returns.
+func Run(ctx context.Context, stage string, getenv func(string) string, stderr io.Writer) error {
+	if _, ok := stageLabel[stage]; !ok {
+		return fmt.Errorf("unknown stage %q (want one of %s)", stage, strings.Join(Stages, ", "))
+	}
+	c, err := LoadConfig(stage, getenv)
+	if err != nil {
+		return err
+	}
+	log := Logger(c.LogLevel, stderr, stage)
+	m := metrics.New()
+	awsCfg, err := awsconfig.Load(ctx, m)
+	if err != nil {
+		return err
+	}
+
+	var ready atomic.Bool
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("SLUICE_HTTP_ADDR: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	log.Info("starting", "http", ln.Addr().String(), "bucket", c.Bucket, "concurrency", c.Concurrency)
+
+	a, err := Build(ctx, c, awsCfg, log)
+	if err != nil {
+		return err
+	}
+	d := a.Deps(log, m)
+	h, qname, err := a.Handler(stage, d)
+	if err != nil {
+		return err
+	}
+	q := a.Queues[qname]
+	label := stageLabel[stage]
+	m.Workers.WithLabelValues(label, "current").Set(float64(c.Concurrency))
+	m.Workers.WithLabelValues(label, "desired").Set(float64(c.Concurrency))
+	go sampleDepth(ctx, m, q, a.DLQs[qname], 15*time.Second)
+
+	cons := consumer.New(q, h, consumer.Options{
+		Name: label, Concurrency: c.Concurrency, Visibility: c.Visibility, Wait: c.Wait, Drain: c.Drain,
+		Logger: log, Observer: m,
+	})
+	ready.Store(true)
+	err = cons.Run(ctx)
+	ready.Store(false)
+	log.Info("stopped", "err", errString(err))
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// sampleDepth keeps the queue-depth gauges fresh for dashboards; the
+// autoscaling itself reads SQS's own CloudWatch metrics.
+func sampleDepth(ctx context.Context, m *metrics.Metrics, q, dlq sluice.Queue, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for _, qq := range []sluice.Queue{q, dlq} {
+			if d, err := qq.Depth(ctx); err == nil {
+				m.SampleQueue(qq.Name(), d)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
