@@ -46,6 +46,7 @@ func init() {
 		{"reference", "load [flags] REF.csv", "load reference data into the local catalog", cmdReference},
 		{"status", "[flags] [BATCH]", "list batches, or show one", cmdStatus},
 		{"config", "default", "print the built-in pipeline configuration (YAML)", cmdConfig},
+		{"provision", "[flags]", "create the bucket, queues and tables on AWS (or LocalStack, or emulators)", cmdProvision},
 	}
 }
 

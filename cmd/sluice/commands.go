@@ -47,6 +47,8 @@ func cmdReference(ctx context.Context, e env, args []string) error {
 	data := fs.String("data", defaultData(e), "data `directory`; env SLUICE_DATA")
 	cfgPath := fs.String("config", "", "pipeline configuration `file` (names the key column)")
 	force := fs.Bool("force", false, "load even if this file was the last one loaded")
+	onAWS := fs.Bool("aws", false, "load into the DynamoDB reference table instead of the local catalog")
+	af := addAWSFlags(fs, e)
 	pos, err := parse(fs, args[1:])
 	if err != nil {
 		return err
@@ -58,6 +60,9 @@ func cmdReference(ctx context.Context, e env, args []string) error {
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
+	}
+	if *onAWS {
+		return referenceLoadAWS(ctx, e, af, cfg, pos[0])
 	}
 	eng, err := embedded.Open(*data, cfg, logger(e))
 	if err != nil {

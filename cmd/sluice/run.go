@@ -42,6 +42,9 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object on stdout instead of text")
 	workers := fs.Int("workers", 0, "chunks processed at once (default: the number of CPUs)")
 	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
+	onAWS := fs.Bool("aws", false, "upload INPUT to the S3 bucket's input/ and follow its batch; the AWS services do the work")
+	timeout := fs.Duration("timeout", 30*time.Minute, "with --aws: how long to wait for the batch")
+	af := addAWSFlags(fs, e)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -55,6 +58,16 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("input: %w", err)
 	} else if st.IsDir() {
 		return fmt.Errorf("input %s is a directory", input)
+	}
+	if *onAWS {
+		start := time.Now()
+		b, err := runAWS(ctx, e, af, input, *timeout)
+		if err != nil {
+			return err
+		}
+		res := runResult{BatchID: b.ID, Status: string(b.State), Reason: b.Reason, RowsIn: b.RowsIn, RowsOut: b.RowsOut, RowsRejected: b.RowsRejected,
+			Output: "s3://" + b.Bucket + "/" + b.OutputKey, Errors: "s3://" + b.Bucket + "/" + b.ErrorsKey, Email: b.EmailID, Seconds: time.Since(start).Seconds()}
+		return report(e, res, b, *asJSON)
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
@@ -132,9 +145,13 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 		Output: eng.Path(b.OutputKey), Errors: eng.Path(b.ErrorsKey), Email: b.EmailID, Resumed: sub.Resumed,
 		Seconds: time.Since(start).Seconds(),
 	}
-	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		if err := enc.Encode(res); err != nil {
+	return report(e, res, b, *asJSON)
+}
+
+// report prints a run's result and turns a failed batch into exit code 1.
+func report(e env, res runResult, b sluice.Batch, asJSON bool) error {
+	if asJSON {
+		if err := json.NewEncoder(e.stdout).Encode(res); err != nil {
 			return err
 		}
 	} else {

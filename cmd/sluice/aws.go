@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/awsconfig"
+	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/embedded"
+	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/provision"
+	"github.com/sluicehq/sluice/pkg/s3"
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// awsFlags are the names of the AWS resources, defaulting to the same
+// SLUICE_* variables the services read. Endpoints, region and credentials
+// come from the SDK's own chain (AWS_ENDPOINT_URL_S3, AWS_PROFILE, ...).
+type awsFlags struct {
+	bucket, queuePrefix, tablePrefix *string
+	pathStyle                        *bool
+}
+
+func addAWSFlags(fs *flag.FlagSet, e env) awsFlags {
+	def := func(k, d string) string {
+		if v := e.getenv(k); v != "" {
+			return v
+		}
+		return d
+	}
+	return awsFlags{
+		bucket:      fs.String("bucket", def("SLUICE_BUCKET", ""), "S3 `bucket`; env SLUICE_BUCKET"),
+		queuePrefix: fs.String("queue-prefix", def("SLUICE_QUEUE_PREFIX", "sluice-"), "queue name prefix; env SLUICE_QUEUE_PREFIX"),
+		tablePrefix: fs.String("table-prefix", def("SLUICE_TABLE_PREFIX", "sluice-"), "table name prefix; env SLUICE_TABLE_PREFIX"),
+		pathStyle:   fs.Bool("path-style", def("SLUICE_S3_PATH_STYLE", "") == "true", "path-style S3 URLs (LocalStack, emulators); env SLUICE_S3_PATH_STYLE"),
+	}
+}
+
+func (f awsFlags) need() error {
+	if *f.bucket == "" {
+		return usageErr("no bucket: pass --bucket or set SLUICE_BUCKET")
+	}
+	return nil
+}
+
+func cmdProvision(ctx context.Context, e env, args []string) error {
+	fs := newFlags(e, "provision", "[flags]", "Creates, idempotently, the bucket (with its input/*.csv notification), the four queues\nwith their dead-letter queues, and the three tables on the endpoint the AWS SDK points at.")
+	af := addAWSFlags(fs, e)
+	maxReceive := fs.Int("max-receive", 5, "receives before a message moves to its dead-letter queue")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := af.need(); err != nil {
+		return err
+	}
+	cfg, err := awsconfig.Load(ctx)
+	if err != nil {
+		return err
+	}
+	steps, err := provision.Provision(ctx, cfg, provision.Options{Bucket: *af.bucket, QueuePrefix: *af.queuePrefix, TablePrefix: *af.tablePrefix, MaxReceive: *maxReceive, PathStyle: *af.pathStyle})
+	for _, s := range steps {
+		mark := "ok  "
+		if s.Warning {
+			mark = "warn"
+		}
+		fmt.Fprintf(e.stdout, "%s %s: %s\n", mark, s.What, s.Result)
+	}
+	return err
+}
+
+// referenceLoadAWS fills the DynamoDB reference table.
+func referenceLoadAWS(ctx context.Context, e env, af awsFlags, cfg *config.Pipeline, path string) error {
+	awsCfg, err := awsconfig.Load(ctx)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	db := dynamodb.New(awsCfg, dynamodb.DefaultTables(*af.tablePrefix))
+	start := time.Now()
+	n, err := embedded.LoadCatalog(ctx, db.Catalog(), f, cfg, func(read int64) {
+		fmt.Fprintf(e.stderr, "\rloaded %d MB", read>>20)
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	fmt.Fprintf(e.stdout, "loaded %d reference rows into %s in %.1fs\n", n, db.Tables().Reference, time.Since(start).Seconds())
+	return nil
+}
+
+// runAWS uploads a file to the bucket's input/ and follows its batch in the
+// batches table until it ends. The services do the work.
+func runAWS(ctx context.Context, e env, af awsFlags, input string, timeout time.Duration) (sluice.Batch, error) {
+	if err := af.need(); err != nil {
+		return sluice.Batch{}, err
+	}
+	awsCfg, err := awsconfig.Load(ctx)
+	if err != nil {
+		return sluice.Batch{}, err
+	}
+	var opts []s3.Option
+	if *af.pathStyle {
+		opts = append(opts, s3.WithPathStyle())
+	}
+	blobs := s3.New(awsCfg, *af.bucket, opts...)
+	ledger := dynamodb.New(awsCfg, dynamodb.DefaultTables(*af.tablePrefix)).Ledger()
+	f, err := os.Open(input)
+	if err != nil {
+		return sluice.Batch{}, err
+	}
+	defer f.Close()
+	key := pipeline.InputPrefix + filepath.Base(input)
+	sent := time.Now().Add(-time.Second)
+	info, err := blobs.Put(ctx, key, f)
+	if err != nil {
+		return sluice.Batch{}, err
+	}
+	fmt.Fprintf(e.stderr, "uploaded s3://%s/%s (%d bytes); waiting for the services\n", *af.bucket, key, info.Size)
+	return followAWS(ctx, ledger, key, info.ETag, sent, timeout)
+}
+
+func followAWS(ctx context.Context, l sluice.Ledger, key, etag string, since time.Time, timeout time.Duration) (sluice.Batch, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		bs, err := l.ListBatches(ctx, sluice.BatchFilter{Key: key})
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return sluice.Batch{}, err
+		}
+		for _, b := range bs {
+			if b.ETag == etag && !b.CreatedAt.Before(since) && b.State.Terminal() && (b.EmailID != "" || b.State == sluice.StateFailed) {
+				return b, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return sluice.Batch{}, fmt.Errorf("no finished batch for %s within %v: are the services running and the bucket notification set?", key, timeout)
+		case <-t.C:
+		}
+	}
+}
