@@ -339,6 +339,14 @@ func Ensure(ctx context.Context, cfg aws.Config, name string, o EnsureOptions) (
 		QueueName:  &o.DeadLetterName,
 		Attributes: map[string]string{string(types.QueueAttributeNameMessageRetentionPeriod): "1209600"}, // 14 days to look
 	})
+	var exists *types.QueueNameExists
+	if errors.As(err, &exists) {
+		// Made elsewhere with other settings: use it as it is.
+		var got *awssqs.GetQueueUrlOutput
+		if got, err = client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: &o.DeadLetterName}); err == nil {
+			dlq = &awssqs.CreateQueueOutput{QueueUrl: got.QueueUrl}
+		}
+	}
 	if err != nil {
 		return "", "", fmt.Errorf("sqs: creating %s: %w", o.DeadLetterName, err)
 	}
@@ -357,7 +365,6 @@ func Ensure(ctx context.Context, cfg aws.Config, name string, o EnsureOptions) (
 		string(types.QueueAttributeNameVisibilityTimeout): strconv.Itoa(int(seconds(o.Visibility, maxVisibility))),
 	}
 	out, err := client.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: &name, Attributes: attrs})
-	var exists *types.QueueNameExists
 	if errors.As(err, &exists) {
 		// The queue is there with other attributes: set ours.
 		got, gerr := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: &name})
