@@ -72,6 +72,18 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 		return nil
 	}
 
+	// Hardening steps never stop a provision: emulators answer them with
+	// odd errors (gofakes3 takes them for a second CreateBucket). A real
+	// refusal is shown as a warning; deploy/terraform sets both for
+	// production.
+	hardening := func(what string, err error) error {
+		err = subresource(err)
+		if err != nil && !unsupported(err) {
+			steps = append(steps, Step{What: what, Result: "not applied: " + errorCode(err), Warning: true})
+			return nil
+		}
+		return add(what, err)
+	}
 	s3c := awss3.NewFromConfig(cfg, func(so *awss3.Options) { so.UsePathStyle = o.PathStyle })
 	_, err := s3c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(o.Bucket)})
 	var owned *s3types.BucketAlreadyOwnedByYou
@@ -84,13 +96,13 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 	_, err = s3c.PutPublicAccessBlock(ctx, &awss3.PutPublicAccessBlockInput{Bucket: aws.String(o.Bucket),
 		PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
 			BlockPublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}})
-	if err := add("bucket public access block", err); err != nil {
+	if err := hardening("bucket public access block", err); err != nil {
 		return steps, err
 	}
 	_, err = s3c.PutBucketEncryption(ctx, &awss3.PutBucketEncryptionInput{Bucket: aws.String(o.Bucket),
 		ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{Rules: []s3types.ServerSideEncryptionRule{{
 			ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryptionAes256}}}}})
-	if err := add("bucket default encryption", err); err != nil {
+	if err := hardening("bucket default encryption", err); err != nil {
 		return steps, err
 	}
 
@@ -141,7 +153,7 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 			}}},
 		}}},
 	})
-	if err := add("bucket notification input/*.csv → "+o.QueuePrefix+"ingest", err); err != nil {
+	if err := add("bucket notification input/*.csv → "+o.QueuePrefix+"ingest", subresource(err)); err != nil {
 		return steps, err
 	}
 	return steps, nil
@@ -170,3 +182,22 @@ func unsupported(err error) bool {
 	}
 	return false
 }
+
+// subresource reads an emulator's answer to a bucket sub-resource PUT
+// (?notification, ?encryption, ?publicAccessBlock): gofakes3 takes every
+// PUT on a bucket for CreateBucket and says BucketAlreadyExists, which from
+// a bucket we just made or own means "not implemented".
+func subresource(err error) error {
+	if errorCode(err) == "BucketAlreadyExists" {
+		return notImplemented{err}
+	}
+	return err
+}
+
+type notImplemented struct{ error }
+
+func (notImplemented) ErrorCode() string { return "NotImplemented" }
+func (notImplemented) ErrorMessage() string {
+	return "the endpoint took a bucket sub-resource PUT for CreateBucket"
+}
+func (notImplemented) ErrorFault() smithy.ErrorFault { return smithy.FaultServer }

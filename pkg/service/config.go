@@ -29,6 +29,9 @@ type Config struct {
 	EmulatorCounts bool
 	ReferenceCache int
 	LogLevel       string
+	// DuplicateSends is a test hook: every message this service sends is
+	// sent twice, to prove the stages tolerate at-least-once delivery.
+	DuplicateSends bool
 }
 
 // Var is one environment variable.
@@ -54,6 +57,7 @@ var Vars = []Var{
 	{"SLUICE_SQS_EMULATOR_COUNTS", "false", "correct queue depths for local-aws-sqs, which counts in-flight messages as visible"},
 	{"SLUICE_REFERENCE_CACHE", "100000", "reference keys each worker keeps in memory (negative: no cache)"},
 	{"SLUICE_LOG_LEVEL", "info", "debug, info, warn, error (JSON lines on stderr)"},
+	{"SLUICE_TEST_DUPLICATE_SENDS", "false", "test hook: send every message twice"},
 }
 
 // Stages are the four services, in pipeline order.
@@ -124,6 +128,7 @@ func LoadConfig(stage string, getenv func(string) string) (Config, error) {
 		EmulatorCounts: flag("SLUICE_SQS_EMULATOR_COUNTS"),
 		ReferenceCache: num("SLUICE_REFERENCE_CACHE", 100000),
 		LogLevel:       get("SLUICE_LOG_LEVEL", "info"),
+		DuplicateSends: flag("SLUICE_TEST_DUPLICATE_SENDS"),
 	}
 	defConc := 1
 	if stage == "worker" {

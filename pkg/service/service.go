@@ -199,6 +199,9 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 		return err
 	}
 	d := a.Deps(log, m)
+	if c.DuplicateSends {
+		d.Chunks, d.Merges, d.Notifies = twice{d.Chunks}, twice{d.Merges}, twice{d.Notifies}
+	}
 	h, qname, err := a.Handler(stage, d)
 	if err != nil {
 		return err
@@ -247,4 +250,21 @@ func sampleDepth(ctx context.Context, m *metrics.Metrics, q, dlq sluice.Queue, e
 		case <-t.C:
 		}
 	}
+}
+
+// twice sends every message two times (SLUICE_TEST_DUPLICATE_SENDS).
+type twice struct{ sluice.Queue }
+
+func (t twice) Send(ctx context.Context, body []byte) error {
+	if err := t.Queue.Send(ctx, body); err != nil {
+		return err
+	}
+	return t.Queue.Send(ctx, body)
+}
+
+func (t twice) SendBatch(ctx context.Context, bodies [][]byte) error {
+	if err := t.Queue.SendBatch(ctx, bodies); err != nil {
+		return err
+	}
+	return t.Queue.SendBatch(ctx, bodies)
 }
