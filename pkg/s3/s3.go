@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
@@ -79,6 +80,7 @@ type Store struct {
 	bucket  string
 	opt     Options
 	bufs    sync.Pool
+	creds   aws.CredentialsProvider
 }
 
 var _ sluice.BlobStore = (*Store)(nil)
@@ -101,7 +103,7 @@ func New(cfg aws.Config, bucket string, opts ...Option) *Store {
 			so.UsePathStyle = true
 		}
 	})
-	return &Store{client: client, presign: awss3.NewPresignClient(client), bucket: bucket, opt: o}
+	return &Store{client: client, presign: awss3.NewPresignClient(client), bucket: bucket, opt: o, creds: cfg.Credentials}
 }
 
 // Client is the underlying S3 client, for setup such as creating the bucket.
@@ -276,9 +278,16 @@ func (s *Store) Link(ctx context.Context, key string, ttl time.Duration) (string
 	}
 	ttl = min(ttl, maxPresign)
 	// A link lives at most as long as the credentials that signed it: with a
-	// role's temporary credentials that can be less than ttl. Nothing here
-	// can lengthen that, so the expiry reported is the one asked for.
+	// task role's temporary credentials that can be less than ttl. Nothing
+	// here can lengthen that, so report the real, shorter lifetime.
 	expires := time.Now().Add(ttl)
+	if s.creds != nil {
+		if c, err := s.creds.Retrieve(ctx); err == nil && c.CanExpire && c.Expires.Before(expires) {
+			slog.Warn("the presigned link dies with its signing credentials, before the configured expiry",
+				"key", key, "configured", ttl.String(), "expires", c.Expires.UTC().Format(time.RFC3339))
+			expires = c.Expires
+		}
+	}
 	req, err := s.presign.PresignGetObject(ctx, &awss3.GetObjectInput{Bucket: &s.bucket, Key: &key}, awss3.WithPresignExpires(ttl))
 	if err != nil {
 		return "", time.Time{}, s.wrap("presign", key, err)

@@ -2,6 +2,7 @@ package s3_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -169,5 +170,33 @@ func TestListPages(t *testing.T) {
 	infos, err := st.List(t.Context(), "p/")
 	if err != nil || len(infos) != n || infos[n-1].Key != fmt.Sprintf("p/%04d", n-1) {
 		t.Fatalf("List: %d objects, %v", len(infos), err)
+	}
+}
+
+// shortCreds are temporary credentials that expire soon, like a task
+// role's near the end of their life.
+type shortCreds struct{ expires time.Time }
+
+func (c shortCreds) Retrieve(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test", SessionToken: "tok", CanExpire: true, Expires: c.expires}, nil
+}
+
+func TestLinkLifetimeIsBoundedByCredentials(t *testing.T) {
+	env := awstest.Shared(t)
+	cfg := env.Config(awstest.S3)
+	soon := time.Now().Add(10 * time.Minute)
+	cfg.Credentials = shortCreds{expires: soon}
+	st := s3.New(cfg, "creds-bucket", s3.WithPathStyle())
+	_, exp, err := st.Link(t.Context(), "x/out.csv", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.Equal(soon) {
+		t.Fatalf("link expires %v, want the credentials' expiry %v", exp, soon)
+	}
+	cfg.Credentials = shortCreds{expires: time.Now().Add(5 * time.Hour)}
+	_, exp, _ = s3.New(cfg, "creds-bucket", s3.WithPathStyle()).Link(t.Context(), "x/out.csv", time.Hour)
+	if d := time.Until(exp); d < 59*time.Minute || d > 61*time.Minute {
+		t.Fatalf("with long-lived credentials the link lives %v, want 1h", d)
 	}
 }
