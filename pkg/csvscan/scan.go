@@ -17,6 +17,20 @@ import (
 // usually a file that is not CSV, or a quote that is never closed.
 var ErrTooLong = errors.New("record longer than the limit")
 
+// TooLongError is the ErrTooLong that Next returns: where the record starts
+// and the limit it broke.
+type TooLongError struct {
+	Line  int64 // the line on which the record starts
+	Limit int   // the limit, in bytes
+}
+
+func (e *TooLongError) Error() string {
+	return fmt.Sprintf("line %d: %v (%d bytes)", e.Line, ErrTooLong, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrTooLong) true.
+func (e *TooLongError) Is(target error) bool { return target == ErrTooLong }
+
 var bom = []byte{0xEF, 0xBB, 0xBF}
 
 // Scanner yields the raw records of a CSV stream.
@@ -117,12 +131,12 @@ func (s *Scanner) next() ([]byte, error) {
 		data := s.buf[s.start:s.end]
 		if i, ok := s.recordEnd(data, &scanned, &inQuote, &fieldStart); ok {
 			if i+1 > s.max {
-				return nil, fmt.Errorf("line %d: %w (%d bytes)", s.nextLine, ErrTooLong, s.max)
+				return nil, &TooLongError{Line: s.nextLine, Limit: s.max}
 			}
 			return s.take(i + 1), nil
 		}
 		if len(data) > s.max {
-			return nil, fmt.Errorf("line %d: %w (%d bytes)", s.nextLine, ErrTooLong, s.max)
+			return nil, &TooLongError{Line: s.nextLine, Limit: s.max}
 		}
 		if s.eof {
 			if s.err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/csvscan"
 	"github.com/sluicehq/sluice/pkg/s3event"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -58,6 +59,12 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	}
 	if !strings.HasPrefix(ev.Key, InputPrefix) {
 		return sluice.Permanentf("object %q is not under %s", ev.Key, InputPrefix)
+	}
+	if strings.HasSuffix(ev.Key, "/") {
+		// A "folder" (the S3 console makes a 0-byte object named so): not
+		// a file anyone uploaded, so no batch and no email.
+		s.log().Info("event for a folder marker; ignored", "key", ev.Key)
+		return nil
 	}
 	created := s.now()
 	if t, err := time.Parse(time.RFC3339Nano, ev.EventTime); err == nil {
@@ -157,14 +164,22 @@ type splitResult struct{ chunks, rows int }
 func (s Splitter) cut(ctx context.Context, b sluice.Batch, r io.Reader) (splitResult, error) {
 	cfg := s.Config
 	br := bufio.NewReaderSize(r, 64<<10)
-	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
-		return splitResult{}, badf("the file is gzip-compressed, not CSV text: decompress it before uploading")
+	if err := sniff(br); err != nil {
+		return splitResult{}, err
 	}
 	sc := csvscan.NewScanner(br, cfg.Delim(), cfg.Limits.MaxLineBytes)
 	tooLong := func(err error) error {
-		return badf("%v: a record may be at most %d bytes (limits.maxLineBytes); is a quote left open, or is this not a CSV file?", err, cfg.Limits.MaxLineBytes)
+		what := "a record"
+		var tl *csvscan.TooLongError
+		if errors.As(err, &tl) {
+			what = fmt.Sprintf("the record starting on line %d", tl.Line)
+		}
+		return badf("%s is longer than %d bytes, the limit set by limits.maxLineBytes: is a quote left open, or is this not a CSV file? (If records this long are meant, raise limits.maxLineBytes.)", what, cfg.Limits.MaxLineBytes)
 	}
 	rawHeader, err := sc.Next()
+	if err == io.EOF && sc.Offset() > 0 {
+		return splitResult{}, badf("the file holds only blank lines: it has no header row")
+	}
 	if err == io.EOF {
 		return splitResult{}, badf("the file is empty: it has no header row")
 	}
@@ -247,6 +262,15 @@ func (s Splitter) checkHeader(raw []byte) ([]string, error) {
 	if !utf8.Valid(line) {
 		return nil, badf("the header row is not valid UTF-8 text; save the file as UTF-8")
 	}
+	if bytes.IndexByte(line, 0) >= 0 {
+		return nil, badf("the header row holds NUL bytes: the file is binary, or UTF-16 text; save it as UTF-8 CSV")
+	}
+	if len(bytes.TrimSpace(line)) == 0 {
+		return nil, badf("the first row is blank (only spaces or tabs): the file has no header row")
+	}
+	if t := bytes.TrimSpace(line); string(t) == "[" || string(t) == "{" || bytes.HasPrefix(t, []byte(`{"`)) || bytes.HasPrefix(t, []byte(`[{`)) {
+		return nil, badf("the file looks like JSON, not CSV: its first row is %.40q", t)
+	}
 	fields, _, err := csvscan.Split(line, cfg.Delim(), nil, nil)
 	if err != nil {
 		return nil, badf("the header row is not valid CSV: %v", err)
@@ -281,6 +305,9 @@ func (s Splitter) checkHeader(raw []byte) ([]string, error) {
 		if len(fields) == 1 && cfg.Delimiter != ";" && bytes.ContainsAny(line, ";\t|") {
 			hint = fmt.Sprintf(" (the header is one column: is the file delimited by something other than %q?)", cfg.Delimiter)
 		}
+		if near := nearNames(cfg, header); hint == "" && near != "" {
+			hint = " (names must match exactly, spaces and case included: " + near + ")"
+		}
 		return nil, badf("the header lacks the column(s) %s that the configuration requires; it has %s%s",
 			strings.Join(missing, ", "), quoteList(header, 12), hint)
 	}
@@ -297,4 +324,50 @@ func quoteList(xs []string, max int) string {
 		q = append(q, fmt.Sprintf("%q", x))
 	}
 	return strings.Join(q, ", ")
+}
+
+// nearNames lists the header names that would match a configured column but
+// for spaces around them or letter case: "uuid " for "uuid".
+func nearNames(cfg *config.Pipeline, header []string) string {
+	want := map[string]bool{}
+	for _, c := range cfg.Columns {
+		want[c.Name] = true
+	}
+	if cfg.Enriches() {
+		want[cfg.Reference.Key] = true
+	}
+	have := map[string]bool{}
+	for _, h := range header {
+		have[h] = true
+	}
+	var near []string
+	for _, h := range header {
+		if want[h] {
+			continue
+		}
+		for w := range want {
+			if !have[w] && strings.EqualFold(strings.TrimSpace(h), w) {
+				near = append(near, fmt.Sprintf("the header has %q for %q", h, w))
+			}
+		}
+	}
+	return strings.Join(near, ", ")
+}
+
+// sniff refuses, by their first bytes, files that are not CSV text at all,
+// so the reason names what the file is rather than what its header lacks.
+func sniff(br *bufio.Reader) error {
+	head, _ := br.Peek(br.Size())
+	switch {
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		return badf("the file is gzip-compressed, not CSV text: decompress it before uploading")
+	case bytes.HasPrefix(head, []byte("PK\x03\x04")):
+		return badf("the file is a ZIP archive (an Excel .xlsx workbook?), not CSV text: export the sheet as CSV (UTF-8)")
+	case bytes.HasPrefix(head, []byte{0xff, 0xfe}) || bytes.HasPrefix(head, []byte{0xfe, 0xff}):
+		return badf("the file is UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8")
+	case bytes.IndexByte(head, '\n') < 0 && bytes.IndexByte(head[:max(len(head)-1, 0)], '\r') >= 0:
+		// No LF in the first 64 KiB, but a CR that does not end the file.
+		return badf("the lines end in a lone carriage return (CR, classic Mac OS line endings); save the file with LF or CRLF line endings")
+	}
+	return nil
 }

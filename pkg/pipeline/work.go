@@ -183,6 +183,11 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 			reject(line, raw, "", rules.RuleEncoding, "the row is not valid UTF-8 text")
 			continue
 		}
+		if bytes.IndexByte(raw, 0) >= 0 {
+			// Valid UTF-8, but no text holds NUL, and many tools cut a value there.
+			reject(line, raw, "", rules.RuleEncoding, "the row holds a NUL byte (0x00)")
+			continue
+		}
 		fields, scratch, err = csvscan.Split(raw, delim, fields, scratch)
 		if err != nil {
 			reject(line, raw, "", rules.RuleCSV, "the row is not well-formed CSV: "+err.Error())
