@@ -105,16 +105,108 @@ type Consumer struct {
 	h    Handler
 	opt  Options
 	busy atomic.Int64
+	lim  *limiter
+
+	mu  sync.Mutex
+	avg float64 // moving average of handler seconds
 }
 
 // New returns a consumer; Run starts it.
 func New(q sluice.Queue, h Handler, opt Options) *Consumer {
 	opt.defaults(q)
-	return &Consumer{q: q, h: h, opt: opt}
+	return &Consumer{q: q, h: h, opt: opt, lim: newLimiter(opt.Concurrency)}
 }
 
 // InFlight is how many messages are being handled now.
 func (c *Consumer) InFlight() int { return int(c.busy.Load()) }
+
+// SetConcurrency changes how many handlers may run at once; lowering it
+// lets running handlers finish. Zero stops receiving until it is raised.
+func (c *Consumer) SetConcurrency(n int) { c.lim.setLimit(max(n, 0)) }
+
+// Concurrency is the current limit.
+func (c *Consumer) Concurrency() int { return c.lim.getLimit() }
+
+// AvgSeconds is a moving average of the time a message takes to handle;
+// zero before the first one.
+func (c *Consumer) AvgSeconds() float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.avg
+}
+
+func (c *Consumer) observe(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.avg == 0 {
+		c.avg = d.Seconds()
+	} else {
+		c.avg = 0.8*c.avg + 0.2*d.Seconds()
+	}
+}
+
+// limiter is a semaphore whose size can change while it is held.
+type limiter struct {
+	mu      sync.Mutex
+	limit   int
+	used    int
+	changed chan struct{} // closed and replaced on every release or resize
+}
+
+func newLimiter(n int) *limiter { return &limiter{limit: n, changed: make(chan struct{})} }
+
+func (l *limiter) signal() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+func (l *limiter) acquire(ctx context.Context) bool {
+	for {
+		l.mu.Lock()
+		if l.used < l.limit {
+			l.used++
+			l.mu.Unlock()
+			return true
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (l *limiter) tryAcquire() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.used < l.limit {
+		l.used++
+		return true
+	}
+	return false
+}
+
+func (l *limiter) release() {
+	l.mu.Lock()
+	l.used--
+	l.signal()
+	l.mu.Unlock()
+}
+
+func (l *limiter) setLimit(n int) {
+	l.mu.Lock()
+	l.limit = n
+	l.signal()
+	l.mu.Unlock()
+}
+
+func (l *limiter) getLimit() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.limit
+}
 
 // Run receives until ctx ends, then drains. It returns nil after a clean
 // shutdown.
@@ -123,31 +215,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// does not cut a chunk in half; Drain bounds the wait.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	slots := make(chan struct{}, c.opt.Concurrency)
 	var wg sync.WaitGroup
 	log := c.opt.Logger.With("queue", c.opt.Name)
 	failures := 0
 	for ctx.Err() == nil {
 		// Wait for a free slot before receiving, so no message sits
 		// invisible in memory while the handlers are all busy.
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+		if !c.lim.acquire(ctx) {
 			continue
 		}
 		free := 1
-		for free < min(10, c.opt.Concurrency) {
-			select {
-			case slots <- struct{}{}:
-				free++
-				continue
-			default:
-			}
-			break
+		for free < 10 && c.lim.tryAcquire() {
+			free++
 		}
 		msgs, err := c.q.Receive(ctx, free, c.opt.Visibility, c.opt.Wait)
 		for range free - len(msgs) {
-			<-slots
+			c.lim.release()
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -170,7 +253,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			go func() {
 				defer wg.Done()
-				defer func() { <-slots }()
+				defer c.lim.release()
 				c.handle(work, log, m)
 				if c.busy.Add(-1) == 0 && c.opt.Busy != nil {
 					c.opt.Busy(false)
@@ -247,6 +330,9 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, m sluice.Messag
 		if derr := c.q.Extend(ack, m.Receipt, delay); derr != nil {
 			log.Error("release failed; the message comes back after its timeout", "message_id", m.ID, "err", derr)
 		}
+	}
+	if outcome == Succeeded {
+		c.observe(time.Since(start))
 	}
 	if c.opt.Observer != nil {
 		c.opt.Observer.Handled(c.opt.Name, outcome, reason, time.Since(start))

@@ -72,11 +72,16 @@ type EmailView struct {
 	LinkExpires string // empty when the links never expire
 	Reasons     []sluice.ReasonCount
 	Seconds     string
+	Archived    bool // the input is kept under input_archive/
 }
 
 func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (sluice.Email, error) {
 	v := EmailView{Batch: b, Failed: b.State == sluice.StateFailed, Reasons: b.TopReasons(5)}
 	v.Seconds = fmt.Sprintf("%.1f s", Durations(b, now)["total"])
+	if v.Failed {
+		_, err := n.Blobs.Stat(ctx, ArchiveKey(b))
+		v.Archived = err == nil
+	}
 	if !v.Failed {
 		ttl := n.Config.Mail.LinkTTL.Duration
 		var exp time.Time
@@ -122,8 +127,9 @@ var textTmpl = template.Must(template.New("text").Parse(`{{with .Batch}}Batch {{
 {{end}}{{if .Failed}}
 The file could not be processed: {{.Batch.Reason}}
 
-Nothing was lost: the file is kept at input_archive/{{.Batch.Name}}. Fix it and upload it again.
-{{else}}
+{{if .Archived}}Nothing was lost: the file is kept at input_archive/{{.Batch.Name}}. Fix it and upload it again.
+{{else}}The file is no longer in the bucket, so there was nothing to keep. Upload it again.
+{{end}}{{else}}
 Rows in:       {{.Batch.RowsIn}}
 Rows out:      {{.Batch.RowsOut}}
 Rows rejected: {{.Batch.RowsRejected}}
@@ -145,7 +151,8 @@ var htmlTmpl = htmltemplate.Must(htmltemplate.New("html").Funcs(htmltemplate.Fun
 <h2>{{.Batch.Name}}{{if .Failed}} failed{{else}} processed{{end}}</h2>
 <p>Batch <code>{{.Batch.ID}}</code></p>
 {{if .Failed}}<p><b>The file could not be processed:</b> {{.Batch.Reason}}</p>
-<p>Nothing was lost: the file is kept at <code>input_archive/{{.Batch.Name}}</code>. Fix it and upload it again.</p>
+{{if .Archived}}<p>Nothing was lost: the file is kept at <code>input_archive/{{.Batch.Name}}</code>. Fix it and upload it again.</p>
+{{else}}<p>The file is no longer in the bucket, so there was nothing to keep. Upload it again.</p>{{end}}
 {{else}}<table>
 <tr><td>Rows in</td><td><b>{{.Batch.RowsIn}}</b></td></tr>
 <tr><td>Rows out</td><td><b>{{.Batch.RowsOut}}</b></td></tr>
