@@ -371,8 +371,8 @@ func checkBadCase(t *testing.T, c badCase, b sluice.Batch, got badRun) {
 			t.Fatalf("the failure email does not give the reason:\nSubject: %s\n%s", subject, text)
 		}
 		// The email says where the input is kept only when it is.
-		if kept := strings.Contains(text, "the file is kept at input_archive/"); kept == c.Deleted {
-			t.Fatalf("deleted %v, but the email says kept=%v:\n%s", c.Deleted, kept, text)
+		if kept := strings.Contains(text, "the file is kept at input_archive/"); kept == c.NotArchived {
+			t.Fatalf("not archived %v, but the email says kept=%v:\n%s", c.NotArchived, kept, text)
 		}
 		t.Logf("failed: %s", b.Reason)
 		return
