@@ -35,7 +35,17 @@ lint:
 test: deps lint
 	$(GO) test -count=1 -timeout 20m ./...
 
+# Sluice against DuckDB on 1M and 10M generated rows, checked against the
+# oracle (bench/cmd/sluicebench; BENCH_FLAGS=-skip-duckdb etc.), then the Go
+# micro-benchmarks. Data and results go to bench/out/. See BENCHMARKS.md.
 bench: build
+	@if [ ! -d bench/duckdb/node_modules ] || [ bench/duckdb/package-lock.json -nt bench/duckdb/node_modules/.package-lock.json ]; then \
+	  npm ci --prefix bench/duckdb --no-audit --no-fund; \
+	fi
+	$(GO) run ./bench/cmd/sluicebench -bin $(BIN) -out bench/out -sizes 1000000,10000000 $(BENCH_FLAGS)
+	@$(MAKE) --no-print-directory bench-micro
+
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
 
 clean:

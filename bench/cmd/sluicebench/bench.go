@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+
+	"github.com/sluicehq/sluice/pkg/oracle"
+)
+
+type bench struct {
+	o       options
+	duck    *duckRunner
+	log     *logger
+	machine machine
+	results []result
+}
+
+// dataset generates (or reuses) one dataset, times both tools on it, and
+// checks the outputs.
+func (b *bench) dataset(ctx context.Context, rows int) (result, error) {
+	name := datasetName(rows)
+	p := genParams{Rows: rows, Seed: b.o.seed, BadRate: b.o.badRate}
+	if rows > b.o.refRowsCap {
+		p.RefRows = b.o.refRowsCap
+	}
+	dir := filepath.Join(b.o.out, name)
+	ds, err := b.prepare(ctx, name, filepath.Join(dir, "input"), p)
+	if err != nil {
+		return result{}, err
+	}
+	res := result{Dataset: name, Rows: rows, RefRows: ds.Stamp.Stats.RefRows, InputMB: float64(ds.Stamp.OrdersBytes) / 1e6}
+	reps := b.o.reps
+	if rows > b.o.largeRows {
+		reps = b.o.largeReps
+	}
+
+	data := filepath.Join(dir, "sluice-data")
+	for i := range reps {
+		b.log.printf("%s: sluice run %d/%d (reference load untimed, then run --json)", name, i+1, reps)
+		r, err := b.runSluice(ctx, ds, data, nil)
+		if err != nil {
+			return res, err
+		}
+		b.log.printf("%s: sluice run %d/%d: %.2fs, peak RSS %.0f MiB, %d rows out (split %.2fs, process %.2fs, merge %.2fs)",
+			name, i+1, reps, r.Wall, r.PeakRSSMiB, r.RowsOut, r.Stages.Split, r.Stages.Process, r.Stages.Merge)
+		res.Sluice = append(res.Sluice, r)
+	}
+	last := res.Sluice[len(res.Sluice)-1]
+
+	var duckOut string
+	if b.duck != nil {
+		db := filepath.Join(dir, "duckdb", "reference.duckdb")
+		b.log.printf("%s: duckdb: reference table (untimed, once per dataset)", name)
+		loaded, err := b.duck.load(ctx, db, ds.Financials, ds.stampText)
+		if err != nil {
+			return res, err
+		}
+		if !loaded {
+			b.log.printf("%s: duckdb: reusing %s", name, db)
+		}
+		duckOut = filepath.Join(dir, "duckdb", "orders.out.csv")
+		modes := []string{"ordered"}
+		if rows <= b.o.unorderedMax {
+			modes = append(modes, "unordered")
+		}
+		for _, mode := range modes {
+			out := duckOut
+			if mode != "ordered" {
+				out = filepath.Join(dir, "duckdb", "orders."+mode+".csv")
+				defer os.Remove(out)
+			}
+			for i := range reps {
+				b.log.printf("%s: duckdb %s run %d/%d", name, mode, i+1, reps)
+				r, err := b.duck.run(ctx, db, ds.Orders, out, mode)
+				if err != nil {
+					return res, err
+				}
+				b.log.printf("%s: duckdb %s run %d/%d: %.2fs (%.2fs after node start-up), peak RSS %.0f MiB, %d rows out",
+					name, mode, i+1, reps, r.Wall, r.ScriptWall, r.PeakRSSMiB, r.RowsOut)
+				if mode == "ordered" {
+					res.DuckDB = append(res.DuckDB, r)
+				} else {
+					res.DuckDBUnordered = append(res.DuckDBUnordered, r)
+				}
+			}
+		}
+	}
+
+	if b.o.profile {
+		if err := b.profileRun(ctx, ds, filepath.Join(dir, "sluice-profile"), filepath.Join(dir, "cpu.prof")); err != nil {
+			return res, err
+		}
+	}
+
+	res.Checks = append(res.Checks, countChecks(ds.Stamp.Stats, res.Sluice)...)
+	if rows <= b.o.oracleMax {
+		b.log.printf("%s: oracle: computing the expected output (whole file in memory)", name)
+		want, err := oracleCSV(ds)
+		if err != nil {
+			return res, err
+		}
+		res.Checks = append(res.Checks, compareCheck("Sluice output = oracle, byte for byte", last.Output, want, checkFail))
+		if duckOut != "" {
+			res.Checks = append(res.Checks, compareCheck("DuckDB (ordered) output = oracle, byte for byte", duckOut, want, checkWarn))
+		}
+		want = nil
+		runtime.GC()
+		debug.FreeOSMemory()
+	} else {
+		res.Checks = append(res.Checks, check{Name: "oracle", Status: checkSkip,
+			Detail: fmt.Sprintf("over %d rows the oracle (whole file in memory, ~7 µs/row) is not run; the counts above are exact instead", b.o.oracleMax)})
+	}
+	for _, runs := range [][]duckRun{res.DuckDB, res.DuckDBUnordered} {
+		if len(runs) == 0 {
+			continue
+		}
+		d := runs[len(runs)-1]
+		c := check{Name: "DuckDB (" + d.Mode + ") rows out = Sluice rows out", Status: checkPass, Detail: fmt.Sprintf("%d = %d", d.RowsOut, last.RowsOut)}
+		if d.RowsOut != last.RowsOut {
+			c.Status, c.Detail = checkWarn, fmt.Sprintf("DuckDB %d, Sluice %d", d.RowsOut, last.RowsOut)
+		}
+		res.Checks = append(res.Checks, c)
+	}
+	for _, c := range res.Checks {
+		b.log.printf("%s: check %s: %s %s", name, c.Status, c.Name, c.Detail)
+	}
+
+	if slices.ContainsFunc(res.Checks, func(c check) bool { return c.Status == checkFail }) {
+		b.log.printf("%s: kept %s for inspection", name, data)
+	} else if !b.o.keep {
+		for _, p := range []string{data, duckOut} {
+			if p != "" {
+				if err := os.RemoveAll(p); err != nil {
+					return res, err
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+// countChecks holds every run to the generator's counts, which are exact:
+// each faulty row breaks one rule, and every valid row's key is in the
+// reference.
+func countChecks(st genStats, runs []sluiceRun) []check {
+	c := check{Name: "Sluice counts = gen's", Status: checkPass,
+		Detail: fmt.Sprintf("in %d, out %d, rejected %d in every run", st.Rows, st.Rows-st.Bad, st.Bad)}
+	for i, r := range runs {
+		if r.RowsIn != st.Rows || r.RowsOut != st.Rows-st.Bad || r.RowsRejected != st.Bad {
+			c.Status = checkFail
+			c.Detail = fmt.Sprintf("run %d: in/out/rejected %d/%d/%d, gen says %d/%d/%d",
+				i+1, r.RowsIn, r.RowsOut, r.RowsRejected, st.Rows, st.Rows-st.Bad, st.Bad)
+			break
+		}
+	}
+	return []check{c}
+}
+
+func oracleCSV(ds *dataset) ([]byte, error) {
+	in, err := os.Open(ds.Orders)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	ref, err := os.Open(ds.Financials)
+	if err != nil {
+		return nil, err
+	}
+	defer ref.Close()
+	res, err := oracle.Run(bufio.NewReaderSize(in, 1<<20), bufio.NewReaderSize(ref, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	return res.CSV(), nil
+}
+
+// compareCheck compares the file at path with want; failure is the status
+// given when they differ.
+func compareCheck(name, path string, want []byte, failure checkStatus) check {
+	c := check{Name: name}
+	line, err := firstDifference(path, want)
+	switch {
+	case err != nil:
+		c.Status, c.Detail = failure, err.Error()
+	case line > 0:
+		c.Status, c.Detail = failure, fmt.Sprintf("%s differs from the oracle first at line %d", path, line)
+	default:
+		c.Status, c.Detail = checkPass, fmt.Sprintf("%d bytes, %d lines", len(want), bytes.Count(want, []byte{'\n'}))
+	}
+	return c
+}
+
+// firstDifference streams the file at path against want and returns the
+// 1-based line where they first differ, or 0 when they are equal.
+func firstDifference(path string, want []byte) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	buf := make([]byte, 1<<20)
+	off := 0
+	for {
+		n, err := io.ReadFull(r, buf)
+		got := buf[:n]
+		rest := want[off:]
+		m := min(len(got), len(rest))
+		for i := 0; i < m; i++ {
+			if got[i] != rest[i] {
+				return lineAt(want, off+i), nil
+			}
+		}
+		if len(got) != m { // the file is longer
+			return lineAt(want, len(want)), nil
+		}
+		off += n
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			if off != len(want) { // the file is shorter
+				return lineAt(want, off), nil
+			}
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+func lineAt(b []byte, off int) int { return bytes.Count(b[:off], []byte{'\n'}) + 1 }
+
+// profileRun runs Sluice once more with SLUICE_CPUPROFILE (untimed: the
+// profiler costs a little) and prints the top of the profile.
+func (b *bench) profileRun(ctx context.Context, ds *dataset, data, prof string) error {
+	b.log.printf("%s: profiled sluice run (not timed) → %s", ds.Name, prof)
+	if _, err := b.runSluice(ctx, ds, data, []string{"SLUICE_CPUPROFILE=" + prof}); err != nil {
+		return err
+	}
+	defer os.RemoveAll(data)
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=30", b.o.bin, prof).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go tool pprof: %w: %s", err, tail(out, 1000))
+	}
+	b.log.printf("%s: go tool pprof -top %s %s\n%s", ds.Name, b.o.bin, prof, out)
+	return nil
+}
+
+// median is the run with the median wall time (the lower one of the two
+// middle runs for an even count).
+func median[T any](runs []T, wall func(T) float64) T {
+	s := slices.Clone(runs)
+	slices.SortStableFunc(s, func(a, b T) int {
+		switch wa, wb := wall(a), wall(b); {
+		case wa < wb:
+			return -1
+		case wa > wb:
+			return 1
+		}
+		return 0
+	})
+	return s[(len(s)-1)/2]
+}
