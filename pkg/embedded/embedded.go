@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sluicehq/sluice/pkg/autoscale"
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/consumer"
 	"github.com/sluicehq/sluice/pkg/csvscan"
@@ -62,6 +63,11 @@ type Engine struct {
 	// Metrics, when set, receives every measurement, and Run samples the
 	// queues and the ledger into it.
 	Metrics *metrics.Metrics
+	// Autoscale, when it has a policy for a stage (split, process, merge,
+	// notify), sizes that stage's pool from its queue's depth every
+	// AutoscalePeriod instead of keeping it fixed.
+	Autoscale       map[string]autoscale.Policy
+	AutoscalePeriod time.Duration
 
 	DB      *sqlite.DB
 	Ref     *refstore.Store
@@ -191,6 +197,18 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		c := consumer.New(s.q, s.h, o)
 		g.Go(func() error { return c.Run(ctx) })
+		if p, ok := e.Autoscale[s.name]; ok {
+			c.SetConcurrency(p.Min)
+			ctl := &autoscale.Controller{Policy: p, Period: e.AutoscalePeriod, Queue: s.q, Pool: c}
+			if e.Metrics != nil {
+				name := s.name
+				ctl.Report = func(cur, want int) {
+					e.Metrics.Workers.WithLabelValues(name, "current").Set(float64(cur))
+					e.Metrics.Workers.WithLabelValues(name, "desired").Set(float64(want))
+				}
+			}
+			g.Go(func() error { ctl.Run(ctx); return nil })
+		}
 	}
 	if e.Metrics != nil {
 		g.Go(func() error { e.sample(ctx, 2*time.Second); return nil })
