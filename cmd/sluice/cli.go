@@ -45,7 +45,9 @@ func init() {
 		{"gen", "--rows N --out DIR [flags]", "generate orders.csv and financials.csv in the seed's format", cmdGen},
 		{"reference", "load [flags] REF.csv", "load reference data into the local catalog", cmdReference},
 		{"status", "[flags] [BATCH]", "list batches, or show one", cmdStatus},
+		{"console", "[--data DIR] [--addr A]", "run the pipeline here and serve the batch console (web page + API)", cmdConsole},
 		{"config", "default", "print the built-in pipeline configuration (YAML)", cmdConfig},
+		{"serve", "[flags]", "run the pipeline continuously on DIR/input/, with autoscaled pools, console and metrics", cmdServe},
 		{"provision", "[flags]", "create the bucket, queues and tables on AWS (or LocalStack, or emulators)", cmdProvision},
 	}
 }
