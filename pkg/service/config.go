@@ -13,6 +13,8 @@ import (
 // defaults; the README's table is made from the same list.
 type Config struct {
 	Stage          string
+	Backend        string // "aws" or "local"
+	Data           string // the data directory of the local backend
 	Bucket         string
 	QueuePrefix    string
 	TablePrefix    string
@@ -41,6 +43,8 @@ type Var struct {
 
 // Vars are the services' environment variables, in README order.
 var Vars = []Var{
+	{"SLUICE_BACKEND", "aws", "aws, or local: the embedded adapters on SLUICE_DATA, shared by the four services as processes on one machine"},
+	{"SLUICE_DATA", ".sluice", "with SLUICE_BACKEND=local: the data directory (the layout `sluice run` uses)"},
 	{"SLUICE_BUCKET", "", "the bucket (required): input/ is watched, outputs are written under <batch>/"},
 	{"SLUICE_QUEUE_PREFIX", "sluice-", "queue names are PREFIX + ingest, chunks, merge, notify; each has PREFIX + NAME + -dlq"},
 	{"SLUICE_TABLE_PREFIX", "sluice-", "table names are PREFIX + batches, rejects, reference"},
@@ -114,6 +118,8 @@ func LoadConfig(stage string, getenv func(string) string) (Config, error) {
 	}
 	c := Config{
 		Stage:          stage,
+		Backend:        get("SLUICE_BACKEND", "aws"),
+		Data:           get("SLUICE_DATA", ".sluice"),
 		Bucket:         get("SLUICE_BUCKET", ""),
 		QueuePrefix:    get("SLUICE_QUEUE_PREFIX", "sluice-"),
 		TablePrefix:    get("SLUICE_TABLE_PREFIX", "sluice-"),
@@ -142,8 +148,14 @@ func LoadConfig(stage string, getenv func(string) string) (Config, error) {
 			}
 		}
 	}
-	if c.Bucket == "" {
-		errs = append(errs, "SLUICE_BUCKET is required")
+	switch c.Backend {
+	case "aws":
+		if c.Bucket == "" {
+			errs = append(errs, "SLUICE_BUCKET is required")
+		}
+	case "local":
+	default:
+		errs = append(errs, fmt.Sprintf("SLUICE_BACKEND=%q: want aws or local", c.Backend))
 	}
 	if c.Wait > 20*time.Second {
 		errs = append(errs, "SLUICE_WAIT may be at most 20s (the SQS long-poll maximum)")

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -27,11 +28,15 @@ import (
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/consumer"
 	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/fsblob"
 	"github.com/sluicehq/sluice/pkg/metrics"
+	"github.com/sluicehq/sluice/pkg/outbox"
 	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/refstore"
 	"github.com/sluicehq/sluice/pkg/s3"
 	"github.com/sluicehq/sluice/pkg/ses"
 	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/sqlite"
 	"github.com/sluicehq/sluice/pkg/sqs"
 )
 
@@ -54,19 +59,18 @@ func Main(stage string) {
 	}
 }
 
-// Adapters are the AWS side of one service.
+// Adapters are the outside world of one service.
 type Adapters struct {
-	Blobs    *s3.Store
-	Queues   map[string]*sqs.Queue // by short name: ingest, chunks, merge, notify
-	DLQs     map[string]*sqs.Queue
+	Blobs    sluice.BlobStore
+	Queues   map[string]sluice.Queue // by short name: ingest, chunks, merge, notify
+	DLQs     map[string]sluice.Queue
 	Ledger   sluice.Ledger
 	Catalog  sluice.Catalog
 	Mailer   sluice.Mailer
 	Pipeline *config.Pipeline
 }
 
-// Build resolves the queues and builds every adapter.
-func Build(ctx context.Context, c Config, awsCfg aws.Config, log *slog.Logger) (*Adapters, error) {
+func pipelineConfig(c Config) (*config.Pipeline, error) {
 	pcfg, err := config.Load(c.PipelineConfig)
 	if err != nil {
 		return nil, err
@@ -78,7 +82,52 @@ func Build(ctx context.Context, c Config, awsCfg aws.Config, log *slog.Logger) (
 		pcfg.Mail.To = c.MailTo
 	}
 	pcfg.Mail.LinkTTL.Duration = c.LinkTTL
-	a := &Adapters{Queues: map[string]*sqs.Queue{}, DLQs: map[string]*sqs.Queue{}, Pipeline: pcfg}
+	return pcfg, nil
+}
+
+// BuildLocal builds the local adapters on a data directory shared by the
+// four services as separate processes on one machine: the directory
+// bucket, the SQLite queues and ledger (WAL mode, safe across processes),
+// the reference file and the outbox — the layout `sluice run` uses.
+func BuildLocal(c Config) (*Adapters, func() error, error) {
+	pcfg, err := pipelineConfig(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	blobs, err := fsblob.New(filepath.Join(c.Data, "bucket"))
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := sqlite.Open(filepath.Join(c.Data, "sluice.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	ref, err := refstore.Open(filepath.Join(c.Data, "reference.idx"))
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	mail, err := outbox.New(filepath.Join(c.Data, "outbox"))
+	if err != nil {
+		db.Close()
+		ref.Close()
+		return nil, nil, err
+	}
+	a := &Adapters{Blobs: blobs, Queues: map[string]sluice.Queue{}, DLQs: map[string]sluice.Queue{}, Ledger: db.Ledger(), Catalog: ref, Mailer: mail, Pipeline: pcfg}
+	for _, q := range []string{QueueIngest, QueueChunks, QueueMerge, QueueNotify} {
+		sq := db.Queue(q, sqlite.QueueOptions{MaxReceive: 5})
+		a.Queues[q], a.DLQs[q] = sq, sq.DeadLetterQueue()
+	}
+	return a, func() error { ref.Close(); return db.Close() }, nil
+}
+
+// Build resolves the queues and builds every AWS adapter.
+func Build(ctx context.Context, c Config, awsCfg aws.Config, log *slog.Logger) (*Adapters, error) {
+	pcfg, err := pipelineConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	a := &Adapters{Queues: map[string]sluice.Queue{}, DLQs: map[string]sluice.Queue{}, Pipeline: pcfg}
 	client := awssqs.NewFromConfig(awsCfg)
 	for _, q := range []string{QueueIngest, QueueChunks, QueueMerge, QueueNotify} {
 		name := c.QueueName(q)
@@ -194,8 +243,14 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	}()
 	log.Info("starting", "http", ln.Addr().String(), "bucket", c.Bucket, "concurrency", c.Concurrency)
 
-	a, err := Build(ctx, c, awsCfg, log)
-	if err != nil {
+	var a *Adapters
+	if c.Backend == "local" {
+		var closeAll func() error
+		if a, closeAll, err = BuildLocal(c); err != nil {
+			return err
+		}
+		defer closeAll()
+	} else if a, err = Build(ctx, c, awsCfg, log); err != nil {
 		return err
 	}
 	d := a.Deps(log, m)
