@@ -28,6 +28,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/consumer"
 	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/ecsprotect"
 	"github.com/sluicehq/sluice/pkg/fsblob"
 	"github.com/sluicehq/sluice/pkg/metrics"
 	"github.com/sluicehq/sluice/pkg/outbox"
@@ -267,10 +268,15 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	m.Workers.WithLabelValues(label, "desired").Set(float64(c.Concurrency))
 	go sampleDepth(ctx, m, q, a.DLQs[qname], 15*time.Second)
 
-	cons := consumer.New(q, h, consumer.Options{
+	opts := consumer.Options{
 		Name: label, Concurrency: c.Concurrency, Visibility: c.Visibility, Wait: c.Wait, Drain: c.Drain,
 		Logger: log, Observer: m,
-	})
+	}
+	if stage == "worker" {
+		// On ECS, a worker with a chunk in hand is protected from scale-in.
+		opts.Busy = ecsprotect.New(getenv("ECS_AGENT_URI"), log).Busy
+	}
+	cons := consumer.New(q, h, opts)
 	ready.Store(true)
 	err = cons.Run(ctx)
 	ready.Store(false)
