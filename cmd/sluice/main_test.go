@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/sqlite"
 )
 
 // bin is the sluice binary, built once: the crash tests need a real
@@ -230,5 +231,36 @@ func TestKillMidBatchAndResume(t *testing.T) {
 	sameOutputs(t, again, clean)
 	if n := emails(t, data); n != 1 {
 		t.Fatalf("%d emails, want 1", n)
+	}
+}
+
+func TestDLQListAndRedriveLocal(t *testing.T) {
+	orders, fin := sluicetest.SeedSample(t)
+	data := t.TempDir()
+	db, err := sqlite.Open(filepath.Join(data, "sluice.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Queue("ingest", sqlite.QueueOptions{}).Send(t.Context(), []byte(`{not json`)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if r := runCLI(t, nil, "run", "--json", "--data", data, "--reference", fin, orders); r.code != 0 || r.RowsOut != 10000 {
+		t.Fatalf("run beside a poison message: exit %d %+v", r.code, r.runResult)
+	}
+	out, err := exec.Command(bin, "dlq", "list", "ingest", "--data", data).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "malformed message") || !strings.Contains(string(out), "{not json") {
+		t.Fatalf("dlq list: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "dlq", "redrive", "ingest", "--data", data).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "moved 1 message(s)") {
+		t.Fatalf("dlq redrive: %v\n%s", err, out)
+	}
+	out, _ = exec.Command(bin, "dlq", "list", "ingest", "--data", data).CombinedOutput()
+	if !strings.Contains(string(out), "ingest-dlq is empty") {
+		t.Fatalf("after redrive: %s", out)
+	}
+	if r := runCLI(t, nil, "dlq", "list", "nosuch"); r.code != 2 {
+		t.Fatalf("unknown queue: exit %d", r.code)
 	}
 }

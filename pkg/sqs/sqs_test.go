@@ -157,3 +157,66 @@ func TestEnsureIsIdempotentAndSetsRedrive(t *testing.T) {
 		t.Errorf("Name = %q, want %q", q.Name(), name)
 	}
 }
+
+func TestPeekAndRedriveTheDeadLetterQueue(t *testing.T) {
+	q, dlq := newQueue(t, 3)
+	for _, b := range []string{`{not json`, `{"v":99}`} {
+		q.Send(t.Context(), []byte(b))
+	}
+	ms := []sluice.Message{}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(ms) < 2 && time.Now().Before(deadline) {
+		got, err := q.Receive(t.Context(), 2, time.Minute, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, got...)
+	}
+	for _, m := range ms {
+		if err := q.DeadLetter(t.Context(), m, "malformed: "+string(m.Body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead, err := dlq.Peek(t.Context(), 10)
+	if err != nil || len(dead) != 2 {
+		t.Fatalf("Peek = %d messages, %v", len(dead), err)
+	}
+	for _, d := range dead {
+		if d.Reason != "malformed: "+string(d.Body) {
+			t.Fatalf("dead message %q has reason %q", d.Body, d.Reason)
+		}
+	}
+	moved, err := dlq.MoveAll(t.Context(), q)
+	if err != nil {
+		// Peek left the messages invisible for a few seconds; wait and retry once.
+		t.Fatal(err)
+	}
+	for moved < 2 && time.Now().Before(deadline.Add(10*time.Second)) {
+		time.Sleep(time.Second)
+		n, err := dlq.MoveAll(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moved += n
+	}
+	if moved != 2 {
+		t.Fatalf("moved %d, want 2", moved)
+	}
+	back := receiveAll(t, q, 2)
+	if len(back) != 2 {
+		t.Fatalf("%d messages back in the source queue", len(back))
+	}
+}
+
+func receiveAll(t *testing.T, q *sqs.Queue, n int) []sluice.Message {
+	var out []sluice.Message
+	deadline := time.Now().Add(15 * time.Second)
+	for len(out) < n && time.Now().Before(deadline) {
+		ms, err := q.Receive(t.Context(), n-len(out), time.Minute, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ms...)
+	}
+	return out
+}

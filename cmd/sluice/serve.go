@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/autoscale"
+	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/console"
+	"github.com/sluicehq/sluice/pkg/embedded"
+	"github.com/sluicehq/sluice/pkg/metrics"
+)
+
+func cmdServe(ctx context.Context, e env, args []string) error {
+	fs := newFlags(e, "serve", "[flags]", "Runs the pipeline on this machine until stopped: every .csv file dropped into DIR/input/\nbecomes a batch (the file moves into the bucket). Each stage's pool is sized from its\nqueue's depth by the same policy the AWS services scale with. Serves the batch console\nat /, Prometheus metrics at /metrics, and /healthz and /readyz.")
+	data := fs.String("data", defaultData(e), "data `directory`; files dropped into DIR/input/ are processed; env SLUICE_DATA")
+	addr := fs.String("addr", "127.0.0.1:8080", "`address` for the console, /metrics and health (loopback by default)")
+	cfgPath := fs.String("config", "", "pipeline configuration `file` (YAML; default: the built-in one)")
+	ref := fs.String("reference", "", "reference `CSV` to load into the catalog first")
+	minW := fs.Int("min-workers", 1, "smallest chunk-worker pool")
+	maxW := fs.Int("max-workers", 2*runtime.NumCPU(), "largest chunk-worker pool")
+	latency := fs.Duration("target-latency", 10*time.Second, "how long a chunk may wait for a worker; sets the backlog each worker may have")
+	period := fs.Duration("scale-period", 2*time.Second, "how often the pools are resized")
+	cooldown := fs.Duration("scale-in-cooldown", 30*time.Second, "wait after a change before shrinking a pool")
+	poll := fs.Duration("poll", time.Second, "how often DIR/input/ is looked at")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		fs.Usage()
+		return usageErr("serve takes no arguments")
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := logger(e)
+	eng, err := embedded.Open(*data, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	m := metrics.New()
+	eng.Metrics = m
+	eng.AutoscalePeriod = *period
+	one := autoscale.Policy{Min: 1, Max: 1}
+	eng.Autoscale = map[string]autoscale.Policy{
+		"split":   one,
+		"process": {Min: *minW, Max: *maxW, TargetLatency: *latency, ScaleInCooldown: *cooldown},
+		"merge":   {Min: 1, Max: 2, TargetLatency: *latency, ScaleInCooldown: *cooldown},
+		"notify":  one,
+	}
+	if *ref != "" {
+		if err := loadReference(ctx, e, eng, *ref, isTerminal(e.stderr)); err != nil {
+			return err
+		}
+	}
+	drop := filepath.Join(eng.Dir, "input")
+	if err := os.MkdirAll(drop, 0o755); err != nil {
+		return err
+	}
+	token := e.getenv("SLUICE_CONSOLE_TOKEN")
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ready") })
+	mux.Handle("/", console.New(console.Deps{
+		Ledger: eng.DB.Ledger(), Blobs: eng.Blobs, Uploader: console.NewEngineUploader(eng),
+		Options: console.Options{Token: token, MaxUploadBytes: cfg.Limits.MaxFileBytes}, Logger: log,
+	}))
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); token == "" && !net.ParseIP(host).IsLoopback() {
+		fmt.Fprintf(e.stderr, "warning: listening on %s without SLUICE_CONSOLE_TOKEN; anyone who reaches it can upload and download\n", ln.Addr())
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	fmt.Fprintf(e.stdout, "sluice serve: drop .csv files into %s\n  console  http://%s/\n  metrics  http://%s/metrics\n", drop, ln.Addr(), ln.Addr())
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(runCtx) }()
+	watchDrop(runCtx, eng, drop, *poll, log)
+	stop()
+	err = <-done
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// watchDrop submits every .csv file in dir once its size and time have not
+// changed for one poll (so a file still being copied is left alone), then
+// removes it from dir: it lives on in the bucket. A file that cannot be
+// submitted stays and is tried again.
+func watchDrop(ctx context.Context, eng *embedded.Engine, dir string, every time.Duration, log *slog.Logger) {
+	type seen struct {
+		size int64
+		mod  time.Time
+	}
+	last := map[string]seen{}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			log.Error("reading the drop folder", "dir", dir, "err", err)
+		}
+		now := map[string]seen{}
+		for _, de := range ents {
+			name := de.Name()
+			if !de.Type().IsRegular() || strings.HasPrefix(name, ".") || !strings.EqualFold(filepath.Ext(name), ".csv") {
+				continue
+			}
+			info, err := de.Info()
+			if err != nil {
+				continue
+			}
+			cur := seen{info.Size(), info.ModTime()}
+			now[name] = cur
+			if prev, ok := last[name]; !ok || prev != cur {
+				continue // new or still changing: look again next time
+			}
+			path := filepath.Join(dir, name)
+			sub, err := eng.Submit(ctx, path)
+			if err != nil {
+				log.Error("submitting a dropped file; will retry", "file", name, "err", err)
+				continue
+			}
+			if err := os.Remove(path); err != nil {
+				log.Error("removing a submitted file from the drop folder", "file", name, "err", err)
+			}
+			delete(now, name)
+			log.Info("file submitted", "file", name, "batch_id", sub.BatchID, "resumed", sub.Resumed)
+		}
+		last = now
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
