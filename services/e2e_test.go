@@ -214,8 +214,15 @@ func (s *stack) stopAll() {
 			p.cmd.Process.Kill()
 			s.t.Errorf("%s did not stop within 30s of SIGTERM", name)
 		}
+		// Credentials and presigned signatures never reach the logs.
+		logs := p.stderr.String()
+		for _, secret := range []string{"X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "SecretAccessKey", "AWS_SECRET_ACCESS_KEY"} {
+			if strings.Contains(logs, secret) {
+				s.t.Errorf("%s logged %s", name, secret)
+			}
+		}
 		if s.t.Failed() {
-			s.t.Logf("%s stderr:\n%s", name, tail(p.stderr.String(), 3000))
+			s.t.Logf("%s stderr:\n%s", name, tail(logs, 3000))
 		}
 	}
 	s.procs = map[string]*proc{}

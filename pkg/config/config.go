@@ -31,6 +31,15 @@ type Pipeline struct {
 	Reference Reference `yaml:"reference" json:"reference"`
 	Mail      Mail      `yaml:"mail" json:"mail"`
 	Limits    Limits    `yaml:"limits" json:"limits"`
+	// FormulaGuard prefixes cells a spreadsheet would run as formulas.
+	FormulaGuard FormulaGuard `yaml:"formulaGuard" json:"formulaGuard"`
+}
+
+// FormulaGuard says where cells starting with =, +, -, @, tab or CR get a
+// leading ' (OWASP's advice against CSV injection).
+type FormulaGuard struct {
+	Output      bool `yaml:"output" json:"output"`           // the merged output (off: it would change negative numbers)
+	ErrorReport bool `yaml:"errorReport" json:"errorReport"` // the error report of untrusted rows (on)
 }
 
 // Column is one column's rule.

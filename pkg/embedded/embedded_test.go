@@ -295,3 +295,36 @@ func TestRerunStartsNewBatchAndDuplicateEventIsIgnored(t *testing.T) {
 	}
 	_ = pipeline.Points
 }
+
+func TestFormulaGuard(t *testing.T) {
+	in := writeFile(t, "f.csv", "uuid,Country,Item Type,Sales Channel,Order Priority,Order Date,Region,Ship Date\n"+
+		"535113847,=HYPERLINK(1),Snacks,Online,C,10/8/14,@Region,10/23/14\n"+
+		"=1+1,Chad,Fruits,Offline,M,12/9/15,-Africa,1/18/16\n")
+	ref := writeFile(t, "ref.csv", faultyRef)
+	for _, guardOut := range []bool{false, true} {
+		cfg := config.Default()
+		cfg.FormulaGuard.Output = guardOut
+		got := runFile(t, cfg, in, ref)
+		hasGuard := bytes.Contains(got.output, []byte(`'=HYPERLINK`)) && bytes.Contains(got.output, []byte(",'@Region,"))
+		if hasGuard != guardOut {
+			t.Fatalf("output guard %v, output:\n%s", guardOut, got.output)
+		}
+		// The error report is always guarded (the default).
+		if !bytes.Contains(got.errors, []byte(`'=1+1,Chad`)) {
+			t.Fatalf("error report not guarded:\n%s", got.errors)
+		}
+	}
+}
+
+func TestRecipientsComeFromConfig(t *testing.T) {
+	in := writeFile(t, "m.csv", "uuid,Country,Item Type,Sales Channel,Order Priority,Order Date,Region,Ship Date\n"+
+		"535113847,evil@attacker.example,Snacks,Online,C,10/8/14,\"To: evil@attacker.example\nBcc: x@y\",10/23/14\n")
+	cfg := config.Default()
+	cfg.Mail.To = []string{"data@example.com"}
+	got := runFile(t, cfg, in, writeFile(t, "ref.csv", faultyRef))
+	mail, _ := os.ReadFile(got.emails[0])
+	head := string(mail[:bytes.Index(mail, []byte("\r\n\r\n"))])
+	if !strings.Contains(head, "To: data@example.com\r\n") || strings.Contains(head, "attacker") || strings.Contains(head, "Bcc") {
+		t.Fatalf("mail headers:\n%s", head)
+	}
+}

@@ -247,10 +247,18 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 			}
 		}
 		line = line[:0]
-		if bytes.IndexByte(raw, '"') < 0 && bytes.IndexByte(raw, '\r') < 0 {
+		guard := w.Config.FormulaGuard.Output
+		if !guard && bytes.IndexByte(raw, '"') < 0 && bytes.IndexByte(raw, '\r') < 0 {
 			line = append(line, raw...) // already in the output's form
 		} else {
 			fields, scratch, _ = csvscan.Split(raw, delim, fields, scratch)
+			if guard {
+				for k, f := range fields {
+					if formulaLike(f) {
+						fields[k] = append([]byte{'\''}, f...)
+					}
+				}
+			}
 			line = csvscan.AppendRecord(line, fields, delim)
 			line = line[:len(line)-1]
 		}
@@ -258,7 +266,11 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 			for _, j := range p.pick {
 				line = append(line, delim)
 				if ref != nil {
-					line = csvscan.AppendField(line, []byte(ref[j]), delim)
+					v := []byte(ref[j])
+					if guard && formulaLike(v) {
+						v = append([]byte{'\''}, v...)
+					}
+					line = csvscan.AppendField(line, v, delim)
 				}
 			}
 		}
@@ -271,8 +283,12 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 	sortRejects(rejects)
 	errOut := bytes.NewBuffer(nil)
 	var rec []byte
+	g := func(s string) string { return s }
+	if w.Config.FormulaGuard.ErrorReport {
+		g = guardFormula
+	}
 	for _, e := range rejects {
-		rec = csvscan.AppendStrings(rec[:0], []string{strconv.FormatInt(e.Line, 10), e.Column, e.Rule, e.Message, guardFormula(e.Raw)}, ',')
+		rec = csvscan.AppendStrings(rec[:0], []string{strconv.FormatInt(e.Line, 10), g(e.Column), e.Rule, g(e.Message), g(e.Raw)}, ',')
 		errOut.Write(rec)
 	}
 	outBytes := int64(out.Len() + errOut.Len())
@@ -324,8 +340,12 @@ func sortRejects(rs []sluice.RowError) {
 // (=, +, -, @, tab, CR first), by prefixing a quote as OWASP advises. The
 // error report holds untrusted rows and is made to be opened in one.
 func guardFormula(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+	if formulaLike([]byte(s)) {
 		return "'" + s
 	}
 	return s
+}
+
+func formulaLike(b []byte) bool {
+	return len(b) > 0 && strings.IndexByte("=+-@\t\r", b[0]) >= 0
 }
