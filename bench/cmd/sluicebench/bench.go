@@ -4,13 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"slices"
 
 	"github.com/sluicehq/sluice/pkg/oracle"
@@ -102,19 +101,18 @@ func (b *bench) dataset(ctx context.Context, rows int) (result, error) {
 	}
 
 	res.Checks = append(res.Checks, countChecks(ds.Stamp.Stats, res.Sluice)...)
+	var oracleOut string
 	if rows <= b.o.oracleMax {
-		b.log.printf("%s: oracle: computing the expected output (whole file in memory)", name)
-		want, err := oracleCSV(ds)
-		if err != nil {
+		want := filepath.Join(dir, "oracle.csv")
+		b.log.printf("%s: oracle: computing the expected output in a child process (whole file in memory)", name)
+		if err := b.runOracle(ctx, ds, want); err != nil {
 			return res, err
 		}
+		oracleOut = want
 		res.Checks = append(res.Checks, compareCheck("Sluice output = oracle, byte for byte", last.Output, want, checkFail))
 		if duckOut != "" {
 			res.Checks = append(res.Checks, compareCheck("DuckDB (ordered) output = oracle, byte for byte", duckOut, want, checkWarn))
 		}
-		want = nil
-		runtime.GC()
-		debug.FreeOSMemory()
 	} else {
 		res.Checks = append(res.Checks, check{Name: "oracle", Status: checkSkip,
 			Detail: fmt.Sprintf("over %d rows the oracle (whole file in memory, ~7 µs/row) is not run; the counts above are exact instead", b.o.oracleMax)})
@@ -137,7 +135,7 @@ func (b *bench) dataset(ctx context.Context, rows int) (result, error) {
 	if slices.ContainsFunc(res.Checks, func(c check) bool { return c.Status == checkFail }) {
 		b.log.printf("%s: kept %s for inspection", name, data)
 	} else if !b.o.keep {
-		for _, p := range []string{data, duckOut} {
+		for _, p := range []string{data, duckOut, oracleOut} {
 			if p != "" {
 				if err := os.RemoveAll(p); err != nil {
 					return res, err
@@ -165,78 +163,115 @@ func countChecks(st genStats, runs []sluiceRun) []check {
 	return []check{c}
 }
 
-func oracleCSV(ds *dataset) ([]byte, error) {
-	in, err := os.Open(ds.Orders)
+// runOracle writes the oracle's output for ds to path, in a child process:
+// the oracle holds the whole file in memory, and Linux counts the memory of
+// the process that starts a child (Go forks with CLONE_VM) in the child's
+// ru_maxrss, so the driver itself must stay small.
+func (b *bench) runOracle(ctx context.Context, ds *dataset, path string) error {
+	self, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return err
+	}
+	m, err := measure(ctx, nil, self, "oracle", ds.Orders, ds.Financials, path)
+	if err != nil {
+		return err
+	}
+	b.log.printf("%s: oracle: %.1fs, peak RSS %.0f MiB", ds.Name, m.Wall.Seconds(), float64(m.MaxRSS)/mib)
+	return nil
+}
+
+// oracleMain is the child process of runOracle: sluicebench oracle ORDERS REF OUT.
+func oracleMain(args []string) error {
+	if len(args) != 3 {
+		return errors.New("usage: sluicebench oracle ORDERS.csv REFERENCE.csv OUT.csv")
+	}
+	in, err := os.Open(args[0])
+	if err != nil {
+		return err
 	}
 	defer in.Close()
-	ref, err := os.Open(ds.Financials)
+	ref, err := os.Open(args[1])
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer ref.Close()
 	res, err := oracle.Run(bufio.NewReaderSize(in, 1<<20), bufio.NewReaderSize(ref, 1<<20))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return res.CSV(), nil
+	return os.WriteFile(args[2], res.CSV(), 0o644)
 }
 
-// compareCheck compares the file at path with want; failure is the status
-// given when they differ.
-func compareCheck(name, path string, want []byte, failure checkStatus) check {
+// compareCheck compares the file at path with the file at want; failure is
+// the status given when they differ.
+func compareCheck(name, path, want string, failure checkStatus) check {
 	c := check{Name: name}
-	line, err := firstDifference(path, want)
+	line, lines, err := firstDifference(path, want)
 	switch {
 	case err != nil:
 		c.Status, c.Detail = failure, err.Error()
 	case line > 0:
-		c.Status, c.Detail = failure, fmt.Sprintf("%s differs from the oracle first at line %d", path, line)
+		c.Status, c.Detail = failure, fmt.Sprintf("%s differs from %s first at line %d", path, want, line)
 	default:
-		c.Status, c.Detail = checkPass, fmt.Sprintf("%d bytes, %d lines", len(want), bytes.Count(want, []byte{'\n'}))
+		c.Status, c.Detail = checkPass, fmt.Sprintf("%d bytes, %d lines", size(want), lines)
 	}
 	return c
 }
 
-// firstDifference streams the file at path against want and returns the
-// 1-based line where they first differ, or 0 when they are equal.
-func firstDifference(path string, want []byte) (int, error) {
-	f, err := os.Open(path)
+// firstDifference streams two files side by side and returns the 1-based
+// line where they first differ (0 when they are equal) and the number of
+// lines compared.
+func firstDifference(pathA, pathB string) (line, lines int, err error) {
+	fa, err := os.Open(pathA)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<20)
-	buf := make([]byte, 1<<20)
-	off := 0
+	defer fa.Close()
+	fb, err := os.Open(pathB)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer fb.Close()
+	ra, rb := bufio.NewReaderSize(fa, 1<<20), bufio.NewReaderSize(fb, 1<<20)
+	bufA, bufB := make([]byte, 1<<20), make([]byte, 1<<20)
 	for {
-		n, err := io.ReadFull(r, buf)
-		got := buf[:n]
-		rest := want[off:]
-		m := min(len(got), len(rest))
-		for i := 0; i < m; i++ {
-			if got[i] != rest[i] {
-				return lineAt(want, off+i), nil
-			}
+		na, errA := io.ReadFull(ra, bufA)
+		nb, errB := io.ReadFull(rb, bufB)
+		a, b := bufA[:na], bufB[:nb]
+		m := min(na, nb)
+		if i := mismatch(a[:m], b[:m]); i >= 0 {
+			return lines + bytes.Count(a[:i], []byte{'\n'}) + 1, lines, nil
 		}
-		if len(got) != m { // the file is longer
-			return lineAt(want, len(want)), nil
+		lines += bytes.Count(a[:m], []byte{'\n'})
+		if na != nb { // one file ends here, the other goes on
+			return lines + 1, lines, nil
 		}
-		off += n
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			if off != len(want) { // the file is shorter
-				return lineAt(want, off), nil
-			}
-			return 0, nil
+		endA, endB := errA == io.EOF || errA == io.ErrUnexpectedEOF, errB == io.EOF || errB == io.ErrUnexpectedEOF
+		if !endA && errA != nil {
+			return 0, lines, errA
 		}
-		if err != nil {
-			return 0, err
+		if !endB && errB != nil {
+			return 0, lines, errB
+		}
+		if endA || endB {
+			return 0, lines, nil
 		}
 	}
 }
 
-func lineAt(b []byte, off int) int { return bytes.Count(b[:off], []byte{'\n'}) + 1 }
+// mismatch is the index of the first differing byte of a and b (of equal
+// length), or -1.
+func mismatch(a, b []byte) int {
+	if bytes.Equal(a, b) {
+		return -1
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return -1
+}
 
 // profileRun runs Sluice once more with SLUICE_CPUPROFILE (untimed: the
 // profiler costs a little) and prints the top of the profile.

@@ -90,6 +90,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "oracle" {
+		return oracleMain(args[1:])
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
@@ -133,7 +136,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	b.machine.LoadEnd = loadAvg()
 
-	rep := report{Date: time.Now().UTC().Format(time.DateOnly), Machine: b.machine, GoVersion: runtime.Version(), Results: b.results}
+	rep := report{Date: time.Now().UTC().Format(time.DateOnly), Machine: b.machine, GoVersion: runtime.Version(), Results: b.results,
+		DriverHWM: procField("/proc/self/status", "VmHWM", ":")}
 	if duck != nil {
 		rep.DuckDBVersion = duck.version
 	}

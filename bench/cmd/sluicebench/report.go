@@ -119,11 +119,15 @@ func parseSizes(s string) ([]int, error) {
 }
 
 type report struct {
-	Date          string   `json:"date"`
-	Machine       machine  `json:"machine"`
-	GoVersion     string   `json:"goVersion"`
-	DuckDBVersion string   `json:"duckdbVersion,omitempty"`
-	Results       []result `json:"results"`
+	Date          string  `json:"date"`
+	Machine       machine `json:"machine"`
+	GoVersion     string  `json:"goVersion"`
+	DuckDBVersion string  `json:"duckdbVersion,omitempty"`
+	// DriverHWM is this driver's own peak RSS: Linux counts it in every
+	// child's ru_maxrss (Go starts children with CLONE_VM), so it is the
+	// floor of every RSS figure.
+	DriverHWM string   `json:"driverPeakRss"`
+	Results   []result `json:"results"`
 }
 
 func (r report) WriteJSON(path string) error {
@@ -147,7 +151,7 @@ func (r report) Text() string {
 	if r.DuckDBVersion != "" {
 		fmt.Fprintf(&b, "; DuckDB %s (@duckdb/node-api)", r.DuckDBVersion)
 	}
-	b.WriteString(". Wall and RSS: median of the runs, whole process.\n\n")
+	fmt.Fprintf(&b, ". Wall and RSS: median of the runs, whole process (peak RSS from ru_maxrss; the driver's own, %s, is its floor).\n\n", r.DriverHWM)
 
 	head := []string{"dataset", "rows", "input MB", "runs", "Sluice wall s", "rows/s", "Sluice peak RSS MiB", "DuckDB wall s", "DuckDB peak RSS MiB", "Sluice/DuckDB"}
 	var rows [][]string

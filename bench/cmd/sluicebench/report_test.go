@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,27 +93,55 @@ func TestRenderTable(t *testing.T) {
 
 func TestFirstDifference(t *testing.T) {
 	dir := t.TempDir()
-	want := []byte("h\nrow1\nrow2\n")
+	want := filepath.Join(dir, "want.csv")
+	if err := os.WriteFile(want, []byte("h\nrow1\nrow2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
-		file string
-		line int
+		file  string
+		line  int
+		lines int
 	}{
-		{"h\nrow1\nrow2\n", 0},
-		{"h\nrow1\nrowX\n", 3},
-		{"h\nrow1\n", 3},
-		{"h\nrow1\nrow2\nrow3\n", 4},
-		{"", 1},
+		{"h\nrow1\nrow2\n", 0, 3},
+		{"h\nrow1\nrowX\n", 3, 2},
+		{"h\nrow1\n", 3, 2},
+		{"h\nrow1\nrow2\nrow3\n", 4, 3},
+		{"", 1, 0},
 	} {
 		p := filepath.Join(dir, "f.csv")
 		if err := os.WriteFile(p, []byte(c.file), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		got, err := firstDifference(p, want)
-		if err != nil || got != c.line {
-			t.Errorf("file %q: line %d, %v; want %d", c.file, got, err, c.line)
+		line, lines, err := firstDifference(p, want)
+		if err != nil || line != c.line || (line == 0 && lines != c.lines) {
+			t.Errorf("file %q: line %d, %d lines, %v; want line %d", c.file, line, lines, err, c.line)
 		}
 	}
-	if _, err := firstDifference(filepath.Join(dir, "missing"), want); err == nil {
+	if _, _, err := firstDifference(filepath.Join(dir, "missing"), want); err == nil {
 		t.Error("no error for a missing file")
+	}
+}
+
+func TestFirstDifferenceLarge(t *testing.T) {
+	dir := t.TempDir()
+	row := []byte("123456789,Some Country,Item,Online,H,1/2/13,Region,1/3/13\n")
+	big := bytes.Repeat(row, 3<<20/len(row)) // several read buffers
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, big, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if line, lines, err := firstDifference(a, b); err != nil || line != 0 || lines != len(big)/len(row) {
+		t.Errorf("equal files: line %d, %d lines, %v", line, lines, err)
+	}
+	changed := bytes.Clone(big)
+	at := 40000*len(row) + 3
+	changed[at] = 'X'
+	if err := os.WriteFile(b, changed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if line, _, err := firstDifference(a, b); err != nil || line != 40001 {
+		t.Errorf("changed row 40001: line %d, %v", line, err)
 	}
 }
