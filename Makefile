@@ -21,10 +21,19 @@ run: build
 	$(BIN) gen --rows $(ROWS) --seed 1 --out $(DEMO)/input
 	$(BIN) run --data $(DEMO)/data --reference $(DEMO)/input/financials.csv $(DEMO)/input/orders.csv
 
-# Everything the tests need that Go does not fetch by itself.
+# Everything the tests need that Go does not fetch by itself: the AWS
+# emulators (npm), Chromium for the console's browser test and Prometheus
+# for the dashboards test (Debian packages).
+APT_PKGS := chromium prometheus
 deps:
 	@if [ -f package-lock.json ]; then \
 	  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi; \
+	fi
+	@missing=""; for p in $(APT_PKGS); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "the tests need:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
 	fi
 
 lint:
