@@ -20,9 +20,9 @@ func TestPolicy(t *testing.T) {
 		{"empty queue, zero min", Policy{Min: 0, Max: 4, TargetLatency: time.Second}, Input{Current: 0}, State{}, t0, 0},
 		{"zero min wakes on backlog", Policy{Min: 0, Max: 4, TargetLatency: time.Second}, Input{Backlog: 1, Current: 0, AvgSeconds: 0.1}, State{}, t0, 1},
 		{"in-flight only keeps a handler", Policy{Min: 0, Max: 4, TargetLatency: time.Second}, Input{InFlight: 1, Current: 1, AvgSeconds: 0.01}, State{}, t0, 1},
-		{"backlog per handler", p, Input{Backlog: 95, InFlight: 5, Current: 1, AvgSeconds: 0.5}, State{}, t0, 5},   // 100 msgs, 20 per handler
+		{"backlog per handler", p, Input{Backlog: 95, InFlight: 5, Current: 1, AvgSeconds: 0.5}, State{}, t0, 5}, // 100 msgs, 20 per handler
 		{"clamped to max", p, Input{Backlog: 10000, Current: 2, AvgSeconds: 1}, State{}, t0, 10},                 // 1000 wanted
-		{"nothing measured: one per message", p, Input{Backlog: 3, Current: 1}, State{}, t0, 3},                  //
+		{"nothing measured: one per message", p, Input{Backlog: 3, Current: 1}, State{}, t0, 3},
 		{"cooldown holds scale-in", p, Input{Backlog: 0, Current: 8}, State{LastChange: t0.Add(-30 * time.Second)}, t0, 8},
 		{"after cooldown scale in", p, Input{Backlog: 0, Current: 8}, State{LastChange: t0.Add(-61 * time.Second)}, t0, 1},
 		{"scale out ignores cooldown", p, Input{Backlog: 100, Current: 2, AvgSeconds: 1}, State{LastChange: t0.Add(-time.Second)}, t0, 10},
