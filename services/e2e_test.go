@@ -195,7 +195,11 @@ type lockedWriter struct {
 	w  *bytes.Buffer
 }
 
-func (l *lockedWriter) Write(b []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.w.Write(b) }
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
 
 func (s *stack) startAll(extra ...string) {
 	for _, n := range []string{"splitter", "worker", "merger", "notifier"} {
