@@ -59,3 +59,29 @@ bench-micro:
 
 clean:
 	rm -rf bin $(DEMO) .sluice
+
+# --- Docker: the four AWS services on LocalStack (see localstack/README.md) ---
+# For people with Docker; nothing else in this Makefile needs it.
+SLUICE_IMAGE ?= sluice:dev
+
+.PHONY: up down images test-localstack
+
+# LocalStack, the four services (two workers), Prometheus on :9090 and
+# Grafana on :3000, built from the Dockerfile.
+up:
+	docker compose up -d --build
+
+# Stops everything and drops LocalStack's data.
+down:
+	docker compose down -v
+
+# The one image with the four services and the sluice CLI (docker-compose.yml
+# uses the same SLUICE_IMAGE tag).
+images:
+	docker build -t $(SLUICE_IMAGE) .
+
+# The AWS adapter and service tests against LocalStack on localhost:4566
+# instead of the emulators they start by default. Needs LocalStack running
+# first: `make up`, or LocalStack alone (`docker compose up -d localstack`).
+test-localstack:
+	SLUICE_TEST_ENDPOINT=http://localhost:4566 $(GO) test -count=1 -timeout 20m ./pkg/s3/ ./pkg/sqs/ ./pkg/dynamodb/ ./pkg/ses/ ./services/
