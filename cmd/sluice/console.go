@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/console"
+	"github.com/sluicehq/sluice/pkg/embedded"
+)
+
+func cmdConsole(ctx context.Context, e env, args []string) error {
+	fs := newFlags(e, "console", "[flags]", "Runs the pipeline on this machine and serves the batch console: a web page and JSON API\nto upload files, follow their batches and download the outputs and error reports.\nSet SLUICE_CONSOLE_TOKEN to require a token (Authorization: Bearer, or open the page once with ?token=).")
+	data := fs.String("data", defaultData(e), "data `directory` (bucket, queues, ledger, outbox); env SLUICE_DATA")
+	addr := fs.String("addr", "127.0.0.1:8080", "`address` to listen on (loopback by default)")
+	cfgPath := fs.String("config", "", "pipeline configuration `file` (YAML; default: the built-in one)")
+	ref := fs.String("reference", "", "reference `CSV` to load into the catalog first (skipped when it was the last one loaded)")
+	workers := fs.Int("workers", 0, "chunks processed at once (default: the number of CPUs)")
+	maxUpload := fs.Int64("max-upload", 0, "largest upload in `bytes` (default: the configuration's limits.maxFileBytes)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		fs.Usage()
+		return usageErr("console takes no arguments")
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := logger(e)
+	eng, err := embedded.Open(*data, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	if *workers > 0 {
+		eng.Workers = *workers
+	}
+	if *ref != "" {
+		if err := loadReference(ctx, e, eng, *ref, isTerminal(e.stderr)); err != nil {
+			return err
+		}
+	} else if cfg.Enriches() {
+		if _, err := eng.Ref.Columns(ctx); err != nil {
+			fmt.Fprintf(e.stderr, "warning: %v; until then uploaded files cannot be processed (restart the console with --reference REF.csv)\n", err)
+		}
+	}
+	limit := *maxUpload
+	if limit <= 0 {
+		limit = cfg.Limits.MaxFileBytes
+	}
+	token := e.getenv("SLUICE_CONSOLE_TOKEN")
+	h := console.New(console.Deps{
+		Ledger:   eng.DB.Ledger(),
+		Blobs:    eng.Blobs,
+		Uploader: console.NewEngineUploader(eng),
+		Options:  console.Options{Token: token, MaxUploadBytes: limit},
+		Logger:   log,
+	})
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); token == "" && !net.ParseIP(host).IsLoopback() {
+		fmt.Fprintf(e.stderr, "warning: the console listens on %s without a token; anyone who reaches it can upload and download. Set SLUICE_CONSOLE_TOKEN.\n", ln.Addr())
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: nil}
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	engDone := make(chan error, 1)
+	go func() { engDone <- eng.Run(runCtx) }()
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+
+	url := "http://" + ln.Addr().String() + "/"
+	fmt.Fprintf(e.stdout, "Sluice console on %s (data %s)\n", url, eng.Dir)
+	if token != "" {
+		fmt.Fprintf(e.stdout, "A token is required: open %s?token=… with the value of SLUICE_CONSOLE_TOKEN once.\n", url)
+	}
+	fmt.Fprintln(e.stdout, "Press Ctrl-C to stop.")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-srvDone:
+		srvDone <- err
+		runErr = fmt.Errorf("console: %w", err)
+	case err := <-engDone:
+		engDone <- err
+		if err == nil {
+			err = errors.New("stopped")
+		}
+		runErr = fmt.Errorf("pipeline: %w", err)
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	<-srvDone
+	stop()
+	if err := <-engDone; err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
+		runErr = fmt.Errorf("pipeline: %w", err)
+	}
+	return runErr
+}

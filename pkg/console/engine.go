@@ -1,0 +1,104 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/sluicehq/sluice/pkg/embedded"
+	"github.com/sluicehq/sluice/pkg/fsblob"
+	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// EngineUploader hands uploads to an embedded engine with the engine's
+// Submit, so an upload behaves as `sluice run FILE` does: the file goes
+// under input/ and the splitter is told; the same file while its batch is
+// unfinished finds that batch; a file whose last batch ended starts a new one.
+type EngineUploader struct {
+	Engine *embedded.Engine
+	mu     sync.Mutex // one submission at a time: the busy check and Submit go together
+}
+
+// NewEngineUploader returns an uploader for eng.
+func NewEngineUploader(eng *embedded.Engine) *EngineUploader { return &EngineUploader{Engine: eng} }
+
+// Upload implements Uploader. The file is first written under the data
+// directory's uploads/ (Submit takes a path and names the batch after its
+// base name), then submitted, then removed.
+func (u *EngineUploader) Upload(ctx context.Context, name string, r io.Reader, size int64) (Upload, error) {
+	base := filepath.Join(u.Engine.Dir, "uploads")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return Upload{}, err
+	}
+	tmp, err := os.MkdirTemp(base, "upload-")
+	if err != nil {
+		return Upload{}, err
+	}
+	defer os.RemoveAll(tmp)
+	p := filepath.Join(tmp, name)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return Upload{}, err
+	}
+	n, err := io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return Upload{}, fmt.Errorf("receiving %s: %w", name, err)
+	}
+	if size >= 0 && n != size {
+		return Upload{}, errorf(400, "%s: received %d bytes of the %d announced", name, n, size)
+	}
+
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if err := u.busy(ctx, name, p); err != nil {
+		return Upload{}, err
+	}
+	sub, err := u.Engine.Submit(ctx, p)
+	if err != nil {
+		return Upload{}, err
+	}
+	return Upload{BatchID: sub.BatchID, Key: sub.Key, Resumed: sub.Resumed}, nil
+}
+
+// busy refuses a different file under a name whose input is still waiting
+// in input/ (not yet split and archived) or whose batch is unfinished:
+// replacing it would pull the file from under its own batch.
+func (u *EngineUploader) busy(ctx context.Context, name, path string) error {
+	etag, _, err := fsblob.ETagOfFile(path)
+	if err != nil {
+		return err
+	}
+	key := pipeline.InputPrefix + name
+	bs, err := u.Engine.DB.Ledger().ListBatches(ctx, sluice.BatchFilter{Key: key})
+	if err != nil {
+		return err
+	}
+	for _, b := range bs {
+		if !b.State.Terminal() && b.ETag != etag {
+			return ErrBusy
+		}
+	}
+	info, err := u.Engine.Blobs.Stat(ctx, key)
+	if errors.Is(err, sluice.ErrNotFound) || err == nil && info.ETag == etag {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// Another file waits in input/. It is in the way unless its batch has
+	// ended (a batch that died before archiving leaves its input behind).
+	for _, b := range bs {
+		if b.ETag == info.ETag && b.State.Terminal() {
+			return nil
+		}
+	}
+	return ErrBusy
+}
