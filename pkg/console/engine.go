@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/fsblob"
@@ -24,8 +25,19 @@ type EngineUploader struct {
 	mu     sync.Mutex // one submission at a time: the busy check and Submit go together
 }
 
-// NewEngineUploader returns an uploader for eng.
-func NewEngineUploader(eng *embedded.Engine) *EngineUploader { return &EngineUploader{Engine: eng} }
+// NewEngineUploader returns an uploader for eng. It removes what uploads
+// cut short by a process that died left behind (older than a day).
+func NewEngineUploader(eng *embedded.Engine) *EngineUploader {
+	base := filepath.Join(eng.Dir, "uploads")
+	if ents, err := os.ReadDir(base); err == nil {
+		for _, e := range ents {
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > 24*time.Hour {
+				os.RemoveAll(filepath.Join(base, e.Name()))
+			}
+		}
+	}
+	return &EngineUploader{Engine: eng}
+}
 
 // Upload implements Uploader. The file is first written under the data
 // directory's uploads/ (Submit takes a path and names the batch after its
