@@ -66,6 +66,21 @@ func New() *Metrics {
 		m.batchSeconds, m.batchesEnded, m.Batches, m.QueueMessages, m.Workers, m.AWSCalls} {
 		f(c)
 	}
+	// Series that exist from the start at 0, so rate() and increase() see
+	// the first event instead of a series appearing from nothing.
+	for _, st := range []string{"split", "process", "merge", "notify"} {
+		m.received.WithLabelValues(st)
+		for _, o := range []consumer.Outcome{consumer.Succeeded, consumer.Retried, consumer.DeadLettered} {
+			m.handled.WithLabelValues(st, string(o))
+		}
+	}
+	for _, r := range []string{"in", "out", "rejected"} {
+		m.rows.WithLabelValues("process", r)
+	}
+	m.rows.WithLabelValues("split", "in")
+	for _, s := range []sluice.State{sluice.StateCompleted, sluice.StateFailed} {
+		m.batchesEnded.WithLabelValues(string(s))
+	}
 	return m
 }
 

@@ -267,6 +267,11 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	m.Workers.WithLabelValues(label, "current").Set(float64(c.Concurrency))
 	m.Workers.WithLabelValues(label, "desired").Set(float64(c.Concurrency))
 	go sampleDepth(ctx, m, q, a.DLQs[qname], 15*time.Second)
+	if stage == "notifier" {
+		// One service reports batches by state for the dashboards and the
+		// stuck-batch alert; a scan a minute is cheap at batch counts.
+		go sampleBatches(ctx, m, a.Ledger, time.Minute)
+	}
 
 	opts := consumer.Options{
 		Name: label, Concurrency: c.Concurrency, Visibility: c.Visibility, Wait: c.Wait, Drain: c.Drain,
@@ -292,6 +297,26 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// sampleBatches counts batches by state from the ledger.
+func sampleBatches(ctx context.Context, m *metrics.Metrics, l sluice.Ledger, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if bs, err := l.ListBatches(ctx, sluice.BatchFilter{}); err == nil {
+			counts := map[sluice.State]int{}
+			for _, b := range bs {
+				counts[b.State]++
+			}
+			m.SampleBatches(counts)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // sampleDepth keeps the queue-depth gauges fresh for dashboards; the
