@@ -1,0 +1,56 @@
+# The three tables, keyed as pkg/dynamodb CreateTables makes them.
+
+locals {
+  # SLUICE_TABLE_PREFIX, derived from a created table (see queue_prefix).
+  table_prefix = trimsuffix(aws_dynamodb_table.batches.name, "batches")
+}
+
+resource "aws_dynamodb_table" "batches" {
+  name                        = "${var.name_prefix}batches"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "id"
+  deletion_protection_enabled = var.protect_data
+
+  attribute {
+    name = "id"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = var.protect_data
+  }
+}
+
+resource "aws_dynamodb_table" "rejects" {
+  name                        = "${var.name_prefix}rejects"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "batchId"
+  range_key                   = "line"
+  deletion_protection_enabled = var.protect_data
+
+  attribute {
+    name = "batchId"
+    type = "S"
+  }
+
+  attribute {
+    name = "line"
+    type = "N"
+  }
+}
+
+resource "aws_dynamodb_table" "reference" {
+  name                        = "${var.name_prefix}reference"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "pk"
+  deletion_protection_enabled = var.protect_data
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = var.protect_data
+  }
+}

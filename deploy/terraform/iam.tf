@@ -1,0 +1,322 @@
+# One task role per service, each naming only the queues, tables and object
+# prefixes its stage touches, and one execution role shared by the four
+# task definitions for pulling the image and writing logs.
+#
+# pkg/deploytest parses this file: keep each service's permissions in the
+# data "aws_iam_policy_document" named after the service, with resources
+# written as references (aws_sqs_queue.chunks.arn) or as
+# "${aws_s3_bucket.this.arn}/<prefix>" templates.
+
+locals {
+  # Batch IDs are the first path segment, so per-batch prefixes are
+  # wildcards: */output/parts/* is <batch>/output/parts/<part>.
+  all_queues_arn = "arn:${local.partition}:sqs:${var.region}:${local.account_id}:${var.name_prefix}*"
+  worker_tasks   = "arn:${local.partition}:ecs:${var.region}:${local.account_id}:task/${aws_ecs_cluster.this.name}/*"
+  ses_identities = [for id in var.ses_identities : "arn:${local.partition}:ses:${var.region}:${local.account_id}:identity/${id}"]
+}
+
+# Only ECS tasks of this account may assume the task roles (the
+# confused-deputy guard the ECS task role documentation recommends).
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:ecs:${var.region}:${local.account_id}:*"]
+    }
+  }
+}
+
+# --- Execution role: ECS itself, before the container starts ---------------
+
+# The agent assumes the execution role; it gets the plain service trust.
+data "aws_iam_policy_document" "ecs_execution_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "execution" {
+  name               = "${var.name_prefix}ecs-execution"
+  assume_role_policy = data.aws_iam_policy_document.ecs_execution_assume.json
+}
+
+# ECR pulls and awslogs. Images from a private registry other than ECR need
+# repositoryCredentials and secretsmanager:GetSecretValue as well.
+resource "aws_iam_role_policy_attachment" "execution" {
+  role       = aws_iam_role.execution.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+}
+
+# --- splitter: ingest -> chunks, merge, notify ------------------------------
+
+resource "aws_iam_role" "splitter" {
+  name               = "${var.name_prefix}splitter-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+data "aws_iam_policy_document" "splitter" {
+  statement {
+    sid       = "ConsumeIngest"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.ingest.arn]
+  }
+  statement {
+    sid       = "DeadLetterIngest"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.ingest_dlq.arn]
+  }
+  statement {
+    sid       = "SendOnward"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.chunks.arn, aws_sqs_queue.merge.arn, aws_sqs_queue.notify.arn]
+  }
+  dynamic "statement" {
+    for_each = var.resolve_all_queue_urls ? [1] : []
+    content {
+      sid       = "ResolveQueueUrls"
+      actions   = ["sqs:GetQueueUrl"]
+      resources = [local.all_queues_arn]
+    }
+  }
+  statement {
+    sid       = "ReadAndRemoveInput"
+    actions   = ["s3:GetObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.this.arn}/input/*"]
+  }
+  statement {
+    sid       = "WriteChunksAndArchive"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${aws_s3_bucket.this.arn}/*/to_process/*", "${aws_s3_bucket.this.arn}/input_archive/*"]
+  }
+  # Without s3:ListBucket, S3 answers a missing key with 403, not 404, and
+  # the splitter could not tell "the file was deleted before it could be
+  # read" (or "already archived" on a retry) from a real refusal.
+  statement {
+    sid       = "TellMissingObjects"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this.arn]
+  }
+  statement {
+    sid       = "Batches"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.batches.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "splitter" {
+  name   = "splitter"
+  role   = aws_iam_role.splitter.id
+  policy = data.aws_iam_policy_document.splitter.json
+}
+
+# --- worker: chunks -> merge ------------------------------------------------
+
+resource "aws_iam_role" "worker" {
+  name               = "${var.name_prefix}worker-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+data "aws_iam_policy_document" "worker" {
+  statement {
+    sid       = "ConsumeChunks"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.chunks.arn]
+  }
+  statement {
+    sid       = "DeadLetterChunks"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.chunks_dlq.arn]
+  }
+  statement {
+    sid       = "SendOnward"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.merge.arn]
+  }
+  dynamic "statement" {
+    for_each = var.resolve_all_queue_urls ? [1] : []
+    content {
+      sid       = "ResolveQueueUrls"
+      actions   = ["sqs:GetQueueUrl"]
+      resources = [local.all_queues_arn]
+    }
+  }
+  statement {
+    sid       = "ReadChunks"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/*/to_process/*"]
+  }
+  statement {
+    sid       = "WriteParts"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${aws_s3_bucket.this.arn}/*/output/parts/*", "${aws_s3_bucket.this.arn}/*/output/errors/*"]
+  }
+  # A missing chunk must read as 404 so it is dead-lettered at once as
+  # missing_object instead of being retried as a refusal.
+  statement {
+    sid       = "TellMissingObjects"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this.arn]
+  }
+  statement {
+    sid       = "Batches"
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.batches.arn]
+  }
+  statement {
+    sid       = "Rejects"
+    actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.rejects.arn]
+  }
+  statement {
+    sid       = "Reference"
+    actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem"]
+    resources = [aws_dynamodb_table.reference.arn]
+  }
+  # The worker protects itself from scale-in while it holds messages through
+  # the ECS agent, $ECS_AGENT_URI/task-protection/v1/state. The agent calls
+  # ECS UpdateTaskProtection with the task role's credentials, so the task
+  # role needs these actions; they are limited to this cluster's tasks.
+  statement {
+    sid       = "OwnTaskScaleInProtection"
+    actions   = ["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"]
+    resources = [local.worker_tasks]
+    condition {
+      test     = "ArnEquals"
+      variable = "ecs:cluster"
+      values   = [aws_ecs_cluster.this.arn]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "worker" {
+  name   = "worker"
+  role   = aws_iam_role.worker.id
+  policy = data.aws_iam_policy_document.worker.json
+}
+
+# --- merger: merge -> notify ------------------------------------------------
+
+resource "aws_iam_role" "merger" {
+  name               = "${var.name_prefix}merger-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+data "aws_iam_policy_document" "merger" {
+  statement {
+    sid       = "ConsumeMerge"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.merge.arn]
+  }
+  statement {
+    sid       = "DeadLetterMerge"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.merge_dlq.arn]
+  }
+  statement {
+    sid       = "SendOnward"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.notify.arn]
+  }
+  dynamic "statement" {
+    for_each = var.resolve_all_queue_urls ? [1] : []
+    content {
+      sid       = "ResolveQueueUrls"
+      actions   = ["sqs:GetQueueUrl"]
+      resources = [local.all_queues_arn]
+    }
+  }
+  statement {
+    sid       = "ReadParts"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/*/output/parts/*", "${aws_s3_bucket.this.arn}/*/output/errors/*"]
+  }
+  statement {
+    sid       = "WriteCompleted"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${aws_s3_bucket.this.arn}/*/output/completed/*"]
+  }
+  statement {
+    sid       = "Batches"
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.batches.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "merger" {
+  name   = "merger"
+  role   = aws_iam_role.merger.id
+  policy = data.aws_iam_policy_document.merger.json
+}
+
+# --- notifier: notify -> email ----------------------------------------------
+
+resource "aws_iam_role" "notifier" {
+  name               = "${var.name_prefix}notifier-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+data "aws_iam_policy_document" "notifier" {
+  statement {
+    sid       = "ConsumeNotify"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.notify.arn]
+  }
+  statement {
+    sid       = "DeadLetterNotify"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.notify_dlq.arn]
+  }
+  dynamic "statement" {
+    for_each = var.resolve_all_queue_urls ? [1] : []
+    content {
+      sid       = "ResolveQueueUrls"
+      actions   = ["sqs:GetQueueUrl"]
+      resources = [local.all_queues_arn]
+    }
+  }
+  # A presigned URL carries the signer's permissions: the emailed links to
+  # the output and the error report work because of this statement.
+  statement {
+    sid       = "PresignCompleted"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/*/output/completed/*"]
+  }
+  # A failed batch's email says whether its input was kept; the notifier
+  # looks (HEAD) at input_archive/ to know.
+  statement {
+    sid       = "SeeArchive"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/input_archive/*"]
+  }
+  statement {
+    sid       = "Batches"
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.batches.arn]
+  }
+  statement {
+    sid       = "SendMail"
+    actions   = ["ses:SendEmail"]
+    resources = local.ses_identities
+  }
+}
+
+resource "aws_iam_role_policy" "notifier" {
+  name   = "notifier"
+  role   = aws_iam_role.notifier.id
+  policy = data.aws_iam_policy_document.notifier.json
+}
