@@ -143,9 +143,9 @@ variable "link_ttl" {
 # service asks GetQueueUrl for all eight queues at start. This grants that
 # one read-only action on PREFIX* queues; it allows no message access.
 variable "resolve_all_queue_urls" {
-  description = "Grant sqs:GetQueueUrl on every PREFIX* queue to every service (needed while the services resolve all queues at start)."
+  description = "Grant sqs:GetQueueUrl on every PREFIX* queue to every service. The services resolve only the queues they use, so this is off; turn it on for tools that look up others."
   type        = bool
-  default     = true
+  default     = false
 }
 
 # --- Sizing and scaling, per service --------------------------------------

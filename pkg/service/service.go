@@ -130,27 +130,35 @@ func Build(ctx context.Context, c Config, awsCfg aws.Config, log *slog.Logger) (
 	}
 	a := &Adapters{Queues: map[string]sluice.Queue{}, DLQs: map[string]sluice.Queue{}, Pipeline: pcfg}
 	client := awssqs.NewFromConfig(awsCfg)
-	for _, q := range []string{QueueIngest, QueueChunks, QueueMerge, QueueNotify} {
-		name := c.QueueName(q)
-		url, err := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: aws.String(name)})
+	resolve := func(name string) (string, error) {
+		out, err := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: aws.String(name)})
 		if err != nil {
-			return nil, fmt.Errorf("queue %s: %w (run `sluice provision` first)", name, err)
+			return "", fmt.Errorf("queue %s: %w (run `sluice provision` first)", name, err)
 		}
-		dlq, err := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: aws.String(name + "-dlq")})
+		return *out.QueueUrl, nil
+	}
+	var quirks []sqs.Option
+	if c.EmulatorCounts {
+		quirks = append(quirks, sqs.WithEmulatorCounts())
+	}
+	// Only the queues this stage touches: least-privilege roles name no
+	// others, not even for GetQueueUrl.
+	in, sends := stageQueues(c.Stage)
+	for _, q := range append([]string{in}, sends...) {
+		url, err := resolve(c.QueueName(q))
 		if err != nil {
-			return nil, fmt.Errorf("queue %s-dlq: %w (run `sluice provision` first)", name, err)
+			return nil, err
 		}
-		var opts []sqs.Option
-		opts = append(opts, sqs.WithDeadLetterURL(*dlq.QueueUrl))
-		if c.EmulatorCounts {
-			opts = append(opts, sqs.WithEmulatorCounts())
+		if q != in {
+			a.Queues[q] = sqs.New(awsCfg, url, quirks...)
+			continue
 		}
-		a.Queues[q] = sqs.New(awsCfg, *url.QueueUrl, opts...)
-		var dopts []sqs.Option
-		if c.EmulatorCounts {
-			dopts = append(dopts, sqs.WithEmulatorCounts())
+		dlq, err := resolve(c.QueueName(q) + "-dlq")
+		if err != nil {
+			return nil, err
 		}
-		a.DLQs[q] = sqs.New(awsCfg, *dlq.QueueUrl, dopts...)
+		a.Queues[q] = sqs.New(awsCfg, url, append([]sqs.Option{sqs.WithDeadLetterURL(dlq)}, quirks...)...)
+		a.DLQs[q] = sqs.New(awsCfg, dlq, quirks...)
 	}
 	var s3opts []s3.Option
 	if c.PathStyle {
@@ -162,6 +170,19 @@ func Build(ctx context.Context, c Config, awsCfg aws.Config, log *slog.Logger) (
 	a.Catalog = db.Catalog()
 	a.Mailer = ses.New(awsCfg, ses.WithFrom(pcfg.Mail.From))
 	return a, nil
+}
+
+// stageQueues names the queue a stage reads and those it sends to.
+func stageQueues(stage string) (in string, sends []string) {
+	switch stage {
+	case "splitter":
+		return QueueIngest, []string{QueueChunks, QueueMerge, QueueNotify}
+	case "worker":
+		return QueueChunks, []string{QueueMerge}
+	case "merger":
+		return QueueMerge, []string{QueueNotify}
+	}
+	return QueueNotify, nil
 }
 
 // Deps are the stages' dependencies on these adapters.
@@ -256,7 +277,11 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	}
 	d := a.Deps(log, m)
 	if c.DuplicateSends {
-		d.Chunks, d.Merges, d.Notifies = twice{d.Chunks}, twice{d.Merges}, twice{d.Notifies}
+		for _, q := range []*sluice.Queue{&d.Chunks, &d.Merges, &d.Notifies} {
+			if *q != nil {
+				*q = twice{*q}
+			}
+		}
 	}
 	h, qname, err := a.Handler(stage, d)
 	if err != nil {
