@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -20,11 +21,19 @@ type CallCounter interface {
 	AWSCall(service, operation string)
 }
 
+// ItemCounter, when a CallCounter also is one, hears how many items each
+// DynamoDB call touches (what on-demand capacity is billed by): the keys of
+// a BatchGetItem, the requests of a BatchWriteItem, one for the rest. It
+// is called once per call, before retries.
+type ItemCounter interface {
+	AWSItems(service, operation string, n int)
+}
+
 // Load returns the SDK configuration; calls are reported to counters.
 func Load(ctx context.Context, counters ...CallCounter) (aws.Config, error) {
 	opts := []func(*config.LoadOptions) error{}
 	if len(counters) > 0 {
-		opts = append(opts, config.WithAPIOptions([]func(*middleware.Stack) error{countCalls(counters)}))
+		opts = append(opts, config.WithAPIOptions([]func(*middleware.Stack) error{countCalls(counters), countItems(counters)}))
 	}
 	return config.LoadDefaultConfig(ctx, opts...)
 }
@@ -44,10 +53,61 @@ func countCalls(counters []CallCounter) func(*middleware.Stack) error {
 	}
 }
 
+// countItems reads the typed input at the initialize step.
+func countItems(counters []CallCounter) func(*middleware.Stack) error {
+	return func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("SluiceCountItems",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				n := 1
+				switch p := in.Parameters.(type) {
+				case *dynamodb.BatchGetItemInput:
+					n = 0
+					for _, ka := range p.RequestItems {
+						n += len(ka.Keys)
+					}
+				case *dynamodb.BatchWriteItemInput:
+					n = 0
+					for _, wr := range p.RequestItems {
+						n += len(wr)
+					}
+				}
+				svc, op := awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx)
+				for _, c := range counters {
+					if ic, ok := c.(ItemCounter); ok {
+						ic.AWSItems(svc, op, n)
+					}
+				}
+				return next.HandleInitialize(ctx, in)
+			}), middleware.After)
+	}
+}
+
 // Counts is a CallCounter that keeps totals in memory.
 type Counts struct {
-	mu sync.Mutex
-	n  map[[2]string]int
+	mu    sync.Mutex
+	n     map[[2]string]int
+	items map[[2]string]int
+}
+
+// AWSItems implements ItemCounter.
+func (c *Counts) AWSItems(service, operation string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.items == nil {
+		c.items = map[[2]string]int{}
+	}
+	c.items[[2]string{service, operation}] += n
+}
+
+// Items returns the item counts by "Service/Operation".
+func (c *Counts) Items() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range c.items {
+		out[k[0]+"/"+k[1]] = v
+	}
+	return out
 }
 
 // AWSCall implements CallCounter.

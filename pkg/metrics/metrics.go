@@ -35,6 +35,7 @@ type Metrics struct {
 	QueueMessages *prometheus.GaugeVec // by queue, kind = visible | in_flight | delayed
 	Workers       *prometheus.GaugeVec // by stage, kind = current | desired
 	AWSCalls      *prometheus.CounterVec
+	AWSItemCount  *prometheus.CounterVec
 }
 
 var (
@@ -61,9 +62,10 @@ func New() *Metrics {
 	m.Batches = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_batches", Help: "Batches by state (sampled from the ledger)."}, []string{"state"})
 	m.QueueMessages = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_queue_messages", Help: "Messages in a queue (sampled), kind = visible, in_flight, delayed."}, []string{"queue", "kind"})
 	m.Workers = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_workers", Help: "Handlers per stage, kind = current or desired."}, []string{"stage", "kind"})
-	m.AWSCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aws_calls_total", Help: "AWS API calls, by service and operation."}, []string{"service", "operation"})
+	m.AWSCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aws_calls_total", Help: "AWS API call attempts, by service and operation."}, []string{"service", "operation"})
+	m.AWSItemCount = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aws_items_total", Help: "Items DynamoDB calls touch (keys read, items written), by service and operation."}, []string{"service", "operation"})
 	for _, c := range []prometheus.Collector{m.received, m.handled, m.deadLettered, m.handlerSeconds, m.rows, m.rejected, m.bytes,
-		m.batchSeconds, m.batchesEnded, m.Batches, m.QueueMessages, m.Workers, m.AWSCalls} {
+		m.batchSeconds, m.batchesEnded, m.Batches, m.QueueMessages, m.Workers, m.AWSCalls, m.AWSItemCount} {
 		f(c)
 	}
 	// Series that exist from the start at 0, so rate() and increase() see
@@ -137,4 +139,9 @@ func (m *Metrics) SampleBatches(counts map[sluice.State]int) {
 // AWSCall implements awsconfig.CallCounter.
 func (m *Metrics) AWSCall(service, operation string) {
 	m.AWSCalls.WithLabelValues(service, operation).Inc()
+}
+
+// AWSItems implements awsconfig.ItemCounter.
+func (m *Metrics) AWSItems(service, operation string, n int) {
+	m.AWSItemCount.WithLabelValues(service, operation).Add(float64(n))
 }
