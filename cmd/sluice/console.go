@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/console"
+	"github.com/sluicehq/sluice/pkg/dynamodb"
 	"github.com/sluicehq/sluice/pkg/embedded"
+	"github.com/sluicehq/sluice/pkg/s3"
 )
 
 func cmdConsole(ctx context.Context, e env, args []string) error {
@@ -21,6 +25,8 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 	ref := fs.String("reference", "", "reference `CSV` to load into the catalog first (skipped when it was the last one loaded)")
 	workers := fs.Int("workers", 0, "chunks processed at once (default: the number of CPUs)")
 	maxUpload := fs.Int64("max-upload", 0, "largest upload in `bytes` (default: the configuration's limits.maxFileBytes)")
+	onAWS := fs.Bool("aws", false, "serve the console over the AWS deployment (DynamoDB ledger, S3 bucket; uploads go to input/ or by presigned PUT)")
+	af := addAWSFlags(fs, e)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -34,6 +40,14 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	log := logger(e)
+	limit := *maxUpload
+	if limit <= 0 {
+		limit = cfg.Limits.MaxFileBytes
+	}
+	token := e.getenv("SLUICE_CONSOLE_TOKEN")
+	if *onAWS {
+		return consoleAWS(ctx, e, af, *addr, console.Options{Token: token, MaxUploadBytes: limit}, log)
+	}
 	eng, err := embedded.Open(*data, cfg, log)
 	if err != nil {
 		return err
@@ -51,11 +65,6 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 			fmt.Fprintf(e.stderr, "warning: %v; until then uploaded files cannot be processed (restart the console with --reference REF.csv)\n", err)
 		}
 	}
-	limit := *maxUpload
-	if limit <= 0 {
-		limit = cfg.Limits.MaxFileBytes
-	}
-	token := e.getenv("SLUICE_CONSOLE_TOKEN")
 	h := console.New(console.Deps{
 		Ledger:   eng.DB.Ledger(),
 		Blobs:    eng.Blobs,
@@ -109,4 +118,47 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 		runErr = fmt.Errorf("pipeline: %w", err)
 	}
 	return runErr
+}
+
+// consoleAWS serves the console over the AWS deployment: the batches table,
+// the bucket, and uploads to input/ that the bucket notification turns
+// into batches.
+func consoleAWS(ctx context.Context, e env, af awsFlags, addr string, opts console.Options, log *slog.Logger) error {
+	if err := af.need(); err != nil {
+		return err
+	}
+	awsCfg, err := awsconfig.Load(ctx)
+	if err != nil {
+		return err
+	}
+	var s3opts []s3.Option
+	if *af.pathStyle {
+		s3opts = append(s3opts, s3.WithPathStyle())
+	}
+	blobs := s3.New(awsCfg, *af.bucket, s3opts...)
+	h := console.New(console.Deps{
+		Ledger:   dynamodb.New(awsCfg, dynamodb.DefaultTables(*af.tablePrefix)).Ledger(),
+		Blobs:    blobs,
+		Uploader: &console.BucketUploader{Blobs: blobs, Presign: blobs.PresignPut},
+		Options:  opts, Logger: log,
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); opts.Token == "" && !net.ParseIP(host).IsLoopback() {
+		fmt.Fprintf(e.stderr, "warning: the console listens on %s without a token; anyone who reaches it can upload and download. Set SLUICE_CONSOLE_TOKEN.\n", ln.Addr())
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	fmt.Fprintf(e.stdout, "Sluice console on http://%s/ (bucket %s)\nPress Ctrl-C to stop.\n", ln.Addr(), *af.bucket)
+	select {
+	case <-ctx.Done():
+	case err := <-done:
+		return fmt.Errorf("console: %w", err)
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutCtx)
 }

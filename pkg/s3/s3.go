@@ -464,3 +464,24 @@ func (s *Store) putBuf(b []byte) {
 		s.bufs.Put(&b)
 	}
 }
+
+// PresignPut returns a URL a client can PUT an object to without
+// credentials, valid for ttl (at most a week, and no longer than the
+// signing credentials), and the time it stops working.
+func (s *Store) PresignPut(ctx context.Context, key string, ttl time.Duration) (string, time.Time, error) {
+	if err := sluice.ValidateKey(key); err != nil {
+		return "", time.Time{}, err
+	}
+	ttl = min(max(ttl, time.Minute), maxPresign)
+	expires := time.Now().Add(ttl)
+	if s.creds != nil {
+		if c, err := s.creds.Retrieve(ctx); err == nil && c.CanExpire && c.Expires.Before(expires) {
+			expires = c.Expires
+		}
+	}
+	req, err := s.presign.PresignPutObject(ctx, &awss3.PutObjectInput{Bucket: &s.bucket, Key: &key}, awss3.WithPresignExpires(ttl))
+	if err != nil {
+		return "", time.Time{}, s.wrap("presign put", key, err)
+	}
+	return req.URL, expires, nil
+}

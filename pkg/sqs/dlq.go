@@ -2,6 +2,7 @@ package sqs
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -88,4 +89,13 @@ func (q *Queue) MoveAll(ctx context.Context, dst *Queue) (int, error) {
 			moved++
 		}
 	}
+}
+
+// URLOf resolves a queue's URL by name.
+func URLOf(ctx context.Context, cfg aws.Config, name string) (string, error) {
+	out, err := awssqs.NewFromConfig(cfg).GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: &name})
+	if err != nil {
+		return "", fmt.Errorf("sqs: queue %s: %w", name, err)
+	}
+	return aws.ToString(out.QueueUrl), nil
 }
