@@ -4,26 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 )
 
-// repoRoot is the module root: the directory above this one that has go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
+func repoRoot(t *testing.T) string { return sluicetest.RepoRoot(t) }
 
 func readFile(t *testing.T, rel string) string {
 	t.Helper()

@@ -40,24 +40,7 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// repoRoot is the directory holding go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test")
-		}
-		dir = parent
-	}
-}
+func repoRoot(t *testing.T) string { return sluicetest.RepoRoot(t) }
 
 // shots saves screenshots to the test artifacts directory
 // (SLUICE_ARTIFACTS, default .ci/artifacts/console) and, with

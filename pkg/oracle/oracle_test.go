@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 )
 
 const (
@@ -144,29 +146,10 @@ func TestCSV(t *testing.T) {
 	}
 }
 
-// seedDir finds shared/seed-sample by walking up from the working directory.
+// seedDir is shared/seed-sample, beside the repository.
 func seedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		p := filepath.Join(dir, "shared", "seed-sample")
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("shared/seed-sample not found above the working directory")
-	}
-	t.Skip("shared/seed-sample not found above the working directory")
-	return ""
+	orders, _ := sluicetest.SeedSample(t)
+	return filepath.Dir(orders)
 }
 
 func TestSeedSample(t *testing.T) {

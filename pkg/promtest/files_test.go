@@ -10,26 +10,11 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 )
 
-// repoRoot is the directory holding go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test")
-		}
-		dir = parent
-	}
-}
+func repoRoot(t *testing.T) string { return sluicetest.RepoRoot(t) }
 
 // panel is the part of a Grafana panel these tests read. Rows may nest
 // their panels (when collapsed).

@@ -32,3 +32,23 @@ func SeedSample(t testing.TB) (orders, financials string) {
 	t.Skip("shared/seed-sample not found beside the repository")
 	return "", ""
 }
+
+// RepoRoot is the directory holding go.mod, found by walking up from the
+// test's working directory.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test")
+		}
+		dir = parent
+	}
+}
