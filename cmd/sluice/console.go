@@ -73,12 +73,9 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 		Logger:   log,
 	})
 
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := listen(e, *addr, token)
 	if err != nil {
-		return fmt.Errorf("console: %w", err)
-	}
-	if host, _, _ := net.SplitHostPort(ln.Addr().String()); token == "" && !net.ParseIP(host).IsLoopback() {
-		fmt.Fprintf(e.stderr, "warning: the console listens on %s without a token; anyone who reaches it can upload and download. Set SLUICE_CONSOLE_TOKEN.\n", ln.Addr())
+		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: nil}
 
@@ -142,12 +139,9 @@ func consoleAWS(ctx context.Context, e env, af awsFlags, addr string, opts conso
 		Uploader: &console.BucketUploader{Blobs: blobs, Presign: blobs.PresignPut},
 		Options:  opts, Logger: log,
 	})
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(e, addr, opts.Token)
 	if err != nil {
-		return fmt.Errorf("console: %w", err)
-	}
-	if host, _, _ := net.SplitHostPort(ln.Addr().String()); opts.Token == "" && !net.ParseIP(host).IsLoopback() {
-		fmt.Fprintf(e.stderr, "warning: the console listens on %s without a token; anyone who reaches it can upload and download. Set SLUICE_CONSOLE_TOKEN.\n", ln.Addr())
+		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	done := make(chan error, 1)
@@ -161,4 +155,17 @@ func consoleAWS(ctx context.Context, e env, af awsFlags, addr string, opts conso
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutCtx)
+}
+
+// listen opens the console's port and warns when it is reachable beyond
+// this machine without a token.
+func listen(e env, addr, token string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); token == "" && !net.ParseIP(host).IsLoopback() {
+		fmt.Fprintf(e.stderr, "warning: the console listens on %s without a token; anyone who reaches it can upload and download. Set SLUICE_CONSOLE_TOKEN.\n", ln.Addr())
+	}
+	return ln, nil
 }

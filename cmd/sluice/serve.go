@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -78,12 +77,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		Ledger: eng.DB.Ledger(), Blobs: eng.Blobs, Uploader: console.NewEngineUploader(eng),
 		Options: console.Options{Token: token, MaxUploadBytes: cfg.Limits.MaxFileBytes}, Logger: log,
 	}))
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := listen(e, *addr, token)
 	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	if host, _, _ := net.SplitHostPort(ln.Addr().String()); token == "" && !net.ParseIP(host).IsLoopback() {
-		fmt.Fprintf(e.stderr, "warning: listening on %s without SLUICE_CONSOLE_TOKEN; anyone who reaches it can upload and download\n", ln.Addr())
+		return err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
