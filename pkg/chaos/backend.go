@@ -1,0 +1,307 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/sluicehq/sluice/pkg/awstest"
+	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/embedded"
+	"github.com/sluicehq/sluice/pkg/fsblob"
+	"github.com/sluicehq/sluice/pkg/provision"
+	"github.com/sluicehq/sluice/pkg/s3"
+	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/sqlite"
+	"github.com/sluicehq/sluice/pkg/sqs"
+)
+
+// backend is where the services run: what they are told, how a file is
+// submitted, and how the driver reads the results back.
+type backend interface {
+	env() []string
+	submit(ctx context.Context, orders string) (batchID string, err error)
+	batch(ctx context.Context, id string) (sluice.Batch, error)
+	ledger() sluice.Ledger
+	queues() map[string]sluice.Queue
+	dlqs() map[string]sluice.Queue
+	open(ctx context.Context, key string) (io.ReadCloser, error)
+	emails(ctx context.Context, b sluice.Batch) (int, error)
+	close() error
+}
+
+var queueNames = []string{"ingest", "chunks", "merge", "notify"}
+
+// local: the four services on one data directory.
+type local struct {
+	dir string
+	db  *sqlite.DB
+	qs  map[string]sluice.Queue
+	dq  map[string]sluice.Queue
+}
+
+func newLocal(ctx context.Context, dir, fin string) (*local, error) {
+	// The reference is loaded before the services start: each opens the
+	// catalog once.
+	eng, err := embedded.Open(dir, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := eng.LoadReference(ctx, fin, nil); err != nil {
+		eng.Close()
+		return nil, err
+	}
+	if err := eng.Close(); err != nil {
+		return nil, err
+	}
+	db, err := sqlite.Open(filepath.Join(dir, "sluice.db"))
+	if err != nil {
+		return nil, err
+	}
+	l := &local{dir: dir, db: db, qs: map[string]sluice.Queue{}, dq: map[string]sluice.Queue{}}
+	for _, n := range queueNames {
+		q := db.Queue(n, sqlite.QueueOptions{})
+		l.qs[n], l.dq[n] = q, q.DeadLetterQueue()
+	}
+	return l, nil
+}
+
+func (l *local) env() []string {
+	return []string{"SLUICE_BACKEND=local", "SLUICE_DATA=" + l.dir}
+}
+
+// submit does what `sluice run` does: the engine puts the file under
+// input/ and sends the event; it holds the directory only meanwhile.
+func (l *local) submit(ctx context.Context, orders string) (string, error) {
+	eng, err := embedded.Open(l.dir, nil, nil)
+	if err != nil {
+		return "", err
+	}
+	defer eng.Close()
+	sub, err := eng.Submit(ctx, orders)
+	return sub.BatchID, err
+}
+
+func (l *local) batch(ctx context.Context, id string) (sluice.Batch, error) {
+	return l.db.Ledger().GetBatch(ctx, id)
+}
+
+func (l *local) ledger() sluice.Ledger           { return l.db.Ledger() }
+func (l *local) queues() map[string]sluice.Queue { return l.qs }
+func (l *local) dlqs() map[string]sluice.Queue   { return l.dq }
+
+func (l *local) open(ctx context.Context, key string) (io.ReadCloser, error) {
+	b, err := fsblob.New(filepath.Join(l.dir, "bucket"))
+	if err != nil {
+		return nil, err
+	}
+	return b.Get(ctx, key)
+}
+
+func (l *local) emails(ctx context.Context, b sluice.Batch) (int, error) {
+	m, err := filepath.Glob(filepath.Join(l.dir, "outbox", "*.eml"))
+	return len(m), err
+}
+
+func (l *local) close() error { return l.db.Close() }
+
+// aws: the four services on the emulators (or an external stack), with
+// their own bucket, queues and tables.
+type awsBackend struct {
+	env_   *awstest.Env
+	owned  bool
+	cfg    aws.Config
+	prefix string
+	bucket string
+	mailTo string
+	blobs  *s3.Store
+	led    sluice.Ledger
+	qs     map[string]sluice.Queue
+	dq     map[string]sluice.Queue
+}
+
+// endpoints gives each AWS client its emulator, as AWS_ENDPOINT_URL_<SERVICE>
+// does, without touching this process's environment.
+type endpoints map[string]string
+
+func (e endpoints) GetServiceBaseEndpoint(_ context.Context, sdkID string) (string, bool, error) {
+	v, ok := e[strings.ToUpper(strings.ReplaceAll(sdkID, " ", "_"))]
+	return v, ok, nil
+}
+
+func newAWS(ctx context.Context, o Options, fin string, logf func(string, ...any)) (*awsBackend, error) {
+	a := &awsBackend{env_: o.AWS, qs: map[string]sluice.Queue{}, dq: map[string]sluice.Queue{}}
+	if a.env_ == nil {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		env, err := awstest.Start(sctx, awstest.S3, awstest.SQS, awstest.DynamoDB, awstest.SES)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("chaos: starting the AWS emulators: %w", err)
+		}
+		a.env_, a.owned = env, true
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			a.close()
+		}
+	}()
+	id := fmt.Sprintf("chaos%d", time.Now().UnixNano()%1e9)
+	a.prefix, a.bucket, a.mailTo = id+"-", id+"-bucket", "ops+"+id+"@example.com"
+	a.cfg = aws.Config{
+		Region:      awstest.Region,
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+		ConfigSources: []any{endpoints{
+			"S3": a.env_.Endpoint(awstest.S3), "SQS": a.env_.Endpoint(awstest.SQS),
+			"DYNAMODB": a.env_.Endpoint(awstest.DynamoDB), "SESV2": a.env_.Endpoint(awstest.SES),
+		}},
+	}
+	if _, err := provision.Provision(ctx, a.cfg, provision.Options{Bucket: a.bucket, QueuePrefix: a.prefix, TablePrefix: a.prefix, MaxReceive: o.MaxReceive, PathStyle: true}); err != nil {
+		return nil, err
+	}
+	a.blobs = s3.New(a.cfg, a.bucket, s3.WithPathStyle())
+	db := dynamodb.New(a.cfg, dynamodb.DefaultTables(a.prefix))
+	a.led = db.Ledger()
+	client := awssqs.NewFromConfig(a.cfg)
+	var qopts []sqs.Option
+	if !a.env_.External() {
+		qopts = append(qopts, sqs.WithEmulatorCounts())
+	}
+	for _, n := range queueNames {
+		for _, dlq := range []bool{false, true} {
+			name := a.prefix + n
+			if dlq {
+				name += "-dlq"
+			}
+			u, err := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: &name})
+			if err != nil {
+				return nil, err
+			}
+			if dlq {
+				a.dq[n] = sqs.New(a.cfg, *u.QueueUrl, qopts...)
+			} else {
+				a.qs[n] = sqs.New(a.cfg, *u.QueueUrl, qopts...)
+			}
+		}
+	}
+	f, err := os.Open(fin)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	t0 := time.Now()
+	n, err := embedded.LoadCatalog(ctx, db.Catalog(), f, config.Default(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("chaos: loading the reference into DynamoDB: %w", err)
+	}
+	logf("loaded %d reference rows into DynamoDB in %.1fs", n, time.Since(t0).Seconds())
+	ok = true
+	return a, nil
+}
+
+func (a *awsBackend) env() []string {
+	e := []string{
+		"SLUICE_BACKEND=aws",
+		"AWS_REGION=" + awstest.Region, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_ENDPOINT_URL_S3=" + a.env_.Endpoint(awstest.S3), "AWS_ENDPOINT_URL_SQS=" + a.env_.Endpoint(awstest.SQS),
+		"AWS_ENDPOINT_URL_DYNAMODB=" + a.env_.Endpoint(awstest.DynamoDB), "AWS_ENDPOINT_URL_SESV2=" + a.env_.Endpoint(awstest.SES),
+		"SLUICE_BUCKET=" + a.bucket, "SLUICE_QUEUE_PREFIX=" + a.prefix, "SLUICE_TABLE_PREFIX=" + a.prefix,
+		"SLUICE_S3_PATH_STYLE=true", "SLUICE_MAIL_FROM=sluice@example.com", "SLUICE_MAIL_TO=" + a.mailTo,
+	}
+	if !a.env_.External() {
+		e = append(e, "SLUICE_SQS_EMULATOR_COUNTS=true")
+	}
+	return e
+}
+
+// submit uploads the file and sends the event S3 would send.
+func (a *awsBackend) submit(ctx context.Context, orders string) (string, error) {
+	f, err := os.Open(orders)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	key := "input/" + filepath.Base(orders)
+	info, err := a.blobs.Put(ctx, key, f)
+	if err != nil {
+		return "", err
+	}
+	seq := fmt.Sprintf("%016X", time.Now().UnixNano())
+	ev := map[string]any{"Records": []any{map[string]any{
+		"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": awstest.Region, "eventTime": time.Now().UTC().Format(time.RFC3339Nano),
+		"eventName": "ObjectCreated:Put",
+		"s3": map[string]any{"s3SchemaVersion": "1.0", "configurationId": "sluice-ingest",
+			"bucket": map[string]any{"name": a.bucket, "arn": "arn:aws:s3:::" + a.bucket},
+			"object": map[string]any{"key": strings.ReplaceAll(url.QueryEscape(key), "%2F", "/"), "size": info.Size, "eTag": info.ETag, "sequencer": seq}},
+	}}}
+	body, _ := json.Marshal(ev)
+	if err := a.qs["ingest"].Send(ctx, body); err != nil {
+		return "", err
+	}
+	return sluice.BatchID(a.bucket, key, info.ETag, seq), nil
+}
+
+func (a *awsBackend) batch(ctx context.Context, id string) (sluice.Batch, error) {
+	return a.led.GetBatch(ctx, id)
+}
+
+func (a *awsBackend) ledger() sluice.Ledger           { return a.led }
+func (a *awsBackend) queues() map[string]sluice.Queue { return a.qs }
+func (a *awsBackend) dlqs() map[string]sluice.Queue   { return a.dq }
+
+func (a *awsBackend) open(ctx context.Context, key string) (io.ReadCloser, error) {
+	return a.blobs.Get(ctx, key)
+}
+
+// emails counts the mails to this run's recipient in aws-ses-v2-local's
+// store (an external stack has no store: -1).
+func (a *awsBackend) emails(ctx context.Context, b sluice.Batch) (int, error) {
+	if a.env_.External() {
+		return -1, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.env_.Endpoint(awstest.SES)+"/store", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var store struct {
+		Emails []struct {
+			Destination struct {
+				To []string `json:"to"`
+			} `json:"destination"`
+		} `json:"emails"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&store); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range store.Emails {
+		if len(e.Destination.To) == 1 && e.Destination.To[0] == a.mailTo {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (a *awsBackend) close() error {
+	if a.owned {
+		return a.env_.Close()
+	}
+	return nil
+}
