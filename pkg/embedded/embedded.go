@@ -273,13 +273,21 @@ func (e *Engine) Submit(ctx context.Context, path string) (Submission, error) {
 	return Submission{BatchID: sluice.BatchID(e.Blobs.Bucket(), key, etag, seq), Key: key}, nil
 }
 
+// ErrStalled means a batch cannot go on by itself: its queues are empty
+// but a message went to a dead-letter queue (it failed on every try, or its
+// process died each time). The error says which and why; once the cause is
+// fixed, `sluice dlq redrive QUEUE` lets the batch go on.
+var ErrStalled = errors.New("the batch stalled")
+
 // Wait polls the ledger until the batch ends, calling progress on every
-// change it sees.
+// change it sees. It returns ErrStalled when nothing is left to do but the
+// batch has not ended.
 func (e *Engine) Wait(ctx context.Context, id string, progress func(sluice.Batch)) (sluice.Batch, error) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	var last sluice.Batch
-	for {
+	idleSince := time.Time{}
+	for i := 0; ; i++ {
 		b, err := e.DB.Ledger().GetBatch(ctx, id)
 		if err != nil && !errors.Is(err, sluice.ErrNotFound) {
 			return b, err
@@ -293,12 +301,44 @@ func (e *Engine) Wait(ctx context.Context, id string, progress func(sluice.Batch
 				return b, nil
 			}
 		}
+		if i%10 == 0 { // every half second: is anything left to do?
+			if stalled, why := e.stalled(ctx); !stalled {
+				idleSince = time.Time{}
+			} else if idleSince.IsZero() {
+				idleSince = time.Now()
+			} else if time.Since(idleSince) > 2*time.Second {
+				return last, fmt.Errorf("%w: no work is left in the queues, and %s", ErrStalled, why)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return last, ctx.Err()
 		case <-t.C:
 		}
 	}
+}
+
+// stalled reports whether every stage queue is empty while a dead-letter
+// queue holds messages, and describes them.
+func (e *Engine) stalled(ctx context.Context) (bool, string) {
+	var dead []string
+	for _, q := range e.Queues() {
+		d, err := q.Depth(ctx)
+		if err != nil || d.Visible+d.InFlight+d.Delayed > 0 {
+			return false, ""
+		}
+		msgs, err := q.DeadLetterQueue().Peek(ctx, 3)
+		if err != nil {
+			return false, ""
+		}
+		for _, m := range msgs {
+			dead = append(dead, fmt.Sprintf("%s-dlq holds a message (%s); once the cause is fixed run `sluice dlq redrive %s` and run again", q.Name(), m.Reason, q.Name()))
+		}
+	}
+	if len(dead) == 0 {
+		return false, ""
+	}
+	return true, strings.Join(dead, "; ")
 }
 
 // dead reports whether a failed batch's notification can no longer come

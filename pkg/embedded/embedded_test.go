@@ -3,6 +3,7 @@ package embedded_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -327,4 +328,49 @@ func TestRecipientsComeFromConfig(t *testing.T) {
 	if !strings.Contains(head, "To: data@example.com\r\n") || strings.Contains(head, "attacker") || strings.Contains(head, "Bcc") {
 		t.Fatalf("mail headers:\n%s", head)
 	}
+}
+
+// TestStalledBatchSaysSoAndRedriveResumes: a message that reached its
+// dead-letter queue (here: received MaxReceive times by processes that
+// died) leaves the batch unable to go on; Wait says so instead of hanging,
+// and a redrive lets it finish.
+func TestStalledBatchSaysSoAndRedriveResumes(t *testing.T) {
+	orders, fin := sluicetest.SeedSample(t)
+	eng, err := embedded.Open(t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if _, _, err := eng.LoadReference(t.Context(), fin, nil); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := eng.Submit(t.Context(), orders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Five receives that never finish, as five splitters killed in turn.
+	for range embedded.MaxReceive {
+		ms, err := eng.Ingest.Receive(t.Context(), 1, time.Millisecond, time.Second)
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("receive: %d, %v", len(ms), err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	_, err = eng.Wait(ctx, sub.BatchID, nil)
+	if !errors.Is(err, embedded.ErrStalled) || !strings.Contains(err.Error(), "sluice dlq redrive ingest") {
+		t.Fatalf("Wait = %v, want ErrStalled naming the ingest queue", err)
+	}
+	if n, err := eng.Ingest.DeadLetterQueue().MoveAll(ctx, embedded.QueueIngest); err != nil || n != 1 {
+		t.Fatalf("redrive: %d, %v", n, err)
+	}
+	b, err := eng.Wait(ctx, sub.BatchID, nil)
+	if err != nil || b.State != sluice.StateCompleted || b.RowsOut != 10000 {
+		t.Fatalf("after the redrive: %v %s %d", err, b.State, b.RowsOut)
+	}
+	cancel()
+	<-done
 }
