@@ -5,7 +5,7 @@ BIN     := bin/sluice
 DEMO    := .sluice-demo
 ROWS    ?= 100000
 
-.PHONY: run test deps build lint bench bench-micro clean help
+.PHONY: run test deps build lint bench bench-aws bench-micro clean help
 
 help:
 	@echo "make run    - generate $(ROWS) demo rows and run them through the embedded pipeline"
@@ -52,7 +52,13 @@ bench: build
 	  npm ci --prefix bench/duckdb --no-audit --no-fund; \
 	fi
 	$(GO) run ./bench/cmd/sluicebench -bin $(BIN) -out bench/out -sizes 1000000,10000000 $(BENCH_FLAGS)
+	@$(MAKE) --no-print-directory bench-aws
 	@$(MAKE) --no-print-directory bench-micro
+
+# The AWS path: 1M rows through the four services as processes on the
+# emulators; wall time, and every AWS call counted and priced per 1M rows.
+bench-aws: deps
+	$(GO) run ./bench/cmd/awsbench -rows 1000000 -ref-rows 100000 -out bench/out/aws
 
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
