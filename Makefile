@@ -10,8 +10,10 @@ ROWS    ?= 100000
 help:
 	@echo "make run    - generate $(ROWS) demo rows and run them through the embedded pipeline"
 	@echo "make test   - install what the tests need, lint, run every test"
-	@echo "make bench  - benchmarks (see BENCHMARKS.md)"
+	@echo "make bench  - benchmarks: Sluice vs DuckDB, the AWS path and its cost, micro-benchmarks (BENCHMARKS.md)"
+	@echo "make chaos  - kill -9 random services during a 1M-row batch, both backends (docs/chaos.md)"
 	@echo "make lint   - go vet + gofmt check"
+	@echo "make up / make down / make test-localstack - the AWS services on LocalStack (Docker)"
 
 build:
 	$(GO) build -o $(BIN) ./cmd/sluice
