@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,23 @@ func TestConsoleOverAWS(t *testing.T) {
 	}
 	if page := get("/batches/" + b.ID); !strings.Contains(string(page), "completed") || strings.Contains(string(page), "X-Amz-Signature") {
 		t.Fatal("batch page: no state, or a presigned signature in the HTML")
+	}
+
+	// The CLI reads the same deployment.
+	cli := func(args ...string) string {
+		cmd := exec.Command(bins["sluice"], args...)
+		cmd.Env = append(os.Environ(), s.env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("sluice %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := cli("status", "--aws", b.ID); !strings.Contains(out, "completed") || !strings.Contains(out, "10000 in, 10000 out") {
+		t.Fatalf("sluice status --aws:\n%s", out)
+	}
+	if out := cli("dlq", "list", "ingest", "--aws"); !strings.Contains(out, "ingest-dlq is empty") {
+		t.Fatalf("sluice dlq list --aws:\n%s", out)
 	}
 
 	// A presigned PUT straight to the bucket.

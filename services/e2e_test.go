@@ -44,9 +44,13 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	for _, s := range []string{"splitter", "worker", "merger", "notifier"} {
+	for _, s := range []string{"splitter", "worker", "merger", "notifier", "sluice"} {
 		bins[s] = filepath.Join(dir, s)
-		if out, err := exec.Command("go", "build", "-o", bins[s], "./"+s).CombinedOutput(); err != nil {
+		pkg := "./" + s
+		if s == "sluice" {
+			pkg = "../cmd/sluice"
+		}
+		if out, err := exec.Command("go", "build", "-o", bins[s], pkg).CombinedOutput(); err != nil {
 			panic("building " + s + ": " + err.Error() + "\n" + string(out))
 		}
 	}

@@ -8,7 +8,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/dynamodb"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/pipeline"
@@ -85,17 +87,28 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 	data := fs.String("data", defaultData(e), "data `directory`; env SLUICE_DATA")
 	asJSON := fs.Bool("json", false, "print JSON")
 	limit := fs.Int("limit", 20, "batches to list")
+	onAWS := fs.Bool("aws", false, "read the DynamoDB batches table instead of the local ledger")
+	af := addAWSFlags(fs, e)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	// Read-only: no engine lock, so status works while a run goes on.
-	db, err := sqlite.Open(strings.TrimRight(*data, "/") + "/sluice.db")
-	if err != nil {
-		return err
+	var l sluice.Ledger
+	if *onAWS {
+		awsCfg, err := awsconfig.Load(ctx)
+		if err != nil {
+			return err
+		}
+		l = dynamodb.New(awsCfg, dynamodb.DefaultTables(*af.tablePrefix)).Ledger()
+	} else {
+		// Read-only: no engine lock, so status works while a run goes on.
+		db, err := sqlite.Open(strings.TrimRight(*data, "/") + "/sluice.db")
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		l = db.Ledger()
 	}
-	defer db.Close()
-	l := db.Ledger()
 	if len(pos) == 1 {
 		b, err := l.GetBatch(ctx, pos[0])
 		if err != nil {
