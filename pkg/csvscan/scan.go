@@ -53,12 +53,24 @@ type Scanner struct {
 // NewScanner reads records from r. maxRecord bounds one record's length
 // (and so the scanner's memory); it must be > 0.
 func NewScanner(r io.Reader, delim byte, maxRecord int) *Scanner {
+	return NewScannerBuffer(r, delim, maxRecord, nil)
+}
+
+// NewScannerBuffer is NewScanner reading into buf (reused when it is big
+// enough), for callers that scan many streams one after another.
+func NewScannerBuffer(r io.Reader, delim byte, maxRecord int, buf []byte) *Scanner {
 	size := 1 << 20
 	if maxRecord+1 > size {
 		size = min(maxRecord+1, 4<<20)
 	}
-	return &Scanner{r: r, delim: delim, max: maxRecord, buf: make([]byte, size), first: true, nextLine: 1}
+	if cap(buf) < size {
+		buf = make([]byte, size)
+	}
+	return &Scanner{r: r, delim: delim, max: maxRecord, buf: buf[:cap(buf)], first: true, nextLine: 1}
 }
+
+// Buffer returns the scanner's buffer, to hand to the next NewScannerBuffer.
+func (s *Scanner) Buffer() []byte { return s.buf }
 
 // Line is the input line on which the last record returned by Next starts
 // (the first line is 1).

@@ -137,7 +137,10 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 	defer r.Close()
 
 	delim := w.Config.Delim()
-	sc := csvscan.NewScanner(r, delim, w.Config.Limits.MaxLineBytes+len(b.Header)*4+1024)
+	bufs := bufPool.Get().(*chunkBufs)
+	defer bufPool.Put(bufs)
+	sc := csvscan.NewScannerBuffer(r, delim, w.Config.Limits.MaxLineBytes+len(b.Header)*4+1024, bufs.scan)
+	defer func() { bufs.scan = sc.Buffer() }()
 	rawHeader, err := sc.Next()
 	if err != nil {
 		return fmt.Errorf("chunk %s: reading header: %w", c.Key, err)
@@ -159,9 +162,11 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		stats.Reasons[rule]++
 		rejects = append(rejects, sluice.RowError{Chunk: c.Chunk, Line: line, Column: column, Rule: rule, Message: msg, Raw: string(raw)})
 	}
-	arena := make([]byte, 0, 1<<20)
+	arena := bufs.arena[:0]
+	defer func() { bufs.arena = arena[:0] }()
 	var keyArena []byte
-	rows := make([]pending, 0, c.Rows)
+	rows := bufs.rows[:0]
+	defer func() { bufs.rows = rows[:0] }()
 	var fields [][]byte
 	var scratch []byte
 	firstLine := int64(-1)
@@ -233,7 +238,9 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		}
 	}
 
-	out := bytes.NewBuffer(make([]byte, 0, len(arena)+len(rows)*64))
+	bufs.out.Reset()
+	bufs.out.Grow(len(arena) + len(rows)*64)
+	out := &bufs.out
 	var line []byte
 	for i, r := range rows {
 		raw := arena[r.start:r.end]
@@ -281,7 +288,8 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 
 	// Rejected rows in line order: the worker found them in two passes.
 	sortRejects(rejects)
-	errOut := bytes.NewBuffer(nil)
+	bufs.errs.Reset()
+	errOut := &bufs.errs
 	var rec []byte
 	g := func(s string) string { return s }
 	if w.Config.FormulaGuard.ErrorReport {
@@ -331,6 +339,16 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 	}
 	return nil
 }
+
+// chunkBufs are a chunk's working buffers, reused from chunk to chunk so a
+// worker does not allocate (and the runtime zero) megabytes per chunk.
+type chunkBufs struct {
+	scan, arena []byte
+	rows        []pending
+	out, errs   bytes.Buffer
+}
+
+var bufPool = sync.Pool{New: func() any { return &chunkBufs{} }}
 
 func sortRejects(rs []sluice.RowError) {
 	slices.SortStableFunc(rs, func(a, b sluice.RowError) int { return cmp.Compare(a.Line, b.Line) })

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 	"unicode/utf8"
 
@@ -46,10 +47,14 @@ type Column struct {
 
 	minLen, maxLen int // -1: not set
 	pattern        *regexp.Regexp
-	enum           [][]byte
-	hasEnum        bool
-	constVal       []byte
-	hasConst       bool
+	// class, when set, is the whole pattern: ^[set]{min,max}$ over ASCII,
+	// checked byte by byte instead of by the regexp engine.
+	class              *[256]bool
+	classMin, classMax int
+	enum               [][]byte
+	hasEnum            bool
+	constVal           []byte
+	hasConst           bool
 }
 
 // knownKeywords are the keywords the direct checks implement, plus those
@@ -115,6 +120,7 @@ func compileColumn(c config.Column) (*Column, error) {
 			s, _ := v.(string)
 			// The library compiled it with Go's regexp already; same engine here.
 			col.pattern = regexp.MustCompile(s)
+			col.class, col.classMin, col.classMax = simpleClass(s)
 		case "enum":
 			col.hasEnum = true
 			for _, e := range v.([]any) {
@@ -180,7 +186,7 @@ func (c *Column) Check(v []byte) (rule, msg string, ok bool) {
 			return "minLength", fmt.Sprintf("%s is %d characters long, fewer than %d", c.Name, n, c.minLen), false
 		}
 	}
-	if c.pattern != nil && !c.pattern.Match(v) {
+	if c.pattern != nil && !c.matches(v) {
 		return "pattern", fmt.Sprintf("%s %s does not match %s", c.Name, quote(v), c.pattern), false
 	}
 	if c.hasEnum && !containsBytes(c.enum, v) {
@@ -248,4 +254,61 @@ func quote(v []byte) string {
 		return fmt.Sprintf("%q…", string(r[:max]))
 	}
 	return fmt.Sprintf("%q", v)
+}
+
+func (c *Column) matches(v []byte) bool {
+	if c.class == nil {
+		return c.pattern.Match(v)
+	}
+	if len(v) < c.classMin || (c.classMax >= 0 && len(v) > c.classMax) {
+		return false
+	}
+	for _, b := range v {
+		if !c.class[b] {
+			return false
+		}
+	}
+	return true
+}
+
+// simpleClass recognises patterns that are one anchored repetition of an
+// ASCII character class, such as ^[0-9]{9}$ or ^[A-Z]+$, the common shape of
+// ID columns. It returns nil for anything else, which the regexp checks.
+// Since the class is ASCII, a byte outside it (any UTF-8 byte too) fails,
+// exactly as the regexp would.
+func simpleClass(pattern string) (*[256]bool, int, int) {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return nil, 0, 0
+	}
+	if re.Op != syntax.OpConcat || len(re.Sub) != 3 || re.Sub[0].Op != syntax.OpBeginText || re.Sub[2].Op != syntax.OpEndText {
+		return nil, 0, 0
+	}
+	rep := re.Sub[1]
+	lo, hi := 1, 1
+	cls := rep
+	switch rep.Op {
+	case syntax.OpCharClass:
+	case syntax.OpStar:
+		lo, hi, cls = 0, -1, rep.Sub[0]
+	case syntax.OpPlus:
+		lo, hi, cls = 1, -1, rep.Sub[0]
+	case syntax.OpRepeat:
+		lo, hi, cls = rep.Min, rep.Max, rep.Sub[0]
+	default:
+		return nil, 0, 0
+	}
+	if cls.Op != syntax.OpCharClass {
+		return nil, 0, 0
+	}
+	var set [256]bool
+	for i := 0; i+1 < len(cls.Rune); i += 2 {
+		if cls.Rune[i+1] > 0x7f {
+			return nil, 0, 0
+		}
+		for r := cls.Rune[i]; r <= cls.Rune[i+1]; r++ {
+			set[r] = true
+		}
+	}
+	return &set, lo, hi
 }

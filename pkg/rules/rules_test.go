@@ -16,6 +16,9 @@ func extraColumns() []config.Column {
 		{Name: "anyType", Schema: map[string]any{"type": []any{"string", "null"}, "pattern": "é"}},
 		{Name: "notEmpty", Schema: map[string]any{"not": map[string]any{"const": ""}}}, // library path
 		{Name: "num", Schema: map[string]any{"type": "integer"}},                       // no string passes
+		{Name: "code", Schema: map[string]any{"pattern": "^[A-Z]+$"}},
+		{Name: "digits", Schema: map[string]any{"pattern": "^\\d{2,4}$"}},
+		{Name: "loose", Schema: map[string]any{"pattern": "[0-9]{3}"}}, // unanchored: the regexp decides
 	}
 }
 
@@ -26,7 +29,7 @@ func TestDirectChecksAgreeWithLibrary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alphabet := []string{"0", "1", "9", "a", "Z", " ", "é", "✓", "\U0001F600", "C", "yes", "-", ",", "\"", "\n", "\x00"}
+	alphabet := []string{"0", "1", "9", "a", "Z", "A", " ", "é", "✓", "\U0001F600", "C", "yes", "-", ",", "\"", "\n", "\x00", "٣"}
 	rng := rand.New(rand.NewPCG(7, 11))
 	corpus := []string{"", "123456789", "12345678", "1234567890", "C", "yes", "éé", "ééé", "éééé", strings.Repeat("x", 50), strings.Repeat("x", 51), strings.Repeat("é", 50), strings.Repeat("é", 51)}
 	for range 20000 {
@@ -76,6 +79,9 @@ func TestRuleNames(t *testing.T) {
 	}
 	if byName["notEmpty"].Fast() || !byName["uuid"].Fast() {
 		t.Error("wrong choice of direct checks vs library")
+	}
+	if byName["uuid"].class == nil || byName["code"].class == nil || byName["digits"].class == nil || byName["loose"].class != nil {
+		t.Error("wrong choice of byte-class patterns")
 	}
 }
 
