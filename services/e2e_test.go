@@ -355,18 +355,9 @@ func embeddedOutput(t *testing.T, chunkRows int, orders, fin string) (out, errs 
 	if _, _, err := eng.LoadReference(ctx, fin, nil); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(ctx) }()
-	sub, err := eng.Submit(ctx, orders)
-	if err != nil {
+	if _, b, err = eng.Process(ctx, orders, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	b, err = eng.Wait(ctx, sub.BatchID, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	<-done
 	out, _ = os.ReadFile(eng.Path(b.OutputKey))
 	errs, _ = os.ReadFile(eng.Path(b.ErrorsKey))
 	return out, errs, b

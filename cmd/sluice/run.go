@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -99,25 +98,17 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	}
 
 	start := time.Now()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(runCtx) }()
-	sub, err := eng.Submit(ctx, input)
-	if err != nil {
-		stop()
-		<-done
-		return err
-	}
-	if sub.Resumed && !*asJSON {
-		fmt.Fprintf(e.stderr, "resuming unfinished batch %s of %s\n", sub.BatchID, input)
-	}
 	var bar *progressbar.ProgressBar
 	if showBar {
 		bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("splitting"),
 			progressbar.OptionShowCount(), progressbar.OptionSetItsString("chunks"), progressbar.OptionClearOnFinish(),
 			progressbar.OptionSetPredictTime(false), progressbar.OptionFullWidth())
 	}
-	b, err := eng.Wait(ctx, sub.BatchID, func(b sluice.Batch) {
+	sub, b, err := eng.Process(ctx, input, func(sub embedded.Submission) {
+		if sub.Resumed && !*asJSON {
+			fmt.Fprintf(e.stderr, "resuming unfinished batch %s of %s\n", sub.BatchID, input)
+		}
+	}, func(b sluice.Batch) {
 		if bar == nil {
 			return
 		}
@@ -130,12 +121,8 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	if bar != nil {
 		bar.Finish()
 	}
-	stop()
-	if rerr := <-done; rerr != nil && !errors.Is(rerr, context.Canceled) {
-		return rerr
-	}
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && sub.BatchID != "" {
 			return exitError{code: 130, msg: fmt.Sprintf("interrupted; run the same command again to resume batch %s", sub.BatchID)}
 		}
 		return err

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,21 +39,9 @@ func cleanRun(ctx context.Context, dir string, chunkRows int, orders, fin string
 	if _, _, err := eng.LoadReference(ctx, fin, nil); err != nil {
 		return clean{}, err
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(rctx) }()
-	sub, err := eng.Submit(ctx, orders)
-	if err != nil {
-		return clean{}, err
-	}
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Minute)
-	b, err := eng.Wait(wctx, sub.BatchID, nil)
+	_, b, err := eng.Process(wctx, orders, nil, nil)
 	wcancel()
-	cancel()
-	if rerr := <-done; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
-		err = rerr
-	}
 	if err != nil {
 		return clean{}, err
 	}

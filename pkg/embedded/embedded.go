@@ -273,6 +273,28 @@ func (e *Engine) Submit(ctx context.Context, path string) (Submission, error) {
 	return Submission{BatchID: sluice.BatchID(e.Blobs.Bucket(), key, etag, seq), Key: key}, nil
 }
 
+// Process runs the pipeline, submits one file, waits for its batch to end
+// and stops the pipeline again: `sluice run` in one call. submitted, when
+// set, hears the submission before the wait; progress is Wait's.
+func (e *Engine) Process(ctx context.Context, path string, submitted func(Submission), progress func(sluice.Batch)) (Submission, sluice.Batch, error) {
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+	sub, err := e.Submit(ctx, path)
+	var b sluice.Batch
+	if err == nil {
+		if submitted != nil {
+			submitted(sub)
+		}
+		b, err = e.Wait(ctx, sub.BatchID, progress)
+	}
+	stop()
+	if rerr := <-done; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
+		err = rerr
+	}
+	return sub, b, err
+}
+
 // ErrStalled means a batch cannot go on by itself: its queues are empty
 // but a message went to a dead-letter queue (it failed on every try, or its
 // process died each time). The error says which and why; once the cause is

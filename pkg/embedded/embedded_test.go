@@ -48,20 +48,9 @@ func runOn(t *testing.T, eng *embedded.Engine, input, reference string) runOut {
 			t.Fatal(err)
 		}
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(runCtx) }()
-	sub, err := eng.Submit(ctx, input)
+	sub, b, err := eng.Process(ctx, input, nil, nil)
 	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := eng.Wait(ctx, sub.BatchID, nil)
-	stop()
-	if rerr := <-done; rerr != nil {
-		t.Fatalf("engine: %v", rerr)
-	}
-	if err != nil {
-		t.Fatalf("waiting for batch %s: %v (last state %q)", sub.BatchID, err, b.State)
+		t.Fatalf("batch %s: %v (last state %q)", sub.BatchID, err, b.State)
 	}
 	out := runOut{batch: b, eng: eng}
 	if b.OutputKey != "" {

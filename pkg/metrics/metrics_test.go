@@ -30,18 +30,10 @@ func TestEmbeddedRunFeedsMetrics(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(ctx) }()
-	sub, err := eng.Submit(ctx, orders)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := eng.Wait(ctx, sub.BatchID, nil); err != nil {
+	if _, _, err := eng.Process(ctx, orders, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	eng.SampleOnce(ctx)
-	cancel()
-	<-done
 	mfs, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
