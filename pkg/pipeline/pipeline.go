@@ -8,9 +8,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"path"
 	"strings"
 	"time"
 
@@ -199,4 +199,4 @@ func (d *Deps) archive(ctx context.Context, b sluice.Batch) error {
 	return nil
 }
 
-func baseName(key string) string { return path.Base(key) }
+func isNotFound(err error) bool { return errors.Is(err, sluice.ErrNotFound) }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -72,7 +73,7 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	}
 	b, isNew, err := s.Ledger.CreateBatch(ctx, sluice.Batch{
 		ID:     sluice.BatchID(s.Blobs.Bucket(), ev.Key, ev.ETag, ev.Sequence),
-		Bucket: s.Blobs.Bucket(), Key: ev.Key, Name: baseName(ev.Key),
+		Bucket: s.Blobs.Bucket(), Key: ev.Key, Name: path.Base(ev.Key),
 		Size: ev.Size, ETag: ev.ETag, Sequence: ev.Sequence, CreatedAt: created,
 	})
 	if err != nil {
