@@ -92,7 +92,7 @@ images:
 # instead of the emulators they start by default. Needs LocalStack running
 # first: `make up`, or LocalStack alone (`docker compose up -d localstack`).
 test-localstack:
-	SLUICE_TEST_ENDPOINT=http://localhost:4566 $(GO) test -count=1 -timeout 20m ./pkg/s3/ ./pkg/sqs/ ./pkg/dynamodb/ ./pkg/ses/ ./services/
+	SLUICE_TEST_ENDPOINT=http://localhost:4566 $(GO) test -count=1 -timeout 20m ./pkg/s3blob/ ./pkg/sqsqueue/ ./pkg/dynamoledger/ ./pkg/sesmail/ ./services/
 
 # kill -9 a random service 20 times while a 1M-row batch runs through the
 # four services as processes, on the local backend and on the AWS emulators;

@@ -15,7 +15,7 @@ import (
 
 	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/console"
-	"github.com/sluicehq/sluice/pkg/s3"
+	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 )
 
@@ -32,7 +32,7 @@ func TestConsoleOverAWS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs := s3.New(cfg, s.bucket, s3.WithPathStyle())
+	blobs := s3blob.New(cfg, s.bucket, s3blob.WithPathStyle())
 	srv := httptest.NewServer(console.New(console.Deps{
 		Ledger: s.ledger, Blobs: blobs,
 		Uploader: &console.BucketUploader{Blobs: blobs, Presign: blobs.PresignPut},

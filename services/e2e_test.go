@@ -22,19 +22,19 @@ import (
 	"testing"
 	"time"
 
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/config"
-	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/provision"
-	"github.com/sluicehq/sluice/pkg/s3"
+	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
-	"github.com/sluicehq/sluice/pkg/sqs"
+	"github.com/sluicehq/sluice/pkg/sqsqueue"
 )
 
 var bins = map[string]string{}
@@ -67,10 +67,10 @@ type stack struct {
 	mailTo  string
 	cfgFile string
 	aws     *awstest.Env
-	blobs   *s3.Store
+	blobs   *s3blob.Store
 	ledger  sluice.Ledger
-	queues  map[string]*sqs.Queue
-	dlqs    map[string]*sqs.Queue
+	queues  map[string]*sqsqueue.Queue
+	dlqs    map[string]*sqsqueue.Queue
 
 	mu    sync.Mutex
 	procs map[string]*proc
@@ -121,29 +121,29 @@ func newStack(t *testing.T, chunkRows int) *stack {
 	if err != nil {
 		t.Fatalf("provision: %v (%+v)", err, steps)
 	}
-	s.blobs = s3.New(cfg, s.bucket, s3.WithPathStyle())
-	db := dynamodb.New(cfg, dynamodb.DefaultTables(prefix))
+	s.blobs = s3blob.New(cfg, s.bucket, s3blob.WithPathStyle())
+	db := dynamoledger.New(cfg, dynamoledger.DefaultTables(prefix))
 	s.ledger = db.Ledger()
-	s.queues, s.dlqs = map[string]*sqs.Queue{}, map[string]*sqs.Queue{}
-	client := awssqs.NewFromConfig(cfg)
+	s.queues, s.dlqs = map[string]*sqsqueue.Queue{}, map[string]*sqsqueue.Queue{}
+	client := sqs.NewFromConfig(cfg)
 	for _, q := range []string{"ingest", "chunks", "merge", "notify"} {
 		for _, dlq := range []bool{false, true} {
 			name := prefix + q
 			if dlq {
 				name += "-dlq"
 			}
-			u, err := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: &name})
+			u, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: &name})
 			if err != nil {
 				t.Fatal(err)
 			}
-			var opts []sqs.Option
+			var opts []sqsqueue.Option
 			if !env.External() {
-				opts = append(opts, sqs.WithEmulatorCounts())
+				opts = append(opts, sqsqueue.WithEmulatorCounts())
 			}
 			if dlq {
-				s.dlqs[q] = sqs.New(cfg, *u.QueueUrl, opts...)
+				s.dlqs[q] = sqsqueue.New(cfg, *u.QueueUrl, opts...)
 			} else {
-				s.queues[q] = sqs.New(cfg, *u.QueueUrl, opts...)
+				s.queues[q] = sqsqueue.New(cfg, *u.QueueUrl, opts...)
 			}
 		}
 	}
@@ -370,7 +370,7 @@ func loadReference(t *testing.T, s *stack, fin string) {
 	}
 	defer f.Close()
 	cfg, _ := awsconfig.Load(t.Context())
-	if _, err := embedded.LoadCatalog(t.Context(), dynamodb.New(cfg, dynamodb.DefaultTables(s.prefix)).Catalog(), f, config.Default(), nil); err != nil {
+	if _, err := embedded.LoadCatalog(t.Context(), dynamoledger.New(cfg, dynamoledger.DefaultTables(s.prefix)).Catalog(), f, config.Default(), nil); err != nil {
 		t.Fatal(err)
 	}
 }

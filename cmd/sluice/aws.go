@@ -11,11 +11,11 @@ import (
 
 	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/config"
-	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/provision"
-	"github.com/sluicehq/sluice/pkg/s3"
+	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
@@ -85,7 +85,7 @@ func referenceLoadAWS(ctx context.Context, e env, af awsFlags, cfg *config.Pipel
 		return err
 	}
 	defer f.Close()
-	db := dynamodb.New(awsCfg, dynamodb.DefaultTables(*af.tablePrefix))
+	db := dynamoledger.New(awsCfg, dynamoledger.DefaultTables(*af.tablePrefix))
 	start := time.Now()
 	n, err := embedded.LoadCatalog(ctx, db.Catalog(), f, cfg, func(read int64) {
 		fmt.Fprintf(e.stderr, "\rloaded %d MB", read>>20)
@@ -107,12 +107,12 @@ func runAWS(ctx context.Context, e env, af awsFlags, input string, timeout time.
 	if err != nil {
 		return sluice.Batch{}, err
 	}
-	var opts []s3.Option
+	var opts []s3blob.Option
 	if *af.pathStyle {
-		opts = append(opts, s3.WithPathStyle())
+		opts = append(opts, s3blob.WithPathStyle())
 	}
-	blobs := s3.New(awsCfg, *af.bucket, opts...)
-	ledger := dynamodb.New(awsCfg, dynamodb.DefaultTables(*af.tablePrefix)).Ledger()
+	blobs := s3blob.New(awsCfg, *af.bucket, opts...)
+	ledger := dynamoledger.New(awsCfg, dynamoledger.DefaultTables(*af.tablePrefix)).Ledger()
 	f, err := os.Open(input)
 	if err != nil {
 		return sluice.Batch{}, err

@@ -10,7 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/config"
-	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/pipeline"
@@ -99,7 +99,7 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return err
 		}
-		l = dynamodb.New(awsCfg, dynamodb.DefaultTables(*af.tablePrefix)).Ledger()
+		l = dynamoledger.New(awsCfg, dynamoledger.DefaultTables(*af.tablePrefix)).Ledger()
 	} else {
 		// Read-only: no engine lock, so status works while a run goes on.
 		db, err := sqlite.Open(strings.TrimRight(*data, "/") + "/sluice.db")

@@ -12,9 +12,9 @@ import (
 	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/console"
-	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
-	"github.com/sluicehq/sluice/pkg/s3"
+	"github.com/sluicehq/sluice/pkg/s3blob"
 )
 
 func cmdConsole(ctx context.Context, e env, args []string) error {
@@ -128,13 +128,13 @@ func consoleAWS(ctx context.Context, e env, af awsFlags, addr string, opts conso
 	if err != nil {
 		return err
 	}
-	var s3opts []s3.Option
+	var s3opts []s3blob.Option
 	if *af.pathStyle {
-		s3opts = append(s3opts, s3.WithPathStyle())
+		s3opts = append(s3opts, s3blob.WithPathStyle())
 	}
-	blobs := s3.New(awsCfg, *af.bucket, s3opts...)
+	blobs := s3blob.New(awsCfg, *af.bucket, s3opts...)
 	h := console.New(console.Deps{
-		Ledger:   dynamodb.New(awsCfg, dynamodb.DefaultTables(*af.tablePrefix)).Ledger(),
+		Ledger:   dynamoledger.New(awsCfg, dynamoledger.DefaultTables(*af.tablePrefix)).Ledger(),
 		Blobs:    blobs,
 		Uploader: &console.BucketUploader{Blobs: blobs, Presign: blobs.PresignPut},
 		Options:  opts, Logger: log,

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/sqlite"
-	"github.com/sluicehq/sluice/pkg/sqs"
+	"github.com/sluicehq/sluice/pkg/sqsqueue"
 )
 
 var stageQueues = []string{"ingest", "chunks", "merge", "notify"}
@@ -55,9 +55,9 @@ func cmdDLQ(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return err
 		}
-		client := awssqs.NewFromConfig(cfg)
+		client := sqs.NewFromConfig(cfg)
 		url := func(name string) (string, error) {
-			out, err := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: aws.String(name)})
+			out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
 			if err != nil {
 				return "", fmt.Errorf("queue %s: %w", name, err)
 			}
@@ -71,7 +71,7 @@ func cmdDLQ(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return err
 		}
-		dlq := sqs.New(cfg, dlqURL)
+		dlq := sqsqueue.New(cfg, dlqURL)
 		if verb == "list" {
 			dead, err := dlq.Peek(ctx, *limit)
 			if err != nil {
@@ -84,7 +84,7 @@ func cmdDLQ(ctx context.Context, e env, args []string) error {
 				}
 				rows = append(rows, deadRow{d.ID, reason, string(d.Body), d.SentAt})
 			}
-		} else if moved, err = dlq.MoveAll(ctx, sqs.New(cfg, src)); err != nil {
+		} else if moved, err = dlq.MoveAll(ctx, sqsqueue.New(cfg, src)); err != nil {
 			return err
 		}
 	} else {

@@ -1,4 +1,4 @@
-# The three tables, keyed as pkg/dynamodb CreateTables makes them.
+# The three tables, keyed as pkg/dynamoledger CreateTables makes them.
 
 locals {
   # SLUICE_TABLE_PREFIX, derived from a created table (see queue_prefix).

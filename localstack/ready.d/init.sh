@@ -8,7 +8,7 @@
 #            -dlq dead-letter queue after MAX_RECEIVE receives, and the
 #            visibility timeout of pkg/provision.Visibility
 #   tables   ${SLUICE_TABLE_PREFIX}{batches,rejects,reference}, with the key
-#            schemas of pkg/dynamodb CreateTables
+#            schemas of pkg/dynamoledger CreateTables
 #   SES      $SLUICE_MAIL_FROM as a verified identity (LocalStack refuses mail
 #            from an unverified sender)
 #
@@ -29,7 +29,7 @@ export AWS_DEFAULT_REGION="$REGION"
 # queue:visibility-seconds, as pkg/provision.Visibility.
 QUEUES="ingest:300 chunks:120 merge:300 notify:60"
 MAX_RECEIVE=5
-# Dead letters are kept 14 days, as pkg/sqs.Ensure does.
+# Dead letters are kept 14 days, as pkg/sqsqueue.Ensure does.
 DLQ_RETENTION=1209600
 
 log() { echo "sluice init: $*"; }
@@ -77,7 +77,7 @@ for spec in $QUEUES; do
   dlq_arn="$(queue_arn "$dlq_url")"
   url="$(ensure_queue "$name")"
   # The redrive policy is a JSON document inside a JSON string, written the
-  # way pkg/sqs.Ensure writes it, so that its CreateQueue finds the same
+  # way pkg/sqsqueue.Ensure writes it, so that its CreateQueue finds the same
   # attributes and leaves the queue alone.
   redrive="{\\\"deadLetterTargetArn\\\":\\\"$dlq_arn\\\",\\\"maxReceiveCount\\\":\\\"$MAX_RECEIVE\\\"}"
   awslocal sqs set-queue-attributes --queue-url "$url" \
@@ -89,7 +89,7 @@ for spec in $QUEUES; do
 done
 
 # --- tables -----------------------------------------------------------------
-# make_table NAME HASH TYPE [RANGE TYPE]: on-demand, as pkg/dynamodb CreateTables.
+# make_table NAME HASH TYPE [RANGE TYPE]: on-demand, as pkg/dynamoledger CreateTables.
 make_table() {
   local name="$1" defs keys
   defs="AttributeName=$2,AttributeType=$3"

@@ -6,7 +6,7 @@ import (
 
 	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/awstest"
-	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/dynamoledger"
 )
 
 func TestMain(m *testing.M) { awstest.Main(m, awstest.DynamoDB) }
@@ -24,7 +24,7 @@ func TestCountsCallsAndItems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := dynamodb.New(cfg, dynamodb.DefaultTables("awscfg-"), dynamodb.WithCacheSize(-1))
+	db := dynamoledger.New(cfg, dynamoledger.DefaultTables("awscfg-"), dynamoledger.WithCacheSize(-1))
 	if err := db.CreateTables(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -14,18 +14,18 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/config"
-	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/fsblob"
 	"github.com/sluicehq/sluice/pkg/provision"
-	"github.com/sluicehq/sluice/pkg/s3"
+	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqlite"
-	"github.com/sluicehq/sluice/pkg/sqs"
+	"github.com/sluicehq/sluice/pkg/sqsqueue"
 )
 
 // backend is where the services run: what they are told, how a file is
@@ -126,7 +126,7 @@ type awsBackend struct {
 	prefix string
 	bucket string
 	mailTo string
-	blobs  *s3.Store
+	blobs  *s3blob.Store
 	led    sluice.Ledger
 	qs     map[string]sluice.Queue
 	dq     map[string]sluice.Queue
@@ -171,13 +171,13 @@ func newAWS(ctx context.Context, o Options, fin string, logf func(string, ...any
 	if _, err := provision.Provision(ctx, a.cfg, provision.Options{Bucket: a.bucket, QueuePrefix: a.prefix, TablePrefix: a.prefix, MaxReceive: o.MaxReceive, PathStyle: true}); err != nil {
 		return nil, err
 	}
-	a.blobs = s3.New(a.cfg, a.bucket, s3.WithPathStyle())
-	db := dynamodb.New(a.cfg, dynamodb.DefaultTables(a.prefix))
+	a.blobs = s3blob.New(a.cfg, a.bucket, s3blob.WithPathStyle())
+	db := dynamoledger.New(a.cfg, dynamoledger.DefaultTables(a.prefix))
 	a.led = db.Ledger()
-	client := awssqs.NewFromConfig(a.cfg)
-	var qopts []sqs.Option
+	client := sqs.NewFromConfig(a.cfg)
+	var qopts []sqsqueue.Option
 	if !a.env_.External() {
-		qopts = append(qopts, sqs.WithEmulatorCounts())
+		qopts = append(qopts, sqsqueue.WithEmulatorCounts())
 	}
 	for _, n := range queueNames {
 		for _, dlq := range []bool{false, true} {
@@ -185,14 +185,14 @@ func newAWS(ctx context.Context, o Options, fin string, logf func(string, ...any
 			if dlq {
 				name += "-dlq"
 			}
-			u, err := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: &name})
+			u, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: &name})
 			if err != nil {
 				return nil, err
 			}
 			if dlq {
-				a.dq[n] = sqs.New(a.cfg, *u.QueueUrl, qopts...)
+				a.dq[n] = sqsqueue.New(a.cfg, *u.QueueUrl, qopts...)
 			} else {
-				a.qs[n] = sqs.New(a.cfg, *u.QueueUrl, qopts...)
+				a.qs[n] = sqsqueue.New(a.cfg, *u.QueueUrl, qopts...)
 			}
 		}
 	}

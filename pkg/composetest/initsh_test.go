@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/provision"
 	"github.com/sluicehq/sluice/pkg/service"
 )
@@ -408,7 +408,7 @@ func goTables(t *testing.T, prefix string) []tableSpec {
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
 		BaseEndpoint: aws.String(srv.URL),
 	}
-	if err := dynamodb.New(cfg, dynamodb.DefaultTables(prefix)).CreateTables(t.Context()); err != nil {
+	if err := dynamoledger.New(cfg, dynamoledger.DefaultTables(prefix)).CreateTables(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if len(specs) != 3 {

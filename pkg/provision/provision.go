@@ -14,14 +14,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/sluicehq/sluice/pkg/dynamodb"
-	"github.com/sluicehq/sluice/pkg/sqs"
+	"github.com/sluicehq/sluice/pkg/dynamoledger"
+	"github.com/sluicehq/sluice/pkg/sqsqueue"
 )
 
 // Options name the resources.
@@ -84,8 +84,8 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 		}
 		return add(what, err)
 	}
-	s3c := awss3.NewFromConfig(cfg, func(so *awss3.Options) { so.UsePathStyle = o.PathStyle })
-	_, err := s3c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(o.Bucket)})
+	s3c := s3.NewFromConfig(cfg, func(so *s3.Options) { so.UsePathStyle = o.PathStyle })
+	_, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(o.Bucket)})
 	var owned *s3types.BucketAlreadyOwnedByYou
 	if errors.As(err, &owned) || errorCode(err) == "BucketAlreadyOwnedByYou" {
 		err = nil
@@ -93,13 +93,13 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 	if err := add("bucket "+o.Bucket, err); err != nil {
 		return steps, err
 	}
-	_, err = s3c.PutPublicAccessBlock(ctx, &awss3.PutPublicAccessBlockInput{Bucket: aws.String(o.Bucket),
+	_, err = s3c.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: aws.String(o.Bucket),
 		PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
 			BlockPublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}})
 	if err := hardening("bucket public access block", err); err != nil {
 		return steps, err
 	}
-	_, err = s3c.PutBucketEncryption(ctx, &awss3.PutBucketEncryptionInput{Bucket: aws.String(o.Bucket),
+	_, err = s3c.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: aws.String(o.Bucket),
 		ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{Rules: []s3types.ServerSideEncryptionRule{{
 			ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryptionAes256}}}}})
 	if err := hardening("bucket default encryption", err); err != nil {
@@ -108,7 +108,7 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 
 	var ingestURL string
 	for _, q := range []string{"ingest", "chunks", "merge", "notify"} {
-		url, _, err := sqs.Ensure(ctx, cfg, o.QueuePrefix+q, sqs.EnsureOptions{MaxReceive: o.MaxReceive, Visibility: Visibility[q]})
+		url, _, err := sqsqueue.Ensure(ctx, cfg, o.QueuePrefix+q, sqsqueue.EnsureOptions{MaxReceive: o.MaxReceive, Visibility: Visibility[q]})
 		if err := add("queue "+o.QueuePrefix+q+" (and -dlq)", err); err != nil {
 			return steps, err
 		}
@@ -117,14 +117,14 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 		}
 	}
 
-	db := dynamodb.New(cfg, dynamodb.DefaultTables(o.TablePrefix))
+	db := dynamoledger.New(cfg, dynamoledger.DefaultTables(o.TablePrefix))
 	if err := add("tables "+o.TablePrefix+"batches, rejects, reference", db.CreateTables(ctx)); err != nil {
 		return steps, err
 	}
 
 	// S3 may send to the ingest queue only for this bucket.
-	sqsc := awssqs.NewFromConfig(cfg)
-	attrs, err := sqsc.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{QueueUrl: &ingestURL, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	sqsc := sqs.NewFromConfig(cfg)
+	attrs, err := sqsc.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &ingestURL, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
 	if err != nil {
 		return steps, fmt.Errorf("provision: ingest queue ARN: %w", err)
 	}
@@ -137,13 +137,13 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 			"Condition": map[string]any{"ArnLike": map[string]string{"aws:SourceArn": "arn:aws:s3:::" + o.Bucket}},
 		}},
 	})
-	_, err = sqsc.SetQueueAttributes(ctx, &awssqs.SetQueueAttributesInput{QueueUrl: &ingestURL, Attributes: map[string]string{"Policy": string(policy)}})
+	_, err = sqsc.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: &ingestURL, Attributes: map[string]string{"Policy": string(policy)}})
 	if err := add("ingest queue policy for S3", err); err != nil {
 		return steps, err
 	}
 	// s3:ObjectCreated:* and not :Put: a multipart upload (any large file)
 	// fires CompleteMultipartUpload, never Put.
-	_, err = s3c.PutBucketNotificationConfiguration(ctx, &awss3.PutBucketNotificationConfigurationInput{
+	_, err = s3c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
 		Bucket: aws.String(o.Bucket),
 		NotificationConfiguration: &s3types.NotificationConfiguration{QueueConfigurations: []s3types.QueueConfiguration{{
 			Id: aws.String("sluice-ingest"), QueueArn: aws.String(arn), Events: []s3types.Event{"s3:ObjectCreated:*"},

@@ -22,23 +22,23 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/consumer"
-	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/ecsprotect"
 	"github.com/sluicehq/sluice/pkg/fsblob"
 	"github.com/sluicehq/sluice/pkg/metrics"
 	"github.com/sluicehq/sluice/pkg/outbox"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/refstore"
-	"github.com/sluicehq/sluice/pkg/s3"
-	"github.com/sluicehq/sluice/pkg/ses"
+	"github.com/sluicehq/sluice/pkg/s3blob"
+	"github.com/sluicehq/sluice/pkg/sesmail"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqlite"
-	"github.com/sluicehq/sluice/pkg/sqs"
+	"github.com/sluicehq/sluice/pkg/sqsqueue"
 )
 
 // Queue names, after the prefix.
@@ -129,17 +129,17 @@ func Build(ctx context.Context, c Config, awsCfg aws.Config, log *slog.Logger) (
 		return nil, err
 	}
 	a := &Adapters{Queues: map[string]sluice.Queue{}, DLQs: map[string]sluice.Queue{}, Pipeline: pcfg}
-	client := awssqs.NewFromConfig(awsCfg)
+	client := sqs.NewFromConfig(awsCfg)
 	resolve := func(name string) (string, error) {
-		out, err := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: aws.String(name)})
+		out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
 		if err != nil {
 			return "", fmt.Errorf("queue %s: %w (run `sluice provision` first)", name, err)
 		}
 		return *out.QueueUrl, nil
 	}
-	var quirks []sqs.Option
+	var quirks []sqsqueue.Option
 	if c.EmulatorCounts {
-		quirks = append(quirks, sqs.WithEmulatorCounts())
+		quirks = append(quirks, sqsqueue.WithEmulatorCounts())
 	}
 	// Only the queues this stage touches: least-privilege roles name no
 	// others, not even for GetQueueUrl.
@@ -150,25 +150,25 @@ func Build(ctx context.Context, c Config, awsCfg aws.Config, log *slog.Logger) (
 			return nil, err
 		}
 		if q != in {
-			a.Queues[q] = sqs.New(awsCfg, url, quirks...)
+			a.Queues[q] = sqsqueue.New(awsCfg, url, quirks...)
 			continue
 		}
 		dlq, err := resolve(c.QueueName(q) + "-dlq")
 		if err != nil {
 			return nil, err
 		}
-		a.Queues[q] = sqs.New(awsCfg, url, append([]sqs.Option{sqs.WithDeadLetterURL(dlq)}, quirks...)...)
-		a.DLQs[q] = sqs.New(awsCfg, dlq, quirks...)
+		a.Queues[q] = sqsqueue.New(awsCfg, url, append([]sqsqueue.Option{sqsqueue.WithDeadLetterURL(dlq)}, quirks...)...)
+		a.DLQs[q] = sqsqueue.New(awsCfg, dlq, quirks...)
 	}
-	var s3opts []s3.Option
+	var s3opts []s3blob.Option
 	if c.PathStyle {
-		s3opts = append(s3opts, s3.WithPathStyle())
+		s3opts = append(s3opts, s3blob.WithPathStyle())
 	}
-	a.Blobs = s3.New(awsCfg, c.Bucket, s3opts...)
-	db := dynamodb.New(awsCfg, dynamodb.DefaultTables(c.TablePrefix), dynamodb.WithCacheSize(c.ReferenceCache))
+	a.Blobs = s3blob.New(awsCfg, c.Bucket, s3opts...)
+	db := dynamoledger.New(awsCfg, dynamoledger.DefaultTables(c.TablePrefix), dynamoledger.WithCacheSize(c.ReferenceCache))
 	a.Ledger = db.Ledger()
 	a.Catalog = db.Catalog()
-	a.Mailer = ses.New(awsCfg, ses.WithFrom(pcfg.Mail.From))
+	a.Mailer = sesmail.New(awsCfg, sesmail.WithFrom(pcfg.Mail.From))
 	return a, nil
 }
 

@@ -29,13 +29,13 @@ import (
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/cost"
-	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/provision"
-	"github.com/sluicehq/sluice/pkg/s3"
+	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sqs"
+	"github.com/sluicehq/sluice/pkg/sqsqueue"
 )
 
 func main() {
@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	db := dynamodb.New(setupCfg, dynamodb.DefaultTables(prefix))
+	db := dynamoledger.New(setupCfg, dynamoledger.DefaultTables(prefix))
 	n, err := embedded.LoadCatalog(ctx, db.Catalog(), f, config.Default(), nil)
 	f.Close()
 	if err != nil {
@@ -162,8 +162,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	blobs := s3.New(jobCfg, bucket, s3.WithPathStyle())
-	ledger := dynamodb.New(jobCfg, dynamodb.DefaultTables(prefix)).Ledger()
+	blobs := s3blob.New(jobCfg, bucket, s3blob.WithPathStyle())
+	ledger := dynamoledger.New(jobCfg, dynamoledger.DefaultTables(prefix)).Ledger()
 	in, err := os.Open(orders)
 	if err != nil {
 		return err
@@ -175,7 +175,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ingestURL, err := sqs.URLOf(ctx, jobCfg, prefix+"ingest")
+	ingestURL, err := sqsqueue.URLOf(ctx, jobCfg, prefix+"ingest")
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		"eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": time.Now().UTC().Format(time.RFC3339Nano), "eventName": "ObjectCreated:CompleteMultipartUpload",
 		"s3": map[string]any{"bucket": map[string]any{"name": bucket}, "object": map[string]any{"key": url.QueryEscape("input/orders.csv"), "size": info.Size, "eTag": info.ETag, "sequencer": "01"}},
 	}}})
-	if err := sqs.New(jobCfg, ingestURL).Send(ctx, ev); err != nil {
+	if err := sqsqueue.New(jobCfg, ingestURL).Send(ctx, ev); err != nil {
 		return err
 	}
 	var b sluice.Batch

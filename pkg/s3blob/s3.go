@@ -6,7 +6,7 @@
 // one as a multipart upload of buffered parts. The SDK can then sign and
 // checksum every request from memory, which also works over plain HTTP where
 // an unseekable streaming body could not be signed.
-package s3
+package s3blob
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -75,8 +75,8 @@ func WithLinkTTL(d time.Duration) Option { return func(o *Options) { o.LinkTTL =
 
 // Store is one S3 bucket.
 type Store struct {
-	client  *awss3.Client
-	presign *awss3.PresignClient
+	client  *s3.Client
+	presign *s3.PresignClient
 	bucket  string
 	opt     Options
 	bufs    sync.Pool
@@ -98,16 +98,16 @@ func New(cfg aws.Config, bucket string, opts ...Option) *Store {
 	if o.LinkTTL <= 0 {
 		o.LinkTTL = time.Hour
 	}
-	client := awss3.NewFromConfig(cfg, func(so *awss3.Options) {
+	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
 		if o.PathStyle {
 			so.UsePathStyle = true
 		}
 	})
-	return &Store{client: client, presign: awss3.NewPresignClient(client), bucket: bucket, opt: o, creds: cfg.Credentials}
+	return &Store{client: client, presign: s3.NewPresignClient(client), bucket: bucket, opt: o, creds: cfg.Credentials}
 }
 
 // Client is the underlying S3 client, for setup such as creating the bucket.
-func (s *Store) Client() *awss3.Client { return s.client }
+func (s *Store) Client() *s3.Client { return s.client }
 
 // Bucket implements sluice.BlobStore.
 func (s *Store) Bucket() string { return s.bucket }
@@ -145,7 +145,7 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := sluice.ValidateKey(key); err != nil {
 		return nil, err
 	}
-	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
 	if err != nil {
 		return nil, s.wrap("get", key, err)
 	}
@@ -157,7 +157,7 @@ func (s *Store) Stat(ctx context.Context, key string) (sluice.BlobInfo, error) {
 	if err := sluice.ValidateKey(key); err != nil {
 		return sluice.BlobInfo{}, err
 	}
-	out, err := s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
 	if err != nil {
 		return sluice.BlobInfo{}, s.wrap("stat", key, err)
 	}
@@ -167,7 +167,7 @@ func (s *Store) Stat(ctx context.Context, key string) (sluice.BlobInfo, error) {
 // List implements sluice.BlobStore.
 func (s *Store) List(ctx context.Context, prefix string) ([]sluice.BlobInfo, error) {
 	var out []sluice.BlobInfo
-	p := awss3.NewListObjectsV2Paginator(s.client, &awss3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(prefix)})
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -213,7 +213,7 @@ func (s *Store) Copy(ctx context.Context, src, dst string) error {
 	if err := sluice.ValidateKey(dst); err != nil {
 		return err
 	}
-	_, err := s.client.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: &s.bucket, Key: &dst, CopySource: aws.String(s.copySource(src))})
+	_, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &s.bucket, Key: &dst, CopySource: aws.String(s.copySource(src))})
 	if err == nil {
 		return nil
 	}
@@ -228,14 +228,14 @@ func (s *Store) Copy(ctx context.Context, src, dst string) error {
 
 func (s *Store) copyLarge(ctx context.Context, src, dst string, size int64) error {
 	const part = 1 << 30
-	up, err := s.client.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &dst})
+	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &dst})
 	if err != nil {
 		return s.wrap("copy "+src+" to", dst, err)
 	}
 	var parts []types.CompletedPart
 	for n, off := int32(1), int64(0); off < size; n, off = n+1, off+part {
 		end := min(off+part, size) - 1
-		out, err := s.client.UploadPartCopy(ctx, &awss3.UploadPartCopyInput{
+		out, err := s.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
 			Bucket: &s.bucket, Key: &dst, UploadId: up.UploadId, PartNumber: aws.Int32(n),
 			CopySource: aws.String(s.copySource(src)), CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
 		})
@@ -245,7 +245,7 @@ func (s *Store) copyLarge(ctx context.Context, src, dst string, size int64) erro
 		}
 		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(n), ETag: out.CopyPartResult.ETag})
 	}
-	_, err = s.client.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: &s.bucket, Key: &dst, UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})
 	if err != nil {
@@ -260,7 +260,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := sluice.ValidateKey(key); err != nil {
 		return err
 	}
-	if _, err := s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil && !isNotFound(err) {
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil && !isNotFound(err) {
 		return s.wrap("delete", key, err)
 	}
 	return nil
@@ -288,7 +288,7 @@ func (s *Store) Link(ctx context.Context, key string, ttl time.Duration) (string
 			expires = c.Expires
 		}
 	}
-	req, err := s.presign.PresignGetObject(ctx, &awss3.GetObjectInput{Bucket: &s.bucket, Key: &key}, awss3.WithPresignExpires(ttl))
+	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key}, s3.WithPresignExpires(ttl))
 	if err != nil {
 		return "", time.Time{}, s.wrap("presign", key, err)
 	}
@@ -316,7 +316,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (sluice.BlobIn
 }
 
 func (s *Store) putSmall(ctx context.Context, key string, body []byte) (sluice.BlobInfo, error) {
-	out, err := s.client.PutObject(ctx, &awss3.PutObjectInput{
+	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
 	})
 	if err != nil {
@@ -342,7 +342,7 @@ type partResult struct {
 }
 
 func (s *Store) putMultipart(ctx context.Context, key string, first []byte, r io.Reader) (sluice.BlobInfo, error) {
-	up, err := s.client.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{
+	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: &s.bucket, Key: &key, ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
 	})
 	if err != nil {
@@ -372,7 +372,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, first []byte, r io
 		defer wg.Done()
 		defer func() { <-sem }()
 		defer s.putBuf(buf)
-		out, err := s.client.UploadPart(ctx, &awss3.UploadPartInput{
+		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
 			Bucket: &s.bucket, Key: &key, UploadId: up.UploadId, PartNumber: aws.Int32(num),
 			Body: bytes.NewReader(buf), ContentLength: aws.Int64(int64(len(buf))),
 			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
@@ -433,7 +433,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, first []byte, r io
 		return sluice.BlobInfo{}, fmt.Errorf("s3: put s3://%s/%s: %w", s.bucket, key, failure)
 	}
 	sort.Slice(parts, func(i, j int) bool { return *parts[i].PartNumber < *parts[j].PartNumber })
-	out, err := s.client.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{
+	out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: &s.bucket, Key: &key, UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})
 	if err != nil {
@@ -448,7 +448,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, first []byte, r io
 func (s *Store) abort(key string, uploadID *string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: uploadID})
+	s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: uploadID})
 }
 
 func (s *Store) getBuf(n int64) []byte {
@@ -479,7 +479,7 @@ func (s *Store) PresignPut(ctx context.Context, key string, ttl time.Duration) (
 			expires = c.Expires
 		}
 	}
-	req, err := s.presign.PresignPutObject(ctx, &awss3.PutObjectInput{Bucket: &s.bucket, Key: &key}, awss3.WithPresignExpires(ttl))
+	req, err := s.presign.PresignPutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key}, s3.WithPresignExpires(ttl))
 	if err != nil {
 		return "", time.Time{}, s.wrap("presign put", key, err)
 	}

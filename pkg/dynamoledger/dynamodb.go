@@ -9,7 +9,7 @@
 // caller what its own write did. Throttling is left to the SDK's retryer,
 // given more attempts than its default, and to a backoff loop around the
 // items that BatchWriteItem and BatchGetItem hand back unprocessed.
-package dynamodb
+package dynamoledger
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
@@ -64,7 +64,7 @@ func WithConcurrency(n int) Option { return func(o *Options) { o.Concurrency = n
 
 // DB is a DynamoDB client and the tables it works on.
 type DB struct {
-	client *awsddb.Client
+	client *dynamodb.Client
 	tables Tables
 	opt    Options
 }
@@ -85,7 +85,7 @@ func New(cfg aws.Config, t Tables, opts ...Option) *DB {
 	if o.CatalogRefresh <= 0 {
 		o.CatalogRefresh = time.Minute
 	}
-	client := awsddb.NewFromConfig(cfg, func(do *awsddb.Options) {
+	client := dynamodb.NewFromConfig(cfg, func(do *dynamodb.Options) {
 		if cfg.RetryMaxAttempts == 0 {
 			do.RetryMaxAttempts = maxAttempts
 		}
@@ -94,7 +94,7 @@ func New(cfg aws.Config, t Tables, opts ...Option) *DB {
 }
 
 // Client is the underlying DynamoDB client.
-func (db *DB) Client() *awsddb.Client { return db.client }
+func (db *DB) Client() *dynamodb.Client { return db.client }
 
 // Tables returns the table names.
 func (db *DB) Tables() Tables { return db.tables }
@@ -116,7 +116,7 @@ func (db *DB) CreateTables(ctx context.Context) error {
 		{db.tables.Reference, "pk", str, "", ""},
 	}
 	for _, s := range specs {
-		in := &awsddb.CreateTableInput{
+		in := &dynamodb.CreateTableInput{
 			TableName:            aws.String(s.name),
 			BillingMode:          types.BillingModePayPerRequest,
 			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(s.hash), AttributeType: s.hashType}},
@@ -132,11 +132,11 @@ func (db *DB) CreateTables(ctx context.Context) error {
 			return fmt.Errorf("dynamodb: creating table %s: %w", s.name, err)
 		}
 	}
-	w := awsddb.NewTableExistsWaiter(db.client, func(o *awsddb.TableExistsWaiterOptions) {
+	w := dynamodb.NewTableExistsWaiter(db.client, func(o *dynamodb.TableExistsWaiterOptions) {
 		o.MinDelay, o.MaxDelay = 100*time.Millisecond, 5*time.Second
 	})
 	for _, s := range specs {
-		if err := w.Wait(ctx, &awsddb.DescribeTableInput{TableName: aws.String(s.name)}, 5*time.Minute); err != nil {
+		if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.name)}, 5*time.Minute); err != nil {
 			return fmt.Errorf("dynamodb: waiting for table %s: %w", s.name, err)
 		}
 	}
@@ -164,7 +164,7 @@ const maxBatchAttempts = 15
 func (db *DB) writeBatch(ctx context.Context, table string, reqs []types.WriteRequest) error {
 	pending := map[string][]types.WriteRequest{table: reqs}
 	for attempt := 0; ; attempt++ {
-		out, err := db.client.BatchWriteItem(ctx, &awsddb.BatchWriteItemInput{RequestItems: pending})
+		out, err := db.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
 		if err != nil {
 			return err
 		}

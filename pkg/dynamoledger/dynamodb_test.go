@@ -1,4 +1,4 @@
-package dynamodb_test
+package dynamoledger_test
 
 import (
 	"fmt"
@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/sluicehq/sluice/pkg/awstest"
-	"github.com/sluicehq/sluice/pkg/dynamodb"
+	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 )
@@ -22,18 +22,18 @@ func TestMain(m *testing.M) { awstest.Main(m, awstest.DynamoDB) }
 var prefixes atomic.Int64
 
 // newDB makes a fresh set of tables for one test and drops them after it.
-func newDB(t *testing.T, opts ...dynamodb.Option) *dynamodb.DB {
+func newDB(t *testing.T, opts ...dynamoledger.Option) *dynamoledger.DB {
 	t.Helper()
 	env := awstest.Shared(t)
 	prefix := fmt.Sprintf("sluice-test-%d-%d-", time.Now().UnixNano()%1e9, prefixes.Add(1))
-	db := dynamodb.New(env.Config(awstest.DynamoDB), dynamodb.DefaultTables(prefix), opts...)
+	db := dynamoledger.New(env.Config(awstest.DynamoDB), dynamoledger.DefaultTables(prefix), opts...)
 	if err := db.CreateTables(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		tb := db.Tables()
 		for _, name := range []string{tb.Batches, tb.Rejects, tb.Reference} {
-			db.Client().DeleteTable(t.Context(), &awsddb.DeleteTableInput{TableName: aws.String(name)})
+			db.Client().DeleteTable(t.Context(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
 		}
 	})
 	return db
@@ -187,7 +187,7 @@ func TestRejectsWithEmptyFieldsAndLargeBatches(t *testing.T) {
 }
 
 func TestLookupManyKeysAndCache(t *testing.T) {
-	db := newDB(t, dynamodb.WithCacheSize(50))
+	db := newDB(t, dynamoledger.WithCacheSize(50))
 	c := db.Catalog()
 	const n = 730 // several BatchGetItem calls of 100 keys
 	i := 0
@@ -230,8 +230,8 @@ func TestLookupManyKeysAndCache(t *testing.T) {
 // A second process sees a reload once its refresh interval passes, and the
 // generation it was reading stays whole until then.
 func TestReloadSeenByAnotherProcess(t *testing.T) {
-	db := newDB(t, dynamodb.WithCatalogRefresh(200*time.Millisecond))
-	loader, reader := db.Catalog(), dynamodb.New(awstest.Shared(t).Config(awstest.DynamoDB), db.Tables(), dynamodb.WithCatalogRefresh(200*time.Millisecond)).Catalog()
+	db := newDB(t, dynamoledger.WithCatalogRefresh(200*time.Millisecond))
+	loader, reader := db.Catalog(), dynamoledger.New(awstest.Shared(t).Config(awstest.DynamoDB), db.Tables(), dynamoledger.WithCatalogRefresh(200*time.Millisecond)).Catalog()
 	load := func(rows ...[]string) {
 		i := 0
 		if _, err := loader.Load(t.Context(), []string{"k", "v"}, func() ([]string, error) {
@@ -258,7 +258,7 @@ func TestReloadSeenByAnotherProcess(t *testing.T) {
 	}
 	load([]string{"a", "3"})
 	// Only the current and the previous generation remain.
-	out, err := db.Client().Scan(t.Context(), &awsddb.ScanInput{TableName: aws.String(db.Tables().Reference)})
+	out, err := db.Client().Scan(t.Context(), &dynamodb.ScanInput{TableName: aws.String(db.Tables().Reference)})
 	if err != nil || out.Count != 3 {
 		t.Fatalf("reference table holds %d items, want meta + 2 generations (%v)", out.Count, err)
 	}

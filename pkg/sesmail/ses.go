@@ -4,7 +4,7 @@
 // SES does not de-duplicate: Email.IdempotencyKey is not sent. The notifier
 // avoids a second email by recording the returned message ID in the ledger
 // before it acknowledges its message.
-package ses
+package sesmail
 
 import (
 	"context"

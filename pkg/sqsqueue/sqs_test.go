@@ -1,4 +1,4 @@
-package sqs_test
+package sqsqueue_test
 
 import (
 	"fmt"
@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
-	"github.com/sluicehq/sluice/pkg/sqs"
+	"github.com/sluicehq/sluice/pkg/sqsqueue"
 )
 
 func TestMain(m *testing.M) { awstest.Main(m, awstest.SQS) }
@@ -24,7 +24,7 @@ var queues atomic.Int64
 // newQueue makes a fresh queue and its dead-letter queue. maxReceive 0
 // means no redrive, as in the conformance suite; SQS needs a number, so it
 // gets one no test reaches.
-func newQueue(t *testing.T, maxReceive int) (*sqs.Queue, *sqs.Queue) {
+func newQueue(t *testing.T, maxReceive int) (*sqsqueue.Queue, *sqsqueue.Queue) {
 	t.Helper()
 	env := awstest.Shared(t)
 	cfg := env.Config(awstest.SQS)
@@ -32,19 +32,19 @@ func newQueue(t *testing.T, maxReceive int) (*sqs.Queue, *sqs.Queue) {
 		maxReceive = 1000
 	}
 	name := fmt.Sprintf("sluice-test-%d-%d", time.Now().UnixNano()%1e9, queues.Add(1))
-	qurl, dlqURL, err := sqs.Ensure(t.Context(), cfg, name, sqs.EnsureOptions{MaxReceive: maxReceive})
+	qurl, dlqURL, err := sqsqueue.Ensure(t.Context(), cfg, name, sqsqueue.EnsureOptions{MaxReceive: maxReceive})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var quirks []sqs.Option
+	var quirks []sqsqueue.Option
 	if !env.External() {
-		quirks = append(quirks, sqs.WithEmulatorCounts())
+		quirks = append(quirks, sqsqueue.WithEmulatorCounts())
 	}
-	q := sqs.New(cfg, qurl, append(quirks, sqs.WithDeadLetterURL(dlqURL))...)
-	dlq := sqs.New(cfg, dlqURL, quirks...)
+	q := sqsqueue.New(cfg, qurl, append(quirks, sqsqueue.WithDeadLetterURL(dlqURL))...)
+	dlq := sqsqueue.New(cfg, dlqURL, quirks...)
 	t.Cleanup(func() {
 		for _, u := range []string{qurl, dlqURL} {
-			q.Client().DeleteQueue(t.Context(), &awssqs.DeleteQueueInput{QueueUrl: aws.String(u)})
+			q.Client().DeleteQueue(t.Context(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)})
 		}
 	})
 	return q, dlq
@@ -119,13 +119,13 @@ func TestDeadLetterCarriesTheReason(t *testing.T) {
 	if err := q.DeadLetter(t.Context(), ms[0], "unknown message version 99"); err != nil {
 		t.Fatal(err)
 	}
-	out, err := dlq.Client().ReceiveMessage(t.Context(), &awssqs.ReceiveMessageInput{
+	out, err := dlq.Client().ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{
 		QueueUrl: aws.String(dlq.URL()), MessageAttributeNames: []string{"All"}, WaitTimeSeconds: 1,
 	})
 	if err != nil || len(out.Messages) != 1 {
 		t.Fatalf("dead-letter queue: %+v, %v", out, err)
 	}
-	attr := out.Messages[0].MessageAttributes[sqs.ReasonAttribute]
+	attr := out.Messages[0].MessageAttributes[sqsqueue.ReasonAttribute]
 	if aws.ToString(attr.StringValue) != "unknown message version 99" || aws.ToString(out.Messages[0].Body) != `{"v":99}` {
 		t.Fatalf("dead letter: body %q attributes %+v", aws.ToString(out.Messages[0].Body), out.Messages[0].MessageAttributes)
 	}
@@ -135,16 +135,16 @@ func TestEnsureIsIdempotentAndSetsRedrive(t *testing.T) {
 	env := awstest.Shared(t)
 	cfg := env.Config(awstest.SQS)
 	name := fmt.Sprintf("sluice-ensure-%d", time.Now().UnixNano()%1e9)
-	u1, d1, err := sqs.Ensure(t.Context(), cfg, name, sqs.EnsureOptions{MaxReceive: 3})
+	u1, d1, err := sqsqueue.Ensure(t.Context(), cfg, name, sqsqueue.EnsureOptions{MaxReceive: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u2, d2, err := sqs.Ensure(t.Context(), cfg, name, sqs.EnsureOptions{MaxReceive: 7})
+	u2, d2, err := sqsqueue.Ensure(t.Context(), cfg, name, sqsqueue.EnsureOptions{MaxReceive: 7})
 	if err != nil || u1 != u2 || d1 != d2 {
 		t.Fatalf("second Ensure = %s %s, %v; first %s %s", u2, d2, err, u1, d1)
 	}
-	q := sqs.New(cfg, u1)
-	out, err := q.Client().GetQueueAttributes(t.Context(), &awssqs.GetQueueAttributesInput{
+	q := sqsqueue.New(cfg, u1)
+	out, err := q.Client().GetQueueAttributes(t.Context(), &sqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(u1), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameRedrivePolicy},
 	})
 	if err != nil {
@@ -208,7 +208,7 @@ func TestPeekAndRedriveTheDeadLetterQueue(t *testing.T) {
 	}
 }
 
-func receiveAll(t *testing.T, q *sqs.Queue, n int) []sluice.Message {
+func receiveAll(t *testing.T, q *sqsqueue.Queue, n int) []sluice.Message {
 	var out []sluice.Message
 	deadline := time.Now().Add(15 * time.Second)
 	for len(out) < n && time.Now().Before(deadline) {

@@ -1,4 +1,4 @@
-package s3_test
+package s3blob_test
 
 import (
 	"bytes"
@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sluicehq/sluice/pkg/awstest"
-	"github.com/sluicehq/sluice/pkg/s3"
+	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 )
@@ -26,12 +26,12 @@ func TestMain(m *testing.M) { awstest.Main(m, awstest.S3) }
 var buckets atomic.Int64
 
 // newStore returns a store on a new, empty bucket.
-func newStore(t *testing.T, opts ...s3.Option) *s3.Store {
+func newStore(t *testing.T, opts ...s3blob.Option) *s3blob.Store {
 	t.Helper()
 	env := awstest.Shared(t)
 	name := fmt.Sprintf("sluice-test-%d-%d", time.Now().UnixNano()%1e9, buckets.Add(1))
-	st := s3.New(env.Config(awstest.S3), name, append([]s3.Option{s3.WithPathStyle()}, opts...)...)
-	if _, err := st.Client().CreateBucket(t.Context(), &awss3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+	st := s3blob.New(env.Config(awstest.S3), name, append([]s3blob.Option{s3blob.WithPathStyle()}, opts...)...)
+	if _, err := st.Client().CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 		t.Fatalf("CreateBucket: %v", err)
 	}
 	return st
@@ -53,7 +53,7 @@ func TestMultipartSizes(t *testing.T) {
 	// (the latter with a one-byte last part).
 	for _, size := range []int{0, 1, part - 1, part, part + 1, 3*part + 17} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			st := newStore(t, s3.WithPartSize(part), s3.WithConcurrency(2))
+			st := newStore(t, s3blob.WithPartSize(part), s3blob.WithConcurrency(2))
 			body := make([]byte, size)
 			rand.Read(body)
 			info, err := st.Put(t.Context(), "in/x.bin", readOnly{bytes.NewReader(body)})
@@ -99,14 +99,14 @@ func (f *failingReader) Read(p []byte) (int, error) {
 }
 
 func TestFailedBodyLeavesNoObjectAndNoUpload(t *testing.T) {
-	st := newStore(t, s3.WithPartSize(5<<20))
+	st := newStore(t, s3blob.WithPartSize(5<<20))
 	if _, err := st.Put(t.Context(), "in/broken.bin", &failingReader{n: 12 << 20}); err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Fatalf("Put of a failing body: %v", err)
 	}
 	if _, err := st.Stat(t.Context(), "in/broken.bin"); err == nil {
 		t.Fatal("a failed Put left an object")
 	}
-	ups, err := st.Client().ListMultipartUploads(t.Context(), &awss3.ListMultipartUploadsInput{Bucket: aws.String(st.Bucket())})
+	ups, err := st.Client().ListMultipartUploads(t.Context(), &s3.ListMultipartUploadsInput{Bucket: aws.String(st.Bucket())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestLinkLifetimeIsBoundedByCredentials(t *testing.T) {
 	cfg := env.Config(awstest.S3)
 	soon := time.Now().Add(10 * time.Minute)
 	cfg.Credentials = shortCreds{expires: soon}
-	st := s3.New(cfg, "creds-bucket", s3.WithPathStyle())
+	st := s3blob.New(cfg, "creds-bucket", s3blob.WithPathStyle())
 	_, exp, err := st.Link(t.Context(), "x/out.csv", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestLinkLifetimeIsBoundedByCredentials(t *testing.T) {
 		t.Fatalf("link expires %v, want the credentials' expiry %v", exp, soon)
 	}
 	cfg.Credentials = shortCreds{expires: time.Now().Add(5 * time.Hour)}
-	_, exp, _ = s3.New(cfg, "creds-bucket", s3.WithPathStyle()).Link(t.Context(), "x/out.csv", time.Hour)
+	_, exp, _ = s3blob.New(cfg, "creds-bucket", s3blob.WithPathStyle()).Link(t.Context(), "x/out.csv", time.Hour)
 	if d := time.Until(exp); d < 59*time.Minute || d > 61*time.Minute {
 		t.Fatalf("with long-lived credentials the link lives %v, want 1h", d)
 	}

@@ -1,4 +1,4 @@
-package ses_test
+package sesmail_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/pkg/awstest"
-	"github.com/sluicehq/sluice/pkg/ses"
+	"github.com/sluicehq/sluice/pkg/sesmail"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 )
@@ -69,7 +69,7 @@ func TestMailerConformance(t *testing.T) {
 		t.Skip("reading sent mail back needs aws-ses-v2-local's /store")
 	}
 	sluicetest.TestMailer(t, func(t *testing.T) (sluice.Mailer, func(t *testing.T) []sluicetest.SentEmail) {
-		r := &recorder{Mailer: ses.New(env.Config(awstest.SES)), ids: map[string]bool{}}
+		r := &recorder{Mailer: sesmail.New(env.Config(awstest.SES)), ids: map[string]bool{}}
 		return r, func(t *testing.T) []sluicetest.SentEmail {
 			var out []sluicetest.SentEmail
 			for _, e := range readStore(t, env.Endpoint(awstest.SES)) {
@@ -86,7 +86,7 @@ func TestMailerConformance(t *testing.T) {
 }
 
 func TestBadEmailsArePermanent(t *testing.T) {
-	m := ses.New(awstest.Shared(t).Config(awstest.SES))
+	m := sesmail.New(awstest.Shared(t).Config(awstest.SES))
 	for name, e := range map[string]sluice.Email{
 		"no sender":  {To: []string{"a@example.com"}, Subject: "s", Text: "t"},
 		"no subject": {From: "f@example.com", To: []string{"a@example.com"}, Text: "t"},
@@ -103,7 +103,7 @@ func TestDefaultSenderAndHTMLOnly(t *testing.T) {
 	if env.External() {
 		t.Skip("reading sent mail back needs aws-ses-v2-local's /store")
 	}
-	m := ses.New(env.Config(awstest.SES), ses.WithFrom("sluice@example.com"))
+	m := sesmail.New(env.Config(awstest.SES), sesmail.WithFrom("sluice@example.com"))
 	id, err := m.Send(t.Context(), sluice.Email{To: []string{"ops@example.com"}, Subject: "html only", HTML: "<p>hi</p>"})
 	if err != nil {
 		t.Fatal(err)

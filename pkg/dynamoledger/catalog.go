@@ -1,4 +1,4 @@
-package dynamodb
+package dynamoledger
 
 import (
 	"container/list"
@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -74,7 +74,7 @@ func (c *Catalog) current(ctx context.Context) (*catalogMeta, error) {
 		return m, nil
 	}
 	c.mu.Unlock()
-	out, err := c.db.client.GetItem(ctx, &awsddb.GetItemInput{
+	out, err := c.db.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(c.db.tables.Reference),
 		Key:            map[string]types.AttributeValue{"pk": avS(metaKey)},
 		ConsistentRead: aws.Bool(true),
@@ -181,7 +181,7 @@ func (c *Catalog) fetch(ctx context.Context, gen string, keys []string) (map[str
 	}}
 	found := make(map[string][]string, len(keys))
 	for attempt := 0; ; attempt++ {
-		out, err := c.db.client.BatchGetItem(ctx, &awsddb.BatchGetItemInput{RequestItems: req})
+		out, err := c.db.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
 		if err != nil {
 			return nil, fmt.Errorf("dynamodb: reference lookup: %w", err)
 		}
@@ -246,7 +246,7 @@ func (c *Catalog) Load(ctx context.Context, columns []string, next func() ([]str
 		return 0, fmt.Errorf("dynamodb: reference load: %w", err)
 	}
 	cols, _ := json.Marshal(columns)
-	_, err = c.db.client.PutItem(ctx, &awsddb.PutItemInput{
+	_, err = c.db.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(c.db.tables.Reference),
 		Item: map[string]types.AttributeValue{
 			"pk": avS(metaKey), "gen": avS(gen), "columns": avS(string(cols)),
@@ -357,7 +357,7 @@ func (c *Catalog) deleteGenerations(keep string, drop func(gen string) bool) err
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	table := c.db.tables.Reference
-	p := awsddb.NewScanPaginator(c.db.client, &awsddb.ScanInput{
+	p := dynamodb.NewScanPaginator(c.db.client, &dynamodb.ScanInput{
 		TableName: aws.String(table), ProjectionExpression: aws.String("pk"),
 	})
 	var reqs []types.WriteRequest

@@ -4,7 +4,7 @@
 // the queue is made (see Ensure); this package only moves a message to the
 // dead-letter queue itself when a consumer gives up on it at once
 // (DeadLetter), adding the reason as a message attribute.
-package sqs
+package sqsqueue
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -64,7 +64,7 @@ func WithEmulatorCounts() Option { return func(o *Options) { o.EmulatorCounts = 
 
 // Queue is one SQS queue.
 type Queue struct {
-	client *awssqs.Client
+	client *sqs.Client
 	url    string
 	name   string
 	opt    Options
@@ -80,7 +80,7 @@ func New(cfg aws.Config, queueURL string, opts ...Option) *Queue {
 	for _, f := range opts {
 		f(&o)
 	}
-	return &Queue{client: awssqs.NewFromConfig(cfg), url: queueURL, name: nameOf(queueURL), opt: o}
+	return &Queue{client: sqs.NewFromConfig(cfg), url: queueURL, name: nameOf(queueURL), opt: o}
 }
 
 func nameOf(queueURL string) string {
@@ -97,7 +97,7 @@ func (q *Queue) Name() string { return q.name }
 func (q *Queue) URL() string { return q.url }
 
 // Client is the underlying SQS client.
-func (q *Queue) Client() *awssqs.Client { return q.client }
+func (q *Queue) Client() *sqs.Client { return q.client }
 
 func (q *Queue) errorf(op string, err error) error {
 	return fmt.Errorf("sqs: %s %s: %w", op, q.name, err)
@@ -112,7 +112,7 @@ func seconds(d, limit time.Duration) int32 {
 
 // Send implements sluice.Queue.
 func (q *Queue) Send(ctx context.Context, body []byte) error {
-	_, err := q.client.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: &q.url, MessageBody: aws.String(string(body))})
+	_, err := q.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &q.url, MessageBody: aws.String(string(body))})
 	if err != nil {
 		return q.errorf("send", err)
 	}
@@ -148,7 +148,7 @@ func (q *Queue) sendGroup(ctx context.Context, bodies [][]byte) error {
 		for id, b := range pending {
 			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(string(b))})
 		}
-		out, err := q.client.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: &q.url, Entries: entries})
+		out, err := q.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &q.url, Entries: entries})
 		if err != nil {
 			return q.errorf("send batch", err)
 		}
@@ -186,7 +186,7 @@ var (
 )
 
 func (q *Queue) receive(ctx context.Context, n int, visibility, wait int32) ([]sluice.Message, error) {
-	out, err := q.client.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{
+	out, err := q.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl:                    &q.url,
 		MaxNumberOfMessages:         int32(n),
 		VisibilityTimeout:           visibility,
@@ -238,7 +238,7 @@ func (q *Queue) Receive(ctx context.Context, n int, visibility, wait time.Durati
 // also counts as a receive, so heartbeats there bring the redrive closer;
 // SQS does not count them.
 func (q *Queue) Extend(ctx context.Context, receipt string, d time.Duration) error {
-	_, err := q.client.ChangeMessageVisibility(ctx, &awssqs.ChangeMessageVisibilityInput{
+	_, err := q.client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
 		QueueUrl: &q.url, ReceiptHandle: &receipt, VisibilityTimeout: seconds(d, maxVisibility),
 	})
 	if err != nil {
@@ -249,7 +249,7 @@ func (q *Queue) Extend(ctx context.Context, receipt string, d time.Duration) err
 
 // Delete implements sluice.Queue.
 func (q *Queue) Delete(ctx context.Context, receipt string) error {
-	if _, err := q.client.DeleteMessage(ctx, &awssqs.DeleteMessageInput{QueueUrl: &q.url, ReceiptHandle: &receipt}); err != nil {
+	if _, err := q.client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &q.url, ReceiptHandle: &receipt}); err != nil {
 		return q.errorf("delete", err)
 	}
 	return nil
@@ -268,7 +268,7 @@ func (q *Queue) DeadLetter(ctx context.Context, m sluice.Message, reason string)
 	if reason == "" {
 		reason = "unspecified" // SQS refuses empty attribute values
 	}
-	_, err := q.client.SendMessage(ctx, &awssqs.SendMessageInput{
+	_, err := q.client.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:    aws.String(q.opt.DeadLetterURL),
 		MessageBody: aws.String(string(m.Body)),
 		MessageAttributes: map[string]types.MessageAttributeValue{
@@ -283,7 +283,7 @@ func (q *Queue) DeadLetter(ctx context.Context, m sluice.Message, reason string)
 
 // Depth implements sluice.Queue. SQS's numbers are approximate.
 func (q *Queue) Depth(ctx context.Context) (sluice.QueueDepth, error) {
-	out, err := q.client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
+	out, err := q.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl: &q.url,
 		AttributeNames: []types.QueueAttributeName{
 			types.QueueAttributeNameApproximateNumberOfMessages,
@@ -334,23 +334,23 @@ func Ensure(ctx context.Context, cfg aws.Config, name string, o EnsureOptions) (
 	if o.DeadLetterName == "" {
 		o.DeadLetterName = name + "-dlq"
 	}
-	client := awssqs.NewFromConfig(cfg)
-	dlq, err := client.CreateQueue(ctx, &awssqs.CreateQueueInput{
+	client := sqs.NewFromConfig(cfg)
+	dlq, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{
 		QueueName:  &o.DeadLetterName,
 		Attributes: map[string]string{string(types.QueueAttributeNameMessageRetentionPeriod): "1209600"}, // 14 days to look
 	})
 	var exists *types.QueueNameExists
 	if errors.As(err, &exists) {
 		// Made elsewhere with other settings: use it as it is.
-		var got *awssqs.GetQueueUrlOutput
-		if got, err = client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: &o.DeadLetterName}); err == nil {
-			dlq = &awssqs.CreateQueueOutput{QueueUrl: got.QueueUrl}
+		var got *sqs.GetQueueUrlOutput
+		if got, err = client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: &o.DeadLetterName}); err == nil {
+			dlq = &sqs.CreateQueueOutput{QueueUrl: got.QueueUrl}
 		}
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("sqs: creating %s: %w", o.DeadLetterName, err)
 	}
-	arn, err := client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
+	arn, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl: dlq.QueueUrl, AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn},
 	})
 	if err != nil {
@@ -364,15 +364,15 @@ func Ensure(ctx context.Context, cfg aws.Config, name string, o EnsureOptions) (
 		string(types.QueueAttributeNameRedrivePolicy):     string(policy),
 		string(types.QueueAttributeNameVisibilityTimeout): strconv.Itoa(int(seconds(o.Visibility, maxVisibility))),
 	}
-	out, err := client.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: &name, Attributes: attrs})
+	out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: &name, Attributes: attrs})
 	if errors.As(err, &exists) {
 		// The queue is there with other attributes: set ours.
-		got, gerr := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: &name})
+		got, gerr := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: &name})
 		if gerr != nil {
 			return "", "", fmt.Errorf("sqs: %s: %w", name, gerr)
 		}
-		if _, err = client.SetQueueAttributes(ctx, &awssqs.SetQueueAttributesInput{QueueUrl: got.QueueUrl, Attributes: attrs}); err == nil {
-			out = &awssqs.CreateQueueOutput{QueueUrl: got.QueueUrl}
+		if _, err = client.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: got.QueueUrl, Attributes: attrs}); err == nil {
+			out = &sqs.CreateQueueOutput{QueueUrl: got.QueueUrl}
 		}
 	}
 	if err != nil {

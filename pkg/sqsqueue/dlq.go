@@ -1,4 +1,4 @@
-package sqs
+package sqsqueue
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
@@ -29,7 +29,7 @@ func (q *Queue) Peek(ctx context.Context, limit int) ([]DeadMessage, error) {
 	var out []DeadMessage
 	seen := map[string]bool{}
 	for len(out) < limit {
-		res, err := q.client.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{
+		res, err := q.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: &q.url, MaxNumberOfMessages: int32(min(10, limit-len(out))), VisibilityTimeout: 5,
 			MessageAttributeNames:       []string{ReasonAttribute},
 			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameSentTimestamp, types.MessageSystemAttributeNameApproximateReceiveCount},
@@ -72,7 +72,7 @@ func (q *Queue) Peek(ctx context.Context, limit int) ([]DeadMessage, error) {
 func (q *Queue) MoveAll(ctx context.Context, dst *Queue) (int, error) {
 	moved := 0
 	for {
-		res, err := q.client.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: &q.url, MaxNumberOfMessages: 10, VisibilityTimeout: 30})
+		res, err := q.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &q.url, MaxNumberOfMessages: 10, VisibilityTimeout: 30})
 		if err != nil {
 			return moved, q.errorf("redrive", err)
 		}
@@ -93,7 +93,7 @@ func (q *Queue) MoveAll(ctx context.Context, dst *Queue) (int, error) {
 
 // URLOf resolves a queue's URL by name.
 func URLOf(ctx context.Context, cfg aws.Config, name string) (string, error) {
-	out, err := awssqs.NewFromConfig(cfg).GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: &name})
+	out, err := sqs.NewFromConfig(cfg).GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: &name})
 	if err != nil {
 		return "", fmt.Errorf("sqs: queue %s: %w", name, err)
 	}

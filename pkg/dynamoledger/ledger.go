@@ -1,4 +1,4 @@
-package dynamodb
+package dynamoledger
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -184,7 +184,7 @@ func (l *Ledger) CreateBatch(ctx context.Context, b sluice.Batch) (sluice.Batch,
 	if b.TotalChunks == 0 {
 		b.TotalChunks = -1
 	}
-	_, err := l.db.client.PutItem(ctx, &awsddb.PutItemInput{
+	_, err := l.db.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:           aws.String(l.db.tables.Batches),
 		Item:                batchItem(b),
 		ConditionExpression: aws.String("attribute_not_exists(id)"),
@@ -200,7 +200,7 @@ func (l *Ledger) CreateBatch(ctx context.Context, b sluice.Batch) (sluice.Batch,
 }
 
 func (l *Ledger) getItem(ctx context.Context, id string) (map[string]types.AttributeValue, error) {
-	out, err := l.db.client.GetItem(ctx, &awsddb.GetItemInput{
+	out, err := l.db.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(l.db.tables.Batches), Key: l.key(id), ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
@@ -226,7 +226,7 @@ func (l *Ledger) GetBatch(ctx context.Context, id string) (sluice.Batch, error) 
 // thousands of batches an operator lists; a secondary index would answer
 // only eventually, and a batch just created could be missing from it.
 func (l *Ledger) ListBatches(ctx context.Context, f sluice.BatchFilter) ([]sluice.Batch, error) {
-	in := &awsddb.ScanInput{TableName: aws.String(l.db.tables.Batches), ConsistentRead: aws.Bool(true)}
+	in := &dynamodb.ScanInput{TableName: aws.String(l.db.tables.Batches), ConsistentRead: aws.Bool(true)}
 	var conds []string
 	names := map[string]string{}
 	values := map[string]types.AttributeValue{}
@@ -243,7 +243,7 @@ func (l *Ledger) ListBatches(ctx context.Context, f sluice.BatchFilter) ([]sluic
 		in.ExpressionAttributeNames, in.ExpressionAttributeValues = names, values
 	}
 	var out []sluice.Batch
-	p := awsddb.NewScanPaginator(l.db.client, in)
+	p := dynamodb.NewScanPaginator(l.db.client, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -298,7 +298,7 @@ func (l *Ledger) UpdateBatch(ctx context.Context, id string, u sluice.BatchUpdat
 			sets = append(sets, "#"+k+" = :"+k)
 		}
 		slices.Sort(sets[1:]) // a stable expression reads better in logs
-		out, err := l.db.client.UpdateItem(ctx, &awsddb.UpdateItemInput{
+		out, err := l.db.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 aws.String(l.db.tables.Batches),
 			Key:                       l.key(id),
 			UpdateExpression:          aws.String("SET " + strings.Join(sets, ", ")),
@@ -324,7 +324,7 @@ func (l *Ledger) UpdateBatch(ctx context.Context, id string, u sluice.BatchUpdat
 // batch and reports without completing.
 func (l *Ledger) SetTotal(ctx context.Context, id string, chunks, rows int) (sluice.Completion, error) {
 	now := avS(time.Now().UTC().Format(timeFormat))
-	out, err := l.db.client.UpdateItem(ctx, &awsddb.UpdateItemInput{
+	out, err := l.db.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(l.db.tables.Batches),
 		Key:                 l.key(id),
 		UpdateExpression:    aws.String("SET totalChunks = :total, rowsIn = :rows, totalAt = :now, updatedAt = :now"),
@@ -377,7 +377,7 @@ func (l *Ledger) ChunkDone(ctx context.Context, id string, s sluice.ChunkStats) 
 		names[n], values[v] = reasonPrefix+rule, avN(int64(s.Reasons[rule]))
 		adds = append(adds, n+" "+v)
 	}
-	in := &awsddb.UpdateItemInput{
+	in := &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(l.db.tables.Batches),
 		Key:                       l.key(id),
 		UpdateExpression:          aws.String("ADD " + strings.Join(adds, ", ") + " SET lastChunkAt = :now, updatedAt = :now"),
@@ -448,7 +448,7 @@ func (l *Ledger) Rejects(ctx context.Context, id string, afterLine int64, limit 
 	if limit <= 0 {
 		limit = 100
 	}
-	in := &awsddb.QueryInput{
+	in := &dynamodb.QueryInput{
 		TableName:              aws.String(l.db.tables.Rejects),
 		KeyConditionExpression: aws.String("batchId = :id AND #line > :after"),
 		ExpressionAttributeNames: map[string]string{
