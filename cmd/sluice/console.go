@@ -61,14 +61,14 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	} else if cfg.Enriches() {
-		if _, err := eng.Ref.Columns(ctx); err != nil {
+		if _, err := eng.Catalog.Columns(ctx); err != nil {
 			fmt.Fprintf(e.stderr, "warning: %v; until then uploaded files cannot be processed (restart the console with --reference REF.csv)\n", err)
 		}
 	}
 	h := console.New(console.Deps{
-		Ledger:   eng.DB.Ledger(),
+		Ledger:   eng.Ledger,
 		Blobs:    eng.Blobs,
-		Uploader: console.NewEngineUploader(eng),
+		Uploader: engineUploader(eng),
 		Options:  console.Options{Token: token, MaxUploadBytes: limit},
 		Logger:   log,
 	})
@@ -155,6 +155,14 @@ func consoleAWS(ctx context.Context, e env, af awsFlags, addr string, opts conso
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutCtx)
+}
+
+// engineUploader lets the console hand uploads to the engine's Submit.
+func engineUploader(eng *embedded.Engine) *console.EngineUploader {
+	return console.NewEngineUploader(eng.Dir, eng.Ledger, eng.Blobs, func(ctx context.Context, path string) (console.Upload, error) {
+		sub, err := eng.Submit(ctx, path)
+		return console.Upload{BatchID: sub.BatchID, Key: sub.Key, Resumed: sub.Resumed}, err
+	})
 }
 
 // listen opens the console's port and warns when it is reachable beyond

@@ -92,7 +92,7 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	} else if cfg.Enriches() {
-		if _, err := eng.Ref.Columns(ctx); err != nil {
+		if _, err := eng.Catalog.Columns(ctx); err != nil {
 			return fmt.Errorf("%w", err)
 		}
 	}

@@ -74,7 +74,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ready") })
 	mux.Handle("/", console.New(console.Deps{
-		Ledger: eng.DB.Ledger(), Blobs: eng.Blobs, Uploader: console.NewEngineUploader(eng),
+		Ledger: eng.Ledger, Blobs: eng.Blobs, Uploader: engineUploader(eng),
 		Options: console.Options{Token: token, MaxUploadBytes: cfg.Limits.MaxFileBytes}, Logger: log,
 	}))
 	ln, err := listen(e, *addr, token)

@@ -64,7 +64,7 @@ func TestWorkerPoolFollowsBacklog(t *testing.T) {
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
-			d, _ := eng.Chunks.Depth(ctx)
+			d, _ := eng.Queues[pipeline.QueueChunks].Depth(ctx)
 			mu.Lock()
 			if firstBacklog.IsZero() && d.Visible > 0 {
 				firstBacklog = time.Now()
