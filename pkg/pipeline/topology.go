@@ -55,7 +55,13 @@ type Stage struct {
 	// Concurrency is the default number of messages handled at once by
 	// one process; 0 means one per CPU.
 	Concurrency int
-	New         func(*Deps) Handler
+	// Protect: a service busy with a message asks ECS to protect its task
+	// from scale-in (long chunks would be cut short).
+	Protect bool
+	// SamplesBatches: this service reports batches by state for the
+	// dashboards and the stuck-batch alert (one service does).
+	SamplesBatches bool
+	New            func(*Deps) Handler
 }
 
 // Topology is the four stages in pipeline order.
@@ -69,7 +75,7 @@ var Topology = []Stage{
 	{
 		Name: "process", Service: "worker", Queue: QueueChunks,
 		Sends:      []string{QueueMerge},
-		Visibility: 2 * time.Minute, Concurrency: 0,
+		Visibility: 2 * time.Minute, Concurrency: 0, Protect: true,
 		New: func(d *Deps) Handler { return NewWorker(d).Handle },
 	},
 	{
@@ -80,7 +86,7 @@ var Topology = []Stage{
 	},
 	{
 		Name: "notify", Service: "notifier", Queue: QueueNotify,
-		Visibility: time.Minute, Concurrency: 1,
+		Visibility: time.Minute, Concurrency: 1, SamplesBatches: true,
 		New: func(d *Deps) Handler { return Notifier{Deps: d}.Handle },
 	},
 }
