@@ -9,12 +9,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/console"
-	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
-	"github.com/sluicehq/sluice/pkg/s3blob"
 )
 
 func cmdConsole(ctx context.Context, e env, args []string) error {
@@ -124,19 +121,23 @@ func consoleAWS(ctx context.Context, e env, af awsFlags, addr string, opts conso
 	if err := af.need(); err != nil {
 		return err
 	}
-	awsCfg, err := awsconfig.Load(ctx)
+	ports, err := af.ports(ctx, af.options())
 	if err != nil {
 		return err
 	}
-	var s3opts []s3blob.Option
-	if *af.pathStyle {
-		s3opts = append(s3opts, s3blob.WithPathStyle())
+	// Uploads may go straight to the bucket by presigned PUT: that is S3's
+	// alone, so the console asks the blob port whether it can.
+	blobs := ports.Blobs
+	presign, ok := blobs.(interface {
+		PresignPut(ctx context.Context, key string, ttl time.Duration) (string, time.Time, error)
+	})
+	if !ok {
+		return fmt.Errorf("console: the bucket cannot presign uploads")
 	}
-	blobs := s3blob.New(awsCfg, *af.bucket, s3opts...)
 	h := console.New(console.Deps{
-		Ledger:   dynamoledger.New(awsCfg, dynamoledger.DefaultTables(*af.tablePrefix)).Ledger(),
+		Ledger:   ports.Ledger,
 		Blobs:    blobs,
-		Uploader: &console.BucketUploader{Blobs: blobs, Presign: blobs.PresignPut},
+		Uploader: &console.BucketUploader{Blobs: blobs, Presign: presign.PresignPut},
 		Options:  opts, Logger: log,
 	})
 	ln, err := listen(e, addr, opts.Token)
