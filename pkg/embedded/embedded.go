@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -133,6 +134,12 @@ type releaser interface {
 // process that died are released first: this process is the only consumer
 // of its directory.
 func (e *Engine) Run(ctx context.Context) error {
+	for name := range e.Autoscale {
+		// A policy under a name no stage has would silently not apply.
+		if !slices.ContainsFunc(pipeline.Topology, func(s pipeline.Stage) bool { return s.Name == name }) {
+			return fmt.Errorf("autoscale: %q is not a stage (want one of split, process, merge, notify)", name)
+		}
+	}
 	for _, q := range e.StageQueues() {
 		r, ok := q.(releaser)
 		if !ok {
