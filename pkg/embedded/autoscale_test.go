@@ -3,8 +3,8 @@ package embedded_test
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
