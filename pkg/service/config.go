@@ -152,6 +152,16 @@ func LoadConfig(stage string, getenv func(string) string) (Config, error) {
 			}
 		}
 	}
+	errs = append(errs, c.check()...)
+	if len(errs) > 0 {
+		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+// check lists what is wrong with settings that each parsed.
+func (c Config) check() []string {
+	var errs []string
 	switch c.Backend {
 	case "aws":
 		if c.Bucket == "" {
@@ -173,10 +183,7 @@ func LoadConfig(stage string, getenv func(string) string) (Config, error) {
 	if c.Concurrency < 1 {
 		errs = append(errs, "SLUICE_CONCURRENCY must be at least 1")
 	}
-	if len(errs) > 0 {
-		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
-	}
-	return c, nil
+	return errs
 }
 
 // QueueName is the full name of one of the four queues.
