@@ -12,6 +12,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/console"
 	"github.com/sluicehq/sluice/pkg/embedded"
+	"github.com/sluicehq/sluice/pkg/fsblob"
 )
 
 func cmdConsole(ctx context.Context, e env, args []string) error {
@@ -163,6 +164,9 @@ func engineUploader(eng *embedded.Engine) *console.EngineUploader {
 	return console.NewEngineUploader(eng.Dir, eng.Ledger, eng.Blobs, func(ctx context.Context, path string) (console.Upload, error) {
 		sub, err := eng.Submit(ctx, path)
 		return console.Upload{BatchID: sub.BatchID, Key: sub.Key, Resumed: sub.Resumed}, err
+	}, func(path string) (string, error) {
+		etag, _, err := fsblob.ETagOfFile(path)
+		return etag, err
 	})
 }
 

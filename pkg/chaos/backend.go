@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,14 +198,7 @@ func (a *awsBackend) submit(ctx context.Context, orders string) (string, error) 
 		return "", err
 	}
 	seq := fmt.Sprintf("%016X", time.Now().UnixNano())
-	ev := map[string]any{"Records": []any{map[string]any{
-		"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": awstest.Region, "eventTime": time.Now().UTC().Format(time.RFC3339Nano),
-		"eventName": "ObjectCreated:Put",
-		"s3": map[string]any{"s3SchemaVersion": "1.0", "configurationId": "sluice-ingest",
-			"bucket": map[string]any{"name": a.bucket, "arn": "arn:aws:s3:::" + a.bucket},
-			"object": map[string]any{"key": strings.ReplaceAll(url.QueryEscape(key), "%2F", "/"), "size": info.Size, "eTag": info.ETag, "sequencer": seq}},
-	}}}
-	body, _ := json.Marshal(ev)
+	body := awstest.ObjectCreated(a.bucket, key, info.Size, info.ETag, seq)
 	if err := a.ports.Queues[pipeline.QueueIngest].Send(ctx, body); err != nil {
 		return "", err
 	}

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/pkg/fsblob"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
@@ -21,6 +20,9 @@ import (
 // file whose last batch ended starts a new one.
 type Submit func(ctx context.Context, path string) (Upload, error)
 
+// ETag is the ETag the pipeline's bucket gives the file at path.
+type ETag func(path string) (string, error)
+
 // EngineUploader hands uploads to a local pipeline through Submit. It sees
 // the pipeline only through its ports, to refuse an upload that would pull
 // a file from under its own batch.
@@ -29,13 +31,14 @@ type EngineUploader struct {
 	Ledger sluice.Ledger
 	Blobs  sluice.BlobStore
 	Submit Submit
+	ETag   ETag
 	mu     sync.Mutex // one submission at a time: the busy check and Submit go together
 }
 
 // NewEngineUploader returns an uploader that spools under dir. It removes
 // what uploads cut short by a process that died left behind (older than a
 // day).
-func NewEngineUploader(dir string, ledger sluice.Ledger, blobs sluice.BlobStore, submit Submit) *EngineUploader {
+func NewEngineUploader(dir string, ledger sluice.Ledger, blobs sluice.BlobStore, submit Submit, etag ETag) *EngineUploader {
 	base := filepath.Join(dir, "uploads")
 	if ents, err := os.ReadDir(base); err == nil {
 		for _, e := range ents {
@@ -44,7 +47,7 @@ func NewEngineUploader(dir string, ledger sluice.Ledger, blobs sluice.BlobStore,
 			}
 		}
 	}
-	return &EngineUploader{Dir: dir, Ledger: ledger, Blobs: blobs, Submit: submit}
+	return &EngineUploader{Dir: dir, Ledger: ledger, Blobs: blobs, Submit: submit, ETag: etag}
 }
 
 // Upload implements Uploader. The file is first written under the data
@@ -88,7 +91,7 @@ func (u *EngineUploader) Upload(ctx context.Context, name string, r io.Reader, s
 // in input/ (not yet split and archived) or whose batch is unfinished:
 // replacing it would pull the file from under its own batch.
 func (u *EngineUploader) busy(ctx context.Context, name, path string) error {
-	etag, _, err := fsblob.ETagOfFile(path)
+	etag, err := u.ETag(path)
 	if err != nil {
 		return err
 	}

@@ -9,13 +9,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -240,10 +238,7 @@ func (b *bench) job(ctx context.Context, orders string, calls *awsconfig.Counts)
 	if err != nil {
 		return sluice.Batch{}, 0, err
 	}
-	ev, _ := json.Marshal(map[string]any{"Records": []any{map[string]any{
-		"eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": time.Now().UTC().Format(time.RFC3339Nano), "eventName": "ObjectCreated:CompleteMultipartUpload",
-		"s3": map[string]any{"bucket": map[string]any{"name": bucket}, "object": map[string]any{"key": url.QueryEscape(key), "size": info.Size, "eTag": info.ETag, "sequencer": "01"}},
-	}}})
+	ev := awstest.ObjectCreated(bucket, key, info.Size, info.ETag, "01")
 	if err := ports.Queues[pipeline.QueueIngest].Send(ctx, ev); err != nil {
 		return sluice.Batch{}, 0, err
 	}
