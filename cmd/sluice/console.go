@@ -76,7 +76,12 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: nil}
+	return serveWithEngine(ctx, e, eng, srv, ln, token)
+}
 
+// serveWithEngine runs the engine and the console server together until
+// ctx ends or either stops, then stops both.
+func serveWithEngine(ctx context.Context, e env, eng *embedded.Engine, srv *http.Server, ln net.Listener, token string) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	engDone := make(chan error, 1)
