@@ -161,10 +161,35 @@ func topologyDashboards(files map[string]string) []string {
 	return p
 }
 
+// topologyREADME: the README's design section shows the table as it is.
+func topologyREADME(readme string) []string {
+	var p problems
+	for _, st := range pipeline.Topology {
+		sends := "—"
+		if len(st.Sends) > 0 {
+			sends = "`" + strings.Join(st.Sends, "`, `") + "`"
+		}
+		row := fmt.Sprintf("| `%s` | `%s` | `%s` | %s | %s |", st.Name, st.Service, st.Queue, sends, strings.TrimSuffix(st.Visibility.String(), "0s"))
+		if !strings.Contains(readme, row) {
+			p.add("README: the topology table lacks the row %s", row)
+		}
+	}
+	return p
+}
+
 func sorted(s []string) []string {
 	s = slices.Clone(s)
 	sort.Strings(s)
 	return s
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func readObservability(t *testing.T) map[string]string {
@@ -196,6 +221,7 @@ func TestTopologyMatchesDeployFiles(t *testing.T) {
 		"terraform":         topologyTerraform(load(t, nil)),
 		"kubernetes":        topologyKubernetes(objs),
 		"dashboards":        topologyDashboards(readObservability(t)),
+		"README":            topologyREADME(readFile(t, "../../README.md")),
 	}
 	for what, problems := range check {
 		for _, p := range problems {
@@ -261,6 +287,7 @@ func TestTopologyChecksCatch(t *testing.T) {
 		{"max receive", topologyTerraform(load(t, tfEdit("variables.tf", `(variable "max_receive_count" \{[^}]*default\s*=\s*)5`, `${1}4`))), "max_receive_count defaults to 4"},
 		{"scaled on another queue", topologyKubernetes(k8s), "merger scales on queue \"sluice-notify\""},
 		{"unknown stage label", topologyDashboards(replace("sluice.yml", `stage="process"`, `stage="worker"`)), `stage="worker" is no stage`},
+		{"README row", topologyREADME(strings.Replace(readFile(t, "../../README.md"), "| `merger` | `merge` | `notify` | 5m |", "| `merger` | `merge` | `notify` | 3m |", 1)), "lacks the row | `merge` | `merger`"},
 		{"backlog from the wrong queue", topologyDashboards(replace("sluice.yml", `"(.+-)?merge"}), "stage", "merge"`, `"(.+-)?notify"}), "stage", "merge"`)), `backlog of stage "merge" is read from queue "notify"`},
 	}
 	for _, c := range cases {

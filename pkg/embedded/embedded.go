@@ -171,7 +171,9 @@ func (e *Engine) runStage(ctx context.Context, g *errgroup.Group, s pipeline.Sta
 		n = max(1, e.Workers)
 	}
 	q := e.Queues[s.Queue]
-	o := consumer.Options{Name: s.Name, Concurrency: n, Visibility: 2 * time.Minute, Wait: 5 * time.Second, Logger: e.Logger, Drain: 10 * time.Second}
+	// The stage's own visibility, as on AWS: a heartbeat extends it while
+	// a message is handled, and Run releases what a dead process held.
+	o := consumer.Options{Name: s.Name, Concurrency: n, Visibility: s.Visibility, Wait: 5 * time.Second, Logger: e.Logger, Drain: 10 * time.Second}
 	if e.Metrics != nil {
 		o.Observer = e.Metrics
 		e.Metrics.Workers.WithLabelValues(s.Name, "current").Set(float64(n))

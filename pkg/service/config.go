@@ -186,9 +186,6 @@ func (c Config) check() []string {
 	return errs
 }
 
-// QueueName is the full name of one of the four queues.
-func (c Config) QueueName(q string) string { return c.QueuePrefix + q }
-
 // AWSOptions name the AWS resources for wire.AWS.
 func (c Config) AWSOptions() wire.AWSOptions {
 	return wire.AWSOptions{
