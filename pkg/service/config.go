@@ -188,8 +188,12 @@ func (c Config) check() []string {
 
 // AWSOptions name the AWS resources for wire.AWS.
 func (c Config) AWSOptions() wire.AWSOptions {
+	cache := c.ReferenceCache
+	if cache == 0 {
+		cache = -1 // SLUICE_REFERENCE_CACHE=0 is no cache; wire's 0 is the default
+	}
 	return wire.AWSOptions{
 		Bucket: c.Bucket, QueuePrefix: c.QueuePrefix, TablePrefix: c.TablePrefix, PathStyle: c.PathStyle,
-		EmulatorCounts: c.EmulatorCounts, ReferenceCache: c.ReferenceCache, MailFrom: c.MailFrom,
+		EmulatorCounts: c.EmulatorCounts, ReferenceCache: cache, MailFrom: c.MailFrom,
 	}
 }

@@ -22,7 +22,9 @@ type AWSOptions struct {
 	PathStyle   bool   // path-style S3 URLs (LocalStack, emulators)
 	// EmulatorCounts corrects queue depths for local-aws-sqs.
 	EmulatorCounts bool
-	ReferenceCache int // reference keys kept in memory; 0: the default
+	// ReferenceCache is how many reference keys the catalog keeps in
+	// memory: 0 takes dynamoledger's default, a negative number none.
+	ReferenceCache int
 	MailFrom       string
 	// Reads are queues resolved with their dead-letter queues; Sends are
 	// resolved alone. Only these are looked up: a least-privilege role
@@ -100,7 +102,8 @@ func AWS(ctx context.Context, cfg aws.Config, o AWSOptions) (*Ports, error) {
 		dbopts = append(dbopts, dynamoledger.WithCacheSize(o.ReferenceCache))
 	}
 	db := dynamoledger.New(cfg, dynamoledger.DefaultTables(tablePrefix), dbopts...)
-	p.Ledger, p.Catalog, p.Loader = db.Ledger(), db.Catalog(), db.Catalog()
+	cat := db.Catalog()
+	p.Ledger, p.Catalog, p.Loader = db.Ledger(), cat, cat
 	p.Mailer = sesmail.New(cfg, sesmail.WithFrom(o.MailFrom))
 	return p, nil
 }
