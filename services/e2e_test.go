@@ -30,6 +30,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
+	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/provision"
 	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -451,7 +452,7 @@ func TestSeedAndGeneratedFilesThroughFourServices(t *testing.T) {
 	checkBatch(t, s, genB, gOut, gErrs, st.Bad)
 	checkOneMail(t, s, genB, gOut)
 	// The inputs were archived.
-	if _, err := s.blobs.Stat(t.Context(), "input_archive/generated orders.csv"); err != nil {
+	if _, err := s.blobs.Stat(t.Context(), pipeline.ArchiveKey(genB)); err != nil {
 		t.Fatalf("not archived: %v", err)
 	}
 }

@@ -347,7 +347,8 @@ func checkBadCase(t *testing.T, c badCase, b sluice.Batch, got badRun) {
 		t.Fatalf("%d emails; want exactly 1", len(got.emails))
 	}
 	subject, text := readEmail(t, got.emails[0])
-	archived := fileExists(eng.Path(pipeline.ArchivePrefix + c.File))
+	archive := eng.Path(pipeline.ArchiveKey(b))
+	archived := fileExists(archive)
 	if archived == c.NotArchived {
 		t.Errorf("input archived: %v; want %v", archived, !c.NotArchived)
 	}
@@ -355,7 +356,7 @@ func checkBadCase(t *testing.T, c badCase, b sluice.Batch, got badRun) {
 		t.Errorf("input still under %s", pipeline.InputPrefix)
 	}
 	if archived {
-		if a, _ := os.ReadFile(eng.Path(pipeline.ArchivePrefix + c.File)); !bytes.Equal(a, c.content(t)) {
+		if a, _ := os.ReadFile(archive); !bytes.Equal(a, c.content(t)) {
 			t.Errorf("the archived input differs from the upload")
 		}
 	}
@@ -370,8 +371,9 @@ func checkBadCase(t *testing.T, c badCase, b sluice.Batch, got badRun) {
 		if !strings.Contains(subject, "failed") || !strings.Contains(text, b.Reason) {
 			t.Fatalf("the failure email does not give the reason:\nSubject: %s\n%s", subject, text)
 		}
-		// The email says where the input is kept only when it is.
-		if kept := strings.Contains(text, "the file is kept at input_archive/"); kept == c.NotArchived {
+		// The email says where the input is kept, as a path a person can
+		// follow, only when it is.
+		if kept := strings.Contains(text, "the file is kept at") && strings.Contains(text, archive); kept == c.NotArchived {
 			t.Fatalf("not archived %v, but the email says kept=%v:\n%s", c.NotArchived, kept, text)
 		}
 		t.Logf("failed: %s", b.Reason)

@@ -2,15 +2,19 @@ package embedded_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -109,11 +113,68 @@ func TestForgedCRCIsNotResumed(t *testing.T) {
 	if bA, err := eng.DB.Ledger().GetBatch(ctx, subA.BatchID); err != nil || bA.State.Terminal() {
 		t.Fatalf("batch of A: %+v %v, want an unfinished batch", bA, err)
 	}
+	// B is not A: it must not resume A's batch, and while A's batch still
+	// reads input/orders.csv it must not replace it either.
 	subB, err := eng.Submit(ctx, pb)
+	if subB.Resumed || subB.BatchID == subA.BatchID {
+		t.Fatalf("a different file with A's CRC-32C was taken for A: %+v (A: %+v)", subB, subA)
+	}
+	if !errors.Is(err, embedded.ErrBusy) {
+		t.Fatalf("Submit(B) = %+v, %v; want ErrBusy while A's batch reads input/", subB, err)
+	}
+	if got, _ := os.ReadFile(eng.Path(subA.Key)); !bytes.Equal(got, a) {
+		t.Fatal("A's input was replaced under its unfinished batch")
+	}
+}
+
+// TestLongNamesEndToEnd: any name S3 accepts works. The 245-byte name gave
+// chunk keys over the 255-byte file-name limit and stalled in "splitting";
+// a 1,018-byte name (a 1,024-byte key under input/) cannot even be one
+// local path element. Artefact keys come from the batch ID and chunk
+// number; the archive and input keys use a bounded form of the name; the
+// batch keeps the name itself (issue 10, finding 6).
+func TestLongNamesEndToEnd(t *testing.T) {
+	orders, fin := sluicetest.SeedSample(t)
+	eng, err := embedded.Open(t.TempDir(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if subB.Resumed || subB.BatchID == subA.BatchID {
-		t.Fatalf("a different file with A's CRC-32C was taken for A: %+v (A: %+v)", subB, subA)
+	defer eng.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if _, _, err := eng.LoadReference(ctx, fin, nil); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	for _, n := range []int{245, 250, 1018} {
+		name := strings.Repeat("é", (n-4)/2) + strings.Repeat("x", (n-4)%2) + ".csv"
+		if len(name) != n {
+			t.Fatalf("name of %d bytes, want %d", len(name), n)
+		}
+		sub, err := eng.SubmitAs(ctx, orders, name)
+		if err != nil {
+			t.Fatalf("%d-byte name: %v", n, err)
+		}
+		b, err := eng.Wait(ctx, sub.BatchID, nil)
+		if err != nil {
+			t.Fatalf("%d-byte name: %v", n, err)
+		}
+		if b.State != sluice.StateCompleted || b.RowsOut != 10000 || b.Name != name {
+			t.Fatalf("%d-byte name: %s %q, %d rows out, name kept: %v", n, b.State, b.Reason, b.RowsOut, b.Name == name)
+		}
+		for _, k := range []string{b.OutputKey, b.ErrorsKey, b.ManifestKey, pipeline.ArchiveKey(b), pipeline.ChunkKey(b, 0), b.Key} {
+			if len(k) > 200 {
+				t.Errorf("key of %d bytes: %q", len(k), k)
+			}
+			if _, err := os.Stat(eng.Path(k)); err != nil && k != b.Key && k != pipeline.ChunkKey(b, 0) {
+				t.Errorf("%d-byte name: %v", n, err)
+			}
+		}
+		if got := pipeline.DownloadName(b, b.ErrorsKey); got != strings.TrimSuffix(name, ".csv")+".errors.csv" {
+			t.Errorf("download name %q", got)
+		}
 	}
 }

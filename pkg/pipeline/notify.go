@@ -72,7 +72,8 @@ type EmailView struct {
 	LinkExpires string // empty when the links never expire
 	Reasons     []sluice.ReasonCount
 	Seconds     string
-	Archived    bool // the input is kept under input_archive/
+	Archived    bool   // the input is kept under input_archive/
+	ArchivedAt  string // where: a file path locally, an s3:// URI on AWS
 }
 
 func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (sluice.Email, error) {
@@ -81,6 +82,7 @@ func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (s
 	if v.Failed {
 		_, err := n.Blobs.Stat(ctx, ArchiveKey(b))
 		v.Archived = err == nil
+		v.ArchivedAt = Where(n.Blobs, ArchiveKey(b))
 	}
 	if !v.Failed {
 		ttl := n.Config.Mail.LinkTTL.Duration
@@ -127,7 +129,9 @@ var textTmpl = template.Must(template.New("text").Parse(`{{with .Batch}}Batch {{
 {{end}}{{if .Failed}}
 The file could not be processed: {{.Batch.Reason}}
 
-{{if .Archived}}Nothing was lost: the file is kept at input_archive/{{.Batch.Name}}. Fix it and upload it again.
+{{if .Archived}}Nothing was lost: the file is kept at
+  {{.ArchivedAt}}
+Fix it and upload it again.
 {{else}}The file is no longer in the bucket, so there was nothing to keep. Upload it again.
 {{end}}{{else}}
 Rows in:       {{.Batch.RowsIn}}
@@ -151,7 +155,7 @@ var htmlTmpl = htmltemplate.Must(htmltemplate.New("html").Funcs(htmltemplate.Fun
 <h2>{{.Batch.Name}}{{if .Failed}} failed{{else}} processed{{end}}</h2>
 <p>Batch <code>{{.Batch.ID}}</code></p>
 {{if .Failed}}<p><b>The file could not be processed:</b> {{.Batch.Reason}}</p>
-{{if .Archived}}<p>Nothing was lost: the file is kept at <code>input_archive/{{.Batch.Name}}</code>. Fix it and upload it again.</p>
+{{if .Archived}}<p>Nothing was lost: the file is kept at <code>{{.ArchivedAt}}</code>. Fix it and upload it again.</p>
 {{else}}<p>The file is no longer in the bucket, so there was nothing to keep. Upload it again.</p>{{end}}
 {{else}}<table>
 <tr><td>Rows in</td><td><b>{{.Batch.RowsIn}}</b></td></tr>

@@ -71,9 +71,13 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if t, err := time.Parse(time.RFC3339Nano, ev.EventTime); err == nil {
 		created = t.UTC()
 	}
+	name := ev.Name
+	if name == "" {
+		name = path.Base(ev.Key)
+	}
 	b, isNew, err := s.Ledger.CreateBatch(ctx, sluice.Batch{
 		ID:     sluice.BatchID(s.Blobs.Bucket(), ev.Key, ev.ETag, ev.Sequence),
-		Bucket: s.Blobs.Bucket(), Key: ev.Key, Name: path.Base(ev.Key),
+		Bucket: s.Blobs.Bucket(), Key: ev.Key, Name: name,
 		Size: ev.Size, ETag: ev.ETag, Sequence: ev.Sequence, CreatedAt: created,
 	})
 	if err != nil {
