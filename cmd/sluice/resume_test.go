@@ -1,11 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 )
 
 // TestResumeNeverForksInParallel: a run that died right after sending its
@@ -46,5 +52,64 @@ func TestResumeNeverForksInParallel(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestStatusNamesPathsAPersonCanFollow: `status BATCH` gives the archived
+// input, the output and the error report as files that exist, not as bare
+// bucket keys (issue 11 item 9; issue 10 finding 3's archive per batch).
+func TestStatusNamesPathsAPersonCanFollow(t *testing.T) {
+	orders, fin := sluicetest.SeedSample(t)
+	data := t.TempDir()
+	bad := filepath.Join(t.TempDir(), filepath.Base(orders)) // the same name, other content
+	os.WriteFile(bad, []byte("a;b;c\n1;2;3\n"), 0o644)
+	if r := runCLI(t, nil, "run", "--json", "--data", data, "--reference", fin, bad); r.code != 1 {
+		t.Fatalf("bad file: exit %d %s", r.code, r.stderr)
+	}
+	good := runCLI(t, nil, "run", "--json", "--data", data, orders)
+	if good.code != 0 {
+		t.Fatalf("exit %d %s", good.code, good.stderr)
+	}
+	out, err := exec.Command(bin, "status", "--json", "--data", data).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []struct {
+		ID    string `json:"batchId"`
+		State string `json:"state"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil || len(list) != 2 {
+		t.Fatalf("status list: %v %s", err, out)
+	}
+	archives := map[string]bool{}
+	for _, b := range list {
+		text, err := exec.Command(bin, "status", "--data", data, b.ID).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"archive"}
+		if b.State == "completed" {
+			want = append(want, "output", "errors")
+		}
+		for _, field := range want {
+			var p string
+			for _, l := range strings.Split(string(text), "\n") {
+				if f := strings.Fields(l); len(f) == 2 && f[0] == field {
+					p = f[1]
+				}
+			}
+			if !filepath.IsAbs(p) || !strings.HasPrefix(p, data) {
+				t.Fatalf("status %s: %s is %q, want a path under %s:\n%s", b.ID, field, p, data, text)
+			}
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("status %s: %v", b.ID, err)
+			}
+			if field == "archive" {
+				archives[p] = true
+			}
+		}
+	}
+	if len(archives) != 2 {
+		t.Fatalf("two files of one name share an archive: %v", archives)
 	}
 }
