@@ -173,14 +173,7 @@ func (s Splitter) cut(ctx context.Context, b sluice.Batch, r io.Reader) (splitRe
 		return splitResult{}, err
 	}
 	sc := csvscan.NewScanner(br, cfg.Delim(), cfg.Limits.MaxLineBytes)
-	tooLong := func(err error) error {
-		what := "a record"
-		var tl *csvscan.TooLongError
-		if errors.As(err, &tl) {
-			what = fmt.Sprintf("the record starting on line %d", tl.Line)
-		}
-		return badf("%s is longer than %d bytes, the limit set by limits.maxLineBytes: is a quote left open, or is this not a CSV file? (If records this long are meant, raise limits.maxLineBytes.)", what, cfg.Limits.MaxLineBytes)
-	}
+	tooLong := func(err error) error { return recordError(err, cfg.Limits.MaxLineBytes) }
 	rawHeader, err := sc.Next()
 	if err == io.EOF && sc.Offset() > 0 {
 		return splitResult{}, badf("the file holds only blank lines: it has no header row")
@@ -188,7 +181,7 @@ func (s Splitter) cut(ctx context.Context, b sluice.Batch, r io.Reader) (splitRe
 	if err == io.EOF {
 		return splitResult{}, badf("the file is empty: it has no header row")
 	}
-	if errors.Is(err, csvscan.ErrTooLong) {
+	if errors.Is(err, csvscan.ErrTooLong) || errors.Is(err, csvscan.ErrOpenQuote) {
 		return splitResult{}, tooLong(err)
 	}
 	if err != nil {
@@ -233,7 +226,7 @@ func (s Splitter) cut(ctx context.Context, b sluice.Batch, r io.Reader) (splitRe
 		if err == io.EOF {
 			break
 		}
-		if errors.Is(err, csvscan.ErrTooLong) {
+		if errors.Is(err, csvscan.ErrTooLong) || errors.Is(err, csvscan.ErrOpenQuote) {
 			return res, tooLong(err)
 		}
 		if err != nil {
@@ -257,6 +250,26 @@ func (s Splitter) cut(ctx context.Context, b sluice.Batch, r io.Reader) (splitRe
 		}
 	}
 	return res, flush()
+}
+
+// recordError is the reason a batch fails for a record the scanner cannot
+// cut: a quote never closed, whatever the file's size (it swallows the
+// rest of the file, so no row after it could be trusted), or a record
+// over limits.maxLineBytes.
+func recordError(err error, limit int) error {
+	var oq *csvscan.OpenQuoteError
+	if errors.As(err, &oq) {
+		return badf("the quote opened on line %d is never closed: everything after it would be one value. Close it, or double a quote meant as data (\"\")", oq.QuoteLine)
+	}
+	var tl *csvscan.TooLongError
+	if errors.As(err, &tl) && tl.QuoteLine > 0 {
+		return badf("the quote opened on line %d is never closed within %d bytes, the limit set by limits.maxLineBytes: is a quote left open? (If values this long are meant, raise limits.maxLineBytes.)", tl.QuoteLine, limit)
+	}
+	what := "a record"
+	if errors.As(err, &tl) {
+		what = fmt.Sprintf("the record starting on line %d", tl.Line)
+	}
+	return badf("%s is longer than %d bytes, the limit set by limits.maxLineBytes: is a quote left open, or is this not a CSV file? (If records this long are meant, raise limits.maxLineBytes.)", what, limit)
 }
 
 // checkHeader decodes the header row and refuses one the configuration
