@@ -113,3 +113,26 @@ func TestStatusNamesPathsAPersonCanFollow(t *testing.T) {
 		t.Fatalf("two files of one name share an archive: %v", archives)
 	}
 }
+
+// TestRunFlagsRejectsThatDominate: a file that is mostly rejected is
+// flagged in `run --json` without a limit, and fails with
+// limits.maxRejectRate (issue 10, finding 11).
+func TestRunFlagsRejectsThatDominate(t *testing.T) {
+	in := filepath.Join("..", "..", "testdata", "bad", "mostly_rejected.csv")
+	ref := filepath.Join("..", "..", "testdata", "bad", "ref", "reference.csv")
+	r := runCLI(t, nil, "run", "--json", "--data", t.TempDir(), "--reference", ref, in)
+	if r.code != 0 || r.Status != "completed" || !r.RejectsDominate || r.RejectRate != 0.75 {
+		t.Fatalf("no limit: exit %d %+v %s", r.code, r.runResult, r.stderr)
+	}
+	cfg := filepath.Join(t.TempDir(), "cfg.yaml")
+	os.WriteFile(cfg, []byte("limits:\n  maxRejectRate: 0.5\n"), 0o644)
+	cmd := exec.Command(bin, "run", "--json", "--data", t.TempDir(), "--config", cfg, "--reference", ref, in)
+	out, _ := cmd.Output()
+	var res runResult
+	if err := json.Unmarshal(out, &res); err != nil || cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("limit 0.5: exit %d %v %s", cmd.ProcessState.ExitCode(), err, out)
+	}
+	if res.Status != "failed" || !strings.Contains(res.Reason, "75% of rows were rejected (limit 50%") || res.Errors == "" || res.Archive == "" {
+		t.Fatalf("limit 0.5: %+v", res)
+	}
+}

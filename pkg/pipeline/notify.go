@@ -74,6 +74,7 @@ type EmailView struct {
 	Seconds     string
 	Archived    bool   // the input is kept under input_archive/
 	ArchivedAt  string // where: a file path locally, an s3:// URI on AWS
+	Dominated   string // set when most rows were rejected: says how many
 }
 
 func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (sluice.Email, error) {
@@ -84,14 +85,16 @@ func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (s
 		v.Archived = err == nil
 		v.ArchivedAt = Where(n.Blobs, ArchiveKey(b))
 	}
-	if !v.Failed {
+	if !v.Failed || b.ErrorsKey != "" { // a batch failed for its reject rate has its report
 		ttl := n.Config.Mail.LinkTTL.Duration
 		var exp time.Time
 		var err error
-		if v.OutputLink, exp, err = n.Blobs.Link(ctx, b.OutputKey, ttl); err != nil {
-			return sluice.Email{}, fmt.Errorf("link to the output: %w", err)
+		if !v.Failed {
+			if v.OutputLink, exp, err = n.Blobs.Link(ctx, b.OutputKey, ttl); err != nil {
+				return sluice.Email{}, fmt.Errorf("link to the output: %w", err)
+			}
 		}
-		if v.ErrorsLink, _, err = n.Blobs.Link(ctx, b.ErrorsKey, ttl); err != nil {
+		if v.ErrorsLink, exp, err = n.Blobs.Link(ctx, b.ErrorsKey, ttl); err != nil {
 			return sluice.Email{}, fmt.Errorf("link to the error report: %w", err)
 		}
 		if !exp.IsZero() {
@@ -99,6 +102,10 @@ func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (s
 		}
 	}
 	subject := fmt.Sprintf("Sluice: %s processed — %d rows out, %d rejected", b.Name, b.RowsOut, b.RowsRejected)
+	if RejectsDominate(b) {
+		v.Dominated = fmt.Sprintf("%s of the rows were rejected", percent(RejectRate(b)))
+		subject = fmt.Sprintf("Sluice: %s processed, MOST ROWS REJECTED — %d rows out, %d rejected", b.Name, b.RowsOut, b.RowsRejected)
+	}
 	if v.Failed {
 		subject = fmt.Sprintf("Sluice: %s failed — %s", b.Name, firstLine(b.Reason))
 	}
@@ -133,7 +140,11 @@ The file could not be processed: {{.Batch.Reason}}
   {{.ArchivedAt}}
 Fix it and upload it again.
 {{else}}The file is no longer in the bucket, so there was nothing to keep. Upload it again.
-{{end}}{{else}}
+{{end}}{{if .ErrorsLink}}Error report: {{.ErrorsLink}}
+{{if .LinkExpires}}This link stops working at {{.LinkExpires}}.
+{{end}}{{end}}{{else}}{{if .Dominated}}
+Warning: {{.Dominated}}. Check the error report before using the output.
+{{end}}
 Rows in:       {{.Batch.RowsIn}}
 Rows out:      {{.Batch.RowsOut}}
 Rows rejected: {{.Batch.RowsRejected}}
@@ -157,7 +168,9 @@ var htmlTmpl = htmltemplate.Must(htmltemplate.New("html").Funcs(htmltemplate.Fun
 {{if .Failed}}<p><b>The file could not be processed:</b> {{.Batch.Reason}}</p>
 {{if .Archived}}<p>Nothing was lost: the file is kept at <code>{{.ArchivedAt}}</code>. Fix it and upload it again.</p>
 {{else}}<p>The file is no longer in the bucket, so there was nothing to keep. Upload it again.</p>{{end}}
-{{else}}<table>
+{{if .ErrorsLink}}<p><a href="{{link .ErrorsLink}}">Download the error report</a></p>{{end}}
+{{else}}{{if .Dominated}}<p><b>Warning: {{.Dominated}}.</b> Check the error report before using the output.</p>{{end}}
+<table>
 <tr><td>Rows in</td><td><b>{{.Batch.RowsIn}}</b></td></tr>
 <tr><td>Rows out</td><td><b>{{.Batch.RowsOut}}</b></td></tr>
 <tr><td>Rows rejected</td><td><b>{{.Batch.RowsRejected}}</b></td></tr>
