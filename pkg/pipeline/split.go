@@ -95,16 +95,7 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 		return err
 	}
 
-	// The input, or its archived copy when a crash came after the archive.
-	src := b.Key
-	info, err := s.Blobs.Stat(ctx, src)
-	if isNotFound(err) {
-		src = ArchiveKey(b)
-		info, err = s.Blobs.Stat(ctx, src)
-		if err == nil && ev.ETag != "" && info.ETag != ev.ETag {
-			err = sluice.ErrNotFound // an archive of another upload
-		}
-	}
+	src, info, err := s.source(ctx, b, ev.ETag)
 	if isNotFound(err) {
 		return s.fail(ctx, b, fmt.Sprintf("the file %s was deleted before it could be read", b.Key))
 	}
@@ -128,6 +119,33 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if err != nil {
 		return err
 	}
+	if err := s.finish(ctx, b, res, redelivered); err != nil {
+		return err
+	}
+	s.rec().Rows("split", "in", res.rows)
+	s.rec().Bytes("split", "read", info.Size)
+	log.Info("split done", "chunks", res.chunks, "rows", res.rows)
+	return nil
+}
+
+// source finds the batch's input: its object under input/, or its archived
+// copy when a crash came after the archive (ErrNotFound: neither).
+func (s Splitter) source(ctx context.Context, b sluice.Batch, etag string) (string, sluice.BlobInfo, error) {
+	info, err := s.Blobs.Stat(ctx, b.Key)
+	if !isNotFound(err) {
+		return b.Key, info, err
+	}
+	info, err = s.Blobs.Stat(ctx, ArchiveKey(b))
+	if err == nil && etag != "" && info.ETag != etag {
+		err = sluice.ErrNotFound // an archive of another upload
+	}
+	return ArchiveKey(b), info, err
+}
+
+// finish records the split's totals, tells the merger when the workers
+// were all done before the total was known, archives the input and moves
+// the batch on to processing.
+func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, redelivered bool) error {
 	c, err := s.Ledger.SetTotal(ctx, b.ID, res.chunks, res.rows)
 	if err != nil {
 		return err
@@ -146,13 +164,8 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if err := s.fault(PointSplitAfterArchive); err != nil {
 		return err
 	}
-	if _, err := s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateProcessing, SplitAt: s.now()}); err != nil {
-		return err
-	}
-	s.rec().Rows("split", "in", res.rows)
-	s.rec().Bytes("split", "read", info.Size)
-	log.Info("split done", "chunks", res.chunks, "rows", res.rows)
-	return nil
+	_, err = s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateProcessing, SplitAt: s.now()})
+	return err
 }
 
 // badFile is a whole-file problem: the batch fails with this reason.
@@ -174,27 +187,10 @@ func (s Splitter) cut(ctx context.Context, b sluice.Batch, r io.Reader) (splitRe
 	}
 	sc := csvscan.NewScanner(br, cfg.Delim(), cfg.Limits.MaxLineBytes)
 	tooLong := func(err error) error { return recordError(err, cfg.Limits.MaxLineBytes) }
-	rawHeader, err := sc.Next()
-	if err == io.EOF && sc.Offset() > 0 {
-		return splitResult{}, badf("the file holds only blank lines: it has no header row")
-	}
-	if err == io.EOF {
-		return splitResult{}, badf("the file is empty: it has no header row")
-	}
-	if errors.Is(err, csvscan.ErrTooLong) || errors.Is(err, csvscan.ErrOpenQuote) {
-		return splitResult{}, tooLong(err)
-	}
+	headerLine, err := s.header(ctx, b, sc)
 	if err != nil {
 		return splitResult{}, err
 	}
-	header, err := s.checkHeader(rawHeader)
-	if err != nil {
-		return splitResult{}, err
-	}
-	if _, err := s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{Header: header}); err != nil {
-		return splitResult{}, err
-	}
-	headerLine := append(bytes.Clone(csvscan.TrimEOL(rawHeader)), '\n')
 
 	var res splitResult
 	buf := bytes.NewBuffer(make([]byte, 0, 1<<20))
@@ -250,6 +246,32 @@ func (s Splitter) cut(ctx context.Context, b sluice.Batch, r io.Reader) (splitRe
 		}
 	}
 	return res, flush()
+}
+
+// header reads, checks and records the header row, and returns it as each
+// chunk's first line.
+func (s Splitter) header(ctx context.Context, b sluice.Batch, sc *csvscan.Scanner) ([]byte, error) {
+	rawHeader, err := sc.Next()
+	if err == io.EOF && sc.Offset() > 0 {
+		return nil, badf("the file holds only blank lines: it has no header row")
+	}
+	if err == io.EOF {
+		return nil, badf("the file is empty: it has no header row")
+	}
+	if errors.Is(err, csvscan.ErrTooLong) || errors.Is(err, csvscan.ErrOpenQuote) {
+		return nil, recordError(err, s.Config.Limits.MaxLineBytes)
+	}
+	if err != nil {
+		return nil, err
+	}
+	header, err := s.checkHeader(rawHeader)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{Header: header}); err != nil {
+		return nil, err
+	}
+	return append(bytes.Clone(csvscan.TrimEOL(rawHeader)), '\n'), nil
 }
 
 // recordError is the reason a batch fails for a record the scanner cannot
