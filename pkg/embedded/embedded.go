@@ -400,8 +400,16 @@ func (e *Engine) dead(ctx context.Context, b sluice.Batch) bool {
 	if b.EmailID != "" {
 		return true
 	}
-	d, err := e.Notifys.Depth(ctx)
-	return err == nil && d.Visible+d.InFlight+d.Delayed == 0
+	// Every stage queue, not only notify's: the stage failing the batch
+	// holds its message in flight until it has sent the notify message,
+	// and the batch is marked failed before that.
+	for _, q := range e.Queues() {
+		d, err := q.Depth(ctx)
+		if err != nil || d.Visible+d.InFlight+d.Delayed > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Path is the local file of an object key.
