@@ -90,11 +90,11 @@ func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (s
 		var exp time.Time
 		var err error
 		if !v.Failed {
-			if v.OutputLink, exp, err = n.Blobs.Link(ctx, b.OutputKey, ttl); err != nil {
+			if v.OutputLink, exp, err = n.link(ctx, b, b.OutputKey, ttl); err != nil {
 				return sluice.Email{}, fmt.Errorf("link to the output: %w", err)
 			}
 		}
-		if v.ErrorsLink, exp, err = n.Blobs.Link(ctx, b.ErrorsKey, ttl); err != nil {
+		if v.ErrorsLink, exp, err = n.link(ctx, b, b.ErrorsKey, ttl); err != nil {
 			return sluice.Email{}, fmt.Errorf("link to the error report: %w", err)
 		}
 		if !exp.IsZero() {
@@ -120,6 +120,17 @@ func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (s
 		From: n.Config.Mail.From, To: n.Config.Mail.To, Subject: subject,
 		Text: text.String(), HTML: html.String(), IdempotencyKey: "sluice-batch-" + b.ID,
 	}, nil
+}
+
+// link is a link to one of the batch's outputs that downloads under the
+// input's name where the store can say so (S3: Content-Disposition).
+func (n Notifier) link(ctx context.Context, b sluice.Batch, key string, ttl time.Duration) (string, time.Time, error) {
+	if la, ok := n.Blobs.(interface {
+		LinkAs(ctx context.Context, key, filename string, ttl time.Duration) (string, time.Time, error)
+	}); ok {
+		return la.LinkAs(ctx, key, DownloadName(b, key), ttl)
+	}
+	return n.Blobs.Link(ctx, key, ttl)
 }
 
 func firstLine(s string) string {
