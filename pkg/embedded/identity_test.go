@@ -178,3 +178,38 @@ func TestLongNamesEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestArchiveIsPerBatch: two files of one name, each failing, keep their
+// own archived input, and each failure email names its own (issue 10,
+// finding 3: the second overwrote input_archive/<name>, and the first
+// email pointed at the wrong bytes).
+func TestArchiveIsPerBatch(t *testing.T) {
+	eng, err := embedded.Open(t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	contents := []string{"a;b\n1;2\n", "x;y;z\n3;4;5\n"}
+	var batches []sluice.Batch
+	for _, c := range contents {
+		in := filepath.Join(t.TempDir(), "orders.csv")
+		if err := os.WriteFile(in, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, b, err := eng.Process(t.Context(), in, nil, nil)
+		if err != nil || b.State != sluice.StateFailed {
+			t.Fatalf("%s %v", b.State, err)
+		}
+		batches = append(batches, b)
+	}
+	for i, b := range batches {
+		p := eng.Path(pipeline.ArchiveKey(b))
+		if got, err := os.ReadFile(p); err != nil || string(got) != contents[i] {
+			t.Fatalf("batch %d's archive %s holds %q (%v), want its own input %q", i, p, got, err, contents[i])
+		}
+		_, text := readEmail(t, filepath.Join(eng.Outbox.Dir(), "sluice-batch-"+b.ID+".eml"))
+		if !strings.Contains(text, p) {
+			t.Fatalf("batch %d's email does not name its archive %s:\n%s", i, p, text)
+		}
+	}
+}
