@@ -220,10 +220,11 @@ func rejectRateExceeded(limit *float64, b sluice.Batch) string {
 		percent(RejectRate(b)), percent(*limit), b.RowsRejected, b.RowsIn)
 }
 
-// percent shows a fraction as a percentage with at most one decimal, never
-// rounded up to a limit it is over or down to one it is under: 0.97 → 97%.
+// percent shows a fraction as a percentage with at most one decimal,
+// rounded up, so a rate just over a limit never reads as equal to it:
+// 0.97 → 97%, 0.5005 → 50.1%.
 func percent(f float64) string {
-	p := f * 100
+	p := math.Ceil(f*1000-1e-9) / 10
 	if p == math.Trunc(p) {
 		return strconv.FormatFloat(p, 'f', 0, 64) + "%"
 	}
