@@ -258,7 +258,7 @@ func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, e
 	for _, b := range prev {
 		if b.ETag != etag {
 			if !b.State.Terminal() && e.readsInput(ctx, b) {
-				return Submission{}, fmt.Errorf("%w: batch %s (%s) has not ended; run again once it has, or rename the file", ErrBusy, b.ID, b.State)
+				return Submission{}, fmt.Errorf("%w: batch %s (%s) has not ended and still reads input/%s; run the earlier file again to finish it, or submit this one under another name", ErrBusy, b.ID, b.State, pipeline.SafeName(name))
 			}
 			continue
 		}
