@@ -166,8 +166,8 @@ func consoleAWS(ctx context.Context, e env, af awsFlags, addr string, opts conso
 
 // engineUploader lets the console hand uploads to the engine's Submit.
 func engineUploader(eng *embedded.Engine) *console.EngineUploader {
-	return console.NewEngineUploader(eng.Dir, eng.Ledger, eng.Blobs, func(ctx context.Context, path string) (console.Upload, error) {
-		sub, err := eng.Submit(ctx, path)
+	return console.NewEngineUploader(eng.Dir, eng.Ledger, eng.Blobs, func(ctx context.Context, path, name string) (console.Upload, error) {
+		sub, err := eng.SubmitAs(ctx, path, name)
 		return console.Upload{BatchID: sub.BatchID, Key: sub.Key, Resumed: sub.Resumed}, err
 	}, func(path string) (string, error) {
 		etag, _, err := fsblob.ETagOfFile(path)

@@ -14,11 +14,12 @@ import (
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
-// Submit hands a local file to the pipeline as `sluice run FILE` does (the
-// embedded engine's Submit): the file goes under input/ and the splitter
-// is told; the same file while its batch is unfinished finds that batch; a
-// file whose last batch ended starts a new one.
-type Submit func(ctx context.Context, path string) (Upload, error)
+// Submit hands the local file at path to the pipeline under name, as
+// `sluice run FILE` does (the embedded engine's SubmitAs): the file goes
+// under input/ and the splitter is told; the same file while its batch is
+// unfinished finds that batch; a file whose last batch ended starts a new
+// one.
+type Submit func(ctx context.Context, path, name string) (Upload, error)
 
 // ETag is the ETag the pipeline's bucket gives the file at path.
 type ETag func(path string) (string, error)
@@ -63,7 +64,9 @@ func (u *EngineUploader) Upload(ctx context.Context, name string, r io.Reader, s
 		return Upload{}, err
 	}
 	defer os.RemoveAll(tmp)
-	p := filepath.Join(tmp, name)
+	// Not under name itself: a name S3 accepts (up to ~1,000 bytes) can be
+	// longer than a local file name may be; SubmitAs keeps the name.
+	p := filepath.Join(tmp, "upload")
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return Upload{}, err
@@ -84,7 +87,7 @@ func (u *EngineUploader) Upload(ctx context.Context, name string, r io.Reader, s
 	if err := u.busy(ctx, name, p); err != nil {
 		return Upload{}, err
 	}
-	return u.Submit(ctx, p)
+	return u.Submit(ctx, p, name)
 }
 
 // busy refuses a different file under a name whose input is still waiting
@@ -95,7 +98,7 @@ func (u *EngineUploader) busy(ctx context.Context, name, path string) error {
 	if err != nil {
 		return err
 	}
-	key := pipeline.InputPrefix + name
+	key := pipeline.InputPrefix + pipeline.SafeName(name)
 	bs, err := u.Ledger.ListBatches(ctx, sluice.BatchFilter{Key: key})
 	if err != nil {
 		return err
