@@ -169,10 +169,7 @@ func engineUploader(eng *embedded.Engine) *console.EngineUploader {
 	return console.NewEngineUploader(eng.Dir, eng.Ledger, eng.Blobs, func(ctx context.Context, path, name string) (console.Upload, error) {
 		sub, err := eng.SubmitAs(ctx, path, name)
 		return console.Upload{BatchID: sub.BatchID, Key: sub.Key, Resumed: sub.Resumed}, err
-	}, func(path string) (string, error) {
-		etag, _, err := fsblob.ETagOfFile(path)
-		return etag, err
-	})
+	}, fsblob.ETagOfFile)
 }
 
 // listen opens the console's port and warns when it is reachable beyond

@@ -21,8 +21,9 @@ import (
 // one.
 type Submit func(ctx context.Context, path, name string) (Upload, error)
 
-// ETag is the ETag the pipeline's bucket gives the file at path.
-type ETag func(path string) (string, error)
+// ETag is the ETag (and size) the pipeline's bucket gives the file at
+// path: fsblob.ETagOfFile for the local pipeline.
+type ETag func(path string) (etag string, size int64, err error)
 
 // EngineUploader hands uploads to a local pipeline through Submit. It sees
 // the pipeline only through its ports, to refuse an upload that would pull
@@ -94,7 +95,7 @@ func (u *EngineUploader) Upload(ctx context.Context, name string, r io.Reader, s
 // in input/ (not yet split and archived) or whose batch is unfinished:
 // replacing it would pull the file from under its own batch.
 func (u *EngineUploader) busy(ctx context.Context, name, path string) error {
-	etag, err := u.ETag(path)
+	etag, _, err := u.ETag(path)
 	if err != nil {
 		return err
 	}
