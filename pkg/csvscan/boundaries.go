@@ -138,7 +138,11 @@ func FindCuts(r io.ReaderAt, size int64, o CutOptions) (Cuts, error) {
 	if p.err != nil {
 		return Cuts{}, p.err
 	}
-	return Cuts{Header: p.cuts[0], Chunks: p.cuts[1:], Rows: n - 1}, nil
+	c := Cuts{Header: p.cuts[0], Rows: n - 1}
+	if n > 1 {
+		c.Chunks = p.cuts[1:]
+	}
+	return c, nil
 }
 
 // span is one range's summary.
