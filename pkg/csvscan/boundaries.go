@@ -15,15 +15,19 @@ import (
 // inside a quoted field?), which is why a CSV file is usually cut by one
 // sequential stream. The Scanner's rules are a four-state machine over four
 // byte classes, so the effect of any byte range on the state is a function
-// from four states to four states. Each range computes that function for all
-// four start states at once (one table look-up a byte), and its newline count;
-// a sequential pass over those small summaries (a prefix "sum" of function
-// compositions and of counts) then gives every range its exact start state
-// and first line number. A second parallel pass, now knowing each range's
-// state, walks the records; a second summary pass numbers them; a third
-// parallel pass writes the cut points. Plain quote parity is not enough here:
-// the Scanner opens a quote only at the start of a field (a"b is a bare quote,
-// not an open one), which the state machine models exactly.
+// from four states to four states. Each range, in parallel, computes that
+// function (jumping from quote to quote) and its newline count, and walks its
+// record ends assuming it starts outside a quoted field. A sequential pass
+// over those small summaries (a prefix "sum" of function compositions and of
+// newline counts) then gives every range its exact start state and first
+// line number; the rare range that starts inside a quoted field is walked
+// again from there. The same pass numbers the records and notes the cut
+// points. Plain quote parity is not enough here: the Scanner opens a quote
+// only at the start of a field (a"b is a bare quote, not an open one), which
+// the state machine models exactly.
+//
+// Ranges go in windows of a few per worker, each read once, so memory stays
+// bounded whatever the file's size.
 
 // The Scanner's states between two bytes.
 const (
@@ -50,25 +54,9 @@ var step = [4][4]uint8{
 }
 
 // A transition function packs, for each start state s, the state reached in
-// bits 2s..2s+1; identity maps every state to itself.
-const identity = stField | stMid<<2 | stQuoted<<4 | stClose<<6
-
-// fnStep[f][class] is f followed by one byte of that class: all four lanes of
-// the state machine advance with one look-up.
-var fnStep = func() (t [256][4]uint8) {
-	for f := range 256 {
-		for c := range 4 {
-			var g uint8
-			for s := range 4 {
-				g |= step[(f>>(2*s))&3][c] << (2 * s)
-			}
-			t[f][c] = g
-		}
-	}
-	return t
-}()
-
+// bits 2s..2s+1.
 func apply(f uint8, s uint8) uint8 { return (f >> (2 * s)) & 3 }
+
 
 // CutOptions tell FindCuts how the file is written and how to cut it.
 type CutOptions struct {
@@ -77,7 +65,8 @@ type CutOptions struct {
 	MaxRecord int  // as NewScanner's maxRecord
 	ChunkRows int  // records per chunk (the header is not counted)
 	// Workers run the parallel passes (0: GOMAXPROCS); RangeBytes is the
-	// size of one range (0: 4 MiB), which bounds each worker's memory.
+	// size of one range (0: 4 MiB). A window of 4 ranges per worker is in
+	// memory at a time.
 	Workers    int
 	RangeBytes int
 }
@@ -101,6 +90,9 @@ type Cuts struct {
 	Rows   int // records after the header
 }
 
+// errScanner says the Scanner would fail: scannerError finds its error.
+var errScanner = errors.New("the Scanner fails on this input")
+
 // FindCuts finds, with parallel passes over r, the records the Scanner would
 // return from the size bytes of r, and cuts them as the splitter does: the
 // first record is the header, then chunks of ChunkRows records. It returns
@@ -111,80 +103,64 @@ func FindCuts(r io.ReaderAt, size int64, o CutOptions) (Cuts, error) {
 	if err != nil {
 		return Cuts{}, err
 	}
-	p.each(p.summarize)
-	p.startStates()
-	if p.err == nil {
-		p.each(p.count)
+	win := make([]span, 4*p.o.Workers)
+	for i := range win {
+		win[i].data = make([]byte, p.o.RangeBytes)
 	}
-	if p.err != nil {
-		return Cuts{}, p.err
+	for off := p.start; off < size; {
+		n := 0
+		for ; n < len(win) && off < size; n++ {
+			win[n].off, win[n].end = off, min(off+int64(p.o.RangeBytes), size)
+			off = win[n].end
+		}
+		if err := p.summarize(win[:n]); err != nil {
+			return Cuts{}, err
+		}
+		for i := range win[:n] {
+			if err := p.number(&win[i]); err != nil {
+				return Cuts{}, p.scannerError(err)
+			}
+		}
 	}
-	n, bad := p.number()
-	if p.err != nil {
-		return Cuts{}, p.err
+	if err := p.tail(); err != nil {
+		return Cuts{}, p.scannerError(err)
 	}
-	if bad {
-		return Cuts{}, p.scannerError()
-	}
-	if n == 0 {
+	if len(p.cuts) == 0 {
 		return Cuts{}, io.EOF
 	}
-	p.cuts = make([]Cut, 1+(n-1+o.ChunkRows-1)/o.ChunkRows)
-	p.n = n
-	p.each(p.cut)
-	if p.tail.idx >= 0 {
-		p.record(p.tail.idx, p.tail.start, p.tail.line, size, false)
-	}
-	if p.err != nil {
-		return Cuts{}, p.err
-	}
-	c := Cuts{Header: p.cuts[0], Rows: n - 1}
-	if n > 1 {
+	c := Cuts{Header: p.cuts[0], Rows: p.idx - 1}
+	if len(p.cuts) > 1 {
 		c.Chunks = p.cuts[1:]
 	}
 	return c, nil
 }
 
-// span is one range's summary.
+// span is one range in the window.
 type span struct {
 	off, end int64
-	// pass 1: the range's transition function, newline count, last byte.
-	fn   uint8
-	nl   int64
-	last byte
-	// start state and the line of the range's first byte (from the summaries).
-	state uint8
-	line  int64
-	// pass 2: the first and last record-ending newlines (-1: none), whether
-	// the byte before the first is a CR inside the range, the newlines up to
-	// and including the last, the non-blank records after the first, a record
-	// there over the limit.
-	firstEnd, lastEnd int64
-	firstAfterCR      bool
-	lastEndNL         int64
-	recs              int
-	tooLong           bool
-	// numbering: the first record's start, line and index (-1: blank), and
-	// the index of the next non-blank record.
-	carry, carryLine int64
-	firstIdx, idx0   int
+	data     []byte // the buffer; data[:end-off] holds the range
+	fn       uint8  // the range's transition function
+	nl       int64  // its newlines
+	ends     []int32
+	err      error
 }
 
+// pass carries the sequential state from range to range.
 type pass struct {
 	r     io.ReaderAt
 	size  int64
+	start int64 // past a leading BOM
 	o     CutOptions
 	cls   [256]uint8
-	spans []span
-	bufs  sync.Pool
-	n     int // records, header included
-	cuts  []Cut
-	tail  struct {
-		idx         int
-		start, line int64
-	}
-	mu  sync.Mutex
-	err error
+
+	st        uint8 // the state at the next range's start
+	line      int64 // the line of the next range's first byte
+	carry     int64 // where the open record starts
+	carryLine int64 // and its line
+	prevLast  byte  // the last byte of the previous range
+	idx       int   // non-blank records numbered so far
+	blanks    int   // blank lines since the last record
+	cuts      []Cut
 }
 
 func newPass(r io.ReaderAt, size int64, o CutOptions) (*pass, error) {
@@ -200,81 +176,92 @@ func newPass(r io.ReaderAt, size int64, o CutOptions) (*pass, error) {
 	if o.RangeBytes <= 0 {
 		o.RangeBytes = 4 << 20
 	}
-	p := &pass{r: r, size: size, o: o}
+	p := &pass{r: r, size: size, o: o, st: stField, line: 1, carryLine: 1}
 	p.cls[o.Quote], p.cls[o.Delim], p.cls['\n'] = clQuote, clDelim, clNewline
-	p.bufs.New = func() any { b := make([]byte, o.RangeBytes); return &b }
-	var start int64
 	head := make([]byte, 3)
 	if n, _ := r.ReadAt(head, 0); n == 3 && bytes.Equal(head, bom) && size >= 3 {
-		start = 3 // the Scanner drops a leading BOM
+		p.start = 3 // the Scanner drops a leading BOM
 	}
-	for off := start; off < size; off += int64(o.RangeBytes) {
-		p.spans = append(p.spans, span{off: off, end: min(off+int64(o.RangeBytes), size)})
-	}
+	p.carry = p.start
 	return p, nil
 }
 
-// each runs f on every range, Workers at a time, each with the range's bytes.
-func (p *pass) each(f func(s *span, data []byte)) {
-	next := make(chan int)
+// summarize reads the window's ranges and summarizes each, in parallel.
+func (p *pass) summarize(win []span) error {
+	next := make(chan *span)
 	var wg sync.WaitGroup
-	for range min(p.o.Workers, len(p.spans)) {
+	for range min(p.o.Workers, len(win)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			bp := p.bufs.Get().(*[]byte)
-			defer p.bufs.Put(bp)
-			for i := range next {
-				s := &p.spans[i]
-				data := (*bp)[:s.end-s.off]
-				if n, err := p.r.ReadAt(data, s.off); n < len(data) {
-					p.fail(fmt.Errorf("csvscan: reading bytes %d-%d: %w", s.off, s.end, orUnexpectedEOF(err)))
-					continue
-				}
-				f(s, data)
+			for s := range next {
+				s.err = p.summary(s)
 			}
 		}()
 	}
-	for i := range p.spans {
-		next <- i
+	for i := range win {
+		next <- &win[i]
 	}
 	close(next)
 	wg.Wait()
+	for i := range win {
+		if win[i].err != nil {
+			return win[i].err
+		}
+	}
+	return nil
 }
 
-func orUnexpectedEOF(err error) error {
-	if err == nil || err == io.EOF {
-		return io.ErrUnexpectedEOF
+// summary reads one range, finds its transition function and newlines, and
+// walks its record ends as if it started outside quotes.
+func (p *pass) summary(s *span) error {
+	data := s.data[:s.end-s.off]
+	if n, err := p.r.ReadAt(data, s.off); n < len(data) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("csvscan: reading bytes %d-%d: %w", s.off, s.end, err)
 	}
-	return err
+	s.fn = 0
+	for st := range uint8(4) {
+		s.fn |= p.endState(data, st) << (2 * st)
+	}
+	s.nl = int64(bytes.Count(data, []byte{'\n'}))
+	s.ends = s.ends[:0]
+	p.walk(data, stField, func(i int) { s.ends = append(s.ends, int32(i)) })
+	return nil
 }
 
-func (p *pass) fail(err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err == nil {
-		p.err = err
+// endState is the state after data from state st. Outside quotes only a
+// quote at a field's start changes the kind of state, so it jumps from quote
+// to quote.
+func (p *pass) endState(data []byte, st uint8) uint8 {
+	q := p.o.Quote
+	for i := 0; i < len(data); {
+		switch st {
+		case stQuoted:
+			k := bytes.IndexByte(data[i:], q)
+			if k < 0 {
+				return stQuoted
+			}
+			i, st = i+k+1, stClose
+		case stClose:
+			st, i = step[stClose][p.cls[data[i]]], i+1
+		default:
+			k := bytes.IndexByte(data[i:], q)
+			if k < 0 {
+				return step[stMid][p.cls[data[len(data)-1]]] // no quote: the last byte decides
+			}
+			j := i + k
+			if j == i && st == stField || j > i && (data[j-1] == p.o.Delim || data[j-1] == '\n') {
+				st = stQuoted
+			} else {
+				st = stMid
+			}
+			i = j + 1
+		}
 	}
-}
-
-// summarize is pass 1: the range's effect on each start state.
-func (p *pass) summarize(s *span, data []byte) {
-	f := uint8(identity)
-	cls := &p.cls
-	for _, c := range data {
-		f = fnStep[f][cls[c]]
-	}
-	s.fn, s.nl, s.last = f, int64(bytes.Count(data, []byte{'\n'})), data[len(data)-1]
-}
-
-// startStates composes the summaries: each range's start state and line.
-func (p *pass) startStates() {
-	st, line := uint8(stField), int64(1)
-	for i := range p.spans {
-		s := &p.spans[i]
-		s.state, s.line = st, line
-		st, line = apply(s.fn, st), line+s.nl
-	}
+	return st
 }
 
 // walk calls end with the offset (in data) of each record-ending newline,
@@ -306,84 +293,95 @@ func (p *pass) walk(data []byte, st uint8, end func(i int)) uint8 {
 	return st
 }
 
-// count is pass 2: where the range's records end, how many are not blank,
-// and whether one whose start is in the range is over the limit.
-func (p *pass) count(s *span, data []byte) {
-	s.firstEnd, s.lastEnd = -1, -1
-	prev := -1 // the last record end seen in the range
-	p.walk(data, s.state, func(i int) {
-		if prev < 0 {
-			s.firstEnd = s.off + int64(i)
-			s.firstAfterCR = i > 0 && data[i-1] == '\r'
-		} else {
-			n := i - prev
-			s.tooLong = s.tooLong || n > p.o.MaxRecord
-			if !(n == 1 || n == 2 && data[i-1] == '\r') {
-				s.recs++
-			}
-		}
-		prev = i
-	})
-	if prev >= 0 {
-		s.lastEnd = s.off + int64(prev)
-		s.lastEndNL = int64(bytes.Count(data[:prev+1], []byte{'\n'}))
+// number takes the next range in order: it fixes the range's start state
+// (walking it again in the rare case that the guess was wrong), then numbers
+// its records and notes the cuts they start or end.
+func (p *pass) number(s *span) error {
+	data := s.data[:s.end-s.off]
+	// From a close quote or from mid-field a range reads as from a field's
+	// start, unless (mid-field) it begins with a quote.
+	if p.st == stQuoted || p.st == stMid && data[0] == p.o.Quote {
+		s.ends = s.ends[:0]
+		p.walk(data, p.st, func(i int) { s.ends = append(s.ends, int32(i)) })
 	}
+	counted, line := 0, p.line // line is p.line plus the newlines in data[:counted]
+	lineAt := func(pos int64) int64 {
+		if pos < s.off {
+			return p.carryLine
+		}
+		to := int(pos - s.off)
+		line += int64(bytes.Count(data[counted:to], []byte{'\n'}))
+		counted = to
+		return line
+	}
+	for _, e := range s.ends {
+		end := s.off + int64(e) + 1
+		n := end - p.carry
+		if n > int64(p.o.MaxRecord) {
+			return errScanner
+		}
+		var first byte // the record's first byte, for a blank CRLF
+		if p.carry >= s.off {
+			first = data[p.carry-s.off]
+		} else {
+			first = p.prevLast
+		}
+		if !(n == 1 || n == 2 && first == '\r') {
+			p.record(p.carry, end, lineAt)
+		} else {
+			p.blanks++
+		}
+		p.carry = end
+	}
+	p.carryLine = lineAt(p.carry)
+	p.st, p.line, p.prevLast = apply(s.fn, p.st), p.line+s.nl, data[len(data)-1]
+	return nil
 }
 
-// number stitches pass 2: it numbers the non-blank records and finds the
-// first record of each range, whose start lies in an earlier range. It
-// returns the records counted and whether the Scanner would fail.
-func (p *pass) number() (int, bool) {
-	if len(p.spans) == 0 {
-		p.tail.idx = -1
-		return 0, false
+// record numbers the record [start, end) and adds it to the header or to
+// the current chunk.
+func (p *pass) record(start, end int64, lineAt func(int64) int64) {
+	if p.idx == 0 || (p.idx-1)%p.o.ChunkRows == 0 {
+		p.cuts = append(p.cuts, Cut{Offset: start, FirstLine: lineAt(start)})
 	}
-	carry, carryLine := p.spans[0].off, int64(1)
-	idx := 0
-	for i := range p.spans {
-		s := &p.spans[i]
-		s.carry, s.carryLine, s.firstIdx, s.idx0 = carry, carryLine, -1, idx
-		if s.firstEnd < 0 {
-			continue
-		}
-		n := s.firstEnd + 1 - carry
-		afterCR := s.firstAfterCR || s.firstEnd == s.off && i > 0 && p.spans[i-1].last == '\r'
-		if s.tooLong || n > int64(p.o.MaxRecord) {
-			return 0, true
-		}
-		if !(n == 1 || n == 2 && afterCR) {
-			s.firstIdx = idx
-			idx++
-		}
-		s.idx0 = idx
-		idx += s.recs
-		carry, carryLine = s.lastEnd+1, s.line+s.lastEndNL
+	c := &p.cuts[len(p.cuts)-1]
+	if c.Rows > 0 {
+		c.Blanks += p.blanks // they lie between this cut's records
 	}
-	// The last record may lack its line break.
-	p.tail.idx = -1
-	last := p.spans[len(p.spans)-1]
-	if apply(last.fn, last.state) == stQuoted {
-		return 0, true // the Scanner: a quote never closed
+	c.End = end
+	c.Rows++
+	p.blanks = 0
+	p.idx++
+}
+
+// tail takes the last record, which may lack its line break.
+func (p *pass) tail() error {
+	if p.st == stQuoted {
+		return errScanner // a quote never closed
 	}
-	if n := p.size - carry; n > 0 {
-		if n > int64(p.o.MaxRecord) {
-			return 0, true
-		}
-		b := make([]byte, 1)
-		if _, err := p.r.ReadAt(b, carry); err != nil && err != io.EOF {
-			p.fail(err)
-		}
-		if !(n == 1 && b[0] == '\r') {
-			p.tail.idx, p.tail.start, p.tail.line = idx, carry, carryLine
-			idx++
-		}
+	n := p.size - p.carry
+	if n <= 0 {
+		return nil
 	}
-	return idx, false
+	if n > int64(p.o.MaxRecord) {
+		return errScanner
+	}
+	b := make([]byte, 1)
+	if _, err := p.r.ReadAt(b, p.carry); err != nil && err != io.EOF {
+		return err
+	}
+	if !(n == 1 && b[0] == '\r') {
+		p.record(p.carry, p.size, func(int64) int64 { return p.carryLine })
+	}
+	return nil
 }
 
 // scannerError runs the Scanner itself to report exactly its error: the
-// parallel passes only know that there is one, which is rare and final.
-func (p *pass) scannerError() error {
+// passes only know that there is one, which is rare and final.
+func (p *pass) scannerError(err error) error {
+	if err != errScanner {
+		return err
+	}
 	sc := NewScanner(io.NewSectionReader(p.r, 0, p.size), p.o.Delim, p.o.MaxRecord)
 	for {
 		if _, err := sc.Next(); err != nil {
@@ -392,63 +390,5 @@ func (p *pass) scannerError() error {
 			}
 			return err
 		}
-	}
-}
-
-// cut is pass 3: it hands the records that start or end a cut to record.
-func (p *pass) cut(s *span, data []byte) {
-	idx := s.idx0
-	prev := -1
-	counted, line := 0, s.line // line is s.line plus the newlines in data[:counted]
-	p.walk(data, s.state, func(i int) {
-		end := s.off + int64(i) + 1
-		if prev < 0 {
-			prev = i
-			if s.firstIdx >= 0 {
-				p.record(s.firstIdx, s.carry, s.carryLine, end, false)
-			} else {
-				p.record(s.idx0-1, 0, 0, end, true)
-			}
-			return
-		}
-		start, n := prev+1, i-prev
-		prev = i
-		if n == 1 || n == 2 && data[i-1] == '\r' {
-			p.record(idx-1, 0, 0, end, true)
-			return
-		}
-		if idx == 0 || (idx-1)%p.o.ChunkRows == 0 {
-			line += int64(bytes.Count(data[counted:start], []byte{'\n'}))
-			counted = start
-		}
-		p.record(idx, s.off+int64(start), line, end, false)
-		idx++
-	})
-}
-
-// record notes the record numbered idx (or a blank line after it) if it
-// starts or ends a cut; line need only be right for a record that starts one.
-func (p *pass) record(idx int, start, line, end int64, blank bool) {
-	if idx < 0 {
-		return // blank lines before the header
-	}
-	k, pos := 0, 0 // the cut (0: header) and the record's place in it
-	if idx > 0 {
-		k, pos = 1+(idx-1)/p.o.ChunkRows, (idx-1)%p.o.ChunkRows
-	}
-	c := &p.cuts[k]
-	if blank {
-		if k != 0 && pos != p.o.ChunkRows-1 && idx != p.n-1 {
-			p.mu.Lock()
-			c.Blanks++
-			p.mu.Unlock()
-		}
-		return
-	}
-	if pos == 0 {
-		c.Offset, c.FirstLine = start, line
-	}
-	if k == 0 || pos == p.o.ChunkRows-1 || idx == p.n-1 {
-		c.End, c.Rows = end, pos+1
 	}
 }
