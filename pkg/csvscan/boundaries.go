@@ -57,7 +57,6 @@ var step = [4][4]uint8{
 // bits 2s..2s+1.
 func apply(f uint8, s uint8) uint8 { return (f >> (2 * s)) & 3 }
 
-
 // CutOptions tell FindCuts how the file is written and how to cut it.
 type CutOptions struct {
 	Delim     byte // the field delimiter
