@@ -64,8 +64,8 @@ type CutOptions struct {
 	MaxRecord int  // as NewScanner's maxRecord
 	ChunkRows int  // records per chunk (the header is not counted)
 	// Workers run the parallel passes (0: GOMAXPROCS); RangeBytes is the
-	// size of one range (0: 4 MiB). A window of 4 ranges per worker is in
-	// memory at a time.
+	// size of one range (0: 256 KiB). Two windows of 4 ranges per worker are
+	// in memory at a time.
 	Workers    int
 	RangeBytes int
 }
@@ -102,24 +102,45 @@ func FindCuts(r io.ReaderAt, size int64, o CutOptions) (Cuts, error) {
 	if err != nil {
 		return Cuts{}, err
 	}
-	win := make([]span, 4*p.o.Workers)
-	for i := range win {
-		win[i].data = make([]byte, p.o.RangeBytes)
+	// Two windows: the workers summarize one while this goroutine numbers
+	// the records of the one before.
+	var wins [2][]span
+	for w := range wins {
+		wins[w] = make([]span, 4*p.o.Workers)
+		for i := range wins[w] {
+			wins[w][i].data = make([]byte, p.o.RangeBytes)
+		}
 	}
-	for off := p.start; off < size; {
+	off := p.start
+	fill := func(win []span) []span {
 		n := 0
 		for ; n < len(win) && off < size; n++ {
 			win[n].off, win[n].end = off, min(off+int64(p.o.RangeBytes), size)
 			off = win[n].end
 		}
-		if err := p.summarize(win[:n]); err != nil {
-			return Cuts{}, err
-		}
-		for i := range win[:n] {
-			if err := p.number(&win[i]); err != nil {
-				return Cuts{}, p.scannerError(err)
+		return win[:n]
+	}
+	cur := fill(wins[0])
+	if err := p.summarize(cur); err != nil {
+		return Cuts{}, err
+	}
+	for w := 1; len(cur) > 0; w ^= 1 {
+		next := fill(wins[w])
+		done := make(chan error, 1)
+		go func() { done <- p.summarize(next) }()
+		var err error
+		for i := range cur {
+			if err = p.number(&cur[i]); err != nil {
+				break
 			}
 		}
+		if serr := <-done; err == nil && serr != nil {
+			return Cuts{}, serr
+		}
+		if err != nil {
+			return Cuts{}, p.scannerError(err)
+		}
+		cur = next
 	}
 	if err := p.tail(); err != nil {
 		return Cuts{}, p.scannerError(err)
@@ -173,7 +194,7 @@ func newPass(r io.ReaderAt, size int64, o CutOptions) (*pass, error) {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	if o.RangeBytes <= 0 {
-		o.RangeBytes = 4 << 20
+		o.RangeBytes = 256 << 10 // stays in a core's cache through its passes
 	}
 	p := &pass{r: r, size: size, o: o, st: stField, line: 1, carryLine: 1}
 	p.cls[o.Quote], p.cls[o.Delim], p.cls['\n'] = clQuote, clDelim, clNewline
@@ -221,10 +242,14 @@ func (p *pass) summary(s *span) error {
 		}
 		return fmt.Errorf("csvscan: reading bytes %d-%d: %w", s.off, s.end, err)
 	}
-	s.fn = 0
-	for st := range uint8(4) {
-		s.fn |= p.endState(data, st) << (2 * st)
+	// From a close quote a range reads as from a field's start (their
+	// transitions are the same), and so it does from mid-field unless the
+	// range begins with a quote: two lanes to run, not four.
+	field, mid := p.endState(data, stField), uint8(0)
+	if mid = field; data[0] == p.o.Quote {
+		mid = p.endState(data, stMid)
 	}
+	s.fn = field<<(2*stField) | mid<<(2*stMid) | p.endState(data, stQuoted)<<(2*stQuoted) | field<<(2*stClose)
 	s.nl = int64(bytes.Count(data, []byte{'\n'}))
 	s.ends = s.ends[:0]
 	p.walk(data, stField, func(i int) { s.ends = append(s.ends, int32(i)) })
@@ -269,10 +294,18 @@ func (p *pass) endState(data []byte, st uint8) uint8 {
 func (p *pass) walk(data []byte, st uint8, end func(i int)) uint8 {
 	q := p.o.Quote
 	fast := true // tried once a record: a quote sends the rest of it byte by byte
+	nextQ := -1  // the first quote at or after i once i <= nextQ (len(data): none)
 	for i := 0; i < len(data); {
 		if fast && st != stQuoted && st != stClose {
 			nl := bytes.IndexByte(data[i:], '\n')
-			if nl >= 0 && bytes.IndexByte(data[i:i+nl], q) < 0 {
+			if nl >= 0 && nextQ < i {
+				if nextQ = bytes.IndexByte(data[i:], q); nextQ < 0 {
+					nextQ = len(data)
+				} else {
+					nextQ += i
+				}
+			}
+			if nl >= 0 && nextQ > i+nl {
 				i += nl
 				end(i)
 				i, st = i+1, stField
