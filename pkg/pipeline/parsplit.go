@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"runtime"
+	"sync"
 
 	"github.com/sluicehq/sluice/pkg/csvscan"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -35,10 +37,13 @@ func (s Splitter) cutInput(ctx context.Context, b sluice.Batch, r io.Reader) (sp
 	return s.cut(ctx, b, r)
 }
 
-// cutParallel is cut with the record boundaries found in parallel. The
-// chunks, their messages and the ledger's header are byte for byte what cut
-// makes. Any file FindCuts refuses (empty, a record too long, a quote never
-// closed) goes through cut, so a bad file gets exactly cut's reason.
+// cutParallel is cut with the record boundaries found, and the chunks
+// written, in parallel. The chunks, their messages and the ledger's header
+// are byte for byte what cut makes. Any file FindCuts refuses (empty, a
+// record too long, a quote never closed) goes through cut, so a bad file
+// gets exactly cut's reason. A crash may leave a few chunks stored ahead of
+// their messages; the redelivered split stores them again under the same
+// keys, as it does every chunk.
 func (s Splitter) cutParallel(ctx context.Context, b sluice.Batch, ra io.ReaderAt, size int64) (splitResult, error) {
 	cfg := s.Config
 	whole := func() io.Reader { return io.NewSectionReader(ra, 0, size) }
@@ -54,32 +59,82 @@ func (s Splitter) cutParallel(ctx context.Context, b sluice.Batch, ra io.ReaderA
 	if err != nil {
 		return splitResult{}, err
 	}
-	var res splitResult
-	var buf, body []byte
-	for _, c := range cuts.Chunks {
-		if n := int(c.End - c.Offset); cap(buf) < n {
-			buf = make([]byte, n)
-		} else {
-			buf = buf[:n]
-		}
-		if n, err := ra.ReadAt(buf, c.Offset); n < len(buf) {
-			return res, fmt.Errorf("reading bytes %d-%d of the input: %w", c.Offset, c.End, err)
-		}
-		body = append(append(body[:0], headerLine...), buf...)
-		if c.Blanks > 0 {
-			if body, err = s.records(append(body[:0], headerLine...), s.rangeScanner(ra, c, buf)); err != nil {
-				return res, err
+	return s.writeChunks(ctx, b, ra, headerLine, cuts.Chunks)
+}
+
+// writeChunks writes the chunks on every core, a few at a time (which bounds
+// the memory), while this goroutine sends their messages in chunk order, each
+// after its chunk is stored, as cut does.
+func (s Splitter) writeChunks(ctx context.Context, b sluice.Batch, ra io.ReaderAt, headerLine []byte, chunks []csvscan.Cut) (splitResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	stored := make([]chan error, len(chunks))
+	for k := range stored {
+		stored[k] = make(chan error, 1)
+	}
+	slots := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for k, c := range chunks {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
 			}
-		} else if body[len(body)-1] != '\n' {
-			body = append(body, '\n') // the file's last line lacked its line break
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stored[k] <- s.putChunk(ctx, b, k, ra, headerLine, c)
+			}()
 		}
-		if err := s.sendChunk(ctx, b, res.chunks, body, c.FirstLine, c.Rows); err != nil {
+	}()
+	var res splitResult
+	for k, c := range chunks {
+		var err error
+		select {
+		case err = <-stored[k]:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		<-slots
+		if err == nil {
+			err = s.fault(PointSplitAfterChunkPut)
+		}
+		if err == nil {
+			err = s.sendChunk(ctx, b, k, c.FirstLine, c.Rows)
+		}
+		if err != nil {
 			return res, err
 		}
 		res.chunks++
 		res.rows += c.Rows
 	}
 	return res, nil
+}
+
+// putChunk stores chunk k: the header line, then the cut's records, blank
+// lines dropped and each ending in a line break, as cut writes them.
+func (s Splitter) putChunk(ctx context.Context, b sluice.Batch, k int, ra io.ReaderAt, headerLine []byte, c csvscan.Cut) error {
+	body := make([]byte, len(headerLine)+int(c.End-c.Offset), len(headerLine)+int(c.End-c.Offset)+1)
+	copy(body, headerLine)
+	data := body[len(headerLine):]
+	if n, err := ra.ReadAt(data, c.Offset); n < len(data) {
+		return fmt.Errorf("reading bytes %d-%d of the input: %w", c.Offset, c.End, err)
+	}
+	if c.Blanks > 0 {
+		recs, err := s.records(append([]byte(nil), headerLine...), s.rangeScanner(ra, c, data))
+		if err != nil {
+			return err
+		}
+		body = recs
+	} else if body[len(body)-1] != '\n' {
+		body = append(body, '\n') // the file's last line lacked its line break
+	}
+	_, err := s.Blobs.Put(ctx, ChunkKey(b, k), bytes.NewReader(body))
+	return err
 }
 
 // rangeScanner scans one cut's records. A blank line goes first: the Scanner
@@ -113,16 +168,9 @@ func (s Splitter) records(dst []byte, sc *csvscan.Scanner) ([]byte, error) {
 	}
 }
 
-// sendChunk writes chunk n and sends its message, as cut's flush does.
-func (s Splitter) sendChunk(ctx context.Context, b sluice.Batch, n int, body []byte, firstLine int64, rows int) error {
-	key := ChunkKey(b, n)
-	if _, err := s.Blobs.Put(ctx, key, bytes.NewReader(body)); err != nil {
-		return err
-	}
-	if err := s.fault(PointSplitAfterChunkPut); err != nil {
-		return err
-	}
-	msg := sluice.ChunkReady{Version: sluice.MessageVersion, BatchID: b.ID, Chunk: n, Key: key, FirstLine: firstLine, Rows: rows}
+// sendChunk sends chunk n's message, as cut's flush does.
+func (s Splitter) sendChunk(ctx context.Context, b sluice.Batch, n int, firstLine int64, rows int) error {
+	msg := sluice.ChunkReady{Version: sluice.MessageVersion, BatchID: b.ID, Chunk: n, Key: ChunkKey(b, n), FirstLine: firstLine, Rows: rows}
 	if err := s.Chunks.Send(ctx, sluice.Encode(msg)); err != nil {
 		return err
 	}
