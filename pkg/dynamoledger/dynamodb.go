@@ -42,8 +42,8 @@ type Options struct {
 	// CacheSize bounds how many reference keys (known or unknown) each
 	// Catalog keeps in memory. Default 100 000; negative turns the cache off.
 	CacheSize int
-	// CatalogRefresh is how often a Catalog looks whether another process
-	// loaded new reference data. Default one minute.
+	// CatalogRefresh is no longer used: each batch pins its reference
+	// version, and Current is read from the table every time.
 	CatalogRefresh time.Duration
 	// Concurrency is how many batch requests a Load or a Lookup has in
 	// flight at once. Default 4.

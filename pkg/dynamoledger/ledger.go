@@ -92,6 +92,8 @@ func fieldValues(b sluice.Batch) map[string]types.AttributeValue {
 	str("errorsKey", b.ErrorsKey)
 	str("manifestKey", b.ManifestKey)
 	str("emailId", b.EmailID)
+	str("refVersion", b.RefVersion)
+	str("configDigest", b.ConfigDigest)
 	if b.Header != nil {
 		// JSON rather than a list: a header may hold empty names, and a
 		// string attribute carries them the same on every DynamoDB.
@@ -138,6 +140,8 @@ func decodeBatch(item map[string]types.AttributeValue) sluice.Batch {
 		ErrorsKey:    getS(item, "errorsKey"),
 		ManifestKey:  getS(item, "manifestKey"),
 		EmailID:      getS(item, "emailId"),
+		RefVersion:   getS(item, "refVersion"),
+		ConfigDigest: getS(item, "configDigest"),
 		CreatedAt:    getT(item, "createdAt"),
 		SplitAt:      getT(item, "splitAt"),
 		ProcessAt:    getT(item, "processedAt"),
