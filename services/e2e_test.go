@@ -31,6 +31,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/provision"
+	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
@@ -364,13 +365,8 @@ func embeddedOutput(t *testing.T, chunkRows int, orders, fin string) (out, errs 
 }
 
 func loadReference(t *testing.T, s *stack, fin string) {
-	f, err := os.Open(fin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	cfg, _ := awsconfig.Load(t.Context())
-	if _, err := embedded.LoadCatalog(t.Context(), dynamoledger.New(cfg, dynamoledger.DefaultTables(s.prefix)).Catalog(), f, config.Default(), nil); err != nil {
+	if _, err := reference.LoadFile(t.Context(), dynamoledger.New(cfg, dynamoledger.DefaultTables(s.prefix)).Catalog(), fin, config.Default(), nil); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -43,7 +43,7 @@ func init() {
 	commands = []command{
 		{"run", "[flags] INPUT.csv", "run one file through the whole pipeline on this machine and wait for it", cmdRun},
 		{"gen", "--rows N --out DIR [flags]", "generate orders.csv and financials.csv in the seed's format", cmdGen},
-		{"reference", "load [flags] REF.csv", "load reference data into the local catalog", cmdReference},
+		{"reference", "load|list [flags]", "load a reference CSV as the new reference version, or list the versions", cmdReference},
 		{"status", "[flags] [BATCH]", "list batches, or show one", cmdStatus},
 		{"console", "[--data DIR] [--addr A]", "run the pipeline here and serve the batch console (web page + API)", cmdConsole},
 		{"config", "default", "print the built-in pipeline configuration (YAML)", cmdConfig},

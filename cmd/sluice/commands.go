@@ -11,7 +11,6 @@ import (
 	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
-	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -38,47 +37,6 @@ func cmdGen(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %s (%d rows, %d faulty) and %s (%d rows) in %.2fs\n", o, st.Rows, st.Bad, f, st.RefRows, time.Since(start).Seconds())
-	return nil
-}
-
-func cmdReference(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 || args[0] != "load" {
-		return usageErr("usage: sluice reference load [--data DIR] [--config F] REF.csv")
-	}
-	fs := newFlags(e, "reference load", "[flags] REF.csv", "Loads a reference CSV into the local catalog; `sluice run` without --reference uses it.")
-	data := fs.String("data", defaultData(e), "data `directory`; env SLUICE_DATA")
-	cfgPath := fs.String("config", "", "pipeline configuration `file` (names the key column)")
-	force := fs.Bool("force", false, "load even if this file was the last one loaded")
-	onAWS := fs.Bool("aws", false, "load into the DynamoDB reference table instead of the local catalog")
-	af := addAWSFlags(fs, e)
-	pos, err := parse(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return usageErr("reference load takes one file")
-	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		return err
-	}
-	if *onAWS {
-		return referenceLoadAWS(ctx, e, af, cfg, pos[0])
-	}
-	eng, err := embedded.Open(*data, cfg, logger(e))
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
-	if *force {
-		eng.ForgetReference()
-	}
-	start := time.Now()
-	if err := loadReference(ctx, e, eng, pos[0], isTerminal(e.stderr)); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "reference ready (%s) in %.2fs\n", pos[0], time.Since(start).Seconds())
 	return nil
 }
 

@@ -61,7 +61,7 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	} else if cfg.Enriches() {
-		if _, err := eng.Ref.Columns(ctx); err != nil {
+		if _, err := eng.Ref.Current(ctx); err != nil {
 			fmt.Fprintf(e.stderr, "warning: %v; until then uploaded files cannot be processed (restart the console with --reference REF.csv)\n", err)
 		}
 	}

@@ -92,7 +92,7 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	} else if cfg.Enriches() {
-		if _, err := eng.Ref.Columns(ctx); err != nil {
+		if _, err := eng.Ref.Current(ctx); err != nil {
 			return fmt.Errorf("%w", err)
 		}
 	}
@@ -165,30 +165,6 @@ func printResult(e env, r runResult, b sluice.Batch) {
 		fmt.Fprintf(w, "           %d × %s\n", rc.Count, rc.Rule)
 	}
 	fmt.Fprintf(w, "  output:  %s\n  errors:  %s\n  email:   %s\n", r.Output, r.Errors, r.Email)
-}
-
-func loadReference(ctx context.Context, e env, eng *embedded.Engine, path string, showBar bool) error {
-	st, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("reference: %w", err)
-	}
-	var bar *progressbar.ProgressBar
-	var progress func(int64)
-	if showBar {
-		bar = progressbar.DefaultBytes(st.Size(), "loading reference")
-		progress = func(n int64) { bar.Set64(n) }
-	}
-	n, skipped, err := eng.LoadReference(ctx, path, progress)
-	if bar != nil {
-		bar.Finish()
-	}
-	if err != nil {
-		return err
-	}
-	if !skipped {
-		fmt.Fprintf(e.stderr, "loaded %d reference rows from %s\n", n, path)
-	}
-	return nil
 }
 
 // crashAt is a test hook: SLUICE_CRASH_AT=POINT[@N] ends the process at

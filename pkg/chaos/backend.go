@@ -22,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/fsblob"
 	"github.com/sluicehq/sluice/pkg/provision"
+	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqlite"
@@ -196,13 +197,9 @@ func newAWS(ctx context.Context, o Options, fin string, logf func(string, ...any
 			}
 		}
 	}
-	f, err := os.Open(fin)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	t0 := time.Now()
-	n, err := embedded.LoadCatalog(ctx, db.Catalog(), f, config.Default(), nil)
+	res, err := reference.LoadFile(ctx, db.Catalog(), fin, config.Default(), nil)
+	n := res.Version.Rows
 	if err != nil {
 		return nil, fmt.Errorf("chaos: loading the reference into DynamoDB: %w", err)
 	}

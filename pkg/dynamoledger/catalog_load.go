@@ -89,12 +89,12 @@ func produce(ctx context.Context, id string, ncols int, next func() ([]string, e
 			return 0, err
 		}
 		if len(row) != ncols {
-			return 0, fmt.Errorf("reference row %d has %d fields, the header has %d", len(seen)+1, len(row), ncols)
+			return 0, sluice.Permanentf("reference row %d has %d fields, the header has %d", len(seen)+1, len(row), ncols)
 		}
 		h := rowHash(row[1:])
 		if old, ok := seen[row[0]]; ok {
 			if old != h {
-				return 0, fmt.Errorf("reference key %q appears twice with different values", row[0])
+				return 0, sluice.Permanentf("reference key %q appears twice with different values", row[0])
 			}
 			continue
 		}

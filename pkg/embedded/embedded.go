@@ -7,7 +7,7 @@
 //
 //	DIR/bucket/        the bucket (input/, input_archive/, <batch>/...)
 //	DIR/sluice.db      queues and ledger
-//	DIR/reference.idx  the reference catalog (a memory-mapped hash file)
+//	DIR/reference/     the reference versions (memory-mapped hash files, see refstore)
 //	DIR/outbox/        one .eml per batch
 package embedded
 
@@ -29,11 +29,11 @@ import (
 	"github.com/sluicehq/sluice/pkg/autoscale"
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/consumer"
-	"github.com/sluicehq/sluice/pkg/csvscan"
 	"github.com/sluicehq/sluice/pkg/fsblob"
 	"github.com/sluicehq/sluice/pkg/metrics"
 	"github.com/sluicehq/sluice/pkg/outbox"
 	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/refstore"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqlite"
@@ -110,9 +110,13 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 	if e.DB, err = sqlite.Open(filepath.Join(abs, "sluice.db")); err != nil {
 		return nil, err
 	}
-	if e.Ref, err = refstore.Open(filepath.Join(abs, "reference.idx")); err != nil {
+	if e.Ref, err = refstore.Open(filepath.Join(abs, "reference")); err != nil {
 		return nil, err
 	}
+	// The single table and its stamp from before versions; they raced
+	// (issue 10, finding 2) and are replaced by DIR/reference/.
+	os.Remove(filepath.Join(abs, "reference.idx"))
+	os.Remove(filepath.Join(abs, "reference.loaded"))
 	if e.Blobs, err = fsblob.New(filepath.Join(abs, "bucket")); err != nil {
 		return nil, err
 	}
@@ -385,99 +389,24 @@ func (e *Engine) Path(key string) string {
 	return p
 }
 
-// LoadReference fills the catalog from a reference CSV whose header names
-// the configured key column. It skips the load when the same file (same
-// name and content) was the last one loaded. progress, when set, hears the
-// bytes read so far.
+// LoadReference makes a reference CSV the current reference version; new
+// batches pin it. An unchanged file (same content as the current version)
+// is skipped. Versions no unfinished batch uses are collected after a
+// load. progress, when set, hears the bytes read so far.
 func (e *Engine) LoadReference(ctx context.Context, path string, progress func(read int64)) (rows int, skipped bool, err error) {
-	etag, _, err := fsblob.ETagOfFile(path)
+	res, err := reference.LoadFile(ctx, e.Ref, path, e.Config, progress)
 	if err != nil {
 		return 0, false, err
 	}
-	stamp := filepath.Base(path) + " " + etag
-	stampFile := filepath.Join(e.Dir, "reference.loaded")
-	if old, err := os.ReadFile(stampFile); err == nil && strings.TrimSpace(string(old)) == stamp {
-		return 0, true, nil
+	if !res.Skipped {
+		if gone, err := reference.Collect(ctx, e.Ref, e.DB.Ledger(), reference.Grace, time.Now()); err != nil {
+			e.Logger.Warn("collecting old reference versions failed", "error", err)
+		} else if len(gone) > 0 {
+			e.Logger.Info("old reference versions collected", "versions", gone)
+		}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, false, err
-	}
-	defer f.Close()
-	n, err := LoadCatalog(ctx, e.Ref, f, e.Config, progress)
-	if err != nil {
-		os.Remove(stampFile)
-		return 0, false, fmt.Errorf("%s: %w", path, err)
-	}
-	return n, false, os.WriteFile(stampFile, []byte(stamp+"\n"), 0o644)
+	return res.Version.Rows, res.Skipped, nil
 }
-
-// LoadCatalog reads a reference CSV into any catalog loader: the key column
-// (cfg.Reference.Key) first, the rest in file order.
-func LoadCatalog(ctx context.Context, ld sluice.CatalogLoader, r io.Reader, cfg *config.Pipeline, progress func(int64)) (int, error) {
-	sc := csvscan.NewScanner(r, cfg.Delim(), cfg.Limits.MaxLineBytes)
-	raw, err := sc.Next()
-	if err == io.EOF {
-		return 0, errors.New("the reference file is empty")
-	}
-	if err != nil {
-		return 0, err
-	}
-	hf, _, err := csvscan.Split(csvscan.TrimEOL(raw), cfg.Delim(), nil, nil)
-	if err != nil {
-		return 0, fmt.Errorf("reference header: %w", err)
-	}
-	key := -1
-	cols := []string{}
-	for i, f := range hf {
-		if string(f) == cfg.Reference.Key {
-			key = i
-		}
-	}
-	if key < 0 {
-		return 0, fmt.Errorf("the reference header has no key column %q", cfg.Reference.Key)
-	}
-	cols = append(cols, string(hf[key]))
-	for i, f := range hf {
-		if i != key {
-			cols = append(cols, string(f))
-		}
-	}
-	var fields [][]byte
-	var scratch []byte
-	row := make([]string, len(cols))
-	n := 0
-	next := func() ([]string, error) {
-		rec, err := sc.Next()
-		if err != nil {
-			return nil, err
-		}
-		n++
-		if progress != nil && n%50000 == 0 {
-			progress(sc.Offset())
-		}
-		fields, scratch, err = csvscan.Split(csvscan.TrimEOL(rec), cfg.Delim(), fields, scratch)
-		if err != nil {
-			return nil, fmt.Errorf("reference line %d: %w", sc.Line(), err)
-		}
-		if len(fields) != len(cols) {
-			return nil, fmt.Errorf("reference line %d has %d fields, its header has %d", sc.Line(), len(fields), len(cols))
-		}
-		row[0] = string(fields[key])
-		j := 1
-		for i, f := range fields {
-			if i != key {
-				row[j] = string(f)
-				j++
-			}
-		}
-		return row, nil
-	}
-	return ld.Load(ctx, cols, next)
-}
-
-// ForgetReference makes the next LoadReference load even an unchanged file.
-func (e *Engine) ForgetReference() { os.Remove(filepath.Join(e.Dir, "reference.loaded")) }
 
 // sample copies queue depths and batch counts into the metrics until ctx
 // ends.

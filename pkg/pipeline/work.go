@@ -22,8 +22,7 @@ type Worker struct {
 	*Deps
 
 	mu    sync.Mutex
-	plans map[string]*plan // by header row
-	refs  []string         // the catalog's columns, read once
+	plans map[string]*plan // by reference version and header row
 }
 
 // NewWorker returns a worker; it caches compiled plans per header.
@@ -43,10 +42,10 @@ type fieldCheck struct {
 	col   *rules.Column
 }
 
-func (w *Worker) planFor(ctx context.Context, header []byte, fields [][]byte) (*plan, error) {
+func (w *Worker) planFor(ctx context.Context, ref pinned, header []byte, fields [][]byte) (*plan, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if p, ok := w.plans[string(header)]; ok {
+	if p, ok := w.plans[ref.id+"\x00"+string(header)]; ok {
 		return p, nil
 	}
 	cols, err := rules.Compile(w.Config.Columns)
@@ -77,24 +76,23 @@ func (w *Worker) planFor(ctx context.Context, header []byte, fields [][]byte) (*
 			return nil, sluice.Permanentf("chunk header lacks the key column %q", w.Config.Reference.Key)
 		}
 		p.key = k
-		if w.refs == nil {
-			if w.refs, err = w.Catalog.Columns(ctx); err != nil {
-				return nil, err
-			}
+		refs, err := ref.Columns(ctx)
+		if err != nil {
+			return nil, err
 		}
 		pos := map[string]int{}
-		for i, c := range w.refs[1:] {
+		for i, c := range refs[1:] {
 			pos[c] = i
 		}
 		for _, a := range w.Config.Reference.Append {
 			i, ok := pos[a]
 			if !ok {
-				return nil, sluice.Permanentf("the reference data has no column %q (it has %s)", a, strings.Join(w.refs, ", "))
+				return nil, sluice.Permanentf("the reference data has no column %q (it has %s)", a, strings.Join(refs, ", "))
 			}
 			p.pick = append(p.pick, i)
 		}
 	}
-	w.plans[string(header)] = p
+	w.plans[ref.id+"\x00"+string(header)] = p
 	return p, nil
 }
 
@@ -127,6 +125,10 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		batchLog(w.log(), b.ID).Info("chunk for a finished batch; ignored", "chunk", c.Chunk, "state", b.State)
 		return nil
 	}
+	ref, err := w.reference(ctx, b)
+	if err != nil {
+		return err
+	}
 	r, err := w.Blobs.Get(ctx, c.Key)
 	if isNotFound(err) {
 		return sluice.PermanentReason(sluice.ReasonMissingObject, fmt.Errorf("chunk %s is missing", c.Key))
@@ -150,7 +152,7 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 	if err != nil {
 		return sluice.Permanentf("chunk %s: header: %v", c.Key, err)
 	}
-	p, err := w.planFor(ctx, hdr, hfields)
+	p, err := w.planFor(ctx, ref, hdr, hfields)
 	if err != nil {
 		return err
 	}
@@ -233,7 +235,7 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		for i, r := range rows {
 			keys[i] = key(r)
 		}
-		if vals, err = w.Catalog.Lookup(ctx, keys); err != nil {
+		if vals, err = ref.Lookup(ctx, keys); err != nil {
 			return fmt.Errorf("chunk %s: reference lookup: %w", c.Key, err)
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -107,14 +109,14 @@ func Parse(r io.Reader, cfg *config.Pipeline, progress func(int64)) ([]string, f
 	sc := csvscan.NewScanner(r, cfg.Delim(), min(cfg.Limits.MaxLineBytes, MaxRecordBytes))
 	raw, err := sc.Next()
 	if err == io.EOF {
-		return nil, nil, errors.New("the reference file is empty")
+		return nil, nil, invalid("the reference file is empty")
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("reference header: %w", err)
+		return nil, nil, scanErr("reference header", err)
 	}
 	hf, _, err := csvscan.Split(csvscan.TrimEOL(raw), cfg.Delim(), nil, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reference header: %w", err)
+		return nil, nil, sluice.Permanent(fmt.Errorf("reference header: %w", err))
 	}
 	header := make([]string, len(hf))
 	for i, f := range hf {
@@ -132,15 +134,15 @@ func Parse(r io.Reader, cfg *config.Pipeline, progress func(int64)) ([]string, f
 func columns(header []string, cfg *config.Pipeline) (int, []string, error) {
 	for i, h := range header {
 		if !utf8.ValidString(h) {
-			return 0, nil, fmt.Errorf("the reference header's column %d is not valid UTF-8", i+1)
+			return 0, nil, invalid("the reference header's column %d is not valid UTF-8", i+1)
 		}
 		if slices.Index(header, h) != i {
-			return 0, nil, fmt.Errorf("the reference header names the column %q twice", h)
+			return 0, nil, invalid("the reference header names the column %q twice", h)
 		}
 	}
 	key := slices.Index(header, cfg.Reference.Key)
 	if key < 0 {
-		return 0, nil, fmt.Errorf("the reference header has no key column %q (it has %s)", cfg.Reference.Key, quote(header))
+		return 0, nil, invalid("the reference header has no key column %q (it has %s)", cfg.Reference.Key, quote(header))
 	}
 	var missing []string
 	for _, a := range cfg.Reference.Append {
@@ -149,7 +151,7 @@ func columns(header []string, cfg *config.Pipeline) (int, []string, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return 0, nil, fmt.Errorf("the reference header lacks the column(s) %s that reference.append names (it has %s)", strings.Join(missing, ", "), quote(header))
+		return 0, nil, invalid("the reference header lacks the column(s) %s that reference.append names (it has %s)", strings.Join(missing, ", "), quote(header))
 	}
 	cols := []string{header[key]}
 	for i, h := range header {
@@ -159,6 +161,19 @@ func columns(header []string, cfg *config.Pipeline) (int, []string, error) {
 	}
 	return key, cols, nil
 }
+
+// scanErr marks a record over the size limit as the file's fault; other
+// read errors (a network cut) may pass on a retry.
+func scanErr(what string, err error) error {
+	err = fmt.Errorf("%s: %w", what, err)
+	if errors.Is(err, csvscan.ErrTooLong) {
+		return sluice.Permanent(err)
+	}
+	return err
+}
+
+// invalid marks a fault of the file: retrying the load cannot help.
+func invalid(format string, args ...any) error { return sluice.Permanentf(format, args...) }
 
 func quote(xs []string) string {
 	q := make([]string, len(xs))
@@ -187,7 +202,7 @@ func (r *rowReader) next() ([]string, error) {
 		return nil, io.EOF
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reference: %w", err)
+		return nil, scanErr("reference", err)
 	}
 	line := r.sc.Line()
 	r.n++
@@ -196,23 +211,23 @@ func (r *rowReader) next() ([]string, error) {
 	}
 	r.fields, r.scratch, err = csvscan.Split(csvscan.TrimEOL(rec), r.delim, r.fields, r.scratch)
 	if err != nil {
-		return nil, fmt.Errorf("reference line %d: %w", line, err)
+		return nil, invalid("reference line %d: %w", line, err)
 	}
 	if len(r.fields) != len(r.row) {
-		return nil, fmt.Errorf("reference line %d has %d fields, its header has %d", line, len(r.fields), len(r.row))
+		return nil, invalid("reference line %d has %d fields, its header has %d", line, len(r.fields), len(r.row))
 	}
 	k := r.fields[r.key]
 	switch {
 	case len(k) == 0:
-		return nil, fmt.Errorf("reference line %d has an empty key", line)
+		return nil, invalid("reference line %d has an empty key", line)
 	case len(k) > MaxKeyBytes:
-		return nil, fmt.Errorf("reference line %d has a key of %d bytes, over the limit of %d", line, len(k), MaxKeyBytes)
+		return nil, invalid("reference line %d has a key of %d bytes, over the limit of %d", line, len(k), MaxKeyBytes)
 	}
 	r.row[0] = string(k)
 	j := 1
 	for i, f := range r.fields {
 		if !utf8.Valid(f) {
-			return nil, fmt.Errorf("reference line %d, field %d is not valid UTF-8 (save the file as UTF-8)", line, i+1)
+			return nil, invalid("reference line %d, field %d is not valid UTF-8 (save the file as UTF-8)", line, i+1)
 		}
 		if i != r.key {
 			r.row[j] = string(f)
@@ -220,4 +235,14 @@ func (r *rowReader) next() ([]string, error) {
 		}
 	}
 	return r.row, nil
+}
+
+// LoadFile is Load of a local file.
+func LoadFile(ctx context.Context, cat sluice.Catalog, path string, cfg *config.Pipeline, progress func(int64)) (Result, error) {
+	open := func() (io.ReadCloser, error) { return os.Open(path) }
+	res, err := Load(ctx, cat, filepath.Base(path), open, cfg, progress)
+	if err != nil {
+		return res, fmt.Errorf("%s: %w", path, err)
+	}
+	return res, nil
 }

@@ -5,10 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"io"
 	"os"
+
+	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
 // entry places one record: its key's hash and its offset in the data.
@@ -64,7 +65,7 @@ func writeRecords(ctx context.Context, f *os.File, ncols int, next func() ([]str
 			return nil, err
 		}
 		if len(row) != ncols {
-			return nil, fmt.Errorf("reference row %d has %d fields, the header has %d", len(entries)+1, len(row), ncols)
+			return nil, sluice.Permanentf("reference row %d has %d fields, the header has %d", len(entries)+1, len(row), ncols)
 		}
 		val = val[:0]
 		for _, v := range row[1:] {
@@ -74,7 +75,7 @@ func writeRecords(ctx context.Context, f *os.File, ncols int, next func() ([]str
 		vh := valueHash(val)
 		if old, dup := seen[row[0]]; dup {
 			if old != vh {
-				return nil, fmt.Errorf("reference key %q appears twice with different values", row[0])
+				return nil, sluice.Permanentf("reference key %q appears twice with different values", row[0])
 			}
 			continue
 		}

@@ -103,7 +103,7 @@ func BuildLocal(c Config) (*Adapters, func() error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ref, err := refstore.Open(filepath.Join(c.Data, "reference.idx"))
+	ref, err := refstore.Open(filepath.Join(c.Data, "reference"))
 	if err != nil {
 		db.Close()
 		return nil, nil, err

@@ -30,9 +30,9 @@ import (
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/cost"
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
-	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/provision"
+	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqsqueue"
@@ -100,13 +100,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	t0 := time.Now()
-	f, err := os.Open(fin)
-	if err != nil {
-		return err
-	}
 	db := dynamoledger.New(setupCfg, dynamoledger.DefaultTables(prefix))
-	n, err := embedded.LoadCatalog(ctx, db.Catalog(), f, config.Default(), nil)
-	f.Close()
+	res, err := reference.LoadFile(ctx, db.Catalog(), fin, config.Default(), nil)
+	n := res.Version.Rows
 	if err != nil {
 		return err
 	}
