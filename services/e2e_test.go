@@ -245,14 +245,16 @@ func tail(s string, n int) string {
 }
 
 // upload puts a file under input/ and returns the S3 event S3 would send.
-func (s *stack) upload(local, name string) []byte {
+func (s *stack) upload(local, name string) []byte { return s.put(local, "input/"+name) }
+
+// put puts a file at key and returns the S3 event S3 would send.
+func (s *stack) put(local, key string) []byte {
 	s.t.Helper()
 	f, err := os.Open(local)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	defer f.Close()
-	key := "input/" + name
 	info, err := s.blobs.Put(s.t.Context(), key, f)
 	if err != nil {
 		s.t.Fatal(err)

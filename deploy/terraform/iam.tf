@@ -116,6 +116,24 @@ data "aws_iam_policy_document" "splitter" {
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.batches.arn]
   }
+  # A CSV put under reference/ becomes the new reference version: the
+  # splitter loads it, and collects the versions no unfinished batch uses
+  # (which scans the batches table).
+  statement {
+    sid       = "LoadReferences"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/reference/*"]
+  }
+  statement {
+    sid       = "ReferenceVersions"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Scan"]
+    resources = [aws_dynamodb_table.reference.arn]
+  }
+  statement {
+    sid       = "BatchesUsingVersions"
+    actions   = ["dynamodb:Scan"]
+    resources = [aws_dynamodb_table.batches.arn]
+  }
 }
 
 resource "aws_iam_role_policy" "splitter" {

@@ -85,5 +85,14 @@ resource "aws_s3_bucket_notification" "this" {
     filter_suffix = ".csv"
   }
 
+  # A reference CSV becomes the new reference version (the splitter loads it).
+  queue {
+    id            = "sluice-reference"
+    queue_arn     = aws_sqs_queue.ingest.arn
+    events        = ["s3:ObjectCreated:*"]
+    filter_prefix = "reference/"
+    filter_suffix = ".csv"
+  }
+
   depends_on = [aws_sqs_queue_policy.ingest]
 }

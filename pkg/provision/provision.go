@@ -151,9 +151,16 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 				{Name: s3types.FilterRuleNamePrefix, Value: aws.String("input/")},
 				{Name: s3types.FilterRuleNameSuffix, Value: aws.String(".csv")},
 			}}},
+		}, {
+			// A reference CSV becomes the new reference version.
+			Id: aws.String("sluice-reference"), QueueArn: aws.String(arn), Events: []s3types.Event{"s3:ObjectCreated:*"},
+			Filter: &s3types.NotificationConfigurationFilter{Key: &s3types.S3KeyFilter{FilterRules: []s3types.FilterRule{
+				{Name: s3types.FilterRuleNamePrefix, Value: aws.String("reference/")},
+				{Name: s3types.FilterRuleNameSuffix, Value: aws.String(".csv")},
+			}}},
 		}}},
 	})
-	if err := add("bucket notification input/*.csv → "+o.QueuePrefix+"ingest", subresource(err)); err != nil {
+	if err := add("bucket notification input/*.csv, reference/*.csv → "+o.QueuePrefix+"ingest", subresource(err)); err != nil {
 		return steps, err
 	}
 	return steps, nil
