@@ -117,6 +117,9 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 	// (issue 10, finding 2) and are replaced by DIR/reference/.
 	os.Remove(filepath.Join(abs, "reference.idx"))
 	os.Remove(filepath.Join(abs, "reference.loaded"))
+	if n, err := e.Ref.SweepTemp(); err != nil || n > 0 {
+		logger.Info("removed the temporary files of an interrupted reference load", "files", n, "error", err)
+	}
 	if e.Blobs, err = fsblob.New(filepath.Join(abs, "bucket")); err != nil {
 		return nil, err
 	}

@@ -136,3 +136,30 @@ func TestInterruptedLoadLeavesCurrent(t *testing.T) {
 		t.Fatalf("loading B after the interrupted load = skipped %v, %v; want a load", skipped, err)
 	}
 }
+
+// TestKilledLoadTempFilesSwept: the temporary files a killed reference
+// load leaves are removed when the directory is next opened.
+func TestKilledLoadTempFilesSwept(t *testing.T) {
+	dir := t.TempDir()
+	eng, err := embedded.Open(dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.Close()
+	left := []string{".refdata-123", ".refstore-456", ".tmp-789"}
+	for _, n := range left {
+		if err := os.WriteFile(filepath.Join(dir, "reference", n), make([]byte, 1<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eng, err = embedded.Open(dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	for _, n := range left {
+		if _, err := os.Stat(filepath.Join(dir, "reference", n)); !os.IsNotExist(err) {
+			t.Errorf("%s survived the next Open: %v", n, err)
+		}
+	}
+}
