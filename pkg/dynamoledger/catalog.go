@@ -95,6 +95,8 @@ func (c *Catalog) state(ctx context.Context) (catalogState, error) {
 	return s, nil
 }
 
+var errCatalogChanged = errors.New("dynamodb: another reference load or collection changed the catalog at the same time; try again")
+
 // putState replaces the catalog item if no one changed it since s was read.
 func (c *Catalog) putState(ctx context.Context, s catalogState) error {
 	b, _ := json.Marshal(s)
@@ -108,7 +110,7 @@ func (c *Catalog) putState(ctx context.Context, s catalogState) error {
 	}
 	_, err := c.db.client.PutItem(ctx, in)
 	if isConditionFailed(err) {
-		return errors.New("dynamodb: another reference load or collection changed the catalog at the same time; try again")
+		return errCatalogChanged
 	}
 	return err
 }

@@ -40,16 +40,26 @@ func (c *Catalog) Load(ctx context.Context, src sluice.RefSource) (sluice.RefVer
 	return sluice.RefVersion{}, fmt.Errorf("dynamodb: reference load: %w", err)
 }
 
+// publish lists the version and makes it current. Two loads that finish
+// at once both publish: the conditional put makes the loser read the
+// catalog again and retry, so neither version is lost; the last to
+// finish is current.
 func (c *Catalog) publish(ctx context.Context, src sluice.RefSource, rows int) (sluice.RefVersion, error) {
 	v := sluice.RefVersion{ID: src.ID, Hash: src.Hash, Source: src.Name, Columns: slices.Clone(src.Columns), Rows: rows, LoadedAt: time.Now().UTC()}
-	s, err := c.state(ctx)
-	if err != nil {
-		return v, err
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var s catalogState
+		if s, err = c.state(ctx); err != nil {
+			return v, err
+		}
+		s.Versions = append(s.Versions, v)
+		slices.SortFunc(s.Versions, func(a, b sluice.RefVersion) int { return strings.Compare(a.ID, b.ID) })
+		s.Current = v.ID
+		if err = c.putState(ctx, s); !errors.Is(err, errCatalogChanged) {
+			break
+		}
 	}
-	s.Versions = append(s.Versions, v)
-	slices.SortFunc(s.Versions, func(a, b sluice.RefVersion) int { return strings.Compare(a.ID, b.ID) })
-	s.Current = v.ID
-	if err := c.putState(ctx, s); err != nil {
+	if err != nil {
 		return v, fmt.Errorf("publishing the new version: %w", err)
 	}
 	return v, nil

@@ -3,6 +3,7 @@ package dynamoledger_test
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -276,5 +277,40 @@ func TestVersionsPinnedAcrossProcesses(t *testing.T) {
 	out, err := db.Client().Scan(t.Context(), &dynamodb.ScanInput{TableName: aws.String(db.Tables().Reference)})
 	if err != nil || out.Count != 3 {
 		t.Fatalf("reference table holds %d items, want the catalog item + 2 versions' rows (%v)", out.Count, err)
+	}
+}
+
+// TestConcurrentLoadsBothPublished: loads that finish together each
+// publish their version; one of them is current.
+func TestConcurrentLoadsBothPublished(t *testing.T) {
+	db := newDB(t)
+	var wg sync.WaitGroup
+	ids := []string{"20260101T000000.000001Z-c1", "20260101T000000.000002Z-c2", "20260101T000000.000003Z-c3"}
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rows := [][]string{{"a", id}}
+			i := 0
+			if _, err := db.Catalog().Load(t.Context(), sluice.RefSource{ID: id, Hash: id, Columns: []string{"k", "v"}, Next: func() ([]string, error) {
+				if i == len(rows) {
+					return nil, io.EOF
+				}
+				i++
+				return rows[i-1], nil
+			}}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	c := db.Catalog()
+	vs, err := c.Versions(t.Context())
+	if err != nil || len(vs) != len(ids) {
+		t.Fatalf("Versions = %+v, %v; want all %d", vs, err, len(ids))
+	}
+	cur, err := c.Current(t.Context())
+	if err != nil || !slices.Contains(ids, cur.ID) {
+		t.Fatalf("Current = %v, %v", cur.ID, err)
 	}
 }
