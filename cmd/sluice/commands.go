@@ -77,6 +77,9 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 		}
 		w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(w, "batch\t%s\nfile\t%s\nstate\t%s\n", b.ID, b.Key, b.State)
+		if b.RefVersion != "" {
+			fmt.Fprintf(w, "reference\t%s (config %s)\n", b.RefVersion, b.ConfigDigest)
+		}
 		if b.Reason != "" {
 			fmt.Fprintf(w, "reason\t%s\n", b.Reason)
 		}
