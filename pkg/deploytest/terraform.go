@@ -32,9 +32,13 @@ type Stage struct {
 var Stages = []Stage{
 	{
 		Name: "splitter", Queue: "ingest", Visibility: 300,
-		SendsTo:    []string{"chunks", "merge", "notify"},
-		Tables:     map[string][]string{"batches": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}},
-		Read:       []string{"input/*"},
+		SendsTo: []string{"chunks", "merge", "notify"},
+		Tables: map[string][]string{
+			"batches": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"},
+			// It loads a CSV put under reference/ as the new version.
+			"reference": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Scan"},
+		},
+		Read:       []string{"input/*", "reference/*"},
 		Delete:     []string{"input/*"},
 		Write:      []string{"*/to_process/*", "input_archive/*"},
 		ListBucket: true,
