@@ -163,3 +163,22 @@ func TestKilledLoadTempFilesSwept(t *testing.T) {
 		}
 	}
 }
+
+// TestNoReferenceFailsTheBatch: with no reference loaded, a file whose
+// header is fine fails with the reason, instead of its chunks stalling in
+// the dead-letter queue.
+func TestNoReferenceFailsTheBatch(t *testing.T) {
+	orders, _ := sluicetest.SeedSample(t)
+	eng, err := embedded.Open(t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	got := runOn(t, eng, orders, "")
+	if got.batch.State != "failed" || !strings.Contains(got.batch.Reason, "no reference data is loaded") {
+		t.Fatalf("batch %s: %q; want failed for the missing reference", got.batch.State, got.batch.Reason)
+	}
+	if len(got.emails) != 1 {
+		t.Fatalf("%d emails, want the one failure email", len(got.emails))
+	}
+}

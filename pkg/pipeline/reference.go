@@ -33,7 +33,8 @@ func ConfigDigest(cfg *config.Pipeline) string {
 }
 
 // pin names the reference version a new batch will use: the current one.
-// errNoReference (wrapping ErrNotFound) means none is loaded.
+// ErrNotFound means none is loaded; the batch is still split (so a file
+// with a bad header fails for that), and its first chunk fails it.
 func (d *Deps) pin(ctx context.Context) (string, error) {
 	if !d.Config.Enriches() || d.Catalog == nil {
 		return "", nil
@@ -48,14 +49,18 @@ func (d *Deps) pin(ctx context.Context) (string, error) {
 // noReferenceReason is a batch's failure reason when no reference exists.
 const noReferenceReason = "no reference data is loaded, and the configuration enriches rows from it: load one (`sluice reference load`, or put a CSV under " + reference.Prefix + " in the bucket) and upload the file again"
 
-// reference opens the version batch b pinned. A batch from before versions
-// existed has none recorded and uses the current one. A pinned version that
-// is gone can never come back, so the batch fails with the reason.
+// reference opens the version batch b pinned. A batch created when no
+// reference was loaded, or whose version is gone, can never be enriched as
+// it should: it fails with the reason. A batch from before versions existed
+// (no configuration digest either) uses the current version.
 func (w *Worker) reference(ctx context.Context, b sluice.Batch) (pinned, error) {
 	if !w.Config.Enriches() {
 		return pinned{}, nil
 	}
 	id := b.RefVersion
+	if id == "" && b.ConfigDigest != "" {
+		return pinned{}, w.failChunk(ctx, b, noReferenceReason)
+	}
 	if id == "" {
 		v, err := w.Catalog.Current(ctx)
 		if err != nil {
@@ -65,17 +70,27 @@ func (w *Worker) reference(ctx context.Context, b sluice.Batch) (pinned, error) 
 	}
 	ref, err := w.Catalog.Version(ctx, id)
 	if errors.Is(err, sluice.ErrNotFound) {
-		reason := fmt.Sprintf("the reference version %s that the batch was created with no longer exists", id)
-		if ferr := w.fail(ctx, b, reason); ferr != nil {
-			return pinned{}, ferr
-		}
-		return pinned{}, sluice.Permanentf("%s", reason)
+		return pinned{}, w.failChunk(ctx, b, fmt.Sprintf("the reference version %s that the batch was created with no longer exists", id))
 	}
 	if err != nil {
 		return pinned{}, err
 	}
 	return pinned{id: id, Reference: ref}, nil
 }
+
+// failChunk fails b for reason. The chunk's message is then done: the
+// batch's other chunks find it failed and are ignored, and nothing waits in
+// a dead-letter queue for a cause no redrive can fix.
+func (w *Worker) failChunk(ctx context.Context, b sluice.Batch, reason string) error {
+	if err := w.fail(ctx, b, reason); err != nil {
+		return err
+	}
+	return errBatchFailed
+}
+
+// errBatchFailed tells Process that the batch was failed and the chunk is
+// done.
+var errBatchFailed = errors.New("the batch was failed")
 
 // loadReference makes a CSV put under reference/ the current reference
 // version (the split stage does it: it reads the bucket's events). An

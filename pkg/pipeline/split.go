@@ -75,9 +75,9 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if t, err := time.Parse(time.RFC3339Nano, ev.EventTime); err == nil {
 		created = t.UTC()
 	}
-	ref, perr := s.pin(ctx) // the reference version the batch keeps to the end
-	if perr != nil && !isNotFound(perr) {
-		return perr
+	ref, err := s.pin(ctx) // the reference version the batch keeps to the end
+	if err != nil && !isNotFound(err) {
+		return err
 	}
 	b, isNew, err := s.Ledger.CreateBatch(ctx, sluice.Batch{
 		ID:     sluice.BatchID(s.Blobs.Bucket(), ev.Key, ev.ETag, ev.Sequence),
@@ -95,9 +95,6 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	}
 	if isNew {
 		log.Info("batch created", "key", ev.Key, "size", ev.Size, "reference", b.RefVersion)
-	}
-	if perr != nil && b.RefVersion == "" {
-		return s.fail(ctx, b, noReferenceReason)
 	}
 	if err := s.fault(PointSplitAfterCreate); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -126,6 +127,9 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		return nil
 	}
 	ref, err := w.reference(ctx, b)
+	if errors.Is(err, errBatchFailed) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
