@@ -70,11 +70,29 @@ func Load(ctx context.Context, cat sluice.Catalog, name string, open Opener, cfg
 		return Result{}, err
 	}
 	defer r.Close()
-	cols, next, err := Parse(r, cfg, progress)
+	// The rows are hashed again as they are read: a file replaced between
+	// the two reads fails the load instead of publishing rows under
+	// another file's hash.
+	h := sha256.New()
+	tee := io.TeeReader(r, h)
+	cols, next, err := Parse(tee, cfg, progress)
 	if err != nil {
 		return Result{}, err
 	}
-	v, err := cat.Load(ctx, sluice.RefSource{ID: NewID(time.Now(), hash), Hash: hash, Name: name, Columns: cols, Next: next})
+	checked := func() ([]string, error) {
+		row, err := next()
+		if err == io.EOF {
+			if _, err := io.Copy(io.Discard, tee); err != nil {
+				return nil, err
+			}
+			if hex.EncodeToString(h.Sum(nil)) != hash {
+				return nil, errors.New("the reference file changed while it was being loaded; load it again")
+			}
+			return nil, io.EOF
+		}
+		return row, err
+	}
+	v, err := cat.Load(ctx, sluice.RefSource{ID: NewID(time.Now(), hash), Hash: hash, Name: name, Columns: cols, Next: checked})
 	if err != nil {
 		return Result{}, err
 	}

@@ -195,3 +195,25 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestFileChangedDuringLoad: a file replaced between the hash and the
+// load publishes nothing.
+func TestFileChangedDuringLoad(t *testing.T) {
+	s := newStore(t)
+	reads := 0
+	open := func() (io.ReadCloser, error) {
+		reads++
+		v := "1"
+		if reads > 1 {
+			v = "2"
+		}
+		return io.NopCloser(strings.NewReader(header + "1," + v + ",1,1,1,1,1\n")), nil
+	}
+	_, err := reference.Load(t.Context(), s, "ref.csv", open, config.Default(), nil)
+	if err == nil || !strings.Contains(err.Error(), "changed while it was being loaded") {
+		t.Fatalf("load of a file that changed = %v", err)
+	}
+	if _, err := s.Current(t.Context()); !errors.Is(err, sluice.ErrNotFound) {
+		t.Fatalf("a version was published: %v", err)
+	}
+}
