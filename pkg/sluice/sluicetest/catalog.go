@@ -34,29 +34,34 @@ func source(cols []string, rows [][]string) sluice.RefSource {
 	}
 }
 
+var suiteCols = []string{"uuid", "unitsSold", "unitPrice"}
+
+func load(t *testing.T, c sluice.Catalog, rows [][]string) sluice.RefVersion {
+	t.Helper()
+	v, err := c.Load(t.Context(), source(suiteCols, rows))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// lookup looks keys up in version id and prints the values.
+func lookup(t *testing.T, c sluice.Catalog, id string, keys ...string) string {
+	t.Helper()
+	ref, err := c.Version(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := ref.Lookup(t.Context(), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint(vals)
+}
+
 // TestCatalog runs the Catalog suite. newCatalog returns an empty catalog.
 func TestCatalog(t *testing.T, newCatalog func(t *testing.T) sluice.Catalog) {
-	cols := []string{"uuid", "unitsSold", "unitPrice"}
-	load := func(t *testing.T, c sluice.Catalog, rows [][]string) sluice.RefVersion {
-		t.Helper()
-		v, err := c.Load(t.Context(), source(cols, rows))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	lookup := func(t *testing.T, c sluice.Catalog, id string, keys ...string) string {
-		t.Helper()
-		ref, err := c.Version(t.Context(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		vals, err := ref.Lookup(t.Context(), keys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fmt.Sprint(vals)
-	}
+	cols := suiteCols
 	t.Run("EmptyHasNoCurrent", func(t *testing.T) {
 		c := newCatalog(t)
 		if _, err := c.Current(t.Context()); !errors.Is(err, sluice.ErrNotFound) {
@@ -96,47 +101,8 @@ func TestCatalog(t *testing.T, newCatalog func(t *testing.T) sluice.Catalog) {
 			t.Fatal("a large key with two different rows loaded without error")
 		}
 	})
-	t.Run("VersionsArePinned", func(t *testing.T) {
-		c := newCatalog(t)
-		v1 := load(t, c, [][]string{{"1", "a", "b"}, {"3", "e", "f"}})
-		v2 := load(t, c, [][]string{{"2", "c", "d"}, {"3", "g", "h"}})
-		if cur, err := c.Current(t.Context()); err != nil || cur.ID != v2.ID || cur.Rows != 2 || cur.Hash != v2.Hash {
-			t.Fatalf("Current = %+v, %v; want %s", cur, err, v2.ID)
-		}
-		if got := lookup(t, c, v1.ID, "1", "2", "3"); got != "[[a b] [] [e f]]" {
-			t.Fatalf("version 1 after a second load = %s", got)
-		}
-		if got := lookup(t, c, v2.ID, "1", "2", "3"); got != "[[] [c d] [g h]]" {
-			t.Fatalf("version 2 = %s", got)
-		}
-		vs, err := c.Versions(t.Context())
-		if err != nil || len(vs) != 2 || vs[0].ID != v1.ID || vs[1].ID != v2.ID {
-			t.Fatalf("Versions = %+v, %v; want %s then %s", vs, err, v1.ID, v2.ID)
-		}
-		if vs[0].Source != "suite.csv" || fmt.Sprint(vs[0].Columns) != fmt.Sprint(cols) || vs[0].LoadedAt.IsZero() {
-			t.Fatalf("version description = %+v", vs[0])
-		}
-	})
-	t.Run("Delete", func(t *testing.T) {
-		c := newCatalog(t)
-		v1 := load(t, c, [][]string{{"1", "a", "b"}})
-		v2 := load(t, c, [][]string{{"2", "c", "d"}})
-		if err := c.Delete(t.Context(), v2.ID); err == nil {
-			t.Fatal("the current version was deleted")
-		}
-		if err := c.Delete(t.Context(), v1.ID); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Version(t.Context(), v1.ID); !errors.Is(err, sluice.ErrNotFound) {
-			t.Fatalf("Version of a deleted version = %v, want ErrNotFound", err)
-		}
-		if vs, err := c.Versions(t.Context()); err != nil || len(vs) != 1 || vs[0].ID != v2.ID {
-			t.Fatalf("Versions after Delete = %+v, %v", vs, err)
-		}
-		if got := lookup(t, c, v2.ID, "2"); got != "[[c d]]" {
-			t.Fatalf("the current version after deleting another = %s", got)
-		}
-	})
+	t.Run("VersionsArePinned", func(t *testing.T) { testVersionsArePinned(t, newCatalog(t), cols) })
+	t.Run("Delete", func(t *testing.T) { testDelete(t, newCatalog(t), cols) })
 }
 
 func testLoadAndLookup(t *testing.T, c sluice.Catalog, cols []string) {
@@ -184,5 +150,46 @@ func testLoadAndLookup(t *testing.T, c sluice.Catalog, cols []string) {
 	}
 	if vals[1202] != nil {
 		t.Fatalf("empty key = %v", vals[1202])
+	}
+}
+
+func testVersionsArePinned(t *testing.T, c sluice.Catalog, cols []string) {
+	v1 := load(t, c, [][]string{{"1", "a", "b"}, {"3", "e", "f"}})
+	v2 := load(t, c, [][]string{{"2", "c", "d"}, {"3", "g", "h"}})
+	if cur, err := c.Current(t.Context()); err != nil || cur.ID != v2.ID || cur.Rows != 2 || cur.Hash != v2.Hash {
+		t.Fatalf("Current = %+v, %v; want %s", cur, err, v2.ID)
+	}
+	if got := lookup(t, c, v1.ID, "1", "2", "3"); got != "[[a b] [] [e f]]" {
+		t.Fatalf("version 1 after a second load = %s", got)
+	}
+	if got := lookup(t, c, v2.ID, "1", "2", "3"); got != "[[] [c d] [g h]]" {
+		t.Fatalf("version 2 = %s", got)
+	}
+	vs, err := c.Versions(t.Context())
+	if err != nil || len(vs) != 2 || vs[0].ID != v1.ID || vs[1].ID != v2.ID {
+		t.Fatalf("Versions = %+v, %v; want %s then %s", vs, err, v1.ID, v2.ID)
+	}
+	if vs[0].Source != "suite.csv" || fmt.Sprint(vs[0].Columns) != fmt.Sprint(cols) || vs[0].LoadedAt.IsZero() {
+		t.Fatalf("version description = %+v", vs[0])
+	}
+}
+
+func testDelete(t *testing.T, c sluice.Catalog, cols []string) {
+	v1 := load(t, c, [][]string{{"1", "a", "b"}})
+	v2 := load(t, c, [][]string{{"2", "c", "d"}})
+	if err := c.Delete(t.Context(), v2.ID); err == nil {
+		t.Fatal("the current version was deleted")
+	}
+	if err := c.Delete(t.Context(), v1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Version(t.Context(), v1.ID); !errors.Is(err, sluice.ErrNotFound) {
+		t.Fatalf("Version of a deleted version = %v, want ErrNotFound", err)
+	}
+	if vs, err := c.Versions(t.Context()); err != nil || len(vs) != 1 || vs[0].ID != v2.ID {
+		t.Fatalf("Versions after Delete = %+v, %v", vs, err)
+	}
+	if got := lookup(t, c, v2.ID, "2"); got != "[[c d]]" {
+		t.Fatalf("the current version after deleting another = %s", got)
 	}
 }
