@@ -1,6 +1,6 @@
 // Package dynamodb holds the adapters on Amazon DynamoDB: the ledger
 // (sluice.Ledger) in a batches table and a rejected-rows table, and the
-// reference catalog (sluice.Catalog, sluice.CatalogLoader) in a reference
+// reference catalog (sluice.Catalog: immutable versions) in a reference
 // table.
 //
 // Nothing here uses transactions (dynalite, the emulator the tests run on,
@@ -42,9 +42,6 @@ type Options struct {
 	// CacheSize bounds how many reference keys (known or unknown) each
 	// Catalog keeps in memory. Default 100 000; negative turns the cache off.
 	CacheSize int
-	// CatalogRefresh is no longer used: each batch pins its reference
-	// version, and Current is read from the table every time.
-	CatalogRefresh time.Duration
 	// Concurrency is how many batch requests a Load or a Lookup has in
 	// flight at once. Default 4.
 	Concurrency int
@@ -55,9 +52,6 @@ type Option func(*Options)
 
 // WithCacheSize sets Options.CacheSize.
 func WithCacheSize(n int) Option { return func(o *Options) { o.CacheSize = n } }
-
-// WithCatalogRefresh sets Options.CatalogRefresh.
-func WithCatalogRefresh(d time.Duration) Option { return func(o *Options) { o.CatalogRefresh = d } }
 
 // WithConcurrency sets Options.Concurrency.
 func WithConcurrency(n int) Option { return func(o *Options) { o.Concurrency = n } }
@@ -77,14 +71,11 @@ const maxAttempts = 10
 // the services, so AWS_ENDPOINT_URL_DYNAMODB, AWS_MAX_ATTEMPTS and the rest
 // of the SDK's configuration chain apply.
 func New(cfg aws.Config, t Tables, opts ...Option) *DB {
-	o := Options{CacheSize: 100_000, CatalogRefresh: time.Minute, Concurrency: 4}
+	o := Options{CacheSize: 100_000, Concurrency: 4}
 	for _, f := range opts {
 		f(&o)
 	}
 	o.Concurrency = max(o.Concurrency, 1)
-	if o.CatalogRefresh <= 0 {
-		o.CatalogRefresh = time.Minute
-	}
 	client := dynamodb.NewFromConfig(cfg, func(do *dynamodb.Options) {
 		if cfg.RetryMaxAttempts == 0 {
 			do.RetryMaxAttempts = maxAttempts
