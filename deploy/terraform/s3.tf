@@ -1,5 +1,5 @@
 # The bucket: private, encrypted at rest, TLS only, and every .csv under
-# input/ announced to the ingest queue.
+# input/ (and reference/, for new reference versions) announced to the ingest queue.
 
 resource "aws_s3_bucket" "this" {
   bucket        = var.bucket_name
