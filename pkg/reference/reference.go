@@ -180,11 +180,11 @@ func columns(header []string, cfg *config.Pipeline) (int, []string, error) {
 	return key, cols, nil
 }
 
-// scanErr marks a record over the size limit as the file's fault; other
-// read errors (a network cut) may pass on a retry.
+// scanErr marks a record over the size limit, or a quote never closed, as
+// the file's fault; other read errors (a network cut) may pass on a retry.
 func scanErr(what string, err error) error {
 	err = fmt.Errorf("%s: %w", what, err)
-	if errors.Is(err, csvscan.ErrTooLong) {
+	if errors.Is(err, csvscan.ErrTooLong) || errors.Is(err, csvscan.ErrOpenQuote) {
 		return sluice.Permanent(err)
 	}
 	return err
