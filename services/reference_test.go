@@ -3,14 +3,15 @@ package services_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/awsconfig"
-	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -101,19 +102,22 @@ func TestReferenceVersionsOnFourServices(t *testing.T) {
 	if a.RefVersion != v1.ID {
 		t.Fatalf("batch A pinned %q, want R1's %s", a.RefVersion, v1.ID)
 	}
-	// R2 as `sluice reference load --aws` loads it, then at once file B.
-	res, err := reference.LoadFile(t.Context(), cat, r2, config.Default(), nil)
-	if err != nil {
-		t.Fatal(err)
+	// R2 with `sluice reference load --aws`, then at once file B.
+	if out := s.cli("reference", "load", "--aws", r2); !strings.Contains(out, "new batches use it") {
+		t.Fatalf("sluice reference load --aws:\n%s", out)
 	}
 	s.send("ingest", s.upload(orders, "b.csv"))
+	v2, err := cat.Current(t.Context())
+	if err != nil || v2.ID == v1.ID {
+		t.Fatalf("after the CLI load Current = %v, %v", v2.ID, err)
+	}
 	for _, n := range []string{"worker", "merger", "notifier"} {
 		s.start(n)
 	}
 	ba := s.waitBatch("input/a.csv", 2*time.Minute)
 	bb := s.waitBatch("input/b.csv", 2*time.Minute)
-	if bb.RefVersion != res.Version.ID {
-		t.Fatalf("batch B pinned %q, want R2's %s", bb.RefVersion, res.Version.ID)
+	if bb.RefVersion != v2.ID {
+		t.Fatalf("batch B pinned %q, want R2's %s", bb.RefVersion, v2.ID)
 	}
 	out1, errs1, _ := embeddedOutput(t, chunkRows, orders, r1)
 	out2, errs2, _ := embeddedOutput(t, chunkRows, orders, r2)
@@ -137,8 +141,28 @@ func TestReferenceVersionsOnFourServices(t *testing.T) {
 		}
 	}
 	time.Sleep(3 * time.Second) // the second delivery
-	vs, err := cat.Versions(t.Context())
-	if err != nil || len(vs) != 3 {
-		t.Fatalf("versions after R1, R2, R1 twice = %d, %v; want 3", len(vs), err)
+	var listed []struct {
+		ID      string `json:"id"`
+		Current bool   `json:"current"`
+		Done    int    `json:"finishedBatches"`
 	}
+	out := s.cli("reference", "list", "--aws", "--json")
+	if err := json.Unmarshal([]byte(out), &listed); err != nil {
+		t.Fatalf("sluice reference list --aws --json: %v\n%s", err, out)
+	}
+	if len(listed) != 3 || listed[0].ID != v1.ID || listed[0].Done != 1 || listed[1].ID != v2.ID || listed[1].Done != 1 || !listed[2].Current {
+		t.Fatalf("versions after R1, R2, R1 twice = %+v; want R1 (batch A), R2 (batch B), R1 again current", listed)
+	}
+}
+
+// cli runs the sluice binary against this stack.
+func (s *stack) cli(args ...string) string {
+	s.t.Helper()
+	cmd := exec.Command(bins["sluice"], args...)
+	cmd.Env = append(os.Environ(), s.env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("sluice %v: %v\n%s", args, err, out)
+	}
+	return string(out)
 }
