@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
@@ -180,5 +181,32 @@ func TestNoReferenceFailsTheBatch(t *testing.T) {
 	}
 	if len(got.emails) != 1 {
 		t.Fatalf("%d emails, want the one failure email", len(got.emails))
+	}
+}
+
+// TestConfigAppendsWhatTheVersionLacks: a configuration changed after the
+// load to append a column the reference lacks fails the batch, naming the
+// column, instead of dead-lettering every chunk (issue 10, finding 9).
+func TestConfigAppendsWhatTheVersionLacks(t *testing.T) {
+	orders, fin := sluicetest.SeedSample(t)
+	dir := t.TempDir()
+	eng, err := embedded.Open(dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := eng.LoadReference(t.Context(), fin, nil); err != nil {
+		t.Fatal(err)
+	}
+	eng.Close()
+	cfg := config.Default()
+	cfg.Reference.Append = append(cfg.Reference.Append, "margin")
+	eng, err = embedded.Open(dir, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	got := runOn(t, eng, orders, "")
+	if got.batch.State != "failed" || !strings.Contains(got.batch.Reason, `has no column "margin" that reference.append names`) {
+		t.Fatalf("batch %s: %q; want failed naming the column", got.batch.State, got.batch.Reason)
 	}
 }

@@ -92,6 +92,26 @@ func (w *Worker) failChunk(ctx context.Context, b sluice.Batch, reason string) e
 // done.
 var errBatchFailed = errors.New("the batch was failed")
 
+// refColumnError: the batch's reference version lacks a column the
+// configuration appends (the configuration changed after the load, which
+// validated it). Every chunk would fail the same way.
+type refColumnError struct{ reason string }
+
+func (e *refColumnError) Error() string { return e.reason }
+
+// failIfRefColumn fails the batch when err is a refColumnError, rather than
+// send every chunk to the dead-letter queue; other errors pass through.
+func (w *Worker) failIfRefColumn(ctx context.Context, b sluice.Batch, err error) error {
+	var rc *refColumnError
+	if !errors.As(err, &rc) {
+		return err
+	}
+	if ferr := w.failChunk(ctx, b, rc.reason); !errors.Is(ferr, errBatchFailed) {
+		return ferr
+	}
+	return nil
+}
+
 // loadReference makes a CSV put under reference/ the current reference
 // version (the split stage does it: it reads the bucket's events). An
 // unchanged file is the same version and is skipped, so a redelivered

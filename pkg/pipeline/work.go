@@ -88,7 +88,7 @@ func (w *Worker) planFor(ctx context.Context, ref pinned, header []byte, fields 
 		for _, a := range w.Config.Reference.Append {
 			i, ok := pos[a]
 			if !ok {
-				return nil, sluice.Permanentf("the reference data has no column %q (it has %s)", a, strings.Join(refs, ", "))
+				return nil, &refColumnError{fmt.Sprintf("the reference version %s has no column %q that reference.append names (it has %s)", ref.id, a, strings.Join(refs, ", "))}
 			}
 			p.pick = append(p.pick, i)
 		}
@@ -176,7 +176,7 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 	}
 	defer run.release()
 	if err := w.read(ctx, run); err != nil {
-		return err
+		return w.failIfRefColumn(ctx, b, err)
 	}
 	if err := w.enrich(ctx, run); err != nil {
 		return err
