@@ -87,10 +87,15 @@ func cmdReferenceLoad(ctx context.Context, e env, args []string) error {
 // (--reference), saying so when the file is unchanged.
 func loadReference(ctx context.Context, e env, eng *embedded.Engine, path string, showBar bool) error {
 	res, err := loadReferenceFile(ctx, e, eng, path, showBar)
-	if err == nil && res.Skipped {
+	switch {
+	case err != nil:
+		return err
+	case res.Skipped:
 		fmt.Fprintf(e.stderr, "reference %s unchanged: it is the current version %s\n", path, res.Version.ID)
+	default:
+		fmt.Fprintf(e.stderr, "loaded %d reference rows from %s as version %s\n", res.Version.Rows, path, res.Version.ID)
 	}
-	return err
+	return nil
 }
 
 // loadReferenceFile loads a local reference file, with a progress bar on a
@@ -106,7 +111,6 @@ func loadReferenceFile(ctx context.Context, e env, eng *embedded.Engine, path st
 	}
 	if !res.Skipped {
 		collect(ctx, e, eng.Ref, eng.DB.Ledger())
-		fmt.Fprintf(e.stderr, "loaded %d reference rows from %s as version %s\n", res.Version.Rows, path, res.Version.ID)
 	}
 	return res, nil
 }
