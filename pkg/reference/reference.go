@@ -10,6 +10,7 @@
 package reference
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -132,6 +133,9 @@ func Parse(r io.Reader, cfg *config.Pipeline, progress func(int64)) ([]string, f
 	if err != nil {
 		return nil, nil, scanErr("reference header", err)
 	}
+	// A UTF-8 byte-order mark (spreadsheets write one) is not part of the
+	// first column's name, as in input files.
+	raw = bytes.TrimPrefix(raw, []byte("\ufeff"))
 	hf, _, err := csvscan.Split(csvscan.TrimEOL(raw), cfg.Delim(), nil, nil)
 	if err != nil {
 		return nil, nil, sluice.Permanent(fmt.Errorf("reference header: %w", err))

@@ -76,6 +76,15 @@ func TestValidation(t *testing.T) {
 	}
 }
 
+// TestByteOrderMark: a reference saved with a UTF-8 BOM loads; its key
+// column is found.
+func TestByteOrderMark(t *testing.T) {
+	res, err := load(t, newStore(t), "\ufeff"+header+"1,2,3,4,5,6,7\n")
+	if err != nil || res.Version.Columns[0] != "uuid" {
+		t.Fatalf("BOM reference: %+v, %v", res.Version, err)
+	}
+}
+
 // TestLargeDuplicateRecord: a key repeated on records over 64 KiB loads
 // (equal values) or is refused (different values). It used to panic with
 // "slice bounds out of range" in the local store (issue 10, finding 9).
