@@ -206,7 +206,7 @@ func quote(xs []string) string {
 }
 
 // rowReader yields the rows of a reference file, each checked: field
-// count, a non-empty key of bounded size, valid UTF-8 throughout.
+// count, a non-empty key of bounded size, valid UTF-8 without NUL bytes.
 type rowReader struct {
 	sc       *csvscan.Scanner
 	delim    byte
@@ -250,6 +250,9 @@ func (r *rowReader) next() ([]string, error) {
 	for i, f := range r.fields {
 		if !utf8.Valid(f) {
 			return nil, invalid("reference line %d, field %d is not valid UTF-8 (save the file as UTF-8)", line, i+1)
+		}
+		if bytes.IndexByte(f, 0) >= 0 {
+			return nil, invalid("reference line %d, field %d holds a NUL byte (0x00)", line, i+1)
 		}
 		if i != r.key {
 			r.row[j] = string(f)

@@ -52,6 +52,7 @@ func TestValidation(t *testing.T) {
 		{"long key", header + strings.Repeat("k", reference.MaxKeyBytes+1) + ",2,3,4,5,6,7\n", "over the limit of 1024"},
 		{"oversized record", header + "1," + strings.Repeat("x", reference.MaxRecordBytes) + ",3,4,5,6,7\n", "record longer than the limit"},
 		{"not UTF-8", header + "1,\xff\xfe,3,4,5,6,7\n", "reference line 2, field 2 is not valid UTF-8"},
+		{"NUL byte", header + "1,2\x003,3,4,5,6,7\n", "reference line 2, field 2 holds a NUL byte"},
 		{"open quote", header + "1,\"2,3,4,5,6,7\n", "the quote opened on line 2 is never closed"},
 		{"conflicting duplicate", header + row + "1,9,3,4,5,6,7\n", `reference key "1" appears twice with different values`},
 	}
