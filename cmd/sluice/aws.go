@@ -10,11 +10,10 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/awsconfig"
-	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/provision"
-	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/wire"
 )
 
 // awsFlags are the names of the AWS resources, defaulting to the same
@@ -40,6 +39,21 @@ func addAWSFlags(fs *flag.FlagSet, e env) awsFlags {
 	}
 }
 
+// options name the resources for wire.AWS; no queue is resolved unless
+// the caller asks for it.
+func (f awsFlags) options() wire.AWSOptions {
+	return wire.AWSOptions{Bucket: *f.bucket, QueuePrefix: *f.queuePrefix, TablePrefix: *f.tablePrefix, PathStyle: *f.pathStyle}
+}
+
+// ports builds the AWS ports named by the flags.
+func (f awsFlags) ports(ctx context.Context, o wire.AWSOptions) (*wire.Ports, error) {
+	cfg, err := awsconfig.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return wire.AWS(ctx, cfg, o)
+}
+
 func (f awsFlags) need() error {
 	if *f.bucket == "" {
 		return usageErr("no bucket: pass --bucket or set SLUICE_BUCKET")
@@ -50,7 +64,7 @@ func (f awsFlags) need() error {
 func cmdProvision(ctx context.Context, e env, args []string) error {
 	fs := newFlags(e, "provision", "[flags]", "Creates, idempotently, the bucket (with its input/*.csv notification), the four queues\nwith their dead-letter queues, and the three tables on the endpoint the AWS SDK points at.")
 	af := addAWSFlags(fs, e)
-	maxReceive := fs.Int("max-receive", 5, "receives before a message moves to its dead-letter queue")
+	maxReceive := fs.Int("max-receive", pipeline.MaxReceive, "receives before a message moves to its dead-letter queue")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -78,16 +92,11 @@ func runAWS(ctx context.Context, e env, af awsFlags, input string, timeout time.
 	if err := af.need(); err != nil {
 		return sluice.Batch{}, err
 	}
-	awsCfg, err := awsconfig.Load(ctx)
+	ports, err := af.ports(ctx, af.options())
 	if err != nil {
 		return sluice.Batch{}, err
 	}
-	var opts []s3blob.Option
-	if *af.pathStyle {
-		opts = append(opts, s3blob.WithPathStyle())
-	}
-	blobs := s3blob.New(awsCfg, *af.bucket, opts...)
-	ledger := dynamoledger.New(awsCfg, dynamoledger.DefaultTables(*af.tablePrefix)).Ledger()
+	blobs, ledger := ports.Blobs, ports.Ledger
 	f, err := os.Open(input)
 	if err != nil {
 		return sluice.Batch{}, err

@@ -12,9 +12,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/config"
-	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/refstore"
@@ -105,12 +103,12 @@ func loadReferenceFile(ctx context.Context, e env, eng *embedded.Engine, path st
 	if showBar {
 		progress = barFor(e, path)
 	}
-	res, err := reference.LoadFile(ctx, eng.Ref, path, eng.Config, progress)
+	res, err := reference.LoadFile(ctx, eng.Catalog, path, eng.Config, progress)
 	if err != nil {
 		return res, err
 	}
 	if !res.Skipped {
-		collect(ctx, e, eng.Ref, eng.DB.Ledger())
+		collect(ctx, e, eng.Catalog, eng.Ledger)
 	}
 	return res, nil
 }
@@ -136,12 +134,11 @@ func barFor(e env, path string) func(int64) {
 }
 
 func awsCatalog(ctx context.Context, af awsFlags) (sluice.Catalog, sluice.Ledger, error) {
-	awsCfg, err := awsconfig.Load(ctx)
+	ports, err := af.ports(ctx, af.options())
 	if err != nil {
 		return nil, nil, err
 	}
-	db := dynamoledger.New(awsCfg, dynamoledger.DefaultTables(*af.tablePrefix))
-	return db.Catalog(), db.Ledger(), nil
+	return ports.Catalog, ports.Ledger, nil
 }
 
 func cmdReferenceList(ctx context.Context, e env, args []string) error {

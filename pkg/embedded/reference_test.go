@@ -106,7 +106,7 @@ func TestInterruptedLoadLeavesCurrent(t *testing.T) {
 	if _, _, err := eng.LoadReference(t.Context(), ra, nil); err != nil {
 		t.Fatal(err)
 	}
-	a, err := eng.Ref.Current(t.Context())
+	a, err := eng.Catalog.Current(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,11 +121,11 @@ func TestInterruptedLoadLeavesCurrent(t *testing.T) {
 	if err != nil || !skipped {
 		t.Fatalf("loading A again = skipped %v, %v; want skipped (A is current)", skipped, err)
 	}
-	cur, err := eng.Ref.Current(t.Context())
+	cur, err := eng.Catalog.Current(t.Context())
 	if err != nil || cur.ID != a.ID {
 		t.Fatalf("current = %s, %v; want A's %s", cur.ID, err, a.ID)
 	}
-	ref, err := eng.Ref.Version(t.Context(), cur.ID)
+	ref, err := eng.Catalog.Version(t.Context(), cur.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -221,14 +221,15 @@ func (s *Store) writeFile(name string, b []byte) error {
 	return os.Rename(f.Name(), filepath.Join(s.dir, name))
 }
 
-// SweepTemp removes the temporary files of loads that were killed (a
-// 1M-row load leaves tens of MB). Only the process that owns the directory
-// may call it: a load running beside it would lose its files.
-func (s *Store) SweepTemp() (int, error) {
+// SweepTemp removes the temporary files of loads that were killed in the
+// store directory dir (a 1M-row load leaves tens of MB). Only the process
+// that owns the directory may call it: a load running beside it would lose
+// its files.
+func SweepTemp(dir string) (int, error) {
 	var n int
 	var errs []error
 	for _, pat := range []string{".refdata-*", ".refstore-*", ".tmp-*"} {
-		names, _ := filepath.Glob(filepath.Join(s.dir, pat))
+		names, _ := filepath.Glob(filepath.Join(dir, pat))
 		for _, name := range names {
 			if err := os.Remove(name); err != nil {
 				errs = append(errs, err)
