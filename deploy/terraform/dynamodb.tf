@@ -37,6 +37,10 @@ resource "aws_dynamodb_table" "rejects" {
     name = "line"
     type = "N"
   }
+
+  point_in_time_recovery {
+    enabled = var.protect_data
+  }
 }
 
 resource "aws_dynamodb_table" "reference" {

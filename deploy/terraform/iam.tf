@@ -98,6 +98,15 @@ data "aws_iam_policy_document" "splitter" {
     actions   = ["s3:GetObject", "s3:DeleteObject"]
     resources = ["${aws_s3_bucket.this.arn}/input/*"]
   }
+  # A split retried after a crash between the archive copy and the batch
+  # update finds input/ gone and reads the archived copy instead
+  # (pipeline/split.go), so the archive is read as well as written.
+  # input_archive/* covers both <name> and <batch>/<name> keys.
+  statement {
+    sid       = "ReadArchive"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/input_archive/*"]
+  }
   statement {
     sid       = "WriteChunksAndArchive"
     actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
@@ -105,7 +114,8 @@ data "aws_iam_policy_document" "splitter" {
   }
   # Without s3:ListBucket, S3 answers a missing key with 403, not 404, and
   # the splitter could not tell "the file was deleted before it could be
-  # read" (or "already archived" on a retry) from a real refusal.
+  # read" from a real refusal. It lists key names only: reading the archived
+  # copy needs its own s3:GetObject (ReadArchive).
   statement {
     sid       = "TellMissingObjects"
     actions   = ["s3:ListBucket"]

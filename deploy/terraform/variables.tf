@@ -139,9 +139,10 @@ variable "link_ttl" {
   default     = "12h"
 }
 
-# Until pkg/service.Build resolves only the queues its stage uses, every
-# service asks GetQueueUrl for all eight queues at start. This grants that
-# one read-only action on PREFIX* queues; it allows no message access.
+# pkg/service.Build resolves only the queues its stage uses (its own queue,
+# that queue's DLQ and the queues it sends to), so no role needs more. This
+# switch grants one read-only action, GetQueueUrl, on PREFIX* queues for
+# other tools run under a task role; it allows no message access.
 variable "resolve_all_queue_urls" {
   description = "Grant sqs:GetQueueUrl on every PREFIX* queue to every service. The services resolve only the queues they use, so this is off; turn it on for tools that look up others."
   type        = bool

@@ -34,7 +34,7 @@ var Stages = []Stage{
 		Name: "splitter", Queue: "ingest", Visibility: 300,
 		SendsTo:    []string{"chunks", "merge", "notify"},
 		Tables:     map[string][]string{"batches": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}},
-		Read:       []string{"input/*"},
+		Read:       []string{"input/*", "input_archive/*"}, // a retried split reads the archived copy
 		Delete:     []string{"input/*"},
 		Write:      []string{"*/to_process/*", "input_archive/*"},
 		ListBucket: true,
@@ -82,6 +82,7 @@ const (
 // Stages; none means it is right.
 func CheckTerraform(m *Module) []string {
 	var p problems
+	checkVersions(m, &p)
 	checkQueues(m, &p)
 	checkTables(m, &p)
 	checkBucket(m, &p)
@@ -185,6 +186,22 @@ func checkTables(m *Module, p *problems) {
 				p.add("table %s: attribute %s must be of type %s", name, k[0], k[1])
 			}
 		}
+		// The README promises point-in-time recovery on every table.
+		if !refersTo(attr(child(t, "point_in_time_recovery"), "enabled"), "var.protect_data") {
+			p.add("table %s: point_in_time_recovery must be enabled = var.protect_data", name)
+		}
+	}
+}
+
+// checkVersions holds required_version to the oldest Terraform that can
+// run tests/plan.tftest.hcl (override_during arrived in 1.11).
+func checkVersions(m *Module, p *problems) {
+	tf := m.Block("terraform")
+	v := str(attr(tf, "required_version"))
+	var major, minor int
+	if _, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(v, ">=")), "%d.%d", &major, &minor); err != nil ||
+		!strings.HasPrefix(v, ">=") || major != 1 || minor < 11 {
+		p.add("terraform: required_version %q must be \">= 1.11\" or later (the tests use override_during)", v)
 	}
 }
 
@@ -661,8 +678,8 @@ func checkRole(m *Module, s Stage, p *problems) {
 		}
 	}
 	want := s.want()
-	// While pkg/service resolves every queue's URL at start, a role may
-	// also look up (and only look up) any PREFIX* queue.
+	// resolve_all_queue_urls (off by default) lets a role also look up,
+	// and only look up, any PREFIX* queue, for tools beyond the services.
 	optional := map[string]bool{"sqs:GetQueueUrl " + allQueues: true}
 	var extra, missing []string
 	for g := range have {

@@ -149,6 +149,38 @@ func TestTerraformChecksCatch(t *testing.T) {
 			want: []string{"stop_timeout", "120"},
 		},
 		{
+			// Issue 11 item 13: a retried split reads the archived copy.
+			name: "splitter cannot read input_archive/",
+			text: replace("iam.tf", `actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/input_archive/*"]
+  }
+  statement {
+    sid       = "WriteChunksAndArchive"`, `actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/input/*"]
+  }
+  statement {
+    sid       = "WriteChunksAndArchive"`),
+			want: []string{"splitter:", "lacks s3:GetObject s3:input_archive/*"},
+		},
+		{
+			name: "rejects table without point-in-time recovery",
+			text: func(t *testing.T, files map[string][]byte) {
+				src := string(files["dynamodb.tf"])
+				i := strings.Index(src, `resource "aws_dynamodb_table" "rejects"`)
+				j := i + strings.Index(src[i:], "point_in_time_recovery")
+				if i < 0 || j < i {
+					t.Fatal("dynamodb.tf: no rejects table with point_in_time_recovery: update this case")
+				}
+				files["dynamodb.tf"] = []byte(src[:j] + "dummy_block" + src[j+len("point_in_time_recovery"):])
+			},
+			want: []string{"table rejects:", "point_in_time_recovery"},
+		},
+		{
+			name: "required_version older than the tests need",
+			text: replace("versions.tf", `">= 1.11.0"`, `">= 1.5.0"`),
+			want: []string{"terraform:", "required_version"},
+		},
+		{
 			name: "no container insights",
 			text: replace("ecs.tf", `value = "enabled"`, `value = "disabled"`),
 			want: []string{"Container Insights"},
