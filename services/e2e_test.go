@@ -37,7 +37,10 @@ import (
 	"github.com/sluicehq/sluice/pkg/sqsqueue"
 )
 
-var bins = map[string]string{}
+var (
+	bins     = map[string]string{}
+	observed string // the file the services append their AWS calls to
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sluice-services-")
@@ -54,8 +57,16 @@ func TestMain(m *testing.M) {
 			panic("building " + s + ": " + err.Error() + "\n" + string(out))
 		}
 	}
-	awstest.Main(m, awstest.S3, awstest.SQS, awstest.DynamoDB, awstest.SES)
-	os.RemoveAll(dir)
+	// Every service started by any test here (e2e, crash, chaos) appends
+	// the AWS calls it makes; after the tests they are held against the
+	// Terraform's policies (privilege_test.go).
+	observed = filepath.Join(dir, "observed-calls.jsonl")
+	os.Setenv("SLUICE_TEST_OBSERVE_CALLS", observed)
+	awstest.MainAfter(m, func(code int) int {
+		code = checkObservedCalls(code)
+		os.RemoveAll(dir)
+		return code
+	}, awstest.S3, awstest.SQS, awstest.DynamoDB, awstest.SES)
 }
 
 // stack is one isolated deployment: its own bucket, queues and tables.
@@ -215,25 +226,52 @@ func (s *stack) stopAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, p := range s.procs {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			p.cmd.Process.Kill()
-			s.t.Errorf("%s did not stop within 30s of SIGTERM", name)
-		}
-		// Credentials and presigned signatures never reach the logs.
-		logs := p.stderr.String()
-		for _, secret := range []string{"X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "SecretAccessKey", "AWS_SECRET_ACCESS_KEY"} {
-			if strings.Contains(logs, secret) {
-				s.t.Errorf("%s logged %s", name, secret)
-			}
-		}
-		if s.t.Failed() {
-			s.t.Logf("%s stderr:\n%s", name, tail(logs, 3000))
-		}
+		s.stopProc(name, p)
 	}
 	s.procs = map[string]*proc{}
+}
+
+// stop stops one service and forgets it.
+func (s *stack) stop(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.procs[name]; p != nil {
+		s.stopProc(name, p)
+		delete(s.procs, name)
+	}
+}
+
+func (s *stack) stopProc(name string, p *proc) {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		s.t.Errorf("%s did not stop within 30s of SIGTERM", name)
+	}
+	checkLogs(s.t, name, p)
+}
+
+// checkLogs: a service's stderr is JSON lines only (the AWS SDK's own
+// lines included), and credentials and presigned signatures never reach it.
+func checkLogs(t *testing.T, name string, p *proc) {
+	t.Helper()
+	<-p.done
+	logs := p.stderr.String()
+	for _, secret := range []string{"X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "SecretAccessKey", "AWS_SECRET_ACCESS_KEY"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("%s logged %s", name, secret)
+		}
+	}
+	for i, line := range strings.Split(strings.TrimSuffix(logs, "\n"), "\n") {
+		if line != "" && !json.Valid([]byte(line)) {
+			t.Errorf("%s stderr line %d is not JSON: %q", name, i+1, tail(line, 300))
+			break
+		}
+	}
+	if t.Failed() {
+		t.Logf("%s stderr:\n%s", name, tail(logs, 3000))
+	}
 }
 
 func tail(s string, n int) string {
@@ -502,6 +540,8 @@ func TestPoisonMessagesReachTheDLQ(t *testing.T) {
 	s.send("ingest", []byte(`{not json`))
 	s.send("ingest", []byte(`{"v":99,"bucket":"x","key":"input/x.csv"}`))
 	s.send("merge", []byte(`{"v":1,"batchId":"no-such-batch"}`))
+	s.send("chunks", []byte(`{not json`))
+	s.send("notify", []byte(`{not json`))
 	// An event for an object that is not there: the batch fails, explained.
 	ev := s.upload(orders, "gone.csv")
 	if err := s.blobs.Delete(t.Context(), "input/gone.csv"); err != nil {
@@ -527,9 +567,11 @@ func TestPoisonMessagesReachTheDLQ(t *testing.T) {
 	if len(dead) != 2 {
 		t.Fatalf("ingest DLQ holds %d messages, want the 2 poison ones", len(dead))
 	}
-	mdead, _ := s.dlqs["merge"].Receive(t.Context(), 10, time.Minute, 2*time.Second)
-	if len(mdead) != 1 {
-		t.Fatalf("merge DLQ holds %d messages, want 1", len(mdead))
+	for _, q := range []string{"merge", "chunks", "notify"} {
+		dead, _ := s.dlqs[q].Receive(t.Context(), 10, time.Minute, 2*time.Second)
+		if len(dead) != 1 {
+			t.Fatalf("%s DLQ holds %d messages, want 1", q, len(dead))
+		}
 	}
 	m := metric(t, splitter.addr, "sluice_messages_dead_lettered_total")
 	if !strings.Contains(m, `reason="malformed"`) || !strings.Contains(m, `reason="unknown_version"`) {

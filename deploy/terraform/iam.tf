@@ -318,6 +318,14 @@ data "aws_iam_policy_document" "notifier" {
     actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.batches.arn]
   }
+  # sluice_batches{state}: the unfinished batches are counted by a COUNT
+  # query on the sparse index, the finished ones read from one item
+  # (GetItem above); no Scan of the table's history.
+  statement {
+    sid       = "CountUnfinished"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.batches.arn}/index/unfinished"]
+  }
   statement {
     sid       = "SendMail"
     actions   = ["ses:SendEmail"]

@@ -135,6 +135,8 @@ func resources(params any) []named {
 		out = append(out, named{"", u[strings.LastIndexByte(u, '/')+1:]})
 	case s("QueueName") != "":
 		out = append(out, named{"", s("QueueName")})
+	case s("TableName") != "" && s("IndexName") != "":
+		out = append(out, named{"", s("TableName") + "/index/" + s("IndexName")})
 	case s("TableName") != "":
 		out = append(out, named{"", s("TableName")})
 	case s("FromEmailAddress") != "":

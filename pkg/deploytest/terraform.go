@@ -61,7 +61,10 @@ var Stages = []Stage{
 	},
 	{
 		Name: "notifier", Queue: "notify", Visibility: 60,
-		Tables: map[string][]string{"batches": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
+		Tables: map[string][]string{
+			"batches":                  {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+			"batches/index/unfinished": {"dynamodb:Query"}, // CountByState
+		},
 		Read:   []string{"*/output/completed/*", "input_archive/*"},
 		Mail:   true,
 	},
@@ -190,6 +193,15 @@ func checkTables(m *Module, p *problems) {
 		if !refersTo(attr(child(t, "point_in_time_recovery"), "enabled"), "var.protect_data") {
 			p.add("table %s: point_in_time_recovery must be enabled = var.protect_data", name)
 		}
+		// pkg/dynamoledger writes expiresAt on batch and reject items.
+		if ttl := child(t, "ttl"); name != "reference" && (str(attr(ttl, "attribute_name")) != "expiresAt" || !isTrue(attr(ttl, "enabled"))) {
+			p.add("table %s: ttl must be enabled on attribute_name expiresAt", name)
+		}
+	}
+	// CountByState's sparse index (pkg/dynamoledger).
+	gsi := child(tables["batches"], "global_secondary_index")
+	if str(attr(gsi, "name")) != "unfinished" || str(attr(gsi, "hash_key")) != "openState" || str(attr(gsi, "projection_type")) != "KEYS_ONLY" {
+		p.add("table batches: needs global_secondary_index unfinished on hash_key openState, projection_type KEYS_ONLY")
 	}
 }
 
@@ -590,6 +602,11 @@ func resource(e hclsyntax.Expression) string {
 		if ref == "aws_s3_bucket.this.arn" && strings.HasPrefix(rest, "/") {
 			return objects + rest[1:]
 		}
+		// "${aws_dynamodb_table.batches.arn}/index/unfinished"
+		parts := strings.Split(ref, ".")
+		if len(parts) == 3 && parts[0] == "aws_dynamodb_table" && parts[2] == "arn" && strings.HasPrefix(rest, "/index/") {
+			return tableRes + parts[1] + rest
+		}
 		return ""
 	}
 	st, ok := e.(*hclsyntax.ScopeTraversalExpr)
@@ -647,36 +664,7 @@ func checkRole(m *Module, s Stage, p *problems) {
 		p.add("%s: no data.aws_iam_policy_document.%s", s.Name, s.Name)
 		return
 	}
-	have := map[string]bool{}
-	for _, st := range children(doc, "statement") {
-		if e := str(attr(st, "effect")); e != "" && e != "Allow" {
-			continue // a Deny only narrows
-		}
-		if attr(st, "not_actions") != nil || attr(st, "not_resources") != nil {
-			p.add("%s: statement %q uses not_actions or not_resources, which grant everything else", s.Name, str(attr(st, "sid")))
-			continue
-		}
-		actions, ok := strs(attr(st, "actions"))
-		if !ok {
-			p.add("%s: statement %q: actions must be a literal list", s.Name, str(attr(st, "sid")))
-			continue
-		}
-		res := attr(st, "resources")
-		if res == nil {
-			p.add("%s: statement %q has no resources", s.Name, str(attr(st, "sid")))
-			continue
-		}
-		for _, e := range items(res) {
-			r := resource(e)
-			if r == "" {
-				p.add("%s: statement %q: resource %s is none of its queues, tables, prefixes or known ARNs", s.Name, str(attr(st, "sid")), strings.Join(refs(e), ", "))
-				continue
-			}
-			for _, a := range actions {
-				have[a+" "+r] = true
-			}
-		}
-	}
+	have := policyGrants(doc, s.Name, p)
 	want := s.want()
 	// resolve_all_queue_urls (off by default) lets a role also look up,
 	// and only look up, any PREFIX* queue, for tools beyond the services.
@@ -700,4 +688,41 @@ func checkRole(m *Module, s Stage, p *problems) {
 	for _, g := range missing {
 		p.add("%s: its role lacks %s", s.Name, g)
 	}
+}
+
+// policyGrants lists a policy document's Allow grants as "action resource"
+// (resources as resource names them), adding a problem for any statement
+// it cannot read.
+func policyGrants(doc *hclsyntax.Block, service string, p *problems) map[string]bool {
+	have := map[string]bool{}
+	for _, st := range children(doc, "statement") {
+		if e := str(attr(st, "effect")); e != "" && e != "Allow" {
+			continue // a Deny only narrows
+		}
+		if attr(st, "not_actions") != nil || attr(st, "not_resources") != nil {
+			p.add("%s: statement %q uses not_actions or not_resources, which grant everything else", service, str(attr(st, "sid")))
+			continue
+		}
+		actions, ok := strs(attr(st, "actions"))
+		if !ok {
+			p.add("%s: statement %q: actions must be a literal list", service, str(attr(st, "sid")))
+			continue
+		}
+		res := attr(st, "resources")
+		if res == nil {
+			p.add("%s: statement %q has no resources", service, str(attr(st, "sid")))
+			continue
+		}
+		for _, e := range items(res) {
+			r := resource(e)
+			if r == "" {
+				p.add("%s: statement %q: resource %s is none of its queues, tables, prefixes or known ARNs", service, str(attr(st, "sid")), strings.Join(refs(e), ", "))
+				continue
+			}
+			for _, a := range actions {
+				have[a+" "+r] = true
+			}
+		}
+	}
+	return have
 }

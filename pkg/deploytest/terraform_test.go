@@ -176,6 +176,17 @@ func TestTerraformChecksCatch(t *testing.T) {
 			want: []string{"table rejects:", "point_in_time_recovery"},
 		},
 		{
+			name: "rejects table without TTL",
+			text: replace("dynamodb.tf", "  ttl {\n    attribute_name = \"expiresAt\"\n    enabled        = true\n  }\n\n  point_in_time_recovery {\n    enabled = var.protect_data\n  }\n}\n\nresource \"aws_dynamodb_table\" \"reference\"",
+				"  point_in_time_recovery {\n    enabled = var.protect_data\n  }\n}\n\nresource \"aws_dynamodb_table\" \"reference\""),
+			want: []string{"table rejects:", "ttl"},
+		},
+		{
+			name: "notifier cannot count unfinished batches",
+			text: replace("iam.tf", `resources = ["${aws_dynamodb_table.batches.arn}/index/unfinished"]`, `resources = [aws_dynamodb_table.batches.arn]`),
+			want: []string{"notifier:", "lacks dynamodb:Query dynamodb:batches/index/unfinished"},
+		},
+		{
 			name: "required_version older than the tests need",
 			text: replace("versions.tf", `">= 1.11.0"`, `">= 1.5.0"`),
 			want: []string{"terraform:", "required_version"},

@@ -503,11 +503,9 @@ func (e *Engine) SampleOnce(ctx context.Context) {
 			}
 		}
 	}
-	if bs, err := e.DB.Ledger().ListBatches(ctx, sluice.BatchFilter{Limit: 10000}); err == nil {
-		counts := map[sluice.State]int{}
-		for _, b := range bs {
-			counts[b.State]++
-		}
+	if counts, err := e.DB.Ledger().CountByState(ctx); err == nil {
 		e.Metrics.SampleBatches(counts)
+	} else if ctx.Err() == nil {
+		e.Logger.Warn("sampling batches by state", "err", err)
 	}
 }

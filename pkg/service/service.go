@@ -165,7 +165,8 @@ func Build(ctx context.Context, c Config, awsCfg aws.Config, log *slog.Logger) (
 		s3opts = append(s3opts, s3blob.WithPathStyle())
 	}
 	a.Blobs = s3blob.New(awsCfg, c.Bucket, s3opts...)
-	db := dynamoledger.New(awsCfg, dynamoledger.DefaultTables(c.TablePrefix), dynamoledger.WithCacheSize(c.ReferenceCache))
+	db := dynamoledger.New(awsCfg, dynamoledger.DefaultTables(c.TablePrefix), dynamoledger.WithCacheSize(c.ReferenceCache),
+		dynamoledger.WithRecordTTL(pcfg.Retention.Records.Duration))
 	a.Ledger = db.Ledger()
 	a.Catalog = db.Catalog()
 	a.Mailer = sesmail.New(awsCfg, sesmail.WithFrom(pcfg.Mail.From))
@@ -236,7 +237,15 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	}
 	log := Logger(c.LogLevel, stderr, stage)
 	m := metrics.New()
-	awsCfg, err := awsconfig.Load(ctx, m)
+	counters := []awsconfig.CallCounter{m}
+	if c.ObserveCalls != "" {
+		obs, err := awsconfig.Observe(c.ObserveCalls, stage)
+		if err != nil {
+			return fmt.Errorf("SLUICE_TEST_OBSERVE_CALLS: %w", err)
+		}
+		counters = append(counters, obs)
+	}
+	awsCfg, err := awsconfig.LoadLogged(ctx, log, counters...)
 	if err != nil {
 		return err
 	}
@@ -276,6 +285,7 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 		return err
 	}
 	d := a.Deps(log, m)
+	d.Fault = pipeline.CrashAt(c.CrashAt)
 	if c.DuplicateSends {
 		for _, q := range []*sluice.Queue{&d.Chunks, &d.Merges, &d.Notifies} {
 			if *q != nil {
@@ -295,7 +305,7 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	if stage == "notifier" {
 		// One service reports batches by state for the dashboards and the
 		// stuck-batch alert; a scan a minute is cheap at batch counts.
-		go sampleBatches(ctx, m, a.Ledger, time.Minute)
+		go sampleBatches(ctx, m, a.Ledger, time.Minute, log)
 	}
 
 	opts := consumer.Options{
@@ -324,17 +334,17 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// sampleBatches counts batches by state from the ledger.
-func sampleBatches(ctx context.Context, m *metrics.Metrics, l sluice.Ledger, every time.Duration) {
+// sampleBatches reads the ledger's per-state counts (kept as batches
+// change state, so the cost does not grow with history). A failure is
+// logged: a missing permission must not leave the gauges silently empty.
+func sampleBatches(ctx context.Context, m *metrics.Metrics, l sluice.Ledger, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if bs, err := l.ListBatches(ctx, sluice.BatchFilter{}); err == nil {
-			counts := map[sluice.State]int{}
-			for _, b := range bs {
-				counts[b.State]++
-			}
+		if counts, err := l.CountByState(ctx); err == nil {
 			m.SampleBatches(counts)
+		} else if ctx.Err() == nil {
+			log.Warn("sampling batches by state", "err", err)
 		}
 		select {
 		case <-ctx.Done():

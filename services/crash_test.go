@@ -1,0 +1,70 @@
+package services_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+)
+
+// stageOf names the service that reaches a fault point.
+func stageOf(point string) string {
+	switch {
+	case strings.HasPrefix(point, "split."):
+		return "splitter"
+	case strings.HasPrefix(point, "work."):
+		return "worker"
+	case strings.HasPrefix(point, "merge."):
+		return "merger"
+	}
+	return "notifier"
+}
+
+// TestCrashAtEveryPointAWS stops a service as kill -9 would at each fault
+// point of its stage (SLUICE_CRASH_AT), restarts it, and expects the batch
+// to complete with the output the embedded pipeline gives. Besides
+// recovery, this makes the services take their retry paths (a split
+// retried after the archive reads input_archive/), so the AWS calls those
+// paths make are observed for the least-privilege check.
+func TestCrashAtEveryPointAWS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a batch per fault point")
+	}
+	orders, fin := sluicetest.SeedSample(t)
+	const chunkRows = 4000
+	s := newStack(t, chunkRows)
+	loadReference(t, s, fin)
+	// A crashed service's message is back after the visibility timeout.
+	s.env = append(s.env, "SLUICE_VISIBILITY=3s")
+	s.startAll()
+	wantOut, wantErrs, _ := embeddedOutput(t, chunkRows, orders, fin)
+	for i, point := range pipeline.Points {
+		stage := stageOf(point)
+		name := fmt.Sprintf("crash-%02d.csv", i)
+		s.stop(stage)
+		p := s.start(stage, "SLUICE_CRASH_AT="+point)
+		s.send("ingest", s.upload(orders, name))
+		select {
+		case <-p.done:
+		case <-time.After(90 * time.Second):
+			t.Fatalf("%s: %s never reached the point", point, stage)
+		}
+		if code := p.cmd.ProcessState.ExitCode(); code != pipeline.CrashExitCode {
+			t.Fatalf("%s: %s exited with %d, want %d:\n%s", point, stage, code, pipeline.CrashExitCode, tail(p.stderr.String(), 2000))
+		}
+		checkLogs(t, stage, p)
+		s.mu.Lock()
+		delete(s.procs, stage)
+		s.mu.Unlock()
+		s.start(stage)
+		b := s.waitBatch("input/"+name, 2*time.Minute)
+		if b.State != sluice.StateCompleted {
+			t.Fatalf("%s: batch %s %s (%s)", point, b.ID, b.State, b.Reason)
+		}
+		checkBatch(t, s, b, wantOut, wantErrs, 0)
+	}
+}
