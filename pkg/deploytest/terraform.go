@@ -65,8 +65,8 @@ var Stages = []Stage{
 			"batches":                  {"dynamodb:GetItem", "dynamodb:UpdateItem"},
 			"batches/index/unfinished": {"dynamodb:Query"}, // CountByState
 		},
-		Read:   []string{"*/output/completed/*", "input_archive/*"},
-		Mail:   true,
+		Read: []string{"*/output/completed/*", "input_archive/*"},
+		Mail: true,
 	},
 }
 
