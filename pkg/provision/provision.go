@@ -85,15 +85,10 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 		return add(what, err)
 	}
 	s3c := s3.NewFromConfig(cfg, func(so *s3.Options) { so.UsePathStyle = o.PathStyle })
-	_, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(o.Bucket)})
-	var owned *s3types.BucketAlreadyOwnedByYou
-	if errors.As(err, &owned) || errorCode(err) == "BucketAlreadyOwnedByYou" {
-		err = nil
-	}
-	if err := add("bucket "+o.Bucket, err); err != nil {
+	if err := add("bucket "+o.Bucket, ensureBucket(ctx, s3c, o.Bucket)); err != nil {
 		return steps, err
 	}
-	_, err = s3c.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: aws.String(o.Bucket),
+	_, err := s3c.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: aws.String(o.Bucket),
 		PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
 			BlockPublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}})
 	if err := hardening("bucket public access block", err); err != nil {
@@ -120,6 +115,13 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 	db := dynamoledger.New(cfg, dynamoledger.DefaultTables(o.TablePrefix))
 	if err := add("tables "+o.TablePrefix+"batches, rejects, reference", db.CreateTables(ctx)); err != nil {
 		return steps, err
+	}
+	// Items expire by their expiresAt (retention.records); an endpoint
+	// without TTL keeps them, and the step says it was skipped.
+	for _, t := range db.TTLTables() {
+		if err := add("TTL on "+t+" (expiresAt)", db.EnableTTL(ctx, t)); err != nil {
+			return steps, err
+		}
 	}
 
 	// S3 may send to the ingest queue only for this bucket.
@@ -157,6 +159,33 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 		return steps, err
 	}
 	return steps, nil
+}
+
+// ensureBucket looks the bucket up before creating it. S3-compatible
+// stores (gofakes3, s3rver, several others) answer CreateBucket on a
+// bucket the caller already owns with 409 BucketAlreadyExists, which
+// AWS keeps for somebody else's bucket, so that answer cannot tell the
+// two apart; HeadBucket can.
+func ensureBucket(ctx context.Context, c *s3.Client, bucket string) error {
+	_, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)})
+	if err == nil {
+		return nil // ours, and there
+	}
+	var nf *s3types.NotFound
+	var re interface{ HTTPStatusCode() int }
+	missing := errors.As(err, &nf) || (errors.As(err, &re) && re.HTTPStatusCode() == 404)
+	if !missing {
+		if errors.As(err, &re) && re.HTTPStatusCode() == 403 {
+			return fmt.Errorf("bucket %s exists but these credentials may not use it (another account's, or no s3:ListBucket): %w", bucket, err)
+		}
+		return err
+	}
+	_, err = c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	var owned *s3types.BucketAlreadyOwnedByYou
+	if errors.As(err, &owned) || errorCode(err) == "BucketAlreadyOwnedByYou" {
+		return nil // made meanwhile by another provision
+	}
+	return err
 }
 
 func errorCode(err error) string {
