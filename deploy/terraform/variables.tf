@@ -109,6 +109,25 @@ variable "protect_data" {
   default     = true
 }
 
+# --- Retention (S3 lifecycle) ---------------------------------------------
+#
+# Intermediates (<batch>/to_process/, <batch>/output/parts/ and errors/)
+# start with the batch ID, which an S3 lifecycle prefix cannot wildcard:
+# the pipeline removes them when a batch ends, and these rules are the
+# backstop for what it cannot reach. Each prefix is a variable, so a key
+# layout that moves intermediates under a fixed prefix only changes values.
+
+variable "retention" {
+  description = "Days before S3 expires objects under each prefix: intermediate_prefixes (default to_process/ and parts/ layouts under a fixed prefix, if any), orphaned inputs under input/ (a file never split), and archives under input_archive/. null keeps them."
+  type = object({
+    intermediate_prefixes = optional(list(string), [])
+    intermediate_days     = optional(number, 7)
+    orphaned_input_days   = optional(number, 30)
+    archive_days          = optional(number)
+  })
+  default = {}
+}
+
 # --- Mail (notifier) -----------------------------------------------------
 
 variable "mail_from" {
