@@ -189,7 +189,7 @@ data "aws_iam_policy_document" "worker" {
   }
   statement {
     sid       = "Rejects"
-    actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem"]
+    actions   = ["dynamodb:BatchWriteItem"]
     resources = [aws_dynamodb_table.rejects.arn]
   }
   statement {

@@ -44,7 +44,7 @@ var Stages = []Stage{
 		SendsTo: []string{"merge"},
 		Tables: map[string][]string{
 			"batches":   {"dynamodb:GetItem", "dynamodb:UpdateItem"},
-			"rejects":   {"dynamodb:BatchWriteItem", "dynamodb:PutItem"},
+			"rejects":   {"dynamodb:BatchWriteItem"}, // AddRejects: BatchWriteItem only
 			"reference": {"dynamodb:GetItem", "dynamodb:BatchGetItem"},
 		},
 		Read:       []string{"*/to_process/*"},
