@@ -306,4 +306,3 @@ func TestRecordTTL(t *testing.T) {
 		t.Fatalf("without retention the item has expiresAt (or is missing): %v", out.Item)
 	}
 }
-
