@@ -278,6 +278,8 @@ func checkBucket(m *Module, p *problems) {
 		p.add("bucket: its policy must Deny requests with aws:SecureTransport false")
 	}
 
+	checkLifecycle(m, p)
+
 	notified := false
 	for _, b := range forBucket(m, "aws_s3_bucket_notification") {
 		for _, q := range children(b, "queue") {
@@ -317,6 +319,36 @@ func checkBucket(m *Module, p *problems) {
 	}
 	if !allowed {
 		p.add("ingest queue: its policy must let s3.amazonaws.com SendMessage, scoped by aws:SourceArn to aws_s3_bucket.this")
+	}
+}
+
+// checkLifecycle: killed uploads are aborted, and inputs never split,
+// archives and fixed-prefix intermediates expire as var.retention says.
+func checkLifecycle(m *Module, p *problems) {
+	want := map[string]string{
+		"input/":         "var.retention.orphaned_input_days",
+		"input_archive/": "var.retention.archive_days",
+	}
+	found := map[string]bool{}
+	aborts := false
+	for _, b := range forBucket(m, "aws_s3_bucket_lifecycle_configuration") {
+		for _, r := range children(b, "rule") {
+			if child(r, "abort_incomplete_multipart_upload") != nil {
+				aborts = true
+			}
+			prefix := str(attr(child(r, "filter"), "prefix"))
+			if v, ok := want[prefix]; ok && refersTo(attr(child(r, "expiration"), "days"), v) {
+				found[prefix] = true
+			}
+		}
+	}
+	if !aborts {
+		p.add("bucket: no lifecycle rule aborts incomplete multipart uploads")
+	}
+	for _, prefix := range sortedKeys(want) {
+		if !found[prefix] {
+			p.add("bucket: no lifecycle rule expires %s after %s days", prefix, want[prefix])
+		}
 	}
 }
 

@@ -187,6 +187,11 @@ func TestTerraformChecksCatch(t *testing.T) {
 			want: []string{"notifier:", "lacks dynamodb:Query dynamodb:batches/index/unfinished"},
 		},
 		{
+			name: "orphaned inputs never expire",
+			text: replace("s3.tf", `prefix = "input/"`, `prefix = "inputs/"`),
+			want: []string{"bucket:", "expires input/"},
+		},
+		{
 			name: "required_version older than the tests need",
 			text: replace("versions.tf", `">= 1.11.0"`, `">= 1.5.0"`),
 			want: []string{"terraform:", "required_version"},
