@@ -88,16 +88,7 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 	if err := add("bucket "+o.Bucket, ensureBucket(ctx, s3c, o.Bucket)); err != nil {
 		return steps, err
 	}
-	_, err := s3c.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: aws.String(o.Bucket),
-		PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
-			BlockPublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}})
-	if err := hardening("bucket public access block", err); err != nil {
-		return steps, err
-	}
-	_, err = s3c.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: aws.String(o.Bucket),
-		ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{Rules: []s3types.ServerSideEncryptionRule{{
-			ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryptionAes256}}}}})
-	if err := hardening("bucket default encryption", err); err != nil {
+	if err := harden(ctx, s3c, o.Bucket, hardening); err != nil {
 		return steps, err
 	}
 
@@ -124,11 +115,35 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 		}
 	}
 
+	if err := connectIngest(ctx, cfg, s3c, o, ingestURL, add); err != nil {
+		return steps, err
+	}
+	return steps, nil
+}
+
+// harden blocks public access and sets default encryption; step records
+// each outcome (see Provision's hardening).
+func harden(ctx context.Context, c *s3.Client, bucket string, hardening func(string, error) error) error {
+	_, err := c.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: aws.String(bucket),
+		PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
+			BlockPublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}})
+	if err := hardening("bucket public access block", err); err != nil {
+		return err
+	}
+	_, err = c.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: aws.String(bucket),
+		ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{Rules: []s3types.ServerSideEncryptionRule{{
+			ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryptionAes256}}}}})
+	return hardening("bucket default encryption", err)
+}
+
+// connectIngest lets S3 send to the ingest queue, for this bucket only,
+// and asks the bucket to announce every input/*.csv there.
+func connectIngest(ctx context.Context, cfg aws.Config, c *s3.Client, o Options, ingestURL string, add func(string, error) error) error {
 	// S3 may send to the ingest queue only for this bucket.
 	sqsc := sqs.NewFromConfig(cfg)
 	attrs, err := sqsc.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &ingestURL, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
 	if err != nil {
-		return steps, fmt.Errorf("provision: ingest queue ARN: %w", err)
+		return fmt.Errorf("provision: ingest queue ARN: %w", err)
 	}
 	arn := attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
 	policy, _ := json.Marshal(map[string]any{
@@ -141,11 +156,11 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 	})
 	_, err = sqsc.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: &ingestURL, Attributes: map[string]string{"Policy": string(policy)}})
 	if err := add("ingest queue policy for S3", err); err != nil {
-		return steps, err
+		return err
 	}
 	// s3:ObjectCreated:* and not :Put: a multipart upload (any large file)
 	// fires CompleteMultipartUpload, never Put.
-	_, err = s3c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
+	_, err = c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
 		Bucket: aws.String(o.Bucket),
 		NotificationConfiguration: &s3types.NotificationConfiguration{QueueConfigurations: []s3types.QueueConfiguration{{
 			Id: aws.String("sluice-ingest"), QueueArn: aws.String(arn), Events: []s3types.Event{"s3:ObjectCreated:*"},
@@ -156,9 +171,9 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 		}}},
 	})
 	if err := add("bucket notification input/*.csv → "+o.QueuePrefix+"ingest", subresource(err)); err != nil {
-		return steps, err
+		return err
 	}
-	return steps, nil
+	return nil
 }
 
 // ensureBucket looks the bucket up before creating it. S3-compatible
