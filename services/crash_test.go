@@ -46,12 +46,17 @@ func TestCrashAtEveryPointAWS(t *testing.T) {
 		stage := stageOf(point)
 		name := fmt.Sprintf("crash-%02d.csv", i)
 		s.stop(stage)
+		// A split crash point is retried with a later stage held back,
+		// so the retry finds the batch still splitting and takes its
+		// recovery path instead of finding it finished: after the archive
+		// it reads input_archive/; after the total, with every chunk done
+		// meanwhile, it sends the merge message itself.
+		hold := "worker"
+		if point == pipeline.PointSplitAfterTotal {
+			hold = "merger"
+		}
 		if stage == "splitter" {
-			// No worker until the retried split is done, so the retry
-			// finds the batch still splitting and takes its recovery path
-			// (after the archive: reading input_archive/), instead of
-			// finding it finished by the workers.
-			s.stop("worker")
+			s.stop(hold)
 		}
 		p := s.start(stage, "SLUICE_CRASH_AT="+point)
 		s.send("ingest", s.upload(orders, name))
@@ -67,10 +72,13 @@ func TestCrashAtEveryPointAWS(t *testing.T) {
 		s.mu.Lock()
 		delete(s.procs, stage)
 		s.mu.Unlock()
+		if point == pipeline.PointSplitAfterTotal {
+			s.waitChunks("input/"+name, time.Minute)
+		}
 		s.start(stage)
 		if stage == "splitter" {
 			s.waitSplit("input/"+name, time.Minute)
-			s.start("worker")
+			s.start(hold)
 		}
 		b := s.waitBatch("input/"+name, 2*time.Minute)
 		if b.State != sluice.StateCompleted {
@@ -95,4 +103,21 @@ func (s *stack) waitSplit(key string, within time.Duration) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	s.t.Fatalf("the batch of %s is still splitting after %v", key, within)
+}
+
+// waitChunks waits until every chunk of the batch of key is done.
+func (s *stack) waitChunks(key string, within time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		bs, err := s.ledger.ListBatches(s.t.Context(), sluice.BatchFilter{Key: key})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if len(bs) == 1 && bs[0].TotalChunks > 0 && bs[0].DoneChunks == bs[0].TotalChunks {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("the chunks of %s are not all done after %v", key, within)
 }

@@ -28,9 +28,6 @@ var Unobserved = map[string]string{
 	// delayed release after a transient failure: no test's handler runs
 	// that long or fails that way on every run.
 	"sqs:ChangeMessageVisibility": "heartbeat and release; timing-dependent in tests",
-	// The splitter sends the merge message itself only when every chunk is
-	// done before it records the total, a race no test forces.
-	"splitter: sqs:SendMessage " + queueRes + "merge": "only when the workers finish before the split",
 	// S3 answers a missing key with 404 instead of 403 only when the
 	// caller may list the bucket; no request is made with it.
 	"s3:ListBucket": "turns 403 into 404 for a missing key; never called",
