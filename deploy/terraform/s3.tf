@@ -48,7 +48,7 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
   }
 
   dynamic "rule" {
-    for_each = var.retention.orphaned_input_days == null ? [] : [1]
+    for_each = coalesce(var.retention.orphaned_input_days, 0) > 0 ? [1] : []
     content {
       id     = "expire-orphaned-inputs"
       status = "Enabled"
@@ -62,7 +62,7 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
   }
 
   dynamic "rule" {
-    for_each = var.retention.archive_days == null ? [] : [1]
+    for_each = coalesce(var.retention.archive_days, 0) > 0 ? [1] : []
     content {
       id     = "expire-archived-inputs"
       status = "Enabled"

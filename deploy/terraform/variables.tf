@@ -118,7 +118,7 @@ variable "protect_data" {
 # layout that moves intermediates under a fixed prefix only changes values.
 
 variable "retention" {
-  description = "Days before S3 expires objects under each prefix: intermediate_prefixes (default to_process/ and parts/ layouts under a fixed prefix, if any), orphaned inputs under input/ (a file never split), and archives under input_archive/. null keeps them."
+  description = "Days before S3 expires objects: under intermediate_prefixes (fixed prefixes holding intermediates, if a key layout has them; none by default), orphaned inputs under input/ (a file never split; 30), archives under input_archive/ (unset: kept). 0 turns a rule off."
   type = object({
     intermediate_prefixes = optional(list(string), [])
     intermediate_days     = optional(number, 7)
