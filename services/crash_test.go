@@ -65,8 +65,8 @@ func TestCrashAtEveryPointAWS(t *testing.T) {
 		case <-time.After(90 * time.Second):
 			t.Fatalf("%s: %s never reached the point", point, stage)
 		}
-		if code := p.cmd.ProcessState.ExitCode(); code != pipeline.CrashExitCode {
-			t.Fatalf("%s: %s exited with %d, want %d:\n%s", point, stage, code, pipeline.CrashExitCode, tail(p.stderr.String(), 2000))
+		if code := p.cmd.ProcessState.ExitCode(); code != fault.CrashExitCode {
+			t.Fatalf("%s: %s exited with %d, want %d:\n%s", point, stage, code, fault.CrashExitCode, tail(p.stderr.String(), 2000))
 		}
 		checkLogs(t, stage, p)
 		s.mu.Lock()

@@ -1,4 +1,4 @@
-package service
+package metrics_test
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ func TestSamplingErrorsAreLogged(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
-	sampleBatches(ctx, metrics.New(), db.Ledger(), time.Hour, log)
+	metrics.New().Sample(ctx, time.Hour, nil, db.Ledger(), log)
 	if !strings.Contains(buf.String(), `"msg":"sampling batches by state"`) || !strings.Contains(buf.String(), "closed") {
 		t.Fatalf("no warning for a failed sample; log:\n%s", buf.String())
 	}
