@@ -19,6 +19,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
+	"github.com/sluicehq/sluice/pkg/fault"
 	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
@@ -39,7 +40,7 @@ func emulatorEnv(t *testing.T) {
 func TestObserverRecordsResources(t *testing.T) {
 	emulatorEnv(t)
 	path := filepath.Join(t.TempDir(), "calls.jsonl")
-	obs, err := awsconfig.Observe(path, "tester")
+	obs, err := fault.Observe(path, "tester")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestObserverRecordsResources(t *testing.T) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var c awsconfig.Call
+		var c fault.Call
 		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
 		}

@@ -9,11 +9,11 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/sluicehq/sluice/pkg/awsconfig"
+	"github.com/sluicehq/sluice/pkg/fault"
 )
 
 // Least privilege by observation. The services record every distinct AWS
-// call they make (awsconfig.Observer, SLUICE_TEST_OBSERVE_CALLS) in the
+// call they make (fault.Observer, SLUICE_TEST_OBSERVE_CALLS) in the
 // emulator e2e, crash and chaos tests. CheckObserved holds those calls
 // against the Terraform: each must be allowed by its service's policy, and
 // each grant must have been used by some call, or be in Unobserved with
@@ -43,17 +43,17 @@ var Unobserved = map[string]string{
 }
 
 // ReadCalls reads an observed-calls file (JSON lines).
-func ReadCalls(path string) ([]awsconfig.Call, error) {
+func ReadCalls(path string) ([]fault.Call, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var out []awsconfig.Call
+	var out []fault.Call
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for sc.Scan() {
-		var c awsconfig.Call
+		var c fault.Call
 		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
 			return nil, fmt.Errorf("%s: %q: %w", path, sc.Text(), err)
 		}
@@ -85,7 +85,7 @@ var sqsActions = map[string]string{
 // with resources named as CheckTerraform names them. Queue and table
 // names are matched by their suffix, since each test stack has its own
 // prefix.
-func grantOf(c awsconfig.Call) (string, error) {
+func grantOf(c fault.Call) (string, error) {
 	switch c.Service {
 	case "S3":
 		a, ok := s3Actions[c.Operation]
@@ -155,7 +155,7 @@ func globRe(pattern string) *regexp.Regexp {
 // CheckObserved returns every call a service made that its policy does
 // not allow and, when complete (every test ran), every grant no call used
 // that Unobserved does not explain.
-func CheckObserved(m *Module, calls []awsconfig.Call, complete bool) []string {
+func CheckObserved(m *Module, calls []fault.Call, complete bool) []string {
 	var p problems
 	used := map[string]map[string]bool{}
 	for _, c := range calls {

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicehq/sluice/pkg/awsconfig"
+	"github.com/sluicehq/sluice/pkg/fault"
 )
 
 // The live check runs after the services tests (services/privilege_test.go)
@@ -21,7 +21,7 @@ func TestObservedCallsChecksCatch(t *testing.T) {
 	cases := []struct {
 		name  string
 		edit  func(map[string][]byte)
-		extra []awsconfig.Call
+		extra []fault.Call
 		full  bool
 		want  []string
 	}{
@@ -42,17 +42,17 @@ func TestObservedCallsChecksCatch(t *testing.T) {
 		{
 			// Issue 11 item 14: sampling by a Scan.
 			name:  "notifier scans the batches table",
-			extra: []awsconfig.Call{{Process: "notifier", Service: "DynamoDB", Operation: "Scan", Resource: "x-batches"}},
+			extra: []fault.Call{{Process: "notifier", Service: "DynamoDB", Operation: "Scan", Resource: "x-batches"}},
 			want:  []string{"notifier:", "dynamodb:Scan dynamodb:batches", "does not allow"},
 		},
 		{
 			name:  "a writer reads back what it wrote",
-			extra: []awsconfig.Call{{Process: "worker", Service: "S3", Operation: "HeadObject", Resource: "bkt/b1/output/parts/part00000.csv"}},
+			extra: []fault.Call{{Process: "worker", Service: "S3", Operation: "HeadObject", Resource: "bkt/b1/output/parts/part00000.csv"}},
 			want:  []string{"worker:", "s3:GetObject s3:b1/output/parts/part00000.csv"},
 		},
 		{
 			name:  "an operation without a known IAM action",
-			extra: []awsconfig.Call{{Process: "merger", Service: "S3", Operation: "PutBucketPolicy", Resource: "bkt"}},
+			extra: []fault.Call{{Process: "merger", Service: "S3", Operation: "PutBucketPolicy", Resource: "bkt"}},
 			want:  []string{"merger:", "no IAM action known"},
 		},
 		{
@@ -64,7 +64,7 @@ func TestObservedCallsChecksCatch(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			m := load(t, c.edit)
-			got := CheckObserved(m, append(append([]awsconfig.Call{}, calls...), c.extra...), c.full)
+			got := CheckObserved(m, append(append([]fault.Call{}, calls...), c.extra...), c.full)
 			for _, p := range got {
 				if containsAll(p, c.want) {
 					return
@@ -76,7 +76,7 @@ func TestObservedCallsChecksCatch(t *testing.T) {
 }
 
 func TestIAMActionsOfCalls(t *testing.T) {
-	for call, want := range map[awsconfig.Call]string{
+	for call, want := range map[fault.Call]string{
 		{Service: "S3", Operation: "HeadObject", Resource: "b/input_archive/x/y.csv"}:     "s3:GetObject s3:input_archive/x/y.csv",
 		{Service: "S3", Operation: "UploadPart", Resource: "b/k/output/parts/p.csv"}:      "s3:PutObject s3:k/output/parts/p.csv",
 		{Service: "S3", Operation: "ListObjectsV2", Resource: "b"}:                        "s3:ListBucket s3:bucket",

@@ -96,7 +96,7 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	m := metrics.New()
 	counters := []awsconfig.CallCounter{m}
 	if c.ObserveCalls != "" {
-		obs, err := awsconfig.Observe(c.ObserveCalls, stage)
+		obs, err := fault.Observe(c.ObserveCalls, stage)
 		if err != nil {
 			return fmt.Errorf("SLUICE_TEST_OBSERVE_CALLS: %w", err)
 		}
