@@ -98,6 +98,15 @@ data "aws_iam_policy_document" "splitter" {
     actions   = ["s3:GetObject", "s3:DeleteObject"]
     resources = ["${aws_s3_bucket.this.arn}/input/*"]
   }
+  # A split retried after a crash between the archive copy and the batch
+  # update finds input/ gone and reads the archived copy instead
+  # (pipeline/split.go), so the archive is read as well as written.
+  # input_archive/* covers both <name> and <batch>/<name> keys.
+  statement {
+    sid       = "ReadArchive"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/input_archive/*"]
+  }
   statement {
     sid       = "WriteChunksAndArchive"
     actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
@@ -105,7 +114,8 @@ data "aws_iam_policy_document" "splitter" {
   }
   # Without s3:ListBucket, S3 answers a missing key with 403, not 404, and
   # the splitter could not tell "the file was deleted before it could be
-  # read" (or "already archived" on a retry) from a real refusal.
+  # read" from a real refusal. It lists key names only: reading the archived
+  # copy needs its own s3:GetObject (ReadArchive).
   statement {
     sid       = "TellMissingObjects"
     actions   = ["s3:ListBucket"]
@@ -197,7 +207,7 @@ data "aws_iam_policy_document" "worker" {
   }
   statement {
     sid       = "Rejects"
-    actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem"]
+    actions   = ["dynamodb:BatchWriteItem"]
     resources = [aws_dynamodb_table.rejects.arn]
   }
   statement {
@@ -325,6 +335,14 @@ data "aws_iam_policy_document" "notifier" {
     sid       = "Batches"
     actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.batches.arn]
+  }
+  # sluice_batches{state}: the unfinished batches are counted by a COUNT
+  # query on the sparse index, the finished ones read from one item
+  # (GetItem above); no Scan of the table's history.
+  statement {
+    sid       = "CountUnfinished"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.batches.arn}/index/unfinished"]
   }
   statement {
     sid       = "SendMail"

@@ -10,7 +10,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
-func TestMain(m *testing.M) { awstest.Main(m, awstest.DynamoDB) }
+func TestMain(m *testing.M) { awstest.Main(m, awstest.DynamoDB, awstest.S3) }
 
 // TestCountsCallsAndItems talks to the DynamoDB emulator through a config
 // loaded the way the services load theirs.

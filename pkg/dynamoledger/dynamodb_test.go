@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
@@ -312,5 +314,46 @@ func TestConcurrentLoadsBothPublished(t *testing.T) {
 	cur, err := c.Current(t.Context())
 	if err != nil || !slices.Contains(ids, cur.ID) {
 		t.Fatalf("Current = %v, %v", cur.ID, err)
+	}
+}
+
+// TestRecordTTL: with retention.records set, batch and reject items carry
+// expiresAt (epoch seconds) that far ahead, which the tables' TTL acts on.
+func TestRecordTTL(t *testing.T) {
+	const ttl = 48 * time.Hour
+	db := newDB(t, dynamoledger.WithRecordTTL(ttl))
+	created := time.Now().UTC()
+	if _, _, err := db.Ledger().CreateBatch(t.Context(), sluice.Batch{ID: "t1", Key: "input/t.csv", CreatedAt: created}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ledger().AddRejects(t.Context(), "t1", []sluice.RowError{{Line: 2, Rule: "r"}}); err != nil {
+		t.Fatal(err)
+	}
+	tb := db.Tables()
+	for table, key := range map[string]map[string]types.AttributeValue{
+		tb.Batches: {"id": &types.AttributeValueMemberS{Value: "t1"}},
+		tb.Rejects: {"batchId": &types.AttributeValueMemberS{Value: "t1"}, "line": &types.AttributeValueMemberN{Value: "2"}},
+	} {
+		out, err := db.Client().GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, ok := out.Item["expiresAt"].(*types.AttributeValueMemberN)
+		if !ok {
+			t.Fatalf("%s: no expiresAt number: %v", table, out.Item)
+		}
+		got, _ := strconv.ParseInt(n.Value, 10, 64)
+		if want := created.Add(ttl).Unix(); got < want-60 || got > want+60 {
+			t.Fatalf("%s: expiresAt %d, want about %d", table, got, want)
+		}
+	}
+	// Without a retention, nothing expires.
+	plain := newDB(t)
+	if _, _, err := plain.Ledger().CreateBatch(t.Context(), sluice.Batch{ID: "t2", Key: "input/t.csv"}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := plain.Client().GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(plain.Tables().Batches), Key: map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: "t2"}}})
+	if _, ok := out.Item["expiresAt"]; ok || out.Item == nil {
+		t.Fatalf("without retention the item has expiresAt (or is missing): %v", out.Item)
 	}
 }

@@ -166,7 +166,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.runStage(ctx, g, s, s.New(d))
 	}
 	if e.Metrics != nil {
-		g.Go(func() error { e.Metrics.Sample(ctx, 2*time.Second, e.sampled(), e.Ledger); return nil })
+		g.Go(func() error { e.Metrics.Sample(ctx, 2*time.Second, e.sampled(), e.Ledger, e.Logger); return nil })
 	}
 	return g.Wait()
 }
@@ -463,4 +463,8 @@ func (e *Engine) sampled() []sluice.Queue {
 }
 
 // SampleOnce records the queues' depths and the batches by state now.
-func (e *Engine) SampleOnce(ctx context.Context) { e.Metrics.SampleOnce(ctx, e.sampled(), e.Ledger) }
+func (e *Engine) SampleOnce(ctx context.Context) {
+	if err := e.Metrics.SampleOnce(ctx, e.sampled(), e.Ledger); err != nil {
+		e.Logger.Warn("sampling batches by state", "err", err)
+	}
+}

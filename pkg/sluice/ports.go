@@ -88,6 +88,11 @@ type Ledger interface {
 	GetBatch(ctx context.Context, id string) (Batch, error)
 	// ListBatches returns batches, newest first.
 	ListBatches(ctx context.Context, f BatchFilter) ([]Batch, error)
+	// CountByState returns how many batches are in each state (states
+	// with none may be left out). The counts are kept as batches change
+	// state, so the cost does not grow with the ledger's history; metrics
+	// sample them every few seconds.
+	CountByState(ctx context.Context) (map[State]int, error)
 	// UpdateBatch applies the non-zero fields of u to the batch.
 	UpdateBatch(ctx context.Context, id string, u BatchUpdate) (Batch, error)
 	// SetTotal records how many chunks the batch has and how many rows it

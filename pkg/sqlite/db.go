@@ -82,7 +82,12 @@ func Open(path string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("sqlite: %s: creating schema: %w", path, err)
 	}
-	return &DB{sql: sdb, path: path, waiters: map[string]chan struct{}{}}, nil
+	db := &DB{sql: sdb, path: path, waiters: map[string]chan struct{}{}}
+	if err := db.keepStateCounts(context.Background()); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("sqlite: %s: state counts: %w", path, err)
+	}
+	return db, nil
 }
 
 // Close closes the database.
