@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sqlite"
 )
 
 func cmdGen(ctx context.Context, e env, args []string) error {
@@ -102,7 +100,7 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 		l = dynamoledger.New(awsCfg, dynamoledger.DefaultTables(*af.tablePrefix)).Ledger()
 	} else {
 		// Read-only: no engine lock, so status works while a run goes on.
-		db, err := sqlite.Open(strings.TrimRight(*data, "/") + "/sluice.db")
+		db, err := openLocalDB(*data, true)
 		if err != nil {
 			return err
 		}
@@ -118,9 +116,9 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 			return json.NewEncoder(e.stdout).Encode(b)
 		}
 		w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(w, "batch\t%s\nfile\t%s\nstate\t%s\n", b.ID, b.Key, b.State)
+		fmt.Fprintf(w, "batch\t%s\nfile\t%s\nstate\t%s\n", b.ID, sluice.DisplayName(b.Key), b.State)
 		if b.Reason != "" {
-			fmt.Fprintf(w, "reason\t%s\n", b.Reason)
+			fmt.Fprintf(w, "reason\t%s\n", sluice.DisplayText(b.Reason))
 		}
 		fmt.Fprintf(w, "chunks\t%s\nrows\t%d in, %d out, %d rejected\n", chunks(b), b.RowsIn, b.RowsOut, b.RowsRejected)
 		for _, rc := range b.TopReasons(5) {
@@ -132,7 +130,7 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 			}
 		}
 		if b.OutputKey != "" {
-			fmt.Fprintf(w, "output\t%s\nerrors\t%s\n", b.OutputKey, b.ErrorsKey)
+			fmt.Fprintf(w, "output\t%s\nerrors\t%s\n", sluice.DisplayName(b.OutputKey), sluice.DisplayName(b.ErrorsKey))
 		}
 		if b.EmailID != "" {
 			fmt.Fprintf(w, "email\t%s\n", b.EmailID)
@@ -153,7 +151,7 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "BATCH\tFILE\tSTATE\tCHUNKS\tROWS IN\tOUT\tREJECTED\tCREATED")
 	for _, b := range bs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", b.ID, b.Name, b.State, chunks(b), b.RowsIn, b.RowsOut, b.RowsRejected, b.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", b.ID, sluice.DisplayName(b.Name), b.State, chunks(b), b.RowsIn, b.RowsOut, b.RowsRejected, b.CreatedAt.Local().Format("2006-01-02 15:04:05"))
 	}
 	return w.Flush()
 }

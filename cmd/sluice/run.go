@@ -22,7 +22,8 @@ import (
 type runResult struct {
 	BatchID      string  `json:"batchId"`
 	Status       string  `json:"status"`
-	Reason       string  `json:"reason,omitempty"`
+	Reason       string  `json:"reason"`          // empty unless the batch failed; always present
+	Error        string  `json:"error,omitempty"` // why the command failed before a batch result (status "error")
 	RowsIn       int     `json:"rowsIn"`
 	RowsOut      int     `json:"rowsOut"`
 	RowsRejected int     `json:"rowsRejected"`
@@ -77,7 +78,7 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	if e.getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-	eng, err := embedded.Open(*data, cfg, logger(e))
+	eng, err := embedded.Open(*data, cfg, resultLogger(e, *asJSON))
 	if err != nil {
 		return err
 	}
@@ -135,6 +136,10 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	return report(e, res, b, *asJSON)
 }
 
+// runError is what run --json prints when it fails before a batch result:
+// the result's keys, status "error", and the message.
+func runError(msg string) any { return runResult{Status: "error", Error: msg} }
+
 // report prints a run's result and turns a failed batch into exit code 1.
 func report(e env, res runResult, b sluice.Batch, asJSON bool) error {
 	if asJSON {
@@ -153,7 +158,7 @@ func report(e env, res runResult, b sluice.Batch, asJSON bool) error {
 func printResult(e env, r runResult, b sluice.Batch) {
 	w := e.stdout
 	if r.Status == string(sluice.StateFailed) {
-		fmt.Fprintf(w, "Batch %s FAILED: %s\n", r.BatchID, r.Reason)
+		fmt.Fprintf(w, "Batch %s FAILED: %s\n", r.BatchID, sluice.DisplayText(r.Reason))
 		if r.Email != "" {
 			fmt.Fprintf(w, "  email:   %s\n", r.Email)
 		}
@@ -164,7 +169,8 @@ func printResult(e env, r runResult, b sluice.Batch) {
 	for _, rc := range b.TopReasons(5) {
 		fmt.Fprintf(w, "           %d × %s\n", rc.Count, rc.Rule)
 	}
-	fmt.Fprintf(w, "  output:  %s\n  errors:  %s\n  email:   %s\n", r.Output, r.Errors, r.Email)
+	// Paths are shown with invisible and bidi characters made visible.
+	fmt.Fprintf(w, "  output:  %s\n  errors:  %s\n  email:   %s\n", sluice.DisplayName(r.Output), sluice.DisplayName(r.Errors), sluice.DisplayName(r.Email))
 }
 
 func loadReference(ctx context.Context, e env, eng *embedded.Engine, path string, showBar bool) error {
@@ -185,7 +191,9 @@ func loadReference(ctx context.Context, e env, eng *embedded.Engine, path string
 	if err != nil {
 		return err
 	}
-	if !skipped {
+	if skipped {
+		fmt.Fprintf(e.stderr, "reference %s not loaded again: it is the file last loaded (same name and content); `sluice reference load --force` loads it anyway\n", path)
+	} else {
 		fmt.Fprintf(e.stderr, "loaded %d reference rows from %s\n", n, path)
 	}
 	return nil

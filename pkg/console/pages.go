@@ -148,7 +148,7 @@ func (h *Handler) pageBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	p := batchPage{B: h.view(b), Rejects: rl.Rejects, After: after, NextAfter: rl.NextAfter}
 	if b.State == sluice.StateFailed && b.Name != "" {
-		p.Archive = "input_archive/" + b.Name
+		p.Archive = "input_archive/" + sluice.DisplayName(b.Name)
 	}
 	h.render(w, r, http.StatusOK, "batch", p.B.File, p)
 }

@@ -77,6 +77,9 @@ type EmailView struct {
 
 func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (sluice.Email, error) {
 	v := EmailView{Batch: b, Failed: b.State == sluice.StateFailed, Reasons: b.TopReasons(5)}
+	// The name and reason are shown, in the subject too: no bidi override
+	// or invisible character may disguise the file (sluice.DisplayName).
+	v.Batch.Name, v.Batch.Reason = sluice.DisplayName(b.Name), sluice.DisplayText(b.Reason)
 	v.Seconds = fmt.Sprintf("%.1f s", Durations(b, now)["total"])
 	if v.Failed {
 		_, err := n.Blobs.Stat(ctx, ArchiveKey(b))
@@ -96,9 +99,9 @@ func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (s
 			v.LinkExpires = exp.UTC().Format("2006-01-02 15:04 MST")
 		}
 	}
-	subject := fmt.Sprintf("Sluice: %s processed — %d rows out, %d rejected", b.Name, b.RowsOut, b.RowsRejected)
+	subject := fmt.Sprintf("Sluice: %s processed — %d rows out, %d rejected", v.Batch.Name, b.RowsOut, b.RowsRejected)
 	if v.Failed {
-		subject = fmt.Sprintf("Sluice: %s failed — %s", b.Name, firstLine(b.Reason))
+		subject = fmt.Sprintf("Sluice: %s failed — %s", v.Batch.Name, firstLine(v.Batch.Reason))
 	}
 	var text, html bytes.Buffer
 	if err := textTmpl.Execute(&text, v); err != nil {
