@@ -455,6 +455,13 @@ func TestEmailLinksAndNamesEndToEnd(t *testing.T) {
 			t.Errorf("%s does not show the name neutralised:\n%s", what, s)
 		}
 	}
+	// Every file the run wrote is readable beyond its owner (0644).
+	filepath.Walk(data, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() && info.Mode().Perm() != 0o644 {
+			t.Errorf("%s is %v, want 0644", p, info.Mode().Perm())
+		}
+		return nil
+	})
 	want := map[string]bool{m["output"].(string): true, m["errors"].(string): true}
 	var found []string
 	found = append(found, regexp.MustCompile(`file://\S+`).FindAllString(text, -1)...)

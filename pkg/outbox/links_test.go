@@ -100,3 +100,18 @@ func TestLinksSurvive(t *testing.T) {
 func equal(a, b []string) bool {
 	return strings.Join(a, "\n") == strings.Join(b, "\n")
 }
+
+// TestEmailIsReadable: the .eml is 0644, not os.CreateTemp's 0600.
+func TestEmailIsReadable(t *testing.T) {
+	o, err := outbox.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := o.Send(t.Context(), sluice.Email{From: "a@example.com", To: []string{"b@example.com"}, Subject: "s", Text: "t", IdempotencyKey: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("mode %v %v", st.Mode().Perm(), err)
+	}
+}

@@ -76,6 +76,11 @@ func (o *Outbox) Send(ctx context.Context, e sluice.Email) (string, error) {
 		return "", fmt.Errorf("outbox: %w", err)
 	}
 	defer os.Remove(tmp.Name())
+	// CreateTemp makes the file 0600; an email is for any local reader.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("outbox: %w", err)
+	}
 	if _, err := tmp.Write(msg); err != nil {
 		tmp.Close()
 		return "", fmt.Errorf("outbox: %w", err)

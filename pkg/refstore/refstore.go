@@ -311,6 +311,9 @@ func (s *Store) Load(ctx context.Context, columns []string, next func() ([]strin
 	}
 	defer os.Remove(out.Name())
 	defer out.Close()
+	if err := out.Chmod(0o644); err != nil { // not CreateTemp's 0600, as every data file
+		return 0, err
+	}
 	ow := bufio.NewWriterSize(out, 1<<20)
 	var hdr []byte
 	hdr = append(hdr, magic...)
