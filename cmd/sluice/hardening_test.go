@@ -478,3 +478,43 @@ func TestEmailLinksAndNamesEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressBarEndsAtFull runs sluice run on a terminal (a pty made by
+// util-linux's script) and checks the bar's last frame before it clears
+// shows the whole batch: "completed 100% … (10/10)", not an earlier
+// sample such as 60% (6/10).
+func TestProgressBarEndsAtFull(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("no script(1) to make a pty")
+	}
+	orders, fin := sluicetest.SeedSample(t)
+	dir := t.TempDir()
+	data, cfg := filepath.Join(dir, "data"), filepath.Join(dir, "cfg.yaml")
+	os.WriteFile(cfg, []byte("chunkRows: 1000\n"), 0o644)
+	if code, _, stderr := cli(t, nil, "reference", "load", "--data", data, fin); code != 0 {
+		t.Fatal(stderr)
+	}
+	out, err := exec.Command(script, "-qec", strings.Join([]string{bin, "run", "--data", data, "--config", cfg, orders}, " "), "/dev/null").Output()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var frames []string
+	for _, f := range regexp.MustCompile(`[\r\n]+`).Split(string(out), -1) {
+		if strings.Contains(f, "%") && strings.Contains(f, "/10)") {
+			frames = append(frames, strings.TrimSpace(f))
+		}
+	}
+	if len(frames) == 0 {
+		t.Fatalf("no progress frames on the terminal:\n%q", out)
+	}
+	last := frames[len(frames)-1]
+	if !strings.HasPrefix(last, "completed") || !strings.Contains(last, "100%") || !strings.Contains(last, "(10/10)") {
+		t.Fatalf("last frame %q; frames %q", last, frames)
+	}
+	// Then the line is cleared, and the result stands on its own line.
+	tail := string(out)[strings.LastIndex(string(out), "(10/10)"):]
+	if !regexp.MustCompile(`\r {20,}\r`).MatchString(tail) || !regexp.MustCompile(`(?m)^Batch \w+ completed`).MatchString(strings.ReplaceAll(tail, "\r", "\n")) {
+		t.Fatalf("after the last frame: %q", tail)
+	}
+}

@@ -99,29 +99,16 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	}
 
 	start := time.Now()
-	var bar *progressbar.ProgressBar
+	var bar *chunkBar
 	if showBar {
-		bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("splitting"),
-			progressbar.OptionShowCount(), progressbar.OptionSetItsString("chunks"), progressbar.OptionClearOnFinish(),
-			progressbar.OptionSetPredictTime(false), progressbar.OptionFullWidth())
+		bar = newChunkBar(e.stderr)
 	}
 	sub, b, err := eng.Process(ctx, input, func(sub embedded.Submission) {
 		if sub.Resumed && !*asJSON {
 			fmt.Fprintf(e.stderr, "resuming unfinished batch %s of %s\n", sub.BatchID, input)
 		}
-	}, func(b sluice.Batch) {
-		if bar == nil {
-			return
-		}
-		if b.TotalChunks >= 0 && bar.GetMax() != b.TotalChunks {
-			bar.ChangeMax(b.TotalChunks)
-		}
-		bar.Describe(string(b.State))
-		bar.Set(b.DoneChunks)
-	})
-	if bar != nil {
-		bar.Finish()
-	}
+	}, bar.update)
+	bar.done(b)
 	if err != nil {
 		if ctx.Err() != nil && sub.BatchID != "" {
 			return exitError{code: 130, msg: fmt.Sprintf("interrupted; run the same command again to resume batch %s", sub.BatchID)}
