@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -27,14 +28,21 @@ import (
 	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 )
 
-// cli runs the binary and returns its exit code, stdout and stderr.
+// cli runs the binary and returns its exit code, stdout and stderr. A
+// command that should have refused to start but serves instead is killed
+// after a minute and fails the test, rather than hanging it.
 func cli(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("sluice %v did not end within a minute; stderr:\n%s", args, errb.String())
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return ee.ExitCode(), out.String(), errb.String()
