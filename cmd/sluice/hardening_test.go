@@ -386,6 +386,10 @@ func TestServeSaysWhatItDoes(t *testing.T) {
 			shutdown++
 		}
 	}
+	if n := strings.Count(stderr, "small.csv"); n != 2 && !t.Failed() {
+		t.Log(stderr)
+		t.Errorf("the file is named on %d log lines, want 2 (start and end)", n)
+	}
 	if started != 1 || ended != 1 || shutdown != 1 {
 		t.Fatalf("started %d, ended %d, shutdown %d lines; stderr:\n%s", started, ended, shutdown, stderr)
 	}

@@ -47,7 +47,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := serveLogger(e)
+	log := logger(e)
+	events := serveLogger(e) // batches starting and ending, shutdown
 	eng, err := embedded.Open(*data, cfg, log)
 	if err != nil {
 		return err
@@ -94,9 +95,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(runCtx) }()
-	go logBatches(runCtx, eng.DB.Ledger(), *poll, log)
+	go logBatches(runCtx, eng.DB.Ledger(), *poll, events)
 	watchDrop(runCtx, eng, drop, *poll, log)
-	log.Info("shutting down: finishing the work in hand", "data", eng.Dir)
+	events.Info("shutting down: finishing the work in hand", "data", eng.Dir)
 	stop()
 	err = <-done
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -105,7 +106,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	log.Info("stopped")
+	events.Info("stopped")
 	return nil
 }
 
@@ -151,6 +152,7 @@ func watchDrop(ctx context.Context, eng *embedded.Engine, dir string, every time
 				log.Error("removing a submitted file from the drop folder", "file", name, "err", err)
 			}
 			delete(now, name)
+			// logBatches says "batch started" once the splitter has it.
 			log.Info("file submitted", "file", sluice.DisplayName(name), "batch_id", sub.BatchID, "resumed", sub.Resumed)
 		}
 		last = now

@@ -75,6 +75,8 @@ func batchEnded(log *slog.Logger, b sluice.Batch) {
 	log.Info("batch ended", args...)
 }
 
-// serveLogger logs at info unless SLUICE_LOG_LEVEL says otherwise: serve
-// runs unattended, and its log is how a person sees batches come and go.
+// serveLogger is the logger of serve's own events (logBatches, shutdown):
+// at info unless SLUICE_LOG_LEVEL says otherwise, so that by default serve
+// says when each batch starts and ends and when it stops, while the
+// stages' per-step lines stay at the CLI's default level (warn).
 func serveLogger(e env) *slog.Logger { return loggerDefault(e, "info") }
