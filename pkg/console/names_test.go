@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/console"
@@ -47,7 +48,7 @@ func TestBidiNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := waitDone(t, f.url, sub.BatchID)
+	v := waitDone(t, f.url, recorded(t, f.url, sub.BatchID))
 	if v.File != "invoice<U+202E>gpj.csv" || v.Key != "input/invoice\u202Egpj.csv" {
 		t.Fatalf("API file %q key %q", v.File, v.Key)
 	}
@@ -57,8 +58,40 @@ func TestBidiNames(t *testing.T) {
 			t.Fatalf("page %s: %d\n%s", page, r.status, r.body)
 		}
 	}
+	// A rejected row's text is shown neutralised on the page, exact in the API.
+	bad := filepath.Join(t.TempDir(), "rows.csv")
+	lines := strings.SplitAfter(string(content), "\n")
+	os.WriteFile(bad, []byte(lines[0]+"not-a-uuid\u202E,"+strings.SplitN(lines[1], ",", 2)[1]), 0o644)
+	sub2, err := eng.Submit(t.Context(), bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := waitDone(t, f.url, recorded(t, f.url, sub2.BatchID)); v.RowsRejected != 1 {
+		t.Fatalf("rejected %d", v.RowsRejected)
+	}
+	if r := get(t, f.url+"/batches/"+sub2.BatchID); strings.ContainsRune(string(r.body), '\u202E') || !strings.Contains(string(r.body), "not-a-uuid&lt;U&#43;202E&gt;") {
+		t.Fatalf("rejected row on the page:\n%s", r.body)
+	}
+	if r := get(t, f.url+"/api/batches/"+sub2.BatchID+"/errors"); !strings.Contains(string(r.body), "not-a-uuid\u202e") && !strings.ContainsRune(string(r.body), '\u202E') {
+		t.Fatalf("the API changed the rejected row: %s", r.body)
+	}
+
 	r := get(t, f.url+"/api/batches/"+sub.BatchID+"/output")
 	if cd := r.header.Get("Content-Disposition"); r.status != http.StatusOK || strings.Contains(cd, "%E2%80%AE") || !strings.Contains(cd, "U+202E") {
 		t.Fatalf("download: %d Content-Disposition %q", r.status, cd)
 	}
+}
+
+// recorded waits until the splitter has recorded a batch submitted to the
+// engine directly (the console knows only its own uploads before that).
+func recorded(t *testing.T, base, id string) string {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for get(t, base+"/api/batches/"+id).status == http.StatusNotFound {
+		if time.Now().After(deadline) {
+			t.Fatalf("batch %s never recorded", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return id
 }
