@@ -530,3 +530,16 @@ func TestProgressBarEndsAtFull(t *testing.T) {
 		t.Fatalf("after the last frame: %q", tail)
 	}
 }
+
+// TestLoopbackOnly: which --addr values count as this machine only.
+func TestLoopbackOnly(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8080": true, "127.1.2.3:80": true, "[::1]:8080": true, "localhost:8080": true, "LOCALHOST:1": true,
+		":8080": false, "0.0.0.0:8080": false, "[::]:8080": false, "10.0.0.1:8080": false, "192.168.1.5:80": false,
+		"no-such-host.invalid:80": false, "": false,
+	} {
+		if got := loopbackOnly(addr); got != want {
+			t.Errorf("loopbackOnly(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
