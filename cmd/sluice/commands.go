@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sqlite"
 )
 
 func cmdGen(ctx context.Context, e env, args []string) error {
@@ -57,7 +55,7 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 		l = ports.Ledger
 	} else {
 		// Read-only: no engine lock, so status works while a run goes on.
-		db, err := sqlite.Open(strings.TrimRight(*data, "/") + "/sluice.db")
+		db, err := openLocalDB(*data, true)
 		if err != nil {
 			return err
 		}
@@ -85,7 +83,7 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "BATCH\tFILE\tSTATE\tCHUNKS\tROWS IN\tOUT\tREJECTED\tCREATED")
 	for _, b := range bs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", b.ID, b.Name, b.State, chunks(b), b.RowsIn, b.RowsOut, b.RowsRejected, b.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", b.ID, sluice.DisplayName(b.Name), b.State, chunks(b), b.RowsIn, b.RowsOut, b.RowsRejected, b.CreatedAt.Local().Format("2006-01-02 15:04:05"))
 	}
 	return w.Flush()
 }

@@ -37,6 +37,11 @@ func build(ctx context.Context, dir string, columns []string, next func() ([]str
 	if err != nil {
 		return "", 0, err
 	}
+	if err := out.Chmod(0o644); err != nil { // not CreateTemp's 0600, as every data file
+		out.Close()
+		os.Remove(out.Name())
+		return "", 0, err
+	}
 	if err := writeIndex(out, columns, len(entries), slots, tags, data); err != nil {
 		out.Close()
 		os.Remove(out.Name())

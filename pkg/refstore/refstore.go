@@ -214,6 +214,10 @@ func (s *Store) writeFile(name string, b []byte) error {
 		return err
 	}
 	defer os.Remove(f.Name())
+	if err := f.Chmod(0o644); err != nil { // not CreateTemp's 0600, as every data file
+		f.Close()
+		return err
+	}
 	_, err = f.Write(b)
 	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
 		return err
