@@ -189,7 +189,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		{"notify", e.Notifys, pipeline.Notifier{Deps: d}.Handle, 1},
 	}
 	for _, s := range stages {
-		o := consumer.Options{Name: s.name, Concurrency: s.n, Visibility: 2 * time.Minute, Wait: 5 * time.Second, Logger: e.Logger, Drain: 10 * time.Second}
+		o := consumer.Options{Name: s.name, Concurrency: s.n, Visibility: 2 * time.Minute, Wait: 5 * time.Second, Logger: e.Logger, Drain: 10 * time.Second,
+			MaxReceive: MaxReceive, OnDeadLetter: d.DeadLettered, Fatal: noSpace}
 		if e.Metrics != nil {
 			o.Observer = e.Metrics
 			e.Metrics.Workers.WithLabelValues(s.name, "current").Set(float64(s.n))
@@ -228,6 +229,9 @@ type Submission struct {
 // that batch is resumed instead. A file whose last batch ended is a new
 // upload and starts a new batch.
 func (e *Engine) Submit(ctx context.Context, path string) (Submission, error) {
+	if err := CheckInput(path); err != nil {
+		return Submission{}, err
+	}
 	etag, size, err := fsblob.ETagOfFile(path)
 	if err != nil {
 		return Submission{}, err
@@ -261,6 +265,10 @@ func (e *Engine) Submit(ctx context.Context, path string) (Submission, error) {
 		return Submission{}, err
 	}
 	if info.ETag != etag || info.Size != size {
+		// No batch will read this copy: leave no orphan under input/.
+		if derr := e.Blobs.Delete(ctx, key); derr != nil {
+			e.Logger.Warn("removing the copy of a file that changed", "key", key, "err", derr)
+		}
 		return Submission{}, fmt.Errorf("%s changed while it was being read", path)
 	}
 	ev := sluice.ObjectCreated{
@@ -278,19 +286,30 @@ func (e *Engine) Submit(ctx context.Context, path string) (Submission, error) {
 // set, hears the submission before the wait; progress is Wait's.
 func (e *Engine) Process(ctx context.Context, path string, submitted func(Submission), progress func(sluice.Batch)) (Submission, sluice.Batch, error) {
 	runCtx, stop := context.WithCancel(ctx)
+	// The wait ends when the pipeline does (a full disk stops it), not
+	// only when ctx does.
+	waitCtx, stopWait := context.WithCancel(ctx)
+	defer stopWait()
 	done := make(chan error, 1)
-	go func() { done <- e.Run(runCtx) }()
-	sub, err := e.Submit(ctx, path)
+	go func() { err := e.Run(runCtx); stopWait(); done <- err }()
+	sub, err := e.Submit(waitCtx, path)
 	var b sluice.Batch
 	if err == nil {
 		if submitted != nil {
 			submitted(sub)
 		}
-		b, err = e.Wait(ctx, sub.BatchID, progress)
+		b, err = e.Wait(waitCtx, sub.BatchID, progress)
 	}
 	stop()
-	if rerr := <-done; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
+	if rerr := <-done; rerr != nil && !errors.Is(rerr, context.Canceled) && (err == nil || ctx.Err() == nil) {
 		err = rerr
+	}
+	if noSpace(err) {
+		size := int64(0)
+		if st, serr := os.Stat(path); serr == nil {
+			size = st.Size()
+		}
+		err = e.diskFull(err, sub.BatchID, size)
 	}
 	return sub, b, err
 }
