@@ -282,6 +282,10 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	env := append(be.env(),
 		"SLUICE_CONFIG="+cfgFile, "SLUICE_WAIT=1s",
 		"SLUICE_VISIBILITY="+o.Visibility.String(), "SLUICE_LOG_LEVEL=info")
+	if _, onAWS := be.(*awsBackend); onAWS {
+		// The services dead-letter on the receive the queues allow last.
+		env = append(env, fmt.Sprintf("SLUICE_MAX_RECEIVE=%d", o.MaxReceive))
+	}
 	rng := rand.New(rand.NewPCG(uint64(o.Seed), uint64(o.Seed)^0x5eed_c4a0_5eed_c4a0))
 	sup := newSupervisor(o, env, filepath.Join(dir, "logs"), rng, logf)
 	defer func() {

@@ -301,6 +301,9 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	opts := consumer.Options{
 		Name: label, Concurrency: c.Concurrency, Visibility: c.Visibility, Wait: c.Wait, Drain: c.Drain,
 		Logger: log, Observer: m,
+		// A message that can never succeed fails its batch (and the
+		// failure email goes out) instead of waiting in the DLQ.
+		MaxReceive: c.MaxReceive, OnDeadLetter: d.DeadLettered,
 	}
 	if stage == "worker" {
 		// On ECS, a worker with a chunk in hand is protected from scale-in.
