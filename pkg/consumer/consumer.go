@@ -258,6 +258,11 @@ func (c *Consumer) Run(parent context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
+			if c.opt.Fatal != nil && c.opt.Fatal(err) {
+				log.Error("receive failed in a way retrying cannot fix; stopping", "err", err)
+				c.setFatal(err)
+				break
+			}
 			failures++
 			d := DefaultBackoff(failures)
 			log.Error("receive failed; backing off", "err", err, "delay", d)

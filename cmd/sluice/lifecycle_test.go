@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+)
+
+// TestSignalStopsRunAndResumes: SIGTERM and SIGINT, sent to a real process
+// in the middle of a batch, end it within a bound with a hint to resume; the
+// same command then resumes the batch and gives the clean run's output.
+func TestSignalStopsRunAndResumes(t *testing.T) {
+	orders, fin, cfg, clean := genCase(t, 300000, 2000) // 150 chunks
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			data := t.TempDir()
+			cmd := exec.Command(bin, "run", "--json", "--workers", "1", "--data", data, "--config", cfg, "--reference", fin, orders)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for time.Now().Before(deadline) {
+				parts, _ := filepath.Glob(filepath.Join(data, "bucket", "*", "output", "parts", "*.csv"))
+				if len(parts) >= 3 {
+					break
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			sent := time.Now()
+			cmd.Process.Signal(sig)
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			var err error
+			select {
+			case err = <-exited:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("%v did not stop the run within 20s", sig)
+			}
+			var ee *exec.ExitError
+			if err == nil {
+				t.Skip("the run ended before the signal landed: nothing to resume")
+			}
+			if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "run the same command again") {
+				t.Fatalf("after %v: %v, stderr %s", sig, err, stderr.String())
+			}
+			t.Logf("%v stopped the run in %v", sig, time.Since(sent))
+			again := runCLI(t, nil, "run", "--json", "--data", data, "--config", cfg, orders)
+			if again.code != 0 || !again.Resumed {
+				t.Fatalf("rerun: exit %d resumed %v %s", again.code, again.Resumed, again.stderr)
+			}
+			sameOutputs(t, again, clean)
+			if n := emails(t, data); n != 1 {
+				t.Fatalf("%d emails, want 1", n)
+			}
+		})
+	}
+}
+
+// TestRunRefusesNonRegularInput: a FIFO or /dev/zero is refused at once,
+// and the data directory's lock is not held.
+func TestRunRefusesNonRegularInput(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "orders.csv")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, fin := sluicetest.SeedSample(t)
+	data := t.TempDir()
+	for path, want := range map[string]string{fifo: "named pipe", "/dev/zero": "device"} {
+		cmd := exec.Command(bin, "run", "--data", data, "--reference", fin, path)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(stderr.String(), want) {
+				t.Errorf("run %s: %v, stderr %q; want a failure saying %q", path, err, stderr.String(), want)
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("run %s blocked", path)
+		}
+	}
+}
+
+// TestFullDiskOnRealFilesystem runs on a tmpfs too small for the batch: the
+// run fails within a bounded time naming the directory; once the tmpfs
+// grows, the same command resumes the batch and gives the clean output.
+func TestFullDiskOnRealFilesystem(t *testing.T) {
+	orders, fin, cfg, clean := genCase(t, 100000, 5000)
+	st, err := os.Stat(orders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	// Room for the queues, the reference and the input's copy, not for
+	// the chunks and the output as well.
+	size := st.Size()*3/2 + 8<<20
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+itoa(int(size)), "tmpfs", data).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs here (%v: %s); the injected-ENOSPC tests in pkg/embedded cover the logic", err, bytes.TrimSpace(out))
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", data).Run() })
+	start := time.Now()
+	full := runCLI(t, nil, "run", "--json", "--data", data, "--config", cfg, "--reference", fin, orders)
+	if full.code == 0 {
+		t.Fatalf("the run fit in %d bytes; make the tmpfs smaller", size)
+	}
+	if d := time.Since(start); d > time.Minute {
+		t.Fatalf("the full disk took %v to end the run", d)
+	}
+	for _, want := range []string{"the disk is full", data, "needs about", "run the same command again"} {
+		if !strings.Contains(full.stderr, want) {
+			t.Fatalf("stderr does not say %q:\n%s", want, full.stderr)
+		}
+	}
+	if out, err := exec.Command("mount", "-o", "remount,size="+itoa(int(size*8)), data).CombinedOutput(); err != nil {
+		t.Fatalf("growing the tmpfs: %v %s", err, out)
+	}
+	again := runCLI(t, nil, "run", "--json", "--data", data, "--config", cfg, orders)
+	if again.code != 0 || !again.Resumed {
+		t.Fatalf("rerun: exit %d resumed %v %s", again.code, again.Resumed, again.stderr)
+	}
+	sameOutputs(t, again, clean)
+}
