@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 )
 
@@ -136,4 +137,76 @@ func TestFullDiskOnRealFilesystem(t *testing.T) {
 		t.Fatalf("rerun: exit %d resumed %v %s", again.code, again.Resumed, again.stderr)
 	}
 	sameOutputs(t, again, clean)
+}
+
+// TestGCCommand: `sluice gc --dry-run` lists what retention lets go of and
+// removes nothing; `sluice gc` removes it and says how much it freed.
+func TestGCCommand(t *testing.T) {
+	orders, fin := sluicetest.SeedSample(t)
+	cfg := filepath.Join(t.TempDir(), "cfg.yaml")
+	os.WriteFile(cfg, []byte("retention: {outputs: 0s}\n"), 0o644)
+	data := t.TempDir()
+	r := runCLI(t, nil, "run", "--json", "--data", data, "--config", cfg, "--reference", fin, orders)
+	if r.code != 0 {
+		t.Fatalf("run: exit %d %s", r.code, r.stderr)
+	}
+	out, err := exec.Command(bin, "gc", "--dry-run", "--data", data, "--config", cfg).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "would remove output") || !strings.Contains(string(out), r.Output) {
+		t.Fatalf("gc --dry-run: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(r.Output); err != nil {
+		t.Fatal("the dry run removed the output")
+	}
+	out, err = exec.Command(bin, "gc", "--data", data, "--config", cfg).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "removed 3 file(s)") {
+		t.Fatalf("gc: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(r.Output); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("gc left the output")
+	}
+	// The default configuration keeps outputs: nothing more to do.
+	out, err = exec.Command(bin, "gc", "--data", data).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "removed 0 file(s), 0 bytes") {
+		t.Fatalf("second gc: %v\n%s", err, out)
+	}
+}
+
+// TestKilledReferenceLoadIsSwept: a reference load killed half-way leaves
+// its temporary files; the next command on the directory removes them.
+func TestKilledReferenceLoadIsSwept(t *testing.T) {
+	dir := t.TempDir()
+	_, fin, _, err := gen.WriteFiles(dir, gen.Options{Rows: 400000, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	temps := func() []string {
+		var all []string
+		for _, p := range []string{".refdata-*", ".refstore-*", "*/.sluice-tmp-*"} {
+			m, _ := filepath.Glob(filepath.Join(data, p))
+			all = append(all, m...)
+		}
+		return all
+	}
+	cmd := exec.Command(bin, "reference", "load", "--data", data, fin)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(temps()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	left := temps()
+	if len(left) == 0 {
+		t.Skip("the load ended before the kill: no temp file to sweep")
+	}
+	out, err := exec.Command(bin, "gc", "--data", data).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gc: %v\n%s", err, out)
+	}
+	if now := temps(); len(now) != 0 {
+		t.Fatalf("temp files of the killed load survived the next start: %v", now)
+	}
 }

@@ -101,6 +101,9 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 	if e.lock, err = lockDir(abs); err != nil {
 		return nil, err
 	}
+	if sw, err := e.sweepTemp(); err != nil || len(sw.Paths) > 0 {
+		logger.Info("removed temporary files of writes that died", "count", len(sw.Paths), "bytes", sw.Bytes, "err", err)
+	}
 	ok := false
 	defer func() {
 		if !ok {
