@@ -145,7 +145,7 @@ data "aws_iam_policy_document" "worker" {
   statement {
     sid       = "SendOnward"
     actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
-    resources = [aws_sqs_queue.merge.arn]
+    resources = [aws_sqs_queue.merge.arn, aws_sqs_queue.notify.arn] # notify: a dead chunk fails its batch
   }
   dynamic "statement" {
     for_each = var.resolve_all_queue_urls ? [1] : []

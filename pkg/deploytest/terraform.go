@@ -41,7 +41,7 @@ var Stages = []Stage{
 	},
 	{
 		Name: "worker", Queue: "chunks", Visibility: 120,
-		SendsTo: []string{"merge"},
+		SendsTo: []string{"merge", "notify"}, // notify: a dead chunk fails its batch
 		Tables: map[string][]string{
 			"batches":   {"dynamodb:GetItem", "dynamodb:UpdateItem"},
 			"rejects":   {"dynamodb:BatchWriteItem", "dynamodb:PutItem"},

@@ -35,12 +35,19 @@ func (d *Deps) DeadLettered(ctx context.Context, stage string, m sluice.Message,
 		return
 	}
 	reason := fmt.Sprintf("a %s message could never be handled: %v", stage, cause)
-	if stage == "notify" || b.State == sluice.StateNotifying {
+	switch {
+	case stage == "notify" || b.State == sluice.StateNotifying || d.Notifies == nil:
 		// The notifier is what failed: another notify message would only
 		// fail the same way, so the ledger alone records why.
 		_, err = d.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateFailed, Reason: reason})
-	} else {
-		err = d.fail(ctx, b, reason)
+	case stage == "split":
+		err = d.fail(ctx, b, reason) // archives the input, as any failed split does
+	default:
+		// Past the split the splitter archives the input; the other
+		// stages may not touch input/ (least privilege on AWS).
+		if _, err = d.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateFailed, Reason: reason}); err == nil {
+			err = d.Notifies.Send(ctx, sluice.Encode(sluice.BatchReady{Version: sluice.MessageVersion, BatchID: b.ID}))
+		}
 	}
 	if err != nil {
 		log.Error("failing the batch of a dead-lettered message", "err", err)

@@ -178,7 +178,9 @@ func stageQueues(stage string) (in string, sends []string) {
 	case "splitter":
 		return QueueIngest, []string{QueueChunks, QueueMerge, QueueNotify}
 	case "worker":
-		return QueueChunks, []string{QueueMerge}
+		// notify: a chunk that can never succeed fails its batch, and the
+		// failure email must go out (pipeline.Deps.DeadLettered).
+		return QueueChunks, []string{QueueMerge, QueueNotify}
 	case "merger":
 		return QueueMerge, []string{QueueNotify}
 	}
