@@ -12,17 +12,32 @@ import (
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
-// tempPrefixes name the temporary files of every writer in a data
-// directory: the bucket's (fsblob), the reference store's and the
-// outbox's. A writer with a new temp-name pattern adds it here so the
-// sweep at start-up and `sluice gc` find what its killed runs left.
-var tempPrefixes = []string{fsblob.TempPrefix, ".refdata-", ".refstore-", ".tmp-"}
+// tempFiles name the temporary files of every writer in a data directory,
+// by the directory they are written under (relative to the data directory)
+// and their name prefix: the bucket's (fsblob), the outbox's and the
+// reference store's. A writer with a new temp-name pattern adds it here so
+// the sweep at start-up and `sluice gc` find what its killed runs left.
+var tempFiles = []struct{ dir, prefix string }{
+	{"bucket", fsblob.TempPrefix},
+	{"outbox", ".tmp-"},
+	{".", ".refdata-"},
+	{".", ".refstore-"},
+}
 
 // sweepTemp removes the temporary files of writes whose process died. It
 // runs with the directory's lock held, so no write is under way and every
 // such file is dead.
 func (e *Engine) sweepTemp() (fsblob.Swept, error) {
-	return fsblob.SweepTemp(e.Dir, tempPrefixes, 0)
+	var all fsblob.Swept
+	for _, t := range tempFiles {
+		s, err := fsblob.SweepTemp(filepath.Join(e.Dir, t.dir), []string{t.prefix}, 0)
+		all.Paths = append(all.Paths, s.Paths...)
+		all.Bytes += s.Bytes
+		if err != nil {
+			return all, err
+		}
+	}
+	return all, nil
 }
 
 // GCItem is one object gc removed, or would remove on a dry run.
