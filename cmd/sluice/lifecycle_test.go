@@ -99,44 +99,65 @@ func TestRunRefusesNonRegularInput(t *testing.T) {
 	}
 }
 
-// TestFullDiskOnRealFilesystem runs on a tmpfs too small for the batch: the
-// run fails within a bounded time naming the directory; once the tmpfs
-// grows, the same command resumes the batch and gives the clean output.
+// TestFullDiskOnRealFilesystem runs on a tmpfs with room for the reference
+// and then 1×, 2.8× or 4.4× the input: the disk fills during the split, the
+// processing or the merge (enrichment makes the output 1.6× the input). The
+// run fails within a bounded time naming the directory and the space
+// needed; once the tmpfs grows, the same command resumes the batch and
+// gives the clean run's output.
 func TestFullDiskOnRealFilesystem(t *testing.T) {
 	orders, fin, cfg, clean := genCase(t, 100000, 5000)
 	st, err := os.Stat(orders)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := t.TempDir()
-	// Room for the queues, the reference and the input's copy, not for
-	// the chunks and the output as well.
-	size := st.Size()*3/2 + 8<<20
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+itoa(int(size)), "tmpfs", data).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs here (%v: %s); the injected-ENOSPC tests in pkg/embedded cover the logic", err, bytes.TrimSpace(out))
+	for _, c := range []struct {
+		stage  string
+		factor float64
+	}{{"split", 1.0}, {"process", 2.8}, {"merge", 4.4}} {
+		t.Run(c.stage, func(t *testing.T) {
+			data := t.TempDir()
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", data).CombinedOutput(); err != nil {
+				t.Skipf("cannot mount a tmpfs here (%v: %s); the injected-ENOSPC tests in pkg/embedded cover the logic", err, bytes.TrimSpace(out))
+			}
+			t.Cleanup(func() { exec.Command("umount", "-l", data).Run() })
+			if r := runCLI(t, nil, "reference", "load", "--data", data, "--config", cfg, fin); r.code != 0 {
+				t.Fatalf("reference load: %d %s", r.code, r.stderr)
+			}
+			var fs syscall.Statfs_t
+			syscall.Statfs(data, &fs)
+			used := int64(fs.Blocks-fs.Bfree) * fs.Bsize
+			size := used + int64(c.factor*float64(st.Size())) + 1<<20
+			if out, err := exec.Command("mount", "-o", "remount,size="+itoa(int(size)), data).CombinedOutput(); err != nil {
+				t.Fatalf("shrinking the tmpfs: %v %s", err, out)
+			}
+			start := time.Now()
+			full := runCLI(t, nil, "run", "--json", "--data", data, "--config", cfg, orders)
+			if full.code == 0 {
+				t.Fatalf("the run fit in %d bytes", size)
+			}
+			if d := time.Since(start); d > time.Minute {
+				t.Fatalf("the full disk took %v to end the run", d)
+			}
+			t.Logf("full at %.1f× the input: %s", c.factor, full.stderr)
+			for _, want := range []string{"the disk is full", data, "needs up to about", "run the same command again"} {
+				if !strings.Contains(full.stderr, want) {
+					t.Fatalf("stderr does not say %q:\n%s", want, full.stderr)
+				}
+			}
+			if out, err := exec.Command("mount", "-o", "remount,size=512m", data).CombinedOutput(); err != nil {
+				t.Fatalf("growing the tmpfs: %v %s", err, out)
+			}
+			again := runCLI(t, nil, "run", "--json", "--data", data, "--config", cfg, orders)
+			if again.code != 0 || !again.Resumed {
+				t.Fatalf("rerun: exit %d resumed %v %s", again.code, again.Resumed, again.stderr)
+			}
+			sameOutputs(t, again, clean)
+			if n := emails(t, data); n != 1 {
+				t.Fatalf("%d emails, want 1", n)
+			}
+		})
 	}
-	t.Cleanup(func() { exec.Command("umount", "-l", data).Run() })
-	start := time.Now()
-	full := runCLI(t, nil, "run", "--json", "--data", data, "--config", cfg, "--reference", fin, orders)
-	if full.code == 0 {
-		t.Fatalf("the run fit in %d bytes; make the tmpfs smaller", size)
-	}
-	if d := time.Since(start); d > time.Minute {
-		t.Fatalf("the full disk took %v to end the run", d)
-	}
-	for _, want := range []string{"the disk is full", data, "needs about", "run the same command again"} {
-		if !strings.Contains(full.stderr, want) {
-			t.Fatalf("stderr does not say %q:\n%s", want, full.stderr)
-		}
-	}
-	if out, err := exec.Command("mount", "-o", "remount,size="+itoa(int(size*8)), data).CombinedOutput(); err != nil {
-		t.Fatalf("growing the tmpfs: %v %s", err, out)
-	}
-	again := runCLI(t, nil, "run", "--json", "--data", data, "--config", cfg, orders)
-	if again.code != 0 || !again.Resumed {
-		t.Fatalf("rerun: exit %d resumed %v %s", again.code, again.Resumed, again.stderr)
-	}
-	sameOutputs(t, again, clean)
 }
 
 // TestGCCommand: `sluice gc --dry-run` lists what retention lets go of and

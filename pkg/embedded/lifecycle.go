@@ -59,15 +59,19 @@ func (e *Engine) diskFull(err error, batchID string, inputSize int64) error {
 	if syscall.Statfs(e.Dir, &st) == nil {
 		free = int64(st.Bavail) * int64(st.Bsize)
 	}
-	// While it runs, a batch holds its input's copy, its chunks, the
-	// output and error parts and the merged output: about three times the
-	// input (the intermediates go once it ends, see retention).
-	need := 3 * inputSize
+	// While it merges, a batch holds its input's copy, its chunks, the
+	// output and error parts and the merged output: four times the input,
+	// and up to six when enrichment widens every row (1M seed rows: 72 MB
+	// in, 116 MB out). The intermediates go once it ends (retention).
+	need := 4 * inputSize
+	if e.Config.Enriches() {
+		need = 6 * inputSize
+	}
 	msg := "in " + e.Dir
 	if free >= 0 {
 		msg += fmt.Sprintf(" (%s free", human(free))
 		if need > 0 {
-			msg += fmt.Sprintf("; a batch of this %s file needs about %s while it runs", human(inputSize), human(need))
+			msg += fmt.Sprintf("; a batch of this %s file needs up to about %s while it runs", human(inputSize), human(need))
 		}
 		msg += ")"
 	}

@@ -90,7 +90,7 @@ func TestDiskFullStopsRunAndResumes(t *testing.T) {
 				t.Fatalf("the full disk took %v to end the run", d)
 			}
 			msg := err.Error()
-			for _, want := range []string{eng.Dir, "free", "needs about", "run the same command again", sub.BatchID} {
+			for _, want := range []string{eng.Dir, "free", "needs up to about", "run the same command again", sub.BatchID} {
 				if !strings.Contains(msg, want) {
 					t.Errorf("message %q does not say %q", msg, want)
 				}
