@@ -217,7 +217,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	if e.Metrics != nil {
 		g.Go(func() error { e.sample(ctx, 2*time.Second); return nil })
 	}
-	return g.Wait()
+	err := g.Wait()
+	if noSpace(err) {
+		return e.diskFull(err) // the stages stopped: say where and what to do
+	}
+	return err
 }
 
 // Submission is the outcome of Submit.
@@ -312,7 +316,7 @@ func (e *Engine) Process(ctx context.Context, path string, submitted func(Submis
 		if st, serr := os.Stat(path); serr == nil {
 			size = st.Size()
 		}
-		err = e.diskFull(err, sub.BatchID, size)
+		err = e.diskFull(err).forBatch(sub.BatchID, size, e.Config.Enriches())
 	}
 	return sub, b, err
 }

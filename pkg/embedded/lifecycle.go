@@ -50,36 +50,63 @@ func noSpace(err error) bool {
 // left as it was, to resume once space is freed.
 var ErrDiskFull = errors.New("the disk is full")
 
-// diskFull turns a no-space error into one that names the directory, the
-// space free and about how much a batch of inputSize bytes needs, and says
-// how to go on.
-func (e *Engine) diskFull(err error, batchID string, inputSize int64) error {
-	free := int64(-1)
-	var st syscall.Statfs_t
-	if syscall.Statfs(e.Dir, &st) == nil {
-		free = int64(st.Bavail) * int64(st.Bsize)
-	}
-	// While it merges, a batch holds its input's copy, its chunks, the
-	// output and error parts and the merged output: four times the input,
-	// and up to six when enrichment widens every row (1M seed rows: 72 MB
-	// in, 116 MB out). The intermediates go once it ends (retention).
-	need := 4 * inputSize
-	if e.Config.Enriches() {
-		need = 6 * inputSize
-	}
-	msg := "in " + e.Dir
-	if free >= 0 {
-		msg += fmt.Sprintf(" (%s free", human(free))
-		if need > 0 {
-			msg += fmt.Sprintf("; a batch of this %s file needs up to about %s while it runs", human(inputSize), human(need))
+// DiskFullError is a full disk under the data directory: where, how much
+// is free, and, when a batch was running, how much it needs and which batch
+// to resume. It matches ErrDiskFull and unwraps to the write that failed.
+type DiskFullError struct {
+	Dir       string
+	Free      int64 // -1 when unknown
+	InputSize int64 // the batch's input, 0 when no batch was named
+	Need      int64
+	BatchID   string
+	Cause     error
+}
+
+func (d *DiskFullError) Is(target error) bool { return target == ErrDiskFull }
+func (d *DiskFullError) Unwrap() error        { return d.Cause }
+
+func (d *DiskFullError) Error() string {
+	msg := fmt.Sprintf("%v in %s", ErrDiskFull, d.Dir)
+	if d.Free >= 0 {
+		msg += fmt.Sprintf(" (%s free", human(d.Free))
+		if d.Need > 0 {
+			msg += fmt.Sprintf("; a batch of this %s file needs up to about %s while it runs", human(d.InputSize), human(d.Need))
 		}
 		msg += ")"
 	}
 	msg += "; free space (`sluice gc` removes what retention allows) and run the same command again"
-	if batchID != "" {
-		msg += " to resume batch " + batchID
+	if d.BatchID != "" {
+		msg += " to resume batch " + d.BatchID
 	}
-	return fmt.Errorf("%w %s (cause: %v)", ErrDiskFull, msg, err)
+	return fmt.Sprintf("%s (cause: %v)", msg, d.Cause)
+}
+
+// diskFull turns a no-space error into a DiskFullError naming the data
+// directory and the space free now.
+func (e *Engine) diskFull(err error) *DiskFullError {
+	var d *DiskFullError
+	if errors.As(err, &d) {
+		return d
+	}
+	d = &DiskFullError{Dir: e.Dir, Free: -1, Cause: err}
+	var st syscall.Statfs_t
+	if syscall.Statfs(e.Dir, &st) == nil {
+		d.Free = int64(st.Bavail) * int64(st.Bsize)
+	}
+	return d
+}
+
+// forBatch adds what a batch of inputSize bytes needs and which batch to
+// resume. While it merges, a batch holds its input's copy, its chunks, the
+// output and error parts and the merged output: four times the input, and
+// up to six when enrichment widens every row (1M seed rows: 72 MB in, 116 MB
+// out). The intermediates go once it ends (retention).
+func (d *DiskFullError) forBatch(id string, inputSize int64, enriches bool) *DiskFullError {
+	d.BatchID, d.InputSize, d.Need = id, inputSize, 4*inputSize
+	if enriches {
+		d.Need = 6 * inputSize
+	}
+	return d
 }
 
 // human writes a byte count with a binary unit.
