@@ -303,6 +303,18 @@ data "aws_iam_policy_document" "notifier" {
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.this.arn}/input_archive/*"]
   }
+  # A batch's chunks and parts go when it ends (retention.intermediates: 0s);
+  # listing them needs s3:ListBucket.
+  statement {
+    sid       = "RemoveIntermediates"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.this.arn}/*/to_process/*", "${aws_s3_bucket.this.arn}/*/output/parts/*", "${aws_s3_bucket.this.arn}/*/output/errors/*"]
+  }
+  statement {
+    sid       = "ListIntermediates"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this.arn]
+  }
   statement {
     sid       = "Batches"
     actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]

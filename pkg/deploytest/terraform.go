@@ -63,7 +63,10 @@ var Stages = []Stage{
 		Name: "notifier", Queue: "notify", Visibility: 60,
 		Tables: map[string][]string{"batches": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
 		Read:   []string{"*/output/completed/*", "input_archive/*"},
-		Mail:   true,
+		// A batch's intermediates go when it ends (retention.intermediates).
+		Delete:     []string{"*/to_process/*", "*/output/parts/*", "*/output/errors/*"},
+		ListBucket: true,
+		Mail:       true,
 	},
 }
 

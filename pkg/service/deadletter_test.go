@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/provision"
+	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/service"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqsqueue"
@@ -73,6 +75,13 @@ func TestDeadLetteredMessageFailsItsBatchOnAWS(t *testing.T) {
 	if _, _, err := led.CreateBatch(ctx, b); err != nil {
 		t.Fatal(err)
 	}
+	// A part already written: the notifier removes the intermediates of a
+	// batch that ended (retention.intermediates: 0s), on S3 too.
+	blobs := s3blob.New(cfg, bucket, s3blob.WithPathStyle())
+	part := pipeline.OutputPartKey(b, 1)
+	if _, err := blobs.Put(ctx, part, strings.NewReader("uuid\n1\n")); err != nil {
+		t.Fatal(err)
+	}
 	u, err := sqs.NewFromConfig(cfg).GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: ptr(prefix + "chunks")})
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +96,16 @@ func TestDeadLetteredMessageFailsItsBatchOnAWS(t *testing.T) {
 			if got.State != sluice.StateFailed || !strings.Contains(got.Reason, "chunk") || !strings.Contains(got.Reason, "missing") {
 				t.Fatalf("batch %s: %q, want failed because the chunk is missing", got.State, got.Reason)
 			}
-			return
+			// The notifier removes them right after it records the email.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				_, err := blobs.Stat(ctx, part)
+				if errors.Is(err, sluice.ErrNotFound) {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the ended batch's part is still in S3 (%v)", err)
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
