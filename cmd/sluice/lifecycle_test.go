@@ -231,3 +231,42 @@ func TestKilledReferenceLoadIsSwept(t *testing.T) {
 		t.Fatalf("temp files of the killed load survived the next start: %v", now)
 	}
 }
+
+// TestSecondSignalEndsAtOnce: the first SIGTERM lets in-flight work drain
+// (here one big chunk); a second one ends the process at once, as the
+// default action does, instead of being swallowed.
+func TestSecondSignalEndsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	orders, fin, _, err := gen.WriteFiles(dir, gen.Options{Rows: 300000, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "cfg.yaml")
+	os.WriteFile(cfg, []byte("chunkRows: 300000\n"), 0o644) // one chunk: a long drain
+	data := t.TempDir()
+	if r := runCLI(t, nil, "reference", "load", "--data", data, fin); r.code != 0 {
+		t.Fatalf("reference load: %d %s", r.code, r.stderr)
+	}
+	cmd := exec.Command(bin, "run", "--json", "--data", data, "--config", cfg, orders)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if m, _ := filepath.Glob(filepath.Join(data, "bucket", "*", "to_process", "*.csv")); len(m) > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(20 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Skipf("the run ended before the signals landed (%v)", err)
+	}
+	if ws := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Fatalf("after two SIGTERMs: %v; want the process ended by the second one", err)
+	}
+}
