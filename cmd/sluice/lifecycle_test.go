@@ -258,6 +258,9 @@ func TestSecondSignalEndsAtOnce(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	// The chunk is written before its message is sent: give the worker a
+	// moment to take it (it then takes a second or more to process).
+	time.Sleep(150 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)
 	time.Sleep(20 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)

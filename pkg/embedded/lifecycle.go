@@ -109,6 +109,20 @@ func (d *DiskFullError) forBatch(id string, inputSize int64, enriches bool) *Dis
 	return d
 }
 
+// orDiskFull turns a no-space error of batchID's run on the file at path
+// into a DiskFullError that says what the batch needs; others pass as they
+// are.
+func (e *Engine) orDiskFull(err error, batchID, path string) error {
+	if !noSpace(err) {
+		return err
+	}
+	size := int64(0)
+	if st, serr := os.Stat(path); serr == nil {
+		size = st.Size()
+	}
+	return e.diskFull(err).forBatch(batchID, size, e.Config.Enriches())
+}
+
 // human writes a byte count with a binary unit.
 func human(n int64) string {
 	const unit = 1024
