@@ -13,11 +13,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/sluicehq/sluice/pkg/awsconfig"
+	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sqlite"
 	"github.com/sluicehq/sluice/pkg/sqsqueue"
 )
 
-var stageQueues = []string{"ingest", "chunks", "merge", "notify"}
+var stageQueues = pipeline.Queues()
 
 // deadRow is one dead-lettered message as the CLI shows it.
 type deadRow struct {

@@ -71,7 +71,7 @@ type gcKind struct {
 // still running are never touched. With dryRun it only reports.
 func (e *Engine) GC(ctx context.Context, now time.Time, dryRun bool) (GCReport, error) {
 	rep := GCReport{DryRun: dryRun}
-	batches, err := e.DB.Ledger().ListBatches(ctx, sluice.BatchFilter{})
+	batches, err := e.Ledger.ListBatches(ctx, sluice.BatchFilter{})
 	if err != nil {
 		return rep, err
 	}
@@ -115,7 +115,7 @@ func (e *Engine) GC(ctx context.Context, now time.Time, dryRun bool) (GCReport, 
 			rep.add(GCItem{Kind: "temp", Path: p})
 		}
 		rep.Bytes += sw.Bytes
-		pruneEmptyDirs(e.Blobs.Root())
+		pruneEmptyDirs(filepath.Join(e.Dir, "bucket"))
 	}
 	return rep, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/wire"
 )
 
 // TestNonRegularInputIsRefused: a FIFO, a device and a directory are
@@ -44,7 +45,7 @@ func TestNonRegularInputIsRefused(t *testing.T) {
 			t.Fatalf("Submit(%s) blocked", path) // the goroutine stays blocked in open(2)
 		}
 	}
-	if bs, _ := eng.DB.Ledger().ListBatches(t.Context(), sluice.BatchFilter{}); len(bs) != 0 {
+	if bs, _ := eng.Ledger.ListBatches(t.Context(), sluice.BatchFilter{}); len(bs) != 0 {
 		t.Fatalf("%d batches created from refused inputs", len(bs))
 	}
 }
@@ -95,7 +96,7 @@ func TestDiskFullStopsRunAndResumes(t *testing.T) {
 					t.Errorf("message %q does not say %q", msg, want)
 				}
 			}
-			if got, _ := eng.DB.Ledger().GetBatch(t.Context(), sub.BatchID); got.State.Terminal() {
+			if got, _ := eng.Ledger.GetBatch(t.Context(), sub.BatchID); got.State.Terminal() {
 				t.Fatalf("the batch ended (%s: %s); it must stay resumable", got.State, got.Reason)
 			}
 			eng.Fault = nil // space freed
@@ -138,10 +139,10 @@ func TestDeadLetteredChunkFailsItsBatch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Process = %v, want a failed batch", err)
 	}
-	if b.State != sluice.StateFailed || !strings.Contains(b.Reason, "unitCost") || !strings.Contains(b.Reason, fmt.Sprint(embedded.MaxReceive)) {
+	if b.State != sluice.StateFailed || !strings.Contains(b.Reason, "unitCost") || !strings.Contains(b.Reason, fmt.Sprint(pipeline.MaxReceive)) {
 		t.Fatalf("batch %s: %q, want failed with the cause", b.State, b.Reason)
 	}
-	emails, _ := filepath.Glob(filepath.Join(eng.Outbox.Dir(), "*.eml"))
+	emails, _ := filepath.Glob(filepath.Join(eng.Dir, wire.OutboxDir, "*.eml"))
 	if len(emails) != 1 {
 		t.Fatalf("%d emails, want the failure email", len(emails))
 	}
