@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -89,7 +88,7 @@ func cmdDLQ(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	} else {
-		db, err := sqlite.Open(filepath.Join(*data, "sluice.db"))
+		db, err := openLocalDB(*data, verb == "list")
 		if err != nil {
 			return err
 		}
