@@ -196,6 +196,7 @@ func newPass(r io.ReaderAt, size int64, o CutOptions) (*pass, error) {
 	if o.RangeBytes <= 0 {
 		o.RangeBytes = 256 << 10 // stays in a core's cache through its passes
 	}
+	o.RangeBytes = min(o.RangeBytes, 1<<30) // record ends are kept as int32 offsets
 	p := &pass{r: r, size: size, o: o, st: stField, line: 1, carryLine: 1}
 	p.cls[o.Quote], p.cls[o.Delim], p.cls['\n'] = clQuote, clDelim, clNewline
 	head := make([]byte, 3)
