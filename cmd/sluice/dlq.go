@@ -3,27 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/sluicehq/sluice/pkg/awsconfig"
+	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqlite"
 	"github.com/sluicehq/sluice/pkg/sqsqueue"
 )
 
 var stageQueues = []string{"ingest", "chunks", "merge", "notify"}
-
-// deadRow is one dead-lettered message as the CLI shows it.
-type deadRow struct {
-	id, reason, body string
-	sent             time.Time
-}
 
 func cmdDLQ(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "redrive") {
@@ -46,82 +38,60 @@ func cmdDLQ(ctx context.Context, e env, args []string) error {
 		fs.Usage()
 		return usageErr("name one queue: %s", strings.Join(stageQueues, ", "))
 	}
-	queue := pos[0]
+	name := pos[0]
+	q, closeQ, err := openStageQueue(ctx, *onAWS, *data, *af.queuePrefix, name)
+	if err != nil {
+		return err
+	}
+	defer closeQ()
+	// From here on only the Queue port: the same path for every backend.
+	if verb == "redrive" {
+		moved, err := q.Redrive(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "moved %d message(s) from %s-dlq back to %s\n", moved, name, name)
+		return nil
+	}
+	dead, err := q.PeekDead(ctx, *limit)
+	if err != nil {
+		return err
+	}
+	if len(dead) == 0 {
+		fmt.Fprintf(e.stdout, "%s-dlq is empty\n", name)
+		return nil
+	}
+	return printDead(e.stdout, dead)
+}
 
-	var rows []deadRow
-	moved := 0
-	if *onAWS {
+// openStageQueue opens a stage's queue, with its dead-letter queue, on the
+// local database or on SQS. Building the adapter is the only place the
+// backends differ.
+func openStageQueue(ctx context.Context, onAWS bool, data, prefix, name string) (sluice.Queue, func(), error) {
+	if onAWS {
 		cfg, err := awsconfig.Load(ctx)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		client := sqs.NewFromConfig(cfg)
-		url := func(name string) (string, error) {
-			out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
-			if err != nil {
-				return "", fmt.Errorf("queue %s: %w", name, err)
-			}
-			return *out.QueueUrl, nil
-		}
-		src, err := url(*af.queuePrefix + queue)
-		if err != nil {
-			return err
-		}
-		dlqURL, err := url(*af.queuePrefix + queue + "-dlq")
-		if err != nil {
-			return err
-		}
-		dlq := sqsqueue.New(cfg, dlqURL)
-		if verb == "list" {
-			dead, err := dlq.Peek(ctx, *limit)
-			if err != nil {
-				return err
-			}
-			for _, d := range dead {
-				reason := d.Reason
-				if reason == "" {
-					reason = fmt.Sprintf("moved by the queue's redrive policy after %d receives", d.ReceiveCount)
-				}
-				rows = append(rows, deadRow{d.ID, reason, string(d.Body), d.SentAt})
-			}
-		} else if moved, err = dlq.MoveAll(ctx, sqsqueue.New(cfg, src)); err != nil {
-			return err
-		}
-	} else {
-		db, err := sqlite.Open(filepath.Join(*data, "sluice.db"))
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		dlq := db.Queue(queue, sqlite.QueueOptions{}).DeadLetterQueue()
-		if verb == "list" {
-			dead, err := dlq.Peek(ctx, *limit)
-			if err != nil {
-				return err
-			}
-			for _, d := range dead {
-				rows = append(rows, deadRow{d.ID, d.Reason, string(d.Body), d.SentAt})
-			}
-		} else if moved, err = dlq.MoveAll(ctx, queue); err != nil {
-			return err
-		}
+		q, err := sqsqueue.Open(ctx, cfg, prefix+name, prefix+name+"-dlq")
+		return q, func() {}, err
 	}
-	if verb == "redrive" {
-		fmt.Fprintf(e.stdout, "moved %d message(s) from %s-dlq back to %s\n", moved, queue, queue)
-		return nil
+	db, err := sqlite.Open(filepath.Join(data, "sluice.db"))
+	if err != nil {
+		return nil, nil, err
 	}
-	if len(rows) == 0 {
-		fmt.Fprintf(e.stdout, "%s-dlq is empty\n", queue)
-		return nil
-	}
-	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	return db.Queue(name, sqlite.QueueOptions{}), func() { db.Close() }, nil
+}
+
+func printDead(out io.Writer, dead []sluice.DeadMessage) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tSENT\tREASON\tBODY")
-	for _, r := range rows {
-		body := r.body
+	for _, d := range dead {
+		body := string(d.Body)
 		if len(body) > 120 {
 			body = body[:120] + "…"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.id, r.sent.Local().Format("2006-01-02 15:04:05"), oneLine(r.reason), oneLine(body))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", d.ID, d.SentAt.Local().Format("2006-01-02 15:04:05"), oneLine(d.Reason), oneLine(body))
 	}
 	return w.Flush()
 }

@@ -301,7 +301,7 @@ func inspect(t *testing.T, eng *embedded.Engine) badRun {
 		t.Fatal(err)
 	}
 	for _, q := range eng.Queues() {
-		dead, err := q.DeadLetterQueue().Peek(ctx, 100)
+		dead, err := q.PeekDead(ctx, 100)
 		if err != nil {
 			t.Fatal(err)
 		}

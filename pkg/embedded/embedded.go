@@ -349,7 +349,7 @@ func (e *Engine) stalled(ctx context.Context) (bool, string) {
 		if err != nil || d.Visible+d.InFlight+d.Delayed > 0 {
 			return false, ""
 		}
-		msgs, err := q.DeadLetterQueue().Peek(ctx, 3)
+		msgs, err := q.PeekDead(ctx, 3)
 		if err != nil {
 			return false, ""
 		}

@@ -353,7 +353,7 @@ func TestStalledBatchSaysSoAndRedriveResumes(t *testing.T) {
 	if !errors.Is(err, embedded.ErrStalled) || !strings.Contains(err.Error(), "sluice dlq redrive ingest") {
 		t.Fatalf("Wait = %v, want ErrStalled naming the ingest queue", err)
 	}
-	if n, err := eng.Ingest.DeadLetterQueue().MoveAll(ctx, embedded.QueueIngest); err != nil || n != 1 {
+	if n, err := eng.Ingest.Redrive(ctx); err != nil || n != 1 {
 		t.Fatalf("redrive: %d, %v", n, err)
 	}
 	b, err := eng.Wait(ctx, sub.BatchID, nil)
