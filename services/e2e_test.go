@@ -33,8 +33,8 @@ import (
 	"github.com/sluicehq/sluice/pkg/provision"
 	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 	"github.com/sluicehq/sluice/pkg/sqsqueue"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 var bins = map[string]string{}
@@ -409,7 +409,7 @@ func checkOneMail(t *testing.T, s *stack, b sluice.Batch, want []byte) {
 	if link == nil || !strings.Contains(link[1], "X-Amz-Signature=") {
 		t.Fatalf("no presigned output link in the email:\n%s", mine[0].Body.Text)
 	}
-	got, err := sluicetest.Fetch(t.Context(), link[1])
+	got, err := testenv.Fetch(t.Context(), link[1])
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("the emailed link gave %d bytes (%v), want the output", len(got), err)
 	}
@@ -419,7 +419,7 @@ func checkOneMail(t *testing.T, s *stack, b sluice.Batch, want []byte) {
 }
 
 func TestSeedAndGeneratedFilesThroughFourServices(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	dir := t.TempDir()
 	gOrders, gFin, st, err := gen.WriteFiles(dir, gen.Options{Rows: 12000, Seed: 5, BadRate: 0.05})
 	if err != nil {
@@ -457,7 +457,7 @@ func TestSeedAndGeneratedFilesThroughFourServices(t *testing.T) {
 }
 
 func TestEveryMessageTwice(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	const chunkRows = 3000
 	s := newStack(t, chunkRows)
 	loadReference(t, s, fin)
@@ -494,7 +494,7 @@ func metric(t *testing.T, addr, name string) string {
 }
 
 func TestPoisonMessagesReachTheDLQ(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	s := newStack(t, 10000)
 	loadReference(t, s, fin)
 	s.startAll()

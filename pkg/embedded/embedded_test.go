@@ -17,7 +17,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/oracle"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 type runOut struct {
@@ -121,7 +121,7 @@ func firstDiff(a, b []byte) string {
 }
 
 func TestSeedSample(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	got := runFile(t, config.Default(), orders, fin)
 	want := expectOracle(t, got, orders, fin)
 	if got.batch.RowsOut != 10000 || got.batch.RowsRejected != 0 {
@@ -260,7 +260,7 @@ func TestHeaderOnly(t *testing.T) {
 }
 
 func TestRerunStartsNewBatchAndDuplicateEventIsIgnored(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	eng, err := embedded.Open(t.TempDir(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -324,7 +324,7 @@ func TestRecipientsComeFromConfig(t *testing.T) {
 // died) leaves the batch unable to go on; Wait says so instead of hanging,
 // and a redrive lets it finish.
 func TestStalledBatchSaysSoAndRedriveResumes(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	eng, err := embedded.Open(t.TempDir(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
