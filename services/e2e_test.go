@@ -102,9 +102,6 @@ func newStack(t *testing.T, chunkRows int) *stack {
 		"SLUICE_S3_PATH_STYLE=true", "SLUICE_WAIT=1s", "SLUICE_CONFIG=" + s.cfgFile,
 		"SLUICE_MAIL_FROM=sluice@example.com", "SLUICE_MAIL_TO=" + s.mailTo, "SLUICE_LOG_LEVEL=info",
 	}
-	if !env.External() {
-		s.env = append(s.env, "SLUICE_SQS_EMULATOR_COUNTS=true")
-	}
 	// The in-test clients use the same chain the services do.
 	for _, kv := range s.env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -136,14 +133,10 @@ func newStack(t *testing.T, chunkRows int) *stack {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var opts []sqsqueue.Option
-			if !env.External() {
-				opts = append(opts, sqsqueue.WithEmulatorCounts())
-			}
 			if dlq {
-				s.dlqs[q] = sqsqueue.New(cfg, *u.QueueUrl, opts...)
+				s.dlqs[q] = sqsqueue.New(cfg, *u.QueueUrl)
 			} else {
-				s.queues[q] = sqsqueue.New(cfg, *u.QueueUrl, opts...)
+				s.queues[q] = sqsqueue.New(cfg, *u.QueueUrl)
 			}
 		}
 	}

@@ -175,10 +175,6 @@ func newAWS(ctx context.Context, o Options, fin string, logf func(string, ...any
 	db := dynamoledger.New(a.cfg, dynamoledger.DefaultTables(a.prefix))
 	a.led = db.Ledger()
 	client := sqs.NewFromConfig(a.cfg)
-	var qopts []sqsqueue.Option
-	if !a.env_.External() {
-		qopts = append(qopts, sqsqueue.WithEmulatorCounts())
-	}
 	for _, n := range queueNames {
 		for _, dlq := range []bool{false, true} {
 			name := a.prefix + n
@@ -190,9 +186,9 @@ func newAWS(ctx context.Context, o Options, fin string, logf func(string, ...any
 				return nil, err
 			}
 			if dlq {
-				a.dq[n] = sqsqueue.New(a.cfg, *u.QueueUrl, qopts...)
+				a.dq[n] = sqsqueue.New(a.cfg, *u.QueueUrl)
 			} else {
-				a.qs[n] = sqsqueue.New(a.cfg, *u.QueueUrl, qopts...)
+				a.qs[n] = sqsqueue.New(a.cfg, *u.QueueUrl)
 			}
 		}
 	}
@@ -219,9 +215,6 @@ func (a *awsBackend) env() []string {
 		"AWS_ENDPOINT_URL_DYNAMODB=" + a.env_.Endpoint(awstest.DynamoDB), "AWS_ENDPOINT_URL_SESV2=" + a.env_.Endpoint(awstest.SES),
 		"SLUICE_BUCKET=" + a.bucket, "SLUICE_QUEUE_PREFIX=" + a.prefix, "SLUICE_TABLE_PREFIX=" + a.prefix,
 		"SLUICE_S3_PATH_STYLE=true", "SLUICE_MAIL_FROM=sluice@example.com", "SLUICE_MAIL_TO=" + a.mailTo,
-	}
-	if !a.env_.External() {
-		e = append(e, "SLUICE_SQS_EMULATOR_COUNTS=true")
 	}
 	return e
 }

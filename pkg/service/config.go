@@ -28,7 +28,6 @@ type Config struct {
 	Drain          time.Duration
 	HTTPAddr       string
 	PathStyle      bool
-	EmulatorCounts bool
 	ReferenceCache int
 	LogLevel       string
 	// DuplicateSends is a test hook: every message this service sends is
@@ -58,7 +57,6 @@ var Vars = []Var{
 	{"SLUICE_DRAIN", "25s", "on SIGTERM, how long in-flight work may finish (keep below the ECS stopTimeout)"},
 	{"SLUICE_HTTP_ADDR", ":9090", "listen address for /metrics, /healthz and /readyz"},
 	{"SLUICE_S3_PATH_STYLE", "false", "path-style S3 URLs (LocalStack and emulators)"},
-	{"SLUICE_SQS_EMULATOR_COUNTS", "false", "correct queue depths for local-aws-sqs, which counts in-flight messages as visible"},
 	{"SLUICE_REFERENCE_CACHE", "100000", "reference keys each worker keeps in memory (negative: no cache)"},
 	{"SLUICE_LOG_LEVEL", "info", "debug, info, warn, error (JSON lines on stderr)"},
 	{"SLUICE_TEST_DUPLICATE_SENDS", "false", "test hook: send every message twice"},
@@ -131,7 +129,6 @@ func LoadConfig(stage string, getenv func(string) string) (Config, error) {
 		Drain:          dur("SLUICE_DRAIN", 25*time.Second),
 		HTTPAddr:       get("SLUICE_HTTP_ADDR", ":9090"),
 		PathStyle:      flag("SLUICE_S3_PATH_STYLE"),
-		EmulatorCounts: flag("SLUICE_SQS_EMULATOR_COUNTS"),
 		ReferenceCache: num("SLUICE_REFERENCE_CACHE", 100000),
 		LogLevel:       get("SLUICE_LOG_LEVEL", "info"),
 		DuplicateSends: flag("SLUICE_TEST_DUPLICATE_SENDS"),

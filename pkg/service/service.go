@@ -137,10 +137,6 @@ func Build(ctx context.Context, c Config, awsCfg aws.Config, log *slog.Logger) (
 		}
 		return *out.QueueUrl, nil
 	}
-	var quirks []sqsqueue.Option
-	if c.EmulatorCounts {
-		quirks = append(quirks, sqsqueue.WithEmulatorCounts())
-	}
 	// Only the queues this stage touches: least-privilege roles name no
 	// others, not even for GetQueueUrl.
 	in, sends := stageQueues(c.Stage)
@@ -150,15 +146,15 @@ func Build(ctx context.Context, c Config, awsCfg aws.Config, log *slog.Logger) (
 			return nil, err
 		}
 		if q != in {
-			a.Queues[q] = sqsqueue.New(awsCfg, url, quirks...)
+			a.Queues[q] = sqsqueue.New(awsCfg, url)
 			continue
 		}
 		dlq, err := resolve(c.QueueName(q) + "-dlq")
 		if err != nil {
 			return nil, err
 		}
-		a.Queues[q] = sqsqueue.New(awsCfg, url, append([]sqsqueue.Option{sqsqueue.WithDeadLetterURL(dlq)}, quirks...)...)
-		a.DLQs[q] = sqsqueue.New(awsCfg, dlq, quirks...)
+		a.Queues[q] = sqsqueue.New(awsCfg, url, sqsqueue.WithDeadLetterURL(dlq))
+		a.DLQs[q] = sqsqueue.New(awsCfg, dlq)
 	}
 	var s3opts []s3blob.Option
 	if c.PathStyle {

@@ -45,12 +45,6 @@ type Options struct {
 	// DeadLetterURL is where DeadLetter sends messages: the same queue the
 	// RedrivePolicy names. Without it DeadLetter fails.
 	DeadLetterURL string
-	// EmulatorCounts says the server counts as local-aws-sqs does: its
-	// ApproximateNumberOfMessages includes received messages, and a message
-	// sent without delay counts as delayed until the emulator's next timer
-	// tick. Depth then subtracts the one and adds back the other, which is
-	// right because this adapter never sends with a delay.
-	EmulatorCounts bool
 }
 
 // Option changes Options.
@@ -58,9 +52,6 @@ type Option func(*Options)
 
 // WithDeadLetterURL sets Options.DeadLetterURL.
 func WithDeadLetterURL(u string) Option { return func(o *Options) { o.DeadLetterURL = u } }
-
-// WithEmulatorCounts sets Options.EmulatorCounts.
-func WithEmulatorCounts() Option { return func(o *Options) { o.EmulatorCounts = true } }
 
 // Queue is one SQS queue.
 type Queue struct {
@@ -298,16 +289,13 @@ func (q *Queue) Depth(ctx context.Context) (sluice.QueueDepth, error) {
 		v, _ := strconv.Atoi(out.Attributes[string(a)])
 		return v
 	}
-	d := sluice.QueueDepth{
+	// local-aws-sqs counts differently; pkg/awstest corrects it in front
+	// of the emulator, so this reads SQS's numbers as they are.
+	return sluice.QueueDepth{
 		Visible:  n(types.QueueAttributeNameApproximateNumberOfMessages),
 		InFlight: n(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible),
 		Delayed:  n(types.QueueAttributeNameApproximateNumberOfMessagesDelayed),
-	}
-	if q.opt.EmulatorCounts {
-		d.Visible = max(d.Visible-d.InFlight, 0) + d.Delayed
-		d.Delayed = 0
-	}
-	return d, nil
+	}, nil
 }
 
 // EnsureOptions shape the queues Ensure makes.

@@ -36,12 +36,8 @@ func newQueue(t *testing.T, maxReceive int) (*sqsqueue.Queue, *sqsqueue.Queue) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var quirks []sqsqueue.Option
-	if !env.External() {
-		quirks = append(quirks, sqsqueue.WithEmulatorCounts())
-	}
-	q := sqsqueue.New(cfg, qurl, append(quirks, sqsqueue.WithDeadLetterURL(dlqURL))...)
-	dlq := sqsqueue.New(cfg, dlqURL, quirks...)
+	q := sqsqueue.New(cfg, qurl, sqsqueue.WithDeadLetterURL(dlqURL))
+	dlq := sqsqueue.New(cfg, dlqURL)
 	t.Cleanup(func() {
 		for _, u := range []string{qurl, dlqURL} {
 			q.Client().DeleteQueue(t.Context(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)})
