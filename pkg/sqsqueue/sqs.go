@@ -1,9 +1,10 @@
-// Package sqs is the sluice.Queue on an Amazon SQS standard queue.
+// Package sqsqueue is the sluice.Queue on an Amazon SQS standard queue.
 //
 // Redrive after too many receives is the queue's own RedrivePolicy, set when
 // the queue is made (see Ensure); this package only moves a message to the
 // dead-letter queue itself when a consumer gives up on it at once
-// (DeadLetter), adding the reason as a message attribute.
+// (DeadLetter), adding the reason as a message attribute, and when an
+// operator sends the dead letters back (Redrive, in dlq.go).
 package sqsqueue
 
 import (
