@@ -97,39 +97,71 @@ func (q *Queue) release(dlq *string, receipts []string) {
 // delete them from the dead-letter queue, until it is empty. That order
 // can duplicate a message on a crash but never lose one. (SQS's own
 // StartMessageMoveTask runs asynchronously and the emulators lack it.)
+//
+// Only messages that were in the dead-letter queue when Redrive began are
+// moved. A consumer still failing on them puts them back as new messages
+// (sent after the start); those are held aside and shown again at the end,
+// or the redrive of poison messages while the stage runs would never end.
 func (q *Queue) Redrive(ctx context.Context) (int, error) {
 	dlq, err := q.deadLetterURL()
 	if err != nil {
 		return 0, q.errorf("redrive", err)
 	}
+	start := time.Now().Truncate(time.Millisecond) // SentTimestamp is in ms
+	var held []string
+	defer func() { q.release(dlq, held) }()
 	moved := 0
 	for {
-		res, err := q.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: dlq, MaxNumberOfMessages: maxBatchEntries, VisibilityTimeout: 60})
+		res, err := q.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl: dlq, MaxNumberOfMessages: maxBatchEntries, VisibilityTimeout: 60,
+			MessageSystemAttributeNames: systemAttrs,
+			AttributeNames:              legacyAttrs, //nolint:staticcheck // see legacyAttrs
+		})
 		if err != nil {
 			return moved, q.errorf("redrive", err)
 		}
 		if len(res.Messages) == 0 {
 			return moved, nil
 		}
-		bodies := make([][]byte, len(res.Messages))
-		entries := make([]types.DeleteMessageBatchRequestEntry, len(res.Messages))
-		for i, m := range res.Messages {
-			bodies[i] = []byte(aws.ToString(m.Body))
-			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle}
+		var old []types.Message
+		for _, m := range res.Messages {
+			if deadMessage(m).SentAt.Before(start) {
+				old = append(old, m)
+			} else {
+				held = append(held, aws.ToString(m.ReceiptHandle))
+			}
 		}
-		if err := q.SendBatch(ctx, bodies); err != nil {
+		if err := q.moveBack(ctx, dlq, old); err != nil {
 			return moved, err
 		}
-		out, err := q.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: dlq, Entries: entries})
-		if err != nil {
-			return moved, q.errorf("redrive", err)
-		}
-		if len(out.Failed) > 0 {
-			f := out.Failed[0]
-			return moved, q.errorf("redrive", fmt.Errorf("%d sent back but not deleted from the dead-letter queue: %s: %s", len(out.Failed), aws.ToString(f.Code), aws.ToString(f.Message)))
-		}
-		moved += len(res.Messages)
+		moved += len(old)
 	}
+}
+
+// moveBack sends ms to this queue, then deletes them from the dead-letter
+// queue.
+func (q *Queue) moveBack(ctx context.Context, dlq *string, ms []types.Message) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	bodies := make([][]byte, len(ms))
+	entries := make([]types.DeleteMessageBatchRequestEntry, len(ms))
+	for i, m := range ms {
+		bodies[i] = []byte(aws.ToString(m.Body))
+		entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle}
+	}
+	if err := q.SendBatch(ctx, bodies); err != nil {
+		return err
+	}
+	out, err := q.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: dlq, Entries: entries})
+	if err != nil {
+		return q.errorf("redrive", err)
+	}
+	if len(out.Failed) > 0 {
+		f := out.Failed[0]
+		return q.errorf("redrive", fmt.Errorf("%d sent back but not deleted from the dead-letter queue: %s: %s", len(out.Failed), aws.ToString(f.Code), aws.ToString(f.Message)))
+	}
+	return nil
 }
 
 // URLOf resolves a queue's URL by name: the one helper for every caller that

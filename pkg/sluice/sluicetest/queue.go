@@ -1,6 +1,7 @@
 package sluicetest
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"sync"
@@ -195,6 +196,7 @@ func TestQueue(t *testing.T, newQueue QueueFactory) {
 		t.Fatalf("message never reached the dead-letter queue (received %d times)", receives)
 	})
 	t.Run("PeekDeadAndRedrive", func(t *testing.T) { testPeekDeadAndRedrive(t, newQueue) })
+	t.Run("RedriveEndsWhileConsumersKeepFailing", func(t *testing.T) { testRedriveEnds(t, newQueue) })
 	t.Run("Depth", func(t *testing.T) {
 		q, _ := newQueue(t, 0)
 		if err := q.SendBatch(t.Context(), [][]byte{[]byte("a"), []byte("b")}); err != nil {
@@ -338,5 +340,60 @@ func testPeekDeadAndRedrive(t *testing.T, newQueue QueueFactory) {
 	}
 	if dead, err := q.PeekDead(t.Context(), 10); err != nil || len(dead) != 0 {
 		t.Fatalf("PeekDead after Redrive = %d messages, %v", len(dead), err)
+	}
+}
+
+// testRedriveEnds: an operator redrives poison messages while the stage
+// still fails on them, so they come straight back. Redrive must move what
+// was there, once, and return, not chase them for ever.
+func testRedriveEnds(t *testing.T, newQueue QueueFactory) {
+	q, _ := newQueue(t, 5)
+	const n = 20
+	var bs [][]byte
+	for i := range n {
+		bs = append(bs, []byte(fmt.Sprintf("poison %d", i)))
+	}
+	if err := q.SendBatch(t.Context(), bs); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range receiveN(t, q, n, 30*time.Second, 20*time.Second) {
+		if err := q.DeadLetter(t.Context(), m, "first failure"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peekDead(t, q, n+10, n)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() { // the stage, still failing on every message at once
+			defer wg.Done()
+			for ctx.Err() == nil {
+				ms, _ := q.Receive(ctx, 10, 30*time.Second, 100*time.Millisecond)
+				for _, m := range ms {
+					q.DeadLetter(ctx, m, "still failing")
+				}
+			}
+		}()
+	}
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { n, err := q.Redrive(ctx); done <- result{n, err} }()
+	select {
+	case r := <-done:
+		cancel()
+		wg.Wait()
+		// Exactly those that were there: one that came back during the
+		// redrive is a new failure, for the next look.
+		if r.err != nil || r.n != n {
+			t.Fatalf("Redrive = %d, %v; want the %d that were there when it began", r.n, r.err, n)
+		}
+	case <-time.After(30 * time.Second):
+		cancel()
+		wg.Wait()
+		t.Fatal("Redrive still running after 30s while consumers kept failing the messages")
 	}
 }
