@@ -38,6 +38,9 @@ func cmdDLQ(ctx context.Context, e env, args []string) error {
 		fs.Usage()
 		return usageErr("name one queue: %s", strings.Join(stageQueues, ", "))
 	}
+	if *limit < 1 {
+		return usageErr("--limit must be at least 1")
+	}
 	name := pos[0]
 	q, closeQ, err := openStageQueue(ctx, *onAWS, *data, *af.queuePrefix, name)
 	if err != nil {

@@ -56,6 +56,9 @@ func TestDLQListAndRedriveAWS(t *testing.T) {
 	if err != nil || len(back) != 1 || string(back[0].Body) != `{"v":99,"batch":"b1"}` {
 		t.Fatalf("redriven message: %+v, %v", back, err)
 	}
+	if r := runCLI(t, awsEnv, "dlq", "list", "merge", "--aws", "--limit", "0"); r.code != 2 {
+		t.Fatalf("--limit 0: exit %d, want 2 (usage)", r.code)
+	}
 	// A queue that was never provisioned is a clear error, not an empty list.
 	if r := runCLI(t, append(awsEnv, "SLUICE_QUEUE_PREFIX=nosuch-"), "dlq", "list", "merge", "--aws"); r.code == 0 || !strings.Contains(r.stderr, "nosuch-merge") {
 		t.Fatalf("unprovisioned queue: exit %d, stderr %s", r.code, r.stderr)

@@ -42,6 +42,7 @@ func (q *Queue) PeekDead(ctx context.Context, n int) ([]sluice.DeadMessage, erro
 	}
 	var out []sluice.DeadMessage
 	var receipts []string
+	seen := map[string]bool{} // a long peek can outlast peekVisibility
 	defer func() { q.release(dlq, receipts) }()
 	for len(out) < n {
 		res, err := q.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
@@ -56,9 +57,17 @@ func (q *Queue) PeekDead(ctx context.Context, n int) ([]sluice.DeadMessage, erro
 		if len(res.Messages) == 0 {
 			return out, nil
 		}
+		fresh := 0
 		for _, m := range res.Messages {
 			receipts = append(receipts, aws.ToString(m.ReceiptHandle))
-			out = append(out, deadMessage(m))
+			if id := aws.ToString(m.MessageId); !seen[id] {
+				seen[id] = true
+				fresh++
+				out = append(out, deadMessage(m))
+			}
+		}
+		if fresh == 0 {
+			return out, nil
 		}
 	}
 	return out, nil
