@@ -1,6 +1,8 @@
-// Package awstest gives the tests of the AWS adapters (pkg/s3, pkg/sqs,
-// pkg/dynamodb, pkg/ses) real endpoints to talk to, so that they exercise
-// the real SDK clients over HTTP instead of mocks.
+// Package awstest gives the tests of the AWS adapters (pkg/s3blob,
+// pkg/sqsqueue, pkg/dynamoledger, pkg/sesmail) real endpoints to talk to, so
+// that they exercise the real SDK clients over HTTP instead of mocks. Where
+// an emulator departs from AWS in a way the code under test would notice,
+// the correction lives here (sqsCounts), not in the adapters.
 //
 // By default it starts emulators on loopback, each on a free port, for the
 // life of one test binary: S3 is gofakes3 in-process; SQS, DynamoDB and SES
