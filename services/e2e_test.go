@@ -30,6 +30,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
+	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/provision"
 	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -444,7 +445,7 @@ func TestSeedAndGeneratedFilesThroughFourServices(t *testing.T) {
 	checkBatch(t, s, genB, gOut, gErrs, st.Bad)
 	checkOneMail(t, s, genB, gOut)
 	// The inputs were archived.
-	if _, err := s.blobs.Stat(t.Context(), "input_archive/generated orders.csv"); err != nil {
+	if _, err := s.blobs.Stat(t.Context(), pipeline.ArchiveKey(genB)); err != nil {
 		t.Fatalf("not archived: %v", err)
 	}
 }
@@ -501,6 +502,13 @@ func TestPoisonMessagesReachTheDLQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.send("ingest", ev)
+	// A file that fails, under a 300-byte name: its input is archived
+	// under the batch, and the email gives the s3:// URI (issue 10
+	// findings 3 and 6, issue 11 item 9).
+	badFile := filepath.Join(t.TempDir(), "bad.csv")
+	os.WriteFile(badFile, []byte("a;b\n1;2\n"), 0o644)
+	longName := strings.Repeat("ü", 148) + ".csv"
+	s.send("ingest", s.upload(badFile, longName))
 	// The pipeline keeps going meanwhile.
 	s.send("ingest", s.upload(orders, "testfile.csv"))
 	ok := s.waitBatch("input/testfile.csv", 2*time.Minute)
@@ -510,6 +518,21 @@ func TestPoisonMessagesReachTheDLQ(t *testing.T) {
 	gone := s.waitBatch("input/gone.csv", time.Minute)
 	if gone.State != sluice.StateFailed || !strings.Contains(gone.Reason, "deleted before it could be read") {
 		t.Fatalf("deleted object: %s %q", gone.State, gone.Reason)
+	}
+	bad := s.waitBatch("input/"+longName, time.Minute)
+	uri := pipeline.S3URI(s.bucket, pipeline.ArchiveKey(bad))
+	if bad.State != sluice.StateFailed || bad.Name != longName {
+		t.Fatalf("bad file: %s %q, name kept %v", bad.State, bad.Reason, bad.Name == longName)
+	}
+	if got := s.get(pipeline.ArchiveKey(bad)); string(got) != "a;b\n1;2\n" {
+		t.Fatalf("archive %s holds %q", uri, got)
+	}
+	named := false
+	for _, m := range s.mails() {
+		named = named || strings.Contains(m.Body.Text, uri)
+	}
+	if !named {
+		t.Fatalf("no failure email names %s", uri)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	var dead []sluice.Message

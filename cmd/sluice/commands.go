@@ -13,7 +13,6 @@ import (
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
-	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqlite"
 )
@@ -114,30 +113,7 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			return json.NewEncoder(e.stdout).Encode(b)
-		}
-		w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(w, "batch\t%s\nfile\t%s\nstate\t%s\n", b.ID, b.Key, b.State)
-		if b.Reason != "" {
-			fmt.Fprintf(w, "reason\t%s\n", b.Reason)
-		}
-		fmt.Fprintf(w, "chunks\t%s\nrows\t%d in, %d out, %d rejected\n", chunks(b), b.RowsIn, b.RowsOut, b.RowsRejected)
-		for _, rc := range b.TopReasons(5) {
-			fmt.Fprintf(w, "\t%d × %s\n", rc.Count, rc.Rule)
-		}
-		for _, k := range []string{"split", "process", "merge", "notify", "total"} {
-			if s, ok := pipeline.Durations(b, time.Now())[k]; ok {
-				fmt.Fprintf(w, "%s\t%.3fs\n", k, s)
-			}
-		}
-		if b.OutputKey != "" {
-			fmt.Fprintf(w, "output\t%s\nerrors\t%s\n", b.OutputKey, b.ErrorsKey)
-		}
-		if b.EmailID != "" {
-			fmt.Fprintf(w, "email\t%s\n", b.EmailID)
-		}
-		return w.Flush()
+		return printBatch(e, b, batchPlaces(b, *onAWS, *data), *asJSON)
 	}
 	bs, err := l.ListBatches(ctx, sluice.BatchFilter{Limit: *limit})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/embedded"
+	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
@@ -31,6 +32,12 @@ type runResult struct {
 	Email        string  `json:"email"`
 	Resumed      bool    `json:"resumed"`
 	Seconds      float64 `json:"seconds"`
+	// RejectRate is the fraction of rows rejected; RejectsDominate flags a
+	// batch that rejected more rows than it passed, limit or not.
+	RejectRate      float64 `json:"rejectRate"`
+	RejectsDominate bool    `json:"rejectsDominate"`
+	// Archive is where the input is kept (a path, or an s3:// URI).
+	Archive string `json:"archive,omitempty"`
 }
 
 func cmdRun(ctx context.Context, e env, args []string) error {
@@ -65,7 +72,10 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		res := runResult{BatchID: b.ID, Status: string(b.State), Reason: b.Reason, RowsIn: b.RowsIn, RowsOut: b.RowsOut, RowsRejected: b.RowsRejected,
-			Output: "s3://" + b.Bucket + "/" + b.OutputKey, Errors: "s3://" + b.Bucket + "/" + b.ErrorsKey, Email: b.EmailID, Seconds: time.Since(start).Seconds()}
+			Output: s3Where(b, b.OutputKey), Errors: s3Where(b, b.ErrorsKey), Email: b.EmailID, Seconds: time.Since(start).Seconds()}
+		if b.State != sluice.StateSplitting {
+			res.Archive = pipeline.S3URI(b.Bucket, pipeline.ArchiveKey(b))
+		}
 		return report(e, res, b, *asJSON)
 	}
 	cfg, err := config.Load(*cfgPath)
@@ -132,11 +142,15 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 		Output: eng.Path(b.OutputKey), Errors: eng.Path(b.ErrorsKey), Email: b.EmailID, Resumed: sub.Resumed,
 		Seconds: time.Since(start).Seconds(),
 	}
+	if p := eng.Path(pipeline.ArchiveKey(b)); fileExists(p) {
+		res.Archive = p
+	}
 	return report(e, res, b, *asJSON)
 }
 
 // report prints a run's result and turns a failed batch into exit code 1.
 func report(e env, res runResult, b sluice.Batch, asJSON bool) error {
+	res.RejectRate, res.RejectsDominate = pipeline.RejectRate(b), pipeline.RejectsDominate(b)
 	if asJSON {
 		if err := json.NewEncoder(e.stdout).Encode(res); err != nil {
 			return err
@@ -154,12 +168,21 @@ func printResult(e env, r runResult, b sluice.Batch) {
 	w := e.stdout
 	if r.Status == string(sluice.StateFailed) {
 		fmt.Fprintf(w, "Batch %s FAILED: %s\n", r.BatchID, r.Reason)
+		if r.Archive != "" {
+			fmt.Fprintf(w, "  input kept at: %s\n", r.Archive)
+		}
+		if r.Errors != "" {
+			fmt.Fprintf(w, "  errors:  %s\n", r.Errors)
+		}
 		if r.Email != "" {
 			fmt.Fprintf(w, "  email:   %s\n", r.Email)
 		}
 		return
 	}
 	fmt.Fprintf(w, "Batch %s %s in %.2fs\n", r.BatchID, r.Status, r.Seconds)
+	if r.RejectsDominate {
+		fmt.Fprintf(w, "  WARNING: most rows were rejected (%d of %d); check the error report\n", r.RowsRejected, r.RowsIn)
+	}
 	fmt.Fprintf(w, "  rows:    %d in, %d out, %d rejected\n", r.RowsIn, r.RowsOut, r.RowsRejected)
 	for _, rc := range b.TopReasons(5) {
 		fmt.Fprintf(w, "           %d × %s\n", rc.Count, rc.Rule)
@@ -189,6 +212,14 @@ func loadReference(ctx context.Context, e env, eng *embedded.Engine, path string
 		fmt.Fprintf(e.stderr, "loaded %d reference rows from %s\n", n, path)
 	}
 	return nil
+}
+
+// s3Where is key's s3:// URI, or "" for no key.
+func s3Where(b sluice.Batch, key string) string {
+	if key == "" {
+		return ""
+	}
+	return pipeline.S3URI(b.Bucket, key)
 }
 
 // crashAt is a test hook: SLUICE_CRASH_AT=POINT[@N] ends the process at

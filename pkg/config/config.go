@@ -68,6 +68,10 @@ type Limits struct {
 	MaxFileBytes int64 `yaml:"maxFileBytes" json:"maxFileBytes"`
 	MaxLineBytes int   `yaml:"maxLineBytes" json:"maxLineBytes"`
 	MaxColumns   int   `yaml:"maxColumns" json:"maxColumns"`
+	// MaxRejectRate, when set, fails a batch that rejects more than this
+	// fraction of its rows (0.5: half): a file that is mostly wrong is
+	// not a success, even though each rejected row is accounted for.
+	MaxRejectRate *float64 `yaml:"maxRejectRate,omitempty" json:"maxRejectRate,omitempty"`
 }
 
 // Duration reads "90s", "1h" and the like.
@@ -163,6 +167,9 @@ func (p *Pipeline) Validate() error {
 	}
 	if p.Limits.MaxFileBytes < 1 {
 		errs = append(errs, fmt.Errorf("limits.maxFileBytes %d: must be at least 1", p.Limits.MaxFileBytes))
+	}
+	if r := p.Limits.MaxRejectRate; r != nil && !(*r >= 0 && *r <= 1) {
+		errs = append(errs, fmt.Errorf("limits.maxRejectRate %v: must be a fraction from 0 to 1 (0.5 for 50%%)", *r))
 	}
 	if p.Mail.LinkTTL.Duration <= 0 {
 		errs = append(errs, errors.New("mail.linkTTL must be positive"))

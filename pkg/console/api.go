@@ -552,7 +552,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, what string, 
 	hd := w.Header()
 	hd.Set("Content-Type", ctype)
 	hd.Set("Content-Length", strconv.FormatInt(info.Size, 10))
-	hd.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(k)}))
+	hd.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": pipeline.DownloadName(b, k)}))
 	hd.Set("Cache-Control", "private, no-cache")
 	if info.ETag != "" {
 		hd.Set("ETag", `"`+strings.Trim(info.ETag, `"`)+`"`)

@@ -52,7 +52,9 @@ func (u *EngineUploader) Upload(ctx context.Context, name string, r io.Reader, s
 		return Upload{}, err
 	}
 	defer os.RemoveAll(tmp)
-	p := filepath.Join(tmp, name)
+	// Not under name itself: a name S3 accepts (up to ~1,000 bytes) can be
+	// longer than a local file name may be; SubmitAs keeps the name.
+	p := filepath.Join(tmp, "upload")
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return Upload{}, err
@@ -73,7 +75,7 @@ func (u *EngineUploader) Upload(ctx context.Context, name string, r io.Reader, s
 	if err := u.busy(ctx, name, p); err != nil {
 		return Upload{}, err
 	}
-	sub, err := u.Engine.Submit(ctx, p)
+	sub, err := u.Engine.SubmitAs(ctx, p, name)
 	if err != nil {
 		return Upload{}, err
 	}
@@ -88,7 +90,7 @@ func (u *EngineUploader) busy(ctx context.Context, name, path string) error {
 	if err != nil {
 		return err
 	}
-	key := pipeline.InputPrefix + name
+	key := pipeline.InputPrefix + pipeline.SafeName(name)
 	bs, err := u.Engine.DB.Ledger().ListBatches(ctx, sluice.BatchFilter{Key: key})
 	if err != nil {
 		return err

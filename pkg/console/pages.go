@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
@@ -148,7 +149,7 @@ func (h *Handler) pageBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	p := batchPage{B: h.view(b), Rejects: rl.Rejects, After: after, NextAfter: rl.NextAfter}
 	if b.State == sluice.StateFailed && b.Name != "" {
-		p.Archive = "input_archive/" + b.Name
+		p.Archive = pipeline.ArchiveKey(b)
 	}
 	h.render(w, r, http.StatusOK, "batch", p.B.File, p)
 }

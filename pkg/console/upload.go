@@ -198,8 +198,6 @@ func cleanName(name string) (string, error) {
 	switch {
 	case name == "" || name == "." || name == "..":
 		return "", errorf(http.StatusBadRequest, "the file needs a name")
-	case len(name) > 255:
-		return "", errorf(http.StatusBadRequest, "the file name is longer than 255 bytes")
 	case !utf8.ValidString(name):
 		return "", errorf(http.StatusBadRequest, "the file name is not valid UTF-8")
 	}

@@ -22,6 +22,9 @@ var ErrTooLong = errors.New("record longer than the limit")
 type TooLongError struct {
 	Line  int64 // the line on which the record starts
 	Limit int   // the limit, in bytes
+	// QuoteLine is the line of the quote still open when the limit was
+	// reached (0: none was open), the usual cause.
+	QuoteLine int64
 }
 
 func (e *TooLongError) Error() string {
@@ -30,6 +33,24 @@ func (e *TooLongError) Error() string {
 
 // Is makes errors.Is(err, ErrTooLong) true.
 func (e *TooLongError) Is(target error) bool { return target == ErrTooLong }
+
+// ErrOpenQuote is returned (wrapped) when the input ends inside a quoted
+// field: a quote was opened and never closed, so it swallowed the rest of
+// the input. Whatever the input's size, that is an error, never a record.
+var ErrOpenQuote = errors.New("a quote is never closed")
+
+// OpenQuoteError is the ErrOpenQuote that Next returns.
+type OpenQuoteError struct {
+	Line      int64 // the line on which the record starts
+	QuoteLine int64 // the line on which the open quote is
+}
+
+func (e *OpenQuoteError) Error() string {
+	return fmt.Sprintf("the quote opened on line %d is never closed", e.QuoteLine)
+}
+
+// Is makes errors.Is(err, ErrOpenQuote) true.
+func (e *OpenQuoteError) Is(target error) bool { return target == ErrOpenQuote }
 
 var bom = []byte{0xEF, 0xBB, 0xBF}
 
@@ -48,6 +69,7 @@ type Scanner struct {
 	line     int64 // line on which the current record starts
 	nextLine int64
 	offset   int64 // input offset of buf[start]
+	quoteAt  int   // where the last quote opened, relative to buf[start]
 }
 
 // NewScanner reads records from r. maxRecord bounds one record's length
@@ -148,7 +170,11 @@ func (s *Scanner) next() ([]byte, error) {
 			return s.take(i + 1), nil
 		}
 		if len(data) > s.max {
-			return nil, &TooLongError{Line: s.nextLine, Limit: s.max}
+			e := &TooLongError{Line: s.nextLine, Limit: s.max}
+			if inQuote {
+				e.QuoteLine = s.quoteLine(data)
+			}
+			return nil, e
 		}
 		if s.eof {
 			if s.err != nil {
@@ -157,10 +183,18 @@ func (s *Scanner) next() ([]byte, error) {
 			if len(data) == 0 {
 				return nil, io.EOF
 			}
+			if inQuote {
+				return nil, &OpenQuoteError{Line: s.nextLine, QuoteLine: s.quoteLine(data)}
+			}
 			return s.take(len(data)), nil // the last record, without a line break
 		}
 		s.fill()
 	}
+}
+
+// quoteLine is the line of the quote that opened at s.quoteAt in data.
+func (s *Scanner) quoteLine(data []byte) int64 {
+	return s.nextLine + int64(bytes.Count(data[:min(s.quoteAt, len(data))], []byte{'\n'}))
 }
 
 func (s *Scanner) take(n int) []byte {
@@ -207,6 +241,7 @@ func (s *Scanner) recordEnd(data []byte, from *int, inQuote, fieldStart *bool) (
 			continue
 		case c == '"' && *fieldStart:
 			*inQuote = true
+			s.quoteAt = i
 		}
 		*fieldStart = false
 	}

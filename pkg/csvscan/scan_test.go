@@ -121,7 +121,6 @@ func TestMalformed(t *testing.T) {
 	}{
 		{"a,b\nx\"y,2\n", 2, ErrBareQuote},
 		{"a,b\n\"x\"y,2\n", 2, ErrQuote},
-		{"a,b\n1,\"never closed\n2,3\n", 2, ErrUnterminated},
 	}
 	for _, c := range cases {
 		s := NewScanner(strings.NewReader(c.in), ',', 1<<10)
@@ -141,6 +140,54 @@ func TestMalformed(t *testing.T) {
 		}
 		if n != c.recs || !errors.Is(errs[len(errs)-1], c.wantErr) {
 			t.Errorf("%q: %d records, last error %v; want %d, %v", c.in, n, errs[len(errs)-1], c.recs, c.wantErr)
+		}
+	}
+}
+
+// TestOpenQuote: a quote that is never closed swallows the rest of the
+// input; that is an error naming the quote's line, for a small input as
+// for one over the record limit (issue 10, finding 8: a small file was a
+// single record of everything after the quote, and "completed").
+func TestOpenQuote(t *testing.T) {
+	cases := []struct {
+		in        string
+		max       int
+		recs      int   // records before the error
+		quoteLine int64 // 0: no error
+		tooLong   bool
+	}{
+		{"a,b\n1,\"never closed\n2,3\n", 1 << 10, 0, 2, false},
+		{"a,b\n1,2\n3,\"x\ny\",4\n5,\"open", 1 << 10, 2, 5, false},
+		{"a,b\n\"multi\nline\",\"closed\"\n7,\"\"\"\n", 1 << 10, 1, 4, false},
+		{"a,b\n1,\"ok\"", 1 << 10, 1, 0, false},
+		{"a,b\n1,\"open\n" + strings.Repeat("2,3\n", 500), 100, 0, 2, true},
+	}
+	for _, c := range cases {
+		s := NewScanner(strings.NewReader(c.in), ',', c.max)
+		if _, err := s.Next(); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		var err error
+		for {
+			if _, err = s.Next(); err != nil {
+				break
+			}
+			n++
+		}
+		var oq *OpenQuoteError
+		var tl *TooLongError
+		switch {
+		case c.quoteLine == 0 && err != io.EOF:
+			t.Errorf("%q: %v, want no error", c.in, err)
+		case c.quoteLine == 0:
+		case c.tooLong && (!errors.As(err, &tl) || tl.QuoteLine != c.quoteLine):
+			t.Errorf("%q: %v (%+v), want too long with the quote of line %d open", c.in, err, tl, c.quoteLine)
+		case !c.tooLong && (!errors.As(err, &oq) || oq.QuoteLine != c.quoteLine || !errors.Is(err, ErrOpenQuote)):
+			t.Errorf("%q: %v, want the quote of line %d never closed", c.in, err, c.quoteLine)
+		}
+		if n != c.recs {
+			t.Errorf("%q: %d records before the error, want %d", c.in, n, c.recs)
 		}
 	}
 }

@@ -47,6 +47,11 @@ type badCase struct {
 	Generate string `json:"generate,omitempty"`
 	// Event, when set, replaces the upload with a crafted event.
 	Event *badEvent `json:"event,omitempty"`
+	// PadName, when set, pads File's name (before its extension) with "é"
+	// and "x" to this many bytes: names too long to commit as files.
+	PadName int `json:"padName,omitempty"`
+	// SubjectHas are substrings of the email's subject.
+	SubjectHas []string `json:"subjectHas,omitempty"`
 	// Configuration changes for this case.
 	ChunkRows int         `json:"chunkRows,omitempty"`
 	Limits    *limitsDiff `json:"limits,omitempty"`
@@ -83,9 +88,21 @@ type badEvent struct {
 }
 
 type limitsDiff struct {
-	MaxFileBytes int64 `json:"maxFileBytes,omitempty"`
-	MaxLineBytes int   `json:"maxLineBytes,omitempty"`
-	MaxColumns   int   `json:"maxColumns,omitempty"`
+	MaxFileBytes  int64    `json:"maxFileBytes,omitempty"`
+	MaxLineBytes  int      `json:"maxLineBytes,omitempty"`
+	MaxColumns    int      `json:"maxColumns,omitempty"`
+	MaxRejectRate *float64 `json:"maxRejectRate,omitempty"`
+}
+
+// name is the name the file is submitted under.
+func (c badCase) name() string {
+	if c.PadName <= len(c.File) {
+		return c.File
+	}
+	ext := filepath.Ext(c.File)
+	stem := strings.TrimSuffix(c.File, ext)
+	pad := c.PadName - len(c.File)
+	return stem + strings.Repeat("é", pad/2) + strings.Repeat("x", pad%2) + ext
 }
 
 type badCorpus struct {
@@ -175,6 +192,7 @@ func (c badCase) config() *config.Pipeline {
 		if l.MaxColumns > 0 {
 			cfg.Limits.MaxColumns = l.MaxColumns
 		}
+		cfg.Limits.MaxRejectRate = l.MaxRejectRate
 	}
 	return cfg
 }
@@ -221,11 +239,11 @@ func runBadCase(t *testing.T, c badCase, ref string) {
 			t.Fatal(err)
 		}
 	default:
-		in := filepath.Join(t.TempDir(), c.File)
+		in := filepath.Join(t.TempDir(), "upload")
 		if err := os.WriteFile(in, c.content(t), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		sub, err := eng.Submit(ctx, in)
+		sub, err := eng.SubmitAs(ctx, in, c.name())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -347,15 +365,24 @@ func checkBadCase(t *testing.T, c badCase, b sluice.Batch, got badRun) {
 		t.Fatalf("%d emails; want exactly 1", len(got.emails))
 	}
 	subject, text := readEmail(t, got.emails[0])
-	archived := fileExists(eng.Path(pipeline.ArchivePrefix + c.File))
+	archive := eng.Path(pipeline.ArchiveKey(b))
+	archived := fileExists(archive)
 	if archived == c.NotArchived {
 		t.Errorf("input archived: %v; want %v", archived, !c.NotArchived)
 	}
-	if fileExists(eng.Path(pipeline.InputPrefix + c.File)) {
+	if b.Name != c.name() {
+		t.Errorf("the batch keeps the name %q; want %q", b.Name, c.name())
+	}
+	for _, want := range c.SubjectHas {
+		if !strings.Contains(subject, want) {
+			t.Errorf("the email's subject %q lacks %q", subject, want)
+		}
+	}
+	if fileExists(eng.Path(b.Key)) {
 		t.Errorf("input still under %s", pipeline.InputPrefix)
 	}
 	if archived {
-		if a, _ := os.ReadFile(eng.Path(pipeline.ArchivePrefix + c.File)); !bytes.Equal(a, c.content(t)) {
+		if a, _ := os.ReadFile(archive); !bytes.Equal(a, c.content(t)) {
 			t.Errorf("the archived input differs from the upload")
 		}
 	}
@@ -367,11 +394,15 @@ func checkBadCase(t *testing.T, c badCase, b sluice.Batch, got badRun) {
 		if c.Reason == "" || !strings.Contains(b.Reason, c.Reason) {
 			t.Fatalf("reason %q; want it to say %q", b.Reason, c.Reason)
 		}
+		if c.RowsIn > 0 && (b.RowsIn != c.RowsIn || b.RowsOut != c.RowsOut || b.RowsRejected != c.RowsRejected) {
+			t.Errorf("rows in %d, out %d, rejected %d; want %d, %d, %d", b.RowsIn, b.RowsOut, b.RowsRejected, c.RowsIn, c.RowsOut, c.RowsRejected)
+		}
 		if !strings.Contains(subject, "failed") || !strings.Contains(text, b.Reason) {
 			t.Fatalf("the failure email does not give the reason:\nSubject: %s\n%s", subject, text)
 		}
-		// The email says where the input is kept only when it is.
-		if kept := strings.Contains(text, "the file is kept at input_archive/"); kept == c.NotArchived {
+		// The email says where the input is kept, as a path a person can
+		// follow, only when it is.
+		if kept := strings.Contains(text, "the file is kept at") && strings.Contains(text, archive); kept == c.NotArchived {
 			t.Fatalf("not archived %v, but the email says kept=%v:\n%s", c.NotArchived, kept, text)
 		}
 		t.Logf("failed: %s", b.Reason)

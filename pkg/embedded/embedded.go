@@ -223,17 +223,31 @@ type Submission struct {
 	Resumed bool // an unfinished batch of the same file was found
 }
 
+// ErrBusy is returned by Submit for a different file under the name of one
+// whose batch is unfinished and still reads it from input/: replacing it
+// would hand that batch the new file's rows.
+var ErrBusy = errors.New("a different file with this name is still being processed")
+
 // Submit puts a local file under input/ and tells the splitter, unless an
 // unfinished batch of the same file (same name and content) exists: then
 // that batch is resumed instead. A file whose last batch ended is a new
 // upload and starts a new batch.
 func (e *Engine) Submit(ctx context.Context, path string) (Submission, error) {
+	return e.SubmitAs(ctx, path, filepath.Base(path))
+}
+
+// SubmitAs is Submit for a file named name (a base name), wherever it is
+// kept: the console receives uploads under a temporary name. The content is
+// identified by its SHA-256, so only the same bytes resume a batch. A name
+// too long for one key element goes under a bounded form of it
+// (pipeline.SafeName); the batch keeps the name itself.
+func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, error) {
 	etag, size, err := fsblob.ETagOfFile(path)
 	if err != nil {
 		return Submission{}, err
 	}
-	key := pipeline.InputPrefix + filepath.Base(path)
-	if err := sluice.ValidateKey(key); err != nil {
+	key := pipeline.InputPrefix + pipeline.SafeName(name)
+	if err := sluice.ValidateKey(pipeline.InputPrefix + name); err != nil {
 		return Submission{}, fmt.Errorf("the file name cannot be used as an object key: %w", err)
 	}
 	prev, err := e.DB.Ledger().ListBatches(ctx, sluice.BatchFilter{Key: key})
@@ -243,6 +257,9 @@ func (e *Engine) Submit(ctx context.Context, path string) (Submission, error) {
 	gen := 0
 	for _, b := range prev {
 		if b.ETag != etag {
+			if !b.State.Terminal() && e.readsInput(ctx, b) {
+				return Submission{}, fmt.Errorf("%w: batch %s (%s) has not ended and still reads input/%s; run the earlier file again to finish it, or submit this one under another name", ErrBusy, b.ID, b.State, pipeline.SafeName(name))
+			}
 			continue
 		}
 		if !b.State.Terminal() {
@@ -267,27 +284,41 @@ func (e *Engine) Submit(ctx context.Context, path string) (Submission, error) {
 		Version: sluice.MessageVersion, Bucket: e.Blobs.Bucket(), Key: key, Size: size, ETag: etag,
 		Sequence: seq, EventTime: time.Now().UTC().Format(time.RFC3339Nano),
 	}
+	if key != pipeline.InputPrefix+name {
+		ev.Name = name
+	}
 	if err := e.Ingest.Send(ctx, sluice.Encode(ev)); err != nil {
 		return Submission{}, err
 	}
 	return Submission{BatchID: sluice.BatchID(e.Blobs.Bucket(), key, etag, seq), Key: key}, nil
 }
 
-// Process runs the pipeline, submits one file, waits for its batch to end
-// and stops the pipeline again: `sluice run` in one call. submitted, when
-// set, hears the submission before the wait; progress is Wait's.
+// readsInput reports whether batch b's input is still its object under
+// input/ (the split has not archived it yet).
+func (e *Engine) readsInput(ctx context.Context, b sluice.Batch) bool {
+	info, err := e.Blobs.Stat(ctx, b.Key)
+	return err == nil && info.ETag == b.ETag
+}
+
+// Process submits one file, runs the pipeline, waits for the file's batch
+// to end and stops the pipeline again: `sluice run` in one call. submitted,
+// when set, hears the submission before the wait; progress is Wait's.
+//
+// Submit comes first, before any stage runs: a rerun after a crash must
+// find its unfinished batch before a redelivered message can finish it,
+// or Submit would start a second batch of the same file (two emails).
 func (e *Engine) Process(ctx context.Context, path string, submitted func(Submission), progress func(sluice.Batch)) (Submission, sluice.Batch, error) {
+	sub, err := e.Submit(ctx, path)
+	if err != nil {
+		return sub, sluice.Batch{}, err
+	}
+	if submitted != nil {
+		submitted(sub)
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- e.Run(runCtx) }()
-	sub, err := e.Submit(ctx, path)
-	var b sluice.Batch
-	if err == nil {
-		if submitted != nil {
-			submitted(sub)
-		}
-		b, err = e.Wait(ctx, sub.BatchID, progress)
-	}
+	b, err := e.Wait(ctx, sub.BatchID, progress)
 	stop()
 	if rerr := <-done; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
 		err = rerr
@@ -369,8 +400,16 @@ func (e *Engine) dead(ctx context.Context, b sluice.Batch) bool {
 	if b.EmailID != "" {
 		return true
 	}
-	d, err := e.Notifys.Depth(ctx)
-	return err == nil && d.Visible+d.InFlight+d.Delayed == 0
+	// Every stage queue, not only notify's: the stage failing the batch
+	// holds its message in flight until it has sent the notify message,
+	// and the batch is marked failed before that.
+	for _, q := range e.Queues() {
+		d, err := q.Depth(ctx)
+		if err != nil || d.Visible+d.InFlight+d.Delayed > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Path is the local file of an object key.

@@ -135,7 +135,7 @@ func TestSeedSample(t *testing.T) {
 		t.Fatalf("%d emails", len(got.emails))
 	}
 	// The input is archived, not lost.
-	if _, err := os.Stat(got.eng.Path("input_archive/testfile.csv")); err != nil {
+	if _, err := os.Stat(got.eng.Path(pipeline.ArchiveKey(got.batch))); err != nil {
 		t.Fatalf("input not archived: %v", err)
 	}
 	if _, err := os.Stat(got.eng.Path("input/testfile.csv")); err == nil {
@@ -244,7 +244,7 @@ func TestWholeFileFailures(t *testing.T) {
 			if !bytes.Contains(mail, []byte("failed")) {
 				t.Fatalf("email does not say it failed:\n%s", mail)
 			}
-			if _, err := os.Stat(got.eng.Path("input_archive/" + c.name)); err != nil {
+			if _, err := os.Stat(got.eng.Path(pipeline.ArchiveKey(got.batch))); err != nil {
 				t.Fatalf("failed input not archived: %v", err)
 			}
 		})

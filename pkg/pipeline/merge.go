@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/csvscan"
@@ -59,11 +61,13 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 		return err
 	}
 	log := batchLog(m.log(), id)
-	switch b.State {
-	case sluice.StateCompleted, sluice.StateFailed:
+	switch {
+	case b.State == sluice.StateFailed && !b.MergedAt.IsZero() && b.EmailID == "":
+		return m.sendNotify(ctx, id) // failed by the merge (reject rate); the notify message may be lost
+	case b.State.Terminal():
 		log.Info("merge message for a finished batch; ignored", "state", b.State)
 		return nil
-	case sluice.StateNotifying:
+	case b.State == sluice.StateNotifying:
 		return m.sendNotify(ctx, id) // merged before; the notify message may be lost
 	}
 	if b.TotalChunks < 0 || b.DoneChunks < b.TotalChunks {
@@ -98,9 +102,15 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 	if err := m.fault(PointMergeAfterManifest); err != nil {
 		return err
 	}
-	if _, err := m.Ledger.UpdateBatch(ctx, id, sluice.BatchUpdate{
+	upd := sluice.BatchUpdate{
 		State: sluice.StateNotifying, OutputKey: out.Key, ErrorsKey: errs.Key, ManifestKey: ManifestKey(b), MergedAt: now,
-	}); err != nil {
+	}
+	if reason := rejectRateExceeded(m.Config.Limits.MaxRejectRate, b); reason != "" {
+		// Merged all the same: the error report is what the person needs.
+		upd.State, upd.Reason = sluice.StateFailed, reason
+		log.Warn("batch failed", "reason", reason)
+	}
+	if _, err := m.Ledger.UpdateBatch(ctx, id, upd); err != nil {
 		return err
 	}
 	if err := m.fault(PointMergeAfterState); err != nil {
@@ -186,6 +196,39 @@ func (p *partsReader) close() {
 	if p.cur != nil {
 		p.cur.Close()
 	}
+}
+
+// RejectRate is the fraction of the batch's rows that were rejected.
+func RejectRate(b sluice.Batch) float64 {
+	if b.RowsIn == 0 {
+		return 0
+	}
+	return float64(b.RowsRejected) / float64(b.RowsIn)
+}
+
+// RejectsDominate reports whether a batch rejected more rows than it
+// passed: with or without a limit, that is flagged to the person.
+func RejectsDominate(b sluice.Batch) bool { return b.RowsRejected > b.RowsOut }
+
+// rejectRateExceeded is the reason a batch fails under limits.maxRejectRate,
+// or "" when it does not.
+func rejectRateExceeded(limit *float64, b sluice.Batch) string {
+	if limit == nil || b.RowsIn == 0 || RejectRate(b) <= *limit {
+		return ""
+	}
+	return fmt.Sprintf("%s of rows were rejected (limit %s, limits.maxRejectRate): %d of %d; the error report says which and why",
+		percent(RejectRate(b)), percent(*limit), b.RowsRejected, b.RowsIn)
+}
+
+// percent shows a fraction as a percentage with at most one decimal,
+// rounded up, so a rate just over a limit never reads as equal to it:
+// 0.97 → 97%, 0.5005 → 50.1%.
+func percent(f float64) string {
+	p := math.Ceil(f*1000-1e-9) / 10
+	if p == math.Trunc(p) {
+		return strconv.FormatFloat(p, 'f', 0, 64) + "%"
+	}
+	return strconv.FormatFloat(p, 'f', 1, 64) + "%"
 }
 
 // Durations are the seconds each stage took, as far as the batch got.

@@ -72,7 +72,9 @@ type EmailView struct {
 	LinkExpires string // empty when the links never expire
 	Reasons     []sluice.ReasonCount
 	Seconds     string
-	Archived    bool // the input is kept under input_archive/
+	Archived    bool   // the input is kept under input_archive/
+	ArchivedAt  string // where: a file path locally, an s3:// URI on AWS
+	Dominated   string // set when most rows were rejected: says how many
 }
 
 func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (sluice.Email, error) {
@@ -81,15 +83,18 @@ func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (s
 	if v.Failed {
 		_, err := n.Blobs.Stat(ctx, ArchiveKey(b))
 		v.Archived = err == nil
+		v.ArchivedAt = Where(n.Blobs, ArchiveKey(b))
 	}
-	if !v.Failed {
+	if !v.Failed || b.ErrorsKey != "" { // a batch failed for its reject rate has its report
 		ttl := n.Config.Mail.LinkTTL.Duration
 		var exp time.Time
 		var err error
-		if v.OutputLink, exp, err = n.Blobs.Link(ctx, b.OutputKey, ttl); err != nil {
-			return sluice.Email{}, fmt.Errorf("link to the output: %w", err)
+		if !v.Failed {
+			if v.OutputLink, exp, err = n.link(ctx, b, b.OutputKey, ttl); err != nil {
+				return sluice.Email{}, fmt.Errorf("link to the output: %w", err)
+			}
 		}
-		if v.ErrorsLink, _, err = n.Blobs.Link(ctx, b.ErrorsKey, ttl); err != nil {
+		if v.ErrorsLink, exp, err = n.link(ctx, b, b.ErrorsKey, ttl); err != nil {
 			return sluice.Email{}, fmt.Errorf("link to the error report: %w", err)
 		}
 		if !exp.IsZero() {
@@ -97,6 +102,10 @@ func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (s
 		}
 	}
 	subject := fmt.Sprintf("Sluice: %s processed — %d rows out, %d rejected", b.Name, b.RowsOut, b.RowsRejected)
+	if RejectsDominate(b) {
+		v.Dominated = fmt.Sprintf("%s of the rows were rejected", percent(RejectRate(b)))
+		subject = fmt.Sprintf("Sluice: %s processed, MOST ROWS REJECTED — %d rows out, %d rejected", b.Name, b.RowsOut, b.RowsRejected)
+	}
 	if v.Failed {
 		subject = fmt.Sprintf("Sluice: %s failed — %s", b.Name, firstLine(b.Reason))
 	}
@@ -113,6 +122,17 @@ func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (s
 	}, nil
 }
 
+// link is a link to one of the batch's outputs that downloads under the
+// input's name where the store can say so (S3: Content-Disposition).
+func (n Notifier) link(ctx context.Context, b sluice.Batch, key string, ttl time.Duration) (string, time.Time, error) {
+	if la, ok := n.Blobs.(interface {
+		LinkAs(ctx context.Context, key, filename string, ttl time.Duration) (string, time.Time, error)
+	}); ok {
+		return la.LinkAs(ctx, key, DownloadName(b, key), ttl)
+	}
+	return n.Blobs.Link(ctx, key, ttl)
+}
+
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
@@ -127,9 +147,15 @@ var textTmpl = template.Must(template.New("text").Parse(`{{with .Batch}}Batch {{
 {{end}}{{if .Failed}}
 The file could not be processed: {{.Batch.Reason}}
 
-{{if .Archived}}Nothing was lost: the file is kept at input_archive/{{.Batch.Name}}. Fix it and upload it again.
+{{if .Archived}}Nothing was lost: the file is kept at
+  {{.ArchivedAt}}
+Fix it and upload it again.
 {{else}}The file is no longer in the bucket, so there was nothing to keep. Upload it again.
-{{end}}{{else}}
+{{end}}{{if .ErrorsLink}}Error report: {{.ErrorsLink}}
+{{if .LinkExpires}}This link stops working at {{.LinkExpires}}.
+{{end}}{{end}}{{else}}{{if .Dominated}}
+Warning: {{.Dominated}}. Check the error report before using the output.
+{{end}}
 Rows in:       {{.Batch.RowsIn}}
 Rows out:      {{.Batch.RowsOut}}
 Rows rejected: {{.Batch.RowsRejected}}
@@ -151,9 +177,11 @@ var htmlTmpl = htmltemplate.Must(htmltemplate.New("html").Funcs(htmltemplate.Fun
 <h2>{{.Batch.Name}}{{if .Failed}} failed{{else}} processed{{end}}</h2>
 <p>Batch <code>{{.Batch.ID}}</code></p>
 {{if .Failed}}<p><b>The file could not be processed:</b> {{.Batch.Reason}}</p>
-{{if .Archived}}<p>Nothing was lost: the file is kept at <code>input_archive/{{.Batch.Name}}</code>. Fix it and upload it again.</p>
+{{if .Archived}}<p>Nothing was lost: the file is kept at <code>{{.ArchivedAt}}</code>. Fix it and upload it again.</p>
 {{else}}<p>The file is no longer in the bucket, so there was nothing to keep. Upload it again.</p>{{end}}
-{{else}}<table>
+{{if .ErrorsLink}}<p><a href="{{link .ErrorsLink}}">Download the error report</a></p>{{end}}
+{{else}}{{if .Dominated}}<p><b>Warning: {{.Dominated}}.</b> Check the error report before using the output.</p>{{end}}
+<table>
 <tr><td>Rows in</td><td><b>{{.Batch.RowsIn}}</b></td></tr>
 <tr><td>Rows out</td><td><b>{{.Batch.RowsOut}}</b></td></tr>
 <tr><td>Rows rejected</td><td><b>{{.Batch.RowsRejected}}</b></td></tr>

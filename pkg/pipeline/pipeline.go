@@ -8,11 +8,15 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -123,35 +127,94 @@ func stem(name string) string {
 	return name
 }
 
+// A batch's artefacts live under its ID and are named by chunk number, never
+// by the file name: a name may be up to ~1,018 bytes on S3, which would
+// break the 255-byte limit of one path element locally and the 1,024-byte
+// key limit with a prefix. The name stays in the batch record and is used
+// only for what a person downloads (DownloadName).
+
 // ChunkKey is where the splitter writes chunk i.
 func ChunkKey(b sluice.Batch, i int) string {
-	return fmt.Sprintf("%s/to_process/%s__part%05d.csv", b.ID, stem(b.Name), i)
+	return fmt.Sprintf("%s/to_process/part%05d.csv", b.ID, i)
 }
-
-// PartName is the chunk's name without folder and extension.
-func PartName(b sluice.Batch, i int) string { return fmt.Sprintf("%s__part%05d", stem(b.Name), i) }
 
 // OutputPartKey is where the worker writes chunk i's valid rows.
 func OutputPartKey(b sluice.Batch, i int) string {
-	return b.ID + "/output/parts/" + PartName(b, i) + ".csv"
+	return fmt.Sprintf("%s/output/parts/part%05d.csv", b.ID, i)
 }
 
 // ErrorPartKey is where the worker writes chunk i's rejected rows.
 func ErrorPartKey(b sluice.Batch, i int) string {
-	return b.ID + "/output/errors/" + PartName(b, i) + ".csv"
+	return fmt.Sprintf("%s/output/errors/part%05d.csv", b.ID, i)
 }
 
 // OutputKey, ErrorsKey and ManifestKey are the merger's outputs.
-func OutputKey(b sluice.Batch) string { return b.ID + "/output/completed/" + stem(b.Name) + ".csv" }
-func ErrorsKey(b sluice.Batch) string {
-	return b.ID + "/output/completed/" + stem(b.Name) + ".errors.csv"
-}
-func ManifestKey(b sluice.Batch) string {
-	return b.ID + "/output/completed/" + stem(b.Name) + ".manifest.json"
+func OutputKey(b sluice.Batch) string   { return b.ID + "/output/completed/output.csv" }
+func ErrorsKey(b sluice.Batch) string   { return b.ID + "/output/completed/errors.csv" }
+func ManifestKey(b sluice.Batch) string { return b.ID + "/output/completed/manifest.json" }
+
+// DownloadName is the file name a person gets for one of the batch's
+// outputs (key): named after the input, orders.csv → orders.errors.csv.
+func DownloadName(b sluice.Batch, key string) string {
+	s := stem(b.Name)
+	switch key {
+	case OutputKey(b):
+		return s + ".csv"
+	case ErrorsKey(b):
+		return s + ".errors.csv"
+	case ManifestKey(b):
+		return s + ".manifest.json"
+	}
+	return path.Base(key)
 }
 
-// ArchiveKey is where the input goes once split.
-func ArchiveKey(b sluice.Batch) string { return ArchivePrefix + b.Name }
+// ArchiveKey is where the input goes once split: under the batch's ID, so
+// a later file of the same name never overwrites it, and under a bounded
+// form of its name (SafeName).
+func ArchiveKey(b sluice.Batch) string { return ArchivePrefix + b.ID + "/" + SafeName(b.Name) }
+
+// MaxNameBytes bounds a file name used as one element of a key, well
+// under the 255 bytes a local file system allows in one path element.
+const MaxNameBytes = 160
+
+// SafeName is name as one bounded key element: the name itself when it is
+// short, otherwise its first bytes (cut on a character boundary), a hash of
+// the whole name, so two long names never meet, and its extension.
+func SafeName(name string) string {
+	if name == "" {
+		return "input"
+	}
+	if len(name) <= MaxNameBytes {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	ext := path.Ext(name)
+	if len(ext) > 16 {
+		ext = ""
+	}
+	keep := MaxNameBytes - len(ext) - 18 // "~" and 16 hex digits, and one to spare
+	for keep > 0 && !utf8.RuneStart(name[keep]) {
+		keep--
+	}
+	return name[:keep] + "~" + hex.EncodeToString(sum[:8]) + ext
+}
+
+// Where says where a person finds an object: its file path in a local
+// bucket, an s3:// URI otherwise.
+func Where(blobs sluice.BlobStore, key string) string {
+	if key == "" {
+		return ""
+	}
+	if fs, ok := blobs.(interface{ Path(string) (string, error) }); ok {
+		if p, err := fs.Path(key); err == nil {
+			return p
+		}
+	}
+	return S3URI(blobs.Bucket(), key)
+}
+
+// S3URI is the s3:// URI of key in bucket.
+func S3URI(bucket, key string) string { return "s3://" + bucket + "/" + key }
 
 // ErrorReportHeader is the error report's header row.
 var ErrorReportHeader = []string{"line", "column", "rule", "message", "row"}

@@ -51,9 +51,13 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if t, err := time.Parse(time.RFC3339Nano, ev.EventTime); err == nil {
 		created = t.UTC()
 	}
+	name := ev.Name
+	if name == "" {
+		name = path.Base(ev.Key)
+	}
 	b, isNew, err := s.Ledger.CreateBatch(ctx, sluice.Batch{
 		ID:     sluice.BatchID(s.Blobs.Bucket(), ev.Key, ev.ETag, ev.Sequence),
-		Bucket: s.Blobs.Bucket(), Key: ev.Key, Name: path.Base(ev.Key),
+		Bucket: s.Blobs.Bucket(), Key: ev.Key, Name: name,
 		Size: ev.Size, ETag: ev.ETag, Sequence: ev.Sequence, CreatedAt: created,
 	})
 	if err != nil {
@@ -71,16 +75,7 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 		return err
 	}
 
-	// The input, or its archived copy when a crash came after the archive.
-	src := b.Key
-	info, err := s.Blobs.Stat(ctx, src)
-	if isNotFound(err) {
-		src = ArchiveKey(b)
-		info, err = s.Blobs.Stat(ctx, src)
-		if err == nil && ev.ETag != "" && info.ETag != ev.ETag {
-			err = sluice.ErrNotFound // an archive of another upload
-		}
-	}
+	src, info, err := s.source(ctx, b, ev.ETag)
 	if isNotFound(err) {
 		return s.fail(ctx, b, fmt.Sprintf("the file %s was deleted before it could be read", b.Key))
 	}
@@ -104,6 +99,33 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if err != nil {
 		return err
 	}
+	if err := s.finish(ctx, b, res, redelivered); err != nil {
+		return err
+	}
+	s.rec().Rows("split", "in", res.rows)
+	s.rec().Bytes("split", "read", info.Size)
+	log.Info("split done", "chunks", res.chunks, "rows", res.rows)
+	return nil
+}
+
+// source finds the batch's input: its object under input/, or its archived
+// copy when a crash came after the archive (ErrNotFound: neither).
+func (s Splitter) source(ctx context.Context, b sluice.Batch, etag string) (string, sluice.BlobInfo, error) {
+	info, err := s.Blobs.Stat(ctx, b.Key)
+	if !isNotFound(err) {
+		return b.Key, info, err
+	}
+	info, err = s.Blobs.Stat(ctx, ArchiveKey(b))
+	if err == nil && etag != "" && info.ETag != etag {
+		err = sluice.ErrNotFound // an archive of another upload
+	}
+	return ArchiveKey(b), info, err
+}
+
+// finish records the split's totals, tells the merger when the workers
+// were all done before the total was known, archives the input and moves
+// the batch on to processing.
+func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, redelivered bool) error {
 	c, err := s.Ledger.SetTotal(ctx, b.ID, res.chunks, res.rows)
 	if err != nil {
 		return err
@@ -122,13 +144,8 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if err := s.fault(PointSplitAfterArchive); err != nil {
 		return err
 	}
-	if _, err := s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateProcessing, SplitAt: s.now()}); err != nil {
-		return err
-	}
-	s.rec().Rows("split", "in", res.rows)
-	s.rec().Bytes("split", "read", info.Size)
-	log.Info("split done", "chunks", res.chunks, "rows", res.rows)
-	return nil
+	_, err = s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateProcessing, SplitAt: s.now()})
+	return err
 }
 
 // badFile is a whole-file problem: the batch fails with this reason.
@@ -149,35 +166,11 @@ func (s Splitter) cut(ctx context.Context, b sluice.Batch, r io.Reader) (splitRe
 		return splitResult{}, err
 	}
 	sc := csvscan.NewScanner(br, cfg.Delim(), cfg.Limits.MaxLineBytes)
-	tooLong := func(err error) error {
-		what := "a record"
-		var tl *csvscan.TooLongError
-		if errors.As(err, &tl) {
-			what = fmt.Sprintf("the record starting on line %d", tl.Line)
-		}
-		return badf("%s is longer than %d bytes, the limit set by limits.maxLineBytes: is a quote left open, or is this not a CSV file? (If records this long are meant, raise limits.maxLineBytes.)", what, cfg.Limits.MaxLineBytes)
-	}
-	rawHeader, err := sc.Next()
-	if err == io.EOF && sc.Offset() > 0 {
-		return splitResult{}, badf("the file holds only blank lines: it has no header row")
-	}
-	if err == io.EOF {
-		return splitResult{}, badf("the file is empty: it has no header row")
-	}
-	if errors.Is(err, csvscan.ErrTooLong) {
-		return splitResult{}, tooLong(err)
-	}
+	tooLong := func(err error) error { return recordError(err, cfg.Limits.MaxLineBytes) }
+	headerLine, err := s.header(ctx, b, sc)
 	if err != nil {
 		return splitResult{}, err
 	}
-	header, err := s.checkHeader(rawHeader)
-	if err != nil {
-		return splitResult{}, err
-	}
-	if _, err := s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{Header: header}); err != nil {
-		return splitResult{}, err
-	}
-	headerLine := append(bytes.Clone(csvscan.TrimEOL(rawHeader)), '\n')
 
 	var res splitResult
 	buf := bytes.NewBuffer(make([]byte, 0, 1<<20))
@@ -209,7 +202,7 @@ func (s Splitter) cut(ctx context.Context, b sluice.Batch, r io.Reader) (splitRe
 		if err == io.EOF {
 			break
 		}
-		if errors.Is(err, csvscan.ErrTooLong) {
+		if errors.Is(err, csvscan.ErrTooLong) || errors.Is(err, csvscan.ErrOpenQuote) {
 			return res, tooLong(err)
 		}
 		if err != nil {
@@ -233,6 +226,52 @@ func (s Splitter) cut(ctx context.Context, b sluice.Batch, r io.Reader) (splitRe
 		}
 	}
 	return res, flush()
+}
+
+// header reads, checks and records the header row, and returns it as each
+// chunk's first line.
+func (s Splitter) header(ctx context.Context, b sluice.Batch, sc *csvscan.Scanner) ([]byte, error) {
+	rawHeader, err := sc.Next()
+	if err == io.EOF && sc.Offset() > 0 {
+		return nil, badf("the file holds only blank lines: it has no header row")
+	}
+	if err == io.EOF {
+		return nil, badf("the file is empty: it has no header row")
+	}
+	if errors.Is(err, csvscan.ErrTooLong) || errors.Is(err, csvscan.ErrOpenQuote) {
+		return nil, recordError(err, s.Config.Limits.MaxLineBytes)
+	}
+	if err != nil {
+		return nil, err
+	}
+	header, err := s.checkHeader(rawHeader)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{Header: header}); err != nil {
+		return nil, err
+	}
+	return append(bytes.Clone(csvscan.TrimEOL(rawHeader)), '\n'), nil
+}
+
+// recordError is the reason a batch fails for a record the scanner cannot
+// cut: a quote never closed, whatever the file's size (it swallows the
+// rest of the file, so no row after it could be trusted), or a record
+// over limits.maxLineBytes.
+func recordError(err error, limit int) error {
+	var oq *csvscan.OpenQuoteError
+	if errors.As(err, &oq) {
+		return badf("the quote opened on line %d is never closed: everything after it would be one value. Close it, or double a quote meant as data (\"\")", oq.QuoteLine)
+	}
+	var tl *csvscan.TooLongError
+	if errors.As(err, &tl) && tl.QuoteLine > 0 {
+		return badf("the quote opened on line %d is never closed within %d bytes, the limit set by limits.maxLineBytes: is a quote left open? (If values this long are meant, raise limits.maxLineBytes.)", tl.QuoteLine, limit)
+	}
+	what := "a record"
+	if errors.As(err, &tl) {
+		what = fmt.Sprintf("the record starting on line %d", tl.Line)
+	}
+	return badf("%s is longer than %d bytes, the limit set by limits.maxLineBytes: is a quote left open, or is this not a CSV file? (If records this long are meant, raise limits.maxLineBytes.)", what, limit)
 }
 
 // checkHeader decodes the header row and refuses one the configuration

@@ -114,7 +114,40 @@ type pending struct {
 	kstart, kend int // the key in keyArena
 }
 
-// Process validates and enriches one chunk.
+// chunkRun is one chunk on its way through the worker: the rows read and
+// validated, then looked up, then written.
+type chunkRun struct {
+	c     sluice.ChunkReady
+	b     sluice.Batch
+	p     *plan
+	delim byte
+	bufs  *chunkBufs
+
+	stats    sluice.ChunkStats
+	rejects  []sluice.RowError
+	arena    []byte    // the raw records of the rows that passed, back to back
+	keyArena []byte    // their lookup keys, back to back
+	rows     []pending // the rows that passed, in order
+	vals     [][]string
+	fields   [][]byte
+	scratch  []byte
+}
+
+func (r *chunkRun) reject(line int64, raw []byte, column, rule, msg string) {
+	r.stats.RowsRejected++
+	r.stats.Reasons[rule]++
+	r.rejects = append(r.rejects, sluice.RowError{Chunk: r.c.Chunk, Line: line, Column: column, Rule: rule, Message: msg, Raw: string(raw)})
+}
+
+// release hands the grown buffers back for the next chunk.
+func (r *chunkRun) release() {
+	r.bufs.arena = r.arena[:0]
+	r.bufs.rows = r.rows[:0]
+}
+
+// Process validates and enriches one chunk: read and validate its rows,
+// look them up in the reference, write the output and error parts, and
+// count the chunk done.
 func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered bool) error {
 	b, err := w.Ledger.GetBatch(ctx, c.BatchID)
 	if isNotFound(err) {
@@ -127,6 +160,28 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		batchLog(w.log(), b.ID).Info("chunk for a finished batch; ignored", "chunk", c.Chunk, "state", b.State)
 		return nil
 	}
+	bufs := bufPool.Get().(*chunkBufs)
+	defer bufPool.Put(bufs)
+	run := &chunkRun{
+		c: c, b: b, delim: w.Config.Delim(), bufs: bufs,
+		stats: sluice.ChunkStats{Chunk: c.Chunk, Reasons: map[string]int{}},
+		arena: bufs.arena[:0], rows: bufs.rows[:0],
+	}
+	defer run.release()
+	if err := w.read(ctx, run); err != nil {
+		return err
+	}
+	if err := w.enrich(ctx, run); err != nil {
+		return err
+	}
+	w.write(run)
+	return w.commit(ctx, run, redelivered)
+}
+
+// read streams the chunk and validates each row: rejected rows are noted
+// with their reason, the others wait in the arena for their lookup.
+func (w *Worker) read(ctx context.Context, run *chunkRun) error {
+	c := run.c
 	r, err := w.Blobs.Get(ctx, c.Key)
 	if isNotFound(err) {
 		return sluice.PermanentReason(sluice.ReasonMissingObject, fmt.Errorf("chunk %s is missing", c.Key))
@@ -135,45 +190,25 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		return err
 	}
 	defer r.Close()
-
-	delim := w.Config.Delim()
-	bufs := bufPool.Get().(*chunkBufs)
-	defer bufPool.Put(bufs)
-	sc := csvscan.NewScannerBuffer(r, delim, w.Config.Limits.MaxLineBytes+len(b.Header)*4+1024, bufs.scan)
-	defer func() { bufs.scan = sc.Buffer() }()
+	sc := csvscan.NewScannerBuffer(r, run.delim, w.Config.Limits.MaxLineBytes+len(run.b.Header)*4+1024, run.bufs.scan)
+	defer func() { run.bufs.scan = sc.Buffer() }()
 	rawHeader, err := sc.Next()
 	if err != nil {
 		return fmt.Errorf("chunk %s: reading header: %w", c.Key, err)
 	}
 	hdr := bytes.Clone(csvscan.TrimEOL(rawHeader))
-	hfields, _, err := csvscan.Split(hdr, delim, nil, nil)
+	hfields, _, err := csvscan.Split(hdr, run.delim, nil, nil)
 	if err != nil {
 		return sluice.Permanentf("chunk %s: header: %v", c.Key, err)
 	}
-	p, err := w.planFor(ctx, hdr, hfields)
-	if err != nil {
+	if run.p, err = w.planFor(ctx, hdr, hfields); err != nil {
 		return err
 	}
-
-	stats := sluice.ChunkStats{Chunk: c.Chunk, Reasons: map[string]int{}}
-	var rejects []sluice.RowError
-	reject := func(line int64, raw []byte, column, rule, msg string) {
-		stats.RowsRejected++
-		stats.Reasons[rule]++
-		rejects = append(rejects, sluice.RowError{Chunk: c.Chunk, Line: line, Column: column, Rule: rule, Message: msg, Raw: string(raw)})
-	}
-	arena := bufs.arena[:0]
-	defer func() { bufs.arena = arena[:0] }()
-	var keyArena []byte
-	rows := bufs.rows[:0]
-	defer func() { bufs.rows = rows[:0] }()
-	var fields [][]byte
-	var scratch []byte
 	firstLine := int64(-1)
 	for {
 		rec, err := sc.Next()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("chunk %s: %w", c.Key, err)
@@ -181,135 +216,159 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		if firstLine < 0 {
 			firstLine = sc.Line()
 		}
-		line := c.FirstLine + sc.Line() - firstLine
-		raw := csvscan.TrimEOL(rec)
-		stats.RowsIn++
-		if !utf8.Valid(raw) {
-			reject(line, raw, "", rules.RuleEncoding, "the row is not valid UTF-8 text")
-			continue
-		}
-		if bytes.IndexByte(raw, 0) >= 0 {
-			// Valid UTF-8, but no text holds NUL, and many tools cut a value there.
-			reject(line, raw, "", rules.RuleEncoding, "the row holds a NUL byte (0x00)")
-			continue
-		}
-		fields, scratch, err = csvscan.Split(raw, delim, fields, scratch)
-		if err != nil {
-			reject(line, raw, "", rules.RuleCSV, "the row is not well-formed CSV: "+err.Error())
-			continue
-		}
-		if len(fields) != p.nfields {
-			reject(line, raw, "", rules.RuleFieldCount, fmt.Sprintf("the row has %d fields, the header has %d", len(fields), p.nfields))
-			continue
-		}
-		ok := true
-		for _, fc := range p.checks {
-			if rule, msg, good := fc.col.Check(fields[fc.field]); !good {
-				reject(line, raw, fc.col.Name, rule, msg)
-				ok = false
-				break
-			}
-		}
-		if !ok {
-			continue
-		}
-		start := len(arena)
-		arena = append(arena, raw...)
-		pr := pending{line: line, start: start, end: len(arena)}
-		if p.key >= 0 {
-			pr.kstart = len(keyArena)
-			keyArena = append(keyArena, fields[p.key]...)
-			pr.kend = len(keyArena)
-		}
-		rows = append(rows, pr)
+		run.validate(c.FirstLine+sc.Line()-firstLine, csvscan.TrimEOL(rec))
 	}
+}
 
-	// One batched lookup for the whole chunk.
-	var vals [][]string
-	allKeys := string(keyArena) // one allocation for every key of the chunk
-	key := func(r pending) string { return allKeys[r.kstart:r.kend] }
-	if p.key >= 0 && len(rows) > 0 {
-		keys := make([]string, len(rows))
-		for i, r := range rows {
-			keys[i] = key(r)
-		}
-		if vals, err = w.Catalog.Lookup(ctx, keys); err != nil {
-			return fmt.Errorf("chunk %s: reference lookup: %w", c.Key, err)
+// validate checks one row (its encoding, its CSV, its field count, then
+// each column's rule, leftmost first) and keeps it if it passes.
+func (r *chunkRun) validate(line int64, raw []byte) {
+	r.stats.RowsIn++
+	if !utf8.Valid(raw) {
+		r.reject(line, raw, "", rules.RuleEncoding, "the row is not valid UTF-8 text")
+		return
+	}
+	if bytes.IndexByte(raw, 0) >= 0 {
+		// Valid UTF-8, but no text holds NUL, and many tools cut a value there.
+		r.reject(line, raw, "", rules.RuleEncoding, "the row holds a NUL byte (0x00)")
+		return
+	}
+	var err error
+	r.fields, r.scratch, err = csvscan.Split(raw, r.delim, r.fields, r.scratch)
+	if err != nil {
+		r.reject(line, raw, "", rules.RuleCSV, "the row is not well-formed CSV: "+err.Error())
+		return
+	}
+	if len(r.fields) != r.p.nfields {
+		r.reject(line, raw, "", rules.RuleFieldCount, fmt.Sprintf("the row has %d fields, the header has %d", len(r.fields), r.p.nfields))
+		return
+	}
+	for _, fc := range r.p.checks {
+		if rule, msg, good := fc.col.Check(r.fields[fc.field]); !good {
+			r.reject(line, raw, fc.col.Name, rule, msg)
+			return
 		}
 	}
+	start := len(r.arena)
+	r.arena = append(r.arena, raw...)
+	pr := pending{line: line, start: start, end: len(r.arena)}
+	if r.p.key >= 0 {
+		pr.kstart = len(r.keyArena)
+		r.keyArena = append(r.keyArena, r.fields[r.p.key]...)
+		pr.kend = len(r.keyArena)
+	}
+	r.rows = append(r.rows, pr)
+}
 
-	bufs.out.Reset()
-	bufs.out.Grow(len(arena) + len(rows)*64)
-	out := &bufs.out
+// enrich looks every kept row up in the reference, in one batched call.
+func (w *Worker) enrich(ctx context.Context, run *chunkRun) error {
+	if run.p.key < 0 || len(run.rows) == 0 {
+		return nil
+	}
+	allKeys := string(run.keyArena) // one allocation for every key of the chunk
+	keys := make([]string, len(run.rows))
+	for i, r := range run.rows {
+		keys[i] = allKeys[r.kstart:r.kend]
+	}
+	vals, err := w.Catalog.Lookup(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("chunk %s: reference lookup: %w", run.c.Key, err)
+	}
+	run.vals = vals
+	return nil
+}
+
+// write renders the output part (the kept rows with their reference
+// values appended) and the error part (the rejected rows, in line order)
+// into the run's buffers.
+func (w *Worker) write(run *chunkRun) {
+	out := &run.bufs.out
+	out.Reset()
+	out.Grow(len(run.arena) + len(run.rows)*64)
 	var line []byte
-	for i, r := range rows {
-		raw := arena[r.start:r.end]
+	for i, r := range run.rows {
+		raw := run.arena[r.start:r.end]
 		var ref []string
-		if p.key >= 0 {
-			ref = vals[i]
+		if run.p.key >= 0 {
+			ref = run.vals[i]
 			if ref == nil && w.Config.Reference.OnMissing == "reject" {
-				reject(r.line, raw, w.Config.Reference.Key, rules.RuleReference,
-					fmt.Sprintf("%s %q is not in the reference data", w.Config.Reference.Key, key(r)))
+				key := run.keyArena[r.kstart:r.kend]
+				run.reject(r.line, raw, w.Config.Reference.Key, rules.RuleReference,
+					fmt.Sprintf("%s %q is not in the reference data", w.Config.Reference.Key, key))
 				continue
 			}
 		}
-		line = line[:0]
-		guard := w.Config.FormulaGuard.Output
-		if !guard && bytes.IndexByte(raw, '"') < 0 && bytes.IndexByte(raw, '\r') < 0 {
-			line = append(line, raw...) // already in the output's form
-		} else {
-			fields, scratch, _ = csvscan.Split(raw, delim, fields, scratch)
-			if guard {
-				for k, f := range fields {
-					if formulaLike(f) {
-						fields[k] = append([]byte{'\''}, f...)
-					}
-				}
-			}
-			line = csvscan.AppendRecord(line, fields, delim)
-			line = line[:len(line)-1]
-		}
-		if p.key >= 0 {
-			for _, j := range p.pick {
-				line = append(line, delim)
-				if ref != nil {
-					v := []byte(ref[j])
-					if guard && formulaLike(v) {
-						v = append([]byte{'\''}, v...)
-					}
-					line = csvscan.AppendField(line, v, delim)
-				}
-			}
-		}
-		line = append(line, '\n')
+		line = w.outputLine(run, line[:0], raw, ref)
 		out.Write(line)
-		stats.RowsOut++
+		run.stats.RowsOut++
 	}
 
 	// Rejected rows in line order: the worker found them in two passes.
-	sortRejects(rejects)
-	bufs.errs.Reset()
-	errOut := &bufs.errs
-	var rec []byte
+	sortRejects(run.rejects)
+	errOut := &run.bufs.errs
+	errOut.Reset()
 	g := func(s string) string { return s }
 	if w.Config.FormulaGuard.ErrorReport {
 		g = guardFormula
 	}
-	for _, e := range rejects {
+	var rec []byte
+	for _, e := range run.rejects {
 		rec = csvscan.AppendStrings(rec[:0], []string{strconv.FormatInt(e.Line, 10), g(e.Column), e.Rule, g(e.Message), g(e.Raw)}, ',')
 		errOut.Write(rec)
 	}
+}
+
+// outputLine appends one output row to line: the row as it came (re-encoded
+// when it needs quoting or a formula guard), then the reference values.
+func (w *Worker) outputLine(run *chunkRun, line, raw []byte, ref []string) []byte {
+	guard := w.Config.FormulaGuard.Output
+	delim := run.delim
+	if !guard && bytes.IndexByte(raw, '"') < 0 && bytes.IndexByte(raw, '\r') < 0 {
+		line = append(line, raw...) // already in the output's form
+	} else {
+		run.fields, run.scratch, _ = csvscan.Split(raw, delim, run.fields, run.scratch)
+		if guard {
+			for k, f := range run.fields {
+				if formulaLike(f) {
+					run.fields[k] = append([]byte{'\''}, f...)
+				}
+			}
+		}
+		line = csvscan.AppendRecord(line, run.fields, delim)
+		line = line[:len(line)-1]
+	}
+	if run.p.key >= 0 {
+		for _, j := range run.p.pick {
+			line = append(line, delim)
+			if ref != nil {
+				v := []byte(ref[j])
+				if guard && formulaLike(v) {
+					v = append([]byte{'\''}, v...)
+				}
+				line = csvscan.AppendField(line, v, delim)
+			}
+		}
+	}
+	return append(line, '\n')
+}
+
+// commit stores the parts, then the rejected rows, then counts the chunk
+// done, in that order: each step is idempotent, so a crash between any two
+// is repaired by the redelivered message. The last chunk tells the merger.
+func (w *Worker) commit(ctx context.Context, run *chunkRun, redelivered bool) error {
+	b, stats := run.b, run.stats
+	out, errOut := &run.bufs.out, &run.bufs.errs
 	outBytes := int64(out.Len() + errOut.Len())
-	if _, err := w.Blobs.Put(ctx, OutputPartKey(b, c.Chunk), out); err != nil {
+	if _, err := w.Blobs.Put(ctx, OutputPartKey(b, run.c.Chunk), out); err != nil {
 		return err
 	}
-	if _, err := w.Blobs.Put(ctx, ErrorPartKey(b, c.Chunk), errOut); err != nil {
+	if _, err := w.Blobs.Put(ctx, ErrorPartKey(b, run.c.Chunk), errOut); err != nil {
 		return err
 	}
 	if err := w.fault(PointWorkAfterParts); err != nil {
 		return err
 	}
-	if err := w.Ledger.AddRejects(ctx, b.ID, rejects); err != nil {
+	if err := w.Ledger.AddRejects(ctx, b.ID, run.rejects); err != nil {
 		return err
 	}
 	if err := w.fault(PointWorkAfterRejects); err != nil {
@@ -333,9 +392,7 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		return err
 	}
 	if comp.Completed || (comp.Complete && !comp.Counted && redelivered) {
-		if err := w.Merges.Send(ctx, sluice.Encode(sluice.BatchReady{Version: sluice.MessageVersion, BatchID: b.ID})); err != nil {
-			return err
-		}
+		return w.Merges.Send(ctx, sluice.Encode(sluice.BatchReady{Version: sluice.MessageVersion, BatchID: b.ID}))
 	}
 	return nil
 }

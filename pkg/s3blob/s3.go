@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"sort"
 	"strings"
@@ -278,6 +279,12 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // at the object when presigning: a link to a missing key is made, and fails
 // when followed.
 func (s *Store) Link(ctx context.Context, key string, ttl time.Duration) (string, time.Time, error) {
+	return s.LinkAs(ctx, key, "", ttl)
+}
+
+// LinkAs is Link for a download saved as filename (Content-Disposition):
+// artefact keys are named by batch and chunk, the file by its input's name.
+func (s *Store) LinkAs(ctx context.Context, key, filename string, ttl time.Duration) (string, time.Time, error) {
 	if err := sluice.ValidateKey(key); err != nil {
 		return "", time.Time{}, err
 	}
@@ -296,7 +303,11 @@ func (s *Store) Link(ctx context.Context, key string, ttl time.Duration) (string
 			expires = c.Expires
 		}
 	}
-	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key}, s3.WithPresignExpires(ttl))
+	in := &s3.GetObjectInput{Bucket: &s.bucket, Key: &key}
+	if filename != "" {
+		in.ResponseContentDisposition = aws.String(mime.FormatMediaType("attachment", map[string]string{"filename": filename}))
+	}
+	req, err := s.presign.PresignGetObject(ctx, in, s3.WithPresignExpires(ttl))
 	if err != nil {
 		return "", time.Time{}, s.wrap("presign", key, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -198,5 +199,29 @@ func TestLinkLifetimeIsBoundedByCredentials(t *testing.T) {
 	_, exp, _ = s3blob.New(cfg, "creds-bucket", s3blob.WithPathStyle()).Link(t.Context(), "x/out.csv", time.Hour)
 	if d := time.Until(exp); d < 59*time.Minute || d > 61*time.Minute {
 		t.Fatalf("with long-lived credentials the link lives %v, want 1h", d)
+	}
+}
+
+// TestLinkAsNamesTheDownload: artefact keys are named by batch and chunk;
+// the link gives the browser the input's name (issue 10, finding 6).
+func TestLinkAsNamesTheDownload(t *testing.T) {
+	st := newStore(t)
+	const key = "b1/output/completed/output.csv"
+	if _, err := st.Put(t.Context(), key, strings.NewReader("a,b\n")); err != nil {
+		t.Fatal(err)
+	}
+	link, _, err := st.LinkAs(t.Context(), key, "orders été.csv", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	_, params, _ := mime.ParseMediaType(resp.Header.Get("Content-Disposition"))
+	if resp.StatusCode != 200 || string(b) != "a,b\n" || params["filename"] != "orders été.csv" {
+		t.Fatalf("GET = %s %q, Content-Disposition %q", resp.Status, b, resp.Header.Get("Content-Disposition"))
 	}
 }

@@ -20,6 +20,9 @@ type ObjectCreated struct {
 	Sequence string `json:"sequence"`
 	// EventTime is when the object was created (RFC 3339), where known.
 	EventTime string `json:"eventTime,omitempty"`
+	// Name is the file's name when the key holds a bounded form of it (a
+	// local submission of a long name); empty: the key's last element.
+	Name string `json:"name,omitempty"`
 }
 
 // ChunkReady tells a worker that a chunk is written.
