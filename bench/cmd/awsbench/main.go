@@ -123,7 +123,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		l.Close()
 		cmd := exec.Command(filepath.Join(bins, stage))
 		cmd.Env = append(os.Environ(), "SLUICE_BUCKET="+bucket, "SLUICE_QUEUE_PREFIX="+prefix, "SLUICE_TABLE_PREFIX="+prefix,
-			"SLUICE_S3_PATH_STYLE=true", "SLUICE_WAIT=1s", "SLUICE_SQS_EMULATOR_COUNTS=true", "SLUICE_HTTP_ADDR="+addr,
+			"SLUICE_S3_PATH_STYLE=true", "SLUICE_WAIT=1s", "SLUICE_HTTP_ADDR="+addr,
 			"SLUICE_MAIL_FROM=sluice@example.com", "SLUICE_MAIL_TO=bench@example.com")
 		logFile, err := os.Create(filepath.Join(abs, stage+"-"+strconv.Itoa(len(procs))+".log"))
 		if err != nil {
