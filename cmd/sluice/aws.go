@@ -15,8 +15,8 @@ import (
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/provision"
-	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/wire"
 )
 
 // awsFlags are the names of the AWS resources, defaulting to the same
@@ -42,6 +42,21 @@ func addAWSFlags(fs *flag.FlagSet, e env) awsFlags {
 	}
 }
 
+// options name the resources for wire.AWS; no queue is resolved unless
+// the caller asks for it.
+func (f awsFlags) options() wire.AWSOptions {
+	return wire.AWSOptions{Bucket: *f.bucket, QueuePrefix: *f.queuePrefix, TablePrefix: *f.tablePrefix, PathStyle: *f.pathStyle}
+}
+
+// ports builds the AWS ports named by the flags.
+func (f awsFlags) ports(ctx context.Context, o wire.AWSOptions) (*wire.Ports, error) {
+	cfg, err := awsconfig.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return wire.AWS(ctx, cfg, o)
+}
+
 func (f awsFlags) need() error {
 	if *f.bucket == "" {
 		return usageErr("no bucket: pass --bucket or set SLUICE_BUCKET")
@@ -52,7 +67,7 @@ func (f awsFlags) need() error {
 func cmdProvision(ctx context.Context, e env, args []string) error {
 	fs := newFlags(e, "provision", "[flags]", "Creates, idempotently, the bucket (with its input/*.csv notification), the four queues\nwith their dead-letter queues, and the three tables on the endpoint the AWS SDK points at.")
 	af := addAWSFlags(fs, e)
-	maxReceive := fs.Int("max-receive", 5, "receives before a message moves to its dead-letter queue")
+	maxReceive := fs.Int("max-receive", pipeline.MaxReceive, "receives before a message moves to its dead-letter queue")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -76,7 +91,7 @@ func cmdProvision(ctx context.Context, e env, args []string) error {
 
 // referenceLoadAWS fills the DynamoDB reference table.
 func referenceLoadAWS(ctx context.Context, e env, af awsFlags, cfg *config.Pipeline, path string) error {
-	awsCfg, err := awsconfig.Load(ctx)
+	ports, err := af.ports(ctx, af.options())
 	if err != nil {
 		return err
 	}
@@ -85,15 +100,14 @@ func referenceLoadAWS(ctx context.Context, e env, af awsFlags, cfg *config.Pipel
 		return err
 	}
 	defer f.Close()
-	db := dynamoledger.New(awsCfg, dynamoledger.DefaultTables(*af.tablePrefix))
 	start := time.Now()
-	n, err := embedded.LoadCatalog(ctx, db.Catalog(), f, cfg, func(read int64) {
+	n, err := embedded.LoadCatalog(ctx, ports.Loader, f, cfg, func(read int64) {
 		fmt.Fprintf(e.stderr, "\rloaded %d MB", read>>20)
 	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	fmt.Fprintf(e.stdout, "loaded %d reference rows into %s in %.1fs\n", n, db.Tables().Reference, time.Since(start).Seconds())
+	fmt.Fprintf(e.stdout, "loaded %d reference rows into %s in %.1fs\n", n, dynamoledger.DefaultTables(*af.tablePrefix).Reference, time.Since(start).Seconds())
 	return nil
 }
 
@@ -103,16 +117,11 @@ func runAWS(ctx context.Context, e env, af awsFlags, input string, timeout time.
 	if err := af.need(); err != nil {
 		return sluice.Batch{}, err
 	}
-	awsCfg, err := awsconfig.Load(ctx)
+	ports, err := af.ports(ctx, af.options())
 	if err != nil {
 		return sluice.Batch{}, err
 	}
-	var opts []s3blob.Option
-	if *af.pathStyle {
-		opts = append(opts, s3blob.WithPathStyle())
-	}
-	blobs := s3blob.New(awsCfg, *af.bucket, opts...)
-	ledger := dynamoledger.New(awsCfg, dynamoledger.DefaultTables(*af.tablePrefix)).Ledger()
+	blobs, ledger := ports.Blobs, ports.Ledger
 	f, err := os.Open(input)
 	if err != nil {
 		return sluice.Batch{}, err

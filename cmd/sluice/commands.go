@@ -8,9 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/config"
-	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -94,11 +92,11 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 	}
 	var l sluice.Ledger
 	if *onAWS {
-		awsCfg, err := awsconfig.Load(ctx)
+		ports, err := af.ports(ctx, af.options())
 		if err != nil {
 			return err
 		}
-		l = dynamoledger.New(awsCfg, dynamoledger.DefaultTables(*af.tablePrefix)).Ledger()
+		l = ports.Ledger
 	} else {
 		// Read-only: no engine lock, so status works while a run goes on.
 		db, err := sqlite.Open(strings.TrimRight(*data, "/") + "/sluice.db")

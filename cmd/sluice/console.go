@@ -9,12 +9,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/console"
-	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
-	"github.com/sluicehq/sluice/pkg/s3blob"
+	"github.com/sluicehq/sluice/pkg/fsblob"
 )
 
 func cmdConsole(ctx context.Context, e env, args []string) error {
@@ -61,14 +59,14 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	} else if cfg.Enriches() {
-		if _, err := eng.Ref.Columns(ctx); err != nil {
+		if _, err := eng.Catalog.Columns(ctx); err != nil {
 			fmt.Fprintf(e.stderr, "warning: %v; until then uploaded files cannot be processed (restart the console with --reference REF.csv)\n", err)
 		}
 	}
 	h := console.New(console.Deps{
-		Ledger:   eng.DB.Ledger(),
+		Ledger:   eng.Ledger,
 		Blobs:    eng.Blobs,
-		Uploader: console.NewEngineUploader(eng),
+		Uploader: engineUploader(eng),
 		Options:  console.Options{Token: token, MaxUploadBytes: limit},
 		Logger:   log,
 	})
@@ -78,7 +76,12 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: nil}
+	return serveWithEngine(ctx, e, eng, srv, ln, token)
+}
 
+// serveWithEngine runs the engine and the console server together until
+// ctx ends or either stops, then stops both.
+func serveWithEngine(ctx context.Context, e env, eng *embedded.Engine, srv *http.Server, ln net.Listener, token string) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	engDone := make(chan error, 1)
@@ -124,19 +127,23 @@ func consoleAWS(ctx context.Context, e env, af awsFlags, addr string, opts conso
 	if err := af.need(); err != nil {
 		return err
 	}
-	awsCfg, err := awsconfig.Load(ctx)
+	ports, err := af.ports(ctx, af.options())
 	if err != nil {
 		return err
 	}
-	var s3opts []s3blob.Option
-	if *af.pathStyle {
-		s3opts = append(s3opts, s3blob.WithPathStyle())
+	// Uploads may go straight to the bucket by presigned PUT: that is S3's
+	// alone, so the console asks the blob port whether it can.
+	blobs := ports.Blobs
+	presign, ok := blobs.(interface {
+		PresignPut(ctx context.Context, key string, ttl time.Duration) (string, time.Time, error)
+	})
+	if !ok {
+		return fmt.Errorf("console: the bucket cannot presign uploads")
 	}
-	blobs := s3blob.New(awsCfg, *af.bucket, s3opts...)
 	h := console.New(console.Deps{
-		Ledger:   dynamoledger.New(awsCfg, dynamoledger.DefaultTables(*af.tablePrefix)).Ledger(),
+		Ledger:   ports.Ledger,
 		Blobs:    blobs,
-		Uploader: &console.BucketUploader{Blobs: blobs, Presign: blobs.PresignPut},
+		Uploader: &console.BucketUploader{Blobs: blobs, Presign: presign.PresignPut},
 		Options:  opts, Logger: log,
 	})
 	ln, err := listen(e, addr, opts.Token)
@@ -155,6 +162,14 @@ func consoleAWS(ctx context.Context, e env, af awsFlags, addr string, opts conso
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutCtx)
+}
+
+// engineUploader lets the console hand uploads to the engine's Submit.
+func engineUploader(eng *embedded.Engine) *console.EngineUploader {
+	return console.NewEngineUploader(eng.Dir, eng.Ledger, eng.Blobs, func(ctx context.Context, path, name string) (console.Upload, error) {
+		sub, err := eng.SubmitAs(ctx, path, name)
+		return console.Upload{BatchID: sub.BatchID, Key: sub.Key, Resumed: sub.Resumed}, err
+	}, fsblob.ETagOfFile)
 }
 
 // listen opens the console's port and warns when it is reachable beyond

@@ -10,12 +10,13 @@ import (
 	"text/tabwriter"
 
 	"github.com/sluicehq/sluice/pkg/awsconfig"
+	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqlite"
 	"github.com/sluicehq/sluice/pkg/sqsqueue"
 )
 
-var stageQueues = []string{"ingest", "chunks", "merge", "notify"}
+var stageQueues = pipeline.Queues()
 
 func cmdDLQ(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "redrive") {
@@ -76,7 +77,7 @@ func openStageQueue(ctx context.Context, onAWS bool, data, prefix, name string) 
 		if err != nil {
 			return nil, nil, err
 		}
-		q, err := sqsqueue.Open(ctx, cfg, prefix+name, prefix+name+"-dlq")
+		q, err := sqsqueue.Open(ctx, cfg, prefix+name, prefix+name+pipeline.DLQSuffix)
 		return q, func() {}, err
 	}
 	db, err := sqlite.Open(filepath.Join(data, "sluice.db"))

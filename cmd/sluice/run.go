@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/embedded"
+	"github.com/sluicehq/sluice/pkg/fault"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
@@ -95,14 +93,14 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	if *workers > 0 {
 		eng.Workers = *workers
 	}
-	eng.Fault = crashAt(e.getenv("SLUICE_CRASH_AT"))
+	eng.Fault = fault.CrashAt(e.getenv(fault.EnvCrashAt))
 	showBar := !*noProgress && isTerminal(e.stderr)
 	if *ref != "" {
 		if err := loadReference(ctx, e, eng, *ref, showBar); err != nil {
 			return err
 		}
 	} else if cfg.Enriches() {
-		if _, err := eng.Ref.Columns(ctx); err != nil {
+		if _, err := eng.Catalog.Columns(ctx); err != nil {
 			return fmt.Errorf("%w", err)
 		}
 	}
@@ -220,33 +218,4 @@ func s3Where(b sluice.Batch, key string) string {
 		return ""
 	}
 	return pipeline.S3URI(b.Bucket, key)
-}
-
-// crashAt is a test hook: SLUICE_CRASH_AT=POINT[@N] ends the process at
-// once, as kill -9 would, the Nth time (default first) the pipeline reaches
-// that fault point (see pipeline.Points). Nothing is flushed or closed.
-func crashAt(spec string) func(string) error {
-	if spec == "" {
-		return nil
-	}
-	point, nth := spec, 1
-	if i := strings.LastIndexByte(spec, '@'); i > 0 {
-		point = spec[:i]
-		nth, _ = strconv.Atoi(spec[i+1:])
-	}
-	var mu sync.Mutex
-	hits := 0
-	return func(p string) error {
-		if p != point {
-			return nil
-		}
-		mu.Lock()
-		hits++
-		h := hits
-		mu.Unlock()
-		if h == nth {
-			os.Exit(86)
-		}
-		return nil
-	}
 }

@@ -52,13 +52,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	m := metrics.New()
 	eng.Metrics = m
 	eng.AutoscalePeriod = *period
-	one := autoscale.Policy{Min: 1, Max: 1}
-	eng.Autoscale = map[string]autoscale.Policy{
-		"split":   one,
-		"process": {Min: *minW, Max: *maxW, TargetLatency: *latency, ScaleInCooldown: *cooldown},
-		"merge":   {Min: 1, Max: 2, TargetLatency: *latency, ScaleInCooldown: *cooldown},
-		"notify":  one,
-	}
+	eng.Autoscale = servePolicies(*minW, *maxW, *latency, *cooldown)
 	if *ref != "" {
 		if err := loadReference(ctx, e, eng, *ref, isTerminal(e.stderr)); err != nil {
 			return err
@@ -74,7 +68,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ready") })
 	mux.Handle("/", console.New(console.Deps{
-		Ledger: eng.DB.Ledger(), Blobs: eng.Blobs, Uploader: console.NewEngineUploader(eng),
+		Ledger: eng.Ledger, Blobs: eng.Blobs, Uploader: engineUploader(eng),
 		Options: console.Options{Token: token, MaxUploadBytes: cfg.Limits.MaxFileBytes}, Logger: log,
 	}))
 	ln, err := listen(e, *addr, token)
@@ -99,6 +93,19 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// servePolicies size each stage's pool by its stage name (pipeline.Topology;
+// the engine refuses a name no stage has): the chunk workers between the
+// flags' bounds, merges up to two at once, split and notify one.
+func servePolicies(minW, maxW int, latency, cooldown time.Duration) map[string]autoscale.Policy {
+	one := autoscale.Policy{Min: 1, Max: 1}
+	return map[string]autoscale.Policy{
+		"split":   one,
+		"process": {Min: minW, Max: maxW, TargetLatency: latency, ScaleInCooldown: cooldown},
+		"merge":   {Min: 1, Max: 2, TargetLatency: latency, ScaleInCooldown: cooldown},
+		"notify":  one,
+	}
 }
 
 // watchDrop submits every .csv file in dir once its size and time have not

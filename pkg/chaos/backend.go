@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,18 +13,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/config"
-	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
-	"github.com/sluicehq/sluice/pkg/fsblob"
+	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/provision"
-	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sqlite"
-	"github.com/sluicehq/sluice/pkg/sqsqueue"
+	"github.com/sluicehq/sluice/pkg/wire"
 )
 
 // backend is where the services run: what they are told, how a file is
@@ -42,14 +37,10 @@ type backend interface {
 	close() error
 }
 
-var queueNames = []string{"ingest", "chunks", "merge", "notify"}
-
 // local: the four services on one data directory.
 type local struct {
-	dir string
-	db  *sqlite.DB
-	qs  map[string]sluice.Queue
-	dq  map[string]sluice.Queue
+	dir   string
+	ports *wire.Ports
 }
 
 func newLocal(ctx context.Context, dir, fin string) (*local, error) {
@@ -66,16 +57,11 @@ func newLocal(ctx context.Context, dir, fin string) (*local, error) {
 	if err := eng.Close(); err != nil {
 		return nil, err
 	}
-	db, err := sqlite.Open(filepath.Join(dir, "sluice.db"))
+	ports, err := wire.Local(dir)
 	if err != nil {
 		return nil, err
 	}
-	l := &local{dir: dir, db: db, qs: map[string]sluice.Queue{}, dq: map[string]sluice.Queue{}}
-	for _, n := range queueNames {
-		q := db.Queue(n, sqlite.QueueOptions{})
-		l.qs[n], l.dq[n] = q, q.DeadLetterQueue()
-	}
-	return l, nil
+	return &local{dir: dir, ports: ports}, nil
 }
 
 func (l *local) env() []string {
@@ -95,27 +81,23 @@ func (l *local) submit(ctx context.Context, orders string) (string, error) {
 }
 
 func (l *local) batch(ctx context.Context, id string) (sluice.Batch, error) {
-	return l.db.Ledger().GetBatch(ctx, id)
+	return l.ports.Ledger.GetBatch(ctx, id)
 }
 
-func (l *local) ledger() sluice.Ledger           { return l.db.Ledger() }
-func (l *local) queues() map[string]sluice.Queue { return l.qs }
-func (l *local) dlqs() map[string]sluice.Queue   { return l.dq }
+func (l *local) ledger() sluice.Ledger           { return l.ports.Ledger }
+func (l *local) queues() map[string]sluice.Queue { return l.ports.Queues }
+func (l *local) dlqs() map[string]sluice.Queue   { return l.ports.DLQs }
 
 func (l *local) open(ctx context.Context, key string) (io.ReadCloser, error) {
-	b, err := fsblob.New(filepath.Join(l.dir, "bucket"))
-	if err != nil {
-		return nil, err
-	}
-	return b.Get(ctx, key)
+	return l.ports.Blobs.Get(ctx, key)
 }
 
 func (l *local) emails(ctx context.Context, b sluice.Batch) (int, error) {
-	m, err := filepath.Glob(filepath.Join(l.dir, "outbox", "*.eml"))
+	m, err := filepath.Glob(filepath.Join(l.dir, wire.OutboxDir, "*.eml"))
 	return len(m), err
 }
 
-func (l *local) close() error { return l.db.Close() }
+func (l *local) close() error { return l.ports.Close() }
 
 // aws: the four services on the emulators (or an external stack), with
 // their own bucket, queues and tables.
@@ -126,10 +108,7 @@ type awsBackend struct {
 	prefix string
 	bucket string
 	mailTo string
-	blobs  *s3blob.Store
-	led    sluice.Ledger
-	qs     map[string]sluice.Queue
-	dq     map[string]sluice.Queue
+	ports  *wire.Ports
 }
 
 // endpoints gives each AWS client its emulator, as AWS_ENDPOINT_URL_<SERVICE>
@@ -142,7 +121,7 @@ func (e endpoints) GetServiceBaseEndpoint(_ context.Context, sdkID string) (stri
 }
 
 func newAWS(ctx context.Context, o Options, fin string, logf func(string, ...any)) (*awsBackend, error) {
-	a := &awsBackend{env_: o.AWS, qs: map[string]sluice.Queue{}, dq: map[string]sluice.Queue{}}
+	a := &awsBackend{env_: o.AWS}
 	if a.env_ == nil {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		env, err := awstest.Start(sctx, awstest.S3, awstest.SQS, awstest.DynamoDB, awstest.SES)
@@ -171,26 +150,10 @@ func newAWS(ctx context.Context, o Options, fin string, logf func(string, ...any
 	if _, err := provision.Provision(ctx, a.cfg, provision.Options{Bucket: a.bucket, QueuePrefix: a.prefix, TablePrefix: a.prefix, MaxReceive: o.MaxReceive, PathStyle: true}); err != nil {
 		return nil, err
 	}
-	a.blobs = s3blob.New(a.cfg, a.bucket, s3blob.WithPathStyle())
-	db := dynamoledger.New(a.cfg, dynamoledger.DefaultTables(a.prefix))
-	a.led = db.Ledger()
-	client := sqs.NewFromConfig(a.cfg)
-	for _, n := range queueNames {
-		for _, dlq := range []bool{false, true} {
-			name := a.prefix + n
-			if dlq {
-				name += "-dlq"
-			}
-			u, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: &name})
-			if err != nil {
-				return nil, err
-			}
-			if dlq {
-				a.dq[n] = sqsqueue.New(a.cfg, *u.QueueUrl)
-			} else {
-				a.qs[n] = sqsqueue.New(a.cfg, *u.QueueUrl)
-			}
-		}
+	wo := wire.AWSOptions{Bucket: a.bucket, QueuePrefix: a.prefix, TablePrefix: a.prefix, PathStyle: true}
+	var err error
+	if a.ports, err = wire.AWS(ctx, a.cfg, wo.AllQueues()); err != nil {
+		return nil, err
 	}
 	f, err := os.Open(fin)
 	if err != nil {
@@ -198,7 +161,7 @@ func newAWS(ctx context.Context, o Options, fin string, logf func(string, ...any
 	}
 	defer f.Close()
 	t0 := time.Now()
-	n, err := embedded.LoadCatalog(ctx, db.Catalog(), f, config.Default(), nil)
+	n, err := embedded.LoadCatalog(ctx, a.ports.Loader, f, config.Default(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("chaos: loading the reference into DynamoDB: %w", err)
 	}
@@ -226,36 +189,29 @@ func (a *awsBackend) submit(ctx context.Context, orders string) (string, error) 
 		return "", err
 	}
 	defer f.Close()
-	key := "input/" + filepath.Base(orders)
-	info, err := a.blobs.Put(ctx, key, f)
+	key := pipeline.InputPrefix + filepath.Base(orders)
+	info, err := a.ports.Blobs.Put(ctx, key, f)
 	if err != nil {
 		return "", err
 	}
 	seq := fmt.Sprintf("%016X", time.Now().UnixNano())
-	ev := map[string]any{"Records": []any{map[string]any{
-		"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": awstest.Region, "eventTime": time.Now().UTC().Format(time.RFC3339Nano),
-		"eventName": "ObjectCreated:Put",
-		"s3": map[string]any{"s3SchemaVersion": "1.0", "configurationId": "sluice-ingest",
-			"bucket": map[string]any{"name": a.bucket, "arn": "arn:aws:s3:::" + a.bucket},
-			"object": map[string]any{"key": strings.ReplaceAll(url.QueryEscape(key), "%2F", "/"), "size": info.Size, "eTag": info.ETag, "sequencer": seq}},
-	}}}
-	body, _ := json.Marshal(ev)
-	if err := a.qs["ingest"].Send(ctx, body); err != nil {
+	body := awstest.ObjectCreated(a.bucket, key, info.Size, info.ETag, seq)
+	if err := a.ports.Queues[pipeline.QueueIngest].Send(ctx, body); err != nil {
 		return "", err
 	}
 	return sluice.BatchID(a.bucket, key, info.ETag, seq), nil
 }
 
 func (a *awsBackend) batch(ctx context.Context, id string) (sluice.Batch, error) {
-	return a.led.GetBatch(ctx, id)
+	return a.ports.Ledger.GetBatch(ctx, id)
 }
 
-func (a *awsBackend) ledger() sluice.Ledger           { return a.led }
-func (a *awsBackend) queues() map[string]sluice.Queue { return a.qs }
-func (a *awsBackend) dlqs() map[string]sluice.Queue   { return a.dq }
+func (a *awsBackend) ledger() sluice.Ledger           { return a.ports.Ledger }
+func (a *awsBackend) queues() map[string]sluice.Queue { return a.ports.Queues }
+func (a *awsBackend) dlqs() map[string]sluice.Queue   { return a.ports.DLQs }
 
 func (a *awsBackend) open(ctx context.Context, key string) (io.ReadCloser, error) {
-	return a.blobs.Get(ctx, key)
+	return a.ports.Blobs.Get(ctx, key)
 }
 
 // emails counts the mails to this run's recipient in aws-ses-v2-local's

@@ -27,11 +27,12 @@ import (
 
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/gen"
+	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
-// Stages are the four services, in pipeline order.
-var Stages = []string{"splitter", "worker", "merger", "notifier"}
+// Stages are the four services, in pipeline order (pipeline.Topology).
+var Stages = pipeline.Services()
 
 // Options configure one chaos run. Zero values take the defaults shown.
 type Options struct {
@@ -221,91 +222,129 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	if err := o.defaults(); err != nil {
 		return Report{Backend: o.Backend}, err
 	}
+	r := &run{o: o, t0: t0, rep: &rep}
 	rep = Report{Backend: o.Backend, Seed: o.Seed, ChunkRows: o.ChunkRows, Workers: o.Workers, Kills: map[string]int{}}
 	for _, s := range Stages {
 		rep.Kills[s] = 0
 	}
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(o.Out, "[%s %6.1fs] %s\n", o.Backend, time.Since(t0).Seconds(), fmt.Sprintf(format, args...))
-	}
-
-	dir := o.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "sluice-chaos-"+o.Backend+"-"); err != nil {
-			return rep, err
-		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	if r.dir, err = workDir(o); err != nil {
 		return rep, err
 	}
-	dir, _ = filepath.Abs(dir)
 	defer func() {
 		rep.Wall = time.Since(t0)
 		if err == nil && len(rep.Failures) > 0 {
 			err = fmt.Errorf("chaos %s: %s", o.Backend, strings.Join(rep.Failures, "; "))
 		}
 		if err == nil && !o.Keep && o.Dir == "" {
-			os.RemoveAll(dir)
+			os.RemoveAll(r.dir)
 		} else {
-			rep.Dir = dir
+			rep.Dir = r.dir
 		}
 	}()
-
-	// The data and the clean run.
-	orders, fin, st, err := gen.WriteFiles(filepath.Join(dir, "in"), gen.Options{Rows: o.Rows, Seed: o.DataSeed, BadRate: o.BadRate})
-	if err != nil {
+	if err := r.prepare(ctx); err != nil {
 		return rep, err
 	}
-	rep.Rows = st.Rows
-	logf("generated %d rows (%d faulty) in %s", st.Rows, st.Bad, orders)
-	clean, err := cleanRun(ctx, filepath.Join(dir, "clean"), o.ChunkRows, orders, fin)
-	if err != nil {
-		return rep, fmt.Errorf("chaos: the clean run: %w", err)
-	}
-	rep.CleanRejected = clean.batch.RowsRejected
-	logf("clean embedded run: %d chunks, %d rows out, %d rejected", clean.batch.TotalChunks, clean.batch.RowsOut, clean.batch.RowsRejected)
-
-	cfgFile := filepath.Join(dir, "pipeline.yaml")
-	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, "chunkRows: %d\n", o.ChunkRows), 0o644); err != nil {
+	defer r.be.close()
+	if err := r.startServices(ctx); err != nil {
 		return rep, err
 	}
-	var be backend
-	if o.Backend == "local" {
-		be, err = newLocal(ctx, filepath.Join(dir, "data"), fin)
-	} else {
-		be, err = newAWS(ctx, o, fin, logf)
-	}
-	if err != nil {
-		return rep, err
-	}
-	defer be.close()
-
-	env := append(be.env(),
-		"SLUICE_CONFIG="+cfgFile, "SLUICE_WAIT=1s",
-		"SLUICE_VISIBILITY="+o.Visibility.String(), "SLUICE_LOG_LEVEL=info")
-	rng := rand.New(rand.NewPCG(uint64(o.Seed), uint64(o.Seed)^0x5eed_c4a0_5eed_c4a0))
-	sup := newSupervisor(o, env, filepath.Join(dir, "logs"), rng, logf)
 	defer func() {
-		rep.StoppedClean = sup.stopAll(30 * time.Second)
+		rep.StoppedClean = r.sup.stopAll(30 * time.Second)
 		if !rep.StoppedClean {
 			rep.failf("a service did not stop within 30s of SIGTERM")
 		}
 	}()
-	if err := sup.startAll(ctx); err != nil {
-		return rep, err
-	}
 	rep.Setup = time.Since(t0)
-
-	tSubmit := time.Now()
-	id, err := be.submit(ctx, orders)
-	if err != nil {
+	b, ok, err := r.batchUnderFire(ctx)
+	if err != nil || !ok {
 		return rep, err
 	}
-	logf("submitted %s", filepath.Base(orders))
+	return rep, r.settle(ctx, b)
+}
 
-	// Kill while waiting for the batch.
+// run is one chaos run in progress.
+type run struct {
+	o      Options
+	t0     time.Time
+	rep    *Report
+	dir    string
+	orders string // the generated input
+	clean  clean
+	cfg    string // the pipeline configuration file
+	be     backend
+	sup    *supervisor
+}
+
+func (r *run) logf(format string, args ...any) {
+	fmt.Fprintf(r.o.Out, "[%s %6.1fs] %s\n", r.o.Backend, time.Since(r.t0).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// workDir makes the run's directory: Options.Dir, or a temporary one.
+func workDir(o Options) (string, error) {
+	dir := o.Dir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "sluice-chaos-"+o.Backend+"-"); err != nil {
+			return "", err
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return filepath.Abs(dir)
+}
+
+// prepare generates the data, runs it once cleanly on the embedded engine
+// (what the chaos run must match), writes the configuration and sets up
+// the backend.
+func (r *run) prepare(ctx context.Context) error {
+	o := r.o
+	orders, fin, st, err := gen.WriteFiles(filepath.Join(r.dir, "in"), gen.Options{Rows: o.Rows, Seed: o.DataSeed, BadRate: o.BadRate})
+	if err != nil {
+		return err
+	}
+	r.orders, r.rep.Rows = orders, st.Rows
+	r.logf("generated %d rows (%d faulty) in %s", st.Rows, st.Bad, orders)
+	if r.clean, err = cleanRun(ctx, filepath.Join(r.dir, "clean"), o.ChunkRows, orders, fin); err != nil {
+		return fmt.Errorf("chaos: the clean run: %w", err)
+	}
+	r.rep.CleanRejected = r.clean.batch.RowsRejected
+	r.logf("clean embedded run: %d chunks, %d rows out, %d rejected", r.clean.batch.TotalChunks, r.clean.batch.RowsOut, r.clean.batch.RowsRejected)
+	r.cfg = filepath.Join(r.dir, "pipeline.yaml")
+	if err := os.WriteFile(r.cfg, fmt.Appendf(nil, "chunkRows: %d\n", o.ChunkRows), 0o644); err != nil {
+		return err
+	}
+	if o.Backend == "local" {
+		r.be, err = newLocal(ctx, filepath.Join(r.dir, "data"), fin)
+	} else {
+		r.be, err = newAWS(ctx, o, fin, r.logf)
+	}
+	return err
+}
+
+// startServices starts every service under the supervisor.
+func (r *run) startServices(ctx context.Context) error {
+	env := append(r.be.env(),
+		"SLUICE_CONFIG="+r.cfg, "SLUICE_WAIT=1s",
+		"SLUICE_VISIBILITY="+r.o.Visibility.String(), "SLUICE_LOG_LEVEL=info")
+	rng := rand.New(rand.NewPCG(uint64(r.o.Seed), uint64(r.o.Seed)^0x5eed_c4a0_5eed_c4a0))
+	r.sup = newSupervisor(r.o, env, filepath.Join(r.dir, "logs"), rng, r.logf)
+	return r.sup.startAll(ctx)
+}
+
+// batchUnderFire submits the file and kills services while it waits for
+// the batch. ok is false when the batch did not complete (a failure is
+// recorded).
+func (r *run) batchUnderFire(ctx context.Context) (b sluice.Batch, ok bool, err error) {
+	o, rep := r.o, r.rep
+	tSubmit := time.Now()
+	id, err := r.be.submit(ctx, r.orders)
+	if err != nil {
+		return b, false, err
+	}
+	r.logf("submitted %s", filepath.Base(r.orders))
 	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	tr := &tracker{expect: clean.batch.TotalChunks, begun: make(chan struct{})}
+	tr := &tracker{expect: r.clean.batch.TotalChunks, begun: make(chan struct{})}
 	killsDone := make(chan struct{})
 	go func() {
 		defer close(killsDone)
@@ -314,51 +353,57 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 		case <-wctx.Done():
 			return
 		}
-		sup.killLoop(wctx, o.Kills, tr.progress)
+		r.sup.killLoop(wctx, o.Kills, tr.progress)
 	}()
 	poll := 20 * time.Millisecond
 	if o.Backend == "aws" {
 		poll = 250 * time.Millisecond // dynalite is slow enough already
 	}
-	b, werr := waitBatch(wctx, be, id, tr, poll, logf)
+	b, werr := waitBatch(wctx, r.be, id, tr, poll, r.logf)
 	if werr == nil {
 		rep.BatchTime = time.Since(tSubmit)
-		logf("batch %s %s after %.1fs", b.ID, b.State, rep.BatchTime.Seconds())
+		r.logf("batch %s %s after %.1fs", b.ID, b.State, rep.BatchTime.Seconds())
 	}
 	<-killsDone
-	rep.KillsDuringBatch = sup.killsBefore(tSubmit.Add(rep.BatchTime))
+	rep.KillsDuringBatch = r.sup.killsBefore(tSubmit.Add(rep.BatchTime))
 	if werr != nil {
-		rep.KillsDuringBatch = sup.killsBefore(time.Now())
+		rep.KillsDuringBatch = r.sup.killsBefore(time.Now())
 	}
 	for _, s := range Stages {
-		rep.Kills[s] = sup.kills[s]
+		rep.Kills[s] = r.sup.kills[s]
 	}
 	if werr != nil {
 		rep.failf("the batch did not complete within %v: %v (state %s, chunks %d/%d)", o.Timeout, werr, b.State, b.DoneChunks, b.TotalChunks)
 		rep.State = string(b.State)
-		return rep, nil
+		return b, false, nil
 	}
 	rep.BatchID, rep.State, rep.Chunks, rep.RowsOut, rep.Rejected = b.ID, string(b.State), b.TotalChunks, b.RowsOut, b.RowsRejected
 	if b.State != sluice.StateCompleted {
 		rep.failf("batch %s ended %s: %s", b.ID, b.State, b.Reason)
 	}
+	return b, true, nil
+}
 
-	// Every service back up, then let the retries and duplicates drain.
-	if err := sup.waitAllUp(ctx, o.MaxRestart+30*time.Second); err != nil {
+// settle waits for every service to be back and the retries and
+// duplicates to drain, then checks the queues, the dead-letter queues and
+// the batch's results against the clean run.
+func (r *run) settle(ctx context.Context, b sluice.Batch) error {
+	o, rep := r.o, r.rep
+	if err := r.sup.waitAllUp(ctx, o.MaxRestart+30*time.Second); err != nil {
 		rep.failf("%v", err)
 	}
-	rep.Restarts = sup.restartCount()
-	rep.SelfExits = sup.selfExits()
+	rep.Restarts = r.sup.restartCount()
+	rep.SelfExits = r.sup.selfExits()
 	for _, e := range rep.SelfExits {
 		rep.failf("a service exited without being killed: %s", e)
 	}
-	logf("kills done: %s (%d during the batch), %d restarts; waiting for the queues to drain", killSummary(rep.Kills), rep.KillsDuringBatch, rep.Restarts)
-	empty, depths := drain(ctx, be, 3*o.Visibility+time.Minute)
+	r.logf("kills done: %s (%d during the batch), %d restarts; waiting for the queues to drain", killSummary(rep.Kills), rep.KillsDuringBatch, rep.Restarts)
+	empty, depths := drain(ctx, r.be, 3*o.Visibility+time.Minute)
 	rep.QueuesEmpty = empty
 	if !empty {
 		rep.failf("queues not empty after the batch: %s", depths)
 	}
-	for name, q := range be.dlqs() {
+	for name, q := range r.be.dlqs() {
 		d, err := q.Depth(ctx)
 		if err != nil {
 			rep.failf("dead-letter queue %s: %v", name, err)
@@ -369,11 +414,11 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 			rep.failf("dead-letter queue %s holds %d messages", name, n)
 		}
 	}
-	if err := check(ctx, be, b, clean, &rep); err != nil {
-		return rep, err
+	if err := check(ctx, r.be, b, r.clean, rep); err != nil {
+		return err
 	}
-	logf("checked: output equal %v, errors equal %v, %d emails", rep.OutputEqual, rep.ErrorsEqual, rep.Emails)
-	return rep, nil
+	r.logf("checked: output equal %v, errors equal %v, %d emails", rep.OutputEqual, rep.ErrorsEqual, rep.Emails)
+	return nil
 }
 
 // tracker shares the batch's progress with the kill loop.

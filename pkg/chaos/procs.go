@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/pkg/pipeline"
 )
 
 // slot is one service instance the supervisor keeps running: the splitter,
@@ -62,12 +64,16 @@ func newSupervisor(o Options, env []string, logDir string, rng *rand.Rand, logf 
 	add := func(name, stage string) {
 		s.slots = append(s.slots, &slot{name: name, stage: stage, bin: o.Bins[stage]})
 	}
-	add("splitter", "splitter")
-	for i := 1; i <= o.Workers; i++ {
-		add(fmt.Sprintf("worker#%d", i), "worker")
+	for _, st := range pipeline.Topology {
+		if st.Concurrency != 0 {
+			add(st.Service, st.Service)
+			continue
+		}
+		// The stage that scales out (chunk workers) runs o.Workers processes.
+		for i := 1; i <= o.Workers; i++ {
+			add(fmt.Sprintf("%s#%d", st.Service, i), st.Service)
+		}
 	}
-	add("merger", "merger")
-	add("notifier", "notifier")
 	return s
 }
 
@@ -131,7 +137,7 @@ func (s *supervisor) startLocked(sl *slot, env ...string) error {
 	}
 	cmd := exec.Command(sl.bin)
 	cmd.Env = append(append(append(os.Environ(), s.env...), "SLUICE_HTTP_ADDR=127.0.0.1:0"), env...)
-	if sl.stage == "worker" && s.o.Concurrency > 0 {
+	if st, _ := pipeline.StageOf(sl.stage); st.Concurrency == 0 && s.o.Concurrency > 0 {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("SLUICE_CONCURRENCY=%d", s.o.Concurrency))
 	}
 	cmd.Stdout, cmd.Stderr = f, f

@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
-	"github.com/sluicehq/sluice/pkg/provision"
+	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/service"
 )
 
@@ -197,12 +197,12 @@ func TestInitShMakesWhatProvisionMakes(t *testing.T) {
 
 	// Queues: the four of pkg/provision, each with its -dlq.
 	var wantQueues []string
-	for q, vis := range provision.Visibility {
-		name := prefix + q
+	for _, st := range pipeline.Topology {
+		name, vis := prefix+st.Queue, st.Visibility
 		wantQueues = append(wantQueues, "queue "+name, "queue "+name+"-dlq")
 		a := attrs[name]
 		if got := a["VisibilityTimeout"]; got != strconv.Itoa(int(vis.Seconds())) {
-			t.Errorf("%s: VisibilityTimeout %v, want %d (pkg/provision.Visibility)", name, got, int(vis.Seconds()))
+			t.Errorf("%s: VisibilityTimeout %v, want %d (pipeline.Topology)", name, got, int(vis.Seconds()))
 		}
 		var redrive struct{ DeadLetterTargetArn, MaxReceiveCount string }
 		rp, _ := a["RedrivePolicy"].(string)

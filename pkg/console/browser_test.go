@@ -180,7 +180,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("output link: %v %+v", err, href)
 	}
 	screenshot("batch.png")
-	b, err := eng.DB.Ledger().GetBatch(t.Context(), id)
+	b, err := eng.Ledger.GetBatch(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,11 +203,11 @@ func TestBrowser(t *testing.T) {
 	)
 	fid := waitPage(t, bctx, "completed")
 	do("wait for the rejected rows", chromedp.WaitVisible(chromedp.ID("rejects")))
-	fb, err := eng.DB.Ledger().GetBatch(t.Context(), fid)
+	fb, err := eng.Ledger.GetBatch(t.Context(), fid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := eng.DB.Ledger().Rejects(t.Context(), fid, 0, 1)
+	first, err := eng.Ledger.Rejects(t.Context(), fid, 0, 1)
 	if err != nil || len(first) != 1 || fb.RowsRejected == 0 {
 		t.Fatalf("faulty batch: %d rejected, first %v, %v", fb.RowsRejected, first, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/console"
 	"github.com/sluicehq/sluice/pkg/embedded"
+	"github.com/sluicehq/sluice/pkg/fsblob"
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
@@ -44,6 +45,15 @@ func newEngine(t *testing.T, cfg *config.Pipeline, run bool) *embedded.Engine {
 	return eng
 }
 
+// engineUploader lets the console hand uploads to the engine's Submit, as
+// cmd/sluice wires it.
+func engineUploader(eng *embedded.Engine) *console.EngineUploader {
+	return console.NewEngineUploader(eng.Dir, eng.Ledger, eng.Blobs, func(ctx context.Context, path, name string) (console.Upload, error) {
+		sub, err := eng.SubmitAs(ctx, path, name)
+		return console.Upload{BatchID: sub.BatchID, Key: sub.Key, Resumed: sub.Resumed}, err
+	}, fsblob.ETagOfFile)
+}
+
 // startEngine runs the engine's stages until the test ends.
 func startEngine(t *testing.T, eng *embedded.Engine) *embedded.Engine {
 	t.Helper()
@@ -63,7 +73,7 @@ func startEngine(t *testing.T, eng *embedded.Engine) *embedded.Engine {
 // stops before the engine does.
 func serve(t *testing.T, eng *embedded.Engine, opt console.Options) *fixture {
 	t.Helper()
-	h := console.New(console.Deps{Ledger: eng.DB.Ledger(), Blobs: eng.Blobs, Uploader: console.NewEngineUploader(eng), Options: opt})
+	h := console.New(console.Deps{Ledger: eng.Ledger, Blobs: eng.Blobs, Uploader: engineUploader(eng), Options: opt})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &fixture{eng: eng, srv: srv, url: srv.URL}
@@ -213,7 +223,7 @@ func TestAPI(t *testing.T) {
 	failV := waitDone(t, f.url, failUp.BatchID)
 
 	t.Run("detail", func(t *testing.T) {
-		b, err := eng.DB.Ledger().GetBatch(t.Context(), up.BatchID)
+		b, err := eng.Ledger.GetBatch(t.Context(), up.BatchID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -331,7 +341,7 @@ func TestAPI(t *testing.T) {
 	})
 
 	t.Run("errors", func(t *testing.T) {
-		all, err := eng.DB.Ledger().Rejects(t.Context(), v.ID, 0, 1_000_000)
+		all, err := eng.Ledger.Rejects(t.Context(), v.ID, 0, 1_000_000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -461,7 +471,7 @@ func TestAPI(t *testing.T) {
 // pathOf is the object key of one of a batch's outputs.
 func pathOf(t *testing.T, eng *embedded.Engine, id, kind string) string {
 	t.Helper()
-	b, err := eng.DB.Ledger().GetBatch(t.Context(), id)
+	b, err := eng.Ledger.GetBatch(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -612,7 +622,7 @@ func TestPages(t *testing.T) {
 		t.Fatalf("form upload: %d %q", r.status, r.header.Get("Location"))
 	}
 	waitDone(t, f.url, strings.TrimPrefix(r.header.Get("Location"), "/batches/"))
-	if l, _ := eng.DB.Ledger().ListBatches(t.Context(), sluice.BatchFilter{}); len(l) != 2 {
+	if l, _ := eng.Ledger.ListBatches(t.Context(), sluice.BatchFilter{}); len(l) != 2 {
 		t.Fatalf("%d batches", len(l))
 	}
 }

@@ -10,25 +10,38 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/pkg/embedded"
-	"github.com/sluicehq/sluice/pkg/fsblob"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
-// EngineUploader hands uploads to an embedded engine with the engine's
-// Submit, so an upload behaves as `sluice run FILE` does: the file goes
+// Submit hands the local file at path to the pipeline under name, as
+// `sluice run FILE` does (the embedded engine's SubmitAs): the file goes
 // under input/ and the splitter is told; the same file while its batch is
-// unfinished finds that batch; a file whose last batch ended starts a new one.
+// unfinished finds that batch; a file whose last batch ended starts a new
+// one.
+type Submit func(ctx context.Context, path, name string) (Upload, error)
+
+// ETag is the ETag (and size) the pipeline's bucket gives the file at
+// path: fsblob.ETagOfFile for the local pipeline.
+type ETag func(path string) (etag string, size int64, err error)
+
+// EngineUploader hands uploads to a local pipeline through Submit. It sees
+// the pipeline only through its ports, to refuse an upload that would pull
+// a file from under its own batch.
 type EngineUploader struct {
-	Engine *embedded.Engine
+	Dir    string // the data directory; uploads are spooled under Dir/uploads/
+	Ledger sluice.Ledger
+	Blobs  sluice.BlobStore
+	Submit Submit
+	ETag   ETag
 	mu     sync.Mutex // one submission at a time: the busy check and Submit go together
 }
 
-// NewEngineUploader returns an uploader for eng. It removes what uploads
-// cut short by a process that died left behind (older than a day).
-func NewEngineUploader(eng *embedded.Engine) *EngineUploader {
-	base := filepath.Join(eng.Dir, "uploads")
+// NewEngineUploader returns an uploader that spools under dir. It removes
+// what uploads cut short by a process that died left behind (older than a
+// day).
+func NewEngineUploader(dir string, ledger sluice.Ledger, blobs sluice.BlobStore, submit Submit, etag ETag) *EngineUploader {
+	base := filepath.Join(dir, "uploads")
 	if ents, err := os.ReadDir(base); err == nil {
 		for _, e := range ents {
 			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > 24*time.Hour {
@@ -36,14 +49,14 @@ func NewEngineUploader(eng *embedded.Engine) *EngineUploader {
 			}
 		}
 	}
-	return &EngineUploader{Engine: eng}
+	return &EngineUploader{Dir: dir, Ledger: ledger, Blobs: blobs, Submit: submit, ETag: etag}
 }
 
 // Upload implements Uploader. The file is first written under the data
 // directory's uploads/ (Submit takes a path and names the batch after its
 // base name), then submitted, then removed.
 func (u *EngineUploader) Upload(ctx context.Context, name string, r io.Reader, size int64) (Upload, error) {
-	base := filepath.Join(u.Engine.Dir, "uploads")
+	base := filepath.Join(u.Dir, "uploads")
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return Upload{}, err
 	}
@@ -75,23 +88,19 @@ func (u *EngineUploader) Upload(ctx context.Context, name string, r io.Reader, s
 	if err := u.busy(ctx, name, p); err != nil {
 		return Upload{}, err
 	}
-	sub, err := u.Engine.SubmitAs(ctx, p, name)
-	if err != nil {
-		return Upload{}, err
-	}
-	return Upload{BatchID: sub.BatchID, Key: sub.Key, Resumed: sub.Resumed}, nil
+	return u.Submit(ctx, p, name)
 }
 
 // busy refuses a different file under a name whose input is still waiting
 // in input/ (not yet split and archived) or whose batch is unfinished:
 // replacing it would pull the file from under its own batch.
 func (u *EngineUploader) busy(ctx context.Context, name, path string) error {
-	etag, _, err := fsblob.ETagOfFile(path)
+	etag, _, err := u.ETag(path)
 	if err != nil {
 		return err
 	}
 	key := pipeline.InputPrefix + pipeline.SafeName(name)
-	bs, err := u.Engine.DB.Ledger().ListBatches(ctx, sluice.BatchFilter{Key: key})
+	bs, err := u.Ledger.ListBatches(ctx, sluice.BatchFilter{Key: key})
 	if err != nil {
 		return err
 	}
@@ -100,7 +109,7 @@ func (u *EngineUploader) busy(ctx context.Context, name, path string) error {
 			return ErrBusy
 		}
 	}
-	info, err := u.Engine.Blobs.Stat(ctx, key)
+	info, err := u.Blobs.Stat(ctx, key)
 	if errors.Is(err, sluice.ErrNotFound) || err == nil && info.ETag == etag {
 		return nil
 	}

@@ -3,6 +3,7 @@ package embedded_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func TestWorkerPoolFollowsBacklog(t *testing.T) {
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
-			d, _ := eng.Chunks.Depth(ctx)
+			d, _ := eng.Queues[pipeline.QueueChunks].Depth(ctx)
 			mu.Lock()
 			if firstBacklog.IsZero() && d.Visible > 0 {
 				firstBacklog = time.Now()
@@ -103,5 +104,19 @@ func TestWorkerPoolFollowsBacklog(t *testing.T) {
 	}
 	if current() != 1 || desired() != 1 {
 		t.Fatalf("after the drain: current %v desired %v, want 1 and 1", current(), desired())
+	}
+}
+
+// TestAutoscaleUnknownStage: a policy under a service's name (worker) or a
+// typo is refused, not silently ignored.
+func TestAutoscaleUnknownStage(t *testing.T) {
+	eng, err := embedded.Open(t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	eng.Autoscale = map[string]autoscale.Policy{"worker": {Min: 1, Max: 2}}
+	if err := eng.Run(t.Context()); err == nil || !strings.Contains(err.Error(), `"worker" is not a stage`) {
+		t.Fatalf("Run with a policy for %q: %v; want it refused", "worker", err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/wire"
 )
 
 // The bad-input corpus: testdata/bad holds small files that are wrong in
@@ -235,7 +236,7 @@ func runBadCase(t *testing.T, c badCase, ref string) {
 	switch {
 	case c.Event != nil && !c.Event.Deleted:
 		ev := sluice.ObjectCreated{Version: sluice.MessageVersion, Bucket: eng.Blobs.Bucket(), Key: c.Event.Key, Size: 10, ETag: "abc", Sequence: "1"}
-		if err := eng.Ingest.Send(ctx, sluice.Encode(ev)); err != nil {
+		if err := eng.Queues[pipeline.QueueIngest].Send(ctx, sluice.Encode(ev)); err != nil {
 			t.Fatal(err)
 		}
 	default:
@@ -287,7 +288,7 @@ func waitDrained(ctx context.Context, eng *embedded.Engine, within time.Duration
 	deadline := time.Now().Add(within)
 	for {
 		var busy []string
-		for _, q := range eng.Queues() {
+		for _, q := range eng.StageQueues() {
 			d, err := q.Depth(ctx)
 			if err != nil {
 				return err
@@ -315,10 +316,10 @@ func inspect(t *testing.T, eng *embedded.Engine) badRun {
 	ctx := context.WithoutCancel(t.Context())
 	r := badRun{eng: eng, dlq: map[string][]string{}}
 	var err error
-	if r.batches, err = eng.DB.Ledger().ListBatches(ctx, sluice.BatchFilter{}); err != nil {
+	if r.batches, err = eng.Ledger.ListBatches(ctx, sluice.BatchFilter{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range eng.Queues() {
+	for _, q := range eng.StageQueues() {
 		dead, err := q.PeekDead(ctx, 100)
 		if err != nil {
 			t.Fatal(err)
@@ -328,7 +329,7 @@ func inspect(t *testing.T, eng *embedded.Engine) badRun {
 			t.Logf("DLQ %s-dlq: %s (%s)", q.Name(), m.Reason, m.Body)
 		}
 	}
-	r.emails, _ = filepath.Glob(filepath.Join(eng.Outbox.Dir(), "*.eml"))
+	r.emails, _ = filepath.Glob(filepath.Join(eng.Dir, wire.OutboxDir, "*.eml"))
 	return r
 }
 
@@ -337,7 +338,7 @@ func checkBadCase(t *testing.T, c badCase, b sluice.Batch, got badRun) {
 	eng := got.eng
 
 	// Dead-letter queues: exactly what the table says, for every queue.
-	for _, q := range eng.Queues() {
+	for _, q := range eng.StageQueues() {
 		if n := len(got.dlq[q.Name()]); n != c.DLQ[q.Name()] {
 			t.Errorf("%s-dlq holds %d messages %q; want %d", q.Name(), n, got.dlq[q.Name()], c.DLQ[q.Name()])
 		}
@@ -452,7 +453,7 @@ func checkBadCase(t *testing.T, c badCase, b sluice.Batch, got badRun) {
 		t.Errorf("error report rows (line,column,rule):\n got %q\nwant %q", lines, c.Errors)
 	}
 	// The ledger holds the same rejected rows.
-	rej, err := eng.DB.Ledger().Rejects(t.Context(), b.ID, 0, 1000)
+	rej, err := eng.Ledger.Rejects(t.Context(), b.ID, 0, 1000)
 	if err != nil || len(rej) != c.RowsRejected {
 		t.Errorf("ledger holds %d rejected rows (%v); want %d", len(rej), err, c.RowsRejected)
 	}
@@ -570,7 +571,7 @@ func TestBadReferenceFiles(t *testing.T) {
 			}
 			t.Logf("refused: %v", err)
 			// The earlier catalog is still there.
-			vals, err := eng.Ref.Lookup(t.Context(), []string{"100672805"})
+			vals, err := eng.Catalog.Lookup(t.Context(), []string{"100672805"})
 			if err != nil || vals[0] == nil {
 				t.Fatalf("the failed load lost the previous catalog: %v %v", vals, err)
 			}
@@ -604,7 +605,7 @@ func TestSplitRefusesUnsafeKeys(t *testing.T) {
 			t.Errorf("key %q: unclear error %q", key, err)
 		}
 	}
-	if bs, _ := eng.DB.Ledger().ListBatches(t.Context(), sluice.BatchFilter{}); len(bs) != 0 {
+	if bs, _ := eng.Ledger.ListBatches(t.Context(), sluice.BatchFilter{}); len(bs) != 0 {
 		t.Fatalf("refused keys made %d batches", len(bs))
 	}
 	// Submit refuses such names up front too.

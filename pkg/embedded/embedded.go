@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,26 +33,15 @@ import (
 	"github.com/sluicehq/sluice/pkg/csvscan"
 	"github.com/sluicehq/sluice/pkg/fsblob"
 	"github.com/sluicehq/sluice/pkg/metrics"
-	"github.com/sluicehq/sluice/pkg/outbox"
 	"github.com/sluicehq/sluice/pkg/pipeline"
-	"github.com/sluicehq/sluice/pkg/refstore"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sqlite"
+	"github.com/sluicehq/sluice/pkg/wire"
 )
 
-// Queue names, shared with the services.
-const (
-	QueueIngest = "ingest"
-	QueueChunks = "chunks"
-	QueueMerge  = "merge"
-	QueueNotify = "notify"
-)
-
-// MaxReceive is how often a message is tried before it goes to its
-// dead-letter queue.
-const MaxReceive = 5
-
-// Engine is an embedded pipeline on one data directory.
+// Engine is an embedded pipeline on one data directory. Its ports (the
+// embedded wire.Ports: Blobs, Queues, DLQs, Ledger, Catalog, Loader,
+// Mailer) are the domain interfaces; which adapters stand behind them is
+// wire.Local's business.
 type Engine struct {
 	Dir    string
 	Config *config.Pipeline
@@ -69,14 +59,7 @@ type Engine struct {
 	Autoscale       map[string]autoscale.Policy
 	AutoscalePeriod time.Duration
 
-	DB      *sqlite.DB
-	Ref     *refstore.Store
-	Blobs   *fsblob.Store
-	Outbox  *outbox.Outbox
-	Ingest  *sqlite.Queue
-	Chunks  *sqlite.Queue
-	Merges  *sqlite.Queue
-	Notifys *sqlite.Queue
+	*wire.Ports
 
 	lock *os.File
 }
@@ -101,41 +84,18 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 	if e.lock, err = lockDir(abs); err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			e.Close()
-		}
-	}()
-	if e.DB, err = sqlite.Open(filepath.Join(abs, "sluice.db")); err != nil {
+	if e.Ports, err = wire.Local(abs); err != nil {
+		unlockDir(e.lock)
 		return nil, err
 	}
-	if e.Ref, err = refstore.Open(filepath.Join(abs, "reference.idx")); err != nil {
-		return nil, err
-	}
-	if e.Blobs, err = fsblob.New(filepath.Join(abs, "bucket")); err != nil {
-		return nil, err
-	}
-	if e.Outbox, err = outbox.New(filepath.Join(abs, "outbox")); err != nil {
-		return nil, err
-	}
-	qo := sqlite.QueueOptions{MaxReceive: MaxReceive}
-	e.Ingest = e.DB.Queue(QueueIngest, qo)
-	e.Chunks = e.DB.Queue(QueueChunks, qo)
-	e.Merges = e.DB.Queue(QueueMerge, qo)
-	e.Notifys = e.DB.Queue(QueueNotify, qo)
-	ok = true
 	return e, nil
 }
 
 // Close releases the directory.
 func (e *Engine) Close() error {
 	var errs []error
-	if e.DB != nil {
-		errs = append(errs, e.DB.Close())
-	}
-	if e.Ref != nil {
-		errs = append(errs, e.Ref.Close())
+	if e.Ports != nil {
+		errs = append(errs, e.Ports.Close())
 	}
 	if e.lock != nil {
 		errs = append(errs, unlockDir(e.lock))
@@ -143,33 +103,48 @@ func (e *Engine) Close() error {
 	return errors.Join(errs...)
 }
 
-// Queues lists the four stage queues in pipeline order.
-func (e *Engine) Queues() []*sqlite.Queue {
-	return []*sqlite.Queue{e.Ingest, e.Chunks, e.Merges, e.Notifys}
+// StageQueues lists the stage queues in pipeline order.
+func (e *Engine) StageQueues() []sluice.Queue {
+	var qs []sluice.Queue
+	for _, s := range pipeline.Topology {
+		qs = append(qs, e.Queues[s.Queue])
+	}
+	return qs
 }
 
-// Deps are the stages' dependencies on this engine's adapters.
+// Deps are the stages' dependencies on this engine's ports.
 func (e *Engine) Deps() *pipeline.Deps {
-	d := &pipeline.Deps{
-		Blobs: e.Blobs, Ledger: e.DB.Ledger(), Mailer: e.Outbox,
-		Chunks: e.Chunks, Merges: e.Merges, Notifies: e.Notifys,
-		Config: e.Config, Logger: e.Logger, Fault: e.Fault,
-	}
+	var rec pipeline.Recorder
 	if e.Metrics != nil {
-		d.Recorder = e.Metrics
+		rec = e.Metrics
 	}
-	if e.Config.Enriches() {
-		d.Catalog = e.Ref
-	}
+	d := e.Ports.Deps(e.Config, e.Logger, rec)
+	d.Fault = e.Fault
 	return d
+}
+
+// releaser is what the engine needs of its local queues beyond the port:
+// handing back what a dead process left in flight.
+type releaser interface {
+	ReleaseInFlight(ctx context.Context) (int, error)
 }
 
 // Run runs the four stages until ctx ends. Messages left in flight by a
 // process that died are released first: this process is the only consumer
 // of its directory.
 func (e *Engine) Run(ctx context.Context) error {
-	for _, q := range e.Queues() {
-		if n, err := q.ReleaseInFlight(ctx); err != nil {
+	for name := range e.Autoscale {
+		// A policy under a name no stage has would silently not apply.
+		if !slices.ContainsFunc(pipeline.Topology, func(s pipeline.Stage) bool { return s.Name == name }) {
+			return fmt.Errorf("autoscale: %q is not a stage (want one of split, process, merge, notify)", name)
+		}
+	}
+	for _, q := range e.StageQueues() {
+		r, ok := q.(releaser)
+		if !ok {
+			continue
+		}
+		if n, err := r.ReleaseInFlight(ctx); err != nil {
 			return err
 		} else if n > 0 {
 			e.Logger.Info("released messages left in flight by an earlier run", "queue", q.Name(), "count", n)
@@ -177,43 +152,47 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	d := e.Deps()
 	g, ctx := errgroup.WithContext(ctx)
-	stages := []struct {
-		name string
-		q    *sqlite.Queue
-		h    consumer.Handler
-		n    int
-	}{
-		{"split", e.Ingest, pipeline.Splitter{Deps: d}.Handle, 1},
-		{"process", e.Chunks, pipeline.NewWorker(d).Handle, max(1, e.Workers)},
-		{"merge", e.Merges, pipeline.Merger{Deps: d}.Handle, 1},
-		{"notify", e.Notifys, pipeline.Notifier{Deps: d}.Handle, 1},
-	}
-	for _, s := range stages {
-		o := consumer.Options{Name: s.name, Concurrency: s.n, Visibility: 2 * time.Minute, Wait: 5 * time.Second, Logger: e.Logger, Drain: 10 * time.Second}
-		if e.Metrics != nil {
-			o.Observer = e.Metrics
-			e.Metrics.Workers.WithLabelValues(s.name, "current").Set(float64(s.n))
-			e.Metrics.Workers.WithLabelValues(s.name, "desired").Set(float64(s.n))
-		}
-		c := consumer.New(s.q, s.h, o)
-		g.Go(func() error { return c.Run(ctx) })
-		if p, ok := e.Autoscale[s.name]; ok {
-			c.SetConcurrency(p.Min)
-			ctl := &autoscale.Controller{Policy: p, Period: e.AutoscalePeriod, Queue: s.q, Pool: c}
-			if e.Metrics != nil {
-				name := s.name
-				ctl.Report = func(cur, want int) {
-					e.Metrics.Workers.WithLabelValues(name, "current").Set(float64(cur))
-					e.Metrics.Workers.WithLabelValues(name, "desired").Set(float64(want))
-				}
-			}
-			g.Go(func() error { ctl.Run(ctx); return nil })
-		}
+	for _, s := range pipeline.Topology {
+		e.runStage(ctx, g, s, s.New(d))
 	}
 	if e.Metrics != nil {
-		g.Go(func() error { e.sample(ctx, 2*time.Second); return nil })
+		g.Go(func() error { e.Metrics.Sample(ctx, 2*time.Second, e.sampled(), e.Ledger); return nil })
 	}
 	return g.Wait()
+}
+
+// runStage starts one stage's consumer, and its autoscaler when it has a
+// policy. Every stage runs one handler at a time but process, which runs
+// Workers.
+func (e *Engine) runStage(ctx context.Context, g *errgroup.Group, s pipeline.Stage, h pipeline.Handler) {
+	n := s.Concurrency
+	if n == 0 {
+		n = max(1, e.Workers)
+	}
+	q := e.Queues[s.Queue]
+	// The stage's own visibility, as on AWS: a heartbeat extends it while
+	// a message is handled, and Run releases what a dead process held.
+	o := consumer.Options{Name: s.Name, Concurrency: n, Visibility: s.Visibility, Wait: 5 * time.Second, Logger: e.Logger, Drain: 10 * time.Second}
+	if e.Metrics != nil {
+		o.Observer = e.Metrics
+		e.Metrics.Workers.WithLabelValues(s.Name, "current").Set(float64(n))
+		e.Metrics.Workers.WithLabelValues(s.Name, "desired").Set(float64(n))
+	}
+	c := consumer.New(q, h, o)
+	g.Go(func() error { return c.Run(ctx) })
+	p, ok := e.Autoscale[s.Name]
+	if !ok {
+		return
+	}
+	c.SetConcurrency(p.Min)
+	ctl := &autoscale.Controller{Policy: p, Period: e.AutoscalePeriod, Queue: q, Pool: c}
+	if e.Metrics != nil {
+		ctl.Report = func(cur, want int) {
+			e.Metrics.Workers.WithLabelValues(s.Name, "current").Set(float64(cur))
+			e.Metrics.Workers.WithLabelValues(s.Name, "desired").Set(float64(want))
+		}
+	}
+	g.Go(func() error { ctl.Run(ctx); return nil })
 }
 
 // Submission is the outcome of Submit.
@@ -250,7 +229,7 @@ func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, e
 	if err := sluice.ValidateKey(pipeline.InputPrefix + name); err != nil {
 		return Submission{}, fmt.Errorf("the file name cannot be used as an object key: %w", err)
 	}
-	prev, err := e.DB.Ledger().ListBatches(ctx, sluice.BatchFilter{Key: key})
+	prev, err := e.Ledger.ListBatches(ctx, sluice.BatchFilter{Key: key})
 	if err != nil {
 		return Submission{}, err
 	}
@@ -287,7 +266,7 @@ func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, e
 	if key != pipeline.InputPrefix+name {
 		ev.Name = name
 	}
-	if err := e.Ingest.Send(ctx, sluice.Encode(ev)); err != nil {
+	if err := e.Queues[pipeline.QueueIngest].Send(ctx, sluice.Encode(ev)); err != nil {
 		return Submission{}, err
 	}
 	return Submission{BatchID: sluice.BatchID(e.Blobs.Bucket(), key, etag, seq), Key: key}, nil
@@ -341,7 +320,7 @@ func (e *Engine) Wait(ctx context.Context, id string, progress func(sluice.Batch
 	var last sluice.Batch
 	idleSince := time.Time{}
 	for i := 0; ; i++ {
-		b, err := e.DB.Ledger().GetBatch(ctx, id)
+		b, err := e.Ledger.GetBatch(ctx, id)
 		if err != nil && !errors.Is(err, sluice.ErrNotFound) {
 			return b, err
 		}
@@ -375,17 +354,17 @@ func (e *Engine) Wait(ctx context.Context, id string, progress func(sluice.Batch
 // queue holds messages, and describes them.
 func (e *Engine) stalled(ctx context.Context) (bool, string) {
 	var dead []string
-	for _, q := range e.Queues() {
-		d, err := q.Depth(ctx)
+	for _, s := range pipeline.Topology {
+		d, err := e.Queues[s.Queue].Depth(ctx)
 		if err != nil || d.Visible+d.InFlight+d.Delayed > 0 {
 			return false, ""
 		}
-		msgs, err := q.PeekDead(ctx, 3)
+		msgs, err := e.Queues[s.Queue].PeekDead(ctx, 3)
 		if err != nil {
 			return false, ""
 		}
 		for _, m := range msgs {
-			dead = append(dead, fmt.Sprintf("%s-dlq holds a message (%s); once the cause is fixed run `sluice dlq redrive %s` and run again", q.Name(), m.Reason, q.Name()))
+			dead = append(dead, fmt.Sprintf("%s%s holds a message (%s); once the cause is fixed run `sluice dlq redrive %s` and run again", s.Queue, pipeline.DLQSuffix, m.Reason, s.Queue))
 		}
 	}
 	if len(dead) == 0 {
@@ -403,7 +382,7 @@ func (e *Engine) dead(ctx context.Context, b sluice.Batch) bool {
 	// Every stage queue, not only notify's: the stage failing the batch
 	// holds its message in flight until it has sent the notify message,
 	// and the batch is marked failed before that.
-	for _, q := range e.Queues() {
+	for _, q := range e.StageQueues() {
 		d, err := q.Depth(ctx)
 		if err != nil || d.Visible+d.InFlight+d.Delayed > 0 {
 			return false
@@ -417,7 +396,11 @@ func (e *Engine) Path(key string) string {
 	if key == "" {
 		return ""
 	}
-	p, err := e.Blobs.Path(key)
+	fs, ok := e.Blobs.(interface{ Path(string) (string, error) })
+	if !ok {
+		return ""
+	}
+	p, err := fs.Path(key)
 	if err != nil {
 		return ""
 	}
@@ -443,7 +426,7 @@ func (e *Engine) LoadReference(ctx context.Context, path string, progress func(r
 		return 0, false, err
 	}
 	defer f.Close()
-	n, err := LoadCatalog(ctx, e.Ref, f, e.Config, progress)
+	n, err := LoadCatalog(ctx, e.Loader, f, e.Config, progress)
 	if err != nil {
 		os.Remove(stampFile)
 		return 0, false, fmt.Errorf("%s: %w", path, err)
@@ -518,35 +501,15 @@ func LoadCatalog(ctx context.Context, ld sluice.CatalogLoader, r io.Reader, cfg 
 // ForgetReference makes the next LoadReference load even an unchanged file.
 func (e *Engine) ForgetReference() { os.Remove(filepath.Join(e.Dir, "reference.loaded")) }
 
-// sample copies queue depths and batch counts into the metrics until ctx
-// ends.
-func (e *Engine) sample(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		e.SampleOnce(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// sampled are the queues whose depths the metrics show: each stage queue
+// and its dead-letter queue.
+func (e *Engine) sampled() []sluice.Queue {
+	var qs []sluice.Queue
+	for _, q := range pipeline.Queues() {
+		qs = append(qs, e.Queues[q], e.DLQs[q])
 	}
+	return qs
 }
 
 // SampleOnce records the queues' depths and the batches by state now.
-func (e *Engine) SampleOnce(ctx context.Context) {
-	for _, q := range e.Queues() {
-		for _, qq := range []*sqlite.Queue{q, q.DeadLetterQueue()} {
-			if d, err := qq.Depth(ctx); err == nil {
-				e.Metrics.SampleQueue(qq.Name(), d)
-			}
-		}
-	}
-	if bs, err := e.DB.Ledger().ListBatches(ctx, sluice.BatchFilter{Limit: 10000}); err == nil {
-		counts := map[sluice.State]int{}
-		for _, b := range bs {
-			counts[b.State]++
-		}
-		e.Metrics.SampleBatches(counts)
-	}
-}
+func (e *Engine) SampleOnce(ctx context.Context) { e.Metrics.SampleOnce(ctx, e.sampled(), e.Ledger) }

@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/testenv"
+	"github.com/sluicehq/sluice/pkg/wire"
 )
 
 type runOut struct {
@@ -57,7 +58,7 @@ func runOn(t *testing.T, eng *embedded.Engine, input, reference string) runOut {
 		out.output, _ = os.ReadFile(eng.Path(b.OutputKey))
 		out.errors, _ = os.ReadFile(eng.Path(b.ErrorsKey))
 	}
-	out.emails, _ = filepath.Glob(filepath.Join(eng.Outbox.Dir(), "*.eml"))
+	out.emails, _ = filepath.Glob(filepath.Join(eng.Dir, wire.OutboxDir, "*.eml"))
 	return out
 }
 
@@ -215,7 +216,7 @@ func TestGeneratedFilesMatchOracle(t *testing.T) {
 	if got.batch.RowsRejected != st.Bad || got.batch.TotalChunks != 12 {
 		t.Fatalf("rejected %d (gen made %d bad), chunks %d", got.batch.RowsRejected, st.Bad, got.batch.TotalChunks)
 	}
-	ledger := got.eng.DB.Ledger()
+	ledger := got.eng.Ledger
 	rej, err := ledger.Rejects(t.Context(), got.batch.ID, 0, 100000)
 	if err != nil || len(rej) != st.Bad {
 		t.Fatalf("ledger holds %d rejected rows (%v), want %d", len(rej), err, st.Bad)
@@ -269,7 +270,7 @@ func TestRerunStartsNewBatchAndDuplicateEventIsIgnored(t *testing.T) {
 	first := runOn(t, eng, orders, fin)
 	// A duplicate of the first upload's event: no second batch, no email.
 	ev := sluice.ObjectCreated{Version: 1, Bucket: eng.Blobs.Bucket(), Key: first.batch.Key, Size: first.batch.Size, ETag: first.batch.ETag, Sequence: first.batch.Sequence}
-	if err := eng.Ingest.Send(t.Context(), sluice.Encode(ev)); err != nil {
+	if err := eng.Queues[pipeline.QueueIngest].Send(t.Context(), sluice.Encode(ev)); err != nil {
 		t.Fatal(err)
 	}
 	second := runOn(t, eng, orders, "")
@@ -279,7 +280,7 @@ func TestRerunStartsNewBatchAndDuplicateEventIsIgnored(t *testing.T) {
 	if !bytes.Equal(first.output, second.output) {
 		t.Fatal("same file, different output")
 	}
-	bs, _ := eng.DB.Ledger().ListBatches(t.Context(), sluice.BatchFilter{})
+	bs, _ := eng.Ledger.ListBatches(t.Context(), sluice.BatchFilter{})
 	if len(bs) != 2 || len(second.emails) != 2 {
 		t.Fatalf("%d batches and %d emails after two runs and a duplicate event; want 2 and 2", len(bs), len(second.emails))
 	}
@@ -338,8 +339,8 @@ func TestStalledBatchSaysSoAndRedriveResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Five receives that never finish, as five splitters killed in turn.
-	for range embedded.MaxReceive {
-		ms, err := eng.Ingest.Receive(t.Context(), 1, time.Millisecond, time.Second)
+	for range pipeline.MaxReceive {
+		ms, err := eng.Queues[pipeline.QueueIngest].Receive(t.Context(), 1, time.Millisecond, time.Second)
 		if err != nil || len(ms) != 1 {
 			t.Fatalf("receive: %d, %v", len(ms), err)
 		}
@@ -353,7 +354,7 @@ func TestStalledBatchSaysSoAndRedriveResumes(t *testing.T) {
 	if !errors.Is(err, embedded.ErrStalled) || !strings.Contains(err.Error(), "sluice dlq redrive ingest") {
 		t.Fatalf("Wait = %v, want ErrStalled naming the ingest queue", err)
 	}
-	if n, err := eng.Ingest.Redrive(ctx); err != nil || n != 1 {
+	if n, err := eng.Queues[pipeline.QueueIngest].Redrive(ctx); err != nil || n != 1 {
 		t.Fatalf("redrive: %d, %v", n, err)
 	}
 	b, err := eng.Wait(ctx, sub.BatchID, nil)

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/testenv"
+	"github.com/sluicehq/sluice/pkg/wire"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -110,7 +111,7 @@ func TestForgedCRCIsNotResumed(t *testing.T) {
 	if err := (pipeline.Splitter{Deps: d}).Split(ctx, ev, false); err == nil {
 		t.Fatal("the injected crash did not stop the split")
 	}
-	if bA, err := eng.DB.Ledger().GetBatch(ctx, subA.BatchID); err != nil || bA.State.Terminal() {
+	if bA, err := eng.Ledger.GetBatch(ctx, subA.BatchID); err != nil || bA.State.Terminal() {
 		t.Fatalf("batch of A: %+v %v, want an unfinished batch", bA, err)
 	}
 	// B is not A: it must not resume A's batch, and while A's batch still
@@ -207,7 +208,7 @@ func TestArchiveIsPerBatch(t *testing.T) {
 		if got, err := os.ReadFile(p); err != nil || string(got) != contents[i] {
 			t.Fatalf("batch %d's archive %s holds %q (%v), want its own input %q", i, p, got, err, contents[i])
 		}
-		_, text := readEmail(t, filepath.Join(eng.Outbox.Dir(), "sluice-batch-"+b.ID+".eml"))
+		_, text := readEmail(t, filepath.Join(eng.Dir, wire.OutboxDir, "sluice-batch-"+b.ID+".eml"))
 		if !strings.Contains(text, p) {
 			t.Fatalf("batch %d's email does not name its archive %s:\n%s", i, p, text)
 		}

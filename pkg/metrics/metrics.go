@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/pkg/consumer"
+	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
@@ -70,7 +71,8 @@ func New() *Metrics {
 	}
 	// Series that exist from the start at 0, so rate() and increase() see
 	// the first event instead of a series appearing from nothing.
-	for _, st := range []string{"split", "process", "merge", "notify"} {
+	for _, stage := range pipeline.Topology {
+		st := stage.Name
 		m.received.WithLabelValues(st)
 		for _, o := range []consumer.Outcome{consumer.Succeeded, consumer.Retried, consumer.DeadLettered} {
 			m.handled.WithLabelValues(st, string(o))

@@ -34,14 +34,14 @@ func BenchmarkProcessChunk(b *testing.B) {
 		b.Fatal(err)
 	}
 	d := eng.Deps()
-	ms, err := eng.Ingest.Receive(ctx, 1, time.Minute, time.Second)
+	ms, err := eng.Queues[pipeline.QueueIngest].Receive(ctx, 1, time.Minute, time.Second)
 	if err != nil || len(ms) != 1 {
 		b.Fatalf("ingest: %v", err)
 	}
 	if err := (pipeline.Splitter{Deps: d}).Handle(ctx, ms[0]); err != nil {
 		b.Fatal(err)
 	}
-	cm, err := eng.Chunks.Receive(ctx, 1, time.Hour, time.Second)
+	cm, err := eng.Queues[pipeline.QueueChunks].Receive(ctx, 1, time.Hour, time.Second)
 	if err != nil || len(cm) != 1 {
 		b.Fatalf("chunk: %v", err)
 	}

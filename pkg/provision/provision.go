@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -21,6 +20,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
+	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sqsqueue"
 )
 
@@ -29,14 +29,8 @@ type Options struct {
 	Bucket      string
 	QueuePrefix string // default "sluice-"
 	TablePrefix string // default "sluice-"
-	MaxReceive  int    // default 5
+	MaxReceive  int    // default pipeline.MaxReceive
 	PathStyle   bool
-}
-
-// Visibility is each queue's default visibility timeout: longer than its
-// stage's usual work, which the heartbeat extends anyway.
-var Visibility = map[string]time.Duration{
-	"ingest": 5 * time.Minute, "chunks": 2 * time.Minute, "merge": 5 * time.Minute, "notify": time.Minute,
 }
 
 // Step is one thing Provision did or could not do.
@@ -58,6 +52,9 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 	}
 	if o.TablePrefix == "" {
 		o.TablePrefix = "sluice-"
+	}
+	if o.MaxReceive == 0 {
+		o.MaxReceive = pipeline.MaxReceive
 	}
 	var steps []Step
 	add := func(what string, err error) error {
@@ -106,13 +103,16 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 		return steps, err
 	}
 
+	// Each stage's input queue, with the visibility its row in the
+	// topology gives.
 	var ingestURL string
-	for _, q := range []string{"ingest", "chunks", "merge", "notify"} {
-		url, _, err := sqsqueue.Ensure(ctx, cfg, o.QueuePrefix+q, sqsqueue.EnsureOptions{MaxReceive: o.MaxReceive, Visibility: Visibility[q]})
-		if err := add("queue "+o.QueuePrefix+q+" (and -dlq)", err); err != nil {
+	for _, st := range pipeline.Topology {
+		q := st.Queue
+		url, _, err := sqsqueue.Ensure(ctx, cfg, o.QueuePrefix+q, sqsqueue.EnsureOptions{MaxReceive: o.MaxReceive, Visibility: st.Visibility})
+		if err := add("queue "+o.QueuePrefix+q+" (and "+pipeline.DLQSuffix+")", err); err != nil {
 			return steps, err
 		}
-		if q == "ingest" {
+		if q == pipeline.QueueIngest {
 			ingestURL = url
 		}
 	}
@@ -153,7 +153,7 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 			}}},
 		}}},
 	})
-	if err := add("bucket notification input/*.csv → "+o.QueuePrefix+"ingest", subresource(err)); err != nil {
+	if err := add("bucket notification input/*.csv → "+o.QueuePrefix+pipeline.QueueIngest, subresource(err)); err != nil {
 		return steps, err
 	}
 	return steps, nil

@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/wire"
 )
 
 // Config is every setting a service reads, all from SLUICE_* environment
@@ -62,17 +65,21 @@ var Vars = []Var{
 	{"SLUICE_TEST_DUPLICATE_SENDS", "false", "test hook: send every message twice"},
 }
 
-// Stages are the four services, in pipeline order.
-var Stages = []string{"splitter", "worker", "merger", "notifier"}
+// Stages are the four services, in pipeline order (pipeline.Topology).
+var Stages = pipeline.Services()
 
-func defaultVisibility(stage string) time.Duration {
-	switch stage {
-	case "worker":
-		return 2 * time.Minute
-	case "notifier":
-		return time.Minute
+// stageDefaults are a stage's default visibility and concurrency, from
+// pipeline.Topology; an unknown stage gets the longest visibility and one
+// handler (Run refuses it anyway).
+func stageDefaults(stage string) (time.Duration, int) {
+	st, err := pipeline.StageOf(stage)
+	if err != nil {
+		return 5 * time.Minute, 1
 	}
-	return 5 * time.Minute
+	if st.Concurrency == 0 {
+		return st.Visibility, runtime.NumCPU()
+	}
+	return st.Visibility, st.Concurrency
 }
 
 // LoadConfig reads the environment for one stage.
@@ -114,6 +121,7 @@ func LoadConfig(stage string, getenv func(string) string) (Config, error) {
 		}
 		return b
 	}
+	defVis, defConc := stageDefaults(stage)
 	c := Config{
 		Stage:          stage,
 		Backend:        get("SLUICE_BACKEND", "aws"),
@@ -124,7 +132,7 @@ func LoadConfig(stage string, getenv func(string) string) (Config, error) {
 		PipelineConfig: get("SLUICE_CONFIG", ""),
 		MailFrom:       get("SLUICE_MAIL_FROM", ""),
 		LinkTTL:        dur("SLUICE_LINK_TTL", time.Hour),
-		Visibility:     dur("SLUICE_VISIBILITY", defaultVisibility(stage)),
+		Visibility:     dur("SLUICE_VISIBILITY", defVis),
 		Wait:           dur("SLUICE_WAIT", 20*time.Second),
 		Drain:          dur("SLUICE_DRAIN", 25*time.Second),
 		HTTPAddr:       get("SLUICE_HTTP_ADDR", ":9090"),
@@ -132,10 +140,6 @@ func LoadConfig(stage string, getenv func(string) string) (Config, error) {
 		ReferenceCache: num("SLUICE_REFERENCE_CACHE", 100000),
 		LogLevel:       get("SLUICE_LOG_LEVEL", "info"),
 		DuplicateSends: flag("SLUICE_TEST_DUPLICATE_SENDS"),
-	}
-	defConc := 1
-	if stage == "worker" {
-		defConc = runtime.NumCPU()
 	}
 	c.Concurrency = num("SLUICE_CONCURRENCY", defConc)
 	if to := get("SLUICE_MAIL_TO", ""); to != "" {
@@ -145,6 +149,16 @@ func LoadConfig(stage string, getenv func(string) string) (Config, error) {
 			}
 		}
 	}
+	errs = append(errs, c.check()...)
+	if len(errs) > 0 {
+		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+// check lists what is wrong with settings that each parsed.
+func (c Config) check() []string {
+	var errs []string
 	switch c.Backend {
 	case "aws":
 		if c.Bucket == "" {
@@ -166,11 +180,17 @@ func LoadConfig(stage string, getenv func(string) string) (Config, error) {
 	if c.Concurrency < 1 {
 		errs = append(errs, "SLUICE_CONCURRENCY must be at least 1")
 	}
-	if len(errs) > 0 {
-		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
-	}
-	return c, nil
+	return errs
 }
 
-// QueueName is the full name of one of the four queues.
-func (c Config) QueueName(q string) string { return c.QueuePrefix + q }
+// AWSOptions name the AWS resources for wire.AWS.
+func (c Config) AWSOptions() wire.AWSOptions {
+	cache := c.ReferenceCache
+	if cache == 0 {
+		cache = -1 // SLUICE_REFERENCE_CACHE=0 is no cache; wire's 0 is the default
+	}
+	return wire.AWSOptions{
+		Bucket: c.Bucket, QueuePrefix: c.QueuePrefix, TablePrefix: c.TablePrefix, PathStyle: c.PathStyle,
+		ReferenceCache: cache, MailFrom: c.MailFrom,
+	}
+}

@@ -9,13 +9,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -29,13 +27,12 @@ import (
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/cost"
-	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
+	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/provision"
-	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sqsqueue"
+	"github.com/sluicehq/sluice/pkg/wire"
 )
 
 func main() {
@@ -48,55 +45,100 @@ func main() {
 	}
 }
 
+// bench is one awsbench run: its flags and what it has started.
+type bench struct {
+	rows, refRows, workers *int
+	timeout                *time.Duration
+	dir                    string // absolute
+	out                    io.Writer
+	procs                  []*exec.Cmd
+	addrs                  []string
+}
+
+// The resources the bench provisions on the emulators.
+const bucket, prefix = "bench-bucket", "bench-"
+
+func (b *bench) logf(f string, a ...any) { fmt.Fprintf(b.out, "awsbench: "+f+"\n", a...) }
+
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("awsbench", flag.ContinueOnError)
-	rows := fs.Int("rows", 1_000_000, "order `rows` to generate and run")
-	refRows := fs.Int("ref-rows", 100_000, "reference rows the orders reuse (loading the emulated table is slow: ~1M rows would take minutes)")
-	workers := fs.Int("workers", 1, "worker processes")
+	b := &bench{out: out}
+	b.rows = fs.Int("rows", 1_000_000, "order `rows` to generate and run")
+	b.refRows = fs.Int("ref-rows", 100_000, "reference rows the orders reuse (loading the emulated table is slow: ~1M rows would take minutes)")
+	b.workers = fs.Int("workers", 1, "worker processes")
 	dir := fs.String("out", "bench/out/aws", "`directory` for the data and the service logs")
-	timeout := fs.Duration("timeout", 10*time.Minute, "how long the batch may take")
+	b.timeout = fs.Duration("timeout", 10*time.Minute, "how long the batch may take")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	logf := func(f string, a ...any) { fmt.Fprintf(out, "awsbench: "+f+"\n", a...) }
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return err
 	}
-	abs, _ := filepath.Abs(*dir)
-
-	logf("generating %d orders reusing %d reference keys", *rows, *refRows)
-	orders, fin, st, err := gen.WriteFiles(filepath.Join(abs, "input"), gen.Options{Rows: *rows, RefRows: *refRows, Seed: 1, BadRate: 0.03})
+	b.dir, _ = filepath.Abs(*dir)
+	b.logf("generating %d orders reusing %d reference keys", *b.rows, *b.refRows)
+	orders, fin, st, err := gen.WriteFiles(filepath.Join(b.dir, "input"), gen.Options{Rows: *b.rows, RefRows: *b.refRows, Seed: 1, BadRate: 0.03})
 	if err != nil {
 		return err
 	}
-	bins := filepath.Join(abs, "bin")
-	for _, s := range []string{"splitter", "worker", "merger", "notifier"} {
-		if b, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bins, s), "./services/"+s).CombinedOutput(); err != nil {
-			return fmt.Errorf("building %s: %v\n%s", s, err, b)
-		}
+	if err := b.buildServices(ctx); err != nil {
+		return err
 	}
-	logf("starting the emulators")
+	b.logf("starting the emulators")
 	env, err := awstest.Start(ctx, awstest.S3, awstest.SQS, awstest.DynamoDB, awstest.SES)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
-	awsEnv := []string{
-		"AWS_REGION=" + awstest.Region, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_ENDPOINT_URL_S3=" + env.Endpoint(awstest.S3), "AWS_ENDPOINT_URL_SQS=" + env.Endpoint(awstest.SQS),
-		"AWS_ENDPOINT_URL_DYNAMODB=" + env.Endpoint(awstest.DynamoDB), "AWS_ENDPOINT_URL_SESV2=" + env.Endpoint(awstest.SES),
+	if err := b.setup(ctx, env, fin); err != nil {
+		return err
 	}
-	for _, kv := range awsEnv {
-		k, v, _ := strings.Cut(kv, "=")
-		os.Setenv(k, v)
+	defer b.stopServices()
+	if err := b.startServices(ctx); err != nil {
+		return err
 	}
-	var setupCalls, jobCalls awsconfig.Counts
-	setupCfg, err := awsconfig.Load(ctx, &setupCalls)
+	var jobCalls awsconfig.Counts
+	batch, wall, err := b.job(ctx, orders, &jobCalls)
 	if err != nil {
 		return err
 	}
-	const bucket, prefix = "bench-bucket", "bench-"
-	if _, err := provision.Provision(ctx, setupCfg, provision.Options{Bucket: bucket, QueuePrefix: prefix, TablePrefix: prefix, PathStyle: true}); err != nil {
+	if batch.State != sluice.StateCompleted || batch.RowsIn != st.Rows || batch.RowsRejected != st.Bad {
+		return fmt.Errorf("batch %s: rows in %d rejected %d, gen made %d and %d bad", batch.State, batch.RowsIn, batch.RowsRejected, st.Rows, st.Bad)
+	}
+	return b.report(ctx, batch, wall, &jobCalls)
+}
+
+// buildServices builds the four service binaries under DIR/bin.
+func (b *bench) buildServices(ctx context.Context) error {
+	for _, s := range pipeline.Services() {
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(b.dir, "bin", s), "./services/"+s).CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s: %v\n%s", s, err, out)
+		}
+	}
+	return nil
+}
+
+// setup points this process's SDK at the emulators (the services inherit
+// it), provisions the bucket, queues and tables, and loads the reference.
+// None of it is timed.
+func (b *bench) setup(ctx context.Context, env *awstest.Env, fin string) error {
+	for _, kv := range []string{
+		"AWS_REGION=" + awstest.Region, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_ENDPOINT_URL_S3=" + env.Endpoint(awstest.S3), "AWS_ENDPOINT_URL_SQS=" + env.Endpoint(awstest.SQS),
+		"AWS_ENDPOINT_URL_DYNAMODB=" + env.Endpoint(awstest.DynamoDB), "AWS_ENDPOINT_URL_SESV2=" + env.Endpoint(awstest.SES),
+	} {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
+	var setupCalls awsconfig.Counts
+	cfg, err := awsconfig.Load(ctx, &setupCalls)
+	if err != nil {
+		return err
+	}
+	if _, err := provision.Provision(ctx, cfg, provision.Options{Bucket: bucket, QueuePrefix: prefix, TablePrefix: prefix, PathStyle: true}); err != nil {
+		return err
+	}
+	ports, err := wire.AWS(ctx, cfg, wire.AWSOptions{Bucket: bucket, QueuePrefix: prefix, TablePrefix: prefix, PathStyle: true})
+	if err != nil {
 		return err
 	}
 	t0 := time.Now()
@@ -104,116 +146,136 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	db := dynamoledger.New(setupCfg, dynamoledger.DefaultTables(prefix))
-	n, err := embedded.LoadCatalog(ctx, db.Catalog(), f, config.Default(), nil)
-	f.Close()
+	defer f.Close()
+	n, err := embedded.LoadCatalog(ctx, ports.Loader, f, config.Default(), nil)
 	if err != nil {
 		return err
 	}
-	logf("loaded %d reference rows into the emulated table in %.1fs (setup, not timed)", n, time.Since(t0).Seconds())
+	b.logf("loaded %d reference rows into the emulated table in %.1fs (setup, not timed)", n, time.Since(t0).Seconds())
+	return nil
+}
 
-	var procs []*exec.Cmd
-	var addrs []string
-	start := func(stage string) error {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
+// startServices starts one process of each stage and -workers chunk
+// workers, each serving /metrics on a free port, and waits until all are
+// ready.
+func (b *bench) startServices(ctx context.Context) error {
+	var stages []string
+	for _, s := range pipeline.Topology {
+		n := 1
+		if s.Concurrency == 0 { // the stage that scales out: chunk workers
+			n = *b.workers
 		}
-		addr := l.Addr().String()
-		l.Close()
-		cmd := exec.Command(filepath.Join(bins, stage))
-		cmd.Env = append(os.Environ(), "SLUICE_BUCKET="+bucket, "SLUICE_QUEUE_PREFIX="+prefix, "SLUICE_TABLE_PREFIX="+prefix,
-			"SLUICE_S3_PATH_STYLE=true", "SLUICE_WAIT=1s", "SLUICE_HTTP_ADDR="+addr,
-			"SLUICE_MAIL_FROM=sluice@example.com", "SLUICE_MAIL_TO=bench@example.com")
-		logFile, err := os.Create(filepath.Join(abs, stage+"-"+strconv.Itoa(len(procs))+".log"))
-		if err != nil {
-			return err
+		for range n {
+			stages = append(stages, s.Service)
 		}
-		cmd.Stderr = logFile
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		procs = append(procs, cmd)
-		addrs = append(addrs, addr)
-		return nil
-	}
-	defer func() {
-		for _, p := range procs {
-			p.Process.Signal(syscall.SIGTERM)
-			p.Wait()
-		}
-	}()
-	stages := []string{"splitter", "merger", "notifier"}
-	for range *workers {
-		stages = append(stages, "worker")
 	}
 	for _, s := range stages {
-		if err := start(s); err != nil {
+		if err := b.start(s); err != nil {
 			return err
 		}
 	}
-	for _, a := range addrs {
+	for _, a := range b.addrs {
 		if err := waitReady(ctx, a); err != nil {
 			return err
 		}
 	}
+	return nil
+}
 
-	jobCfg, err := awsconfig.Load(ctx, &jobCalls)
+func (b *bench) start(stage string) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	blobs := s3blob.New(jobCfg, bucket, s3blob.WithPathStyle())
-	ledger := dynamoledger.New(jobCfg, dynamoledger.DefaultTables(prefix)).Ledger()
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(filepath.Join(b.dir, "bin", stage))
+	cmd.Env = append(os.Environ(), "SLUICE_BUCKET="+bucket, "SLUICE_QUEUE_PREFIX="+prefix, "SLUICE_TABLE_PREFIX="+prefix,
+		"SLUICE_S3_PATH_STYLE=true", "SLUICE_WAIT=1s", "SLUICE_HTTP_ADDR="+addr,
+		"SLUICE_MAIL_FROM=sluice@example.com", "SLUICE_MAIL_TO=bench@example.com")
+	logFile, err := os.Create(filepath.Join(b.dir, stage+"-"+strconv.Itoa(len(b.procs))+".log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = logFile
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	b.procs = append(b.procs, cmd)
+	b.addrs = append(b.addrs, addr)
+	return nil
+}
+
+func (b *bench) stopServices() {
+	for _, p := range b.procs {
+		p.Process.Signal(syscall.SIGTERM)
+		p.Wait()
+	}
+}
+
+// job uploads the orders, sends the S3 event the emulator does not, and
+// follows the batch until it is mailed: the timed part, with its AWS calls
+// counted in calls.
+func (b *bench) job(ctx context.Context, orders string, calls *awsconfig.Counts) (sluice.Batch, time.Duration, error) {
+	cfg, err := awsconfig.Load(ctx, calls)
+	if err != nil {
+		return sluice.Batch{}, 0, err
+	}
+	o := wire.AWSOptions{Bucket: bucket, QueuePrefix: prefix, TablePrefix: prefix, PathStyle: true, Sends: []string{pipeline.QueueIngest}}
+	ports, err := wire.AWS(ctx, cfg, o)
+	if err != nil {
+		return sluice.Batch{}, 0, err
+	}
 	in, err := os.Open(orders)
 	if err != nil {
-		return err
+		return sluice.Batch{}, 0, err
 	}
-	logf("uploading %s and sending its S3 event", orders)
+	defer in.Close()
+	b.logf("uploading %s and sending its S3 event", orders)
 	begin := time.Now()
-	info, err := blobs.Put(ctx, "input/orders.csv", in)
-	in.Close()
+	key := pipeline.InputPrefix + "orders.csv"
+	info, err := ports.Blobs.Put(ctx, key, in)
 	if err != nil {
-		return err
+		return sluice.Batch{}, 0, err
 	}
-	ingestURL, err := sqsqueue.URLOf(ctx, jobCfg, prefix+"ingest")
-	if err != nil {
-		return err
+	ev := awstest.ObjectCreated(bucket, key, info.Size, info.ETag, "01")
+	if err := ports.Queues[pipeline.QueueIngest].Send(ctx, ev); err != nil {
+		return sluice.Batch{}, 0, err
 	}
-	ev, _ := json.Marshal(map[string]any{"Records": []any{map[string]any{
-		"eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": time.Now().UTC().Format(time.RFC3339Nano), "eventName": "ObjectCreated:CompleteMultipartUpload",
-		"s3": map[string]any{"bucket": map[string]any{"name": bucket}, "object": map[string]any{"key": url.QueryEscape("input/orders.csv"), "size": info.Size, "eTag": info.ETag, "sequencer": "01"}},
-	}}})
-	if err := sqsqueue.New(jobCfg, ingestURL).Send(ctx, ev); err != nil {
-		return err
-	}
-	var b sluice.Batch
-	deadline := time.Now().Add(*timeout)
+	batch, err := b.follow(ctx, ports.Ledger, key, begin)
+	return batch, time.Since(begin), err
+}
+
+// follow polls the batches table until the batch is final and mailed.
+func (b *bench) follow(ctx context.Context, ledger sluice.Ledger, key string, begin time.Time) (sluice.Batch, error) {
+	var batch sluice.Batch
+	deadline := time.Now().Add(*b.timeout)
 	last := ""
 	for {
-		bs, err := ledger.ListBatches(ctx, sluice.BatchFilter{Key: "input/orders.csv"})
+		bs, err := ledger.ListBatches(ctx, sluice.BatchFilter{Key: key})
 		if err != nil {
-			return err
+			return batch, err
 		}
 		if len(bs) > 0 {
-			b = bs[0]
-			if p := fmt.Sprintf("%s %d/%d", b.State, b.DoneChunks, b.TotalChunks); p != last {
-				logf("%6.1fs  %s chunks", time.Since(begin).Seconds(), p)
+			batch = bs[0]
+			if p := fmt.Sprintf("%s %d/%d", batch.State, batch.DoneChunks, batch.TotalChunks); p != last {
+				b.logf("%6.1fs  %s chunks", time.Since(begin).Seconds(), p)
 				last = p
 			}
-			if b.State.Terminal() && b.EmailID != "" {
-				break
+			if batch.State.Terminal() && batch.EmailID != "" {
+				return batch, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the batch did not finish within %v (last: %s)", *timeout, last)
+			return batch, fmt.Errorf("the batch did not finish within %v (last: %s)", *b.timeout, last)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	wall := time.Since(begin)
-	if b.State != sluice.StateCompleted || b.RowsIn != st.Rows || b.RowsRejected != st.Bad {
-		return fmt.Errorf("batch %s: rows in %d rejected %d, gen made %d and %d bad", b.State, b.RowsIn, b.RowsRejected, st.Rows, st.Bad)
-	}
+}
 
+// report adds the services' AWS calls (scraped from their /metrics) to the
+// job's own and prints the time and the cost.
+func (b *bench) report(ctx context.Context, batch sluice.Batch, wall time.Duration, jobCalls *awsconfig.Counts) error {
 	calls, items := map[string]float64{}, map[string]float64{}
 	for k, v := range jobCalls.Snapshot() {
 		calls[k] += float64(v)
@@ -221,15 +283,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	for k, v := range jobCalls.Items() {
 		items[k] += float64(v)
 	}
-	for _, a := range addrs {
+	for _, a := range b.addrs {
 		if err := scrape(ctx, a, calls, items); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(out, "\nAWS path (four services as processes, %d worker process(es), emulators on loopback)\n", *workers)
-	fmt.Fprintf(out, "rows %d, rejected %d, chunks %d: %.1fs from upload to email, %.0f rows/s\n\n", b.RowsIn, b.RowsRejected, b.TotalChunks, wall.Seconds(), float64(b.RowsIn)/wall.Seconds())
+	fmt.Fprintf(b.out, "\nAWS path (four services as processes, %d worker process(es), emulators on loopback)\n", *b.workers)
+	fmt.Fprintf(b.out, "rows %d, rejected %d, chunks %d: %.1fs from upload to email, %.0f rows/s\n\n", batch.RowsIn, batch.RowsRejected, batch.TotalChunks, wall.Seconds(), float64(batch.RowsIn)/wall.Seconds())
 	lines, total := cost.Estimate(calls, items)
-	cost.Print(out, lines, total, b.RowsIn)
+	cost.Print(b.out, lines, total, batch.RowsIn)
 	return nil
 }
 

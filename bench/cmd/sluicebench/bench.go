@@ -41,72 +41,108 @@ func (b *bench) dataset(ctx context.Context, rows int) (result, error) {
 	if rows > b.o.largeRows {
 		reps = b.o.largeReps
 	}
-
 	data := filepath.Join(dir, "sluice-data")
-	for i := range reps {
-		b.log.printf("%s: sluice run %d/%d (reference load untimed, then run --json)", name, i+1, reps)
-		r, err := b.runSluice(ctx, ds, data, nil)
-		if err != nil {
-			return res, err
-		}
-		b.log.printf("%s: sluice run %d/%d: %.2fs, peak RSS %.0f MiB, %d rows out (split %.2fs, process %.2fs, merge %.2fs)",
-			name, i+1, reps, r.Wall, r.PeakRSSMiB, r.RowsOut, r.Stages.Split, r.Stages.Process, r.Stages.Merge)
-		res.Sluice = append(res.Sluice, r)
+	if err := b.sluiceRuns(ctx, ds, data, name, reps, &res); err != nil {
+		return res, err
 	}
-	last := res.Sluice[len(res.Sluice)-1]
-
-	var duckOut string
-	if b.duck != nil {
-		db := filepath.Join(dir, "duckdb", "reference.duckdb")
-		b.log.printf("%s: duckdb: reference table (untimed, once per dataset)", name)
-		loaded, err := b.duck.load(ctx, db, ds.Financials, ds.stampText)
-		if err != nil {
-			return res, err
-		}
-		if !loaded {
-			b.log.printf("%s: duckdb: reusing %s", name, db)
-		}
-		duckOut = filepath.Join(dir, "duckdb", "orders.out.csv")
-		modes := []string{"ordered"}
-		if rows <= b.o.unorderedMax {
-			modes = append(modes, "unordered")
-		}
-		for _, mode := range modes {
-			out := duckOut
-			if mode != "ordered" {
-				out = filepath.Join(dir, "duckdb", "orders."+mode+".csv")
-				defer os.Remove(out)
-			}
-			for i := range reps {
-				b.log.printf("%s: duckdb %s run %d/%d", name, mode, i+1, reps)
-				r, err := b.duck.run(ctx, db, ds.Orders, out, mode)
-				if err != nil {
-					return res, err
-				}
-				b.log.printf("%s: duckdb %s run %d/%d: %.2fs (%.2fs after node start-up), peak RSS %.0f MiB, %d rows out",
-					name, mode, i+1, reps, r.Wall, r.ScriptWall, r.PeakRSSMiB, r.RowsOut)
-				if mode == "ordered" {
-					res.DuckDB = append(res.DuckDB, r)
-				} else {
-					res.DuckDBUnordered = append(res.DuckDBUnordered, r)
-				}
-			}
-		}
+	duckOut, err := b.duckRuns(ctx, ds, dir, name, rows, reps, &res)
+	if err != nil {
+		return res, err
 	}
-
 	if b.o.profile {
 		if err := b.profileRun(ctx, ds, filepath.Join(dir, "sluice-profile"), filepath.Join(dir, "cpu.prof")); err != nil {
 			return res, err
 		}
 	}
+	oracleOut, err := b.checks(ctx, ds, dir, name, rows, duckOut, &res)
+	if err != nil {
+		return res, err
+	}
+	if slices.ContainsFunc(res.Checks, func(c check) bool { return c.Status == checkFail }) {
+		b.log.printf("%s: kept %s for inspection", name, data)
+	} else if !b.o.keep {
+		for _, p := range []string{data, duckOut, oracleOut} {
+			if p != "" {
+				if err := os.RemoveAll(p); err != nil {
+					return res, err
+				}
+			}
+		}
+	}
+	return res, nil
+}
 
+// sluiceRuns times `sluice run` reps times on the dataset.
+func (b *bench) sluiceRuns(ctx context.Context, ds *dataset, data, name string, reps int, res *result) error {
+	for i := range reps {
+		b.log.printf("%s: sluice run %d/%d (reference load untimed, then run --json)", name, i+1, reps)
+		r, err := b.runSluice(ctx, ds, data, nil)
+		if err != nil {
+			return err
+		}
+		b.log.printf("%s: sluice run %d/%d: %.2fs, peak RSS %.0f MiB, %d rows out (split %.2fs, process %.2fs, merge %.2fs)",
+			name, i+1, reps, r.Wall, r.PeakRSSMiB, r.RowsOut, r.Stages.Split, r.Stages.Process, r.Stages.Merge)
+		res.Sluice = append(res.Sluice, r)
+	}
+	return nil
+}
+
+// duckRuns times the DuckDB job, ordered and (on smaller datasets)
+// unordered, and returns the ordered output's path ("" without DuckDB).
+func (b *bench) duckRuns(ctx context.Context, ds *dataset, dir, name string, rows, reps int, res *result) (string, error) {
+	if b.duck == nil {
+		return "", nil
+	}
+	db := filepath.Join(dir, "duckdb", "reference.duckdb")
+	b.log.printf("%s: duckdb: reference table (untimed, once per dataset)", name)
+	loaded, err := b.duck.load(ctx, db, ds.Financials, ds.stampText)
+	if err != nil {
+		return "", err
+	}
+	if !loaded {
+		b.log.printf("%s: duckdb: reusing %s", name, db)
+	}
+	duckOut := filepath.Join(dir, "duckdb", "orders.out.csv")
+	modes := []string{"ordered"}
+	if rows <= b.o.unorderedMax {
+		modes = append(modes, "unordered")
+	}
+	for _, mode := range modes {
+		out := duckOut
+		if mode != "ordered" {
+			out = filepath.Join(dir, "duckdb", "orders."+mode+".csv")
+			defer os.Remove(out)
+		}
+		for i := range reps {
+			b.log.printf("%s: duckdb %s run %d/%d", name, mode, i+1, reps)
+			r, err := b.duck.run(ctx, db, ds.Orders, out, mode)
+			if err != nil {
+				return duckOut, err
+			}
+			b.log.printf("%s: duckdb %s run %d/%d: %.2fs (%.2fs after node start-up), peak RSS %.0f MiB, %d rows out",
+				name, mode, i+1, reps, r.Wall, r.ScriptWall, r.PeakRSSMiB, r.RowsOut)
+			if mode == "ordered" {
+				res.DuckDB = append(res.DuckDB, r)
+			} else {
+				res.DuckDBUnordered = append(res.DuckDBUnordered, r)
+			}
+		}
+	}
+	return duckOut, nil
+}
+
+// checks holds the last Sluice run to the generator's counts and the
+// oracle's output, and DuckDB to Sluice's row count; it returns the
+// oracle's output path ("" when the oracle was not run).
+func (b *bench) checks(ctx context.Context, ds *dataset, dir, name string, rows int, duckOut string, res *result) (string, error) {
+	last := res.Sluice[len(res.Sluice)-1]
 	res.Checks = append(res.Checks, countChecks(ds.Stamp.Stats, res.Sluice)...)
 	var oracleOut string
 	if rows <= b.o.oracleMax {
 		want := filepath.Join(dir, "oracle.csv")
 		b.log.printf("%s: oracle: computing the expected output in a child process (whole file in memory)", name)
 		if err := b.runOracle(ctx, ds, want); err != nil {
-			return res, err
+			return "", err
 		}
 		oracleOut = want
 		res.Checks = append(res.Checks, compareCheck("Sluice output = oracle, byte for byte", last.Output, want, checkFail))
@@ -131,19 +167,7 @@ func (b *bench) dataset(ctx context.Context, rows int) (result, error) {
 	for _, c := range res.Checks {
 		b.log.printf("%s: check %s: %s %s", name, c.Status, c.Name, c.Detail)
 	}
-
-	if slices.ContainsFunc(res.Checks, func(c check) bool { return c.Status == checkFail }) {
-		b.log.printf("%s: kept %s for inspection", name, data)
-	} else if !b.o.keep {
-		for _, p := range []string{data, duckOut, oracleOut} {
-			if p != "" {
-				if err := os.RemoveAll(p); err != nil {
-					return res, err
-				}
-			}
-		}
-	}
-	return res, nil
+	return oracleOut, nil
 }
 
 // countChecks holds every run to the generator's counts, which are exact:

@@ -1,0 +1,61 @@
+// Package wire builds the ports every runtime runs the pipeline on, in one
+// of two ways: Local (a data directory: a directory bucket, SQLite queues
+// and ledger, the reference file, an .eml outbox) or AWS (S3, SQS,
+// DynamoDB, SES v2). `sluice run`, `serve` and `console`, the four
+// services, the chaos driver and the benchmarks all build their ports here
+// and their stage dependencies with Ports.Deps, so the queue names, the
+// dead-letter queues and MaxReceive come from pipeline.Topology alone.
+package wire
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// Ports are the outside world of one runtime, as domain interfaces.
+type Ports struct {
+	Blobs sluice.BlobStore
+	// Queues and DLQs are keyed by queue name (pipeline.QueueIngest, ...);
+	// a builder asked for fewer queues leaves the others out.
+	Queues  map[string]sluice.Queue
+	DLQs    map[string]sluice.Queue
+	Ledger  sluice.Ledger
+	Catalog sluice.Catalog
+	// Loader fills the catalog (sluice reference load).
+	Loader sluice.CatalogLoader
+	Mailer sluice.Mailer
+
+	closers []func() error
+}
+
+// Close releases what the builder opened (files, databases); the AWS
+// clients hold nothing to release.
+func (p *Ports) Close() error {
+	var errs []error
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		errs = append(errs, p.closers[i]())
+	}
+	p.closers = nil
+	return errors.Join(errs...)
+}
+
+// Deps are the stages' dependencies on these ports. The catalog is left
+// out when the configuration enriches nothing, so a missing reference is
+// no error then.
+func (p *Ports) Deps(cfg *config.Pipeline, log *slog.Logger, rec pipeline.Recorder) *pipeline.Deps {
+	d := &pipeline.Deps{Blobs: p.Blobs, Ledger: p.Ledger, Mailer: p.Mailer, Config: cfg, Logger: log, Recorder: rec}
+	d.SendQueues(p.Queues)
+	if cfg.Enriches() {
+		d.Catalog = p.Catalog
+	}
+	return d
+}
+
+// StageQueues are the queue a stage reads and its dead-letter queue.
+func (p *Ports) StageQueues(s pipeline.Stage) (in, dlq sluice.Queue) {
+	return p.Queues[s.Queue], p.DLQs[s.Queue]
+}
