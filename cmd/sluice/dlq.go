@@ -9,11 +9,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqlite"
-	"github.com/sluicehq/sluice/pkg/sqsqueue"
+	"github.com/sluicehq/sluice/pkg/wire"
 )
 
 var stageQueues = pipeline.Queues()
@@ -43,7 +42,7 @@ func cmdDLQ(ctx context.Context, e env, args []string) error {
 		return usageErr("--limit must be at least 1")
 	}
 	name := pos[0]
-	q, closeQ, err := openStageQueue(ctx, *onAWS, *data, *af.queuePrefix, name)
+	q, closeQ, err := openStageQueue(ctx, *onAWS, *data, af, name)
 	if err != nil {
 		return err
 	}
@@ -69,18 +68,21 @@ func cmdDLQ(ctx context.Context, e env, args []string) error {
 }
 
 // openStageQueue opens a stage's queue, with its dead-letter queue, on the
-// local database or on SQS. Building the adapter is the only place the
-// backends differ.
-func openStageQueue(ctx context.Context, onAWS bool, data, prefix, name string) (sluice.Queue, func(), error) {
+// local database or on SQS (wire.AWS, resolving these two queues only).
+// Building the adapter is the only place the backends differ. Locally it
+// opens the database alone, not wire.Local's whole directory and not the
+// engine's lock, so that it works beside a running pipeline.
+func openStageQueue(ctx context.Context, onAWS bool, data string, af awsFlags, name string) (sluice.Queue, func(), error) {
 	if onAWS {
-		cfg, err := awsconfig.Load(ctx)
+		o := af.options()
+		o.Reads = []string{name} // this queue and its dead-letter queue only
+		ports, err := af.ports(ctx, o)
 		if err != nil {
 			return nil, nil, err
 		}
-		q, err := sqsqueue.Open(ctx, cfg, prefix+name, prefix+name+pipeline.DLQSuffix)
-		return q, func() {}, err
+		return ports.Queues[name], func() { ports.Close() }, nil
 	}
-	db, err := sqlite.Open(filepath.Join(data, "sluice.db"))
+	db, err := sqlite.Open(filepath.Join(data, wire.DatabaseFile))
 	if err != nil {
 		return nil, nil, err
 	}

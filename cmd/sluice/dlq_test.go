@@ -23,10 +23,15 @@ func TestDLQListAndRedriveAWS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	q, err := sqsqueue.Open(t.Context(), cfg, prefix+"merge", prefix+"merge-dlq")
+	qurl, err := sqsqueue.URLOf(t.Context(), cfg, prefix+"merge")
 	if err != nil {
 		t.Fatal(err)
 	}
+	dlqURL, err := sqsqueue.URLOf(t.Context(), cfg, prefix+"merge-dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := sqsqueue.New(cfg, qurl, sqsqueue.WithDeadLetterURL(dlqURL))
 	if err := q.Send(t.Context(), []byte(`{"v":99,"batch":"b1"}`)); err != nil {
 		t.Fatal(err)
 	}

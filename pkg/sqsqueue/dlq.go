@@ -174,30 +174,12 @@ func (q *Queue) moveBack(ctx context.Context, dlq *string, ms []types.Message) e
 }
 
 // URLOf resolves a queue's URL by name: the one helper for every caller that
-// knows a queue by name (services, CLI, chaos), so that a missing queue
-// reads the same everywhere.
+// knows a queue by name (wire.AWS, and through it the services, the CLI and
+// the chaos driver), so that a missing queue reads the same everywhere.
 func URLOf(ctx context.Context, cfg aws.Config, name string) (string, error) {
 	out, err := sqs.NewFromConfig(cfg).GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: &name})
 	if err != nil {
-		return "", fmt.Errorf("sqs: queue %s: %w (run `sluice provision` first?)", name, err)
+		return "", fmt.Errorf("sqs: queue %s: %w", name, err)
 	}
 	return aws.ToString(out.QueueUrl), nil
-}
-
-// Open returns the queue called name, resolving its URL, and that of
-// deadLetter (a queue name; "" for none) for DeadLetter, PeekDead and
-// Redrive.
-func Open(ctx context.Context, cfg aws.Config, name, deadLetter string, opts ...Option) (*Queue, error) {
-	u, err := URLOf(ctx, cfg, name)
-	if err != nil {
-		return nil, err
-	}
-	if deadLetter != "" {
-		d, err := URLOf(ctx, cfg, deadLetter)
-		if err != nil {
-			return nil, err
-		}
-		opts = append([]Option{WithDeadLetterURL(d)}, opts...)
-	}
-	return New(cfg, u, opts...), nil
 }

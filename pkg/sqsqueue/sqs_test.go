@@ -154,9 +154,9 @@ func TestEnsureIsIdempotentAndSetsRedrive(t *testing.T) {
 	}
 }
 
-// URLOf and Open are what every caller that knows a queue by name uses:
-// they must find the queue Ensure made, and name a missing one clearly.
-func TestURLOfAndOpen(t *testing.T) {
+// URLOf is what every caller that knows a queue by name uses (wire.AWS):
+// it must find the queues Ensure made, and name a missing one clearly.
+func TestURLOf(t *testing.T) {
 	env := awstest.Shared(t)
 	cfg := env.Config(awstest.SQS)
 	name := fmt.Sprintf("sluice-urlof-%d", time.Now().UnixNano()%1e9)
@@ -172,27 +172,6 @@ func TestURLOfAndOpen(t *testing.T) {
 	}
 	if _, err := sqsqueue.URLOf(t.Context(), cfg, name+"-nosuch"); err == nil || !strings.Contains(err.Error(), name+"-nosuch") {
 		t.Fatalf("URLOf of a missing queue: %v, want an error naming it", err)
-	}
-	if _, err := sqsqueue.Open(t.Context(), cfg, name, name+"-nosuch"); err == nil {
-		t.Fatal("Open with a missing dead-letter queue succeeded")
-	}
-	q, err := sqsqueue.Open(t.Context(), cfg, name, name+"-dlq")
-	if err != nil || q.URL() != qurl || q.Name() != name {
-		t.Fatalf("Open = %+v, %v", q, err)
-	}
-	// Open wired the dead-letter queue: DeadLetter lands where PeekDead looks.
-	if err := q.Send(t.Context(), []byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	ms, err := q.Receive(t.Context(), 1, time.Minute, time.Second)
-	if err != nil || len(ms) != 1 {
-		t.Fatalf("Receive: %d, %v", len(ms), err)
-	}
-	if err := q.DeadLetter(t.Context(), ms[0], "test"); err != nil {
-		t.Fatal(err)
-	}
-	if dead, err := q.PeekDead(t.Context(), 10); err != nil || len(dead) != 1 || dead[0].Reason != "test" {
-		t.Fatalf("PeekDead = %+v, %v", dead, err)
 	}
 	// Without a dead-letter queue the operator's calls fail, not pretend.
 	bare := sqsqueue.New(cfg, qurl)
