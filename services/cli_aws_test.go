@@ -31,7 +31,7 @@ func TestCLIOverAWS(t *testing.T) {
 		cmd.Env = append(os.Environ(), s.env...)
 		return cmd
 	}
-	if out, err := sluiceCmd(t.Context(), "reference", "load", "--aws", fin).CombinedOutput(); err != nil || !strings.Contains(string(out), "reference rows into "+s.prefix+"reference") {
+	if out, err := sluiceCmd(t.Context(), "reference", "load", "--aws", fin).CombinedOutput(); err != nil || !strings.Contains(string(out), "10000 rows from") || !strings.Contains(string(out), "new batches use it") {
 		t.Fatalf("sluice reference load --aws: %v\n%s", err, out)
 	}
 	s.startAll()

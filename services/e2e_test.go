@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/sluicehq/sluice/pkg/awsconfig"
@@ -32,13 +34,17 @@ import (
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/provision"
+	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqsqueue"
 	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
-var bins = map[string]string{}
+var (
+	bins     = map[string]string{}
+	observed string // the file the services append their AWS calls to
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sluice-services-")
@@ -55,8 +61,16 @@ func TestMain(m *testing.M) {
 			panic("building " + s + ": " + err.Error() + "\n" + string(out))
 		}
 	}
-	awstest.Main(m, awstest.S3, awstest.SQS, awstest.DynamoDB, awstest.SES)
-	os.RemoveAll(dir)
+	// Every service started by any test here (e2e, crash, chaos) appends
+	// the AWS calls it makes; after the tests they are held against the
+	// Terraform's policies (privilege_test.go).
+	observed = filepath.Join(dir, "observed-calls.jsonl")
+	os.Setenv("SLUICE_TEST_OBSERVE_CALLS", observed)
+	awstest.MainAfter(m, func(code int) int {
+		code = checkObservedCalls(code)
+		os.RemoveAll(dir)
+		return code
+	}, awstest.S3, awstest.SQS, awstest.DynamoDB, awstest.SES)
 }
 
 // stack is one isolated deployment: its own bucket, queues and tables.
@@ -101,7 +115,7 @@ func newStack(t *testing.T, chunkRows int) *stack {
 		"AWS_ENDPOINT_URL_DYNAMODB=" + env.Endpoint(awstest.DynamoDB), "AWS_ENDPOINT_URL_SESV2=" + env.Endpoint(awstest.SES),
 		"SLUICE_BUCKET=" + s.bucket, "SLUICE_QUEUE_PREFIX=" + prefix, "SLUICE_TABLE_PREFIX=" + prefix,
 		"SLUICE_S3_PATH_STYLE=true", "SLUICE_WAIT=1s", "SLUICE_CONFIG=" + s.cfgFile,
-		"SLUICE_MAIL_FROM=sluice@example.com", "SLUICE_MAIL_TO=" + s.mailTo, "SLUICE_LOG_LEVEL=info",
+		"SLUICE_MAIL_FROM=sluice@example.com", "SLUICE_MAIL_TO=" + s.mailTo, "SLUICE_LOG_LEVEL=debug",
 	}
 	// The in-test clients use the same chain the services do.
 	for _, kv := range s.env {
@@ -209,25 +223,52 @@ func (s *stack) stopAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, p := range s.procs {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			p.cmd.Process.Kill()
-			s.t.Errorf("%s did not stop within 30s of SIGTERM", name)
-		}
-		// Credentials and presigned signatures never reach the logs.
-		logs := p.stderr.String()
-		for _, secret := range []string{"X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "SecretAccessKey", "AWS_SECRET_ACCESS_KEY"} {
-			if strings.Contains(logs, secret) {
-				s.t.Errorf("%s logged %s", name, secret)
-			}
-		}
-		if s.t.Failed() {
-			s.t.Logf("%s stderr:\n%s", name, tail(logs, 3000))
-		}
+		s.stopProc(name, p)
 	}
 	s.procs = map[string]*proc{}
+}
+
+// stop stops one service and forgets it.
+func (s *stack) stop(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.procs[name]; p != nil {
+		s.stopProc(name, p)
+		delete(s.procs, name)
+	}
+}
+
+func (s *stack) stopProc(name string, p *proc) {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		s.t.Errorf("%s did not stop within 30s of SIGTERM", name)
+	}
+	checkLogs(s.t, name, p)
+}
+
+// checkLogs: a service's stderr is JSON lines only (the AWS SDK's own
+// lines included), and credentials and presigned signatures never reach it.
+func checkLogs(t *testing.T, name string, p *proc) {
+	t.Helper()
+	<-p.done
+	logs := p.stderr.String()
+	for _, secret := range []string{"X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "SecretAccessKey", "AWS_SECRET_ACCESS_KEY"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("%s logged %s", name, secret)
+		}
+	}
+	for i, line := range strings.Split(strings.TrimSuffix(logs, "\n"), "\n") {
+		if line != "" && !json.Valid([]byte(line)) {
+			t.Errorf("%s stderr line %d is not JSON: %q", name, i+1, tail(line, 300))
+			break
+		}
+	}
+	if t.Failed() {
+		t.Logf("%s stderr:\n%s", name, tail(logs, 3000))
+	}
 }
 
 func tail(s string, n int) string {
@@ -238,25 +279,58 @@ func tail(s string, n int) string {
 }
 
 // upload puts a file under input/ and returns the S3 event S3 would send.
-func (s *stack) upload(local, name string) []byte {
+func (s *stack) upload(local, name string) []byte { return s.put(local, "input/"+name) }
+
+// put puts a file at key and returns the S3 event S3 would send.
+func (s *stack) put(local, key string) []byte {
 	s.t.Helper()
 	f, err := os.Open(local)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	defer f.Close()
-	key := "input/" + name
 	info, err := s.blobs.Put(s.t.Context(), key, f)
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	return s.event(key, info.Size, info.ETag)
+}
+
+// uploadNoChecksum puts a file as a client that sends no checksum does
+// (older SDKs and many tools): reading it back, the SDK finds no checksum
+// to validate and says so in a log line of its own, which must come out
+// as JSON like every other line (issue 11, item 4).
+func (s *stack) uploadNoChecksum(local, name string) []byte {
+	s.t.Helper()
+	body, err := os.ReadFile(local)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cfg, err := awsconfig.Load(s.t.Context())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	c := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = true
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+	})
+	key := "input/" + name
+	out, err := c.PutObject(s.t.Context(), &s3.PutObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key), Body: bytes.NewReader(body)})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return s.event(key, int64(len(body)), strings.Trim(aws.ToString(out.ETag), `"`))
+}
+
+// event is the S3 event S3 would send for an object just put.
+func (s *stack) event(key string, size int64, etag string) []byte {
 	seq := fmt.Sprintf("%016X", time.Now().UnixNano())
 	ev := map[string]any{"Records": []any{map[string]any{
 		"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": awstest.Region, "eventTime": time.Now().UTC().Format(time.RFC3339Nano),
 		"eventName": "ObjectCreated:Put",
 		"s3": map[string]any{"s3SchemaVersion": "1.0", "configurationId": "sluice-ingest",
 			"bucket": map[string]any{"name": s.bucket, "arn": "arn:aws:s3:::" + s.bucket},
-			"object": map[string]any{"key": strings.ReplaceAll(url.QueryEscape(key), "%2F", "/"), "size": info.Size, "eTag": info.ETag, "sequencer": seq}},
+			"object": map[string]any{"key": strings.ReplaceAll(url.QueryEscape(key), "%2F", "/"), "size": size, "eTag": etag, "sequencer": seq}},
 	}}}
 	b, _ := json.Marshal(ev)
 	return b
@@ -358,13 +432,8 @@ func embeddedOutput(t *testing.T, chunkRows int, orders, fin string) (out, errs 
 }
 
 func loadReference(t *testing.T, s *stack, fin string) {
-	f, err := os.Open(fin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	cfg, _ := awsconfig.Load(t.Context())
-	if _, err := embedded.LoadCatalog(t.Context(), dynamoledger.New(cfg, dynamoledger.DefaultTables(s.prefix)).Catalog(), f, config.Default(), nil); err != nil {
+	if _, err := reference.LoadFile(t.Context(), dynamoledger.New(cfg, dynamoledger.DefaultTables(s.prefix)).Catalog(), fin, config.Default(), nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -431,7 +500,7 @@ func TestSeedAndGeneratedFilesThroughFourServices(t *testing.T) {
 	s.startAll()
 
 	s.send("ingest", s.upload(orders, "testfile.csv"))
-	s.send("ingest", s.upload(gOrders, "generated orders.csv")) // a space: URL-encoded as '+' in the event
+	s.send("ingest", s.uploadNoChecksum(gOrders, "generated orders.csv")) // a space: URL-encoded as '+' in the event
 	seedB := s.waitBatch("input/testfile.csv", 2*time.Minute)
 	genB := s.waitBatch("input/generated orders.csv", 2*time.Minute)
 
@@ -496,6 +565,8 @@ func TestPoisonMessagesReachTheDLQ(t *testing.T) {
 	s.send("ingest", []byte(`{not json`))
 	s.send("ingest", []byte(`{"v":99,"bucket":"x","key":"input/x.csv"}`))
 	s.send("merge", []byte(`{"v":1,"batchId":"no-such-batch"}`))
+	s.send("chunks", []byte(`{not json`))
+	s.send("notify", []byte(`{not json`))
 	// An event for an object that is not there: the batch fails, explained.
 	ev := s.upload(orders, "gone.csv")
 	if err := s.blobs.Delete(t.Context(), "input/gone.csv"); err != nil {
@@ -543,9 +614,11 @@ func TestPoisonMessagesReachTheDLQ(t *testing.T) {
 	if len(dead) != 2 {
 		t.Fatalf("ingest DLQ holds %d messages, want the 2 poison ones", len(dead))
 	}
-	mdead, _ := s.dlqs["merge"].Receive(t.Context(), 10, time.Minute, 2*time.Second)
-	if len(mdead) != 1 {
-		t.Fatalf("merge DLQ holds %d messages, want 1", len(mdead))
+	for _, q := range []string{"merge", "chunks", "notify"} {
+		dead, _ := s.dlqs[q].Receive(t.Context(), 10, time.Minute, 2*time.Second)
+		if len(dead) != 1 {
+			t.Fatalf("%s DLQ holds %d messages, want 1", q, len(dead))
+		}
 	}
 	m := metric(t, splitter.addr, "sluice_messages_dead_lettered_total")
 	if !strings.Contains(m, `reason="malformed"`) || !strings.Contains(m, `reason="unknown_version"`) {

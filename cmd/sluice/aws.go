@@ -10,9 +10,6 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/awsconfig"
-	"github.com/sluicehq/sluice/pkg/config"
-	"github.com/sluicehq/sluice/pkg/dynamoledger"
-	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/provision"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -87,28 +84,6 @@ func cmdProvision(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "%s %s: %s\n", mark, s.What, s.Result)
 	}
 	return err
-}
-
-// referenceLoadAWS fills the DynamoDB reference table.
-func referenceLoadAWS(ctx context.Context, e env, af awsFlags, cfg *config.Pipeline, path string) error {
-	ports, err := af.ports(ctx, af.options())
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	start := time.Now()
-	n, err := embedded.LoadCatalog(ctx, ports.Loader, f, cfg, func(read int64) {
-		fmt.Fprintf(e.stderr, "\rloaded %d MB", read>>20)
-	})
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	fmt.Fprintf(e.stdout, "loaded %d reference rows into %s in %.1fs\n", n, dynamoledger.DefaultTables(*af.tablePrefix).Reference, time.Since(start).Seconds())
-	return nil
 }
 
 // runAWS uploads a file to the bucket's input/ and follows its batch in the

@@ -41,13 +41,14 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"run", "[flags] INPUT.csv", "run one file through the whole pipeline on this machine and wait for it", cmdRun},
+		{"run", "[flags] INPUT.csv", "run one file through the whole pipeline on this machine and wait for it", jsonErrors(cmdRun, runError)},
 		{"gen", "--rows N --out DIR [flags]", "generate orders.csv and financials.csv in the seed's format", cmdGen},
-		{"reference", "load [flags] REF.csv", "load reference data into the local catalog", cmdReference},
-		{"status", "[flags] [BATCH]", "list batches, or show one", cmdStatus},
+		{"reference", "load|list [flags]", "load a reference CSV as the new reference version, or list the versions", cmdReference},
+		{"status", "[flags] [BATCH]", "list batches, or show one", jsonErrors(cmdStatus, nil)},
 		{"console", "[--data DIR] [--addr A]", "run the pipeline here and serve the batch console (web page + API)", cmdConsole},
 		{"config", "default", "print the built-in pipeline configuration (YAML)", cmdConfig},
 		{"serve", "[flags]", "run the pipeline continuously on DIR/input/, with autoscaled pools, console and metrics", cmdServe},
+		{"gc", "[--dry-run] [--data DIR]", "remove what the retention settings let go of, and temp files of dead writes", cmdGC},
 		{"dlq", "list|redrive QUEUE", "show a dead-letter queue's messages and reasons, or move them back to be retried", cmdDLQ},
 		{"provision", "[flags]", "create the bucket, queues and tables on AWS (or LocalStack, or emulators)", cmdProvision},
 	}
@@ -67,8 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return c.run(ctx, e, args[1:])
 		}
 	}
-	usage(stderr)
-	return usageErr("unknown command %q", args[0])
+	return usageErr("unknown command %q; run `sluice help` for the list", args[0])
 }
 
 func usage(w io.Writer) {
@@ -80,26 +80,37 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun `sluice COMMAND -h` for a command's flags.")
 }
 
-// newFlags makes a flag set that reports errors instead of exiting.
+// newFlags makes a flag set that reports errors instead of exiting. Its
+// Usage prints the command's help and flags on stderr; a bad flag only
+// gets its error and a hint (see parse), so the error is not scrolled
+// away by the flag list.
 func newFlags(e env, name, args, help string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "Usage: sluice %s %s\n\n%s\n\nFlags:\n", name, args, help)
+		fs.SetOutput(e.stderr)
 		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
 	}
 	return fs
 }
 
-// parse parses flags placed before, between or after the arguments.
+// parse parses flags placed before, between or after the arguments. -h
+// prints the command's help; a bad flag returns its error with a one-line
+// hint, which main prints last.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	usage := fs.Usage
+	fs.Usage = func() {} // fs.Parse calls it on any error; we decide below
+	defer func() { fs.Usage = usage }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				usage()
 				return nil, exitError{code: 0}
 			}
-			return nil, exitError{code: 2}
+			return nil, usageErr("%v\nRun `sluice %s --help` for its flags.", err, fs.Name())
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -134,6 +145,21 @@ func logger(e env) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
 	}
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// loggerDefault is logger with another level when SLUICE_LOG_LEVEL is unset.
+func loggerDefault(e env, level string) *slog.Logger {
+	if e.getenv("SLUICE_LOG_LEVEL") != "" {
+		return logger(e)
+	}
+	d := e
+	d.getenv = func(k string) string {
+		if k == "SLUICE_LOG_LEVEL" {
+			return level
+		}
+		return e.getenv(k)
+	}
+	return logger(d)
 }
 
 func defaultData(e env) string {

@@ -4,15 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/config"
-	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sqlite"
 )
 
 func cmdGen(ctx context.Context, e env, args []string) error {
@@ -38,47 +35,6 @@ func cmdGen(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-func cmdReference(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 || args[0] != "load" {
-		return usageErr("usage: sluice reference load [--data DIR] [--config F] REF.csv")
-	}
-	fs := newFlags(e, "reference load", "[flags] REF.csv", "Loads a reference CSV into the local catalog; `sluice run` without --reference uses it.")
-	data := fs.String("data", defaultData(e), "data `directory`; env SLUICE_DATA")
-	cfgPath := fs.String("config", "", "pipeline configuration `file` (names the key column)")
-	force := fs.Bool("force", false, "load even if this file was the last one loaded")
-	onAWS := fs.Bool("aws", false, "load into the DynamoDB reference table instead of the local catalog")
-	af := addAWSFlags(fs, e)
-	pos, err := parse(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return usageErr("reference load takes one file")
-	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		return err
-	}
-	if *onAWS {
-		return referenceLoadAWS(ctx, e, af, cfg, pos[0])
-	}
-	eng, err := embedded.Open(*data, cfg, logger(e))
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
-	if *force {
-		eng.ForgetReference()
-	}
-	start := time.Now()
-	if err := loadReference(ctx, e, eng, pos[0], isTerminal(e.stderr)); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "reference ready (%s) in %.2fs\n", pos[0], time.Since(start).Seconds())
-	return nil
-}
-
 func cmdStatus(ctx context.Context, e env, args []string) error {
 	fs := newFlags(e, "status", "[flags] [BATCH]", "Lists the batches in a data directory, newest first, or shows one batch.")
 	data := fs.String("data", defaultData(e), "data `directory`; env SLUICE_DATA")
@@ -99,7 +55,7 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 		l = ports.Ledger
 	} else {
 		// Read-only: no engine lock, so status works while a run goes on.
-		db, err := sqlite.Open(strings.TrimRight(*data, "/") + "/sluice.db")
+		db, err := openLocalDB(*data, true)
 		if err != nil {
 			return err
 		}
@@ -127,7 +83,7 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "BATCH\tFILE\tSTATE\tCHUNKS\tROWS IN\tOUT\tREJECTED\tCREATED")
 	for _, b := range bs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", b.ID, b.Name, b.State, chunks(b), b.RowsIn, b.RowsOut, b.RowsRejected, b.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", b.ID, sluice.DisplayName(b.Name), b.State, chunks(b), b.RowsIn, b.RowsOut, b.RowsRejected, b.CreatedAt.Local().Format("2006-01-02 15:04:05"))
 	}
 	return w.Flush()
 }

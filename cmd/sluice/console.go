@@ -18,7 +18,7 @@ import (
 func cmdConsole(ctx context.Context, e env, args []string) error {
 	fs := newFlags(e, "console", "[flags]", "Runs the pipeline on this machine and serves the batch console: a web page and JSON API\nto upload files, follow their batches and download the outputs and error reports.\nSet SLUICE_CONSOLE_TOKEN to require a token (Authorization: Bearer, or open the page once with ?token=).")
 	data := fs.String("data", defaultData(e), "data `directory` (bucket, queues, ledger, outbox); env SLUICE_DATA")
-	addr := fs.String("addr", "127.0.0.1:8080", "`address` to listen on (loopback by default)")
+	x := addExposureFlags(fs, e)
 	cfgPath := fs.String("config", "", "pipeline configuration `file` (YAML; default: the built-in one)")
 	ref := fs.String("reference", "", "reference `CSV` to load into the catalog first (skipped when it was the last one loaded)")
 	workers := fs.Int("workers", 0, "chunks processed at once (default: the number of CPUs)")
@@ -33,6 +33,9 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 		fs.Usage()
 		return usageErr("console takes no arguments")
 	}
+	if err := x.check(); err != nil {
+		return err
+	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
@@ -42,9 +45,9 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 	if limit <= 0 {
 		limit = cfg.Limits.MaxFileBytes
 	}
-	token := e.getenv("SLUICE_CONSOLE_TOKEN")
+	token := x.token
 	if *onAWS {
-		return consoleAWS(ctx, e, af, *addr, console.Options{Token: token, MaxUploadBytes: limit}, log)
+		return consoleAWS(ctx, e, af, x, console.Options{Token: token, MaxUploadBytes: limit, AllowedHosts: x.hosts()}, log)
 	}
 	eng, err := embedded.Open(*data, cfg, log)
 	if err != nil {
@@ -59,7 +62,7 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	} else if cfg.Enriches() {
-		if _, err := eng.Catalog.Columns(ctx); err != nil {
+		if _, err := eng.Catalog.Current(ctx); err != nil {
 			fmt.Fprintf(e.stderr, "warning: %v; until then uploaded files cannot be processed (restart the console with --reference REF.csv)\n", err)
 		}
 	}
@@ -67,11 +70,11 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 		Ledger:   eng.Ledger,
 		Blobs:    eng.Blobs,
 		Uploader: engineUploader(eng),
-		Options:  console.Options{Token: token, MaxUploadBytes: limit},
+		Options:  console.Options{Token: token, MaxUploadBytes: limit, AllowedHosts: x.hosts()},
 		Logger:   log,
 	})
 
-	ln, err := listen(e, *addr, token)
+	ln, err := x.listen(e)
 	if err != nil {
 		return err
 	}
@@ -123,7 +126,7 @@ func serveWithEngine(ctx context.Context, e env, eng *embedded.Engine, srv *http
 // consoleAWS serves the console over the AWS deployment: the batches table,
 // the bucket, and uploads to input/ that the bucket notification turns
 // into batches.
-func consoleAWS(ctx context.Context, e env, af awsFlags, addr string, opts console.Options, log *slog.Logger) error {
+func consoleAWS(ctx context.Context, e env, af awsFlags, x *exposure, opts console.Options, log *slog.Logger) error {
 	if err := af.need(); err != nil {
 		return err
 	}
@@ -146,7 +149,7 @@ func consoleAWS(ctx context.Context, e env, af awsFlags, addr string, opts conso
 		Uploader: &console.BucketUploader{Blobs: blobs, Presign: presign.PresignPut},
 		Options:  opts, Logger: log,
 	})
-	ln, err := listen(e, addr, opts.Token)
+	ln, err := x.listen(e)
 	if err != nil {
 		return err
 	}
@@ -170,17 +173,4 @@ func engineUploader(eng *embedded.Engine) *console.EngineUploader {
 		sub, err := eng.SubmitAs(ctx, path, name)
 		return console.Upload{BatchID: sub.BatchID, Key: sub.Key, Resumed: sub.Resumed}, err
 	}, fsblob.ETagOfFile)
-}
-
-// listen opens the console's port and warns when it is reachable beyond
-// this machine without a token.
-func listen(e env, addr, token string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("console: %w", err)
-	}
-	if host, _, _ := net.SplitHostPort(ln.Addr().String()); token == "" && !net.ParseIP(host).IsLoopback() {
-		fmt.Fprintf(e.stderr, "warning: the console listens on %s without a token; anyone who reaches it can upload and download. Set SLUICE_CONSOLE_TOKEN.\n", ln.Addr())
-	}
-	return ln, nil
 }

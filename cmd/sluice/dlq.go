@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -12,7 +11,6 @@ import (
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqlite"
-	"github.com/sluicehq/sluice/pkg/wire"
 )
 
 var stageQueues = pipeline.Queues()
@@ -42,7 +40,7 @@ func cmdDLQ(ctx context.Context, e env, args []string) error {
 		return usageErr("--limit must be at least 1")
 	}
 	name := pos[0]
-	q, closeQ, err := openStageQueue(ctx, *onAWS, *data, af, name)
+	q, closeQ, err := openStageQueue(ctx, *onAWS, *data, af, name, verb == "list")
 	if err != nil {
 		return err
 	}
@@ -71,8 +69,9 @@ func cmdDLQ(ctx context.Context, e env, args []string) error {
 // local database or on SQS (wire.AWS, resolving these two queues only).
 // Building the adapter is the only place the backends differ. Locally it
 // opens the database alone, not wire.Local's whole directory and not the
-// engine's lock, so that it works beside a running pipeline.
-func openStageQueue(ctx context.Context, onAWS bool, data string, af awsFlags, name string) (sluice.Queue, func(), error) {
+// engine's lock, so that it works beside a running pipeline; read-only for
+// a listing.
+func openStageQueue(ctx context.Context, onAWS bool, data string, af awsFlags, name string, readOnly bool) (sluice.Queue, func(), error) {
 	if onAWS {
 		o := af.options()
 		o.Reads = []string{name} // this queue and its dead-letter queue only
@@ -82,7 +81,7 @@ func openStageQueue(ctx context.Context, onAWS bool, data string, af awsFlags, n
 		}
 		return ports.Queues[name], func() { ports.Close() }, nil
 	}
-	db, err := sqlite.Open(filepath.Join(data, wire.DatabaseFile))
+	db, err := openLocalDB(data, readOnly)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"runtime/debug"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/embedded"
@@ -21,7 +19,8 @@ import (
 type runResult struct {
 	BatchID      string  `json:"batchId"`
 	Status       string  `json:"status"`
-	Reason       string  `json:"reason,omitempty"`
+	Reason       string  `json:"reason"`          // empty unless the batch failed; always present
+	Error        string  `json:"error,omitempty"` // why the command failed before a batch result (status "error")
 	RowsIn       int     `json:"rowsIn"`
 	RowsOut      int     `json:"rowsOut"`
 	RowsRejected int     `json:"rowsRejected"`
@@ -58,10 +57,8 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 		return usageErr("run takes exactly one input file")
 	}
 	input := pos[0]
-	if st, err := os.Stat(input); err != nil {
-		return fmt.Errorf("input: %w", err)
-	} else if st.IsDir() {
-		return fmt.Errorf("input %s is a directory", input)
+	if err := embedded.CheckInput(input); err != nil {
+		return err
 	}
 	if *onAWS {
 		start := time.Now()
@@ -85,7 +82,7 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	if e.getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-	eng, err := embedded.Open(*data, cfg, logger(e))
+	eng, err := embedded.Open(*data, cfg, resultLogger(e, *asJSON))
 	if err != nil {
 		return err
 	}
@@ -100,35 +97,22 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	} else if cfg.Enriches() {
-		if _, err := eng.Catalog.Columns(ctx); err != nil {
+		if _, err := eng.Catalog.Current(ctx); err != nil {
 			return fmt.Errorf("%w", err)
 		}
 	}
 
 	start := time.Now()
-	var bar *progressbar.ProgressBar
+	var bar *chunkBar
 	if showBar {
-		bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("splitting"),
-			progressbar.OptionShowCount(), progressbar.OptionSetItsString("chunks"), progressbar.OptionClearOnFinish(),
-			progressbar.OptionSetPredictTime(false), progressbar.OptionFullWidth())
+		bar = newChunkBar(e.stderr)
 	}
 	sub, b, err := eng.Process(ctx, input, func(sub embedded.Submission) {
 		if sub.Resumed && !*asJSON {
 			fmt.Fprintf(e.stderr, "resuming unfinished batch %s of %s\n", sub.BatchID, input)
 		}
-	}, func(b sluice.Batch) {
-		if bar == nil {
-			return
-		}
-		if b.TotalChunks >= 0 && bar.GetMax() != b.TotalChunks {
-			bar.ChangeMax(b.TotalChunks)
-		}
-		bar.Describe(string(b.State))
-		bar.Set(b.DoneChunks)
-	})
-	if bar != nil {
-		bar.Finish()
-	}
+	}, bar.update)
+	bar.done(b)
 	if err != nil {
 		if ctx.Err() != nil && sub.BatchID != "" {
 			return exitError{code: 130, msg: fmt.Sprintf("interrupted; run the same command again to resume batch %s", sub.BatchID)}
@@ -145,6 +129,10 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	}
 	return report(e, res, b, *asJSON)
 }
+
+// runError is what run --json prints when it fails before a batch result:
+// the result's keys, status "error", and the message.
+func runError(msg string) any { return runResult{Status: "error", Error: msg} }
 
 // report prints a run's result and turns a failed batch into exit code 1.
 func report(e env, res runResult, b sluice.Batch, asJSON bool) error {
@@ -165,12 +153,12 @@ func report(e env, res runResult, b sluice.Batch, asJSON bool) error {
 func printResult(e env, r runResult, b sluice.Batch) {
 	w := e.stdout
 	if r.Status == string(sluice.StateFailed) {
-		fmt.Fprintf(w, "Batch %s FAILED: %s\n", r.BatchID, r.Reason)
+		fmt.Fprintf(w, "Batch %s FAILED: %s\n", r.BatchID, sluice.DisplayText(r.Reason))
 		if r.Archive != "" {
-			fmt.Fprintf(w, "  input kept at: %s\n", r.Archive)
+			fmt.Fprintf(w, "  input kept at: %s\n", sluice.DisplayName(r.Archive))
 		}
 		if r.Errors != "" {
-			fmt.Fprintf(w, "  errors:  %s\n", r.Errors)
+			fmt.Fprintf(w, "  errors:  %s\n", sluice.DisplayName(r.Errors))
 		}
 		if r.Email != "" {
 			fmt.Fprintf(w, "  email:   %s\n", r.Email)
@@ -185,31 +173,8 @@ func printResult(e env, r runResult, b sluice.Batch) {
 	for _, rc := range b.TopReasons(5) {
 		fmt.Fprintf(w, "           %d × %s\n", rc.Count, rc.Rule)
 	}
-	fmt.Fprintf(w, "  output:  %s\n  errors:  %s\n  email:   %s\n", r.Output, r.Errors, r.Email)
-}
-
-func loadReference(ctx context.Context, e env, eng *embedded.Engine, path string, showBar bool) error {
-	st, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("reference: %w", err)
-	}
-	var bar *progressbar.ProgressBar
-	var progress func(int64)
-	if showBar {
-		bar = progressbar.DefaultBytes(st.Size(), "loading reference")
-		progress = func(n int64) { bar.Set64(n) }
-	}
-	n, skipped, err := eng.LoadReference(ctx, path, progress)
-	if bar != nil {
-		bar.Finish()
-	}
-	if err != nil {
-		return err
-	}
-	if !skipped {
-		fmt.Fprintf(e.stderr, "loaded %d reference rows from %s\n", n, path)
-	}
-	return nil
+	// Paths are shown with invisible and bidi characters made visible.
+	fmt.Fprintf(w, "  output:  %s\n  errors:  %s\n  email:   %s\n", sluice.DisplayName(r.Output), sluice.DisplayName(r.Errors), sluice.DisplayName(r.Email))
 }
 
 // s3Where is key's s3:// URI, or "" for no key.

@@ -17,12 +17,13 @@ import (
 	"github.com/sluicehq/sluice/pkg/console"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/metrics"
+	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
 func cmdServe(ctx context.Context, e env, args []string) error {
 	fs := newFlags(e, "serve", "[flags]", "Runs the pipeline on this machine until stopped: every .csv file dropped into DIR/input/\nbecomes a batch (the file moves into the bucket). Each stage's pool is sized from its\nqueue's depth by the same policy the AWS services scale with. Serves the batch console\nat /, Prometheus metrics at /metrics, and /healthz and /readyz.")
 	data := fs.String("data", defaultData(e), "data `directory`; files dropped into DIR/input/ are processed; env SLUICE_DATA")
-	addr := fs.String("addr", "127.0.0.1:8080", "`address` for the console, /metrics and health (loopback by default)")
+	x := addExposureFlags(fs, e)
 	cfgPath := fs.String("config", "", "pipeline configuration `file` (YAML; default: the built-in one)")
 	ref := fs.String("reference", "", "reference `CSV` to load into the catalog first")
 	minW := fs.Int("min-workers", 1, "smallest chunk-worker pool")
@@ -39,11 +40,15 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		fs.Usage()
 		return usageErr("serve takes no arguments")
 	}
+	if err := x.check(); err != nil {
+		return err
+	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
 	}
 	log := logger(e)
+	events := serveLogger(e) // batches starting and ending, shutdown
 	eng, err := embedded.Open(*data, cfg, log)
 	if err != nil {
 		return err
@@ -62,20 +67,21 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := os.MkdirAll(drop, 0o755); err != nil {
 		return err
 	}
-	token := e.getenv("SLUICE_CONSOLE_TOKEN")
+	token := x.token
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ready") })
 	mux.Handle("/", console.New(console.Deps{
 		Ledger: eng.Ledger, Blobs: eng.Blobs, Uploader: engineUploader(eng),
-		Options: console.Options{Token: token, MaxUploadBytes: cfg.Limits.MaxFileBytes}, Logger: log,
+		Options: console.Options{Token: token, MaxUploadBytes: cfg.Limits.MaxFileBytes, AllowedHosts: x.hosts()}, Logger: log,
 	}))
-	ln, err := listen(e, *addr, token)
+	ln, err := x.listen(e)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// The Host check covers /metrics and the health checks too.
+	srv := &http.Server{Handler: console.NewHostGuard(x.hosts()...).Wrap(mux), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	fmt.Fprintf(e.stdout, "sluice serve: drop .csv files into %s\n  console  http://%s/\n  metrics  http://%s/metrics\n", drop, ln.Addr(), ln.Addr())
 
@@ -83,7 +89,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(runCtx) }()
+	go logBatches(runCtx, eng.Ledger, *poll, events)
 	watchDrop(runCtx, eng, drop, *poll, log)
+	events.Info("shutting down: finishing the work in hand", "data", eng.Dir)
 	stop()
 	err = <-done
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -92,6 +100,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	events.Info("stopped")
 	return nil
 }
 
@@ -143,14 +152,15 @@ func watchDrop(ctx context.Context, eng *embedded.Engine, dir string, every time
 			path := filepath.Join(dir, name)
 			sub, err := eng.Submit(ctx, path)
 			if err != nil {
-				log.Error("submitting a dropped file; will retry", "file", name, "err", err)
+				log.Error("submitting a dropped file; will retry", "file", sluice.DisplayName(name), "err", err)
 				continue
 			}
 			if err := os.Remove(path); err != nil {
 				log.Error("removing a submitted file from the drop folder", "file", name, "err", err)
 			}
 			delete(now, name)
-			log.Info("file submitted", "file", name, "batch_id", sub.BatchID, "resumed", sub.Resumed)
+			// logBatches says "batch started" once the splitter has it.
+			log.Info("file submitted", "file", sluice.DisplayName(name), "batch_id", sub.BatchID, "resumed", sub.Resumed)
 		}
 		last = now
 		select {

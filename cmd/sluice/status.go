@@ -67,9 +67,12 @@ func printBatch(e env, b sluice.Batch, pl places, asJSON bool) error {
 		}{b, pl})
 	}
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "batch\t%s\nfile\t%s\nstate\t%s\n", b.ID, b.Name, b.State)
+	fmt.Fprintf(w, "batch\t%s\nfile\t%s\nstate\t%s\n", b.ID, sluice.DisplayName(b.Name), b.State)
+	if b.RefVersion != "" {
+		fmt.Fprintf(w, "reference\t%s (config %s)\n", b.RefVersion, b.ConfigDigest)
+	}
 	if b.Reason != "" {
-		fmt.Fprintf(w, "reason\t%s\n", b.Reason)
+		fmt.Fprintf(w, "reason\t%s\n", sluice.DisplayText(b.Reason))
 	}
 	fmt.Fprintf(w, "chunks\t%s\nrows\t%d in, %d out, %d rejected\n", chunks(b), b.RowsIn, b.RowsOut, b.RowsRejected)
 	for _, rc := range b.TopReasons(5) {
@@ -82,7 +85,7 @@ func printBatch(e env, b sluice.Batch, pl places, asJSON bool) error {
 	}
 	for _, f := range [][2]string{{"input", pl.Input}, {"archive", pl.Archive}, {"output", pl.Output}, {"errors", pl.Errors}} {
 		if f[1] != "" {
-			fmt.Fprintf(w, "%s\t%s\n", f[0], f[1])
+			fmt.Fprintf(w, "%s\t%s\n", f[0], sluice.DisplayName(f[1]))
 		}
 	}
 	if b.EmailID != "" {

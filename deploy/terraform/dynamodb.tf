@@ -16,6 +16,27 @@ resource "aws_dynamodb_table" "batches" {
     type = "S"
   }
 
+  # Only unfinished batches carry openState, so this sparse index holds
+  # the batches in flight: the notifier counts them by state (Query,
+  # Select COUNT) instead of scanning the table's whole history.
+  attribute {
+    name = "openState"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "unfinished"
+    hash_key        = "openState"
+    projection_type = "KEYS_ONLY"
+  }
+
+  # Items carry expiresAt (epoch seconds) when the pipeline configuration
+  # sets retention.records; without it they are kept.
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = true
+  }
+
   point_in_time_recovery {
     enabled = var.protect_data
   }
@@ -36,6 +57,15 @@ resource "aws_dynamodb_table" "rejects" {
   attribute {
     name = "line"
     type = "N"
+  }
+
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = var.protect_data
   }
 }
 

@@ -98,6 +98,15 @@ data "aws_iam_policy_document" "splitter" {
     actions   = ["s3:GetObject", "s3:DeleteObject"]
     resources = ["${aws_s3_bucket.this.arn}/input/*"]
   }
+  # A split retried after a crash between the archive copy and the batch
+  # update finds input/ gone and reads the archived copy instead
+  # (pipeline/split.go), so the archive is read as well as written.
+  # input_archive/* covers both <name> and <batch>/<name> keys.
+  statement {
+    sid       = "ReadArchive"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/input_archive/*"]
+  }
   statement {
     sid       = "WriteChunksAndArchive"
     actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
@@ -105,7 +114,8 @@ data "aws_iam_policy_document" "splitter" {
   }
   # Without s3:ListBucket, S3 answers a missing key with 403, not 404, and
   # the splitter could not tell "the file was deleted before it could be
-  # read" (or "already archived" on a retry) from a real refusal.
+  # read" from a real refusal. It lists key names only: reading the archived
+  # copy needs its own s3:GetObject (ReadArchive).
   statement {
     sid       = "TellMissingObjects"
     actions   = ["s3:ListBucket"]
@@ -114,6 +124,24 @@ data "aws_iam_policy_document" "splitter" {
   statement {
     sid       = "Batches"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.batches.arn]
+  }
+  # A CSV put under reference/ becomes the new reference version: the
+  # splitter loads it, and collects the versions no unfinished batch uses
+  # (which scans the batches table).
+  statement {
+    sid       = "LoadReferences"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/reference/*"]
+  }
+  statement {
+    sid       = "ReferenceVersions"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Scan"]
+    resources = [aws_dynamodb_table.reference.arn]
+  }
+  statement {
+    sid       = "BatchesUsingVersions"
+    actions   = ["dynamodb:Scan"]
     resources = [aws_dynamodb_table.batches.arn]
   }
 }
@@ -145,7 +173,7 @@ data "aws_iam_policy_document" "worker" {
   statement {
     sid       = "SendOnward"
     actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
-    resources = [aws_sqs_queue.merge.arn]
+    resources = [aws_sqs_queue.merge.arn, aws_sqs_queue.notify.arn] # notify: a dead chunk fails its batch
   }
   dynamic "statement" {
     for_each = var.resolve_all_queue_urls ? [1] : []
@@ -179,7 +207,7 @@ data "aws_iam_policy_document" "worker" {
   }
   statement {
     sid       = "Rejects"
-    actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem"]
+    actions   = ["dynamodb:BatchWriteItem"]
     resources = [aws_dynamodb_table.rejects.arn]
   }
   statement {
@@ -303,10 +331,30 @@ data "aws_iam_policy_document" "notifier" {
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.this.arn}/input_archive/*"]
   }
+  # A batch's chunks and parts go when it ends (retention.intermediates: 0s);
+  # listing them needs s3:ListBucket.
+  statement {
+    sid       = "RemoveIntermediates"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.this.arn}/*/to_process/*", "${aws_s3_bucket.this.arn}/*/output/parts/*", "${aws_s3_bucket.this.arn}/*/output/errors/*"]
+  }
+  statement {
+    sid       = "ListIntermediates"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this.arn]
+  }
   statement {
     sid       = "Batches"
     actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.batches.arn]
+  }
+  # sluice_batches{state}: the unfinished batches are counted by a COUNT
+  # query on the sparse index, the finished ones read from one item
+  # (GetItem above); no Scan of the table's history.
+  statement {
+    sid       = "CountUnfinished"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.batches.arn}/index/unfinished"]
   }
   statement {
     sid       = "SendMail"

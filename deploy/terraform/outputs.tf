@@ -4,7 +4,7 @@ output "cluster_name" {
 }
 
 output "bucket" {
-  description = "The bucket: upload .csv files under input/."
+  description = "The bucket: upload .csv files under input/, reference CSVs under reference/."
   value       = aws_s3_bucket.this.bucket
 }
 

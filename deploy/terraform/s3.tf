@@ -1,5 +1,5 @@
 # The bucket: private, encrypted at rest, TLS only, and every .csv under
-# input/ announced to the ingest queue.
+# input/ (and reference/, for new reference versions) announced to the ingest queue.
 
 resource "aws_s3_bucket" "this" {
   bucket        = var.bucket_name
@@ -32,7 +32,10 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
 }
 
 # Uploads a service could not complete or abort (a task killed mid-part)
-# are otherwise billed forever.
+# are otherwise billed forever. The other rules follow var.retention: an
+# input still under input/ after orphaned_input_days was never split (its
+# batch moves it to input_archive/), archives and intermediates under a
+# fixed prefix expire when their days are set.
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
   bucket = aws_s3_bucket.this.id
   rule {
@@ -41,6 +44,48 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     filter {}
     abort_incomplete_multipart_upload {
       days_after_initiation = 7
+    }
+  }
+
+  dynamic "rule" {
+    for_each = coalesce(var.retention.orphaned_input_days, 0) > 0 ? [1] : []
+    content {
+      id     = "expire-orphaned-inputs"
+      status = "Enabled"
+      filter {
+        prefix = "input/"
+      }
+      expiration {
+        days = var.retention.orphaned_input_days
+      }
+    }
+  }
+
+  dynamic "rule" {
+    for_each = coalesce(var.retention.archive_days, 0) > 0 ? [1] : []
+    content {
+      id     = "expire-archived-inputs"
+      status = "Enabled"
+      filter {
+        prefix = "input_archive/"
+      }
+      expiration {
+        days = var.retention.archive_days
+      }
+    }
+  }
+
+  dynamic "rule" {
+    for_each = toset(var.retention.intermediate_prefixes)
+    content {
+      id     = "expire-intermediates-${replace(rule.value, "/", "-")}"
+      status = "Enabled"
+      filter {
+        prefix = rule.value
+      }
+      expiration {
+        days = var.retention.intermediate_days
+      }
     }
   }
 }
@@ -82,6 +127,15 @@ resource "aws_s3_bucket_notification" "this" {
     queue_arn     = aws_sqs_queue.ingest.arn
     events        = ["s3:ObjectCreated:*"]
     filter_prefix = "input/"
+    filter_suffix = ".csv"
+  }
+
+  # A reference CSV becomes the new reference version (the splitter loads it).
+  queue {
+    id            = "sluice-reference"
+    queue_arn     = aws_sqs_queue.ingest.arn
+    events        = ["s3:ObjectCreated:*"]
+    filter_prefix = "reference/"
     filter_suffix = ".csv"
   }
 

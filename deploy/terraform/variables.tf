@@ -109,6 +109,25 @@ variable "protect_data" {
   default     = true
 }
 
+# --- Retention (S3 lifecycle) ---------------------------------------------
+#
+# Intermediates (<batch>/to_process/, <batch>/output/parts/ and errors/)
+# start with the batch ID, which an S3 lifecycle prefix cannot wildcard:
+# the pipeline removes them when a batch ends, and these rules are the
+# backstop for what it cannot reach. Each prefix is a variable, so a key
+# layout that moves intermediates under a fixed prefix only changes values.
+
+variable "retention" {
+  description = "Days before S3 expires objects: under intermediate_prefixes (fixed prefixes holding intermediates, if a key layout has them; none by default), orphaned inputs under input/ (a file never split; 30), archives under input_archive/ (unset: kept). 0 turns a rule off."
+  type = object({
+    intermediate_prefixes = optional(list(string), [])
+    intermediate_days     = optional(number, 7)
+    orphaned_input_days   = optional(number, 30)
+    archive_days          = optional(number)
+  })
+  default = {}
+}
+
 # --- Mail (notifier) -----------------------------------------------------
 
 variable "mail_from" {
@@ -139,9 +158,10 @@ variable "link_ttl" {
   default     = "12h"
 }
 
-# Until pkg/service.Build resolves only the queues its stage uses, every
-# service asks GetQueueUrl for all eight queues at start. This grants that
-# one read-only action on PREFIX* queues; it allows no message access.
+# pkg/service.Build resolves only the queues its stage uses (its own queue,
+# that queue's DLQ and the queues it sends to), so no role needs more. This
+# switch grants one read-only action, GetQueueUrl, on PREFIX* queues for
+# other tools run under a task role; it allows no message access.
 variable "resolve_all_queue_urls" {
   description = "Grant sqs:GetQueueUrl on every PREFIX* queue to every service. The services resolve only the queues they use, so this is off; turn it on for tools that look up others."
   type        = bool

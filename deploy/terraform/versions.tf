@@ -1,6 +1,8 @@
 terraform {
-  # optional() object attributes with defaults (variables.tf) need 1.3.
-  required_version = ">= 1.5.0"
+  # optional() object attributes with defaults (variables.tf) need 1.3;
+  # tests/plan.tftest.hcl needs mock_provider (1.7) and override_during
+  # (1.11), so 1.11 is the oldest release that can run the module's tests.
+  required_version = ">= 1.11.0"
 
   required_providers {
     aws = {

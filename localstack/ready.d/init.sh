@@ -89,29 +89,43 @@ for spec in $QUEUES; do
 done
 
 # --- tables -----------------------------------------------------------------
-# make_table NAME HASH TYPE [RANGE TYPE]: on-demand, as pkg/dynamoledger CreateTables.
+# make_table NAME DEFS KEYS [create-table options]: on-demand, as
+# pkg/dynamoledger CreateTables. DEFS and KEYS are shorthand lists.
 make_table() {
-  local name="$1" defs keys
-  defs="AttributeName=$2,AttributeType=$3"
-  keys="AttributeName=$2,KeyType=HASH"
-  if [ $# -ge 5 ]; then
-    defs="$defs AttributeName=$4,AttributeType=$5"
-    keys="$keys AttributeName=$4,KeyType=RANGE"
-  fi
+  local name="$1" defs="$2" keys="$3"
+  shift 3
   if awslocal dynamodb describe-table --table-name "$name" >/dev/null 2>&1; then
     log "table $name exists"
   else
     # shellcheck disable=SC2086 # defs and keys are lists of shorthand arguments
     awslocal dynamodb create-table --table-name "$name" --billing-mode PAY_PER_REQUEST \
-      --attribute-definitions $defs --key-schema $keys >/dev/null
+      --attribute-definitions $defs --key-schema $keys "$@" >/dev/null
     log "table $name created"
   fi
   awslocal dynamodb wait table-exists --table-name "$name"
 }
 
-make_table "${TABLE_PREFIX}batches" id S
-make_table "${TABLE_PREFIX}rejects" batchId S line N
-make_table "${TABLE_PREFIX}reference" pk S
+# enable_ttl NAME: items expire by expiresAt, as sluice provision sets it.
+enable_ttl() {
+  if [ "$(awslocal dynamodb describe-time-to-live --table-name "$1" \
+    --query TimeToLiveDescription.TimeToLiveStatus --output text 2>/dev/null)" = ENABLED ]; then
+    log "TTL on $1 is on"
+  else
+    awslocal dynamodb update-time-to-live --table-name "$1" \
+      --time-to-live-specification Enabled=true,AttributeName=expiresAt >/dev/null
+    log "TTL on $1 turned on"
+  fi
+}
+
+# batches: the sparse index "unfinished" on openState (CountByState).
+make_table "${TABLE_PREFIX}batches" "AttributeName=id,AttributeType=S AttributeName=openState,AttributeType=S" \
+  "AttributeName=id,KeyType=HASH" \
+  --global-secondary-indexes '[{"IndexName":"unfinished","KeySchema":[{"AttributeName":"openState","KeyType":"HASH"}],"Projection":{"ProjectionType":"KEYS_ONLY"}}]'
+make_table "${TABLE_PREFIX}rejects" "AttributeName=batchId,AttributeType=S AttributeName=line,AttributeType=N" \
+  "AttributeName=batchId,KeyType=HASH AttributeName=line,KeyType=RANGE"
+make_table "${TABLE_PREFIX}reference" "AttributeName=pk,AttributeType=S" "AttributeName=pk,KeyType=HASH"
+enable_ttl "${TABLE_PREFIX}batches"
+enable_ttl "${TABLE_PREFIX}rejects"
 
 # --- S3 → ingest ------------------------------------------------------------
 INGEST_ARN="$(queue_arn "$INGEST_URL")"

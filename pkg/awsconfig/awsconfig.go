@@ -7,6 +7,7 @@ package awsconfig
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,11 +30,18 @@ type ItemCounter interface {
 	AWSItems(service, operation string, n int)
 }
 
-// Load returns the SDK configuration; calls are reported to counters.
+// Load returns the SDK configuration; calls are reported to counters, and
+// the SDK's own log lines go to slog's default logger.
 func Load(ctx context.Context, counters ...CallCounter) (aws.Config, error) {
-	opts := []func(*config.LoadOptions) error{}
+	return LoadLogged(ctx, nil, counters...)
+}
+
+// LoadLogged is Load with the SDK's log lines going to log (nil: slog's
+// default logger, read at each line).
+func LoadLogged(ctx context.Context, log *slog.Logger, counters ...CallCounter) (aws.Config, error) {
+	opts := []func(*config.LoadOptions) error{config.WithLogger(SDKLogger(log))}
 	if len(counters) > 0 {
-		opts = append(opts, config.WithAPIOptions([]func(*middleware.Stack) error{countCalls(counters), countItems(counters)}))
+		opts = append(opts, config.WithAPIOptions([]func(*middleware.Stack) error{countCalls(counters), countItems(counters), observeResources(counters)}))
 	}
 	return config.LoadDefaultConfig(ctx, opts...)
 }

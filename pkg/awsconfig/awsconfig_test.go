@@ -7,9 +7,10 @@ import (
 	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
+	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
-func TestMain(m *testing.M) { awstest.Main(m, awstest.DynamoDB) }
+func TestMain(m *testing.M) { awstest.Main(m, awstest.DynamoDB, awstest.S3) }
 
 // TestCountsCallsAndItems talks to the DynamoDB emulator through a config
 // loaded the way the services load theirs.
@@ -37,17 +38,23 @@ func TestCountsCallsAndItems(t *testing.T) {
 		rows = append(rows, []string{k, "v"})
 	}
 	i := 0
-	if _, err := db.Catalog().Load(t.Context(), []string{"k", "v"}, func() ([]string, error) {
+	cat := db.Catalog()
+	v, err := cat.Load(t.Context(), sluice.RefSource{ID: "20260101T000000.000000Z-k", Columns: []string{"k", "v"}, Next: func() ([]string, error) {
 		if i == len(rows) {
 			return nil, io.EOF
 		}
 		i++
 		return rows[i-1], nil
-	}); err != nil {
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := cat.Version(t.Context(), v.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
 	before := counts.Items()["DynamoDB/BatchGetItem"]
-	if _, err := db.Catalog().Lookup(t.Context(), keys); err != nil {
+	if _, err := ref.Lookup(t.Context(), keys); err != nil {
 		t.Fatal(err)
 	}
 	calls, items := counts.Snapshot(), counts.Items()

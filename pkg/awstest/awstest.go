@@ -228,6 +228,12 @@ func Main(m *testing.M, services ...Service) {
 	os.Exit(run(m, services))
 }
 
+// MainAfter is Main with a check after every test has run: after gets
+// m.Run's exit code and returns the process's.
+func MainAfter(m *testing.M, after func(code int) int, services ...Service) {
+	os.Exit(after(run(m, services)))
+}
+
 func run(m *testing.M, services []Service) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*startTimeout)
 	env, err := Start(ctx, services...)

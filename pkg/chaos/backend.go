@@ -19,6 +19,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/provision"
+	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/wire"
 )
@@ -155,13 +156,9 @@ func newAWS(ctx context.Context, o Options, fin string, logf func(string, ...any
 	if a.ports, err = wire.AWS(ctx, a.cfg, wo.AllQueues()); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(fin)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	t0 := time.Now()
-	n, err := embedded.LoadCatalog(ctx, a.ports.Loader, f, config.Default(), nil)
+	res, err := reference.LoadFile(ctx, a.ports.Catalog, fin, config.Default(), nil)
+	n := res.Version.Rows
 	if err != nil {
 		return nil, fmt.Errorf("chaos: loading the reference into DynamoDB: %w", err)
 	}

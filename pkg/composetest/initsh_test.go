@@ -105,6 +105,8 @@ case "$1 $2" in
   "sqs get-queue-attributes") u=$(arg --queue-url "$@"); echo "arn:aws:sqs:us-east-1:000000000000:${u##*/}" ;;
   "dynamodb describe-table") [ -e "$FAKE_STATE/table-$(arg --table-name "$@")" ] ;;
   "dynamodb create-table") touch "$FAKE_STATE/table-$(arg --table-name "$@")" ;;
+  "dynamodb describe-time-to-live") [ -e "$FAKE_STATE/ttl-$(arg --table-name "$@")" ] && echo ENABLED ;;
+  "dynamodb update-time-to-live") touch "$FAKE_STATE/ttl-$(arg --table-name "$@")" ;;
 esac
 `
 
@@ -168,8 +170,11 @@ func TestInitShMakesWhatProvisionMakes(t *testing.T) {
 	attrs := map[string]map[string]any{}
 	var tables []tableSpec
 	var notification, sesIdentity string
+	ttl := map[string]string{}
 	for _, c := range calls {
 		switch c.op() {
+		case "dynamodb update-time-to-live":
+			ttl[c.flag("--table-name")] = c.flag("--time-to-live-specification")
 		case "s3api create-bucket":
 			created = append(created, "bucket "+c.flag("--bucket"))
 		case "sqs create-queue":
@@ -224,6 +229,13 @@ func TestInitShMakesWhatProvisionMakes(t *testing.T) {
 	slices.SortFunc(want, func(a, b tableSpec) int { return strings.Compare(a.Name, b.Name) })
 	if !slices.EqualFunc(tables, want, tableSpec.equal) {
 		t.Errorf("init.sh tables\n%+v\npkg/dynamodb CreateTables\n%+v", tables, want)
+	}
+
+	// TTL as sluice provision turns it on.
+	for _, tb := range []string{prefix + "batches", prefix + "rejects"} {
+		if ttl[tb] != "Enabled=true,AttributeName=expiresAt" {
+			t.Errorf("TTL on %s: %q, want Enabled=true,AttributeName=expiresAt", tb, ttl[tb])
+		}
 	}
 
 	wantCreated := append([]string{"bucket " + bucket}, wantQueues...)
@@ -287,7 +299,7 @@ func TestInitShMakesWhatProvisionMakes(t *testing.T) {
 
 	// Again, on what is there: nothing is created twice.
 	for _, c := range runInitSh(t, state) {
-		if strings.HasPrefix(c[min(1, len(c)-1)], "create-") {
+		if op := c[min(1, len(c)-1)]; strings.HasPrefix(op, "create-") || op == "update-time-to-live" {
 			t.Errorf("second run: %s %s", c.op(), strings.Join(c[2:], " "))
 		}
 	}
@@ -326,10 +338,30 @@ func TestInitShFollowsTheEnvironment(t *testing.T) {
 type tableSpec struct {
 	Name, Billing string
 	Keys          []string
+	Indexes       []string // "unfinished openState HASH KEYS_ONLY"
 }
 
 func (a tableSpec) equal(b tableSpec) bool {
-	return a.Name == b.Name && a.Billing == b.Billing && slices.Equal(a.Keys, b.Keys)
+	return a.Name == b.Name && a.Billing == b.Billing && slices.Equal(a.Keys, b.Keys) && slices.Equal(a.Indexes, b.Indexes)
+}
+
+// gsi is a global secondary index as the API and the CLI's JSON spell it.
+type gsi struct {
+	IndexName  string
+	KeySchema  []struct{ AttributeName, KeyType string }
+	Projection struct{ ProjectionType string }
+}
+
+func indexSpecs(idx []gsi) []string {
+	var out []string
+	for _, g := range idx {
+		s := g.IndexName
+		for _, k := range g.KeySchema {
+			s += " " + k.AttributeName + " " + k.KeyType
+		}
+		out = append(out, s+" "+g.Projection.ProjectionType)
+	}
+	return out
 }
 
 // cliTable reads an `aws dynamodb create-table` call in shorthand syntax.
@@ -360,7 +392,13 @@ func cliTable(t *testing.T, c awsCall) tableSpec {
 		name, kt, _ := strings.Cut(k, " ")
 		keys[i] = name + " " + types[name] + " " + kt
 	}
-	return tableSpec{Name: c.flag("--table-name"), Billing: c.flag("--billing-mode"), Keys: keys}
+	var idx []gsi
+	if v := c.flag("--global-secondary-indexes"); v != "" {
+		if err := json.Unmarshal([]byte(v), &idx); err != nil {
+			t.Fatalf("--global-secondary-indexes %q: %v", v, err)
+		}
+	}
+	return tableSpec{Name: c.flag("--table-name"), Billing: c.flag("--billing-mode"), Keys: keys, Indexes: indexSpecs(idx)}
 }
 
 // goTables runs pkg/dynamodb's CreateTables against a stand-in DynamoDB
@@ -369,13 +407,15 @@ func goTables(t *testing.T, prefix string) []tableSpec {
 	t.Helper()
 	var mu sync.Mutex
 	var specs []tableSpec
+	indexes := map[string][]gsi{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		var in struct {
-			TableName            string
-			BillingMode          string
-			AttributeDefinitions []struct{ AttributeName, AttributeType string }
-			KeySchema            []struct{ AttributeName, KeyType string }
+			TableName              string
+			BillingMode            string
+			AttributeDefinitions   []struct{ AttributeName, AttributeType string }
+			KeySchema              []struct{ AttributeName, KeyType string }
+			GlobalSecondaryIndexes []gsi
 		}
 		if err := json.Unmarshal(body, &in); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -388,16 +428,20 @@ func goTables(t *testing.T, prefix string) []tableSpec {
 			for _, d := range in.AttributeDefinitions {
 				types[d.AttributeName] = d.AttributeType
 			}
-			s := tableSpec{Name: in.TableName, Billing: in.BillingMode}
+			s := tableSpec{Name: in.TableName, Billing: in.BillingMode, Indexes: indexSpecs(in.GlobalSecondaryIndexes)}
 			for _, k := range in.KeySchema {
 				s.Keys = append(s.Keys, k.AttributeName+" "+types[k.AttributeName]+" "+k.KeyType)
 			}
 			mu.Lock()
 			specs = append(specs, s)
+			indexes[in.TableName] = in.GlobalSecondaryIndexes
 			mu.Unlock()
 			json.NewEncoder(w).Encode(map[string]any{"TableDescription": map[string]any{"TableName": in.TableName, "TableStatus": "ACTIVE"}})
 		case "DynamoDB_20120810.DescribeTable":
-			json.NewEncoder(w).Encode(map[string]any{"Table": map[string]any{"TableName": in.TableName, "TableStatus": "ACTIVE"}})
+			mu.Lock()
+			idx := indexes[in.TableName]
+			mu.Unlock()
+			json.NewEncoder(w).Encode(map[string]any{"Table": map[string]any{"TableName": in.TableName, "TableStatus": "ACTIVE", "GlobalSecondaryIndexes": idx}})
 		default:
 			http.Error(w, "unexpected "+op, http.StatusBadRequest)
 		}

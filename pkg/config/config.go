@@ -33,6 +33,8 @@ type Pipeline struct {
 	Limits    Limits    `yaml:"limits" json:"limits"`
 	// FormulaGuard prefixes cells a spreadsheet would run as formulas.
 	FormulaGuard FormulaGuard `yaml:"formulaGuard" json:"formulaGuard"`
+	// Retention says when a batch's files may be removed (retention.go).
+	Retention Retention `yaml:"retention" json:"retention"`
 }
 
 // FormulaGuard says where cells starting with =, +, -, @, tab or CR get a

@@ -26,7 +26,7 @@ const StateQueued = "queued"
 // BatchView is a batch as the API returns it. The JSON names are stable.
 type BatchView struct {
 	ID       string `json:"batchId"`
-	File     string `json:"file"` // the input's file name
+	File     string `json:"file"` // the input's file name, for display (sluice.DisplayName)
 	Key      string `json:"key"`  // the input object, under input/
 	Size     int64  `json:"size"`
 	State    string `json:"state"` // a sluice.State, or "queued"
@@ -213,6 +213,8 @@ func (h *Handler) view(b sluice.Batch) BatchView {
 	if v.File == "" {
 		v.File = path.Base(b.Key)
 	}
+	// File and Reason are for showing; Key stays exact, it names the object.
+	v.File, v.Reason = sluice.DisplayName(v.File), sluice.DisplayText(v.Reason)
 	if b.State == StateQueued {
 		v.Timings = map[string]float64{}
 	}
@@ -535,7 +537,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, what string, 
 	if k == "" {
 		msg := fmt.Sprintf("batch %s has no %s yet (it is %s)", b.ID, what, b.State)
 		if b.State == sluice.StateFailed {
-			msg = fmt.Sprintf("batch %s failed, so it has no %s: %s", b.ID, what, b.Reason)
+			msg = fmt.Sprintf("batch %s failed, so it has no %s: %s", b.ID, what, sluice.DisplayText(b.Reason))
 		}
 		writeError(w, http.StatusNotFound, "%s", msg)
 		return
@@ -552,7 +554,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, what string, 
 	hd := w.Header()
 	hd.Set("Content-Type", ctype)
 	hd.Set("Content-Length", strconv.FormatInt(info.Size, 10))
-	hd.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": pipeline.DownloadName(b, k)}))
+	hd.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": sluice.DisplayName(pipeline.DownloadName(b, k))}))
 	hd.Set("Cache-Control", "private, no-cache")
 	if info.ETag != "" {
 		hd.Set("ETag", `"`+strings.Trim(info.ETag, `"`)+`"`)

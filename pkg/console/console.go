@@ -55,6 +55,9 @@ type Options struct {
 	// ("/console"); the server strips it (http.StripPrefix) and the
 	// console puts it in front of every link it writes.
 	BasePath string
+	// AllowedHosts are the names, besides loopback ones, that the console
+	// answers to in the Host header (see HostGuard); any other gets 421.
+	AllowedHosts []string
 }
 
 // Deps is everything the console needs. Ledger and Blobs are required;
@@ -74,6 +77,7 @@ type Deps struct {
 type Handler struct {
 	d      Deps
 	mux    *http.ServeMux
+	hosts  *HostGuard
 	pages  map[string]*template.Template
 	cookie string // the cookie value a browser holding the token carries
 
@@ -108,7 +112,7 @@ func New(d Deps) *Handler {
 	if d.Options.MaxUploadBytes <= 0 {
 		d.Options.MaxUploadBytes = DefaultMaxUploadBytes
 	}
-	h := &Handler{d: d, mux: http.NewServeMux(), pending: map[string]pendingUpload{}}
+	h := &Handler{d: d, mux: http.NewServeMux(), hosts: NewHostGuard(d.Options.AllowedHosts...), pending: map[string]pendingUpload{}}
 	if d.Options.Token != "" {
 		// The cookie holds a MAC of the token rather than the token itself,
 		// so a leaked cookie does not reveal the API token.
@@ -161,7 +165,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// "Origin: null" on the console's own form posts.)
 	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.mux.ServeHTTP(w, r)
+	h.hosts.Wrap(h.mux).ServeHTTP(w, r)
 }
 
 // byMethod dispatches on the request method and answers any other method

@@ -147,9 +147,14 @@ func (h *Handler) pageBatch(w http.ResponseWriter, r *http.Request) {
 		h.pageError(w, r, st, msg)
 		return
 	}
+	// Rejected rows are the sender's text: on the page, a bidi override in
+	// one must not redraw the table around it (the API keeps them exact).
+	for i, rj := range rl.Rejects {
+		rl.Rejects[i].Raw, rl.Rejects[i].Message = sluice.DisplayText(rj.Raw), sluice.DisplayText(rj.Message)
+	}
 	p := batchPage{B: h.view(b), Rejects: rl.Rejects, After: after, NextAfter: rl.NextAfter}
 	if b.State == sluice.StateFailed && b.Name != "" {
-		p.Archive = pipeline.ArchiveKey(b)
+		p.Archive = sluice.DisplayName(pipeline.ArchiveKey(b))
 	}
 	h.render(w, r, http.StatusOK, "batch", p.B.File, p)
 }

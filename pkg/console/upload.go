@@ -204,6 +204,13 @@ func cleanName(name string) (string, error) {
 	if err := sluice.ValidateKey(pipeline.InputPrefix + name); err != nil {
 		return "", errorf(http.StatusBadRequest, "the file name %s cannot be used: %v", strconv.Quote(name), err)
 	}
+	// A name with an invisible or text-direction character can pass for
+	// another ("invoice\u202Evsc.exe" shows as "invoiceexe.csv"). Here a
+	// person can rename the file, so it is refused; names that arrive by
+	// other ways are shown with the character made visible.
+	if r, ok := sluice.HiddenRune(name); ok {
+		return "", errorf(http.StatusBadRequest, "the file name %s contains U+%04X, an invisible or text-direction control character that can disguise what a file is; rename the file without it", sluice.DisplayName(name), r)
+	}
 	return name, nil
 }
 

@@ -188,8 +188,15 @@ func CheckKubernetes(objs []Object, files []string) []string {
 			if n, err := strconv.Atoi(getString(tr, "metadata", "queueLength")); err != nil || n < 1 {
 				p.add("%s: ScaledObject %s needs queueLength, a positive integer as a string", s.Name, so.Name())
 			}
-			if !slices.Contains([]string{"pod", "operator"}, getString(tr, "metadata", "identityOwner")) {
-				p.add("%s: ScaledObject %s needs identityOwner pod or operator", s.Name, so.Name())
+			// identityOwner in the trigger is deprecated since KEDA 2.13:
+			// credentials come from a TriggerAuthentication with the aws
+			// pod identity provider.
+			if get(tr, "metadata", "identityOwner") != nil {
+				p.add("%s: ScaledObject %s sets identityOwner, deprecated since KEDA 2.13; use authenticationRef", s.Name, so.Name())
+			}
+			auth := byKind["TriggerAuthentication"][getString(tr, "authenticationRef", "name")]
+			if auth == nil || getString(auth, "spec", "podIdentity", "provider") != "aws" {
+				p.add("%s: ScaledObject %s needs authenticationRef to a TriggerAuthentication with podIdentity provider aws", s.Name, so.Name())
 			}
 			if getString(tr, "metadata", "awsRegion") == "" {
 				p.add("%s: ScaledObject %s needs awsRegion", s.Name, so.Name())

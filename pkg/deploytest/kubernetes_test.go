@@ -37,6 +37,20 @@ func TestKubernetesChecksCatch(t *testing.T) {
 				}
 			}
 		}, []string{"merger:", "not its own"}},
+		{"deprecated identityOwner in the trigger", func(objs []Object) {
+			for _, o := range objs {
+				if o.Kind() == "ScaledObject" && o.Name() == "sluice-worker" {
+					get(o, "spec", "triggers", "0", "metadata").(map[string]any)["identityOwner"] = "operator"
+				}
+			}
+		}, []string{"worker:", "identityOwner", "2.13"}},
+		{"trigger without authentication", func(objs []Object) {
+			for _, o := range objs {
+				if o.Kind() == "ScaledObject" && o.Name() == "sluice-merger" {
+					delete(get(o, "spec", "triggers", "0").(map[string]any), "authenticationRef")
+				}
+			}
+		}, []string{"merger:", "authenticationRef"}},
 		{"in-flight messages not counted", func(objs []Object) {
 			for _, o := range objs {
 				if o.Kind() == "ScaledObject" && o.Name() == "sluice-notifier" {

@@ -32,19 +32,23 @@ type Stage struct {
 var Stages = []Stage{
 	{
 		Name: "splitter", Queue: "ingest", Visibility: 300,
-		SendsTo:    []string{"chunks", "merge", "notify"},
-		Tables:     map[string][]string{"batches": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}},
-		Read:       []string{"input/*"},
+		SendsTo: []string{"chunks", "merge", "notify"},
+		Tables: map[string][]string{
+			"batches": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"},
+			// It loads a CSV put under reference/ as the new version.
+			"reference": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Scan"},
+		},
+		Read:       []string{"input/*", "input_archive/*", "reference/*"}, // a retried split reads the archived copy
 		Delete:     []string{"input/*"},
 		Write:      []string{"*/to_process/*", "input_archive/*"},
 		ListBucket: true,
 	},
 	{
 		Name: "worker", Queue: "chunks", Visibility: 120,
-		SendsTo: []string{"merge"},
+		SendsTo: []string{"merge", "notify"}, // notify: a dead chunk fails its batch
 		Tables: map[string][]string{
 			"batches":   {"dynamodb:GetItem", "dynamodb:UpdateItem"},
-			"rejects":   {"dynamodb:BatchWriteItem", "dynamodb:PutItem"},
+			"rejects":   {"dynamodb:BatchWriteItem"}, // AddRejects: BatchWriteItem only
 			"reference": {"dynamodb:GetItem", "dynamodb:BatchGetItem"},
 		},
 		Read:       []string{"*/to_process/*"},
@@ -61,9 +65,15 @@ var Stages = []Stage{
 	},
 	{
 		Name: "notifier", Queue: "notify", Visibility: 60,
-		Tables: map[string][]string{"batches": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
-		Read:   []string{"*/output/completed/*", "input_archive/*"},
-		Mail:   true,
+		Tables: map[string][]string{
+			"batches":                  {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+			"batches/index/unfinished": {"dynamodb:Query"}, // CountByState
+		},
+		Read: []string{"*/output/completed/*", "input_archive/*"},
+		// A batch's intermediates go when it ends (retention.intermediates).
+		Delete:     []string{"*/to_process/*", "*/output/parts/*", "*/output/errors/*"},
+		ListBucket: true,
+		Mail:       true,
 	},
 }
 
@@ -82,6 +92,7 @@ const (
 // Stages; none means it is right.
 func CheckTerraform(m *Module) []string {
 	var p problems
+	checkVersions(m, &p)
 	checkQueues(m, &p)
 	checkTables(m, &p)
 	checkBucket(m, &p)
@@ -185,6 +196,31 @@ func checkTables(m *Module, p *problems) {
 				p.add("table %s: attribute %s must be of type %s", name, k[0], k[1])
 			}
 		}
+		// The README promises point-in-time recovery on every table.
+		if !refersTo(attr(child(t, "point_in_time_recovery"), "enabled"), "var.protect_data") {
+			p.add("table %s: point_in_time_recovery must be enabled = var.protect_data", name)
+		}
+		// pkg/dynamoledger writes expiresAt on batch and reject items.
+		if ttl := child(t, "ttl"); name != "reference" && (str(attr(ttl, "attribute_name")) != "expiresAt" || !isTrue(attr(ttl, "enabled"))) {
+			p.add("table %s: ttl must be enabled on attribute_name expiresAt", name)
+		}
+	}
+	// CountByState's sparse index (pkg/dynamoledger).
+	gsi := child(tables["batches"], "global_secondary_index")
+	if str(attr(gsi, "name")) != "unfinished" || str(attr(gsi, "hash_key")) != "openState" || str(attr(gsi, "projection_type")) != "KEYS_ONLY" {
+		p.add("table batches: needs global_secondary_index unfinished on hash_key openState, projection_type KEYS_ONLY")
+	}
+}
+
+// checkVersions holds required_version to the oldest Terraform that can
+// run tests/plan.tftest.hcl (override_during arrived in 1.11).
+func checkVersions(m *Module, p *problems) {
+	tf := m.Block("terraform")
+	v := str(attr(tf, "required_version"))
+	var major, minor int
+	if _, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(v, ">=")), "%d.%d", &major, &minor); err != nil ||
+		!strings.HasPrefix(v, ">=") || major != 1 || minor < 11 {
+		p.add("terraform: required_version %q must be \">= 1.11\" or later (the tests use override_during)", v)
 	}
 }
 
@@ -249,6 +285,8 @@ func checkBucket(m *Module, p *problems) {
 		p.add("bucket: its policy must Deny requests with aws:SecureTransport false")
 	}
 
+	checkLifecycle(m, p)
+
 	notified := false
 	for _, b := range forBucket(m, "aws_s3_bucket_notification") {
 		for _, q := range children(b, "queue") {
@@ -288,6 +326,36 @@ func checkBucket(m *Module, p *problems) {
 	}
 	if !allowed {
 		p.add("ingest queue: its policy must let s3.amazonaws.com SendMessage, scoped by aws:SourceArn to aws_s3_bucket.this")
+	}
+}
+
+// checkLifecycle: killed uploads are aborted, and inputs never split,
+// archives and fixed-prefix intermediates expire as var.retention says.
+func checkLifecycle(m *Module, p *problems) {
+	want := map[string]string{
+		"input/":         "var.retention.orphaned_input_days",
+		"input_archive/": "var.retention.archive_days",
+	}
+	found := map[string]bool{}
+	aborts := false
+	for _, b := range forBucket(m, "aws_s3_bucket_lifecycle_configuration") {
+		for _, r := range children(b, "rule") {
+			if child(r, "abort_incomplete_multipart_upload") != nil {
+				aborts = true
+			}
+			prefix := str(attr(child(r, "filter"), "prefix"))
+			if v, ok := want[prefix]; ok && refersTo(attr(child(r, "expiration"), "days"), v) {
+				found[prefix] = true
+			}
+		}
+	}
+	if !aborts {
+		p.add("bucket: no lifecycle rule aborts incomplete multipart uploads")
+	}
+	for _, prefix := range sortedKeys(want) {
+		if !found[prefix] {
+			p.add("bucket: no lifecycle rule expires %s after %s days", prefix, want[prefix])
+		}
 	}
 }
 
@@ -573,6 +641,11 @@ func resource(e hclsyntax.Expression) string {
 		if ref == "aws_s3_bucket.this.arn" && strings.HasPrefix(rest, "/") {
 			return objects + rest[1:]
 		}
+		// "${aws_dynamodb_table.batches.arn}/index/unfinished"
+		parts := strings.Split(ref, ".")
+		if len(parts) == 3 && parts[0] == "aws_dynamodb_table" && parts[2] == "arn" && strings.HasPrefix(rest, "/index/") {
+			return tableRes + parts[1] + rest
+		}
 		return ""
 	}
 	st, ok := e.(*hclsyntax.ScopeTraversalExpr)
@@ -630,39 +703,10 @@ func checkRole(m *Module, s Stage, p *problems) {
 		p.add("%s: no data.aws_iam_policy_document.%s", s.Name, s.Name)
 		return
 	}
-	have := map[string]bool{}
-	for _, st := range children(doc, "statement") {
-		if e := str(attr(st, "effect")); e != "" && e != "Allow" {
-			continue // a Deny only narrows
-		}
-		if attr(st, "not_actions") != nil || attr(st, "not_resources") != nil {
-			p.add("%s: statement %q uses not_actions or not_resources, which grant everything else", s.Name, str(attr(st, "sid")))
-			continue
-		}
-		actions, ok := strs(attr(st, "actions"))
-		if !ok {
-			p.add("%s: statement %q: actions must be a literal list", s.Name, str(attr(st, "sid")))
-			continue
-		}
-		res := attr(st, "resources")
-		if res == nil {
-			p.add("%s: statement %q has no resources", s.Name, str(attr(st, "sid")))
-			continue
-		}
-		for _, e := range items(res) {
-			r := resource(e)
-			if r == "" {
-				p.add("%s: statement %q: resource %s is none of its queues, tables, prefixes or known ARNs", s.Name, str(attr(st, "sid")), strings.Join(refs(e), ", "))
-				continue
-			}
-			for _, a := range actions {
-				have[a+" "+r] = true
-			}
-		}
-	}
+	have := policyGrants(doc, s.Name, p)
 	want := s.want()
-	// While pkg/service resolves every queue's URL at start, a role may
-	// also look up (and only look up) any PREFIX* queue.
+	// resolve_all_queue_urls (off by default) lets a role also look up,
+	// and only look up, any PREFIX* queue, for tools beyond the services.
 	optional := map[string]bool{"sqs:GetQueueUrl " + allQueues: true}
 	var extra, missing []string
 	for g := range have {
@@ -683,4 +727,41 @@ func checkRole(m *Module, s Stage, p *problems) {
 	for _, g := range missing {
 		p.add("%s: its role lacks %s", s.Name, g)
 	}
+}
+
+// policyGrants lists a policy document's Allow grants as "action resource"
+// (resources as resource names them), adding a problem for any statement
+// it cannot read.
+func policyGrants(doc *hclsyntax.Block, service string, p *problems) map[string]bool {
+	have := map[string]bool{}
+	for _, st := range children(doc, "statement") {
+		if e := str(attr(st, "effect")); e != "" && e != "Allow" {
+			continue // a Deny only narrows
+		}
+		if attr(st, "not_actions") != nil || attr(st, "not_resources") != nil {
+			p.add("%s: statement %q uses not_actions or not_resources, which grant everything else", service, str(attr(st, "sid")))
+			continue
+		}
+		actions, ok := strs(attr(st, "actions"))
+		if !ok {
+			p.add("%s: statement %q: actions must be a literal list", service, str(attr(st, "sid")))
+			continue
+		}
+		res := attr(st, "resources")
+		if res == nil {
+			p.add("%s: statement %q has no resources", service, str(attr(st, "sid")))
+			continue
+		}
+		for _, e := range items(res) {
+			r := resource(e)
+			if r == "" {
+				p.add("%s: statement %q: resource %s is none of its queues, tables, prefixes or known ARNs", service, str(attr(st, "sid")), strings.Join(refs(e), ", "))
+				continue
+			}
+			for _, a := range actions {
+				have[a+" "+r] = true
+			}
+		}
+	}
+	return have
 }

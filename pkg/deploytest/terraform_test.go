@@ -149,6 +149,54 @@ func TestTerraformChecksCatch(t *testing.T) {
 			want: []string{"stop_timeout", "120"},
 		},
 		{
+			// Issue 11 item 13: a retried split reads the archived copy.
+			name: "splitter cannot read input_archive/",
+			text: replace("iam.tf", `actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/input_archive/*"]
+  }
+  statement {
+    sid       = "WriteChunksAndArchive"`, `actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/input/*"]
+  }
+  statement {
+    sid       = "WriteChunksAndArchive"`),
+			want: []string{"splitter:", "lacks s3:GetObject s3:input_archive/*"},
+		},
+		{
+			name: "rejects table without point-in-time recovery",
+			text: func(t *testing.T, files map[string][]byte) {
+				src := string(files["dynamodb.tf"])
+				i := strings.Index(src, `resource "aws_dynamodb_table" "rejects"`)
+				j := i + strings.Index(src[i:], "point_in_time_recovery")
+				if i < 0 || j < i {
+					t.Fatal("dynamodb.tf: no rejects table with point_in_time_recovery: update this case")
+				}
+				files["dynamodb.tf"] = []byte(src[:j] + "dummy_block" + src[j+len("point_in_time_recovery"):])
+			},
+			want: []string{"table rejects:", "point_in_time_recovery"},
+		},
+		{
+			name: "rejects table without TTL",
+			text: replace("dynamodb.tf", "  ttl {\n    attribute_name = \"expiresAt\"\n    enabled        = true\n  }\n\n  point_in_time_recovery {\n    enabled = var.protect_data\n  }\n}\n\nresource \"aws_dynamodb_table\" \"reference\"",
+				"  point_in_time_recovery {\n    enabled = var.protect_data\n  }\n}\n\nresource \"aws_dynamodb_table\" \"reference\""),
+			want: []string{"table rejects:", "ttl"},
+		},
+		{
+			name: "notifier cannot count unfinished batches",
+			text: replace("iam.tf", `resources = ["${aws_dynamodb_table.batches.arn}/index/unfinished"]`, `resources = [aws_dynamodb_table.batches.arn]`),
+			want: []string{"notifier:", "lacks dynamodb:Query dynamodb:batches/index/unfinished"},
+		},
+		{
+			name: "orphaned inputs never expire",
+			text: replace("s3.tf", `prefix = "input/"`, `prefix = "inputs/"`),
+			want: []string{"bucket:", "expires input/"},
+		},
+		{
+			name: "required_version older than the tests need",
+			text: replace("versions.tf", `">= 1.11.0"`, `">= 1.5.0"`),
+			want: []string{"terraform:", "required_version"},
+		},
+		{
 			name: "no container insights",
 			text: replace("ecs.tf", `value = "enabled"`, `value = "disabled"`),
 			want: []string{"Container Insights"},

@@ -1,180 +1,254 @@
 package dynamoledger
 
 import (
-	"container/list"
 	"context"
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"io"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
-// Catalog is a sluice.Catalog and sluice.CatalogLoader in the reference
-// table.
+// Catalog is a sluice.Catalog in the reference table.
 //
-// Every Load writes a new generation of items, keyed "<generation>#<key>",
-// and only then points the item "current" at it. Readers therefore see the
-// old reference or the new one, never a mix, without a transaction. The
-// generation before the current one is kept until the next Load, so a
-// process still reading it (it looks for a new generation every
-// CatalogRefresh) finds it whole; older ones are deleted.
+// Every Load writes a new version's rows as items keyed
+// "<version>#<key>", and only then publishes the version: one item,
+// "catalog", lists the versions and names the current one, and is
+// replaced with a conditional put. A batch pins the version that was
+// current when it was created and reads only that version's items, so a
+// later load never changes what it sees; a version is deleted only by
+// Delete, which pkg/reference calls for versions no unfinished batch uses.
 type Catalog struct {
 	db *DB
+	// cache maps "<version>#<key>" to the key's values (nil: unknown). The
+	// version in the key keeps one version's rows from serving another.
+	cache *lru.Cache[string, []string]
 
-	mu      sync.Mutex
-	meta    *catalogMeta // nil: never loaded
-	checked time.Time    // when meta was last read from the table
-	cache   *lru
+	mu   sync.Mutex
+	seen map[string]sluice.RefVersion // versions described so far; immutable
 }
 
-var (
-	_ sluice.Catalog       = (*Catalog)(nil)
-	_ sluice.CatalogLoader = (*Catalog)(nil)
-)
+var _ sluice.Catalog = (*Catalog)(nil)
 
-type catalogMeta struct {
-	gen     string
-	columns []string
-}
-
-// metaKey is the key of the item that names the current generation. It
-// has no '#', so no reference row can take it.
-const metaKey = "current"
+// catalogKey is the key of the item that lists the versions. It has no
+// '#', so no reference row can take it.
+const catalogKey = "catalog"
 
 // maxBatchGet is how many keys one BatchGetItem may ask for.
 const maxBatchGet = 100
 
 // Catalog returns the catalog in db's reference table.
 func (db *DB) Catalog() *Catalog {
-	return &Catalog{db: db, cache: newLRU(db.opt.CacheSize)}
+	c := &Catalog{db: db, seen: map[string]sluice.RefVersion{}}
+	if db.opt.CacheSize > 0 {
+		c.cache, _ = lru.New[string, []string](db.opt.CacheSize)
+	}
+	return c
 }
 
-// errNoReference is what Columns says before any Load.
-var errNoReference = fmt.Errorf("dynamodb: no reference data loaded (run `sluice reference load REF.csv`): %w", sluice.ErrNotFound)
+// errNoReference is what Current says before any Load.
+var errNoReference = fmt.Errorf("dynamodb: no reference data loaded (run `sluice reference load --aws REF.csv` or put a CSV under reference/ in the bucket): %w", sluice.ErrNotFound)
 
-func (c *Catalog) current(ctx context.Context) (*catalogMeta, error) {
-	c.mu.Lock()
-	if !c.checked.IsZero() && time.Since(c.checked) < c.db.opt.CatalogRefresh {
-		m := c.meta
-		c.mu.Unlock()
-		return m, nil
+// catalogState is the "catalog" item: the versions, oldest first, the
+// current one, and a revision that makes concurrent changes fail rather
+// than overwrite each other.
+type catalogState struct {
+	Current  string              `json:"current"`
+	Versions []sluice.RefVersion `json:"versions"`
+	rev      int64
+}
+
+func (s catalogState) find(id string) (sluice.RefVersion, bool) {
+	i := slices.IndexFunc(s.Versions, func(v sluice.RefVersion) bool { return v.ID == id })
+	if i < 0 {
+		return sluice.RefVersion{}, false
 	}
-	c.mu.Unlock()
+	return s.Versions[i], true
+}
+
+func (c *Catalog) state(ctx context.Context) (catalogState, error) {
 	out, err := c.db.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(c.db.tables.Reference),
-		Key:            map[string]types.AttributeValue{"pk": avS(metaKey)},
+		Key:            map[string]types.AttributeValue{"pk": avS(catalogKey)},
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dynamodb: reading the reference catalog: %w", err)
+		return catalogState{}, fmt.Errorf("dynamodb: reading the reference catalog: %w", err)
 	}
-	var m *catalogMeta
-	if out.Item != nil {
-		m = &catalogMeta{gen: getS(out.Item, "gen")}
-		if err := json.Unmarshal([]byte(getS(out.Item, "columns")), &m.columns); err != nil {
-			return nil, fmt.Errorf("dynamodb: reference catalog columns: %w", err)
+	var s catalogState
+	if out.Item == nil {
+		return s, nil
+	}
+	if err := json.Unmarshal([]byte(getS(out.Item, "state")), &s); err != nil {
+		return s, fmt.Errorf("dynamodb: the reference catalog item: %w", err)
+	}
+	s.rev = getN(out.Item, "rev")
+	return s, nil
+}
+
+var errCatalogChanged = errors.New("dynamodb: another reference load or collection changed the catalog at the same time; try again")
+
+// putState replaces the catalog item if no one changed it since s was read.
+func (c *Catalog) putState(ctx context.Context, s catalogState) error {
+	b, _ := json.Marshal(s)
+	in := &dynamodb.PutItemInput{
+		TableName: aws.String(c.db.tables.Reference),
+		Item: map[string]types.AttributeValue{
+			"pk": avS(catalogKey), "state": avS(string(b)), "rev": avN(s.rev + 1),
+		},
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR rev = :rev"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":rev": avN(s.rev)},
+	}
+	_, err := c.db.client.PutItem(ctx, in)
+	if isConditionFailed(err) {
+		return errCatalogChanged
+	}
+	return err
+}
+
+// Current implements sluice.Catalog. It always reads the table: a split
+// calls it once per batch, and a stale answer would pin an old version.
+func (c *Catalog) Current(ctx context.Context) (sluice.RefVersion, error) {
+	s, err := c.state(ctx)
+	if err != nil {
+		return sluice.RefVersion{}, err
+	}
+	v, ok := s.find(s.Current)
+	if !ok {
+		return v, errNoReference
+	}
+	return v, nil
+}
+
+// Versions implements sluice.Catalog.
+func (c *Catalog) Versions(ctx context.Context) ([]sluice.RefVersion, error) {
+	s, err := c.state(ctx)
+	return s.Versions, err
+}
+
+// Version implements sluice.Catalog. A version's description never
+// changes, so it is read from the table once per process.
+func (c *Catalog) Version(ctx context.Context, id string) (sluice.Reference, error) {
+	c.mu.Lock()
+	v, ok := c.seen[id]
+	c.mu.Unlock()
+	if !ok {
+		s, err := c.state(ctx)
+		if err != nil {
+			return nil, err
 		}
+		if v, ok = s.find(id); !ok {
+			return nil, fmt.Errorf("dynamodb: reference version %q does not exist (deleted?): %w", id, sluice.ErrNotFound)
+		}
+		c.mu.Lock()
+		c.seen[id] = v
+		c.mu.Unlock()
+	}
+	return &version{c: c, v: v}, nil
+}
+
+// Delete implements sluice.Catalog: the version is unlisted first, then
+// its items are deleted.
+func (c *Catalog) Delete(ctx context.Context, id string) error {
+	s, err := c.state(ctx)
+	if err != nil {
+		return err
+	}
+	if id == s.Current {
+		return fmt.Errorf("dynamodb: %s is the current reference version; it cannot be deleted", id)
+	}
+	s.Versions = slices.DeleteFunc(s.Versions, func(v sluice.RefVersion) bool { return v.ID == id })
+	if err := c.putState(ctx, s); err != nil {
+		return err
 	}
 	c.mu.Lock()
-	c.meta, c.checked = m, time.Now()
+	delete(c.seen, id)
 	c.mu.Unlock()
-	return m, nil
+	return c.deleteItems(ctx, id)
 }
 
-// Columns implements sluice.Catalog.
-func (c *Catalog) Columns(ctx context.Context) ([]string, error) {
-	m, err := c.current(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if m == nil {
-		return nil, errNoReference
-	}
-	return slices.Clone(m.columns), nil
+// version is one version's rows; it implements sluice.Reference.
+type version struct {
+	c *Catalog
+	v sluice.RefVersion
 }
 
-// Lookup implements sluice.Catalog: from the cache where it can, the rest
-// with BatchGetItem calls of at most 100 keys, several at once. Unknown keys
-// are cached too: a file full of one bad key should not cost a read per
-// row.
-func (c *Catalog) Lookup(ctx context.Context, keys []string) ([][]string, error) {
+func (r *version) Columns(ctx context.Context) ([]string, error) {
+	return slices.Clone(r.v.Columns), nil
+}
+
+// Lookup implements sluice.Reference: from the cache where it can, the
+// rest with BatchGetItem calls of at most 100 keys, several at once.
+// Unknown keys are cached too: a file full of one bad key should not cost
+// a read per row.
+func (r *version) Lookup(ctx context.Context, keys []string) ([][]string, error) {
+	c, id := r.c, r.v.ID
 	out := make([][]string, len(keys))
-	m, err := c.current(ctx)
-	if err != nil || m == nil {
-		return out, err
-	}
 	where := map[string][]int{}
 	for i, k := range keys {
-		if vals, ok := c.cache.get(m.gen + "#" + k); ok {
-			out[i] = slices.Clone(vals)
-			continue
+		if c.cache != nil {
+			if vals, ok := c.cache.Get(id + "#" + k); ok {
+				out[i] = slices.Clone(vals)
+				continue
+			}
 		}
 		where[k] = append(where[k], i)
-	}
-	if len(where) == 0 {
-		return out, nil
 	}
 	misses := make([]string, 0, len(where))
 	for k := range where {
 		misses = append(misses, k)
 	}
 	slices.Sort(misses)
-
-	var groups [][]string
-	for len(misses) > 0 {
-		n := min(len(misses), maxBatchGet)
-		groups = append(groups, misses[:n])
-		misses = misses[n:]
-	}
 	var mu sync.Mutex
-	err = c.db.parallel(ctx, len(groups), func(ctx context.Context, g int) error {
-		found, err := c.fetch(ctx, m.gen, groups[g])
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, k := range groups[g] {
-			vals := found[k] // nil when unknown
-			c.cache.put(m.gen+"#"+k, vals)
-			for _, i := range where[k] {
-				out[i] = slices.Clone(vals)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.db.opt.Concurrency)
+	for group := range slices.Chunk(misses, maxBatchGet) {
+		g.Go(func() error {
+			found, err := c.fetch(gctx, id, group)
+			if err != nil {
+				return err
 			}
-		}
-		return nil
-	})
-	if err != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, k := range group {
+				vals := found[k] // nil when unknown
+				if c.cache != nil {
+					c.cache.Add(id+"#"+k, vals)
+				}
+				for _, i := range where[k] {
+					out[i] = slices.Clone(vals)
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// fetch reads up to 100 keys of generation gen, asking again for the keys
+// fetch reads up to 100 keys of version id, asking again for the keys
 // DynamoDB leaves unprocessed.
-func (c *Catalog) fetch(ctx context.Context, gen string, keys []string) (map[string][]string, error) {
+func (c *Catalog) fetch(ctx context.Context, id string, keys []string) (map[string][]string, error) {
 	table := c.db.tables.Reference
 	ks := make([]map[string]types.AttributeValue, len(keys))
 	for i, k := range keys {
-		ks[i] = map[string]types.AttributeValue{"pk": avS(gen + "#" + k)}
+		ks[i] = map[string]types.AttributeValue{"pk": avS(id + "#" + k)}
 	}
 	req := map[string]types.KeysAndAttributes{table: {
 		Keys: ks,
 		// Consistent: an unknown key is cached, so a read that missed a
-		// fresh write would be wrong for as long as the generation lives.
+		// fresh write would be wrong for as long as the version lives.
 		ConsistentRead:           aws.Bool(true),
 		ProjectionExpression:     aws.String("pk, #v"),
 		ExpressionAttributeNames: map[string]string{"#v": "v"},
@@ -203,275 +277,5 @@ func (c *Catalog) fetch(ctx context.Context, gen string, keys []string) (map[str
 		if err := pause(ctx, attempt); err != nil {
 			return nil, err
 		}
-	}
-}
-
-// newGeneration names a Load's items. Fixed-width hex of the clock sorts
-// generations by age; the random tail keeps two loads in one nanosecond
-// apart.
-func newGeneration() string {
-	var r [2]byte
-	rand.Read(r[:])
-	return fmt.Sprintf("%016x%s", time.Now().UnixNano(), hex.EncodeToString(r[:]))
-}
-
-// rowHash tells two value rows of one key apart without keeping them.
-func rowHash(vals []string) uint64 {
-	h := fnv.New64a()
-	var n [binary.MaxVarintLen64]byte
-	for _, v := range vals {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(v)))])
-		h.Write([]byte(v))
-	}
-	return h.Sum64()
-}
-
-// Load implements sluice.CatalogLoader. A key that appears twice with the
-// same values is kept once; with different values the load fails, as in
-// every catalog. Detecting that keeps a hash per key in memory (some tens
-// of bytes a key). Loads must not run concurrently: each deletes the
-// generations older than the one it replaces.
-func (c *Catalog) Load(ctx context.Context, columns []string, next func() ([]string, error)) (int, error) {
-	if len(columns) < 1 {
-		return 0, errors.New("dynamodb: the reference has no columns")
-	}
-	prev, err := c.current(ctx)
-	if err != nil {
-		return 0, err
-	}
-	gen := newGeneration()
-	n, err := c.write(ctx, gen, columns, next)
-	if err != nil {
-		c.deleteGenerations(gen, func(g string) bool { return g == gen })
-		return 0, fmt.Errorf("dynamodb: reference load: %w", err)
-	}
-	cols, _ := json.Marshal(columns)
-	_, err = c.db.client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(c.db.tables.Reference),
-		Item: map[string]types.AttributeValue{
-			"pk": avS(metaKey), "gen": avS(gen), "columns": avS(string(cols)),
-			"rows": avN(int64(n)), "loadedAt": avS(time.Now().UTC().Format(timeFormat)),
-		},
-	})
-	if err != nil {
-		c.deleteGenerations(gen, func(g string) bool { return g == gen })
-		return 0, fmt.Errorf("dynamodb: reference load: switching to the new data: %w", err)
-	}
-	c.mu.Lock()
-	c.meta, c.checked = &catalogMeta{gen: gen, columns: slices.Clone(columns)}, time.Now()
-	c.mu.Unlock()
-	if prev != nil {
-		// Best effort: a failure leaves unused items, never wrong answers,
-		// and the next Load tries again.
-		c.deleteGenerations(gen, func(g string) bool { return g < prev.gen })
-	}
-	return n, nil
-}
-
-func (c *Catalog) write(ctx context.Context, gen string, columns []string, next func() ([]string, error)) (int, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	batches := make(chan []types.WriteRequest)
-	errc := make(chan error, 1)
-	var wg sync.WaitGroup
-	for range c.db.opt.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for reqs := range batches {
-				if err := c.db.writeBatch(ctx, c.db.tables.Reference, reqs); err != nil {
-					select {
-					case errc <- err:
-					default:
-					}
-					cancel()
-				}
-			}
-		}()
-	}
-	n, err := c.produce(ctx, gen, columns, next, batches)
-	close(batches)
-	wg.Wait()
-	select {
-	case werr := <-errc:
-		return 0, werr
-	default:
-	}
-	return n, err
-}
-
-func (c *Catalog) produce(ctx context.Context, gen string, columns []string, next func() ([]string, error), batches chan<- []types.WriteRequest) (int, error) {
-	seen := map[string]uint64{}
-	var reqs []types.WriteRequest
-	send := func() error {
-		select {
-		case batches <- reqs:
-			reqs = nil
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	for {
-		row, err := next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, err
-		}
-		if len(row) != len(columns) {
-			return 0, fmt.Errorf("reference row %d has %d fields, the header has %d", len(seen)+1, len(row), len(columns))
-		}
-		h := rowHash(row[1:])
-		if old, ok := seen[row[0]]; ok {
-			if old != h {
-				return 0, fmt.Errorf("reference key %q appears twice with different values", row[0])
-			}
-			continue
-		}
-		seen[row[0]] = h
-		v, _ := json.Marshal(row[1:])
-		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
-			"pk": avS(gen + "#" + row[0]), "v": avS(string(v)),
-		}}})
-		if len(reqs) == 25 {
-			if err := send(); err != nil {
-				return 0, err
-			}
-		}
-	}
-	if len(reqs) > 0 {
-		if err := send(); err != nil {
-			return 0, err
-		}
-	}
-	return len(seen), nil
-}
-
-// deleteGenerations deletes the items of the generations drop selects,
-// other than keep's. It scans the whole table, which a Load has just
-// written anyway, and runs on its own context so that the cleanup after a
-// cancelled Load still happens.
-func (c *Catalog) deleteGenerations(keep string, drop func(gen string) bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	table := c.db.tables.Reference
-	p := dynamodb.NewScanPaginator(c.db.client, &dynamodb.ScanInput{
-		TableName: aws.String(table), ProjectionExpression: aws.String("pk"),
-	})
-	var reqs []types.WriteRequest
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return err
-		}
-		for _, item := range page.Items {
-			pk := getS(item, "pk")
-			gen, _, ok := strings.Cut(pk, "#")
-			if !ok || gen == keep || !drop(gen) {
-				continue
-			}
-			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: map[string]types.AttributeValue{"pk": avS(pk)}}})
-			if len(reqs) == 25 {
-				if err := c.db.writeBatch(ctx, table, reqs); err != nil {
-					return err
-				}
-				reqs = nil
-			}
-		}
-	}
-	if len(reqs) > 0 {
-		return c.db.writeBatch(ctx, table, reqs)
-	}
-	return nil
-}
-
-// parallel runs fn for 0..n-1 with at most Options.Concurrency at once and
-// returns the first error, cancelling the rest.
-func (db *DB) parallel(ctx context.Context, n int, fn func(context.Context, int) error) error {
-	if n == 1 {
-		return fn(ctx, 0)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
-	sem := make(chan struct{}, db.opt.Concurrency)
-	for i := range n {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := fn(ctx, i); err != nil {
-				once.Do(func() { first = err; cancel() })
-			}
-		}()
-	}
-	wg.Wait()
-	if first == nil && ctx.Err() != nil {
-		first = ctx.Err()
-	}
-	return first
-}
-
-// lru is a bounded map from reference key to values that forgets the
-// least recently used key first. A nil value records an unknown key.
-type lru struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List // front: most recent
-	items map[string]*list.Element
-}
-
-type lruEntry struct {
-	key  string
-	vals []string
-}
-
-func newLRU(max int) *lru {
-	return &lru{max: max, order: list.New(), items: map[string]*list.Element{}}
-}
-
-func (l *lru) get(key string) ([]string, bool) {
-	if l.max <= 0 {
-		return nil, false
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e, ok := l.items[key]
-	if !ok {
-		return nil, false
-	}
-	l.order.MoveToFront(e)
-	return e.Value.(*lruEntry).vals, true
-}
-
-func (l *lru) put(key string, vals []string) {
-	if l.max <= 0 {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if e, ok := l.items[key]; ok {
-		e.Value.(*lruEntry).vals = vals
-		l.order.MoveToFront(e)
-		return
-	}
-	l.items[key] = l.order.PushFront(&lruEntry{key: key, vals: vals})
-	for l.order.Len() > l.max {
-		old := l.order.Back()
-		l.order.Remove(old)
-		delete(l.items, old.Value.(*lruEntry).key)
 	}
 }

@@ -1,6 +1,6 @@
 // Package dynamodb holds the adapters on Amazon DynamoDB: the ledger
 // (sluice.Ledger) in a batches table and a rejected-rows table, and the
-// reference catalog (sluice.Catalog, sluice.CatalogLoader) in a reference
+// reference catalog (sluice.Catalog: immutable versions) in a reference
 // table.
 //
 // Nothing here uses transactions (dynalite, the emulator the tests run on,
@@ -42,12 +42,13 @@ type Options struct {
 	// CacheSize bounds how many reference keys (known or unknown) each
 	// Catalog keeps in memory. Default 100 000; negative turns the cache off.
 	CacheSize int
-	// CatalogRefresh is how often a Catalog looks whether another process
-	// loaded new reference data. Default one minute.
-	CatalogRefresh time.Duration
 	// Concurrency is how many batch requests a Load or a Lookup has in
 	// flight at once. Default 4.
 	Concurrency int
+	// RecordTTL, when positive, gives batch and rejected-row items an
+	// expiresAt attribute that long after they are written, which the
+	// tables' TTL deletes (config retention.records). Default 0: kept.
+	RecordTTL time.Duration
 }
 
 // Option changes Options.
@@ -56,8 +57,8 @@ type Option func(*Options)
 // WithCacheSize sets Options.CacheSize.
 func WithCacheSize(n int) Option { return func(o *Options) { o.CacheSize = n } }
 
-// WithCatalogRefresh sets Options.CatalogRefresh.
-func WithCatalogRefresh(d time.Duration) Option { return func(o *Options) { o.CatalogRefresh = d } }
+// WithRecordTTL sets Options.RecordTTL.
+func WithRecordTTL(d time.Duration) Option { return func(o *Options) { o.RecordTTL = d } }
 
 // WithConcurrency sets Options.Concurrency.
 func WithConcurrency(n int) Option { return func(o *Options) { o.Concurrency = n } }
@@ -77,14 +78,11 @@ const maxAttempts = 10
 // the services, so AWS_ENDPOINT_URL_DYNAMODB, AWS_MAX_ATTEMPTS and the rest
 // of the SDK's configuration chain apply.
 func New(cfg aws.Config, t Tables, opts ...Option) *DB {
-	o := Options{CacheSize: 100_000, CatalogRefresh: time.Minute, Concurrency: 4}
+	o := Options{CacheSize: 100_000, Concurrency: 4}
 	for _, f := range opts {
 		f(&o)
 	}
 	o.Concurrency = max(o.Concurrency, 1)
-	if o.CatalogRefresh <= 0 {
-		o.CatalogRefresh = time.Minute
-	}
 	client := dynamodb.NewFromConfig(cfg, func(do *dynamodb.Options) {
 		if cfg.RetryMaxAttempts == 0 {
 			do.RetryMaxAttempts = maxAttempts
@@ -104,6 +102,12 @@ func (db *DB) Tables() Tables { return db.tables }
 // `sluice provision` can run it on every deploy.
 func (db *DB) CreateTables(ctx context.Context) error {
 	str, num := types.ScalarAttributeTypeS, types.ScalarAttributeTypeN
+	// The sparse index of unfinished batches behind CountByState.
+	unfinished := types.GlobalSecondaryIndex{
+		IndexName:  aws.String(unfinishedIdx),
+		KeySchema:  []types.KeySchemaElement{{AttributeName: aws.String(openStateAttr), KeyType: types.KeyTypeHash}},
+		Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
+	}
 	specs := []struct {
 		name      string
 		hash      string
@@ -126,6 +130,10 @@ func (db *DB) CreateTables(ctx context.Context) error {
 			in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(s.rangeKey), AttributeType: s.rangeType})
 			in.KeySchema = append(in.KeySchema, types.KeySchemaElement{AttributeName: aws.String(s.rangeKey), KeyType: types.KeyTypeRange})
 		}
+		if s.name == db.tables.Batches {
+			in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(openStateAttr), AttributeType: str})
+			in.GlobalSecondaryIndexes = []types.GlobalSecondaryIndex{unfinished}
+		}
 		_, err := db.client.CreateTable(ctx, in)
 		var inUse *types.ResourceInUseException
 		if err != nil && !errors.As(err, &inUse) {
@@ -140,7 +148,54 @@ func (db *DB) CreateTables(ctx context.Context) error {
 			return fmt.Errorf("dynamodb: waiting for table %s: %w", s.name, err)
 		}
 	}
+	return db.addUnfinishedIndex(ctx, unfinished)
+}
+
+// addUnfinishedIndex adds the index to a batches table made before it
+// existed. DynamoDB builds it in the background; until then CountByState
+// fails, and the metrics sampler says so. Batches created before carry
+// no openState, so they are counted again once they change state.
+func (db *DB) addUnfinishedIndex(ctx context.Context, idx types.GlobalSecondaryIndex) error {
+	out, err := db.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(db.tables.Batches)})
+	if err != nil {
+		return fmt.Errorf("dynamodb: describing table %s: %w", db.tables.Batches, err)
+	}
+	for _, g := range out.Table.GlobalSecondaryIndexes {
+		if aws.ToString(g.IndexName) == unfinishedIdx {
+			return nil
+		}
+	}
+	_, err = db.client.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+		TableName:            aws.String(db.tables.Batches),
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(openStateAttr), AttributeType: types.ScalarAttributeTypeS}},
+		GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: &types.CreateGlobalSecondaryIndexAction{
+			IndexName: idx.IndexName, KeySchema: idx.KeySchema, Projection: idx.Projection,
+		}}},
+	})
+	if err != nil {
+		return fmt.Errorf("dynamodb: adding index %s to %s: %w", unfinishedIdx, db.tables.Batches, err)
+	}
 	return nil
+}
+
+// TTLTables are the tables whose items carry expiresAt.
+func (db *DB) TTLTables() []string { return []string{db.tables.Batches, db.tables.Rejects} }
+
+// EnableTTL turns on expiry by expiresAt on table, unless it is on
+// already (DynamoDB refuses to enable it twice).
+func (db *DB) EnableTTL(ctx context.Context, table string) error {
+	d, err := db.client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
+	if err == nil && d.TimeToLiveDescription != nil && aws.ToString(d.TimeToLiveDescription.AttributeName) == expiresAtAttr {
+		switch d.TimeToLiveDescription.TimeToLiveStatus {
+		case types.TimeToLiveStatusEnabled, types.TimeToLiveStatusEnabling:
+			return nil
+		}
+	}
+	_, err = db.client.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName:               aws.String(table),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String(expiresAtAttr), Enabled: aws.Bool(true)},
+	})
+	return err
 }
 
 // pause waits before the attempt-th retry of unprocessed items: exponential

@@ -3,6 +3,8 @@ package dynamoledger_test
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
@@ -44,10 +47,7 @@ func TestLedgerConformance(t *testing.T) {
 }
 
 func TestCatalogConformance(t *testing.T) {
-	sluicetest.TestCatalog(t, func(t *testing.T) (sluice.Catalog, sluice.CatalogLoader) {
-		c := newDB(t).Catalog()
-		return c, c
-	})
+	sluicetest.TestCatalog(t, func(t *testing.T) sluice.Catalog { return newDB(t).Catalog() })
 }
 
 func TestCreateTablesIsIdempotent(t *testing.T) {
@@ -186,18 +186,33 @@ func TestRejectsWithEmptyFieldsAndLargeBatches(t *testing.T) {
 	}
 }
 
+// load publishes rows as a new version through c.
+func load(t *testing.T, c sluice.Catalog, id string, rows ...[]string) sluice.RefVersion {
+	t.Helper()
+	i := 0
+	v, err := c.Load(t.Context(), sluice.RefSource{ID: id, Hash: id, Columns: []string{"k", "v"}, Next: func() ([]string, error) {
+		if i == len(rows) {
+			return nil, io.EOF
+		}
+		i++
+		return rows[i-1], nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 func TestLookupManyKeysAndCache(t *testing.T) {
 	db := newDB(t, dynamoledger.WithCacheSize(50))
 	c := db.Catalog()
 	const n = 730 // several BatchGetItem calls of 100 keys
-	i := 0
-	_, err := c.Load(t.Context(), []string{"k", "v"}, func() ([]string, error) {
-		if i == n {
-			return nil, io.EOF
-		}
-		i++
-		return []string{fmt.Sprint("key", i-1), fmt.Sprint("val", i-1)}, nil
-	})
+	var rows [][]string
+	for i := range n {
+		rows = append(rows, []string{fmt.Sprint("key", i), fmt.Sprint("val", i)})
+	}
+	v := load(t, c, "20260101T000000.000001Z-many", rows...)
+	ref, err := c.Version(t.Context(), v.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +221,7 @@ func TestLookupManyKeysAndCache(t *testing.T) {
 		keys = append(keys, fmt.Sprint("key", j))
 	}
 	for round := range 2 { // the second round is partly served by the cache
-		vals, err := c.Lookup(t.Context(), keys)
+		vals, err := ref.Lookup(t.Context(), keys)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,46 +235,125 @@ func TestLookupManyKeysAndCache(t *testing.T) {
 		}
 	}
 	// Values handed out are the caller's to change.
-	vals, _ := c.Lookup(t.Context(), []string{"key1"})
+	vals, _ := ref.Lookup(t.Context(), []string{"key1"})
 	vals[0][0] = "scribbled"
-	if again, _ := c.Lookup(t.Context(), []string{"key1"}); again[0][0] != "val1" {
+	if again, _ := ref.Lookup(t.Context(), []string{"key1"}); again[0][0] != "val1" {
 		t.Fatalf("the cache kept a caller's change: %v", again)
 	}
 }
 
-// A second process sees a reload once its refresh interval passes, and the
-// generation it was reading stays whole until then.
-func TestReloadSeenByAnotherProcess(t *testing.T) {
-	db := newDB(t, dynamoledger.WithCatalogRefresh(200*time.Millisecond))
-	loader, reader := db.Catalog(), dynamoledger.New(awstest.Shared(t).Config(awstest.DynamoDB), db.Tables(), dynamoledger.WithCatalogRefresh(200*time.Millisecond)).Catalog()
-	load := func(rows ...[]string) {
-		i := 0
-		if _, err := loader.Load(t.Context(), []string{"k", "v"}, func() ([]string, error) {
-			if i == len(rows) {
-				return nil, io.EOF
-			}
-			i++
-			return rows[i-1], nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+// A second process sees a new version as current at once, and the version
+// it pinned before stays whole and is never served from another version's
+// cache entries (finding 1 of issue 10: the old catalog looked for a new
+// generation once a minute and deleted the one before at the next load).
+func TestVersionsPinnedAcrossProcesses(t *testing.T) {
+	db := newDB(t)
+	loader := db.Catalog()
+	reader := dynamoledger.New(awstest.Shared(t).Config(awstest.DynamoDB), db.Tables()).Catalog()
+	v1 := load(t, loader, "20260101T000000.000001Z-r1", []string{"a", "1"})
+	pinned, err := reader.Version(t.Context(), v1.ID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	load([]string{"a", "1"})
-	if v, err := reader.Lookup(t.Context(), []string{"a"}); err != nil || v[0][0] != "1" {
-		t.Fatalf("first load: %v, %v", v, err)
+	if v, err := pinned.Lookup(t.Context(), []string{"a"}); err != nil || v[0][0] != "1" {
+		t.Fatalf("version 1: %v, %v", v, err)
 	}
-	load([]string{"a", "2"})
-	if v, _ := reader.Lookup(t.Context(), []string{"a"}); v[0] == nil {
-		t.Fatal("the previous generation was deleted while a reader could still use it")
+	v2 := load(t, loader, "20260101T000000.000002Z-r2", []string{"a", "2"})
+	load(t, loader, "20260101T000000.000003Z-r3", []string{"a", "3"})
+	if cur, err := reader.Current(t.Context()); err != nil || cur.ID != "20260101T000000.000003Z-r3" {
+		t.Fatalf("another process's Current = %v, %v; want r3 at once", cur.ID, err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	if v, _ := reader.Lookup(t.Context(), []string{"a"}); v[0][0] != "2" {
-		t.Fatalf("after the refresh interval: %v", v)
+	if v, _ := pinned.Lookup(t.Context(), []string{"a"}); v[0] == nil || v[0][0] != "1" {
+		t.Fatalf("the pinned version after two loads = %v, want [1]", v)
 	}
-	load([]string{"a", "3"})
-	// Only the current and the previous generation remain.
+	ref2, err := reader.Version(t.Context(), v2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := ref2.Lookup(t.Context(), []string{"a"}); v[0][0] != "2" {
+		t.Fatalf("version 2 through a cache that holds version 1's row = %v", v)
+	}
+	if err := loader.Delete(t.Context(), v1.ID); err != nil {
+		t.Fatal(err)
+	}
 	out, err := db.Client().Scan(t.Context(), &dynamodb.ScanInput{TableName: aws.String(db.Tables().Reference)})
 	if err != nil || out.Count != 3 {
-		t.Fatalf("reference table holds %d items, want meta + 2 generations (%v)", out.Count, err)
+		t.Fatalf("reference table holds %d items, want the catalog item + 2 versions' rows (%v)", out.Count, err)
+	}
+}
+
+// TestConcurrentLoadsBothPublished: loads that finish together each
+// publish their version; one of them is current.
+func TestConcurrentLoadsBothPublished(t *testing.T) {
+	db := newDB(t)
+	var wg sync.WaitGroup
+	ids := []string{"20260101T000000.000001Z-c1", "20260101T000000.000002Z-c2", "20260101T000000.000003Z-c3"}
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rows := [][]string{{"a", id}}
+			i := 0
+			if _, err := db.Catalog().Load(t.Context(), sluice.RefSource{ID: id, Hash: id, Columns: []string{"k", "v"}, Next: func() ([]string, error) {
+				if i == len(rows) {
+					return nil, io.EOF
+				}
+				i++
+				return rows[i-1], nil
+			}}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	c := db.Catalog()
+	vs, err := c.Versions(t.Context())
+	if err != nil || len(vs) != len(ids) {
+		t.Fatalf("Versions = %+v, %v; want all %d", vs, err, len(ids))
+	}
+	cur, err := c.Current(t.Context())
+	if err != nil || !slices.Contains(ids, cur.ID) {
+		t.Fatalf("Current = %v, %v", cur.ID, err)
+	}
+}
+
+// TestRecordTTL: with retention.records set, batch and reject items carry
+// expiresAt (epoch seconds) that far ahead, which the tables' TTL acts on.
+func TestRecordTTL(t *testing.T) {
+	const ttl = 48 * time.Hour
+	db := newDB(t, dynamoledger.WithRecordTTL(ttl))
+	created := time.Now().UTC()
+	if _, _, err := db.Ledger().CreateBatch(t.Context(), sluice.Batch{ID: "t1", Key: "input/t.csv", CreatedAt: created}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ledger().AddRejects(t.Context(), "t1", []sluice.RowError{{Line: 2, Rule: "r"}}); err != nil {
+		t.Fatal(err)
+	}
+	tb := db.Tables()
+	for table, key := range map[string]map[string]types.AttributeValue{
+		tb.Batches: {"id": &types.AttributeValueMemberS{Value: "t1"}},
+		tb.Rejects: {"batchId": &types.AttributeValueMemberS{Value: "t1"}, "line": &types.AttributeValueMemberN{Value: "2"}},
+	} {
+		out, err := db.Client().GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, ok := out.Item["expiresAt"].(*types.AttributeValueMemberN)
+		if !ok {
+			t.Fatalf("%s: no expiresAt number: %v", table, out.Item)
+		}
+		got, _ := strconv.ParseInt(n.Value, 10, 64)
+		if want := created.Add(ttl).Unix(); got < want-60 || got > want+60 {
+			t.Fatalf("%s: expiresAt %d, want about %d", table, got, want)
+		}
+	}
+	// Without a retention, nothing expires.
+	plain := newDB(t)
+	if _, _, err := plain.Ledger().CreateBatch(t.Context(), sluice.Batch{ID: "t2", Key: "input/t.csv"}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := plain.Client().GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(plain.Tables().Batches), Key: map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: "t2"}}})
+	if _, ok := out.Item["expiresAt"]; ok || out.Item == nil {
+		t.Fatalf("without retention the item has expiresAt (or is missing): %v", out.Item)
 	}
 }

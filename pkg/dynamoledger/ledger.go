@@ -32,6 +32,24 @@ var _ sluice.Ledger = (*Ledger)(nil)
 // Ledger returns the ledger on db's tables.
 func (db *DB) Ledger() *Ledger { return &Ledger{db: db} }
 
+// Per-state counts (CountByState) without a Scan. An unfinished batch
+// carries its state twice, in "state" and in "openState", and the sparse
+// index "unfinished" holds only the items with openState: counting the
+// batches in one unfinished state reads that state's index entries, as
+// many as there are batches in flight, never the table's history. A
+// batch's final state is counted once, by the one UpdateItem that moved
+// it there, in the counts item's "completed" and "failed" attributes.
+//
+// Without transactions (the emulator has none) that count is a second
+// write: a crash between the two loses one count of a finished batch. The
+// unfinished counts, which the stuck-batch alert reads, cannot drift.
+const (
+	countsID      = "#counts" // the counts item's id; batch IDs are hex
+	openStateAttr = "openState"
+	unfinishedIdx = "unfinished"
+	expiresAtAttr = "expiresAt" // the tables' TTL attribute, epoch seconds
+)
+
 // reasonPrefix starts the attribute that counts one rule's rejections.
 const reasonPrefix = "r#"
 
@@ -70,6 +88,9 @@ func batchItem(b sluice.Batch) map[string]types.AttributeValue {
 	for rule, n := range b.Reasons {
 		item[reasonPrefix+rule] = avN(int64(n))
 	}
+	if !b.State.Terminal() {
+		item[openStateAttr] = avS(string(b.State))
+	}
 	return item
 }
 
@@ -92,6 +113,8 @@ func fieldValues(b sluice.Batch) map[string]types.AttributeValue {
 	str("errorsKey", b.ErrorsKey)
 	str("manifestKey", b.ManifestKey)
 	str("emailId", b.EmailID)
+	str("refVersion", b.RefVersion)
+	str("configDigest", b.ConfigDigest)
 	if b.Header != nil {
 		// JSON rather than a list: a header may hold empty names, and a
 		// string attribute carries them the same on every DynamoDB.
@@ -138,6 +161,8 @@ func decodeBatch(item map[string]types.AttributeValue) sluice.Batch {
 		ErrorsKey:    getS(item, "errorsKey"),
 		ManifestKey:  getS(item, "manifestKey"),
 		EmailID:      getS(item, "emailId"),
+		RefVersion:   getS(item, "refVersion"),
+		ConfigDigest: getS(item, "configDigest"),
 		CreatedAt:    getT(item, "createdAt"),
 		SplitAt:      getT(item, "splitAt"),
 		ProcessAt:    getT(item, "processedAt"),
@@ -184,9 +209,13 @@ func (l *Ledger) CreateBatch(ctx context.Context, b sluice.Batch) (sluice.Batch,
 	if b.TotalChunks == 0 {
 		b.TotalChunks = -1
 	}
+	item := batchItem(b)
+	if l.db.opt.RecordTTL > 0 {
+		item[expiresAtAttr] = avN(b.CreatedAt.Add(l.db.opt.RecordTTL).Unix())
+	}
 	_, err := l.db.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:           aws.String(l.db.tables.Batches),
-		Item:                batchItem(b),
+		Item:                item,
 		ConditionExpression: aws.String("attribute_not_exists(id)"),
 	})
 	if isConditionFailed(err) {
@@ -196,7 +225,65 @@ func (l *Ledger) CreateBatch(ctx context.Context, b sluice.Batch) (sluice.Batch,
 	if err != nil {
 		return sluice.Batch{}, false, fmt.Errorf("dynamodb: create batch %q: %w", b.ID, err)
 	}
+	if b.State.Terminal() {
+		if err := l.countFinal(ctx, b.State); err != nil {
+			return b, true, err
+		}
+	}
 	return b, true, nil
+}
+
+// countFinal counts one batch that reached a final state.
+func (l *Ledger) countFinal(ctx context.Context, s sluice.State) error {
+	_, err := l.db.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(l.db.tables.Batches),
+		Key:                       l.key(countsID),
+		UpdateExpression:          aws.String("ADD #s :one"),
+		ExpressionAttributeNames:  map[string]string{"#s": string(s)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": avN(1)},
+	})
+	if err != nil {
+		return fmt.Errorf("dynamodb: counting a %s batch: %w", s, err)
+	}
+	return nil
+}
+
+// CountByState implements sluice.Ledger: the final states from the counts
+// item, each unfinished state by a COUNT query on the sparse index.
+func (l *Ledger) CountByState(ctx context.Context) (map[sluice.State]int, error) {
+	out := map[sluice.State]int{}
+	item, err := l.db.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(l.db.tables.Batches), Key: l.key(countsID), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dynamodb: count by state: %w", err)
+	}
+	for _, s := range []sluice.State{sluice.StateCompleted, sluice.StateFailed} {
+		if n := getN(item.Item, string(s)); n > 0 {
+			out[s] = int(n)
+		}
+	}
+	for _, s := range []sluice.State{sluice.StateSplitting, sluice.StateProcessing, sluice.StateMerging, sluice.StateNotifying} {
+		in := &dynamodb.QueryInput{
+			TableName:                 aws.String(l.db.tables.Batches),
+			IndexName:                 aws.String(unfinishedIdx),
+			KeyConditionExpression:    aws.String("#o = :s"),
+			ExpressionAttributeNames:  map[string]string{"#o": openStateAttr},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":s": avS(string(s))},
+			Select:                    types.SelectCount,
+		}
+		p := dynamodb.NewQueryPaginator(l.db.client, in)
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("dynamodb: count %s batches: %w", s, err)
+			}
+			if page.Count > 0 {
+				out[s] += int(page.Count)
+			}
+		}
+	}
+	return out, nil
 }
 
 func (l *Ledger) getItem(ctx context.Context, id string) (map[string]types.AttributeValue, error) {
@@ -250,7 +337,9 @@ func (l *Ledger) ListBatches(ctx context.Context, f sluice.BatchFilter) ([]sluic
 			return nil, fmt.Errorf("dynamodb: list batches: %w", err)
 		}
 		for _, item := range page.Items {
-			out = append(out, decodeBatch(item))
+			if getS(item, "id") != countsID {
+				out = append(out, decodeBatch(item))
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -298,10 +387,21 @@ func (l *Ledger) UpdateBatch(ctx context.Context, id string, u sluice.BatchUpdat
 			sets = append(sets, "#"+k+" = :"+k)
 		}
 		slices.Sort(sets[1:]) // a stable expression reads better in logs
+		expr := "SET " + strings.Join(sets, ", ")
+		if b.State != old.State {
+			// The sparse index follows the state (see countsID).
+			names["#open"] = openStateAttr
+			if b.State.Terminal() {
+				expr += " REMOVE #open"
+			} else {
+				values[":open"] = avS(string(b.State))
+				expr += ", #open = :open"
+			}
+		}
 		out, err := l.db.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 aws.String(l.db.tables.Batches),
 			Key:                       l.key(id),
-			UpdateExpression:          aws.String("SET " + strings.Join(sets, ", ")),
+			UpdateExpression:          aws.String(expr),
 			ConditionExpression:       aws.String("#state = :old"),
 			ExpressionAttributeNames:  names,
 			ExpressionAttributeValues: values,
@@ -312,6 +412,12 @@ func (l *Ledger) UpdateBatch(ctx context.Context, id string, u sluice.BatchUpdat
 		}
 		if err != nil {
 			return sluice.Batch{}, fmt.Errorf("dynamodb: update batch %q: %w", id, err)
+		}
+		// Only this call moved the batch from old.State (the condition).
+		if b.State != old.State && b.State.Terminal() {
+			if err := l.countFinal(ctx, b.State); err != nil {
+				return decodeBatch(out.Attributes), err
+			}
 		}
 		return decodeBatch(out.Attributes), nil
 	}
@@ -422,6 +528,8 @@ func (l *Ledger) AddRejects(ctx context.Context, id string, rows []sluice.RowErr
 		byLine[r.Line] = r
 	}
 	lines := slices.Sorted(maps.Keys(byLine))
+	ttl := l.db.opt.RecordTTL
+	expires := avN(time.Now().Add(ttl).Unix())
 	for len(lines) > 0 {
 		n := min(len(lines), 25)
 		reqs := make([]types.WriteRequest, 0, n)
@@ -433,6 +541,9 @@ func (l *Ledger) AddRejects(ctx context.Context, id string, rows []sluice.RowErr
 			item["rule"] = avS(r.Rule)
 			item["message"] = avS(r.Message)
 			item["raw"] = avS(r.Raw)
+			if ttl > 0 {
+				item[expiresAtAttr] = expires
+			}
 			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
 		}
 		if err := l.db.writeBatch(ctx, l.db.tables.Rejects, reqs); err != nil {

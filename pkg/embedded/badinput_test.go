@@ -558,7 +558,6 @@ func TestBadReferenceFiles(t *testing.T) {
 			if _, _, err := eng.LoadReference(t.Context(), filepath.Join(badDir, corpus.Reference), nil); err != nil {
 				t.Fatal(err)
 			}
-			eng.ForgetReference()
 			n, _, err := eng.LoadReference(t.Context(), filepath.Join(badDir, c.File), nil)
 			if c.Reason == "" {
 				if err != nil || n != c.Rows {
@@ -570,8 +569,16 @@ func TestBadReferenceFiles(t *testing.T) {
 				t.Fatalf("load error %v; want one saying %q", err, c.Reason)
 			}
 			t.Logf("refused: %v", err)
-			// The earlier catalog is still there.
-			vals, err := eng.Catalog.Lookup(t.Context(), []string{"100672805"})
+			// The earlier version is still current.
+			cur, err := eng.Catalog.Current(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, err := eng.Catalog.Version(t.Context(), cur.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vals, err := ref.Lookup(t.Context(), []string{"100672805"})
 			if err != nil || vals[0] == nil {
 				t.Fatalf("the failed load lost the previous catalog: %v %v", vals, err)
 			}

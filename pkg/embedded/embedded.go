@@ -7,7 +7,7 @@
 //
 //	DIR/bucket/        the bucket (input/, input_archive/, <batch>/...)
 //	DIR/sluice.db      queues and ledger
-//	DIR/reference.idx  the reference catalog (a memory-mapped hash file)
+//	DIR/reference/     the reference versions (memory-mapped hash files, see refstore)
 //	DIR/outbox/        one .eml per batch
 package embedded
 
@@ -30,16 +30,17 @@ import (
 	"github.com/sluicehq/sluice/pkg/autoscale"
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/consumer"
-	"github.com/sluicehq/sluice/pkg/csvscan"
 	"github.com/sluicehq/sluice/pkg/fsblob"
 	"github.com/sluicehq/sluice/pkg/metrics"
 	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/reference"
+	"github.com/sluicehq/sluice/pkg/refstore"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/wire"
 )
 
 // Engine is an embedded pipeline on one data directory. Its ports (the
-// embedded wire.Ports: Blobs, Queues, DLQs, Ledger, Catalog, Loader,
+// embedded wire.Ports: Blobs, Queues, DLQs, Ledger, Catalog,
 // Mailer) are the domain interfaces; which adapters stand behind them is
 // wire.Local's business.
 type Engine struct {
@@ -84,9 +85,20 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 	if e.lock, err = lockDir(abs); err != nil {
 		return nil, err
 	}
+	if sw, err := e.sweepTemp(); err != nil || len(sw.Paths) > 0 {
+		logger.Info("removed temporary files of writes that died", "count", len(sw.Paths), "bytes", sw.Bytes, "err", err)
+	}
 	if e.Ports, err = wire.Local(abs); err != nil {
 		unlockDir(e.lock)
 		return nil, err
+	}
+	// The single table and its stamp from before versions raced (issue 10,
+	// finding 2); DIR/reference/ replaces them. A killed load's temporary
+	// files are swept here, where the lock says no load runs beside us.
+	os.Remove(filepath.Join(abs, "reference.idx"))
+	os.Remove(filepath.Join(abs, "reference.loaded"))
+	if n, err := refstore.SweepTemp(filepath.Join(abs, wire.ReferenceDir)); err != nil || n > 0 {
+		logger.Info("removed the temporary files of an interrupted reference load", "files", n, "error", err)
 	}
 	return e, nil
 }
@@ -153,18 +165,22 @@ func (e *Engine) Run(ctx context.Context) error {
 	d := e.Deps()
 	g, ctx := errgroup.WithContext(ctx)
 	for _, s := range pipeline.Topology {
-		e.runStage(ctx, g, s, s.New(d))
+		e.runStage(ctx, g, s, d)
 	}
 	if e.Metrics != nil {
-		g.Go(func() error { e.Metrics.Sample(ctx, 2*time.Second, e.sampled(), e.Ledger); return nil })
+		g.Go(func() error { e.Metrics.Sample(ctx, 2*time.Second, e.sampled(), e.Ledger, e.Logger); return nil })
 	}
-	return g.Wait()
+	err := g.Wait()
+	if noSpace(err) {
+		return e.diskFull(err) // the stages stopped: say where and what to do
+	}
+	return err
 }
 
 // runStage starts one stage's consumer, and its autoscaler when it has a
 // policy. Every stage runs one handler at a time but process, which runs
 // Workers.
-func (e *Engine) runStage(ctx context.Context, g *errgroup.Group, s pipeline.Stage, h pipeline.Handler) {
+func (e *Engine) runStage(ctx context.Context, g *errgroup.Group, s pipeline.Stage, d *pipeline.Deps) {
 	n := s.Concurrency
 	if n == 0 {
 		n = max(1, e.Workers)
@@ -172,13 +188,15 @@ func (e *Engine) runStage(ctx context.Context, g *errgroup.Group, s pipeline.Sta
 	q := e.Queues[s.Queue]
 	// The stage's own visibility, as on AWS: a heartbeat extends it while
 	// a message is handled, and Run releases what a dead process held.
-	o := consumer.Options{Name: s.Name, Concurrency: n, Visibility: s.Visibility, Wait: 5 * time.Second, Logger: e.Logger, Drain: 10 * time.Second}
+	o := consumer.Options{Name: s.Name, Concurrency: n, Visibility: s.Visibility, Wait: 5 * time.Second, Logger: e.Logger, Drain: 10 * time.Second,
+		// A dead message fails its batch; a full disk stops the run.
+		MaxReceive: pipeline.MaxReceive, OnDeadLetter: d.DeadLettered, Fatal: noSpace}
 	if e.Metrics != nil {
 		o.Observer = e.Metrics
 		e.Metrics.Workers.WithLabelValues(s.Name, "current").Set(float64(n))
 		e.Metrics.Workers.WithLabelValues(s.Name, "desired").Set(float64(n))
 	}
-	c := consumer.New(q, h, o)
+	c := consumer.New(q, s.New(d), o)
 	g.Go(func() error { return c.Run(ctx) })
 	p, ok := e.Autoscale[s.Name]
 	if !ok {
@@ -221,6 +239,9 @@ func (e *Engine) Submit(ctx context.Context, path string) (Submission, error) {
 // too long for one key element goes under a bounded form of it
 // (pipeline.SafeName); the batch keeps the name itself.
 func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, error) {
+	if err := CheckInput(path); err != nil {
+		return Submission{}, err
+	}
 	etag, size, err := fsblob.ETagOfFile(path)
 	if err != nil {
 		return Submission{}, err
@@ -257,6 +278,10 @@ func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, e
 		return Submission{}, err
 	}
 	if info.ETag != etag || info.Size != size {
+		// No batch will read this copy: leave no orphan under input/.
+		if derr := e.Blobs.Delete(ctx, key); derr != nil {
+			e.Logger.Warn("removing the copy of a file that changed", "key", key, "err", derr)
+		}
 		return Submission{}, fmt.Errorf("%s changed while it was being read", path)
 	}
 	ev := sluice.ObjectCreated{
@@ -289,19 +314,24 @@ func (e *Engine) readsInput(ctx context.Context, b sluice.Batch) bool {
 func (e *Engine) Process(ctx context.Context, path string, submitted func(Submission), progress func(sluice.Batch)) (Submission, sluice.Batch, error) {
 	sub, err := e.Submit(ctx, path)
 	if err != nil {
-		return sub, sluice.Batch{}, err
+		return sub, sluice.Batch{}, e.orDiskFull(err, sub.BatchID, path)
 	}
 	if submitted != nil {
 		submitted(sub)
 	}
 	runCtx, stop := context.WithCancel(ctx)
+	// The wait ends when the pipeline does (a full disk stops it), not
+	// only when ctx does.
+	waitCtx, stopWait := context.WithCancel(ctx)
+	defer stopWait()
 	done := make(chan error, 1)
-	go func() { done <- e.Run(runCtx) }()
-	b, err := e.Wait(ctx, sub.BatchID, progress)
+	go func() { err := e.Run(runCtx); stopWait(); done <- err }()
+	b, err := e.Wait(waitCtx, sub.BatchID, progress)
 	stop()
-	if rerr := <-done; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
+	if rerr := <-done; rerr != nil && !errors.Is(rerr, context.Canceled) && (err == nil || ctx.Err() == nil) {
 		err = rerr
 	}
+	err = e.orDiskFull(err, sub.BatchID, path)
 	return sub, b, err
 }
 
@@ -407,99 +437,24 @@ func (e *Engine) Path(key string) string {
 	return p
 }
 
-// LoadReference fills the catalog from a reference CSV whose header names
-// the configured key column. It skips the load when the same file (same
-// name and content) was the last one loaded. progress, when set, hears the
-// bytes read so far.
+// LoadReference makes a reference CSV the current reference version; new
+// batches pin it. An unchanged file (same content as the current version)
+// is skipped. Versions no unfinished batch uses are collected after a
+// load. progress, when set, hears the bytes read so far.
 func (e *Engine) LoadReference(ctx context.Context, path string, progress func(read int64)) (rows int, skipped bool, err error) {
-	etag, _, err := fsblob.ETagOfFile(path)
+	res, err := reference.LoadFile(ctx, e.Catalog, path, e.Config, progress)
 	if err != nil {
 		return 0, false, err
 	}
-	stamp := filepath.Base(path) + " " + etag
-	stampFile := filepath.Join(e.Dir, "reference.loaded")
-	if old, err := os.ReadFile(stampFile); err == nil && strings.TrimSpace(string(old)) == stamp {
-		return 0, true, nil
+	if !res.Skipped {
+		if gone, err := reference.Collect(ctx, e.Catalog, e.Ledger, reference.Grace, time.Now()); err != nil {
+			e.Logger.Warn("collecting old reference versions failed", "error", err)
+		} else if len(gone) > 0 {
+			e.Logger.Info("old reference versions collected", "versions", gone)
+		}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, false, err
-	}
-	defer f.Close()
-	n, err := LoadCatalog(ctx, e.Loader, f, e.Config, progress)
-	if err != nil {
-		os.Remove(stampFile)
-		return 0, false, fmt.Errorf("%s: %w", path, err)
-	}
-	return n, false, os.WriteFile(stampFile, []byte(stamp+"\n"), 0o644)
+	return res.Version.Rows, res.Skipped, nil
 }
-
-// LoadCatalog reads a reference CSV into any catalog loader: the key column
-// (cfg.Reference.Key) first, the rest in file order.
-func LoadCatalog(ctx context.Context, ld sluice.CatalogLoader, r io.Reader, cfg *config.Pipeline, progress func(int64)) (int, error) {
-	sc := csvscan.NewScanner(r, cfg.Delim(), cfg.Limits.MaxLineBytes)
-	raw, err := sc.Next()
-	if err == io.EOF {
-		return 0, errors.New("the reference file is empty")
-	}
-	if err != nil {
-		return 0, err
-	}
-	hf, _, err := csvscan.Split(csvscan.TrimEOL(raw), cfg.Delim(), nil, nil)
-	if err != nil {
-		return 0, fmt.Errorf("reference header: %w", err)
-	}
-	key := -1
-	cols := []string{}
-	for i, f := range hf {
-		if string(f) == cfg.Reference.Key {
-			key = i
-		}
-	}
-	if key < 0 {
-		return 0, fmt.Errorf("the reference header has no key column %q", cfg.Reference.Key)
-	}
-	cols = append(cols, string(hf[key]))
-	for i, f := range hf {
-		if i != key {
-			cols = append(cols, string(f))
-		}
-	}
-	var fields [][]byte
-	var scratch []byte
-	row := make([]string, len(cols))
-	n := 0
-	next := func() ([]string, error) {
-		rec, err := sc.Next()
-		if err != nil {
-			return nil, err
-		}
-		n++
-		if progress != nil && n%50000 == 0 {
-			progress(sc.Offset())
-		}
-		fields, scratch, err = csvscan.Split(csvscan.TrimEOL(rec), cfg.Delim(), fields, scratch)
-		if err != nil {
-			return nil, fmt.Errorf("reference line %d: %w", sc.Line(), err)
-		}
-		if len(fields) != len(cols) {
-			return nil, fmt.Errorf("reference line %d has %d fields, its header has %d", sc.Line(), len(fields), len(cols))
-		}
-		row[0] = string(fields[key])
-		j := 1
-		for i, f := range fields {
-			if i != key {
-				row[j] = string(f)
-				j++
-			}
-		}
-		return row, nil
-	}
-	return ld.Load(ctx, cols, next)
-}
-
-// ForgetReference makes the next LoadReference load even an unchanged file.
-func (e *Engine) ForgetReference() { os.Remove(filepath.Join(e.Dir, "reference.loaded")) }
 
 // sampled are the queues whose depths the metrics show: each stage queue
 // and its dead-letter queue.
@@ -512,4 +467,8 @@ func (e *Engine) sampled() []sluice.Queue {
 }
 
 // SampleOnce records the queues' depths and the batches by state now.
-func (e *Engine) SampleOnce(ctx context.Context) { e.Metrics.SampleOnce(ctx, e.sampled(), e.Ledger) }
+func (e *Engine) SampleOnce(ctx context.Context) {
+	if err := e.Metrics.SampleOnce(ctx, e.sampled(), e.Ledger); err != nil {
+		e.Logger.Warn("sampling batches by state", "err", err)
+	}
+}

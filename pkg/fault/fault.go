@@ -9,6 +9,10 @@
 //     stage sends is sent twice, to prove the stages tolerate SQS's
 //     at-least-once delivery.
 //
+// Beside them, one recorder: SLUICE_TEST_OBSERVE_CALLS=FILE (Observe)
+// appends each distinct AWS call a service makes to FILE, for the test
+// that holds them against the Terraform's IAM policies.
+//
 // Production code only passes what these return into pipeline.Deps; no
 // other test hook lives in a production package.
 package fault
@@ -28,6 +32,7 @@ import (
 const (
 	EnvCrashAt        = "SLUICE_CRASH_AT"
 	EnvDuplicateSends = "SLUICE_TEST_DUPLICATE_SENDS"
+	EnvObserveCalls   = "SLUICE_TEST_OBSERVE_CALLS"
 )
 
 // CrashExitCode is the status a process crashed by CrashAt exits with.

@@ -94,6 +94,10 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return f, nil
 }
 
+// FileMode is the mode of every file Sluice writes for people to read:
+// objects in the bucket (outputs, error reports, manifests) and emails.
+const FileMode = 0o644
+
 // Put implements sluice.BlobStore.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) (sluice.BlobInfo, error) {
 	p, err := s.Path(key)
@@ -108,6 +112,12 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (sluice.BlobIn
 		return sluice.BlobInfo{}, fmt.Errorf("fsblob: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
+	// CreateTemp makes the file 0600; an object is as readable as the
+	// files a person copies out of the bucket would be.
+	if err := tmp.Chmod(FileMode); err != nil {
+		tmp.Close()
+		return sluice.BlobInfo{}, fmt.Errorf("fsblob: %w", err)
+	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, r})
 	if err == nil {

@@ -55,3 +55,23 @@ func TestNoTempFilesLeftOrListed(t *testing.T) {
 		t.Fatalf("ETagOfFile = %q %d %v, store says %q", etag, size, err, info.ETag)
 	}
 }
+
+// TestObjectsAreReadable: objects are 0644 like any file a person copies,
+// not the 0600 os.CreateTemp gives the file they are written to.
+func TestObjectsAreReadable(t *testing.T) {
+	s, err := fsblob.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(t.Context(), "output/a.csv", strings.NewReader("a\n1\n")); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.Path("output/a.csv")
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != fsblob.FileMode {
+		t.Fatalf("object mode %v, want %v", st.Mode().Perm(), os.FileMode(fsblob.FileMode))
+	}
+}

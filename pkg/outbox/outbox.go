@@ -7,11 +7,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"mime"
 	"mime/multipart"
-	"mime/quotedprintable"
 	"net/textproto"
 	"os"
 	"path/filepath"
@@ -76,6 +76,11 @@ func (o *Outbox) Send(ctx context.Context, e sluice.Email) (string, error) {
 		return "", fmt.Errorf("outbox: %w", err)
 	}
 	defer os.Remove(tmp.Name())
+	// CreateTemp makes the file 0600; an email is for any local reader.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("outbox: %w", err)
+	}
 	if _, err := tmp.Write(msg); err != nil {
 		tmp.Close()
 		return "", fmt.Errorf("outbox: %w", err)
@@ -87,6 +92,44 @@ func (o *Outbox) Send(ctx context.Context, e sluice.Email) (string, error) {
 		return "", fmt.Errorf("outbox: %w", err)
 	}
 	return path, nil
+}
+
+// maxLine is RFC 5322's limit on a line, without its CRLF.
+const maxLine = 998
+
+// encodeBody picks a part's transfer encoding so that links survive. Not
+// quoted-printable: it soft-wraps lines at 76 characters with "=", which
+// breaks every long link copied from the raw .eml. When every line fits
+// RFC 5322's 998 octets the text goes as it is (7bit, or 8bit for UTF-8),
+// readable and with each link on one line; a longer line (a presigned URL
+// with a session token can pass 1,000 characters) makes the part base64,
+// which every mail client decodes whole.
+func encodeBody(body string) (cte string, out []byte) {
+	body = strings.ReplaceAll(strings.ReplaceAll(body, "\r\n", "\n"), "\r", "\n")
+	lines := strings.Split(body, "\n")
+	fits, ascii := true, true
+	for _, l := range lines {
+		fits = fits && len(l) <= maxLine
+		for i := 0; i < len(l); i++ {
+			ascii = ascii && l[i] < 0x80
+		}
+	}
+	canonical := strings.Join(lines, "\r\n")
+	if !fits {
+		enc := base64.StdEncoding.EncodeToString([]byte(canonical))
+		var b bytes.Buffer
+		for len(enc) > 76 {
+			b.WriteString(enc[:76] + "\r\n")
+			enc = enc[76:]
+		}
+		b.WriteString(enc + "\r\n")
+		return "base64", b.Bytes()
+	}
+	cte = "8bit"
+	if ascii {
+		cte = "7bit"
+	}
+	return cte, []byte(canonical)
 }
 
 // Render builds the RFC 5322 message: headers, then a multipart/alternative
@@ -110,18 +153,15 @@ func Render(e sluice.Email, date time.Time, id string) ([]byte, error) {
 		if part.body == "" {
 			continue
 		}
+		cte, body := encodeBody(part.body)
 		w, err := mw.CreatePart(textproto.MIMEHeader{
 			"Content-Type":              {part.ctype},
-			"Content-Transfer-Encoding": {"quoted-printable"},
+			"Content-Transfer-Encoding": {cte},
 		})
 		if err != nil {
 			return nil, err
 		}
-		qp := quotedprintable.NewWriter(w)
-		if _, err := qp.Write([]byte(part.body)); err != nil {
-			return nil, err
-		}
-		if err := qp.Close(); err != nil {
+		if _, err := w.Write(body); err != nil {
 			return nil, err
 		}
 	}

@@ -1,6 +1,7 @@
 package outbox_test
 
 import (
+	"encoding/base64"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -59,9 +60,12 @@ func parse(t *testing.T, path string) sluicetest.SentEmail {
 			t.Fatal(err)
 		}
 		var body []byte
-		if p.Header.Get("Content-Transfer-Encoding") == "quoted-printable" {
+		switch p.Header.Get("Content-Transfer-Encoding") {
+		case "quoted-printable":
 			body, err = io.ReadAll(quotedprintable.NewReader(p))
-		} else {
+		case "base64":
+			body, err = io.ReadAll(base64.NewDecoder(base64.StdEncoding, p))
+		default:
 			body, err = io.ReadAll(p)
 		}
 		if err != nil {

@@ -57,6 +57,7 @@ func (n Notifier) Notify(ctx context.Context, id string) error {
 	}
 	_, err = n.Ledger.UpdateBatch(ctx, id, sluice.BatchUpdate{State: sluice.StateCompleted, EmailID: mailID, NotifiedAt: now})
 	if err == nil {
+		n.batchEnded(ctx, b, now)
 		n.rec().BatchEnded(b.State.Final(), now.Sub(b.CreatedAt))
 		batchLog(n.log(), id).Info("notified", "state", b.State, "email", mailID)
 	}
@@ -79,11 +80,14 @@ type EmailView struct {
 
 func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (sluice.Email, error) {
 	v := EmailView{Batch: b, Failed: b.State == sluice.StateFailed, Reasons: b.TopReasons(5)}
+	// The name and reason are shown, in the subject too: no bidi override
+	// or invisible character may disguise the file (sluice.DisplayName).
+	v.Batch.Name, v.Batch.Reason = sluice.DisplayName(b.Name), sluice.DisplayText(b.Reason)
 	v.Seconds = fmt.Sprintf("%.1f s", Durations(b, now)["total"])
 	if v.Failed {
 		_, err := n.Blobs.Stat(ctx, ArchiveKey(b))
 		v.Archived = err == nil
-		v.ArchivedAt = Where(n.Blobs, ArchiveKey(b))
+		v.ArchivedAt = sluice.DisplayName(Where(n.Blobs, ArchiveKey(b)))
 	}
 	if !v.Failed || b.ErrorsKey != "" { // a batch failed for its reject rate has its report
 		ttl := n.Config.Mail.LinkTTL.Duration
@@ -101,13 +105,13 @@ func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (s
 			v.LinkExpires = exp.UTC().Format("2006-01-02 15:04 MST")
 		}
 	}
-	subject := fmt.Sprintf("Sluice: %s processed — %d rows out, %d rejected", b.Name, b.RowsOut, b.RowsRejected)
+	subject := fmt.Sprintf("Sluice: %s processed — %d rows out, %d rejected", v.Batch.Name, b.RowsOut, b.RowsRejected)
 	if RejectsDominate(b) {
 		v.Dominated = fmt.Sprintf("%s of the rows were rejected", percent(RejectRate(b)))
-		subject = fmt.Sprintf("Sluice: %s processed, MOST ROWS REJECTED — %d rows out, %d rejected", b.Name, b.RowsOut, b.RowsRejected)
+		subject = fmt.Sprintf("Sluice: %s processed, MOST ROWS REJECTED — %d rows out, %d rejected", v.Batch.Name, b.RowsOut, b.RowsRejected)
 	}
 	if v.Failed {
-		subject = fmt.Sprintf("Sluice: %s failed — %s", b.Name, firstLine(b.Reason))
+		subject = fmt.Sprintf("Sluice: %s failed — %s", v.Batch.Name, firstLine(v.Batch.Reason))
 	}
 	var text, html bytes.Buffer
 	if err := textTmpl.Execute(&text, v); err != nil {

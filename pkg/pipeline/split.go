@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/csvscan"
+	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/s3event"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
@@ -38,6 +39,9 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if ev.Bucket != "" && ev.Bucket != s.Blobs.Bucket() {
 		return sluice.Permanentf("event for bucket %q, but this splitter reads bucket %q", ev.Bucket, s.Blobs.Bucket())
 	}
+	if strings.HasPrefix(ev.Key, reference.Prefix) {
+		return s.loadReference(ctx, ev)
+	}
 	if !strings.HasPrefix(ev.Key, InputPrefix) {
 		return sluice.Permanentf("object %q is not under %s", ev.Key, InputPrefix)
 	}
@@ -51,6 +55,10 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if t, err := time.Parse(time.RFC3339Nano, ev.EventTime); err == nil {
 		created = t.UTC()
 	}
+	ref, err := s.pin(ctx) // the reference version the batch keeps to the end
+	if err != nil && !isNotFound(err) {
+		return err
+	}
 	name := ev.Name
 	if name == "" {
 		name = path.Base(ev.Key)
@@ -59,6 +67,7 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 		ID:     sluice.BatchID(s.Blobs.Bucket(), ev.Key, ev.ETag, ev.Sequence),
 		Bucket: s.Blobs.Bucket(), Key: ev.Key, Name: name,
 		Size: ev.Size, ETag: ev.ETag, Sequence: ev.Sequence, CreatedAt: created,
+		RefVersion: ref, ConfigDigest: ConfigDigest(s.Config),
 	})
 	if err != nil {
 		return err
@@ -69,7 +78,7 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 		return nil
 	}
 	if isNew {
-		log.Info("batch created", "key", ev.Key, "size", ev.Size)
+		log.Info("batch created", "key", ev.Key, "size", ev.Size, "reference", b.RefVersion)
 	}
 	if err := s.fault(PointSplitAfterCreate); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -22,8 +23,7 @@ type Worker struct {
 	*Deps
 
 	mu    sync.Mutex
-	plans map[string]*plan // by header row
-	refs  []string         // the catalog's columns, read once
+	plans map[string]*plan // by reference version and header row
 }
 
 // NewWorker returns a worker; it caches compiled plans per header.
@@ -43,10 +43,10 @@ type fieldCheck struct {
 	col   *rules.Column
 }
 
-func (w *Worker) planFor(ctx context.Context, header []byte, fields [][]byte) (*plan, error) {
+func (w *Worker) planFor(ctx context.Context, ref pinned, header []byte, fields [][]byte) (*plan, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if p, ok := w.plans[string(header)]; ok {
+	if p, ok := w.plans[ref.id+"\x00"+string(header)]; ok {
 		return p, nil
 	}
 	cols, err := rules.Compile(w.Config.Columns)
@@ -77,24 +77,23 @@ func (w *Worker) planFor(ctx context.Context, header []byte, fields [][]byte) (*
 			return nil, sluice.Permanentf("chunk header lacks the key column %q", w.Config.Reference.Key)
 		}
 		p.key = k
-		if w.refs == nil {
-			if w.refs, err = w.Catalog.Columns(ctx); err != nil {
-				return nil, err
-			}
+		refs, err := ref.Columns(ctx)
+		if err != nil {
+			return nil, err
 		}
 		pos := map[string]int{}
-		for i, c := range w.refs[1:] {
+		for i, c := range refs[1:] {
 			pos[c] = i
 		}
 		for _, a := range w.Config.Reference.Append {
 			i, ok := pos[a]
 			if !ok {
-				return nil, sluice.Permanentf("the reference data has no column %q (it has %s)", a, strings.Join(w.refs, ", "))
+				return nil, &refColumnError{fmt.Sprintf("the reference version %s has no column %q that reference.append names (it has %s)", ref.id, a, strings.Join(refs, ", "))}
 			}
 			p.pick = append(p.pick, i)
 		}
 	}
-	w.plans[string(header)] = p
+	w.plans[ref.id+"\x00"+string(header)] = p
 	return p, nil
 }
 
@@ -120,6 +119,7 @@ type chunkRun struct {
 	c     sluice.ChunkReady
 	b     sluice.Batch
 	p     *plan
+	ref   pinned // the reference version the batch was created with
 	delim byte
 	bufs  *chunkBufs
 
@@ -160,16 +160,23 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		batchLog(w.log(), b.ID).Info("chunk for a finished batch; ignored", "chunk", c.Chunk, "state", b.State)
 		return nil
 	}
+	ref, err := w.reference(ctx, b)
+	if errors.Is(err, errBatchFailed) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	bufs := bufPool.Get().(*chunkBufs)
 	defer bufPool.Put(bufs)
 	run := &chunkRun{
-		c: c, b: b, delim: w.Config.Delim(), bufs: bufs,
+		c: c, b: b, ref: ref, delim: w.Config.Delim(), bufs: bufs,
 		stats: sluice.ChunkStats{Chunk: c.Chunk, Reasons: map[string]int{}},
 		arena: bufs.arena[:0], rows: bufs.rows[:0],
 	}
 	defer run.release()
 	if err := w.read(ctx, run); err != nil {
-		return err
+		return w.failIfRefColumn(ctx, b, err)
 	}
 	if err := w.enrich(ctx, run); err != nil {
 		return err
@@ -201,7 +208,7 @@ func (w *Worker) read(ctx context.Context, run *chunkRun) error {
 	if err != nil {
 		return sluice.Permanentf("chunk %s: header: %v", c.Key, err)
 	}
-	if run.p, err = w.planFor(ctx, hdr, hfields); err != nil {
+	if run.p, err = w.planFor(ctx, run.ref, hdr, hfields); err != nil {
 		return err
 	}
 	firstLine := int64(-1)
@@ -270,7 +277,7 @@ func (w *Worker) enrich(ctx context.Context, run *chunkRun) error {
 	for i, r := range run.rows {
 		keys[i] = allKeys[r.kstart:r.kend]
 	}
-	vals, err := w.Catalog.Lookup(ctx, keys)
+	vals, err := run.ref.Lookup(ctx, keys)
 	if err != nil {
 		return fmt.Errorf("chunk %s: reference lookup: %w", run.c.Key, err)
 	}

@@ -82,24 +82,10 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 		return add(what, err)
 	}
 	s3c := s3.NewFromConfig(cfg, func(so *s3.Options) { so.UsePathStyle = o.PathStyle })
-	_, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(o.Bucket)})
-	var owned *s3types.BucketAlreadyOwnedByYou
-	if errors.As(err, &owned) || errorCode(err) == "BucketAlreadyOwnedByYou" {
-		err = nil
-	}
-	if err := add("bucket "+o.Bucket, err); err != nil {
+	if err := add("bucket "+o.Bucket, ensureBucket(ctx, s3c, o.Bucket)); err != nil {
 		return steps, err
 	}
-	_, err = s3c.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: aws.String(o.Bucket),
-		PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
-			BlockPublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}})
-	if err := hardening("bucket public access block", err); err != nil {
-		return steps, err
-	}
-	_, err = s3c.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: aws.String(o.Bucket),
-		ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{Rules: []s3types.ServerSideEncryptionRule{{
-			ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryptionAes256}}}}})
-	if err := hardening("bucket default encryption", err); err != nil {
+	if err := harden(ctx, s3c, o.Bucket, hardening); err != nil {
 		return steps, err
 	}
 
@@ -121,12 +107,43 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 	if err := add("tables "+o.TablePrefix+"batches, rejects, reference", db.CreateTables(ctx)); err != nil {
 		return steps, err
 	}
+	// Items expire by their expiresAt (retention.records); an endpoint
+	// without TTL keeps them, and the step says it was skipped.
+	for _, t := range db.TTLTables() {
+		if err := add("TTL on "+t+" (expiresAt)", db.EnableTTL(ctx, t)); err != nil {
+			return steps, err
+		}
+	}
 
+	if err := connectIngest(ctx, cfg, s3c, o, ingestURL, add); err != nil {
+		return steps, err
+	}
+	return steps, nil
+}
+
+// harden blocks public access and sets default encryption; step records
+// each outcome (see Provision's hardening).
+func harden(ctx context.Context, c *s3.Client, bucket string, hardening func(string, error) error) error {
+	_, err := c.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: aws.String(bucket),
+		PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
+			BlockPublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}})
+	if err := hardening("bucket public access block", err); err != nil {
+		return err
+	}
+	_, err = c.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: aws.String(bucket),
+		ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{Rules: []s3types.ServerSideEncryptionRule{{
+			ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryptionAes256}}}}})
+	return hardening("bucket default encryption", err)
+}
+
+// connectIngest lets S3 send to the ingest queue, for this bucket only,
+// and asks the bucket to announce every input/*.csv there.
+func connectIngest(ctx context.Context, cfg aws.Config, c *s3.Client, o Options, ingestURL string, add func(string, error) error) error {
 	// S3 may send to the ingest queue only for this bucket.
 	sqsc := sqs.NewFromConfig(cfg)
 	attrs, err := sqsc.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &ingestURL, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
 	if err != nil {
-		return steps, fmt.Errorf("provision: ingest queue ARN: %w", err)
+		return fmt.Errorf("provision: ingest queue ARN: %w", err)
 	}
 	arn := attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
 	policy, _ := json.Marshal(map[string]any{
@@ -139,11 +156,11 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 	})
 	_, err = sqsc.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: &ingestURL, Attributes: map[string]string{"Policy": string(policy)}})
 	if err := add("ingest queue policy for S3", err); err != nil {
-		return steps, err
+		return err
 	}
 	// s3:ObjectCreated:* and not :Put: a multipart upload (any large file)
 	// fires CompleteMultipartUpload, never Put.
-	_, err = s3c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
+	_, err = c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
 		Bucket: aws.String(o.Bucket),
 		NotificationConfiguration: &s3types.NotificationConfiguration{QueueConfigurations: []s3types.QueueConfiguration{{
 			Id: aws.String("sluice-ingest"), QueueArn: aws.String(arn), Events: []s3types.Event{"s3:ObjectCreated:*"},
@@ -151,12 +168,46 @@ func Provision(ctx context.Context, cfg aws.Config, o Options) ([]Step, error) {
 				{Name: s3types.FilterRuleNamePrefix, Value: aws.String("input/")},
 				{Name: s3types.FilterRuleNameSuffix, Value: aws.String(".csv")},
 			}}},
+		}, {
+			// A reference CSV becomes the new reference version.
+			Id: aws.String("sluice-reference"), QueueArn: aws.String(arn), Events: []s3types.Event{"s3:ObjectCreated:*"},
+			Filter: &s3types.NotificationConfigurationFilter{Key: &s3types.S3KeyFilter{FilterRules: []s3types.FilterRule{
+				{Name: s3types.FilterRuleNamePrefix, Value: aws.String("reference/")},
+				{Name: s3types.FilterRuleNameSuffix, Value: aws.String(".csv")},
+			}}},
 		}}},
 	})
-	if err := add("bucket notification input/*.csv → "+o.QueuePrefix+pipeline.QueueIngest, subresource(err)); err != nil {
-		return steps, err
+	if err := add("bucket notification input/*.csv, reference/*.csv → "+o.QueuePrefix+pipeline.QueueIngest, subresource(err)); err != nil {
+		return err
 	}
-	return steps, nil
+	return nil
+}
+
+// ensureBucket looks the bucket up before creating it. S3-compatible
+// stores (gofakes3, s3rver, several others) answer CreateBucket on a
+// bucket the caller already owns with 409 BucketAlreadyExists, which
+// AWS keeps for somebody else's bucket, so that answer cannot tell the
+// two apart; HeadBucket can.
+func ensureBucket(ctx context.Context, c *s3.Client, bucket string) error {
+	_, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)})
+	if err == nil {
+		return nil // ours, and there
+	}
+	var nf *s3types.NotFound
+	var re interface{ HTTPStatusCode() int }
+	missing := errors.As(err, &nf) || (errors.As(err, &re) && re.HTTPStatusCode() == 404)
+	if !missing {
+		if errors.As(err, &re) && re.HTTPStatusCode() == 403 {
+			return fmt.Errorf("bucket %s exists but these credentials may not use it (another account's, or no s3:ListBucket): %w", bucket, err)
+		}
+		return err
+	}
+	_, err = c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	var owned *s3types.BucketAlreadyOwnedByYou
+	if errors.As(err, &owned) || errorCode(err) == "BucketAlreadyOwnedByYou" {
+		return nil // made meanwhile by another provision
+	}
+	return err
 }
 
 func errorCode(err error) string {

@@ -1,11 +1,17 @@
-// Package refstore is the embedded pipeline's reference catalog: a
-// read-only hash table in one file, memory-mapped, so a lookup costs a hash
-// and one or two memory reads instead of a database query. It is rebuilt
-// whole by Load (written to a temporary file, then renamed into place), which
-// matches how reference data arrives: a full file, loaded once, read by every
-// batch after.
+// Package refstore is the embedded pipeline's reference catalog. Each
+// reference version is a read-only hash table in one file, memory-mapped,
+// so a lookup costs a hash and one or two memory reads instead of a
+// database query. A directory holds the versions:
 //
-// File layout (little-endian):
+//	DIR/<version>.idx   the table
+//	DIR/<version>.json  its description (sluice.RefVersion), written after the table
+//	DIR/CURRENT         the ID of the version new batches pin, written last
+//
+// Every file is written under a temporary name and renamed into place, so
+// a load that dies leaves the previous current version in force and its
+// own files either absent or unpublished (an .idx without its .json).
+//
+// File layout of a table (little-endian):
 //
 //	magic "SLREF001" | u64 slots | u64 keys | u64 dataOffset | u32 ncols | cols (uvarint len + bytes)...
 //	slots × u64: record offset + 1 (0 = empty), at an 8-byte aligned offset
@@ -19,355 +25,222 @@
 package refstore
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
-	"unsafe"
+	"time"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
 const magic = "SLREF001"
 
-// ErrNoReference is returned by a store that was never loaded.
-var ErrNoReference = errors.New("no reference data loaded (run `sluice reference load REF.csv` or pass --reference)")
+// ErrNoReference is returned before any version was loaded.
+var ErrNoReference = fmt.Errorf("no reference data loaded (run `sluice reference load REF.csv` or pass --reference): %w", sluice.ErrNotFound)
 
-// Store is a reference catalog in a file.
+const currentFile = "CURRENT"
+
+// Store is a reference catalog of versions in a directory.
 type Store struct {
-	path string
+	dir string
 
-	mu    sync.RWMutex
-	m     *mapping
-	cols  []string
-	slots []uint64
-	tags  []uint32
-	data  []byte
+	mu     sync.Mutex
+	tables map[string]*table // the versions opened so far
 }
 
-var (
-	_ sluice.Catalog       = (*Store)(nil)
-	_ sluice.CatalogLoader = (*Store)(nil)
-)
+var _ sluice.Catalog = (*Store)(nil)
 
-// Open opens the store at path; the file need not exist yet.
-func Open(path string) (*Store, error) {
-	s := &Store{path: path}
-	if err := s.reopen(); err != nil && !errors.Is(err, os.ErrNotExist) {
+// Open opens the store in dir, creating the directory if needed.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	return s, nil
+	return &Store{dir: dir, tables: map[string]*table{}}, nil
 }
 
-// Close unmaps the file.
+// Close unmaps every open version.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.unmap()
-}
-
-func (s *Store) unmap() error {
-	if s.m == nil {
-		return nil
+	var errs []error
+	for id, t := range s.tables {
+		errs = append(errs, t.Close())
+		delete(s.tables, id)
 	}
-	err := s.m.close()
-	s.m, s.cols, s.slots, s.tags, s.data = nil, nil, nil, nil, nil
-	return err
+	return errors.Join(errs...)
 }
 
-// hash is FNV-1a widened by a final mix: stable across processes, which
-// maphash is not, and fast enough for short keys.
-func hash(k []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range k {
-		h ^= uint64(c)
-		h *= 1099511628211
+func (s *Store) path(id, ext string) string { return filepath.Join(s.dir, id+ext) }
+
+// validID keeps an ID read from a file or a batch inside the directory.
+func validID(id string) bool {
+	return id != "" && !strings.ContainsAny(id, `/\`) && !strings.HasPrefix(id, ".")
+}
+
+// Current implements sluice.Catalog.
+func (s *Store) Current(ctx context.Context) (sluice.RefVersion, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, currentFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return sluice.RefVersion{}, ErrNoReference
 	}
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
-}
-
-func (s *Store) reopen() error {
-	m, err := mapFile(s.path)
 	if err != nil {
-		return err
+		return sluice.RefVersion{}, err
 	}
-	b := m.bytes
-	bad := func(why string) error {
-		m.close()
-		return fmt.Errorf("refstore: %s is corrupt (%s); load the reference again", s.path, why)
+	return s.describe(strings.TrimSpace(string(b)))
+}
+
+func (s *Store) describe(id string) (sluice.RefVersion, error) {
+	if !validID(id) {
+		return sluice.RefVersion{}, fmt.Errorf("refstore: bad version ID %q: %w", id, sluice.ErrNotFound)
 	}
-	if len(b) < 36 || string(b[:8]) != magic {
-		return bad("bad header")
+	b, err := os.ReadFile(s.path(id, ".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return sluice.RefVersion{}, fmt.Errorf("refstore: reference version %s does not exist (deleted?): %w", id, sluice.ErrNotFound)
 	}
-	nslots := binary.LittleEndian.Uint64(b[8:])
-	dataOff := binary.LittleEndian.Uint64(b[24:])
-	ncols := binary.LittleEndian.Uint32(b[32:])
-	p := b[36:]
-	cols := make([]string, 0, ncols)
-	for range ncols {
-		n, k := binary.Uvarint(p)
-		if k <= 0 || uint64(len(p)-k) < n {
-			return bad("columns")
-		}
-		cols = append(cols, string(p[k:k+int(n)]))
-		p = p[k+int(n):]
+	if err != nil {
+		return sluice.RefVersion{}, err
 	}
-	slotOff := align8(len(b) - len(p))
-	tagOff := slotOff + int(nslots)*8
-	if uint64(tagOff+int(nslots)*4) > dataOff || dataOff > uint64(len(b)) || nslots&(nslots-1) != 0 {
-		return bad("sizes")
+	var v sluice.RefVersion
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, fmt.Errorf("refstore: %s: %w", s.path(id, ".json"), err)
 	}
-	slots := unsafe.Slice((*uint64)(unsafe.Pointer(&b[slotOff])), nslots)
-	tags := unsafe.Slice((*uint32)(unsafe.Pointer(&b[tagOff])), nslots)
+	return v, nil
+}
+
+// Version implements sluice.Catalog. A version is mapped once and shared.
+func (s *Store) Version(ctx context.Context, id string) (sluice.Reference, error) {
 	s.mu.Lock()
-	s.unmap()
-	s.m, s.cols, s.slots, s.tags, s.data = m, cols, slots, tags, b[dataOff:]
-	s.mu.Unlock()
-	return nil
+	defer s.mu.Unlock()
+	if t, ok := s.tables[id]; ok {
+		return t, nil
+	}
+	if _, err := s.describe(id); err != nil {
+		return nil, err
+	}
+	t, err := openTable(s.path(id, ".idx"))
+	if err != nil {
+		return nil, err
+	}
+	s.tables[id] = t
+	return t, nil
 }
 
-func align8(n int) int { return (n + 7) &^ 7 }
-
-// Columns implements sluice.Catalog.
-func (s *Store) Columns(ctx context.Context) ([]string, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.m == nil {
-		return nil, ErrNoReference
+// Versions implements sluice.Catalog: the published versions, oldest
+// first (IDs start with the load time).
+func (s *Store) Versions(ctx context.Context) ([]sluice.RefVersion, error) {
+	names, err := filepath.Glob(filepath.Join(s.dir, "*.json"))
+	if err != nil {
+		return nil, err
 	}
-	return append([]string(nil), s.cols...), nil
-}
-
-// Lookup implements sluice.Catalog. All values of one call share one
-// string and one slice backing, so a chunk's lookup costs a few
-// allocations, not several per row.
-func (s *Store) Lookup(ctx context.Context, keys []string) ([][]string, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.m == nil {
-		return nil, ErrNoReference
-	}
-	out := make([][]string, len(keys))
-	nv := len(s.cols) - 1
-	found := make([][]byte, len(keys))
-	size := 0
-	for i, k := range keys {
-		if v := s.find(k); v != nil {
-			found[i] = v
-			size += len(v)
-		}
-	}
-	buf := make([]byte, 0, size)
-	for _, v := range found {
-		buf = append(buf, v...)
-	}
-	all := string(buf)
-	backing := make([]string, 0, len(keys)*nv)
-	pos := 0
-	for i, v := range found {
-		if v == nil {
+	slices.Sort(names)
+	var out []sluice.RefVersion
+	for _, n := range names {
+		id := strings.TrimSuffix(filepath.Base(n), ".json")
+		if !validID(id) {
 			continue
 		}
-		start := len(backing)
-		for j := 0; j < len(v); {
-			n, w := binary.Uvarint(v[j:])
-			j += w
-			backing = append(backing, all[pos+j:pos+j+int(n)])
-			j += int(n)
+		v, err := s.describe(id)
+		if err != nil {
+			return nil, err
 		}
-		pos += len(v)
-		out[i] = backing[start:len(backing):len(backing)]
+		out = append(out, v)
 	}
 	return out, nil
 }
 
-// find returns the packed value of key, or nil.
-func (s *Store) find(key string) []byte {
-	kb := unsafe.Slice(unsafe.StringData(key), len(key))
-	h := hash(kb)
-	mask := uint64(len(s.slots) - 1)
-	tag := uint32(h >> 32)
-	for i := h & mask; ; i = (i + 1) & mask {
-		off := s.slots[i]
-		if off == 0 {
-			return nil
-		}
-		if s.tags[i] != tag {
-			continue
-		}
-		rec := s.data[off-1:]
-		n, w := binary.Uvarint(rec)
-		if int(n) == len(key) && string(rec[w:w+int(n)]) == key {
-			rec = rec[w+int(n):]
-			vn, vw := binary.Uvarint(rec)
-			v := rec[vw : vw+int(vn)]
-			if v == nil {
-				v = []byte{}
-			}
-			return v[:len(v):len(v)]
-		}
+// Delete implements sluice.Catalog: the description goes first, so the
+// version is unpublished before its table is removed.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	cur, err := s.Current(ctx)
+	if err == nil && cur.ID == id {
+		return fmt.Errorf("refstore: %s is the current reference version; it cannot be deleted", id)
 	}
+	if !validID(id) {
+		return fmt.Errorf("refstore: bad version ID %q", id)
+	}
+	s.mu.Lock()
+	if t, ok := s.tables[id]; ok {
+		t.Close()
+		delete(s.tables, id)
+	}
+	s.mu.Unlock()
+	if err := os.Remove(s.path(id, ".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.Remove(s.path(id, ".idx")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
-// Load implements sluice.CatalogLoader: it builds a new file and swaps it
-// in atomically. A key that appears twice with the same values is kept
-// once; with different values the load fails.
-func (s *Store) Load(ctx context.Context, columns []string, next func() ([]string, error)) (int, error) {
-	if len(columns) < 1 {
-		return 0, errors.New("refstore: the reference has no columns")
+// Load implements sluice.CatalogLoader: table, then description, then the
+// CURRENT pointer, each renamed into place once whole.
+func (s *Store) Load(ctx context.Context, src sluice.RefSource) (sluice.RefVersion, error) {
+	if len(src.Columns) < 1 {
+		return sluice.RefVersion{}, errors.New("refstore: the reference has no columns")
 	}
-	// Records first, into a temporary data file; the table is built in
-	// memory from (hash, offset) pairs, 12 bytes a key.
-	dir := filepath.Dir(s.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return 0, err
+	if !validID(src.ID) {
+		return sluice.RefVersion{}, fmt.Errorf("refstore: bad version ID %q", src.ID)
 	}
-	dataTmp, err := os.CreateTemp(dir, ".refdata-*")
+	tmp, n, err := build(ctx, s.dir, src.Columns, src.Next)
 	if err != nil {
-		return 0, err
+		return sluice.RefVersion{}, err
 	}
-	defer os.Remove(dataTmp.Name())
-	defer dataTmp.Close()
-	w := bufio.NewWriterSize(dataTmp, 1<<20)
-	type entry struct {
-		h   uint64
-		off uint64
+	defer os.Remove(tmp)
+	if err := os.Rename(tmp, s.path(src.ID, ".idx")); err != nil {
+		return sluice.RefVersion{}, err
 	}
-	var entries []entry
-	seen := map[string]int{} // key → index in entries, for duplicate checks
-	var off uint64
-	var rec, val []byte
-	for {
-		row, err := next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, err
-		}
-		if len(row) != len(columns) {
-			return 0, fmt.Errorf("reference row %d has %d fields, the header has %d", len(entries)+1, len(row), len(columns))
-		}
-		val = val[:0]
-		for _, v := range row[1:] {
-			val = binary.AppendUvarint(val, uint64(len(v)))
-			val = append(val, v...)
-		}
-		if i, dup := seen[row[0]]; dup {
-			if old := s.valueAt(dataTmp, w, entries[i].off); string(old) != string(val) {
-				return 0, fmt.Errorf("reference key %q appears twice with different values", row[0])
-			}
-			continue
-		}
-		rec = binary.AppendUvarint(rec[:0], uint64(len(row[0])))
-		rec = append(rec, row[0]...)
-		rec = binary.AppendUvarint(rec, uint64(len(val)))
-		rec = append(rec, val...)
-		if _, err := w.Write(rec); err != nil {
-			return 0, err
-		}
-		seen[row[0]] = len(entries)
-		entries = append(entries, entry{hash([]byte(row[0])), off})
-		off += uint64(len(rec))
-		if len(entries)%65536 == 0 {
-			if err := ctx.Err(); err != nil {
-				return 0, err
-			}
-		}
+	v := sluice.RefVersion{ID: src.ID, Hash: src.Hash, Source: src.Name, Columns: slices.Clone(src.Columns), Rows: n, LoadedAt: time.Now().UTC()}
+	desc, _ := json.MarshalIndent(v, "", "  ")
+	if err := s.writeFile(src.ID+".json", desc); err != nil {
+		return v, err
 	}
-	seen = nil
-	if err := w.Flush(); err != nil {
-		return 0, err
+	if err := s.writeFile(currentFile, []byte(src.ID+"\n")); err != nil {
+		return v, err
 	}
-
-	nslots := uint64(16)
-	for nslots < uint64(len(entries))*2 {
-		nslots *= 2
-	}
-	slots := make([]uint64, nslots)
-	tags := make([]uint32, nslots)
-	for _, e := range entries {
-		for i := e.h & (nslots - 1); ; i = (i + 1) & (nslots - 1) {
-			if slots[i] == 0 {
-				slots[i], tags[i] = e.off+1, uint32(e.h>>32)
-				break
-			}
-		}
-	}
-
-	out, err := os.CreateTemp(dir, ".refstore-*")
-	if err != nil {
-		return 0, err
-	}
-	defer os.Remove(out.Name())
-	defer out.Close()
-	ow := bufio.NewWriterSize(out, 1<<20)
-	var hdr []byte
-	hdr = append(hdr, magic...)
-	hdr = binary.LittleEndian.AppendUint64(hdr, nslots)
-	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(entries)))
-	dataOffPos := len(hdr)
-	hdr = binary.LittleEndian.AppendUint64(hdr, 0) // patched below
-	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(columns)))
-	for _, c := range columns {
-		hdr = binary.AppendUvarint(hdr, uint64(len(c)))
-		hdr = append(hdr, c...)
-	}
-	for len(hdr)%8 != 0 {
-		hdr = append(hdr, 0)
-	}
-	dataOff := uint64(len(hdr)) + nslots*12
-	binary.LittleEndian.PutUint64(hdr[dataOffPos:], dataOff)
-	ow.Write(hdr)
-	var b8 [8]byte
-	for _, v := range slots {
-		binary.LittleEndian.PutUint64(b8[:], v)
-		ow.Write(b8[:])
-	}
-	for _, v := range tags {
-		binary.LittleEndian.PutUint32(b8[:4], v)
-		ow.Write(b8[:4])
-	}
-	if _, err := dataTmp.Seek(0, io.SeekStart); err != nil {
-		return 0, err
-	}
-	if _, err := io.Copy(ow, dataTmp); err != nil {
-		return 0, err
-	}
-	if err := ow.Flush(); err != nil {
-		return 0, err
-	}
-	if err := out.Sync(); err != nil {
-		return 0, err
-	}
-	if err := out.Close(); err != nil {
-		return 0, err
-	}
-	if err := os.Rename(out.Name(), s.path); err != nil {
-		return 0, err
-	}
-	return len(entries), s.reopen()
+	return v, nil
 }
 
-// valueAt reads back a record's value from the data file being written
-// (only for the rare duplicate key).
-func (s *Store) valueAt(f *os.File, w *bufio.Writer, off uint64) []byte {
-	w.Flush()
-	buf := make([]byte, 64<<10)
-	n, _ := f.ReadAt(buf, int64(off))
-	buf = buf[:n]
-	kn, k := binary.Uvarint(buf)
-	buf = buf[k+int(kn):]
-	vn, k := binary.Uvarint(buf)
-	return buf[k : k+int(vn)]
+// writeFile replaces dir/name atomically.
+func (s *Store) writeFile(name string, b []byte) error {
+	f, err := os.CreateTemp(s.dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o644); err != nil { // not CreateTemp's 0600, as every data file
+		f.Close()
+		return err
+	}
+	_, err = f.Write(b)
+	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), filepath.Join(s.dir, name))
+}
+
+// SweepTemp removes the temporary files of loads that were killed in the
+// store directory dir (a 1M-row load leaves tens of MB). Only the process
+// that owns the directory may call it: a load running beside it would lose
+// its files.
+func SweepTemp(dir string) (int, error) {
+	var n int
+	var errs []error
+	for _, pat := range []string{".refdata-*", ".refstore-*", ".tmp-*"} {
+		names, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, name := range names {
+			if err := os.Remove(name); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
 }

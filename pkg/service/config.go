@@ -33,9 +33,17 @@ type Config struct {
 	PathStyle      bool
 	ReferenceCache int
 	LogLevel       string
+	// MaxReceive is the queues' max-receive count (the redrive policy):
+	// a message failing on that receive fails its batch.
+	MaxReceive int
 	// DuplicateSends is a test hook: every message this service sends is
 	// sent twice, to prove the stages tolerate at-least-once delivery.
 	DuplicateSends bool
+	// ObserveCalls is a test hook: a file to which every distinct AWS
+	// call (operation, resource) is appended, for the least-privilege test.
+	ObserveCalls string
+	// CrashAt is a test hook: exit at a fault point (fault.CrashAt).
+	CrashAt string
 }
 
 // Var is one environment variable.
@@ -61,8 +69,11 @@ var Vars = []Var{
 	{"SLUICE_HTTP_ADDR", ":9090", "listen address for /metrics, /healthz and /readyz"},
 	{"SLUICE_S3_PATH_STYLE", "false", "path-style S3 URLs (LocalStack and emulators)"},
 	{"SLUICE_REFERENCE_CACHE", "100000", "reference keys each worker keeps in memory (negative: no cache)"},
+	{"SLUICE_MAX_RECEIVE", "5", "the queue's redrive maxReceiveCount: a message that fails on that receive is dead-lettered with its error and its batch fails (0: leave it to the queue)"},
 	{"SLUICE_LOG_LEVEL", "info", "debug, info, warn, error (JSON lines on stderr)"},
 	{"SLUICE_TEST_DUPLICATE_SENDS", "false", "test hook: send every message twice"},
+	{"SLUICE_TEST_OBSERVE_CALLS", "", "test hook: append each distinct AWS call (operation, resource) to this file as a JSON line"},
+	{"SLUICE_CRASH_AT", "", "test hook: `POINT[@N]` exits at once the Nth time the stage reaches a fault point (see `pkg/pipeline` `Points`)"},
 }
 
 // Stages are the four services, in pipeline order (pipeline.Topology).
@@ -139,7 +150,10 @@ func LoadConfig(stage string, getenv func(string) string) (Config, error) {
 		PathStyle:      flag("SLUICE_S3_PATH_STYLE"),
 		ReferenceCache: num("SLUICE_REFERENCE_CACHE", 100000),
 		LogLevel:       get("SLUICE_LOG_LEVEL", "info"),
+		MaxReceive:     num("SLUICE_MAX_RECEIVE", 5),
 		DuplicateSends: flag("SLUICE_TEST_DUPLICATE_SENDS"),
+		ObserveCalls:   get("SLUICE_TEST_OBSERVE_CALLS", ""),
+		CrashAt:        get("SLUICE_CRASH_AT", ""),
 	}
 	c.Concurrency = num("SLUICE_CONCURRENCY", defConc)
 	if to := get("SLUICE_MAIL_TO", ""); to != "" {

@@ -60,7 +60,7 @@ func pipelineConfig(c Config) (*config.Pipeline, error) {
 
 // Build builds the service's ports: wire.Local on SLUICE_DATA, or the AWS
 // adapters with only the queues this stage touches.
-func Build(ctx context.Context, c Config, awsCfg aws.Config) (*wire.Ports, error) {
+func Build(ctx context.Context, c Config, pcfg *config.Pipeline, awsCfg aws.Config) (*wire.Ports, error) {
 	if c.Backend == "local" {
 		return wire.Local(c.Data)
 	}
@@ -68,7 +68,11 @@ func Build(ctx context.Context, c Config, awsCfg aws.Config) (*wire.Ports, error
 	if err != nil {
 		return nil, err
 	}
-	return wire.AWS(ctx, awsCfg, c.AWSOptions().Stage(st))
+	o := c.AWSOptions().Stage(st)
+	if r := pcfg.Retention.Records; !r.Forever {
+		o.RecordTTL = r.D
+	}
+	return wire.AWS(ctx, awsCfg, o)
 }
 
 // Logger makes the JSON logger every service writes to stderr.
@@ -92,7 +96,15 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	}
 	log := Logger(c.LogLevel, stderr, st.Service)
 	m := metrics.New()
-	awsCfg, err := awsconfig.Load(ctx, m)
+	counters := []awsconfig.CallCounter{m}
+	if c.ObserveCalls != "" {
+		obs, err := fault.Observe(c.ObserveCalls, stage)
+		if err != nil {
+			return fmt.Errorf("SLUICE_TEST_OBSERVE_CALLS: %w", err)
+		}
+		counters = append(counters, obs)
+	}
+	awsCfg, err := awsconfig.LoadLogged(ctx, log, counters...)
 	if err != nil {
 		return err
 	}
@@ -108,16 +120,17 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	if err != nil {
 		return err
 	}
-	ports, err := Build(ctx, c, awsCfg)
+	ports, err := Build(ctx, c, pcfg, awsCfg)
 	if err != nil {
 		return err
 	}
 	defer ports.Close()
 	d := ports.Deps(pcfg, log, m)
+	d.Fault = fault.CrashAt(c.CrashAt)
 	if c.DuplicateSends {
 		fault.DuplicateSends(d)
 	}
-	cons := stageConsumer(ctx, st, c, ports, st.New(d), m, getenv, log)
+	cons := stageConsumer(ctx, st, c, ports, st.New(d), d.DeadLettered, m, getenv, log)
 	ready.Store(true)
 	err = cons.Run(ctx)
 	ready.Store(false)
@@ -157,21 +170,24 @@ func serveHTTP(ctx context.Context, addr string, m *metrics.Metrics, ready *atom
 
 // stageConsumer builds the stage's consumer on its input queue and starts
 // sampling for the dashboards.
-func stageConsumer(ctx context.Context, st pipeline.Stage, c Config, ports *wire.Ports, h consumer.Handler, m *metrics.Metrics, getenv func(string) string, log *slog.Logger) *consumer.Consumer {
+func stageConsumer(ctx context.Context, st pipeline.Stage, c Config, ports *wire.Ports, h consumer.Handler, deadLettered func(context.Context, string, sluice.Message, error), m *metrics.Metrics, getenv func(string) string, log *slog.Logger) *consumer.Consumer {
 	q, dlq := ports.StageQueues(st)
 	m.Workers.WithLabelValues(st.Name, "current").Set(float64(c.Concurrency))
 	m.Workers.WithLabelValues(st.Name, "desired").Set(float64(c.Concurrency))
 	// The queue-depth gauges are for dashboards; the autoscaling itself
 	// reads SQS's own CloudWatch metrics.
-	go m.Sample(ctx, 15*time.Second, []sluice.Queue{q, dlq}, nil)
+	go m.Sample(ctx, 15*time.Second, []sluice.Queue{q, dlq}, nil, log)
 	if st.SamplesBatches {
 		// One service reports batches by state for the dashboards and the
-		// stuck-batch alert; a scan a minute is cheap at batch counts.
-		go m.Sample(ctx, time.Minute, nil, ports.Ledger)
+		// stuck-batch alert, from the ledger's per-state counts.
+		go m.Sample(ctx, time.Minute, nil, ports.Ledger, log)
 	}
 	opts := consumer.Options{
 		Name: st.Name, Concurrency: c.Concurrency, Visibility: c.Visibility, Wait: c.Wait, Drain: c.Drain,
 		Logger: log, Observer: m,
+		// A message that can never succeed fails its batch (and the
+		// failure email goes out) instead of waiting in the DLQ.
+		MaxReceive: c.MaxReceive, OnDeadLetter: deadLettered,
 	}
 	if st.Protect {
 		// On ECS, a worker with a chunk in hand is protected from scale-in.

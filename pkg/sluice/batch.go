@@ -57,6 +57,11 @@ type Batch struct {
 	Sequence string `json:"sequence"`
 	State    State  `json:"state"`
 	Reason   string `json:"reason,omitempty"` // why a failed batch failed, for a person
+	// RefVersion is the reference version the batch was created with; every
+	// chunk is enriched from it alone. ConfigDigest is the digest of the
+	// pipeline configuration at creation, for audit.
+	RefVersion   string `json:"refVersion,omitempty"`
+	ConfigDigest string `json:"configDigest,omitempty"`
 
 	Header       []string `json:"header,omitempty"` // the input's header row
 	TotalChunks  int      `json:"totalChunks"`      // -1 until the split ends

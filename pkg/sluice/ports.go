@@ -113,6 +113,11 @@ type Ledger interface {
 	GetBatch(ctx context.Context, id string) (Batch, error)
 	// ListBatches returns batches, newest first.
 	ListBatches(ctx context.Context, f BatchFilter) ([]Batch, error)
+	// CountByState returns how many batches are in each state (states
+	// with none may be left out). The counts are kept as batches change
+	// state, so the cost does not grow with the ledger's history; metrics
+	// sample them every few seconds.
+	CountByState(ctx context.Context) (map[State]int, error)
 	// UpdateBatch applies the non-zero fields of u to the batch.
 	UpdateBatch(ctx context.Context, id string, u BatchUpdate) (Batch, error)
 	// SetTotal records how many chunks the batch has and how many rows it
@@ -142,8 +147,9 @@ type Completion struct {
 	Total     int // -1 while unknown
 }
 
-// Catalog is the reference data that enriches rows.
-type Catalog interface {
+// Reference is one version of the reference data: immutable once
+// published, so every lookup of a batch sees the same rows.
+type Reference interface {
 	// Columns names the reference columns, the key column first.
 	Columns(ctx context.Context) ([]string, error)
 	// Lookup finds many keys at once. vals[i] holds the non-key columns of
@@ -151,11 +157,50 @@ type Catalog interface {
 	Lookup(ctx context.Context, keys []string) (vals [][]string, err error)
 }
 
-// CatalogLoader fills a catalog from a reference file.
+// RefVersion describes one published reference version.
+type RefVersion struct {
+	// ID is the load time then the content hash's head, so IDs sort by age.
+	ID       string    `json:"id"`
+	Hash     string    `json:"sha256"` // of the whole source file
+	Source   string    `json:"source,omitempty"`
+	Columns  []string  `json:"columns"`
+	Rows     int       `json:"rows"`
+	LoadedAt time.Time `json:"loadedAt"`
+}
+
+// RefSource is what a load reads: the rows, and the identity of the file
+// they come from (computed by the caller before the load starts, so the
+// version's ID can key its rows).
+type RefSource struct {
+	ID      string // the new version's ID
+	Hash    string
+	Name    string
+	Columns []string
+	// Next yields the rows, the key first; io.EOF after the last.
+	Next func() ([]string, error)
+}
+
+// Catalog holds the reference versions. Batches pin the current version
+// when they are created and look up only that one, so a load never changes
+// a batch in flight.
+type Catalog interface {
+	// Current is the version new batches use; ErrNotFound before any load.
+	Current(ctx context.Context) (RefVersion, error)
+	// Version opens one version for lookups; ErrNotFound once deleted.
+	Version(ctx context.Context, id string) (Reference, error)
+	// Versions lists the published versions, oldest first.
+	Versions(ctx context.Context) ([]RefVersion, error)
+	// Delete removes a version that is not current.
+	Delete(ctx context.Context, id string) error
+	CatalogLoader
+}
+
+// CatalogLoader publishes new reference versions.
 type CatalogLoader interface {
-	// Load replaces the catalog with the rows that next yields. next returns
-	// io.EOF after the last row.
-	Load(ctx context.Context, columns []string, next func() ([]string, error)) (int, error)
+	// Load writes src's rows as version src.ID and, once every row is
+	// written, makes it current. A key that appears twice with equal
+	// values is kept once; with different values the load fails.
+	Load(ctx context.Context, src RefSource) (RefVersion, error)
 }
 
 // Email is one message to people.

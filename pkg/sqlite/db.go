@@ -6,8 +6,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -81,6 +84,49 @@ func Open(path string) (*DB, error) {
 	if _, err := sdb.Exec(schema); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("sqlite: %s: creating schema: %w", path, err)
+	}
+	db := &DB{sql: sdb, path: path, waiters: map[string]chan struct{}{}}
+	if err := db.keepStateCounts(context.Background()); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("sqlite: %s: state counts: %w", path, err)
+	}
+	return db, nil
+}
+
+// OpenReadOnly opens an existing database for reading only (SQLite
+// mode=ro): it creates no file, no schema and no WAL, so read-only commands
+// (sluice status, dlq list) neither change a data directory nor need write
+// access to it. A missing file is an error that wraps fs.ErrNotExist.
+func OpenReadOnly(path string) (*DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	q := url.Values{}
+	q.Set("mode", "ro")
+	q.Add("_pragma", "busy_timeout(10000)")
+	if _, err := os.Stat(path + "-wal"); errors.Is(err, fs.ErrNotExist) {
+		// No -wal file: no process has the database open (a WAL writer
+		// keeps it while open). A WAL reader would create -wal and -shm
+		// files; immutable=1 reads the file as it is and creates none. A
+		// writer that starts meanwhile appends to its own WAL, not to this
+		// file, until a checkpoint 1000 pages later.
+		q.Set("immutable", "1")
+	}
+	sdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	sdb.SetMaxOpenConns(1)
+	// sql.Open is lazy: read the schema now so a file that is not a Sluice
+	// database fails here, with its name, rather than at the first query.
+	var n int
+	if err := sdb.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name IN ('batches', 'queue_messages')`).Scan(&n); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("sqlite: reading %s: %w", path, err)
+	}
+	if n != 2 {
+		sdb.Close()
+		return nil, fmt.Errorf("sqlite: %s is not a Sluice database (no batches or queue_messages table)", path)
 	}
 	return &DB{sql: sdb, path: path, waiters: map[string]chan struct{}{}}, nil
 }

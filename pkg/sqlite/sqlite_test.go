@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -94,5 +95,40 @@ func TestLongPollWakesOnSend(t *testing.T) {
 	}
 	if el := time.Since(start); el > 5*time.Second {
 		t.Fatalf("long poll took %v to see a send", el)
+	}
+}
+
+// TestStateCountsOfAnOlderDatabase: a database made before the counts
+// existed gets them, counted from its batches, when it is next opened.
+func TestStateCountsOfAnOlderDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sluice.db")
+	db, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := db.Ledger()
+	for i, st := range []sluice.State{sluice.StateSplitting, sluice.StateFailed, sluice.StateFailed} {
+		if _, _, err := l.CreateBatch(t.Context(), sluice.Batch{ID: fmt.Sprint("b", i), Key: "input/x.csv", State: st}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	// As the database was before this release.
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(t.Context(), `DROP TRIGGER batches_count_insert; DROP TRIGGER batches_count_update; DROP TRIGGER batches_count_delete; DROP TABLE batch_state_counts`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	db, err = sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.Ledger().CountByState(t.Context())
+	if err != nil || got[sluice.StateSplitting] != 1 || got[sluice.StateFailed] != 2 || len(got) != 2 {
+		t.Fatalf("CountByState = %v, %v; want splitting 1, failed 2", got, err)
 	}
 }

@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 
@@ -24,6 +26,9 @@ type AWSOptions struct {
 	// memory: 0 takes dynamoledger's default, a negative number none.
 	ReferenceCache int
 	MailFrom       string
+	// RecordTTL, when positive, makes batch and reject items expire that
+	// long after they are written (config retention.records).
+	RecordTTL time.Duration
 	// Reads are queues resolved with their dead-letter queues; Sends are
 	// resolved alone. Only these are looked up: a least-privilege role
 	// may name no others, not even for GetQueueUrl.
@@ -95,9 +100,11 @@ func AWS(ctx context.Context, cfg aws.Config, o AWSOptions) (*Ports, error) {
 	if o.ReferenceCache != 0 {
 		dbopts = append(dbopts, dynamoledger.WithCacheSize(o.ReferenceCache))
 	}
+	if o.RecordTTL > 0 {
+		dbopts = append(dbopts, dynamoledger.WithRecordTTL(o.RecordTTL))
+	}
 	db := dynamoledger.New(cfg, dynamoledger.DefaultTables(tablePrefix), dbopts...)
-	cat := db.Catalog()
-	p.Ledger, p.Catalog, p.Loader = db.Ledger(), cat, cat
+	p.Ledger, p.Catalog = db.Ledger(), db.Catalog()
 	p.Mailer = sesmail.New(cfg, sesmail.WithFrom(o.MailFrom))
 	return p, nil
 }

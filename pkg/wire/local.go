@@ -13,10 +13,10 @@ import (
 
 // The layout of a data directory.
 const (
-	BucketDir     = "bucket"        // DIR/bucket/: input/, input_archive/, <batch>/...
-	DatabaseFile  = "sluice.db"     // queues and ledger
-	ReferenceFile = "reference.idx" // the reference catalog
-	OutboxDir     = "outbox"        // one .eml per batch
+	BucketDir    = "bucket"    // DIR/bucket/: input/, input_archive/, <batch>/...
+	DatabaseFile = "sluice.db" // queues and ledger
+	ReferenceDir = "reference" // the reference versions (refstore)
+	OutboxDir    = "outbox"    // one .eml per batch
 )
 
 // Local builds the ports on a data directory. SQLite in WAL mode is safe
@@ -41,7 +41,7 @@ func Local(dir string) (*Ports, error) {
 		return nil, err
 	}
 	p.closers = append(p.closers, db.Close)
-	ref, err := refstore.Open(filepath.Join(dir, ReferenceFile))
+	ref, err := refstore.Open(filepath.Join(dir, ReferenceDir))
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func Local(dir string) (*Ports, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Blobs, p.Ledger, p.Catalog, p.Loader, p.Mailer = blobs, db.Ledger(), ref, ref, mail
+	p.Blobs, p.Ledger, p.Catalog, p.Mailer = blobs, db.Ledger(), ref, mail
 	for _, q := range pipeline.Queues() {
 		sq := db.Queue(q, sqlite.QueueOptions{MaxReceive: pipeline.MaxReceive})
 		p.Queues[q], p.DLQs[q] = sq, sq.DeadLetterQueue()

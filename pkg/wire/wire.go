@@ -21,13 +21,13 @@ type Ports struct {
 	Blobs sluice.BlobStore
 	// Queues and DLQs are keyed by queue name (pipeline.QueueIngest, ...);
 	// a builder asked for fewer queues leaves the others out.
-	Queues  map[string]sluice.Queue
-	DLQs    map[string]sluice.Queue
-	Ledger  sluice.Ledger
+	Queues map[string]sluice.Queue
+	DLQs   map[string]sluice.Queue
+	Ledger sluice.Ledger
+	// Catalog holds the reference versions; its Load publishes a new one
+	// (pkg/reference drives it).
 	Catalog sluice.Catalog
-	// Loader fills the catalog (sluice reference load).
-	Loader sluice.CatalogLoader
-	Mailer sluice.Mailer
+	Mailer  sluice.Mailer
 
 	closers []func() error
 }

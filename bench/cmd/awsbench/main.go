@@ -27,10 +27,10 @@ import (
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/cost"
-	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/provision"
+	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/wire"
 )
@@ -142,12 +142,8 @@ func (b *bench) setup(ctx context.Context, env *awstest.Env, fin string) error {
 		return err
 	}
 	t0 := time.Now()
-	f, err := os.Open(fin)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	n, err := embedded.LoadCatalog(ctx, ports.Loader, f, config.Default(), nil)
+	res, err := reference.LoadFile(ctx, ports.Catalog, fin, config.Default(), nil)
+	n := res.Version.Rows
 	if err != nil {
 		return err
 	}

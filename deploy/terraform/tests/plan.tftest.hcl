@@ -156,3 +156,40 @@ run "overrides" {
     error_message = "SLUICE_DRAIN follows stop_timeout; SLUICE_MAIL_FROM is set when given"
   }
 }
+
+run "retention" {
+  command = plan
+
+  assert {
+    condition = (
+      [for r in aws_s3_bucket_lifecycle_configuration.this.rule : r.id] == ["abort-incomplete-multipart-uploads", "expire-orphaned-inputs"] &&
+      one([for r in aws_s3_bucket_lifecycle_configuration.this.rule : r.expiration[0].days if r.id == "expire-orphaned-inputs"]) == 30
+    )
+    error_message = "by default: abort multipart uploads, expire inputs never split after 30 days, keep archives"
+  }
+
+  assert {
+    condition = (
+      aws_dynamodb_table.batches.ttl[0].attribute_name == "expiresAt" && aws_dynamodb_table.batches.ttl[0].enabled &&
+      aws_dynamodb_table.rejects.ttl[0].attribute_name == "expiresAt" && aws_dynamodb_table.rejects.ttl[0].enabled &&
+      aws_dynamodb_table.rejects.point_in_time_recovery[0].enabled
+    )
+    error_message = "batches and rejects expire by expiresAt; rejects has point-in-time recovery"
+  }
+}
+
+run "retention_overrides" {
+  command = plan
+
+  variables {
+    retention = { archive_days = 90, intermediate_prefixes = ["tmp/"], orphaned_input_days = 0 }
+  }
+
+  assert {
+    condition = (
+      sort([for r in aws_s3_bucket_lifecycle_configuration.this.rule : r.id]) == sort(["abort-incomplete-multipart-uploads", "expire-archived-inputs", "expire-intermediates-tmp-"]) &&
+      one([for r in aws_s3_bucket_lifecycle_configuration.this.rule : r.expiration[0].days if r.id == "expire-intermediates-tmp-"]) == 7
+    )
+    error_message = "archive_days and intermediate_prefixes add rules; orphaned_input_days = 0 drops that rule"
+  }
+}

@@ -41,6 +41,19 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
 			t.Fatalf("GetBatch(missing): %v, want ErrNotFound", err)
 		}
 	})
+	t.Run("KeepsPinnedReference", func(t *testing.T) {
+		l := newLedger(t)
+		b := newBatch("pinned", time.Now())
+		b.RefVersion, b.ConfigDigest = "20260101T000000.000000Z-abc", "d1g3st"
+		mustCreate(t, l, b)
+		if _, err := l.UpdateBatch(t.Context(), b.ID, sluice.BatchUpdate{State: sluice.StateProcessing}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.GetBatch(t.Context(), b.ID)
+		if err != nil || got.RefVersion != b.RefVersion || got.ConfigDigest != b.ConfigDigest {
+			t.Fatalf("batch read back with reference %q and digest %q (%v); want %q, %q", got.RefVersion, got.ConfigDigest, err, b.RefVersion, b.ConfigDigest)
+		}
+	})
 	t.Run("ChunkCountedOnce", func(t *testing.T) {
 		l := newLedger(t)
 		mustCreate(t, l, newBatch("b2", time.Now()))
@@ -209,6 +222,68 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
 			if r.Line != rows[i].Line || r.Raw != rows[i].Raw || r.Rule != "pattern" || r.Column != "uuid" || r.Chunk != rows[i].Chunk {
 				t.Fatalf("row %d = %+v, want %+v", i, r, rows[i])
 			}
+		}
+	})
+	t.Run("CountByState", func(t *testing.T) {
+		l := newLedger(t)
+		want := func(step string, w map[sluice.State]int) {
+			t.Helper()
+			got, err := l.CountByState(t.Context())
+			if err != nil {
+				t.Fatalf("%s: CountByState: %v", step, err)
+			}
+			for st, n := range got {
+				if n == 0 {
+					delete(got, st)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(w) {
+				t.Fatalf("%s: CountByState = %v, want %v", step, got, w)
+			}
+		}
+		want("empty", map[sluice.State]int{})
+		base := time.Now()
+		for i := range 6 {
+			mustCreate(t, l, newBatch(fmt.Sprintf("c%d", i), base.Add(time.Duration(i)*time.Second)))
+		}
+		l.CreateBatch(t.Context(), newBatch("c0", base)) // not created again
+		want("created", map[sluice.State]int{sluice.StateSplitting: 6})
+		// Concurrent moves, repeated and refused ones included: each
+		// batch is counted in exactly one state.
+		var wg sync.WaitGroup
+		for i := range 6 {
+			for range 3 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					id := fmt.Sprintf("c%d", i)
+					moves := []sluice.BatchUpdate{{State: sluice.StateProcessing}, {State: sluice.StateMerging}}
+					switch i % 3 {
+					case 1:
+						moves = append(moves, sluice.BatchUpdate{State: sluice.StateCompleted})
+					case 2:
+						moves = append(moves, sluice.BatchUpdate{State: sluice.StateFailed, Reason: "x"})
+					}
+					moves = append(moves, sluice.BatchUpdate{State: sluice.StateProcessing}) // backwards: refused
+					for _, u := range moves {
+						if _, err := l.UpdateBatch(t.Context(), id, u); err != nil {
+							t.Error(err)
+						}
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		want("moved", map[sluice.State]int{sluice.StateMerging: 2, sluice.StateCompleted: 2, sluice.StateFailed: 2})
+		if _, err := l.UpdateBatch(t.Context(), "c0", sluice.BatchUpdate{State: sluice.StateFailed}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.UpdateBatch(t.Context(), "c1", sluice.BatchUpdate{State: sluice.StateFailed}); err != nil { // terminal: stays
+			t.Fatal(err)
+		}
+		want("failed one more", map[sluice.State]int{sluice.StateMerging: 1, sluice.StateCompleted: 2, sluice.StateFailed: 3})
+		if bs, err := l.ListBatches(t.Context(), sluice.BatchFilter{}); err != nil || len(bs) != 6 {
+			t.Fatalf("ListBatches: %d batches, %v; the counts must not show up as a batch", len(bs), err)
 		}
 	})
 }

@@ -1,0 +1,191 @@
+package refstore
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// table is one version's hash file, memory-mapped. It is immutable: the
+// only change is Close, when the version is deleted or the store closed.
+type table struct {
+	path string
+
+	mu    sync.RWMutex
+	m     *mapping
+	cols  []string
+	slots []uint64
+	tags  []uint32
+	data  []byte
+}
+
+var _ sluice.Reference = (*table)(nil)
+
+func openTable(path string) (*table, error) {
+	s := &table{path: path}
+	if err := s.reopen(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close unmaps the file; later lookups fail.
+func (s *table) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unmap()
+}
+
+func (s *table) unmap() error {
+	if s.m == nil {
+		return nil
+	}
+	err := s.m.close()
+	s.m, s.cols, s.slots, s.tags, s.data = nil, nil, nil, nil, nil
+	return err
+}
+
+// hash is FNV-1a widened by a final mix: stable across processes, which
+// maphash is not, and fast enough for short keys.
+func hash(k []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range k {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+func (s *table) reopen() error {
+	m, err := mapFile(s.path)
+	if err != nil {
+		return err
+	}
+	b := m.bytes
+	bad := func(why string) error {
+		m.close()
+		return fmt.Errorf("refstore: %s is corrupt (%s); load the reference again", s.path, why)
+	}
+	if len(b) < 36 || string(b[:8]) != magic {
+		return bad("bad header")
+	}
+	nslots := binary.LittleEndian.Uint64(b[8:])
+	dataOff := binary.LittleEndian.Uint64(b[24:])
+	ncols := binary.LittleEndian.Uint32(b[32:])
+	p := b[36:]
+	cols := make([]string, 0, ncols)
+	for range ncols {
+		n, k := binary.Uvarint(p)
+		if k <= 0 || uint64(len(p)-k) < n {
+			return bad("columns")
+		}
+		cols = append(cols, string(p[k:k+int(n)]))
+		p = p[k+int(n):]
+	}
+	slotOff := align8(len(b) - len(p))
+	tagOff := slotOff + int(nslots)*8
+	if uint64(tagOff+int(nslots)*4) > dataOff || dataOff > uint64(len(b)) || nslots&(nslots-1) != 0 {
+		return bad("sizes")
+	}
+	slots := unsafe.Slice((*uint64)(unsafe.Pointer(&b[slotOff])), nslots)
+	tags := unsafe.Slice((*uint32)(unsafe.Pointer(&b[tagOff])), nslots)
+	s.mu.Lock()
+	s.unmap()
+	s.m, s.cols, s.slots, s.tags, s.data = m, cols, slots, tags, b[dataOff:]
+	s.mu.Unlock()
+	return nil
+}
+
+func align8(n int) int { return (n + 7) &^ 7 }
+
+// Columns implements sluice.Catalog.
+func (s *table) Columns(ctx context.Context) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.m == nil {
+		return nil, errClosed
+	}
+	return append([]string(nil), s.cols...), nil
+}
+
+// Lookup implements sluice.Catalog. All values of one call share one
+// string and one slice backing, so a chunk's lookup costs a few
+// allocations, not several per row.
+func (s *table) Lookup(ctx context.Context, keys []string) ([][]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.m == nil {
+		return nil, errClosed
+	}
+	out := make([][]string, len(keys))
+	nv := len(s.cols) - 1
+	found := make([][]byte, len(keys))
+	size := 0
+	for i, k := range keys {
+		if v := s.find(k); v != nil {
+			found[i] = v
+			size += len(v)
+		}
+	}
+	buf := make([]byte, 0, size)
+	for _, v := range found {
+		buf = append(buf, v...)
+	}
+	all := string(buf)
+	backing := make([]string, 0, len(keys)*nv)
+	pos := 0
+	for i, v := range found {
+		if v == nil {
+			continue
+		}
+		start := len(backing)
+		for j := 0; j < len(v); {
+			n, w := binary.Uvarint(v[j:])
+			j += w
+			backing = append(backing, all[pos+j:pos+j+int(n)])
+			j += int(n)
+		}
+		pos += len(v)
+		out[i] = backing[start:len(backing):len(backing)]
+	}
+	return out, nil
+}
+
+// find returns the packed value of key, or nil.
+func (s *table) find(key string) []byte {
+	kb := unsafe.Slice(unsafe.StringData(key), len(key))
+	h := hash(kb)
+	mask := uint64(len(s.slots) - 1)
+	tag := uint32(h >> 32)
+	for i := h & mask; ; i = (i + 1) & mask {
+		off := s.slots[i]
+		if off == 0 {
+			return nil
+		}
+		if s.tags[i] != tag {
+			continue
+		}
+		rec := s.data[off-1:]
+		n, w := binary.Uvarint(rec)
+		if int(n) == len(key) && string(rec[w:w+int(n)]) == key {
+			rec = rec[w+int(n):]
+			vn, vw := binary.Uvarint(rec)
+			v := rec[vw : vw+int(vn)]
+			if v == nil {
+				v = []byte{}
+			}
+			return v[:len(v):len(v)]
+		}
+	}
+}
+
+var errClosed = fmt.Errorf("refstore: the reference version was deleted: %w", sluice.ErrNotFound)
