@@ -26,6 +26,12 @@ func sqsCounts(emulator string) (*httptest.Server, error) {
 		return nil, err
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		if r.Context().Err() != nil {
+			return // the client gave up (a long poll at shutdown): nothing to report
+		}
+		http.Error(w, "awstest: SQS emulator: "+err.Error(), http.StatusBadGateway)
+	}
 	proxy.ModifyResponse = func(resp *http.Response) error {
 		if resp.Request.Header.Get("X-Amz-Target") != "AmazonSQS.GetQueueAttributes" ||
 			resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "" {
