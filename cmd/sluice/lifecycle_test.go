@@ -203,7 +203,7 @@ func TestKilledReferenceLoadIsSwept(t *testing.T) {
 	data := t.TempDir()
 	temps := func() []string {
 		var all []string
-		for _, p := range []string{".refdata-*", ".refstore-*", "*/.sluice-tmp-*"} {
+		for _, p := range []string{"reference/.refdata-*", "reference/.refstore-*", "reference/.tmp-*", "bucket/*/.sluice-tmp-*"} {
 			m, _ := filepath.Glob(filepath.Join(data, p))
 			all = append(all, m...)
 		}
