@@ -393,10 +393,11 @@ func TestServeSaysWhatItDoes(t *testing.T) {
 	if started != 1 || ended != 1 || shutdown != 1 {
 		t.Fatalf("started %d, ended %d, shutdown %d lines; stderr:\n%s", started, ended, shutdown, stderr)
 	}
-	// Loading the same reference again says it was skipped and why.
-	code, _, stderr2 := cli(t, nil, "reference", "load", "--data", data, fin)
-	if code != 0 || !strings.Contains(stderr2, "not loaded again") || !strings.Contains(stderr2, "--force") {
-		t.Fatalf("unchanged reference: exit %d\n%s", code, stderr2)
+	// Loading the same reference again says it was skipped and why: the
+	// same content is the same version.
+	code, stdout2, stderr2 := cli(t, nil, "reference", "load", "--data", data, fin)
+	if code != 0 || !strings.Contains(stdout2, "reference unchanged") || !strings.Contains(stdout2, "content of the current version") {
+		t.Fatalf("unchanged reference: exit %d\n%s%s", code, stdout2, stderr2)
 	}
 }
 
