@@ -136,7 +136,7 @@ data "aws_iam_policy_document" "splitter" {
   }
   statement {
     sid       = "ReferenceVersions"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Scan"]
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"]
     resources = [aws_dynamodb_table.reference.arn]
   }
   statement {
