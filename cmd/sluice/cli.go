@@ -48,6 +48,7 @@ func init() {
 		{"console", "[--data DIR] [--addr A]", "run the pipeline here and serve the batch console (web page + API)", cmdConsole},
 		{"config", "default", "print the built-in pipeline configuration (YAML)", cmdConfig},
 		{"serve", "[flags]", "run the pipeline continuously on DIR/input/, with autoscaled pools, console and metrics", cmdServe},
+		{"gc", "[--dry-run] [--data DIR]", "remove what the retention settings let go of, and temp files of dead writes", cmdGC},
 		{"dlq", "list|redrive QUEUE", "show a dead-letter queue's messages and reasons, or move them back to be retried", cmdDLQ},
 		{"provision", "[flags]", "create the bucket, queues and tables on AWS (or LocalStack, or emulators)", cmdProvision},
 	}

@@ -394,9 +394,9 @@ func TestServeSaysWhatItDoes(t *testing.T) {
 		t.Fatalf("started %d, ended %d, shutdown %d lines; stderr:\n%s", started, ended, shutdown, stderr)
 	}
 	// Loading the same reference again says it was skipped and why.
-	code, _, stderr2 := cli(t, nil, "reference", "load", "--data", data, fin)
-	if code != 0 || !strings.Contains(stderr2, "not loaded again") || !strings.Contains(stderr2, "--force") {
-		t.Fatalf("unchanged reference: exit %d\n%s", code, stderr2)
+	code, stdout2, stderr2 := cli(t, nil, "reference", "load", "--data", data, fin)
+	if out := stdout2 + stderr2; code != 0 || !strings.Contains(out, "unchanged") || !strings.Contains(out, "current version") {
+		t.Fatalf("unchanged reference: exit %d\n%s", code, out)
 	}
 }
 

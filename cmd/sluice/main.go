@@ -14,6 +14,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT or SIGTERM stops the work in order (the batch can be
+	// resumed); a second one ends the process at once, as the default does.
+	go func() { <-ctx.Done(); stop() }()
 	stopProfile := profile(os.Getenv("SLUICE_CPUPROFILE"), os.Getenv("SLUICE_MEMPROFILE"))
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stopProfile()

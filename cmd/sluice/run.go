@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"runtime/debug"
 	"time"
-
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/embedded"
@@ -58,10 +56,8 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 		return usageErr("run takes exactly one input file")
 	}
 	input := pos[0]
-	if st, err := os.Stat(input); err != nil {
-		return fmt.Errorf("input: %w", err)
-	} else if st.IsDir() {
-		return fmt.Errorf("input %s is a directory", input)
+	if err := embedded.CheckInput(input); err != nil {
+		return err
 	}
 	if *onAWS {
 		start := time.Now()

@@ -173,7 +173,7 @@ data "aws_iam_policy_document" "worker" {
   statement {
     sid       = "SendOnward"
     actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
-    resources = [aws_sqs_queue.merge.arn]
+    resources = [aws_sqs_queue.merge.arn, aws_sqs_queue.notify.arn] # notify: a dead chunk fails its batch
   }
   dynamic "statement" {
     for_each = var.resolve_all_queue_urls ? [1] : []
@@ -330,6 +330,18 @@ data "aws_iam_policy_document" "notifier" {
     sid       = "SeeArchive"
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.this.arn}/input_archive/*"]
+  }
+  # A batch's chunks and parts go when it ends (retention.intermediates: 0s);
+  # listing them needs s3:ListBucket.
+  statement {
+    sid       = "RemoveIntermediates"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.this.arn}/*/to_process/*", "${aws_s3_bucket.this.arn}/*/output/parts/*", "${aws_s3_bucket.this.arn}/*/output/errors/*"]
+  }
+  statement {
+    sid       = "ListIntermediates"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this.arn]
   }
   statement {
     sid       = "Batches"

@@ -326,6 +326,10 @@ func (r *run) startServices(ctx context.Context) error {
 	env := append(r.be.env(),
 		"SLUICE_CONFIG="+r.cfg, "SLUICE_WAIT=1s",
 		"SLUICE_VISIBILITY="+r.o.Visibility.String(), "SLUICE_LOG_LEVEL=info")
+	if _, onAWS := r.be.(*awsBackend); onAWS {
+		// The services dead-letter on the receive the queues allow last.
+		env = append(env, fmt.Sprintf("SLUICE_MAX_RECEIVE=%d", r.o.MaxReceive))
+	}
 	rng := rand.New(rand.NewPCG(uint64(r.o.Seed), uint64(r.o.Seed)^0x5eed_c4a0_5eed_c4a0))
 	r.sup = newSupervisor(r.o, env, filepath.Join(r.dir, "logs"), rng, r.logf)
 	return r.sup.startAll(ctx)

@@ -33,15 +33,8 @@ type Pipeline struct {
 	Limits    Limits    `yaml:"limits" json:"limits"`
 	// FormulaGuard prefixes cells a spreadsheet would run as formulas.
 	FormulaGuard FormulaGuard `yaml:"formulaGuard" json:"formulaGuard"`
-	Retention    Retention    `yaml:"retention" json:"retention"`
-}
-
-// Retention says how long things are kept.
-type Retention struct {
-	// Records is how long a batch's ledger records (its batch item and
-	// rejected rows) live on DynamoDB, through the tables' TTL attribute
-	// expiresAt; 0 keeps them.
-	Records Duration `yaml:"records" json:"records"`
+	// Retention says when a batch's files may be removed (retention.go).
+	Retention Retention `yaml:"retention" json:"retention"`
 }
 
 // FormulaGuard says where cells starting with =, +, -, @, tab or CR get a

@@ -45,6 +45,20 @@ type Options struct {
 	// Busy, when set, is told when the consumer goes from idle to busy and
 	// back (for ECS task scale-in protection).
 	Busy func(busy bool)
+	// MaxReceive, when set, is the queue's max-receive count: a message
+	// that fails on its last allowed receive is dead-lettered by the
+	// consumer with its error as the reason (instead of silently by the
+	// queue on the next receive), so OnDeadLetter hears about it.
+	MaxReceive int
+	// OnDeadLetter, when set, hears about every message the consumer
+	// dead-letters and why, so the pipeline can fail its batch with that
+	// reason instead of leaving it stalled (see pipeline.Deps.DeadLettered).
+	OnDeadLetter func(ctx context.Context, stage string, m sluice.Message, cause error)
+	// Fatal, when set, picks the errors no retry on this machine can fix
+	// soon (a full disk): the message is left in flight, the consumer stops
+	// receiving, and Run returns that error after the drain, so the process
+	// ends within a bounded time instead of backing off forever.
+	Fatal func(err error) bool
 }
 
 // Observer receives the consumer's events. name is Options.Name (the
@@ -107,8 +121,10 @@ type Consumer struct {
 	busy atomic.Int64
 	lim  *limiter
 
-	mu  sync.Mutex
-	avg float64 // moving average of handler seconds
+	mu    sync.Mutex
+	avg   float64 // moving average of handler seconds
+	fatal error   // the first error Options.Fatal picked
+	stop  context.CancelFunc
 }
 
 // New returns a consumer; Run starts it.
@@ -210,7 +226,13 @@ func (l *limiter) getLimit() int {
 
 // Run receives until ctx ends, then drains. It returns nil after a clean
 // shutdown.
-func (c *Consumer) Run(ctx context.Context) error {
+func (c *Consumer) Run(parent context.Context) error {
+	// A fatal handler error ends the receive loop as the context would.
+	ctx, stopReceiving := context.WithCancel(parent)
+	defer stopReceiving()
+	c.mu.Lock()
+	c.stop = stopReceiving
+	c.mu.Unlock()
 	// Handlers run under their own context, so stopping the receive loop
 	// does not cut a chunk in half; Drain bounds the wait.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -234,6 +256,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			if ctx.Err() != nil {
+				break
+			}
+			if c.opt.Fatal != nil && c.opt.Fatal(err) {
+				log.Error("receive failed in a way retrying cannot fix; stopping", "err", err)
+				c.setFatal(err)
 				break
 			}
 			failures++
@@ -265,12 +292,25 @@ func (c *Consumer) Run(ctx context.Context) error {
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
 	case <-time.After(c.opt.Drain):
 		log.Warn("drain deadline passed; cancelling in-flight handlers", "in_flight", c.InFlight())
 		cancelWork()
 		<-done
-		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fatal
+}
+
+// setFatal records the first fatal error and stops receiving.
+func (c *Consumer) setFatal(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fatal == nil {
+		c.fatal = err
+	}
+	if c.stop != nil {
+		c.stop()
 	}
 }
 
@@ -314,12 +354,21 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, m sluice.Messag
 		if derr := c.q.Delete(ack, m.Receipt); derr != nil {
 			log.Error("delete failed; the message will come back", "message_id", m.ID, "err", derr)
 		}
+	case c.opt.Fatal != nil && c.opt.Fatal(err):
+		// Left in flight: the next start releases it, and the receive
+		// it cost is the only trace of this run.
+		outcome = Retried
+		log.Error("handler failed in a way retrying cannot fix; stopping", "message_id", m.ID, "err", err.Error())
+		c.setFatal(err)
 	case sluice.IsPermanent(err):
 		outcome, reason = DeadLettered, sluice.ReasonOf(err)
 		log.Error("message can never succeed; sent to the dead-letter queue", "message_id", m.ID, "reason", reason, "err", err.Error())
-		if derr := c.q.DeadLetter(ack, m, err.Error()); derr != nil {
-			log.Error("dead-lettering failed", "message_id", m.ID, "err", derr)
-		}
+		c.deadLetter(ack, log, m, err.Error(), err)
+	case c.opt.MaxReceive > 0 && m.ReceiveCount >= c.opt.MaxReceive:
+		outcome, reason = DeadLettered, ReasonMaxReceive
+		why := fmt.Sprintf("failed on each of %d tries, last: %v", m.ReceiveCount, err)
+		log.Error("message failed on its last try; sent to the dead-letter queue", "message_id", m.ID, "receive_count", m.ReceiveCount, "err", err.Error())
+		c.deadLetter(ack, log, m, why, errors.New(why))
 	default:
 		outcome = Retried
 		delay := c.opt.Backoff(m.ReceiveCount)
@@ -338,6 +387,22 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, m sluice.Messag
 		c.opt.Observer.Handled(c.opt.Name, outcome, reason, time.Since(start))
 	}
 }
+
+// deadLetter moves m to the dead-letter queue and tells OnDeadLetter.
+func (c *Consumer) deadLetter(ctx context.Context, log *slog.Logger, m sluice.Message, reason string, cause error) {
+	if derr := c.q.DeadLetter(ctx, m, reason); derr != nil {
+		// Not moved: the queue retries it, and its redrive policy moves it.
+		log.Error("dead-lettering failed", "message_id", m.ID, "err", derr)
+		return
+	}
+	if c.opt.OnDeadLetter != nil {
+		c.opt.OnDeadLetter(ctx, c.opt.Name, m, cause)
+	}
+}
+
+// ReasonMaxReceive labels a message dead-lettered because it failed on
+// every receive the queue allows.
+const ReasonMaxReceive = "max_receive"
 
 // ErrPanic wraps a handler panic, which is retried like any other failure.
 var ErrPanic = errors.New("handler panicked")

@@ -45,7 +45,7 @@ var Stages = []Stage{
 	},
 	{
 		Name: "worker", Queue: "chunks", Visibility: 120,
-		SendsTo: []string{"merge"},
+		SendsTo: []string{"merge", "notify"}, // notify: a dead chunk fails its batch
 		Tables: map[string][]string{
 			"batches":   {"dynamodb:GetItem", "dynamodb:UpdateItem"},
 			"rejects":   {"dynamodb:BatchWriteItem"}, // AddRejects: BatchWriteItem only
@@ -70,7 +70,10 @@ var Stages = []Stage{
 			"batches/index/unfinished": {"dynamodb:Query"}, // CountByState
 		},
 		Read: []string{"*/output/completed/*", "input_archive/*"},
-		Mail: true,
+		// A batch's intermediates go when it ends (retention.intermediates).
+		Delete:     []string{"*/to_process/*", "*/output/parts/*", "*/output/errors/*"},
+		ListBucket: true,
+		Mail:       true,
 	},
 }
 

@@ -86,6 +86,9 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 	if e.lock, err = lockDir(abs); err != nil {
 		return nil, err
 	}
+	if sw, err := e.sweepTemp(); err != nil || len(sw.Paths) > 0 {
+		logger.Info("removed temporary files of writes that died", "count", len(sw.Paths), "bytes", sw.Bytes, "err", err)
+	}
 	if e.Ports, err = wire.Local(abs); err != nil {
 		unlockDir(e.lock)
 		return nil, err
@@ -163,18 +166,22 @@ func (e *Engine) Run(ctx context.Context) error {
 	d := e.Deps()
 	g, ctx := errgroup.WithContext(ctx)
 	for _, s := range pipeline.Topology {
-		e.runStage(ctx, g, s, s.New(d))
+		e.runStage(ctx, g, s, d)
 	}
 	if e.Metrics != nil {
 		g.Go(func() error { e.Metrics.Sample(ctx, 2*time.Second, e.sampled(), e.Ledger, e.Logger); return nil })
 	}
-	return g.Wait()
+	err := g.Wait()
+	if noSpace(err) {
+		return e.diskFull(err) // the stages stopped: say where and what to do
+	}
+	return err
 }
 
 // runStage starts one stage's consumer, and its autoscaler when it has a
 // policy. Every stage runs one handler at a time but process, which runs
 // Workers.
-func (e *Engine) runStage(ctx context.Context, g *errgroup.Group, s pipeline.Stage, h pipeline.Handler) {
+func (e *Engine) runStage(ctx context.Context, g *errgroup.Group, s pipeline.Stage, d *pipeline.Deps) {
 	n := s.Concurrency
 	if n == 0 {
 		n = max(1, e.Workers)
@@ -182,13 +189,15 @@ func (e *Engine) runStage(ctx context.Context, g *errgroup.Group, s pipeline.Sta
 	q := e.Queues[s.Queue]
 	// The stage's own visibility, as on AWS: a heartbeat extends it while
 	// a message is handled, and Run releases what a dead process held.
-	o := consumer.Options{Name: s.Name, Concurrency: n, Visibility: s.Visibility, Wait: 5 * time.Second, Logger: e.Logger, Drain: 10 * time.Second}
+	o := consumer.Options{Name: s.Name, Concurrency: n, Visibility: s.Visibility, Wait: 5 * time.Second, Logger: e.Logger, Drain: 10 * time.Second,
+		// A dead message fails its batch; a full disk stops the run.
+		MaxReceive: pipeline.MaxReceive, OnDeadLetter: d.DeadLettered, Fatal: noSpace}
 	if e.Metrics != nil {
 		o.Observer = e.Metrics
 		e.Metrics.Workers.WithLabelValues(s.Name, "current").Set(float64(n))
 		e.Metrics.Workers.WithLabelValues(s.Name, "desired").Set(float64(n))
 	}
-	c := consumer.New(q, h, o)
+	c := consumer.New(q, s.New(d), o)
 	g.Go(func() error { return c.Run(ctx) })
 	p, ok := e.Autoscale[s.Name]
 	if !ok {
@@ -231,6 +240,9 @@ func (e *Engine) Submit(ctx context.Context, path string) (Submission, error) {
 // too long for one key element goes under a bounded form of it
 // (pipeline.SafeName); the batch keeps the name itself.
 func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, error) {
+	if err := CheckInput(path); err != nil {
+		return Submission{}, err
+	}
 	etag, size, err := fsblob.ETagOfFile(path)
 	if err != nil {
 		return Submission{}, err
@@ -267,6 +279,10 @@ func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, e
 		return Submission{}, err
 	}
 	if info.ETag != etag || info.Size != size {
+		// No batch will read this copy: leave no orphan under input/.
+		if derr := e.Blobs.Delete(ctx, key); derr != nil {
+			e.Logger.Warn("removing the copy of a file that changed", "key", key, "err", derr)
+		}
 		return Submission{}, fmt.Errorf("%s changed while it was being read", path)
 	}
 	ev := sluice.ObjectCreated{
@@ -299,19 +315,24 @@ func (e *Engine) readsInput(ctx context.Context, b sluice.Batch) bool {
 func (e *Engine) Process(ctx context.Context, path string, submitted func(Submission), progress func(sluice.Batch)) (Submission, sluice.Batch, error) {
 	sub, err := e.Submit(ctx, path)
 	if err != nil {
-		return sub, sluice.Batch{}, err
+		return sub, sluice.Batch{}, e.orDiskFull(err, sub.BatchID, path)
 	}
 	if submitted != nil {
 		submitted(sub)
 	}
 	runCtx, stop := context.WithCancel(ctx)
+	// The wait ends when the pipeline does (a full disk stops it), not
+	// only when ctx does.
+	waitCtx, stopWait := context.WithCancel(ctx)
+	defer stopWait()
 	done := make(chan error, 1)
-	go func() { done <- e.Run(runCtx) }()
-	b, err := e.Wait(ctx, sub.BatchID, progress)
+	go func() { err := e.Run(runCtx); stopWait(); done <- err }()
+	b, err := e.Wait(waitCtx, sub.BatchID, progress)
 	stop()
-	if rerr := <-done; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
+	if rerr := <-done; rerr != nil && !errors.Is(rerr, context.Canceled) && (err == nil || ctx.Err() == nil) {
 		err = rerr
 	}
+	err = e.orDiskFull(err, sub.BatchID, path)
 	return sub, b, err
 }
 

@@ -57,6 +57,7 @@ func (n Notifier) Notify(ctx context.Context, id string) error {
 	}
 	_, err = n.Ledger.UpdateBatch(ctx, id, sluice.BatchUpdate{State: sluice.StateCompleted, EmailID: mailID, NotifiedAt: now})
 	if err == nil {
+		n.batchEnded(ctx, b, now)
 		n.rec().BatchEnded(b.State.Final(), now.Sub(b.CreatedAt))
 		batchLog(n.log(), id).Info("notified", "state", b.State, "email", mailID)
 	}

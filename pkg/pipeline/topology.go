@@ -74,7 +74,9 @@ var Topology = []Stage{
 	},
 	{
 		Name: "process", Service: "worker", Queue: QueueChunks,
-		Sends:      []string{QueueMerge},
+		// notify: a chunk that can never succeed fails its batch, and the
+		// failure email goes out (Deps.DeadLettered).
+		Sends:      []string{QueueMerge, QueueNotify},
 		Visibility: 2 * time.Minute, Concurrency: 0, Protect: true,
 		New: func(d *Deps) Handler { return NewWorker(d).Handle },
 	},

@@ -34,6 +34,9 @@ type Config struct {
 	EmulatorCounts bool
 	ReferenceCache int
 	LogLevel       string
+	// MaxReceive is the queues' max-receive count (the redrive policy):
+	// a message failing on that receive fails its batch.
+	MaxReceive int
 	// DuplicateSends is a test hook: every message this service sends is
 	// sent twice, to prove the stages tolerate at-least-once delivery.
 	DuplicateSends bool
@@ -68,6 +71,7 @@ var Vars = []Var{
 	{"SLUICE_S3_PATH_STYLE", "false", "path-style S3 URLs (LocalStack and emulators)"},
 	{"SLUICE_SQS_EMULATOR_COUNTS", "false", "correct queue depths for local-aws-sqs, which counts in-flight messages as visible"},
 	{"SLUICE_REFERENCE_CACHE", "100000", "reference keys each worker keeps in memory (negative: no cache)"},
+	{"SLUICE_MAX_RECEIVE", "5", "the queue's redrive maxReceiveCount: a message that fails on that receive is dead-lettered with its error and its batch fails (0: leave it to the queue)"},
 	{"SLUICE_LOG_LEVEL", "info", "debug, info, warn, error (JSON lines on stderr)"},
 	{"SLUICE_TEST_DUPLICATE_SENDS", "false", "test hook: send every message twice"},
 	{"SLUICE_TEST_OBSERVE_CALLS", "", "test hook: append each distinct AWS call (operation, resource) to this file as a JSON line"},
@@ -149,6 +153,7 @@ func LoadConfig(stage string, getenv func(string) string) (Config, error) {
 		EmulatorCounts: flag("SLUICE_SQS_EMULATOR_COUNTS"),
 		ReferenceCache: num("SLUICE_REFERENCE_CACHE", 100000),
 		LogLevel:       get("SLUICE_LOG_LEVEL", "info"),
+		MaxReceive:     num("SLUICE_MAX_RECEIVE", 5),
 		DuplicateSends: flag("SLUICE_TEST_DUPLICATE_SENDS"),
 		ObserveCalls:   get("SLUICE_TEST_OBSERVE_CALLS", ""),
 		CrashAt:        get("SLUICE_CRASH_AT", ""),

@@ -69,7 +69,9 @@ func Build(ctx context.Context, c Config, pcfg *config.Pipeline, awsCfg aws.Conf
 		return nil, err
 	}
 	o := c.AWSOptions().Stage(st)
-	o.RecordTTL = pcfg.Retention.Records.Duration
+	if r := pcfg.Retention.Records; !r.Forever {
+		o.RecordTTL = r.D
+	}
 	return wire.AWS(ctx, awsCfg, o)
 }
 
@@ -128,7 +130,7 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	if c.DuplicateSends {
 		fault.DuplicateSends(d)
 	}
-	cons := stageConsumer(ctx, st, c, ports, st.New(d), m, getenv, log)
+	cons := stageConsumer(ctx, st, c, ports, st.New(d), d.DeadLettered, m, getenv, log)
 	ready.Store(true)
 	err = cons.Run(ctx)
 	ready.Store(false)
@@ -168,7 +170,7 @@ func serveHTTP(ctx context.Context, addr string, m *metrics.Metrics, ready *atom
 
 // stageConsumer builds the stage's consumer on its input queue and starts
 // sampling for the dashboards.
-func stageConsumer(ctx context.Context, st pipeline.Stage, c Config, ports *wire.Ports, h consumer.Handler, m *metrics.Metrics, getenv func(string) string, log *slog.Logger) *consumer.Consumer {
+func stageConsumer(ctx context.Context, st pipeline.Stage, c Config, ports *wire.Ports, h consumer.Handler, deadLettered func(context.Context, string, sluice.Message, error), m *metrics.Metrics, getenv func(string) string, log *slog.Logger) *consumer.Consumer {
 	q, dlq := ports.StageQueues(st)
 	m.Workers.WithLabelValues(st.Name, "current").Set(float64(c.Concurrency))
 	m.Workers.WithLabelValues(st.Name, "desired").Set(float64(c.Concurrency))
@@ -183,6 +185,9 @@ func stageConsumer(ctx context.Context, st pipeline.Stage, c Config, ports *wire
 	opts := consumer.Options{
 		Name: st.Name, Concurrency: c.Concurrency, Visibility: c.Visibility, Wait: c.Wait, Drain: c.Drain,
 		Logger: log, Observer: m,
+		// A message that can never succeed fails its batch (and the
+		// failure email goes out) instead of waiting in the DLQ.
+		MaxReceive: c.MaxReceive, OnDeadLetter: deadLettered,
 	}
 	if st.Protect {
 		// On ECS, a worker with a chunk in hand is protected from scale-in.

@@ -1,0 +1,156 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/fsblob"
+	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// tempFiles name the temporary files of every writer in a data directory,
+// by the directory they are written under (relative to the data directory)
+// and their name prefix: the bucket's (fsblob), the outbox's and the
+// reference store's. A writer with a new temp-name pattern adds it here so
+// the sweep at start-up and `sluice gc` find what its killed runs left.
+var tempFiles = []struct{ dir, prefix string }{
+	{"bucket", fsblob.TempPrefix},
+	{"outbox", ".tmp-"},
+	{".", ".refdata-"},
+	{".", ".refstore-"},
+}
+
+// sweepTemp removes the temporary files of writes whose process died. It
+// runs with the directory's lock held, so no write is under way and every
+// such file is dead.
+func (e *Engine) sweepTemp() (fsblob.Swept, error) {
+	var all fsblob.Swept
+	for _, t := range tempFiles {
+		s, err := fsblob.SweepTemp(filepath.Join(e.Dir, t.dir), []string{t.prefix}, 0)
+		all.Paths = append(all.Paths, s.Paths...)
+		all.Bytes += s.Bytes
+		if err != nil {
+			return all, err
+		}
+	}
+	return all, nil
+}
+
+// GCItem is one object gc removed, or would remove on a dry run.
+type GCItem struct {
+	BatchID string `json:"batchId,omitempty"`
+	Kind    string `json:"kind"` // intermediate, output, archive, temp
+	Path    string `json:"path"`
+	Bytes   int64  `json:"bytes"`
+}
+
+// GCReport is what GC did.
+type GCReport struct {
+	Items  []GCItem `json:"items"`
+	Bytes  int64    `json:"bytes"`
+	DryRun bool     `json:"dryRun"`
+}
+
+func (r *GCReport) add(it GCItem) {
+	r.Items = append(r.Items, it)
+	r.Bytes += it.Bytes
+}
+
+type gcKind struct {
+	kind     string
+	prefixes []string
+}
+
+// GC removes what the configured retention lets go of, for every batch
+// that ended: intermediates, outputs and archives whose period has passed
+// since the batch ended, and the temporary files of dead writes. Batches
+// still running are never touched. With dryRun it only reports.
+func (e *Engine) GC(ctx context.Context, now time.Time, dryRun bool) (GCReport, error) {
+	rep := GCReport{DryRun: dryRun}
+	batches, err := e.Ledger.ListBatches(ctx, sluice.BatchFilter{})
+	if err != nil {
+		return rep, err
+	}
+	ret := e.Config.Retention
+	for _, b := range batches {
+		if !b.State.Terminal() {
+			continue
+		}
+		ended := b.NotifiedAt
+		if ended.IsZero() {
+			ended = b.UpdatedAt
+		}
+		var kinds []gcKind
+		if ret.Intermediates.Expired(ended, now) {
+			kinds = append(kinds, gcKind{"intermediate", pipeline.IntermediatePrefixes(b)})
+		}
+		if ret.Outputs.Expired(ended, now) {
+			kinds = append(kinds, gcKind{"output", []string{pipeline.OutputPrefix(b)}})
+		}
+		if ret.Archives.Expired(ended, now) {
+			if err := e.gcArchive(ctx, &rep, b, dryRun); err != nil {
+				return rep, err
+			}
+		}
+		for _, k := range kinds {
+			r, err := pipeline.RemovePrefixes(ctx, e.Blobs, k.prefixes, dryRun)
+			if err != nil {
+				return rep, err
+			}
+			for _, o := range r.Objects {
+				rep.add(GCItem{BatchID: b.ID, Kind: k.kind, Path: e.Path(o.Key), Bytes: o.Size})
+			}
+		}
+	}
+	if !dryRun {
+		sw, err := e.sweepTemp()
+		if err != nil {
+			return rep, err
+		}
+		for _, p := range sw.Paths {
+			rep.add(GCItem{Kind: "temp", Path: p})
+		}
+		rep.Bytes += sw.Bytes
+		pruneEmptyDirs(filepath.Join(e.Dir, "bucket"))
+	}
+	return rep, nil
+}
+
+// gcArchive removes a batch's archived input: one key, not a prefix, so
+// that an archive whose name merely starts the same stays.
+func (e *Engine) gcArchive(ctx context.Context, rep *GCReport, b sluice.Batch, dryRun bool) error {
+	key := pipeline.ArchiveKey(b)
+	info, err := e.Blobs.Stat(ctx, key)
+	if errors.Is(err, sluice.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !dryRun {
+		if err := e.Blobs.Delete(ctx, key); err != nil {
+			return err
+		}
+	}
+	rep.add(GCItem{BatchID: b.ID, Kind: "archive", Path: e.Path(key), Bytes: info.Size})
+	return nil
+}
+
+// pruneEmptyDirs removes the directories that removals left empty, deepest
+// first; the bucket's root stays.
+func pruneEmptyDirs(root string) {
+	var dirs []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && p != root {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		os.Remove(dirs[i]) // fails, harmlessly, on a directory that is not empty
+	}
+}
