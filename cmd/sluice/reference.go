@@ -38,13 +38,9 @@ func cmdReferenceLoad(ctx context.Context, e env, args []string) error {
 	cfgPath := fs.String("config", "", "pipeline configuration `file` (names the key and append columns)")
 	onAWS := fs.Bool("aws", false, "load into the DynamoDB reference table instead of the local catalog")
 	af := addAWSFlags(fs, e)
-	pos, err := parse(fs, args)
+	pos, err := parseArgs(fs, args, 1, "reference load takes one file")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return usageErr("reference load takes one file")
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {

@@ -47,13 +47,9 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	onAWS := fs.Bool("aws", false, "upload INPUT to the S3 bucket's input/ and follow its batch; the AWS services do the work")
 	timeout := fs.Duration("timeout", 30*time.Minute, "with --aws: how long to wait for the batch")
 	af := addAWSFlags(fs, e)
-	pos, err := parse(fs, args)
+	pos, err := parseArgs(fs, args, 1, "run takes exactly one input file")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return usageErr("run takes exactly one input file")
 	}
 	input := pos[0]
 	if err := embedded.CheckInput(input); err != nil {
