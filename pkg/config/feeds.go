@@ -23,8 +23,8 @@ const DefaultDataset = "default"
 // written with its own settings. A feed starts from the top-level settings
 // and overrides only the keys it sets.
 type Feed struct {
-	Name     string `json:"name"`
-	Prefix   string `json:"prefix"`
+	Name   string `json:"name"`
+	Prefix string `json:"prefix"`
 	Settings
 
 	raw *yaml.Node // the feed as written; resolved over the top level in parse
@@ -35,11 +35,6 @@ type Feed struct {
 func (f *Feed) UnmarshalYAML(n *yaml.Node) error {
 	f.raw = n
 	return nil
-}
-
-// MarshalYAML writes the feed's name, prefix and settings flat.
-func (f Feed) MarshalYAML() (any, error) {
-	return feedFields{Name: f.Name, Prefix: f.Prefix, Settings: f.Settings}, nil
 }
 
 type feedFields struct {

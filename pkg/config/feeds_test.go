@@ -121,22 +121,3 @@ func TestFeedErrors(t *testing.T) {
 		}
 	}
 }
-
-func TestFeedsRoundTrip(t *testing.T) {
-	p, err := Parse([]byte(twoFeeds))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := yaml.Marshal(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := Parse(b)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, b)
-	}
-	r, _ := q.ForFeed("returns")
-	if r.Delimiter != ";" || r.ChunkRows != 50 {
-		t.Fatalf("round trip lost returns' settings: %+v", r.Settings)
-	}
-}
