@@ -170,7 +170,7 @@ func parse(b []byte, base *Pipeline) (*Pipeline, error) {
 // Validate checks what the YAML decoder cannot: the top-level settings
 // (every feed starts from them) and each feed.
 func (p *Pipeline) Validate() error {
-	return errors.Join(p.Settings.validate(), p.validateFeeds())
+	return errors.Join(p.Settings.validate(), p.validateFeeds(), p.validateDatasets())
 }
 
 func (p *Settings) validate() error {

@@ -19,6 +19,9 @@ const DefaultFeed = "default"
 // names none.
 const DefaultDataset = "default"
 
+// ErrUnknownFeed: the configuration has no feed of that name.
+var ErrUnknownFeed = errors.New("unknown feed")
+
 // Feed is one named job: the objects under input/<Prefix>, checked and
 // written with its own settings. A feed starts from the top-level settings
 // and overrides only the keys it sets.
@@ -123,7 +126,7 @@ func (p *Pipeline) ForFeed(name string) (*Pipeline, error) {
 			return &c, nil
 		}
 	}
-	return nil, fmt.Errorf("no feed named %q in the configuration (feeds: %s)", name, strings.Join(p.FeedNames(), ", "))
+	return nil, fmt.Errorf("no feed named %q in the configuration (feeds: %s): %w", name, strings.Join(p.FeedNames(), ", "), ErrUnknownFeed)
 }
 
 // FeedNames lists the feeds' names in configuration order: the values the
@@ -189,6 +192,55 @@ func (p *Pipeline) validateFeeds() error {
 		if err := f.Settings.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("feeds[%d] %s: %w", i, f.Name, err))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// ForDataset is the configuration a reference file of one dataset is
+// loaded with: the first feed that names the dataset gives the delimiter,
+// the key and the limits, and the append columns are those of every feed
+// sharing it, so the load refuses a file any of them could not use.
+func (p *Pipeline) ForDataset(name string) (*Pipeline, error) {
+	if name == "" {
+		name = DefaultDataset
+	}
+	var out *Pipeline
+	for _, f := range p.FeedList() {
+		if f.Reference.Key == "" || f.Dataset() != name {
+			continue
+		}
+		if out == nil {
+			c := *p
+			c.Settings = f.Settings.clone()
+			c.Feed, c.Feeds = f.Name, nil
+			out = &c
+			continue
+		}
+		for _, a := range f.Reference.Append {
+			if !slices.Contains(out.Reference.Append, a) {
+				out.Reference.Append = append(out.Reference.Append, a)
+			}
+		}
+	}
+	if out == nil {
+		return nil, fmt.Errorf("no feed enriches from the reference dataset %q (datasets in use: %s)", name, strings.Join(p.Datasets(), ", "))
+	}
+	return out, nil
+}
+
+// validateDatasets: feeds that share a dataset look up the same key column.
+func (p *Pipeline) validateDatasets() error {
+	key := map[string]string{}
+	var errs []error
+	for _, f := range p.Feeds {
+		if f.Reference.Key == "" {
+			continue
+		}
+		d := f.Dataset()
+		if k, ok := key[d]; ok && k != f.Reference.Key {
+			errs = append(errs, fmt.Errorf("feeds: %s looks up dataset %q by %q, another feed by %q; feeds sharing a dataset use one key column", f.Name, d, f.Reference.Key, k))
+		}
+		key[d] = f.Reference.Key
 	}
 	return errors.Join(errs...)
 }

@@ -121,3 +121,23 @@ func TestFeedErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestForDataset(t *testing.T) {
+	p, err := Parse([]byte(twoFeeds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := p.ForDataset("financials")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Reference.Key != "uuid" || d.Delim() != ',' || len(d.Reference.Append) != 6 {
+		t.Fatalf("financials loads with %+v", d.Reference)
+	}
+	if _, err := p.ForDataset("default"); err == nil || !strings.Contains(err.Error(), "in use: financials") {
+		t.Fatalf("a dataset no feed uses: %v", err)
+	}
+	if _, err := Parse([]byte("feeds: [{name: a, prefix: a/, reference: {dataset: x}}, {name: b, prefix: b/, reference: {dataset: x, key: id, append: []}}]")); err == nil || !strings.Contains(err.Error(), "one key column") {
+		t.Fatalf("two keys for one dataset: %v", err)
+	}
+}

@@ -3,12 +3,14 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"strings"
 	"text/template"
 	"time"
 
+	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
@@ -42,6 +44,13 @@ func (n Notifier) Notify(ctx context.Context, id string) error {
 	}
 	if b.State != sluice.StateNotifying && b.State != sluice.StateFailed {
 		return sluice.PermanentReason(sluice.ReasonBadState, fmt.Errorf("notify message for batch %q in state %s", id, b.State))
+	}
+	// The feed's mail settings; a batch no feed claimed (or whose feed
+	// was since removed) is told with the top-level ones.
+	if fd, err := n.forFeed(b.Feed); err == nil {
+		n = Notifier{fd}
+	} else if !errors.Is(err, config.ErrUnknownFeed) {
+		return err
 	}
 	now := n.now()
 	e, err := n.compose(ctx, b, now)

@@ -75,6 +75,15 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if t, err := time.Parse(time.RFC3339Nano, ev.EventTime); err == nil {
 		created = t.UTC()
 	}
+	feed, unclaimed := s.Config.Route(strings.TrimPrefix(ev.Key, InputPrefix))
+	if unclaimed == nil {
+		// From here on the split runs with the feed's settings.
+		fd, err := s.forFeed(feed)
+		if err != nil {
+			return err
+		}
+		s = Splitter{fd}
+	}
 	ref, err := s.pin(ctx) // the reference version the batch keeps to the end
 	if err != nil && !isNotFound(err) {
 		return err
@@ -87,7 +96,7 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 		ID:     sluice.BatchID(s.Blobs.Bucket(), ev.Key, ev.ETag, ev.Sequence),
 		Bucket: s.Blobs.Bucket(), Key: ev.Key, Name: name,
 		Size: ev.Size, ETag: ev.ETag, Sequence: ev.Sequence, CreatedAt: created,
-		RefVersion: ref, ConfigDigest: ConfigDigest(s.Config),
+		Feed: feed, RefVersion: ref, ConfigDigest: ConfigDigest(s.Config),
 	})
 	if err != nil {
 		return err
@@ -98,10 +107,13 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 		return nil
 	}
 	if isNew {
-		log.Info("batch created", "key", ev.Key, "size", ev.Size, "reference", b.RefVersion)
+		log.Info("batch created", "key", ev.Key, "feed", b.Feed, "size", ev.Size, "reference", b.RefVersion)
 	}
 	if err := s.fault(PointSplitAfterCreate); err != nil {
 		return err
+	}
+	if unclaimed != nil {
+		return s.fail(ctx, b, unclaimed.Error())
 	}
 
 	src, info, err := s.source(ctx, b, ev.ETag)
