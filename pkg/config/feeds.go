@@ -112,21 +112,36 @@ func (p *Pipeline) Route(rel string) (string, error) {
 // with the feed's settings in place. An empty name is the default feed
 // (batches created before feeds existed record none).
 func (p *Pipeline) ForFeed(name string) (*Pipeline, error) {
+	f, err := p.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	c := *p
+	c.Settings = f.Settings
+	c.Feed = f.Name
+	// Narrowed: the digest a batch records covers its own feed's settings
+	// only, so editing another feed does not change it.
+	c.Feeds = nil
+	return &c, nil
+}
+
+// FeedPrefix is the prefix, under input/, of the feed named name ("" is
+// the default feed).
+func (p *Pipeline) FeedPrefix(name string) (string, error) {
+	f, err := p.lookup(name)
+	return f.Prefix, err
+}
+
+func (p *Pipeline) lookup(name string) (Feed, error) {
 	if name == "" {
 		name = DefaultFeed
 	}
 	for _, f := range p.FeedList() {
 		if f.Name == name {
-			c := *p
-			c.Settings = f.Settings
-			c.Feed = f.Name
-			// Narrowed: the digest a batch records covers its own feed's
-			// settings only, so editing another feed does not change it.
-			c.Feeds = nil
-			return &c, nil
+			return f, nil
 		}
 	}
-	return nil, fmt.Errorf("no feed named %q in the configuration (feeds: %s): %w", name, strings.Join(p.FeedNames(), ", "), ErrUnknownFeed)
+	return Feed{}, fmt.Errorf("no feed named %q in the configuration (feeds: %s): %w", name, strings.Join(p.FeedNames(), ", "), ErrUnknownFeed)
 }
 
 // FeedNames lists the feeds' names in configuration order: the values the

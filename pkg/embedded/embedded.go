@@ -60,6 +60,9 @@ type Engine struct {
 	// AutoscalePeriod instead of keeping it fixed.
 	Autoscale       map[string]autoscale.Policy
 	AutoscalePeriod time.Duration
+	// Feed names the feed Submit and Process put files in: under
+	// input/<the feed's prefix>. Empty: the default feed.
+	Feed string
 
 	*wire.Ports
 
@@ -247,8 +250,12 @@ func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, e
 	if err != nil {
 		return Submission{}, err
 	}
-	key := pipeline.InputPrefix + pipeline.SafeName(name)
-	if err := sluice.ValidateKey(pipeline.InputPrefix + name); err != nil {
+	dir, err := pipeline.InputDir(e.Config, e.Feed)
+	if err != nil {
+		return Submission{}, err
+	}
+	key := dir + pipeline.SafeName(name)
+	if err := sluice.ValidateKey(dir + name); err != nil {
 		return Submission{}, fmt.Errorf("the file name cannot be used as an object key: %w", err)
 	}
 	prev, err := e.Ledger.ListBatches(ctx, sluice.BatchFilter{Key: key})
@@ -259,7 +266,7 @@ func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, e
 	for _, b := range prev {
 		if b.ETag != etag {
 			if !b.State.Terminal() && e.readsInput(ctx, b) {
-				return Submission{}, fmt.Errorf("%w: batch %s (%s) has not ended and still reads input/%s; run the earlier file again to finish it, or submit this one under another name", ErrBusy, b.ID, b.State, pipeline.SafeName(name))
+				return Submission{}, fmt.Errorf("%w: batch %s (%s) has not ended and still reads %s; run the earlier file again to finish it, or submit this one under another name", ErrBusy, b.ID, b.State, key)
 			}
 			continue
 		}
@@ -289,7 +296,7 @@ func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, e
 		Version: sluice.MessageVersion, Bucket: e.Blobs.Bucket(), Key: key, Size: size, ETag: etag,
 		Sequence: seq, EventTime: time.Now().UTC().Format(time.RFC3339Nano),
 	}
-	if key != pipeline.InputPrefix+name {
+	if key != dir+name {
 		ev.Name = name
 	}
 	if err := e.Queues[pipeline.QueueIngest].Send(ctx, sluice.Encode(ev)); err != nil {

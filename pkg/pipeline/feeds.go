@@ -72,3 +72,17 @@ func datasetOf(key, prefix string) (string, error) {
 	}
 	return ds, nil
 }
+
+// InputDir is where a file for feed goes: input/ then the feed's prefix.
+// An empty feed is the default one; a configuration whose feeds: list has
+// none named "default" then needs a feed named.
+func InputDir(cfg *config.Pipeline, feed string) (string, error) {
+	prefix, err := cfg.FeedPrefix(feed)
+	if err != nil && feed == "" {
+		return "", fmt.Errorf("the configuration has no feed named %q; name one with --feed (feeds: %s)", config.DefaultFeed, strings.Join(cfg.FeedNames(), ", "))
+	}
+	if err != nil {
+		return "", err
+	}
+	return InputPrefix + prefix, nil
+}
