@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -258,4 +259,33 @@ func (p *Pipeline) validateDatasets() error {
 		key[d] = f.Reference.Key
 	}
 	return errors.Join(errs...)
+}
+
+// OverrideMail applies a deployment's mail settings (the services'
+// SLUICE_MAIL_FROM, SLUICE_MAIL_TO, SLUICE_LINK_TTL) over the file's. The
+// sender is one verified identity and the link lifetime is bounded by the
+// signing credentials, so both apply to every feed. Recipients replace the
+// top level's and those of the feeds that inherited them; a feed that
+// names its own recipients keeps them. Empty values change nothing.
+func (p *Pipeline) OverrideMail(from string, to []string, ttl time.Duration) {
+	inherited := slices.Clone(p.Mail.To)
+	set := func(m *Mail) {
+		if from != "" {
+			m.From = from
+		}
+		if ttl > 0 {
+			m.LinkTTL.Duration = ttl
+		}
+	}
+	set(&p.Mail)
+	for i := range p.Feeds {
+		m := &p.Feeds[i].Mail
+		set(m)
+		if len(to) > 0 && slices.Equal(m.To, inherited) {
+			m.To = slices.Clone(to)
+		}
+	}
+	if len(to) > 0 {
+		p.Mail.To = slices.Clone(to)
+	}
 }

@@ -141,3 +141,19 @@ func TestForDataset(t *testing.T) {
 		t.Fatalf("two keys for one dataset: %v", err)
 	}
 }
+
+func TestOverrideMail(t *testing.T) {
+	p, err := Parse([]byte(twoFeeds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.OverrideMail("ses@example.com", []string{"env@example.com"}, 0)
+	o, _ := p.ForFeed("orders")
+	r, _ := p.ForFeed("returns")
+	if o.Mail.To[0] != "orders-team@example.com" || r.Mail.To[0] != "env@example.com" || p.Mail.To[0] != "env@example.com" {
+		t.Fatalf("recipients: orders %v, returns %v, top %v", o.Mail.To, r.Mail.To, p.Mail.To)
+	}
+	if o.Mail.From != "ses@example.com" || r.Mail.From != "ses@example.com" || o.Mail.LinkTTL.Hours() != 1 {
+		t.Fatalf("sender %q %q, ttl %v", o.Mail.From, r.Mail.From, o.Mail.LinkTTL)
+	}
+}

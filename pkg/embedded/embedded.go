@@ -132,6 +132,7 @@ func (e *Engine) StageQueues() []sluice.Queue {
 func (e *Engine) Deps() *pipeline.Deps {
 	var rec pipeline.Recorder
 	if e.Metrics != nil {
+		e.Metrics.Feeds(e.Config.FeedNames()...)
 		rec = e.Metrics
 	}
 	d := e.Ports.Deps(e.Config, e.Logger, rec)

@@ -21,6 +21,9 @@ func (d *Deps) forFeed(feed string) (*Deps, error) {
 	n := *d
 	n.Config = cfg
 	n.Catalog = nil
+	if fr, ok := d.Recorder.(FeedRecorder); ok {
+		n.Recorder = fr.ForFeed(cfg.Feed)
+	}
 	if cfg.Enriches() {
 		if n.Catalog, err = d.catalog(cfg.Dataset()); err != nil {
 			return nil, err

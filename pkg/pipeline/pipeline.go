@@ -54,6 +54,13 @@ type Recorder interface {
 	BatchEnded(state sluice.State, d time.Duration)
 }
 
+// FeedRecorder is a Recorder that labels what it hears with a feed; the
+// stages use the view of the batch's feed. Labels stay bounded: feeds
+// come from the configuration.
+type FeedRecorder interface {
+	ForFeed(feed string) Recorder
+}
+
 type noRecorder struct{}
 
 func (noRecorder) Rows(string, string, int)               {}
