@@ -462,20 +462,39 @@ func (e *Engine) Path(key string) string {
 	return p
 }
 
-// LoadReference makes a reference CSV the current reference version; new
-// batches pin it. An unchanged file (same content as the current version)
-// is skipped. Versions no unfinished batch uses are collected after a
-// load. progress, when set, hears the bytes read so far.
+// LoadReference makes a reference CSV the current version of the dataset
+// the engine's feed (Feed) enriches from; new batches pin it. An unchanged
+// file (same content as the current version) is skipped. Versions no
+// unfinished batch uses are collected after a load. progress, when set,
+// hears the bytes read so far.
 func (e *Engine) LoadReference(ctx context.Context, path string, progress func(read int64)) (rows int, skipped bool, err error) {
-	res, err := reference.LoadFile(ctx, e.Catalog, path, e.Config, progress)
+	fc, err := e.Config.ForFeed(e.Feed)
+	if err != nil {
+		return 0, false, err
+	}
+	return e.LoadDataset(ctx, fc.Dataset(), path, progress)
+}
+
+// LoadDataset is LoadReference for a named reference dataset: only the
+// feeds that name it see the new version.
+func (e *Engine) LoadDataset(ctx context.Context, dataset, path string, progress func(read int64)) (rows int, skipped bool, err error) {
+	cfg, err := e.Config.ForDataset(dataset)
+	if err != nil {
+		return 0, false, err
+	}
+	cat, err := e.Catalogs(dataset)
+	if err != nil {
+		return 0, false, err
+	}
+	res, err := reference.LoadFile(ctx, cat, path, cfg, progress)
 	if err != nil {
 		return 0, false, err
 	}
 	if !res.Skipped {
-		if gone, err := reference.Collect(ctx, e.Catalog, e.Ledger, reference.Grace, time.Now()); err != nil {
-			e.Logger.Warn("collecting old reference versions failed", "error", err)
+		if gone, err := reference.Collect(ctx, cat, e.Ledger, reference.Grace, time.Now()); err != nil {
+			e.Logger.Warn("collecting old reference versions failed", "dataset", dataset, "error", err)
 		} else if len(gone) > 0 {
-			e.Logger.Info("old reference versions collected", "versions", gone)
+			e.Logger.Info("old reference versions collected", "dataset", dataset, "versions", gone)
 		}
 	}
 	return res.Version.Rows, res.Skipped, nil
