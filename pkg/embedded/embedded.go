@@ -244,14 +244,30 @@ func (e *Engine) Submit(ctx context.Context, path string) (Submission, error) {
 // too long for one key element goes under a bounded form of it
 // (pipeline.SafeName); the batch keeps the name itself.
 func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, error) {
+	dir, err := pipeline.InputDir(e.Config, e.Feed)
+	if err != nil {
+		return Submission{}, err
+	}
+	return e.submit(ctx, path, dir, name)
+}
+
+// SubmitUnder is Submit to the key input/<rel> (a slash-separated path):
+// the splitter routes it to the feed whose prefix claims it, or fails its
+// batch when none does. `sluice serve` submits its drop folder's files so.
+func (e *Engine) SubmitUnder(ctx context.Context, path, rel string) (Submission, error) {
+	dir := pipeline.InputPrefix
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, rel = dir+rel[:i+1], rel[i+1:]
+	}
+	return e.submit(ctx, path, dir, rel)
+}
+
+// submit puts the file at dir+name (dir: input/ and a prefix).
+func (e *Engine) submit(ctx context.Context, path, dir, name string) (Submission, error) {
 	if err := CheckInput(path); err != nil {
 		return Submission{}, err
 	}
 	etag, size, err := fsblob.ETagOfFile(path)
-	if err != nil {
-		return Submission{}, err
-	}
-	dir, err := pipeline.InputDir(e.Config, e.Feed)
 	if err != nil {
 		return Submission{}, err
 	}
