@@ -14,7 +14,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/reference"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // serviceFeed is one feed of TestFeedsOnFourServices; a feed with another
@@ -32,7 +32,7 @@ type serviceFeed struct {
 // output equals, value for value, the embedded default pipeline's output
 // of the same rows; each feed's email goes to its own recipients.
 func TestFeedsOnFourServices(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	feeds := []serviceFeed{{name: "orders", delim: ','}, {name: "returns", delim: ';', extra: "    chunkRows: 3000\n"}}
 	s := newStack(t, 2500)
 	var y strings.Builder

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // twoFeeds is a configuration of two feeds sharing dataset financials,
@@ -71,7 +71,7 @@ func TestFeedsCommand(t *testing.T) {
 // with that feed's settings; without --feed, a configuration with no
 // default feed is refused before anything happens.
 func TestRunFeed(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	cfg, data := writeFeedsConfig(t), t.TempDir()
 	if code, out, errs := cli(t, nil, "reference", "load", "--data", data, "--config", cfg, "--dataset", "financials", fin); code != 0 {
 		t.Fatalf("reference load --dataset: exit %d\n%s%s", code, out, errs)
@@ -95,7 +95,7 @@ func TestRunFeed(t *testing.T) {
 // folder's feed folders; each batch runs in its feed and each email goes
 // to that feed's recipients.
 func TestServeTakesFeeds(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	cfg, data := writeFeedsConfig(t), t.TempDir()
 	if code, out, errs := cli(t, nil, "reference", "load", "--data", data, "--config", cfg, "--dataset", "financials", fin); code != 0 {
 		t.Fatalf("reference load: exit %d\n%s%s", code, out, errs)
