@@ -64,16 +64,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 	}
 	drop := filepath.Join(eng.Dir, "input")
-	if err := os.MkdirAll(drop, 0o755); err != nil {
+	if err := makeDropFolders(drop, cfg); err != nil {
 		return err
-	}
-	for _, f := range cfg.FeedList() {
-		// A folder per feed whose prefix is one, to show where files go.
-		if d, _, ok := strings.Cut(f.Prefix, "/"); ok && d != "" && !strings.HasPrefix(d, ".") {
-			if err := os.MkdirAll(filepath.Join(drop, d), 0o755); err != nil {
-				return err
-			}
-		}
 	}
 	token := x.token
 	mux := http.NewServeMux()
@@ -162,6 +154,22 @@ func watchDrop(ctx context.Context, eng *embedded.Engine, dir string, every time
 		case <-t.C:
 		}
 	}
+}
+
+// makeDropFolders makes the drop folder and, inside it, a folder for each
+// feed whose prefix is one, to show people where each feed's files go.
+func makeDropFolders(drop string, cfg *config.Pipeline) error {
+	if err := os.MkdirAll(drop, 0o755); err != nil {
+		return err
+	}
+	for _, f := range cfg.FeedList() {
+		if d, _, ok := strings.Cut(f.Prefix, "/"); ok && d != "" && !strings.HasPrefix(d, ".") {
+			if err := os.MkdirAll(filepath.Join(drop, d), 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 type dropSeen struct {
