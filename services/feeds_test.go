@@ -67,6 +67,13 @@ func TestFeedsOnFourServices(t *testing.T) {
 	if _, err := db.Catalog().Current(t.Context()); err == nil {
 		t.Fatal("a load into dataset financials made a version of the default dataset")
 	}
+	// The same file through the CLI is the dataset's current version already.
+	if out := s.cli("reference", "load", "--aws", "--config", s.cfgFile, "--dataset", "financials", fin); !strings.Contains(out, "reference unchanged") {
+		t.Fatalf("reference load --aws --dataset financials:\n%s", out)
+	}
+	if out := s.cli("reference", "list", "--aws", "--dataset", "financials", "--json"); strings.Count(out, `"current": true`) != 1 {
+		t.Fatalf("reference list --aws --dataset financials:\n%s", out)
+	}
 
 	want, _, _ := embeddedOutput(t, 2500, orders, fin)
 	wantRows := readCSV(t, want, ',')
