@@ -107,10 +107,14 @@ func serveWithEngine(ctx context.Context, e env, eng *embedded.Engine, srv *http
 		runErr = fmt.Errorf("console: %w", err)
 	case err := <-engDone:
 		engDone <- err
-		if err == nil {
-			err = errors.New("stopped")
+		// A signal cancels ctx and so the engine too: whichever of the two
+		// this select sees first, that is a clean stop.
+		if ctx.Err() == nil {
+			if err == nil {
+				err = errors.New("stopped")
+			}
+			runErr = fmt.Errorf("pipeline: %w", err)
 		}
-		runErr = fmt.Errorf("pipeline: %w", err)
 	}
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
