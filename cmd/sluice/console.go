@@ -24,7 +24,7 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 	maxUpload := fs.Int64("max-upload", 0, "largest upload in `bytes` (default: the configuration's limits.maxFileBytes)")
 	onAWS := fs.Bool("aws", false, "serve the console over the AWS deployment (DynamoDB ledger, S3 bucket; uploads go to input/ or by presigned PUT)")
 	af := addAWSFlags(fs, e)
-	cfg, log, err := serverSetup(e, fs, args, x, *cfgPath)
+	cfg, log, err := serverSetup(e, fs, args, x, cfgPath)
 	if err != nil {
 		return err
 	}

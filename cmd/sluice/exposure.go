@@ -121,14 +121,14 @@ func (x *exposure) listen(e env) (net.Listener, error) {
 // serverSetup is the preamble the commands that serve the console share
 // (console, serve): they take no arguments, refuse an exposed address
 // before anything is opened, then load the configuration and the logger.
-func serverSetup(e env, fs *flag.FlagSet, args []string, x *exposure, cfgPath string) (*config.Pipeline, *slog.Logger, error) {
+func serverSetup(e env, fs *flag.FlagSet, args []string, x *exposure, cfgPath *string) (*config.Pipeline, *slog.Logger, error) {
 	if _, err := parseArgs(fs, args, 0, fs.Name()+" takes no arguments"); err != nil {
 		return nil, nil, err
 	}
 	if err := x.check(); err != nil {
 		return nil, nil, err
 	}
-	cfg, err := config.Load(cfgPath)
+	cfg, err := config.Load(*cfgPath) // a pointer: the flag is set only by the parse above
 	if err != nil {
 		return nil, nil, err
 	}

@@ -32,7 +32,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	period := fs.Duration("scale-period", 2*time.Second, "how often the pools are resized")
 	cooldown := fs.Duration("scale-in-cooldown", 30*time.Second, "wait after a change before shrinking a pool")
 	poll := fs.Duration("poll", time.Second, "how often DIR/input/ is looked at")
-	cfg, log, err := serverSetup(e, fs, args, x, *cfgPath)
+	cfg, log, err := serverSetup(e, fs, args, x, cfgPath)
 	if err != nil {
 		return err
 	}
