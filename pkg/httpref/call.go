@@ -47,7 +47,6 @@ func retryable(err error) bool {
 // call sends one request (rebuilt for each try) with the retries of
 // reference.http.retries. The error names the API and its last answer.
 func (r *Reference) call(ctx context.Context, method, url string, body []byte) (answer, error) {
-	var last error
 	for try := 0; ; try++ {
 		if err := r.limiter.Wait(ctx); err != nil {
 			return answer{}, err
@@ -57,9 +56,9 @@ func (r *Reference) call(ctx context.Context, method, url string, body []byte) (
 			return a, nil
 		}
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-			return answer{}, fmt.Errorf("reference API %s is failing, calls are paused (%v); last answer: %v", r.cfg.URL, err, lastOr(last, err))
+			return answer{}, fmt.Errorf("reference API %s is failing, calls are paused (%v); last answer: %s", r.cfg.URL, err, r.lastAnswer())
 		}
-		last = err
+		r.last.Store(err.Error())
 		if !retryable(err) || try >= r.cfg.Retries || ctx.Err() != nil {
 			return answer{}, fmt.Errorf("reference API %s: %s %s failed after %d tries; last answer: %w", r.cfg.URL, method, url, try+1, err)
 		}
@@ -69,11 +68,13 @@ func (r *Reference) call(ctx context.Context, method, url string, body []byte) (
 	}
 }
 
-func lastOr(last, err error) error {
-	if last != nil {
-		return last
+// lastAnswer is the API's last failed answer seen by any chunk: while
+// the breaker is open it is what the batch's failure names.
+func (r *Reference) lastAnswer() string {
+	if s, ok := r.last.Load().(string); ok {
+		return s
 	}
-	return err
+	return "none recorded"
 }
 
 // wait is the backoff before retry number try+1: doubled each time, with

@@ -23,6 +23,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -125,6 +126,7 @@ type Reference struct {
 	cache   *expirable.LRU[string, entry]
 	jitter  func() float64
 	calls   chan struct{} // a slot per call in flight, shared by the worker's chunks
+	last    atomic.Value  // string: the last failed answer, named while the breaker is open
 }
 
 func newReference(ref config.Reference, opts Options) (*Reference, error) {

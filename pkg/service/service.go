@@ -26,6 +26,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/consumer"
 	"github.com/sluicehq/sluice/pkg/ecsprotect"
 	"github.com/sluicehq/sluice/pkg/fault"
+	"github.com/sluicehq/sluice/pkg/httpref"
 	"github.com/sluicehq/sluice/pkg/metrics"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -125,6 +126,9 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 		return err
 	}
 	defer ports.Close()
+	if err := ports.UseHTTPReference(pcfg, httpref.Options{Getenv: getenv, Credentials: awsCfg.Credentials}); err != nil {
+		return err
+	}
 	d := ports.Deps(pcfg, log, m)
 	d.Fault = fault.CrashAt(c.CrashAt)
 	if c.DuplicateSends {
