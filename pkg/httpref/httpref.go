@@ -150,7 +150,7 @@ func newReference(ref config.Reference, opts Options) (*Reference, error) {
 	}
 	r.limiter = rate.NewLimiter(rate.Inf, 1)
 	if h.RateLimit > 0 {
-		r.limiter = rate.NewLimiter(rate.Limit(h.RateLimit), max(1, int(h.RateLimit)))
+		r.limiter = rate.NewLimiter(rate.Limit(h.RateLimit), 1) // no burst: the API sees at most rateLimit calls in any second
 	}
 	r.breaker = newBreaker(h.URL, opts)
 	r.cache = expirable.NewLRU[string, entry](h.CacheSize, nil, h.CacheTTL.Duration)
