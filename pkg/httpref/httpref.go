@@ -4,7 +4,8 @@
 // call, through a rate limiter, a circuit breaker and a TTL cache that the
 // worker's chunks share.
 //
-// What an answer means: 404, or a key missing from a batch answer, is an
+// What an answer means: 404 to a single call, or a key missing from a batch
+// answer, is an
 // unknown key (reference.onMissing applies). Any other failure is transient:
 // the call is retried with backoff and jitter, and once its retries are spent
 // the lookup fails, naming the API and its last answer, so the chunk is

@@ -309,10 +309,15 @@ func TestSchemaDriftFailsForGood(t *testing.T) {
 		{"wrong type", `[{"id":"k0000","name":{"first":"a"},"score":1,"vip":true}]`, `field "name"`},
 		{"not a list", `{"records":[]}`, "not a JSON list"},
 		{"no key", `[{"name":"a","score":1,"vip":true}]`, `key field "id"`},
+		{"batch endpoint gone", "404", "HTTP 404"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newAPI(t, 1)
 			a.setScript(func(_ int64, w http.ResponseWriter, _ *http.Request) bool {
+				if tc.body == "404" {
+					http.NotFound(w, nil)
+					return true
+				}
 				fmt.Fprint(w, tc.body)
 				return true
 			})

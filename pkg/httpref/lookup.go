@@ -101,8 +101,14 @@ func (r *Reference) fetch(ctx context.Context, keys []string) (map[string][]stri
 		return nil, err
 	}
 	a, err := r.call(ctx, http.MethodPost, r.cfg.URL, body)
-	if err != nil || a.status == http.StatusNotFound {
+	if err != nil {
 		return nil, err
+	}
+	if a.status == http.StatusNotFound {
+		// In batch mode an unknown key is a record left out; a 404 for the
+		// whole call means the endpoint is wrong, and taking it for "every
+		// key unknown" would complete the batch un-enriched.
+		return nil, sluice.Permanentf("reference API %s answered the batch call with HTTP 404: check reference.http.url (%s)", r.cfg.URL, snippet(a.body))
 	}
 	return r.decodeBatch(keys, a.body)
 }
