@@ -5,8 +5,8 @@
 // worker's chunks share.
 //
 // What an answer means: 404 to a single call, or a key missing from a batch
-// answer, is an
-// unknown key (reference.onMissing applies). Any other failure is transient:
+// answer, is an unknown key (reference.onMissing applies); a 404 to a whole
+// batch call means a wrong URL and fails the batch. Any other failure is transient:
 // the call is retried with backoff and jitter, and once its retries are spent
 // the lookup fails, naming the API and its last answer, so the chunk is
 // retried later by its queue and, when that too runs out, the batch fails.
