@@ -100,7 +100,7 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	}
 	defer r.Close()
 
-	res, err := s.cut(ctx, b, r)
+	res, err := s.cutInput(ctx, b, r)
 	var bad *badFile
 	if errors.As(err, &bad) {
 		return s.fail(ctx, b, bad.reason)
