@@ -1,9 +1,11 @@
 package refstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -130,9 +132,9 @@ func (s *table) Lookup(ctx context.Context, keys []string) ([][]string, error) {
 	nv := len(s.cols) - 1
 	found := make([][]byte, len(keys))
 	size := 0
-	for i, k := range keys {
-		if v := s.find(k); v != nil {
-			found[i] = v
+	for _, p := range s.probeOrder(keys) {
+		if v := s.find(keys[p.i], p.h); v != nil {
+			found[p.i] = v
 			size += len(v)
 		}
 	}
@@ -160,10 +162,29 @@ func (s *table) Lookup(ctx context.Context, keys []string) ([][]string, error) {
 	return out, nil
 }
 
-// find returns the packed value of key, or nil.
-func (s *table) find(key string) []byte {
-	kb := unsafe.Slice(unsafe.StringData(key), len(key))
-	h := hash(kb)
+// probe is one key to look up: its index in the call and its hash.
+type probe struct {
+	h uint64
+	i int
+}
+
+// probeOrder returns the keys' probes sorted by home slot. Probing in slot
+// order walks the slot, tag and record areas of the file forwards (build
+// writes records in slot order), so a chunk touches each page of a table
+// far larger than the cache once, in order, instead of faulting a random
+// page per key (BENCHMARKS.md, "Reference lookups at 10M keys").
+func (s *table) probeOrder(keys []string) []probe {
+	ps := make([]probe, len(keys))
+	for i, k := range keys {
+		ps[i] = probe{hash(unsafe.Slice(unsafe.StringData(k), len(k))), i}
+	}
+	mask := uint64(len(s.slots) - 1)
+	slices.SortFunc(ps, func(a, b probe) int { return cmp.Compare(a.h&mask, b.h&mask) })
+	return ps
+}
+
+// find returns the packed value of key, whose hash is h, or nil.
+func (s *table) find(key string, h uint64) []byte {
 	mask := uint64(len(s.slots) - 1)
 	tag := uint32(h >> 32)
 	for i := h & mask; ; i = (i + 1) & mask {
