@@ -66,7 +66,7 @@ func defaults() model {
 		Rows: 100_000_000, ChunkRows: 10_000, Workers: 20, PerTask: 2,
 		ChunkSec: 0.233, TaskStartPerSec: 1,
 		ItemWCUPerSec: 1000, ItemBaseBytes: 1024, BytesPerChunkNum: 4,
-		S3PutPerSec: 3500, S3ReqPerChunkPut: 2, SQSMsgPerChunk: 3, SQSBatch: 1,
+		S3PutPerSec: 3500, S3ReqPerChunkPut: 3.25, SQSMsgPerChunk: 3, SQSBatch: 1,
 		MaxItemBytes: 400 * 1024,
 	}
 }
