@@ -38,3 +38,19 @@ reference:
 		}
 	}
 }
+
+// TestHTTPReferenceOnlyAtTopLevel: a feed with an HTTP reference of its
+// own would be enriched from a local dataset (one HTTP catalog serves the
+// default dataset), so the configuration is refused.
+func TestHTTPReferenceOnlyAtTopLevel(t *testing.T) {
+	_, err := config.Parse([]byte(`
+reference: {key: uuid, append: [a]}
+feeds:
+  - name: orders
+    prefix: orders/
+    reference: {dataset: prices, key: uuid, append: [a], http: {url: "https://api.example/prices"}}
+`))
+	if err == nil || !strings.Contains(err.Error(), "reference.http may only be set at the top level") {
+		t.Fatalf("err = %v", err)
+	}
+}
