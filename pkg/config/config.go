@@ -35,6 +35,11 @@ type Pipeline struct {
 	FormulaGuard FormulaGuard `yaml:"formulaGuard" json:"formulaGuard"`
 	// Retention says when a batch's files may be removed (retention.go).
 	Retention Retention `yaml:"retention" json:"retention"`
+	// Input and Output say how files are read and written (formats.go).
+	// Empty means CSV in and CSV out, as before; omitempty keeps the
+	// digest of a configuration that does not set them unchanged.
+	Input  Input  `yaml:"input,omitempty" json:"input,omitzero"`
+	Output Output `yaml:"output,omitempty" json:"output,omitzero"`
 }
 
 // FormulaGuard says where cells starting with =, +, -, @, tab or CR get a
@@ -56,6 +61,9 @@ type Reference struct {
 	Key       string   `yaml:"key" json:"key"`
 	Append    []string `yaml:"append" json:"append"`
 	OnMissing string   `yaml:"onMissing" json:"onMissing"`
+	// Types gives appended columns a JSON Schema type (integer, number)
+	// for typed outputs such as Parquet; unnamed ones are strings.
+	Types map[string]string `yaml:"types,omitempty" json:"types,omitempty"`
 }
 
 // Mail says who hears about a batch.
@@ -173,6 +181,7 @@ func (p *Pipeline) Validate() error {
 	if r := p.Limits.MaxRejectRate; r != nil && !(*r >= 0 && *r <= 1) {
 		errs = append(errs, fmt.Errorf("limits.maxRejectRate %v: must be a fraction from 0 to 1 (0.5 for 50%%)", *r))
 	}
+	errs = append(errs, p.validateFormats()...)
 	if p.Mail.LinkTTL.Duration <= 0 {
 		errs = append(errs, errors.New("mail.linkTTL must be positive"))
 	}
