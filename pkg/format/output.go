@@ -141,7 +141,6 @@ type parquetWriter struct {
 	types []string // per header column
 	order []int    // schema column i holds header column order[i]
 	names []string
-	row   parquet.Row
 	buf   []parquet.Row
 }
 
@@ -173,20 +172,30 @@ func (p *parquetWriter) Write(fields [][]byte) error {
 	if len(fields) != len(p.names) {
 		return fmt.Errorf("format: row has %d fields, header %d", len(fields), len(p.names))
 	}
-	p.row = p.row[:0]
+	// Rows are written in batches (a row at a time costs parquet-go more
+	// than the encoding); byte values are copied, as the caller reuses fields.
+	row := make(parquet.Row, 0, len(p.order))
 	for col, h := range p.order {
 		v, err := parquetValue(p.types[h], fields[h])
 		if err != nil {
 			return &BadInput{Reason: fmt.Sprintf("column %q: %v", p.names[h], err)}
 		}
 		if v.IsNull() {
-			p.row = append(p.row, v.Level(0, 0, col))
+			row = append(row, v.Level(0, 0, col))
 		} else {
-			p.row = append(p.row, v.Level(0, 1, col))
+			row = append(row, v.Clone().Level(0, 1, col))
 		}
 	}
-	p.buf = append(p.buf[:0], p.row)
+	p.buf = append(p.buf, row)
+	if len(p.buf) == 1024 {
+		return p.flushRows()
+	}
+	return nil
+}
+
+func (p *parquetWriter) flushRows() error {
 	_, err := p.w.WriteRows(p.buf)
+	p.buf = p.buf[:0]
 	return err
 }
 
@@ -215,5 +224,16 @@ func parquetValue(typ string, f []byte) (parquet.Value, error) {
 	return parquet.ByteArrayValue(f), nil
 }
 
-func (p *parquetWriter) EndPart() error { return p.w.Flush() }
-func (p *parquetWriter) Close() error   { return p.w.Close() }
+func (p *parquetWriter) EndPart() error {
+	if err := p.flushRows(); err != nil {
+		return err
+	}
+	return p.w.Flush()
+}
+
+func (p *parquetWriter) Close() error {
+	if err := p.flushRows(); err != nil {
+		return err
+	}
+	return p.w.Close()
+}
