@@ -15,7 +15,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // TestGzipInParquetOutOnS3 sends the seed sample gzip-compressed through
@@ -26,7 +26,7 @@ func TestGzipInParquetOutOnS3(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(duck, "node_modules", "@duckdb", "node-api")); err != nil {
 		t.Skip("DuckDB is not installed: run `make deps` (npm ci --prefix bench/duckdb)")
 	}
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	const chunkRows = 4000
 	s := newStack(t, chunkRows)
 	os.WriteFile(s.cfgFile, []byte("chunkRows: 4000\noutput: {format: parquet}\nreference: {types: {unitsSold: integer, unitPrice: number}}\n"), 0o644)

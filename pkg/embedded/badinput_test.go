@@ -27,7 +27,6 @@ import (
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sqlite"
 	"github.com/sluicehq/sluice/pkg/wire"
 )
 
@@ -334,7 +333,7 @@ func inspect(t *testing.T, eng *embedded.Engine) badRun {
 		t.Fatal(err)
 	}
 	for _, q := range eng.StageQueues() {
-		dead, err := eng.DLQs[q.Name()].(*sqlite.Queue).Peek(ctx, 100)
+		dead, err := q.PeekDead(ctx, 100)
 		if err != nil {
 			t.Fatal(err)
 		}

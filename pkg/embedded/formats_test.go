@@ -19,7 +19,7 @@ import (
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // formatsConfig is the default job, cut into several chunks so outputs
@@ -37,7 +37,7 @@ func formatsConfig(out config.Output) *config.Pipeline {
 // every output against the plain CSV output of the same run, value for
 // value and in the same order. Parquet is read back by DuckDB.
 func TestOutputFormats(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	base := runFile(t, formatsConfig(config.Output{}), orders, fin)
 	if base.batch.State != sluice.StateCompleted {
 		t.Fatalf("csv: %s %q", base.batch.State, base.batch.Reason)
@@ -213,7 +213,7 @@ func sameValues(t *testing.T, cfg *config.Pipeline, want, got [][]string) {
 // zstd (named .dat) and as an .xlsx sheet named by input.sheet: each
 // output must be byte for byte the plain CSV run's.
 func TestCompressedAndExcelInputs(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	base := runFile(t, config.Default(), orders, fin)
 	plain, err := os.ReadFile(orders)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -104,8 +105,28 @@ func Open(r io.Reader, cfg *config.Pipeline, limit int64, tmpDir string) (*Opene
 	case KindXLSX:
 		return openXLSX(br, cfg, limit, tmpDir)
 	}
+	if f, ok := r.(fileLike); ok {
+		// A plain file keeps random access, which the parallel split uses
+		// (ReadAt does not depend on what was read through br).
+		return &Opened{Reader: csvFile{br, f}, Kind: KindCSV}, nil
+	}
 	return &Opened{Reader: br, Kind: KindCSV}, nil
 }
+
+type fileLike interface {
+	io.ReaderAt
+	Stat() (fs.FileInfo, error)
+}
+
+// csvFile reads through the peeked buffer, and gives the file's own
+// ReadAt and Stat.
+type csvFile struct {
+	*bufio.Reader
+	f fileLike
+}
+
+func (c csvFile) ReadAt(p []byte, off int64) (int, error) { return c.f.ReadAt(p, off) }
+func (c csvFile) Stat() (fs.FileInfo, error)              { return c.f.Stat() }
 
 // limited counts decompressed bytes and turns the decoder's errors into
 // reasons a person can act on.

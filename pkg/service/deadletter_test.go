@@ -55,7 +55,7 @@ func TestDeadLetteredMessageFailsItsBatchOnAWS(t *testing.T) {
 	vars := map[string]string{
 		"SLUICE_BACKEND": "aws", "SLUICE_BUCKET": bucket, "SLUICE_QUEUE_PREFIX": prefix, "SLUICE_TABLE_PREFIX": prefix,
 		"SLUICE_S3_PATH_STYLE": "true", "SLUICE_MAIL_FROM": "sluice@example.com", "SLUICE_MAIL_TO": "ops@example.com",
-		"SLUICE_HTTP_ADDR": "127.0.0.1:0", "SLUICE_WAIT": "1s", "SLUICE_SQS_EMULATOR_COUNTS": "true",
+		"SLUICE_HTTP_ADDR": "127.0.0.1:0", "SLUICE_WAIT": "1s",
 		"SLUICE_CONCURRENCY": "1", "SLUICE_LOG_LEVEL": "error",
 	}
 	getenv := func(k string) string { return vars[k] }
