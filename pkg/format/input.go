@@ -146,7 +146,7 @@ func (l *limited) Read(p []byte) (int, error) {
 		return 0, bad("the %s file decompresses to more than %d bytes, the limit set by limits.maxFileBytes (the limit counts decompressed bytes)", l.kind, l.limit)
 	}
 	switch {
-	case err == nil, errors.Is(err, io.EOF) && n >= 0 && !errors.Is(err, io.ErrUnexpectedEOF):
+	case err == nil, err == io.EOF:
 		return n, err
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return n, bad("the %s file is truncated: it ends before its compressed data does (was the upload cut short?)", l.kind)
