@@ -34,7 +34,7 @@ const (
 )
 
 // OutputFormat is output.format with the default filled in.
-func (p *Pipeline) OutputFormat() string {
+func (p *Settings) OutputFormat() string {
 	if p.Output.Format == "" {
 		return FormatCSV
 	}
@@ -42,14 +42,14 @@ func (p *Pipeline) OutputFormat() string {
 }
 
 // OutputCompression is output.compression with the default filled in.
-func (p *Pipeline) OutputCompression() string {
+func (p *Settings) OutputCompression() string {
 	if p.Output.Compression == "" {
 		return CompressNone
 	}
 	return p.Output.Compression
 }
 
-func (p *Pipeline) validateFormats() []error {
+func (p *Settings) validateFormats() []error {
 	var errs []error
 	f, c := p.OutputFormat(), p.OutputCompression()
 	if !slices.Contains([]string{FormatCSV, FormatJSONL, FormatParquet}, f) {
