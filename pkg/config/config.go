@@ -53,19 +53,6 @@ type Settings struct {
 	Input     Input     `yaml:"input,omitempty" json:"input,omitzero"`
 }
 
-// Output says how the merged output is written (the formats work reads
-// it; empty Format means csv, empty Compression none).
-type Output struct {
-	Format      string `yaml:"format,omitempty" json:"format,omitempty"`
-	Compression string `yaml:"compression,omitempty" json:"compression,omitempty"`
-}
-
-// Input says how an input that is not plain CSV is read.
-type Input struct {
-	Sheet      string `yaml:"sheet,omitempty" json:"sheet,omitempty"`
-	DateFormat string `yaml:"dateFormat,omitempty" json:"dateFormat,omitempty"`
-}
-
 // FormulaGuard says where cells starting with =, +, -, @, tab or CR get a
 // leading ' (OWASP's advice against CSV injection).
 type FormulaGuard struct {
@@ -91,6 +78,9 @@ type Reference struct {
 	// HTTP, when set, looks keys up in an HTTP API instead of a loaded
 	// reference dataset (pkg/httpref).
 	HTTP *HTTPReference `yaml:"http,omitempty" json:"http,omitempty"`
+	// Types gives appended columns a JSON Schema type (integer, number)
+	// for typed outputs such as Parquet; unnamed ones are strings.
+	Types map[string]string `yaml:"types,omitempty" json:"types,omitempty"`
 }
 
 // HTTPReference says how to ask an HTTP API for reference records. The URL
@@ -256,6 +246,7 @@ func (p *Settings) validate() error {
 	if r := p.Limits.MaxRejectRate; r != nil && !(*r >= 0 && *r <= 1) {
 		errs = append(errs, fmt.Errorf("limits.maxRejectRate %v: must be a fraction from 0 to 1 (0.5 for 50%%)", *r))
 	}
+	errs = append(errs, p.validateFormats()...)
 	if p.Mail.LinkTTL.Duration <= 0 {
 		errs = append(errs, errors.New("mail.linkTTL must be positive"))
 	}
@@ -263,14 +254,6 @@ func (p *Settings) validate() error {
 		if err := ValidName("reference.dataset", p.Reference.Dataset); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	// Other formats come with the formats work; until then a feed asking
-	// for one is refused rather than silently given CSV.
-	if f := p.Output.Format; f != "" && f != "csv" {
-		errs = append(errs, fmt.Errorf("output.format %q: this build writes csv only", f))
-	}
-	if c := p.Output.Compression; c != "" && c != "none" {
-		errs = append(errs, fmt.Errorf("output.compression %q: this build writes uncompressed output only", c))
 	}
 	return errors.Join(errs...)
 }

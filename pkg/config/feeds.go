@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 	"slices"
@@ -77,6 +78,7 @@ func (s Settings) clone() Settings {
 	c := s
 	c.Columns = slices.Clone(s.Columns)
 	c.Reference.Append = slices.Clone(s.Reference.Append)
+	c.Reference.Types = maps.Clone(s.Reference.Types)
 	c.Mail.To = slices.Clone(s.Mail.To)
 	return c
 }

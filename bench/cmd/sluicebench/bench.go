@@ -45,6 +45,11 @@ func (b *bench) dataset(ctx context.Context, rows int) (result, error) {
 	if err := b.sluiceRuns(ctx, ds, data, name, reps, &res); err != nil {
 		return res, err
 	}
+	if rows <= b.o.largeRows {
+		if err := b.formatRuns(ctx, ds, dir, name, &res); err != nil {
+			return res, err
+		}
+	}
 	duckOut, err := b.duckRuns(ctx, ds, dir, name, rows, reps, &res)
 	if err != nil {
 		return res, err

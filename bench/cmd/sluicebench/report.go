@@ -35,8 +35,9 @@ type result struct {
 	Sluice  []sluiceRun `json:"sluice"`
 	DuckDB  []duckRun   `json:"duckdb,omitempty"` // ordered: the job as specified
 
-	DuckDBUnordered []duckRun `json:"duckdbUnordered,omitempty"` // the same without ORDER BY
-	Checks          []check   `json:"checks"`
+	DuckDBUnordered []duckRun   `json:"duckdbUnordered,omitempty"` // the same without ORDER BY
+	Formats         []formatRun `json:"formats,omitempty"`         // gzip input, Parquet output (formats.go)
+	Checks          []check     `json:"checks"`
 }
 
 type machine struct {
@@ -182,6 +183,8 @@ func (r report) Text() string {
 		rows = append(rows, []string{res.Dataset, f2(g.Setup), f2(g.Split), f2(g.Process), f2(g.Merge), f2(g.Notify), f2(g.Exit), f2(s.Wall), strings.Join(walls, " ")})
 	}
 	b.WriteString(renderTable(head, rows))
+
+	b.WriteString(formatsText(r.Results))
 
 	if hasDuck(r.Results) {
 		b.WriteString("\nDuckDB runs, seconds (script = after node's start-up, from opening the database to the written file;\n" +

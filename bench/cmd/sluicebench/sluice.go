@@ -71,6 +71,7 @@ type dataset struct {
 	Financials string
 	Stamp      genStamp
 	stampText  string
+	RunFlags   []string // more flags for `sluice run` (formats.go)
 }
 
 // prepare generates the dataset into dir, or reuses it when the stamp says
@@ -195,7 +196,8 @@ func (b *bench) runSluice(ctx context.Context, ds *dataset, data string, extraEn
 	if _, err := measure(ctx, nil, b.o.bin, "reference", "load", "--data", data, ds.Financials); err != nil {
 		return sluiceRun{}, err
 	}
-	m, err := measure(ctx, extraEnv, b.o.bin, "run", "--json", "--no-progress", "--data", data, ds.Orders)
+	args := append([]string{"run", "--json", "--no-progress", "--data", data}, ds.RunFlags...)
+	m, err := measure(ctx, extraEnv, b.o.bin, append(args, ds.Orders)...)
 	if err != nil {
 		return sluiceRun{}, err
 	}
