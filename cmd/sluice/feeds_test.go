@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,14 +16,18 @@ import (
 	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
-// twoFeeds is a configuration of two feeds sharing dataset financials,
-// each with its own delimiter and recipients; a third feed is one more
-// entry.
+// twoFeeds is a configuration of feeds sharing dataset financials, each
+// with its own delimiter, file type, output format and recipients: orders
+// (CSV in, Parquet out), returns (.csv.gz, ';', JSON Lines out), stock (an
+// xlsx workbook) and plain, the plain CSV feed the others' outputs are
+// compared with. A further feed is one more entry.
 var twoFeeds = []struct {
-	name, delim, to string
+	name, delim, to, ext, extra string
 }{
-	{"orders", ",", "orders@example.com"},
-	{"returns", ";", "returns@example.com"},
+	{"orders", ",", "orders@example.com", ".csv", ", output: {format: parquet}"},
+	{"returns", ";", "returns@example.com", ".csv.gz", ", output: {format: jsonl}"},
+	{"stock", ",", "stock@example.com", ".xlsx", ", input: {sheet: Orders}"},
+	{"plain", ",", "plain@example.com", ".csv", ""},
 }
 
 func writeFeedsConfig(t *testing.T) string {
@@ -30,7 +35,7 @@ func writeFeedsConfig(t *testing.T) string {
 	var b strings.Builder
 	b.WriteString("mail: {to: [ops@example.com]}\nfeeds:\n")
 	for _, f := range twoFeeds {
-		fmt.Fprintf(&b, "  - {name: %s, prefix: %s/, delimiter: %q, reference: {dataset: financials}, mail: {to: [%s]}}\n", f.name, f.name, f.delim, f.to)
+		fmt.Fprintf(&b, "  - {name: %s, prefix: %s/, delimiter: %q, reference: {dataset: financials}, mail: {to: [%s]}%s}\n", f.name, f.name, f.delim, f.to, f.extra)
 	}
 	p := filepath.Join(t.TempDir(), "feeds.yaml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
@@ -52,10 +57,10 @@ func TestFeedsCommand(t *testing.T) {
 	cfg := writeFeedsConfig(t)
 	code, out, errs := cli(t, nil, "feeds", "--config", cfg, "--json")
 	var rows []feedRow
-	if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 2 {
+	if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != len(twoFeeds) {
 		t.Fatalf("feeds --json: exit %d\n%s%s", code, out, errs)
 	}
-	if rows[1].Name != "returns" || rows[1].Input != "input/returns/" || rows[1].Dataset != "financials" || rows[1].Output != "csv" || rows[1].To[0] != "returns@example.com" {
+	if rows[1].Name != "returns" || rows[1].Input != "input/returns/" || rows[1].Dataset != "financials" || rows[1].Output != "jsonl" || rows[1].To[0] != "returns@example.com" {
 		t.Fatalf("feeds --json: %+v", rows[1])
 	}
 	code, out, _ = cli(t, nil, "feeds")
@@ -91,10 +96,13 @@ func TestRunFeed(t *testing.T) {
 	}
 }
 
-// TestServeTakesFeeds: one serve takes two feeds at once from its drop
-// folder's feed folders; each batch runs in its feed and each email goes
-// to that feed's recipients.
+// TestServeTakesFeeds: one serve takes every feed at once from its drop
+// folder's feed folders, each in its own file type and output format; each
+// batch runs in its feed, each email goes to that feed's recipients, and
+// every output equals, value for value, the plain CSV feed's output of the
+// same rows (the Parquet read back by DuckDB, not our code).
 func TestServeTakesFeeds(t *testing.T) {
+	const n = 40
 	orders, fin := testenv.SeedSample(t)
 	cfg, data := writeFeedsConfig(t), t.TempDir()
 	if code, out, errs := cli(t, nil, "reference", "load", "--data", data, "--config", cfg, "--dataset", "financials", fin); code != 0 {
@@ -104,7 +112,7 @@ func TestServeTakesFeeds(t *testing.T) {
 	p.waitOut(t, regexp.MustCompile(`metrics\s+(http://\S+)/metrics`))
 	for _, f := range twoFeeds {
 		// serve made the feed folders.
-		if err := os.WriteFile(filepath.Join(data, "input", f.name, f.name+".csv"), []byte(feedFile(t, orders, 40, f.delim)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(data, "input", f.name, f.name+f.ext), feedInput(t, orders, n, f.delim, f.ext), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,11 +129,13 @@ func TestServeTakesFeeds(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &bs); err != nil || len(bs) != len(twoFeeds) {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
+	paths := map[string]string{}
 	for _, b := range bs {
-		i := map[string]int{"orders": 0, "returns": 1}[b.Feed]
-		if b.State != sluice.StateCompleted || b.RowsOut != 40 || b.Key != "input/"+b.Feed+"/"+b.Feed+".csv" {
+		i := slices.IndexFunc(twoFeeds, func(f struct{ name, delim, to, ext, extra string }) bool { return f.name == b.Feed })
+		if i < 0 || b.State != sluice.StateCompleted || b.RowsOut != n || b.Key != "input/"+b.Feed+"/"+b.Feed+twoFeeds[i].ext {
 			t.Fatalf("batch %+v", b)
 		}
+		paths[b.Feed] = filepath.Join(data, "bucket", filepath.FromSlash(b.OutputKey))
 		f, err := os.Open(filepath.Join(data, "outbox", "sluice-batch-"+b.ID+".eml"))
 		if err != nil {
 			t.Fatal(err)
@@ -134,6 +144,16 @@ func TestServeTakesFeeds(t *testing.T) {
 		f.Close()
 		if err != nil || m.Header.Get("To") != twoFeeds[i].to {
 			t.Fatalf("%s email to %q (%v); want %s", b.Feed, m.Header.Get("To"), err, twoFeeds[i].to)
+		}
+	}
+	want := readOutput(t, paths["plain"], nil)
+	if len(want) != n+1 {
+		t.Fatalf("plain feed: %d records; want %d", len(want), n+1)
+	}
+	for feed, path := range paths {
+		got := readOutput(t, path, want[0])
+		if !slices.EqualFunc(got, want, slices.Equal) {
+			t.Errorf("%s output differs from the plain CSV feed's:\n%q\nwant\n%q", feed, got[:min(3, len(got))], want[:3])
 		}
 	}
 }

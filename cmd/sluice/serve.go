@@ -165,8 +165,9 @@ type dropSeen struct {
 	mod  time.Time
 }
 
-// dropFiles lists the .csv files under dir by slash-separated relative
-// path, skipping hidden files and folders (partial copies, .sluice-tmp).
+// dropFiles lists the input files under dir (isInputName) by
+// slash-separated relative path, skipping hidden files and folders
+// (partial copies, .sluice-tmp).
 func dropFiles(dir string, log *slog.Logger) map[string]dropSeen {
 	out := map[string]dropSeen{}
 	err := filepath.WalkDir(dir, func(p string, de os.DirEntry, err error) error {
@@ -180,7 +181,7 @@ func dropFiles(dir string, log *slog.Logger) map[string]dropSeen {
 			}
 			return nil
 		}
-		if !de.Type().IsRegular() || !strings.EqualFold(filepath.Ext(name), ".csv") {
+		if !de.Type().IsRegular() || !isInputName(name) {
 			return nil
 		}
 		info, err := de.Info()
@@ -197,4 +198,16 @@ func dropFiles(dir string, log *slog.Logger) map[string]dropSeen {
 		log.Error("reading the drop folder", "dir", dir, "err", err)
 	}
 	return out
+}
+
+// isInputName: the names serve takes from its drop folder. CSV as always,
+// and the inputs pkg/format reads (gzip, zstd, workbooks): the content is
+// recognised by its first bytes, but only these names are picked up, so a
+// note or a half-written editor file beside them is not made a batch.
+func isInputName(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".csv", ".gz", ".zst", ".xlsx":
+		return true
+	}
+	return false
 }
