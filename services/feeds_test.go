@@ -23,20 +23,35 @@ import (
 type serviceFeed struct {
 	name  string
 	delim rune
+	ext   string // .csv, .csv.gz (gzip-compressed) or .xlsx (a workbook)
 	extra string
 }
 
-// TestFeedsOnFourServices: the four services on the emulators take two
-// feeds at once. The shared dataset is loaded by a put under
+// serviceFeeds: orders (CSV, Parquet out), returns (.csv.gz, ';', JSON
+// Lines out), stock (an xlsx workbook, CSV out).
+var serviceFeeds = []serviceFeed{
+	{name: "orders", delim: ',', ext: ".csv", extra: "    output: {format: parquet}\n"},
+	{name: "returns", delim: ';', ext: ".csv.gz", extra: "    chunkRows: 100\n    output: {format: jsonl}\n"},
+	{name: "stock", delim: ',', ext: ".xlsx", extra: "    input: {sheet: Orders}\n"},
+}
+
+// feedRows is the records of the seed's first rows the feeds send: a few
+// hundred keep the test short while still making several chunks.
+const feedRows = 300
+
+// TestFeedsOnFourServices: the four services on the emulators take three
+// feeds at once, each in its own input and output format. The shared dataset is loaded by a put under
 // reference/financials/; each file is put under input/<prefix>; each
-// output equals, value for value, the embedded default pipeline's output
-// of the same rows; each feed's email goes to its own recipients.
+// output equals, value for value, the embedded default pipeline's CSV
+// output of the same rows (Parquet read by DuckDB); each feed's email goes
+// to its own recipients.
 func TestFeedsOnFourServices(t *testing.T) {
 	orders, fin := testenv.SeedSample(t)
-	feeds := []serviceFeed{{name: "orders", delim: ','}, {name: "returns", delim: ';', extra: "    chunkRows: 3000\n"}}
-	s := newStack(t, 2500)
+	feeds := serviceFeeds
+	orders = firstRecords(t, orders, feedRows)
+	s := newStack(t, 120)
 	var y strings.Builder
-	y.WriteString("chunkRows: 2500\nfeeds:\n")
+	y.WriteString("chunkRows: 120\nfeeds:\n")
 	for _, f := range feeds {
 		fmt.Fprintf(&y, "  - name: %s\n    prefix: %s/\n    delimiter: %q\n    reference: {dataset: financials}\n    mail: {to: [%s]}\n%s",
 			f.name, f.name, string(f.delim), f.name+"+"+s.mailTo, f.extra)
@@ -75,26 +90,26 @@ func TestFeedsOnFourServices(t *testing.T) {
 		t.Fatalf("reference list --aws --dataset financials:\n%s", out)
 	}
 
-	want, _, _ := embeddedOutput(t, 2500, orders, fin)
+	want, _, _ := embeddedOutput(t, 120, orders, fin)
 	wantRows := readCSV(t, want, ',')
 	for _, f := range feeds {
-		in := filepath.Join(t.TempDir(), f.name+".csv")
+		in := filepath.Join(t.TempDir(), f.name+f.ext)
 		raw, _ := os.ReadFile(orders)
-		if err := os.WriteFile(in, recode(t, raw, f.delim), 0o644); err != nil {
+		if err := os.WriteFile(in, feedInput(t, raw, f), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s.send("ingest", s.put(in, "input/"+f.name+"/"+f.name+".csv"))
+		s.send("ingest", s.put(in, "input/"+f.name+"/"+f.name+f.ext))
 	}
 	for _, f := range feeds {
-		b := s.waitBatch("input/"+f.name+"/"+f.name+".csv", 3*time.Minute)
-		if b.Feed != f.name || b.RowsOut != 10000 {
+		b := s.waitBatch("input/"+f.name+"/"+f.name+f.ext, 3*time.Minute)
+		if b.Feed != f.name || b.RowsOut != feedRows {
 			t.Fatalf("%s: batch %s in feed %q, %d rows out (%s)", f.name, b.State, b.Feed, b.RowsOut, b.Reason)
 		}
-		if got := readCSV(t, s.get(b.OutputKey), f.delim); !slices.EqualFunc(got, wantRows, slices.Equal) {
+		if got := feedOutput(t, s, b.OutputKey, f.delim, wantRows[0]); !slices.EqualFunc(got, wantRows, slices.Equal) {
 			t.Fatalf("%s output differs from the embedded default run's values (%d vs %d records)", f.name, len(got), len(wantRows))
 		}
 		var mine int
-		for _, m := range allMails(t, s) {
+		for _, m := range allMails(t, s, feeds) {
 			if slices.Contains(m.Destination.To, f.name+"+"+s.mailTo) {
 				mine++
 				if !strings.Contains(m.Subject, "["+f.name+"]") {
@@ -109,13 +124,13 @@ func TestFeedsOnFourServices(t *testing.T) {
 }
 
 // allMails is every email the SES emulator holds.
-func allMails(t *testing.T, s *stack) []storedMail {
+func allMails(t *testing.T, s *stack, feeds []serviceFeed) []storedMail {
 	t.Helper()
 	saved := s.mailTo
 	defer func() { s.mailTo = saved }()
 	var out []storedMail
-	for _, prefix := range []string{"orders+", "returns+"} {
-		s.mailTo = prefix + saved
+	for _, f := range feeds {
+		s.mailTo = f.name + "+" + saved
 		out = append(out, s.mails()...)
 	}
 	return out
