@@ -2,6 +2,7 @@ package services_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"fmt"
 	"os"
@@ -24,15 +25,17 @@ type serviceFeed struct {
 	name  string
 	delim rune
 	ext   string // .csv, .csv.gz (gzip-compressed) or .xlsx (a workbook)
+	ds    string // reference dataset; empty: financials
 	extra string
 }
 
 // serviceFeeds: orders (CSV, Parquet out), returns (.csv.gz, ';', JSON
-// Lines out), stock (an xlsx workbook, CSV out).
+// Lines out), stock (an xlsx workbook, CSV out, its own dataset other,
+// loaded from the same file as financials at first).
 var serviceFeeds = []serviceFeed{
 	{name: "orders", delim: ',', ext: ".csv", extra: "    output: {format: parquet}\n"},
 	{name: "returns", delim: ';', ext: ".csv.gz", extra: "    chunkRows: 100\n    output: {format: jsonl}\n"},
-	{name: "stock", delim: ',', ext: ".xlsx", extra: "    input: {sheet: Orders}\n"},
+	{name: "stock", delim: ',', ext: ".xlsx", ds: "other", extra: "    input: {sheet: Orders}\n"},
 }
 
 // feedRows is the records of the seed's first rows the feeds send: a few
@@ -53,8 +56,8 @@ func TestFeedsOnFourServices(t *testing.T) {
 	var y strings.Builder
 	y.WriteString("chunkRows: 120\nfeeds:\n")
 	for _, f := range feeds {
-		fmt.Fprintf(&y, "  - name: %s\n    prefix: %s/\n    delimiter: %q\n    reference: {dataset: financials}\n    mail: {to: [%s]}\n%s",
-			f.name, f.name, string(f.delim), f.name+"+"+s.mailTo, f.extra)
+		fmt.Fprintf(&y, "  - name: %s\n    prefix: %s/\n    delimiter: %q\n    reference: {dataset: %s}\n    mail: {to: [%s]}\n%s",
+			f.name, f.name, string(f.delim), cmp.Or(f.ds, "financials"), f.name+"+"+s.mailTo, f.extra)
 	}
 	if err := os.WriteFile(s.cfgFile, []byte(y.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -69,15 +72,8 @@ func TestFeedsOnFourServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := dynamoledger.New(cfg, dynamoledger.DefaultTables(s.prefix))
-	s.send("ingest", s.put(fin, reference.Prefix+"financials/prices.csv"))
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		v, err := db.Dataset("financials").Current(t.Context())
-		if err == nil && v.Rows == 10000 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("reference/financials/ never became the dataset's current version: %v", err)
-		}
+	for _, ds := range []string{"financials", "other"} {
+		loadDataset(t, s, db, ds, fin, 10000)
 	}
 	if _, err := db.Catalog().Current(t.Context()); err == nil {
 		t.Fatal("a load into dataset financials made a version of the default dataset")
@@ -92,8 +88,10 @@ func TestFeedsOnFourServices(t *testing.T) {
 
 	want, _, _ := embeddedOutput(t, 120, orders, fin)
 	wantRows := readCSV(t, want, ',')
+	inputs := map[string]string{}
 	for _, f := range feeds {
 		in := filepath.Join(t.TempDir(), f.name+f.ext)
+		inputs[f.name] = in
 		raw, _ := os.ReadFile(orders)
 		if err := os.WriteFile(in, feedInput(t, raw, f), 0o644); err != nil {
 			t.Fatal(err)
@@ -120,6 +118,53 @@ func TestFeedsOnFourServices(t *testing.T) {
 		if mine != 1 {
 			t.Errorf("%s: %d emails to its recipients; want 1", f.name, mine)
 		}
+	}
+	otherDatasetLeavesFeed(t, s, db, fin, inputs[feeds[0].name], feeds[0], inputs[feeds[2].name], feeds[2], wantRows)
+}
+
+// loadDataset puts file under reference/<ds>/ and waits until it is the
+// dataset's current version (rows records).
+func loadDataset(t *testing.T, s *stack, db *dynamoledger.DB, ds, file string, rows int) {
+	t.Helper()
+	s.send("ingest", s.put(file, reference.Prefix+ds+"/prices.csv"))
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		v, err := db.Dataset(ds).Current(t.Context())
+		if err == nil && v.Rows == rows {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reference/%s/ never became the dataset's current version: %v", ds, err)
+		}
+	}
+}
+
+// otherDatasetLeavesFeed loads the reference's first 10 rows as dataset other,
+// then runs feed f's rows again: dataset financials keeps its current
+// version and f's output keeps its values (were other's version used,
+// the rows whose keys it lacks would be rejected), while feed o, on
+// dataset other, does lose rows.
+func otherDatasetLeavesFeed(t *testing.T, s *stack, db *dynamoledger.DB, fin, in string, f serviceFeed, oin string, o serviceFeed, want [][]string) {
+	t.Helper()
+	cur, err := db.Dataset("financials").Current(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadDataset(t, s, db, "other", firstRecords(t, fin, 10), 10)
+	if now, err := db.Dataset("financials").Current(t.Context()); err != nil || now.ID != cur.ID {
+		t.Fatalf("loading dataset other changed financials' current version: %s → %s (%v)", cur.ID, now.ID, err)
+	}
+	key := "input/" + f.name + "/again" + f.ext
+	s.send("ingest", s.put(in, key))
+	b := s.waitBatch(key, 3*time.Minute)
+	if got := feedOutput(t, s, b.OutputKey, f.delim, want[0]); b.RowsOut != feedRows || !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("%s after loading dataset other: %s, %d rows out, output differs: %v", f.name, b.State, b.RowsOut, !slices.EqualFunc(got, want, slices.Equal))
+	}
+	// The control: the feed on dataset other does see its new version.
+	key = "input/" + o.name + "/again" + o.ext
+	s.send("ingest", s.put(oin, key))
+	ob := s.waitBatch(key, 3*time.Minute)
+	if got := feedOutput(t, s, ob.OutputKey, o.delim, want[0]); ob.RowsOut == feedRows && slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("%s after loading 10 reference rows as other: %s, output unchanged", o.name, ob.State)
 	}
 }
 
