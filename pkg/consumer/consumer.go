@@ -329,8 +329,10 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, m sluice.Messag
 	start := time.Now()
 	// A span per message, continuing the sender's trace: a batch's
 	// messages all descend from the split's span, so a batch is one trace.
-	ctx, span := tracing.StartRemote(ctx, m.Trace, c.opt.Name,
-		attribute.String("messaging.message.id", m.ID), attribute.Int("sluice.receive_count", m.ReceiveCount))
+	ctx, span := tracing.StartRemote(ctx, m.Trace, c.opt.Name)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("messaging.message.id", m.ID), attribute.Int("sluice.receive_count", m.ReceiveCount))
+	}
 	if tid := tracing.TraceID(ctx); tid != "" {
 		log = log.With("trace_id", tid) // the logs link to the trace
 	}

@@ -5,9 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/embedded"
@@ -25,10 +23,7 @@ import (
 func TestOneTracePerBatch(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	shutdown := tracing.Install(sdktrace.NewSimpleSpanProcessor(exp), "sluice-test")
-	t.Cleanup(func() {
-		shutdown(t.Context())
-		otel.SetTracerProvider(noop.NewTracerProvider())
-	})
+	t.Cleanup(func() { shutdown(context.Background()) })
 	dir := t.TempDir()
 	orders, fin, _, err := gen.WriteFiles(dir, gen.Options{Rows: 30000, Seed: 42, BadRate: 0.05})
 	if err != nil {

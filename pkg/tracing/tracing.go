@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -24,6 +25,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // EnvEndpoint is the standard OpenTelemetry variable that turns tracing on.
@@ -35,6 +37,10 @@ const Header = "traceparent"
 const scope = "github.com/sluicehq/sluice"
 
 var prop = propagation.TraceContext{}
+
+// on is set once Install made a real provider: until then Start and
+// StartRemote return at once, without building options (no allocation).
+var on atomic.Bool
 
 // Setup installs an OTLP/HTTP exporting tracer provider for service when
 // getenv(OTEL_EXPORTER_OTLP_ENDPOINT) is set, and does nothing otherwise.
@@ -54,27 +60,41 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (shu
 }
 
 // Install makes a tracer provider with sp the global one (tests pass an
-// in-memory exporter's processor) and returns its shutdown.
+// in-memory exporter's processor) and returns its shutdown, which flushes
+// it and turns tracing off again.
 func Install(sp sdktrace.SpanProcessor, service string) func(context.Context) error {
 	res := sdkresource.NewSchemaless(semconv.ServiceName(service))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sp), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(prop)
-	return tp.Shutdown
+	on.Store(true)
+	return func(ctx context.Context) error {
+		on.Store(false)
+		otel.SetTracerProvider(noop.NewTracerProvider())
+		return tp.Shutdown(ctx)
+	}
 }
 
 // Start starts a span named name as a child of ctx's span.
 func Start(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if !on.Load() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
 	return otel.Tracer(scope).Start(ctx, name, trace.WithAttributes(attrs...))
 }
 
 // StartRemote starts a span continuing the traceparent a message carried
 // (a new trace when it carried none, as a batch's first message does).
-func StartRemote(ctx context.Context, traceparent, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+// It takes no attributes, so that with tracing off nothing escapes to the
+// heap; set them when span.IsRecording().
+func StartRemote(ctx context.Context, traceparent, name string) (context.Context, trace.Span) {
+	if !on.Load() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
 	if traceparent != "" {
 		ctx = prop.Extract(ctx, propagation.MapCarrier{Header: traceparent})
 	}
-	return otel.Tracer(scope).Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+	return otel.Tracer(scope).Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer))
 }
 
 // End records err on span, if any, and ends it.
