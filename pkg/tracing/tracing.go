@@ -75,6 +75,10 @@ func Install(sp sdktrace.SpanProcessor, service string) func(context.Context) er
 	}
 }
 
+// On says whether a tracer provider is installed (Setup found the
+// endpoint): adapters add their tracing middleware only then.
+func On() bool { return on.Load() }
+
 // Start starts a span named name as a child of ctx's span.
 func Start(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	if !on.Load() {
