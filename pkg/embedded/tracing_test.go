@@ -50,6 +50,9 @@ func TestOneTracePerBatch(t *testing.T) {
 	got := runOut{batch: b}
 
 	tid := root.SpanContext().TraceID()
+	if b.TraceID != tid.String() {
+		t.Fatalf("batch records trace %q, want %s (the console and Grafana link to it)", b.TraceID, tid)
+	}
 	byName := map[string]int{}
 	splitIDs := map[string]bool{}
 	for _, s := range exp.GetSpans() {
