@@ -31,6 +31,10 @@ deps:
 	@if [ -f package-lock.json ]; then \
 	  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi; \
 	fi
+	@# DuckDB reads the Parquet outputs back in the format tests (an independent reader).
+	@if [ ! -d bench/duckdb/node_modules ] || [ bench/duckdb/package-lock.json -nt bench/duckdb/node_modules/.package-lock.json ]; then \
+	  npm ci --prefix bench/duckdb --no-audit --no-fund; \
+	fi
 	@missing=""; for p in $(APT_PKGS); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \

@@ -125,6 +125,21 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseArgs parses the flags and wants exactly n arguments: on any other
+// count it prints the command's help and returns usageErr(msg), so every
+// command reports a wrong argument count the same way.
+func parseArgs(fs *flag.FlagSet, args []string, n int, msg string) ([]string, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != n {
+		fs.Usage()
+		return nil, usageErr("%s", msg)
+	}
+	return pos, nil
+}
+
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/console"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/fsblob"
@@ -25,22 +24,10 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 	maxUpload := fs.Int64("max-upload", 0, "largest upload in `bytes` (default: the configuration's limits.maxFileBytes)")
 	onAWS := fs.Bool("aws", false, "serve the console over the AWS deployment (DynamoDB ledger, S3 bucket; uploads go to input/ or by presigned PUT)")
 	af := addAWSFlags(fs, e)
-	pos, err := parse(fs, args)
+	cfg, log, err := serverSetup(e, fs, args, x, cfgPath)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 {
-		fs.Usage()
-		return usageErr("console takes no arguments")
-	}
-	if err := x.check(); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		return err
-	}
-	log := logger(e)
 	limit := *maxUpload
 	if limit <= 0 {
 		limit = cfg.Limits.MaxFileBytes

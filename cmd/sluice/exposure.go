@@ -3,8 +3,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
+
+	"github.com/sluicehq/sluice/pkg/config"
 )
 
 // exposure is who may reach a console: the address it listens on, the
@@ -113,4 +116,21 @@ func (x *exposure) listen(e env) (net.Listener, error) {
 		fmt.Fprintf(e.stderr, "warning: the console listens on %s without a token (--insecure-no-token); anyone who reaches it can upload and download.\n", ln.Addr())
 	}
 	return ln, nil
+}
+
+// serverSetup is the preamble the commands that serve the console share
+// (console, serve): they take no arguments, refuse an exposed address
+// before anything is opened, then load the configuration and the logger.
+func serverSetup(e env, fs *flag.FlagSet, args []string, x *exposure, cfgPath *string) (*config.Pipeline, *slog.Logger, error) {
+	if _, err := parseArgs(fs, args, 0, fs.Name()+" takes no arguments"); err != nil {
+		return nil, nil, err
+	}
+	if err := x.check(); err != nil {
+		return nil, nil, err
+	}
+	cfg, err := config.Load(*cfgPath) // a pointer: the flag is set only by the parse above
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, logger(e), nil
 }

@@ -19,13 +19,8 @@ func cmdGC(ctx context.Context, e env, args []string) error {
 	data := fs.String("data", defaultData(e), "data `directory`; env SLUICE_DATA")
 	dryRun := fs.Bool("dry-run", false, "only print what would be removed")
 	asJSON := fs.Bool("json", false, "print one JSON object on stdout instead of text")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if _, err := parseArgs(fs, args, 0, "gc takes no arguments"); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		fs.Usage()
-		return usageErr("gc takes no arguments")
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {

@@ -40,13 +40,9 @@ func cmdReferenceLoad(ctx context.Context, e env, args []string) error {
 	dataset := fs.String("dataset", config.DefaultDataset, "reference dataset `NAME` to load (the feeds' reference.dataset)")
 	onAWS := fs.Bool("aws", false, "load into the DynamoDB reference table instead of the local catalog")
 	af := addAWSFlags(fs, e)
-	pos, err := parse(fs, args)
+	pos, err := parseArgs(fs, args, 1, "reference load takes one file")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return usageErr("reference load takes one file")
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {

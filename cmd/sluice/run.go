@@ -49,13 +49,9 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	onAWS := fs.Bool("aws", false, "upload INPUT to the S3 bucket's input/ and follow its batch; the AWS services do the work")
 	timeout := fs.Duration("timeout", 30*time.Minute, "with --aws: how long to wait for the batch")
 	af := addAWSFlags(fs, e)
-	pos, err := parse(fs, args)
+	pos, err := parseArgs(fs, args, 1, "run takes exactly one input file")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return usageErr("run takes exactly one input file")
 	}
 	input := pos[0]
 	if err := embedded.CheckInput(input); err != nil {
@@ -70,36 +66,53 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if *onAWS {
-		start := time.Now()
-		b, err := runAWS(ctx, e, af, dir, input, *timeout)
-		if err != nil {
-			return err
-		}
-		res := runResult{BatchID: b.ID, Feed: b.Feed, Status: string(b.State), Reason: b.Reason, RowsIn: b.RowsIn, RowsOut: b.RowsOut, RowsRejected: b.RowsRejected,
-			Output: s3Where(b, b.OutputKey), Errors: s3Where(b, b.ErrorsKey), Email: b.EmailID, Seconds: time.Since(start).Seconds()}
-		if b.State != sluice.StateSplitting {
-			res.Archive = pipeline.S3URI(b.Bucket, pipeline.ArchiveKey(b))
-		}
-		return report(e, res, b, *asJSON)
+		return runOnAWS(ctx, e, af, dir, input, *timeout, *asJSON)
 	}
+	return runLocal(ctx, e, cfg, localRun{data: *data, ref: *ref, feed: *feed, input: input, workers: *workers,
+		asJSON: *asJSON, showBar: !*noProgress && isTerminal(e.stderr)})
+}
+
+// runOnAWS uploads input to the bucket and follows its batch.
+func runOnAWS(ctx context.Context, e env, af awsFlags, dir, input string, timeout time.Duration, asJSON bool) error {
+	start := time.Now()
+	b, err := runAWS(ctx, e, af, dir, input, timeout)
+	if err != nil {
+		return err
+	}
+	res := runResult{BatchID: b.ID, Feed: b.Feed, Status: string(b.State), Reason: b.Reason, RowsIn: b.RowsIn, RowsOut: b.RowsOut, RowsRejected: b.RowsRejected,
+		Output: s3Where(b, b.OutputKey), Errors: s3Where(b, b.ErrorsKey), Email: b.EmailID, Seconds: time.Since(start).Seconds()}
+	if b.State != sluice.StateSplitting {
+		res.Archive = pipeline.S3URI(b.Bucket, pipeline.ArchiveKey(b))
+	}
+	return report(e, res, b, asJSON)
+}
+
+// localRun is what `sluice run` does on this machine.
+type localRun struct {
+	data, ref, feed, input string
+	workers                int
+	asJSON, showBar        bool
+}
+
+// runLocal runs input through the embedded engine and waits for its batch.
+func runLocal(ctx context.Context, e env, cfg *config.Pipeline, r localRun) error {
 	// The run's heap is small and short-lived (chunk buffers); collecting
 	// less often trades a little memory for less CPU. GOGC still wins.
 	if e.getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-	eng, err := embedded.Open(*data, cfg, resultLogger(e, *asJSON))
+	eng, err := embedded.Open(r.data, cfg, resultLogger(e, r.asJSON))
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
-	if *workers > 0 {
-		eng.Workers = *workers
+	if r.workers > 0 {
+		eng.Workers = r.workers
 	}
-	eng.Feed = *feed
+	eng.Feed = r.feed
 	eng.Fault = fault.CrashAt(e.getenv(fault.EnvCrashAt))
-	showBar := !*noProgress && isTerminal(e.stderr)
-	if *ref != "" {
-		if err := loadReference(ctx, e, eng, *ref, showBar); err != nil {
+	if r.ref != "" {
+		if err := loadReference(ctx, e, eng, r.ref, r.showBar); err != nil {
 			return err
 		}
 	} else if err := checkReference(ctx, eng); err != nil {
@@ -108,12 +121,12 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 
 	start := time.Now()
 	var bar *chunkBar
-	if showBar {
+	if r.showBar {
 		bar = newChunkBar(e.stderr)
 	}
-	sub, b, err := eng.Process(ctx, input, func(sub embedded.Submission) {
-		if sub.Resumed && !*asJSON {
-			fmt.Fprintf(e.stderr, "resuming unfinished batch %s of %s\n", sub.BatchID, input)
+	sub, b, err := eng.Process(ctx, r.input, func(sub embedded.Submission) {
+		if sub.Resumed && !r.asJSON {
+			fmt.Fprintf(e.stderr, "resuming unfinished batch %s of %s\n", sub.BatchID, r.input)
 		}
 	}, bar.update)
 	bar.done(b)
@@ -131,7 +144,7 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	if p := eng.Path(pipeline.ArchiveKey(b)); fileExists(p) {
 		res.Archive = p
 	}
-	return report(e, res, b, *asJSON)
+	return report(e, res, b, r.asJSON)
 }
 
 // checkReference refuses a run whose feed enriches from a dataset with no

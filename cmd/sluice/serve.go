@@ -32,22 +32,10 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	period := fs.Duration("scale-period", 2*time.Second, "how often the pools are resized")
 	cooldown := fs.Duration("scale-in-cooldown", 30*time.Second, "wait after a change before shrinking a pool")
 	poll := fs.Duration("poll", time.Second, "how often DIR/input/ is looked at")
-	pos, err := parse(fs, args)
+	cfg, log, err := serverSetup(e, fs, args, x, cfgPath)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 {
-		fs.Usage()
-		return usageErr("serve takes no arguments")
-	}
-	if err := x.check(); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		return err
-	}
-	log := logger(e)
 	events := serveLogger(e) // batches starting and ending, shutdown
 	eng, err := embedded.Open(*data, cfg, log)
 	if err != nil {

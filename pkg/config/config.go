@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -51,19 +53,6 @@ type Settings struct {
 	Input     Input     `yaml:"input,omitempty" json:"input,omitzero"`
 }
 
-// Output says how the merged output is written (the formats work reads
-// it; empty Format means csv, empty Compression none).
-type Output struct {
-	Format      string `yaml:"format,omitempty" json:"format,omitempty"`
-	Compression string `yaml:"compression,omitempty" json:"compression,omitempty"`
-}
-
-// Input says how an input that is not plain CSV is read.
-type Input struct {
-	Sheet      string `yaml:"sheet,omitempty" json:"sheet,omitempty"`
-	DateFormat string `yaml:"dateFormat,omitempty" json:"dateFormat,omitempty"`
-}
-
 // FormulaGuard says where cells starting with =, +, -, @, tab or CR get a
 // leading ' (OWASP's advice against CSV injection).
 type FormulaGuard struct {
@@ -86,6 +75,49 @@ type Reference struct {
 	Key       string   `yaml:"key" json:"key"`
 	Append    []string `yaml:"append" json:"append"`
 	OnMissing string   `yaml:"onMissing" json:"onMissing"`
+	// HTTP, when set, looks keys up in an HTTP API instead of a loaded
+	// reference dataset (pkg/httpref).
+	HTTP *HTTPReference `yaml:"http,omitempty" json:"http,omitempty"`
+	// Types gives appended columns a JSON Schema type (integer, number)
+	// for typed outputs such as Parquet; unnamed ones are strings.
+	Types map[string]string `yaml:"types,omitempty" json:"types,omitempty"`
+}
+
+// HTTPReference says how to ask an HTTP API for reference records. The URL
+// comes only from here, never from a file's contents.
+type HTTPReference struct {
+	// URL is the endpoint. In single mode it holds {key}, replaced by the
+	// path-escaped key; in batch mode it is POSTed a JSON list of keys.
+	URL  string `yaml:"url" json:"url"`
+	Mode string `yaml:"mode" json:"mode"` // batch (default) or single
+	// KeyField names the key in the records a batch call returns
+	// (default: reference.key).
+	KeyField string `yaml:"keyField,omitempty" json:"keyField,omitempty"`
+	// Fields are the JSON fields kept, in order (default: reference.append).
+	Fields []string `yaml:"fields,omitempty" json:"fields,omitempty"`
+	Auth   HTTPAuth `yaml:"auth" json:"auth"`
+	// MaxBatch bounds the keys of one batch call (default 100).
+	MaxBatch    int      `yaml:"maxBatch" json:"maxBatch"`
+	Concurrency int      `yaml:"concurrency" json:"concurrency"` // calls in flight per worker (default 4)
+	RateLimit   float64  `yaml:"rateLimit" json:"rateLimit"`     // calls per second per worker; 0: unlimited
+	Timeout     Duration `yaml:"timeout" json:"timeout"`         // per call (default 10s)
+	Retries     int      `yaml:"retries" json:"retries"`         // extra tries of one call on 429, 5xx, timeouts (default 3)
+	Backoff     Duration `yaml:"backoff" json:"backoff"`         // first retry's wait, doubled each time, with jitter (default 200ms)
+	CacheTTL    Duration `yaml:"cacheTTL" json:"cacheTTL"`       // how long an answer is reused (default 5m; 0s: use the default)
+	CacheSize   int      `yaml:"cacheSize" json:"cacheSize"`     // entries kept (default 100000)
+}
+
+// HTTPAuth authenticates the calls: a bearer token read from an
+// environment variable, or SigV4 (API Gateway IAM auth).
+type HTTPAuth struct {
+	BearerEnv string `yaml:"bearerEnv,omitempty" json:"bearerEnv,omitempty"`
+	SigV4     *SigV4 `yaml:"sigv4,omitempty" json:"sigv4,omitempty"`
+}
+
+// SigV4 names what the requests are signed for.
+type SigV4 struct {
+	Region  string `yaml:"region" json:"region"`
+	Service string `yaml:"service" json:"service"` // execute-api for API Gateway
 }
 
 // Mail says who hears about a batch.
@@ -199,6 +231,9 @@ func (p *Settings) validate() error {
 	if p.Reference.Key == "" && len(p.Reference.Append) > 0 {
 		errs = append(errs, errors.New("reference.append is set but reference.key is not"))
 	}
+	if h := p.Reference.HTTP; h != nil {
+		errs = append(errs, h.validate(p.Reference.Key)...)
+	}
 	if p.Limits.MaxLineBytes < 64 {
 		errs = append(errs, fmt.Errorf("limits.maxLineBytes %d: must be at least 64", p.Limits.MaxLineBytes))
 	}
@@ -211,6 +246,7 @@ func (p *Settings) validate() error {
 	if r := p.Limits.MaxRejectRate; r != nil && !(*r >= 0 && *r <= 1) {
 		errs = append(errs, fmt.Errorf("limits.maxRejectRate %v: must be a fraction from 0 to 1 (0.5 for 50%%)", *r))
 	}
+	errs = append(errs, p.validateFormats()...)
 	if p.Mail.LinkTTL.Duration <= 0 {
 		errs = append(errs, errors.New("mail.linkTTL must be positive"))
 	}
@@ -218,14 +254,6 @@ func (p *Settings) validate() error {
 		if err := ValidName("reference.dataset", p.Reference.Dataset); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	// Other formats come with the formats work; until then a feed asking
-	// for one is refused rather than silently given CSV.
-	if f := p.Output.Format; f != "" && f != "csv" {
-		errs = append(errs, fmt.Errorf("output.format %q: this build writes csv only", f))
-	}
-	if c := p.Output.Compression; c != "" && c != "none" {
-		errs = append(errs, fmt.Errorf("output.compression %q: this build writes uncompressed output only", c))
 	}
 	return errors.Join(errs...)
 }
@@ -235,3 +263,31 @@ func (p *Settings) Delim() byte { return p.Delimiter[0] }
 
 // Enriches reports whether rows are looked up in a reference.
 func (p *Settings) Enriches() bool { return p.Reference.Key != "" }
+
+// validate checks the HTTP reference settings.
+func (h *HTTPReference) validate(key string) []error {
+	var errs []error
+	if key == "" {
+		errs = append(errs, errors.New("reference.http is set but reference.key is not"))
+	}
+	u, err := url.Parse(h.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("reference.http.url %q: must be an http or https URL", h.URL))
+	}
+	switch h.Mode {
+	case "", "batch":
+	case "single":
+		if !strings.Contains(h.URL, "{key}") {
+			errs = append(errs, fmt.Errorf("reference.http.url %q: single mode needs {key} in the URL", h.URL))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("reference.http.mode %q: must be batch or single", h.Mode))
+	}
+	if h.Auth.BearerEnv != "" && h.Auth.SigV4 != nil {
+		errs = append(errs, errors.New("reference.http.auth: bearerEnv and sigv4 are exclusive"))
+	}
+	if h.MaxBatch < 0 || h.Concurrency < 0 || h.RateLimit < 0 || h.Retries < 0 || h.CacheSize < 0 {
+		errs = append(errs, errors.New("reference.http: maxBatch, concurrency, rateLimit, retries and cacheSize must not be negative"))
+	}
+	return errs
+}

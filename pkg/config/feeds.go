@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -76,6 +78,7 @@ func (s Settings) clone() Settings {
 	c := s
 	c.Columns = slices.Clone(s.Columns)
 	c.Reference.Append = slices.Clone(s.Reference.Append)
+	c.Reference.Types = maps.Clone(s.Reference.Types)
 	c.Mail.To = slices.Clone(s.Mail.To)
 	return c
 }
@@ -207,6 +210,12 @@ func (p *Pipeline) validateFeeds() error {
 		}
 		if err := f.Settings.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("feeds[%d] %s: %w", i, f.Name, err))
+		}
+		// One HTTP reference per process serves the default dataset
+		// (wire.Ports.UseHTTPReference); a feed of its own with another
+		// API or dataset would silently be enriched from a local one.
+		if h := f.Settings.Reference.HTTP; h != nil && (!reflect.DeepEqual(h, p.Reference.HTTP) || f.Settings.Dataset() != "default") {
+			errs = append(errs, fmt.Errorf("feeds[%d] %s: reference.http may only be set at the top level (dataset default) for now", i, f.Name))
 		}
 	}
 	return errors.Join(errs...)

@@ -105,24 +105,7 @@ func CheckKubernetes(objs []Object, files []string) []string {
 	if prefix == "" {
 		p.add("kubernetes: ConfigMap sluice-config must set SLUICE_QUEUE_PREFIX")
 	}
-
-	var kust Object
-	for _, o := range objs {
-		if o.Kind() == "Kustomization" {
-			kust = o
-		}
-	}
-	if kust == nil {
-		p.add("kubernetes: no kustomization.yaml")
-	} else {
-		listed, _ := kust["resources"].([]any)
-		for _, f := range files {
-			if f != "kustomization.yaml" && !slices.Contains(listed, any(f)) {
-				p.add("kubernetes: kustomization.yaml does not list %s", f)
-			}
-		}
-	}
-
+	checkKustomization(&p, objs, files)
 	for _, s := range Stages {
 		name := "sluice-" + s.Name
 		d := byKind["Deployment"][name]
@@ -130,30 +113,7 @@ func CheckKubernetes(objs []Object, files []string) []string {
 			p.add("%s: no Deployment %s", s.Name, name)
 			continue
 		}
-		c := get(d, "spec", "template", "spec", "containers", "0")
-		cmd, _ := get(c, "command").([]any)
-		if len(cmd) != 1 || cmd[0] != s.Name {
-			p.add("%s: Deployment %s must run command [%s]", s.Name, name, s.Name)
-		}
-		if get(c, "ports", "0", "containerPort") != 9090 {
-			p.add("%s: Deployment %s must expose containerPort 9090", s.Name, name)
-		}
-		grace, _ := get(d, "spec", "template", "spec", "terminationGracePeriodSeconds").(int)
-		drain := time.Duration(-1)
-		envs, _ := get(c, "env").([]any)
-		for _, e := range envs {
-			if getString(e, "name") == "SLUICE_DRAIN" {
-				drain, _ = time.ParseDuration(getString(e, "value"))
-			}
-		}
-		if drain <= 0 || grace == 0 || drain >= time.Duration(grace)*time.Second {
-			p.add("%s: SLUICE_DRAIN (%v) must be set and below terminationGracePeriodSeconds (%d)", s.Name, drain, grace)
-		}
-		refs := getString(c, "envFrom", "0", "configMapRef", "name")
-		if refs != "sluice-config" {
-			p.add("%s: Deployment %s must take its settings from ConfigMap sluice-config", s.Name, name)
-		}
-
+		checkDeployment(&p, s, d)
 		var scaled []Object
 		for _, so := range byKind["ScaledObject"] {
 			if getString(so, "spec", "scaleTargetRef", "name") == name {
@@ -164,48 +124,110 @@ func CheckKubernetes(objs []Object, files []string) []string {
 			p.add("%s: want one ScaledObject targeting Deployment %s, have %d", s.Name, name, len(scaled))
 			continue
 		}
-		so := scaled[0]
-		if kind := getString(so, "spec", "scaleTargetRef", "kind"); kind != "" && kind != "Deployment" {
-			p.add("%s: ScaledObject %s must target a Deployment", s.Name, so.Name())
-		}
-		triggers, _ := get(so, "spec", "triggers").([]any)
-		own := 0
-		for i := range triggers {
-			tr := get(so, "spec", "triggers", strconv.Itoa(i))
-			if getString(tr, "type") != "aws-sqs-queue" {
-				continue
-			}
-			q := getString(tr, "metadata", "queueURL")
-			q = q[strings.LastIndex(q, "/")+1:]
-			if q != prefix+s.Queue {
-				p.add("%s: ScaledObject %s scales on queue %s, not its own %s", s.Name, so.Name(), q, prefix+s.Queue)
-				continue
-			}
-			own++
-			if getString(tr, "metadata", "scaleOnInFlight") != "true" {
-				p.add(`%s: ScaledObject %s must set scaleOnInFlight: "true"`, s.Name, so.Name())
-			}
-			if n, err := strconv.Atoi(getString(tr, "metadata", "queueLength")); err != nil || n < 1 {
-				p.add("%s: ScaledObject %s needs queueLength, a positive integer as a string", s.Name, so.Name())
-			}
-			// identityOwner in the trigger is deprecated since KEDA 2.13:
-			// credentials come from a TriggerAuthentication with the aws
-			// pod identity provider.
-			if get(tr, "metadata", "identityOwner") != nil {
-				p.add("%s: ScaledObject %s sets identityOwner, deprecated since KEDA 2.13; use authenticationRef", s.Name, so.Name())
-			}
-			auth := byKind["TriggerAuthentication"][getString(tr, "authenticationRef", "name")]
-			if auth == nil || getString(auth, "spec", "podIdentity", "provider") != "aws" {
-				p.add("%s: ScaledObject %s needs authenticationRef to a TriggerAuthentication with podIdentity provider aws", s.Name, so.Name())
-			}
-			if getString(tr, "metadata", "awsRegion") == "" {
-				p.add("%s: ScaledObject %s needs awsRegion", s.Name, so.Name())
-			}
-		}
-		if own != 1 {
-			p.add("%s: ScaledObject %s needs one aws-sqs-queue trigger on %s", s.Name, so.Name(), prefix+s.Queue)
-		}
+		checkScaledObject(&p, s, scaled[0], prefix, byKind["TriggerAuthentication"])
 	}
 	sort.Strings(p)
 	return p
+}
+
+// checkKustomization: kubectl apply -k deploys only what the
+// kustomization lists, so a manifest it misses is never applied.
+func checkKustomization(p *problems, objs []Object, files []string) {
+	var kust Object
+	for _, o := range objs {
+		if o.Kind() == "Kustomization" {
+			kust = o
+		}
+	}
+	if kust == nil {
+		p.add("kubernetes: no kustomization.yaml")
+		return
+	}
+	listed, _ := kust["resources"].([]any)
+	for _, f := range files {
+		if f != "kustomization.yaml" && !slices.Contains(listed, any(f)) {
+			p.add("kubernetes: kustomization.yaml does not list %s", f)
+		}
+	}
+}
+
+// checkDeployment: the stage's Deployment runs its command, exposes the
+// metrics port, drains before Kubernetes kills it, and reads the shared
+// ConfigMap.
+func checkDeployment(p *problems, s Stage, d Object) {
+	name := d.Name()
+	c := get(d, "spec", "template", "spec", "containers", "0")
+	cmd, _ := get(c, "command").([]any)
+	if len(cmd) != 1 || cmd[0] != s.Name {
+		p.add("%s: Deployment %s must run command [%s]", s.Name, name, s.Name)
+	}
+	if get(c, "ports", "0", "containerPort") != 9090 {
+		p.add("%s: Deployment %s must expose containerPort 9090", s.Name, name)
+	}
+	grace, _ := get(d, "spec", "template", "spec", "terminationGracePeriodSeconds").(int)
+	drain := time.Duration(-1)
+	envs, _ := get(c, "env").([]any)
+	for _, e := range envs {
+		if getString(e, "name") == "SLUICE_DRAIN" {
+			drain, _ = time.ParseDuration(getString(e, "value"))
+		}
+	}
+	if drain <= 0 || grace == 0 || drain >= time.Duration(grace)*time.Second {
+		p.add("%s: SLUICE_DRAIN (%v) must be set and below terminationGracePeriodSeconds (%d)", s.Name, drain, grace)
+	}
+	refs := getString(c, "envFrom", "0", "configMapRef", "name")
+	if refs != "sluice-config" {
+		p.add("%s: Deployment %s must take its settings from ConfigMap sluice-config", s.Name, name)
+	}
+}
+
+// checkScaledObject: the stage's ScaledObject targets a Deployment and has
+// exactly one SQS trigger, on the stage's own queue.
+func checkScaledObject(p *problems, s Stage, so Object, prefix string, auths map[string]Object) {
+	if kind := getString(so, "spec", "scaleTargetRef", "kind"); kind != "" && kind != "Deployment" {
+		p.add("%s: ScaledObject %s must target a Deployment", s.Name, so.Name())
+	}
+	triggers, _ := get(so, "spec", "triggers").([]any)
+	own := 0
+	for i := range triggers {
+		tr := get(so, "spec", "triggers", strconv.Itoa(i))
+		if getString(tr, "type") != "aws-sqs-queue" {
+			continue
+		}
+		q := getString(tr, "metadata", "queueURL")
+		q = q[strings.LastIndex(q, "/")+1:]
+		if q != prefix+s.Queue {
+			p.add("%s: ScaledObject %s scales on queue %s, not its own %s", s.Name, so.Name(), q, prefix+s.Queue)
+			continue
+		}
+		own++
+		checkSQSTrigger(p, s, so, tr, auths)
+	}
+	if own != 1 {
+		p.add("%s: ScaledObject %s needs one aws-sqs-queue trigger on %s", s.Name, so.Name(), prefix+s.Queue)
+	}
+}
+
+// checkSQSTrigger: the trigger counts in-flight messages, has a target
+// length, a region, and credentials from KEDA's aws pod identity.
+func checkSQSTrigger(p *problems, s Stage, so Object, tr any, auths map[string]Object) {
+	if getString(tr, "metadata", "scaleOnInFlight") != "true" {
+		p.add(`%s: ScaledObject %s must set scaleOnInFlight: "true"`, s.Name, so.Name())
+	}
+	if n, err := strconv.Atoi(getString(tr, "metadata", "queueLength")); err != nil || n < 1 {
+		p.add("%s: ScaledObject %s needs queueLength, a positive integer as a string", s.Name, so.Name())
+	}
+	// identityOwner in the trigger is deprecated since KEDA 2.13:
+	// credentials come from a TriggerAuthentication with the aws
+	// pod identity provider.
+	if get(tr, "metadata", "identityOwner") != nil {
+		p.add("%s: ScaledObject %s sets identityOwner, deprecated since KEDA 2.13; use authenticationRef", s.Name, so.Name())
+	}
+	auth := auths[getString(tr, "authenticationRef", "name")]
+	if auth == nil || getString(auth, "spec", "podIdentity", "provider") != "aws" {
+		p.add("%s: ScaledObject %s needs authenticationRef to a TriggerAuthentication with podIdentity provider aws", s.Name, so.Name())
+	}
+	if getString(tr, "metadata", "awsRegion") == "" {
+		p.add("%s: ScaledObject %s needs awsRegion", s.Name, so.Name())
+	}
 }

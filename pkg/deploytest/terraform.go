@@ -264,7 +264,14 @@ func checkBucket(m *Module, p *problems) {
 			}
 		}
 	}
+	checkBucketTLS(m, p)
+	checkLifecycle(m, p)
+	checkIngestNotification(m, p)
+	checkIngestQueuePolicy(m, p)
+}
 
+// checkBucketTLS: the bucket policy denies any request not made over TLS.
+func checkBucketTLS(m *Module, p *problems) {
 	tlsOnly := false
 	for _, b := range forBucket(m, "aws_s3_bucket_policy") {
 		for _, name := range dataDocs(attr(b, "policy")) {
@@ -284,9 +291,11 @@ func checkBucket(m *Module, p *problems) {
 	if !tlsOnly {
 		p.add("bucket: its policy must Deny requests with aws:SecureTransport false")
 	}
+}
 
-	checkLifecycle(m, p)
-
+// checkIngestNotification: a CSV created under input/ is announced on the
+// ingest queue, which is how a batch starts.
+func checkIngestNotification(m *Module, p *problems) {
 	notified := false
 	for _, b := range forBucket(m, "aws_s3_bucket_notification") {
 		for _, q := range children(b, "queue") {
@@ -301,6 +310,11 @@ func checkBucket(m *Module, p *problems) {
 		p.add("bucket: no aws_s3_bucket_notification sending s3:ObjectCreated:* on input/*.csv to aws_sqs_queue.ingest")
 	}
 
+}
+
+// checkIngestQueuePolicy: the ingest queue lets S3 send to it, but only on
+// behalf of our bucket.
+func checkIngestQueuePolicy(m *Module, p *problems) {
 	allowed := false
 	for _, qp := range m.Resources("aws_sqs_queue_policy") {
 		if !refersTo(attr(qp, "queue_url"), "aws_sqs_queue.ingest") {
@@ -490,6 +504,20 @@ var (
 )
 
 func checkScaling(m *Module, s Stage, p *problems) {
+	target := checkScalableTarget(m, s, p)
+	if target == "" {
+		return
+	}
+	tt := checkTrackingPolicy(m, s, target, p)
+	if tt == nil {
+		return
+	}
+	checkBacklogPerTask(s, readPolicyMetrics(m, s, tt, p), p)
+}
+
+// checkScalableTarget: one scalable target on the stage's ECS service,
+// bounded by the stage's variables. It returns its name, "" if none.
+func checkScalableTarget(m *Module, s Stage, p *problems) string {
 	var targets []string
 	for name, t := range m.Resources("aws_appautoscaling_target") {
 		if refersTo(attr(t, "resource_id"), "aws_ecs_service."+s.Name) {
@@ -498,7 +526,7 @@ func checkScaling(m *Module, s Stage, p *problems) {
 	}
 	if len(targets) != 1 {
 		p.add("%s: want one aws_appautoscaling_target whose resource_id is aws_ecs_service.%s, have %d", s.Name, s.Name, len(targets))
-		return
+		return ""
 	}
 	t := m.Block("resource", "aws_appautoscaling_target", targets[0])
 	if str(attr(t, "service_namespace")) != "ecs" || str(attr(t, "scalable_dimension")) != "ecs:service:DesiredCount" {
@@ -509,18 +537,24 @@ func checkScaling(m *Module, s Stage, p *problems) {
 			p.add("%s: the scalable target's %s must be var.%s.%s", s.Name, f, s.Name, f)
 		}
 	}
+	return targets[0]
+}
 
+// checkTrackingPolicy: one target-tracking policy on that target, aiming at
+// the stage's backlog per task with the stage's cooldowns. It returns the
+// policy's configuration block, nil if none.
+func checkTrackingPolicy(m *Module, s Stage, target string, p *problems) *hclsyntax.Block {
 	var policies []*hclsyntax.Block
 	for _, name := range sortedKeys(m.Resources("aws_appautoscaling_policy")) {
 		pol := m.Resources("aws_appautoscaling_policy")[name]
-		if refersTo(attr(pol, "resource_id"), "aws_appautoscaling_target."+targets[0]) &&
+		if refersTo(attr(pol, "resource_id"), "aws_appautoscaling_target."+target) &&
 			str(attr(pol, "policy_type")) == "TargetTrackingScaling" {
 			policies = append(policies, pol)
 		}
 	}
 	if len(policies) != 1 {
-		p.add("%s: want one TargetTrackingScaling aws_appautoscaling_policy on aws_appautoscaling_target.%s, have %d", s.Name, targets[0], len(policies))
-		return
+		p.add("%s: want one TargetTrackingScaling aws_appautoscaling_policy on aws_appautoscaling_target.%s, have %d", s.Name, target, len(policies))
+		return nil
 	}
 	tt := child(policies[0], "target_tracking_scaling_policy_configuration")
 	if !refersTo(attr(tt, "target_value"), fmt.Sprintf("local.target_backlog_per_task[%q]", s.Name)) {
@@ -531,19 +565,32 @@ func checkScaling(m *Module, s Stage, p *problems) {
 			p.add("%s: %s must be var.%s.%s", s.Name, f, s.Name, f)
 		}
 	}
+	return tt
+}
 
-	type metric struct{ namespace, name string }
-	ids := map[string]metric{}
-	var visibleID, tasksID, expr string
-	returned := 0
+type metric struct{ namespace, name string }
+
+// policyMetrics is what a tracking policy's metric math reads: the metrics
+// by id, the ids of the queue's visible messages and of the running tasks,
+// and the expression it returns (with a local's value substituted).
+type policyMetrics struct {
+	ids                      map[string]metric
+	visibleID, tasksID, expr string
+	returned                 int
+}
+
+// readPolicyMetrics collects the policy's metrics, reporting any that read
+// another stage's queue.
+func readPolicyMetrics(m *Module, s Stage, tt *hclsyntax.Block, p *problems) policyMetrics {
+	pm := policyMetrics{ids: map[string]metric{}}
 	for _, mq := range children(child(tt, "customized_metric_specification"), "metrics") {
 		id := str(attr(mq, "id"))
 		if isTrue(attr(mq, "return_data")) {
-			returned++
-			expr = str(attr(mq, "expression"))
+			pm.returned++
+			pm.expr = str(attr(mq, "expression"))
 			for _, r := range refs(attr(mq, "expression")) {
 				if name, ok := strings.CutPrefix(r, "local."); ok {
-					expr = str(m.Local(name))
+					pm.expr = str(m.Local(name))
 				}
 			}
 		}
@@ -552,7 +599,7 @@ func checkScaling(m *Module, s Stage, p *problems) {
 			continue
 		}
 		mm := metric{str(attr(mt, "namespace")), str(attr(mt, "metric_name"))}
-		ids[id] = mm
+		pm.ids[id] = mm
 		dims := map[string]hclsyntax.Expression{}
 		for _, d := range children(mt, "dimensions") {
 			dims[str(attr(d, "name"))] = attr(d, "value")
@@ -565,14 +612,21 @@ func checkScaling(m *Module, s Stage, p *problems) {
 		switch mm {
 		case metric{"AWS/SQS", "ApproximateNumberOfMessagesVisible"}:
 			if refersTo(dims["QueueName"], queueRef+s.Queue) {
-				visibleID = id
+				pm.visibleID = id
 			}
 		case metric{"ECS/ContainerInsights", "RunningTaskCount"}:
 			if refersTo(dims["ServiceName"], "aws_ecs_service."+s.Name) && refersTo(dims["ClusterName"], "aws_ecs_cluster.this") {
-				tasksID = id
+				pm.tasksID = id
 			}
 		}
 	}
+	return pm
+}
+
+// checkBacklogPerTask: the policy returns one expression that divides the
+// stage's visible messages by its running tasks, guarded against zero.
+func checkBacklogPerTask(s Stage, pm policyMetrics, p *problems) {
+	ids, visibleID, tasksID, expr, returned := pm.ids, pm.visibleID, pm.tasksID, pm.expr, pm.returned
 	if visibleID == "" {
 		p.add("%s: its scaling policy must read AWS/SQS ApproximateNumberOfMessagesVisible of aws_sqs_queue.%s", s.Name, s.Queue)
 	}

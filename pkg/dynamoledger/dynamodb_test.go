@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -355,5 +356,26 @@ func TestRecordTTL(t *testing.T) {
 	out, _ := plain.Client().GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(plain.Tables().Batches), Key: map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: "t2"}}})
 	if _, ok := out.Item["expiresAt"]; ok || out.Item == nil {
 		t.Fatalf("without retention the item has expiresAt (or is missing): %v", out.Item)
+	}
+}
+
+// A batch with more chunks than one item's done-chunk set can hold fails
+// with a clear, permanent error at the first chunk past the bound and at
+// SetTotal, and the chunks below the bound still count.
+func TestChunkBoundIsPermanent(t *testing.T) {
+	l := newDB(t).Ledger()
+	l.CreateBatch(t.Context(), sluice.Batch{ID: "big", Key: "input/big.csv"})
+	if c, err := l.ChunkDone(t.Context(), "big", sluice.ChunkStats{Chunk: dynamoledger.MaxChunks - 1, RowsOut: 1}); err != nil || !c.Counted {
+		t.Fatalf("the last chunk under the bound: %+v, %v", c, err)
+	}
+	_, err := l.ChunkDone(t.Context(), "big", sluice.ChunkStats{Chunk: dynamoledger.MaxChunks, RowsOut: 1})
+	if !sluice.IsPermanent(err) || !strings.Contains(err.Error(), "chunkRows") {
+		t.Fatalf("chunk at the bound: %v, want a permanent error naming chunkRows", err)
+	}
+	if _, err := l.SetTotal(t.Context(), "big", dynamoledger.MaxChunks+1, 1); !sluice.IsPermanent(err) {
+		t.Fatalf("SetTotal past the bound: %v, want a permanent error", err)
+	}
+	if b, _ := l.GetBatch(t.Context(), "big"); b.DoneChunks != 1 || b.TotalChunks >= 0 {
+		t.Fatalf("batch after the refusals: done %d total %d", b.DoneChunks, b.TotalChunks)
 	}
 }

@@ -433,6 +433,9 @@ func (l *Ledger) UpdateBatch(ctx context.Context, id string, u sluice.BatchUpdat
 // no ChunkDone can (each saw the total unknown). A repeated call reads the
 // batch and reports without completing.
 func (l *Ledger) SetTotal(ctx context.Context, id string, chunks, rows int) (sluice.Completion, error) {
+	if chunks > MaxChunks {
+		return sluice.Completion{}, tooManyChunks(id, chunks-1)
+	}
 	now := avS(time.Now().UTC().Format(timeFormat))
 	out, err := l.db.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(l.db.tables.Batches),
@@ -463,12 +466,30 @@ func (l *Ledger) SetTotal(ctx context.Context, id string, chunks, rows int) (slu
 	return c, nil
 }
 
+// MaxChunks bounds the chunks of one batch on DynamoDB. The batch item
+// holds the set of done chunk numbers, which deduplicates redelivered
+// ChunkDones in the same update that counts them; an item may not pass
+// 400 KB, and a number in the set costs up to 4 bytes below 100,000
+// (DynamoDB sizes a number at about one byte per two digits, plus one).
+// 80,000 chunks keep the set near 320 KB with room for the counters and
+// reject reasons. Past it the update would fail on every redelivery and
+// the batch would hang; instead the batch fails with an error that says
+// to raise chunkRows (docs/capacity.md).
+const MaxChunks = 80_000
+
+func tooManyChunks(id string, chunk int) error {
+	return sluice.Permanentf("dynamodb: batch %q: chunk %d is past the %d chunks one batch item can count (its done-chunk set would pass DynamoDB's 400 KB item limit); raise chunkRows so the file splits into fewer chunks (docs/capacity.md)", id, chunk, MaxChunks)
+}
+
 // ChunkDone implements sluice.Ledger with one UpdateItem that adds the
 // chunk to the set and its stats to the counters, on condition that the
 // set does not hold it yet. done grows by exactly one per counted chunk, so
 // the single update that makes done equal a known total is the one that
 // reports Completed.
 func (l *Ledger) ChunkDone(ctx context.Context, id string, s sluice.ChunkStats) (sluice.Completion, error) {
+	if s.Chunk >= MaxChunks {
+		return sluice.Completion{}, tooManyChunks(id, s.Chunk)
+	}
 	adds := []string{"chunks :c", "doneChunks :one", "rowsOut :out", "rowsRejected :rej"}
 	names := map[string]string{}
 	values := map[string]types.AttributeValue{

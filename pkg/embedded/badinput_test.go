@@ -57,6 +57,9 @@ type badCase struct {
 	// Configuration changes for this case.
 	ChunkRows int         `json:"chunkRows,omitempty"`
 	Limits    *limitsDiff `json:"limits,omitempty"`
+	// Output and Input, when set, replace the configuration's.
+	Output *config.Output `json:"output,omitempty"`
+	Input  *config.Input  `json:"input,omitempty"`
 
 	// Outcome is "completed" or "failed" (the batch's state), or
 	// "dead-lettered" / "ignored" for an event that makes no batch.
@@ -159,6 +162,9 @@ func generate(t *testing.T, name string) []byte {
 		}
 		return b.Bytes()
 	}
+	if b, ok := generateFormat(t, name); ok {
+		return b
+	}
 	t.Fatalf("unknown generated content %q", name)
 	return nil
 }
@@ -183,6 +189,12 @@ func (c badCase) config() *config.Pipeline {
 	cfg := config.Default()
 	if c.ChunkRows > 0 {
 		cfg.ChunkRows = c.ChunkRows
+	}
+	if c.Output != nil {
+		cfg.Output = *c.Output
+	}
+	if c.Input != nil {
+		cfg.Input = *c.Input
 	}
 	if l := c.Limits; l != nil {
 		if l.MaxFileBytes > 0 {

@@ -95,6 +95,10 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 		unlockDir(e.lock)
 		return nil, err
 	}
+	if err := e.useHTTPReference(); err != nil {
+		e.Close()
+		return nil, err
+	}
 	// The single table and its stamp from before versions raced (issue 10,
 	// finding 2); DIR/reference/ replaces them. A killed load's temporary
 	// files are swept here, where the lock says no load runs beside us.

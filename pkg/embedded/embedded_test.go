@@ -230,7 +230,7 @@ func TestWholeFileFailures(t *testing.T) {
 		{"nocols.csv", "id,name\n1,x\n", `the header lacks the column(s) "uuid"`},
 		{"semicolon.csv", "uuid;Country;Item Type;Sales Channel;Order Priority;Order Date;Region;Ship Date\n1;2;3;4;5;6;7;8\n", "delimited by something other"},
 		{"dupcols.csv", "uuid,uuid,Country\n", `names the column "uuid" more than once`},
-		{"gz.csv", "\x1f\x8b\x08\x00rest", "gzip-compressed"},
+		{"gz.csv", "\x1f\x8b\x08\x00rest", "starts like gzip but its header is damaged"}, // gzip is decoded now (pkg/format); this one is cut short
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

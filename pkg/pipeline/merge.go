@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/csvscan"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
@@ -86,8 +87,7 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 	if _, err := m.Ledger.UpdateBatch(ctx, id, sluice.BatchUpdate{State: sluice.StateMerging}); err != nil {
 		return err
 	}
-	header := csvscan.AppendStrings(nil, OutputHeader(m.Config, b.Header), m.Config.Delim())
-	out, err := m.concat(ctx, OutputKey(b), header, b.TotalChunks, func(i int) string { return OutputPartKey(b, i) })
+	out, err := m.output(ctx, b)
 	if err != nil {
 		return err
 	}
@@ -133,6 +133,21 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 
 func (m Merger) sendNotify(ctx context.Context, id string) error {
 	return m.Notifies.Send(ctx, sluice.Encode(sluice.BatchReady{Version: sluice.MessageVersion, BatchID: id}))
+}
+
+// output writes the merged output in the configured format. Plain CSV is
+// the parts concatenated, byte for byte as before; the other formats read
+// the parts back in chunk order, so the output keeps the input's order.
+func (m Merger) output(ctx context.Context, b sluice.Batch) (FileDigest, error) {
+	hdr := OutputHeader(m.Config, b.Header)
+	part := func(i int) string { return OutputPartKey(b, i) }
+	key := OutputKeyFor(m.Config, b)
+	if m.Config.OutputFormat() == config.FormatCSV && m.Config.OutputCompression() == config.CompressNone {
+		return m.concat(ctx, key, csvscan.AppendStrings(nil, hdr, m.Config.Delim()), b.TotalChunks, part)
+	}
+	return m.encode(ctx, key, func(w io.Writer) error {
+		return m.writeOutput(ctx, w, hdr, b.TotalChunks, part)
+	})
 }
 
 // concat streams header + parts 0..n-1, in numeric order, into key.

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/format"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
@@ -159,7 +160,13 @@ func ErrorPartKey(b sluice.Batch, i int) string {
 }
 
 // OutputKey, ErrorsKey and ManifestKey are the merger's outputs.
-func OutputKey(b sluice.Batch) string   { return b.ID + "/output/completed/output.csv" }
+func OutputKey(b sluice.Batch) string { return b.ID + "/output/completed/output.csv" }
+
+// OutputKeyFor is the merged output's key in the configured format:
+// output.csv as before, or output.jsonl.gz, output.parquet and so on.
+func OutputKeyFor(cfg *config.Pipeline, b sluice.Batch) string {
+	return b.ID + "/output/completed/output." + format.Ext(cfg)
+}
 func ErrorsKey(b sluice.Batch) string   { return b.ID + "/output/completed/errors.csv" }
 func ManifestKey(b sluice.Batch) string { return b.ID + "/output/completed/manifest.json" }
 
@@ -172,6 +179,10 @@ func DownloadName(b sluice.Batch, key string) string {
 		return s + ".csv"
 	case ErrorsKey(b):
 		return s + ".errors.csv"
+	case b.OutputKey:
+		if rest, ok := strings.CutPrefix(key, b.ID+"/output/completed/output."); ok {
+			return s + "." + rest // output.parquet → orders.parquet
+		}
 	case ManifestKey(b):
 		return s + ".manifest.json"
 	}

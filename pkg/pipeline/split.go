@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/csvscan"
+	"github.com/sluicehq/sluice/pkg/format"
 	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/s3event"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -86,11 +87,25 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 		return err
 	}
 	defer r.Close()
+	// Compressed files and workbooks are decoded here, once: their chunks
+	// are the decoded CSV, so nothing after the split knows the difference.
+	in, err := format.Open(r, s.Config, s.Config.Limits.MaxFileBytes, "")
+	var badIn *format.BadInput
+	if errors.As(err, &badIn) {
+		return s.fail(ctx, b, badIn.Reason)
+	}
+	if err != nil {
+		return err
+	}
+	defer in.Close()
 
-	res, err := s.cutInput(ctx, b, r)
+	res, err := s.cutInput(ctx, b, in.Reader)
 	var bad *badFile
 	if errors.As(err, &bad) {
 		return s.fail(ctx, b, bad.reason)
+	}
+	if errors.As(err, &badIn) {
+		return s.fail(ctx, b, badIn.Reason)
 	}
 	if err != nil {
 		return err
@@ -358,6 +373,9 @@ func (s Splitter) checkHeader(raw []byte) ([]string, error) {
 	if len(dups) > 0 {
 		return nil, badf("the header names the column %s more than once", strings.Join(dups, ", "))
 	}
+	if err := keyedOutputHeader(cfg, header); err != nil {
+		return nil, err
+	}
 	var missing []string
 	for _, c := range cfg.Columns {
 		if !seen[c.Name] {
@@ -379,6 +397,30 @@ func (s Splitter) checkHeader(raw []byte) ([]string, error) {
 			strings.Join(missing, ", "), quoteList(header, 12), hint)
 	}
 	return header, nil
+}
+
+// keyedOutputHeader refuses a header that JSON Lines keys or Parquet
+// column names cannot carry: a CSV output can have an empty column name,
+// or an input column named like an appended reference column, but an
+// object or a schema would lose one of the values.
+func keyedOutputHeader(cfg *config.Pipeline, header []string) error {
+	f := cfg.OutputFormat()
+	if f == config.FormatCSV {
+		return nil
+	}
+	for i, h := range header {
+		if strings.TrimSpace(h) == "" {
+			return badf("the header's column %d has no name, which output.format %s cannot carry: name every column", i+1, f)
+		}
+	}
+	if cfg.Enriches() {
+		for _, a := range cfg.Reference.Append {
+			if slices.Contains(header, a) {
+				return badf("the header has a column %q, the name of a column appended from the reference (reference.append): output.format %s needs distinct names", a, f)
+			}
+		}
+	}
+	return nil
 }
 
 func quoteList(xs []string, max int) string {

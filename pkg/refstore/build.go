@@ -130,7 +130,8 @@ func placeEntries(entries []entry) ([]uint64, []uint32) {
 }
 
 // writeIndex writes header, slots, tags and the records to out, syncs and
-// closes it.
+// closes it. The records go in slot order, not input order, so the slots
+// written hold their new offsets; the records file is mapped to read them.
 func writeIndex(out *os.File, columns []string, keys int, slots []uint64, tags []uint32, data *os.File) error {
 	ow := bufio.NewWriterSize(out, 1<<20)
 	nslots := uint64(len(slots))
@@ -148,25 +149,57 @@ func writeIndex(out *os.File, columns []string, keys int, slots []uint64, tags [
 	for len(hdr)%8 != 0 {
 		hdr = append(hdr, 0)
 	}
+	m, err := mapFile(data.Name())
+	if err != nil {
+		return err
+	}
+	defer m.close()
 	binary.LittleEndian.PutUint64(hdr[dataOffPos:], uint64(len(hdr))+nslots*12)
 	ow.Write(hdr)
 	var b8 [8]byte
+	var off uint64 // where the slot's record lands in slot order, plus one
 	for _, v := range slots {
-		binary.LittleEndian.PutUint64(b8[:], v)
+		if v != 0 {
+			binary.LittleEndian.PutUint64(b8[:], off+1)
+			off += uint64(recordLen(m.bytes[v-1:]))
+		} else {
+			binary.LittleEndian.PutUint64(b8[:], 0)
+		}
 		ow.Write(b8[:])
 	}
 	for _, v := range tags {
 		binary.LittleEndian.PutUint32(b8[:4], v)
 		ow.Write(b8[:4])
 	}
-	if _, err := data.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	if _, err := io.Copy(ow, data); err != nil {
+	if err := writeSlotOrder(ow, slots, m.bytes); err != nil {
 		return err
 	}
 	if err := ow.Flush(); err != nil {
 		return err
 	}
 	return errors.Join(out.Sync(), out.Close())
+}
+
+// recordLen is the length of the record at the start of b: key length,
+// key, value length, value.
+func recordLen(b []byte) int {
+	kn, kw := binary.Uvarint(b)
+	p := kw + int(kn)
+	vn, vw := binary.Uvarint(b[p:])
+	return p + vw + int(vn)
+}
+
+// writeSlotOrder writes the records in slot order. Records in slot order
+// are what lets a lookup that probes in slot order read the file forwards
+// (table.probeOrder); writeIndex wrote each slot's offset for this order.
+func writeSlotOrder(w io.Writer, slots []uint64, data []byte) error {
+	for _, v := range slots {
+		if v == 0 {
+			continue
+		}
+		if _, err := w.Write(data[v-1 : v-1+uint64(recordLen(data[v-1:]))]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/consumer"
 	"github.com/sluicehq/sluice/pkg/ecsprotect"
 	"github.com/sluicehq/sluice/pkg/fault"
+	"github.com/sluicehq/sluice/pkg/httpref"
 	"github.com/sluicehq/sluice/pkg/metrics"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -126,6 +127,9 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	}
 	defer ports.Close()
 	m.Feeds(pcfg.FeedNames()...)
+	if err := ports.UseHTTPReference(pcfg, httpref.Options{Getenv: getenv, Credentials: awsCfg.Credentials}); err != nil {
+		return err
+	}
 	d := ports.Deps(pcfg, log, m)
 	d.Fault = fault.CrashAt(c.CrashAt)
 	if c.DuplicateSends {

@@ -28,7 +28,7 @@ type bench struct {
 func (b *bench) dataset(ctx context.Context, rows int) (result, error) {
 	name := datasetName(rows)
 	p := genParams{Rows: rows, Seed: b.o.seed, BadRate: b.o.badRate}
-	if rows > b.o.refRowsCap {
+	if b.o.refRowsCap > 0 && rows > b.o.refRowsCap {
 		p.RefRows = b.o.refRowsCap
 	}
 	dir := filepath.Join(b.o.out, name)
@@ -44,6 +44,11 @@ func (b *bench) dataset(ctx context.Context, rows int) (result, error) {
 	data := filepath.Join(dir, "sluice-data")
 	if err := b.sluiceRuns(ctx, ds, data, name, reps, &res); err != nil {
 		return res, err
+	}
+	if rows <= b.o.largeRows {
+		if err := b.formatRuns(ctx, ds, dir, name, &res); err != nil {
+			return res, err
+		}
 	}
 	duckOut, err := b.duckRuns(ctx, ds, dir, name, rows, reps, &res)
 	if err != nil {
@@ -87,8 +92,9 @@ func (b *bench) sluiceRuns(ctx context.Context, ds *dataset, data, name string, 
 	return nil
 }
 
-// duckRuns times the DuckDB job, ordered and (on smaller datasets)
-// unordered, and returns the ordered output's path ("" without DuckDB).
+// duckRuns times the DuckDB job, the plain unordered join (the headline)
+// and, up to -ordered-max-rows, the ordered one, and returns the ordered
+// output's path ("" without DuckDB or without the ordered run).
 func (b *bench) duckRuns(ctx context.Context, ds *dataset, dir, name string, rows, reps int, res *result) (string, error) {
 	if b.duck == nil {
 		return "", nil
@@ -103,12 +109,15 @@ func (b *bench) duckRuns(ctx context.Context, ds *dataset, dir, name string, row
 		b.log.printf("%s: duckdb: reusing %s", name, db)
 	}
 	duckOut := filepath.Join(dir, "duckdb", "orders.out.csv")
-	modes := []string{"ordered"}
-	if rows <= b.o.unorderedMax {
-		modes = append(modes, "unordered")
+	modes := []string{"unordered"} // the plain join a user would write: the headline
+	if rows <= b.o.orderedMax {
+		modes = append(modes, "ordered")
+	}
+	if len(modes) == 1 {
+		duckOut = "" // the ordered output is the one compared with the oracle
 	}
 	for _, mode := range modes {
-		out := duckOut
+		out := filepath.Join(dir, "duckdb", "orders.out.csv")
 		if mode != "ordered" {
 			out = filepath.Join(dir, "duckdb", "orders."+mode+".csv")
 			defer os.Remove(out)

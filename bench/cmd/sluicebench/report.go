@@ -35,8 +35,9 @@ type result struct {
 	Sluice  []sluiceRun `json:"sluice"`
 	DuckDB  []duckRun   `json:"duckdb,omitempty"` // ordered: the job as specified
 
-	DuckDBUnordered []duckRun `json:"duckdbUnordered,omitempty"` // the same without ORDER BY
-	Checks          []check   `json:"checks"`
+	DuckDBUnordered []duckRun   `json:"duckdbUnordered,omitempty"` // the same without ORDER BY
+	Formats         []formatRun `json:"formats,omitempty"`         // gzip input, Parquet output (formats.go)
+	Checks          []check     `json:"checks"`
 }
 
 type machine struct {
@@ -153,14 +154,14 @@ func (r report) Text() string {
 	}
 	fmt.Fprintf(&b, ". Wall and RSS: median of the runs, whole process (peak RSS from ru_maxrss; the driver's own, %s, is its floor).\n\n", r.DriverHWM)
 
-	head := []string{"dataset", "rows", "input MB", "runs", "Sluice wall s", "rows/s", "Sluice peak RSS MiB", "DuckDB wall s", "DuckDB peak RSS MiB", "Sluice/DuckDB"}
+	head := []string{"dataset", "rows", "input MB", "runs", "Sluice wall s", "rows/s", "Sluice peak RSS MiB", "Sluice peak RssAnon MiB", "DuckDB plain join wall s", "DuckDB peak RSS MiB", "Sluice/DuckDB"}
 	var rows [][]string
 	for _, res := range r.Results {
 		s := median(res.Sluice, sluiceWall)
 		row := []string{res.Dataset, strconv.Itoa(res.Rows), f1(res.InputMB), strconv.Itoa(len(res.Sluice)),
-			f2(s.Wall), fmt.Sprintf("%.0f", float64(s.RowsIn)/s.Wall), f0(s.PeakRSSMiB)}
-		if len(res.DuckDB) > 0 {
-			d := median(res.DuckDB, duckWall)
+			f2(s.Wall), fmt.Sprintf("%.0f", float64(s.RowsIn)/s.Wall), f0(s.PeakRSSMiB), f0(s.PeakRssAnonMiB)}
+		if duck := headlineDuck(res); len(duck) > 0 {
+			d := median(duck, duckWall)
 			row = append(row, f2(d.Wall), f0(d.PeakRSSMiB), f2(s.Wall/d.Wall))
 		} else {
 			row = append(row, "—", "—", "—")
@@ -182,6 +183,8 @@ func (r report) Text() string {
 		rows = append(rows, []string{res.Dataset, f2(g.Setup), f2(g.Split), f2(g.Process), f2(g.Merge), f2(g.Notify), f2(g.Exit), f2(s.Wall), strings.Join(walls, " ")})
 	}
 	b.WriteString(renderTable(head, rows))
+
+	b.WriteString(formatsText(r.Results))
 
 	if hasDuck(r.Results) {
 		b.WriteString("\nDuckDB runs, seconds (script = after node's start-up, from opening the database to the written file;\n" +
@@ -257,4 +260,13 @@ func renderTable(head []string, rows [][]string) string {
 		line(r)
 	}
 	return b.String()
+}
+
+// headlineDuck is the DuckDB row a user would compare with: the plain,
+// unordered join when it ran, else the ordered one (older results).
+func headlineDuck(res result) []duckRun {
+	if len(res.DuckDBUnordered) > 0 {
+		return res.DuckDBUnordered
+	}
+	return res.DuckDB
 }

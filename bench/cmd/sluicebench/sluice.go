@@ -71,6 +71,7 @@ type dataset struct {
 	Financials string
 	Stamp      genStamp
 	stampText  string
+	RunFlags   []string // more flags for `sluice run` (formats.go)
 }
 
 // prepare generates the dataset into dir, or reuses it when the stamp says
@@ -171,15 +172,19 @@ func computeStages(start time.Time, wall time.Duration, t batchTimes) (stages, e
 
 // sluiceRun is one timed `sluice run`.
 type sluiceRun struct {
-	Wall         float64 `json:"wallSeconds"`
-	PeakRSSMiB   float64 `json:"peakRssMiB"`
-	RowsIn       int     `json:"rowsIn"`
-	RowsOut      int     `json:"rowsOut"`
-	RowsRejected int     `json:"rowsRejected"`
-	BatchID      string  `json:"batchId"`
-	Output       string  `json:"output"`
-	Stages       stages  `json:"stages"`
-	LoadAverage  string  `json:"loadAverage"`
+	Wall       float64 `json:"wallSeconds"`
+	PeakRSSMiB float64 `json:"peakRssMiB"`
+	// PeakRssAnonMiB is the anonymous part of the resident set, sampled
+	// from /proc/PID/status: RSS counts the mapped reference file's pages,
+	// which the kernel can drop, RssAnon only the heap and stacks.
+	PeakRssAnonMiB float64 `json:"peakRssAnonMiB"`
+	RowsIn         int     `json:"rowsIn"`
+	RowsOut        int     `json:"rowsOut"`
+	RowsRejected   int     `json:"rowsRejected"`
+	BatchID        string  `json:"batchId"`
+	Output         string  `json:"output"`
+	Stages         stages  `json:"stages"`
+	LoadAverage    string  `json:"loadAverage"`
 }
 
 // runSluice loads the reference into a fresh data directory (untimed, as
@@ -191,7 +196,8 @@ func (b *bench) runSluice(ctx context.Context, ds *dataset, data string, extraEn
 	if _, err := measure(ctx, nil, b.o.bin, "reference", "load", "--data", data, ds.Financials); err != nil {
 		return sluiceRun{}, err
 	}
-	m, err := measure(ctx, extraEnv, b.o.bin, "run", "--json", "--no-progress", "--data", data, ds.Orders)
+	args := append([]string{"run", "--json", "--no-progress", "--data", data}, ds.RunFlags...)
+	m, err := measure(ctx, extraEnv, b.o.bin, append(args, ds.Orders)...)
 	if err != nil {
 		return sluiceRun{}, err
 	}
@@ -218,14 +224,15 @@ func (b *bench) runSluice(ctx context.Context, ds *dataset, data string, extraEn
 		return sluiceRun{}, err
 	}
 	return sluiceRun{
-		Wall:         m.Wall.Seconds(),
-		PeakRSSMiB:   float64(m.MaxRSS) / mib,
-		RowsIn:       rj.RowsIn,
-		RowsOut:      rj.RowsOut,
-		RowsRejected: rj.RowsRejected,
-		BatchID:      rj.BatchID,
-		Output:       rj.Output,
-		Stages:       sg,
-		LoadAverage:  loadAvg(),
+		Wall:           m.Wall.Seconds(),
+		PeakRSSMiB:     float64(m.MaxRSS) / mib,
+		PeakRssAnonMiB: float64(m.MaxRssAnon) / mib,
+		RowsIn:         rj.RowsIn,
+		RowsOut:        rj.RowsOut,
+		RowsRejected:   rj.RowsRejected,
+		BatchID:        rj.BatchID,
+		Output:         rj.Output,
+		Stages:         sg,
+		LoadAverage:    loadAvg(),
 	}, nil
 }

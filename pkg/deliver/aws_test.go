@@ -1,0 +1,105 @@
+package deliver_test
+
+import (
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/sluicehq/sluice/pkg/awstest"
+	"github.com/sluicehq/sluice/pkg/deliver"
+)
+
+func TestMain(m *testing.M) { awstest.Main(m, awstest.S3, awstest.SQS) }
+
+// TestS3CopyOnTheEmulator: the output and the error report land under the
+// partner's bucket and prefix with the same bytes; a repeated delivery
+// leaves the same two objects.
+func TestS3CopyOnTheEmulator(t *testing.T) {
+	env := awstest.Shared(t)
+	client := s3.NewFromConfig(env.Config(awstest.S3), func(o *s3.Options) { o.UsePathStyle = true })
+	for _, b := range []string{"ours", "partner"} {
+		if _, err := client.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{"output/b1/orders out.csv": "a,b\n1,2\n", "errors/b1/orders_errors.csv": "line,column\n"}
+	for k, v := range files {
+		if _, err := client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String("ours"), Key: aws.String(k), Body: strings.NewReader(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sink := &deliver.S3Copy{Name: "archive", Client: client, SourceBucket: "ours", Bucket: "partner", Prefix: "in/sluice", ErrorReport: true}
+	for range 2 {
+		if err := sink.Deliver(t.Context(), event("b1"), "output/b1/orders out.csv", "errors/b1/orders_errors.csv"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := client.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String("partner")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Contents) != 2 {
+		t.Fatalf("%d objects in the partner's bucket, want 2", len(list.Contents))
+	}
+	for src, dst := range map[string]string{"output/b1/orders out.csv": "in/sluice/b1/orders out.csv", "errors/b1/orders_errors.csv": "in/sluice/b1/orders_errors.csv"} {
+		o, err := client.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String("partner"), Key: aws.String(dst)})
+		if err != nil {
+			t.Fatalf("%s: %v", dst, err)
+		}
+		b, _ := io.ReadAll(o.Body)
+		o.Body.Close()
+		if string(b) != files[src] {
+			t.Fatalf("%s holds %q, want %q", dst, b, files[src])
+		}
+	}
+}
+
+// TestSQSEventConsumed: a test consumer reads the completion event, checks
+// its version, and de-duplicates by the idempotency key attribute: a
+// delivery repeated after a crash yields one event per batch.
+func TestSQSEventConsumed(t *testing.T) {
+	env := awstest.Shared(t)
+	client := sqs.NewFromConfig(env.Config(awstest.SQS))
+	q, err := client.CreateQueue(t.Context(), &sqs.CreateQueueInput{QueueName: aws.String("partner-events")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &deliver.SQSEvent{Name: "events", Client: client, QueueURL: *q.QueueUrl}
+	for _, id := range []string{"b1", "b2", "b1"} { // b1 again: the crash between delivering and recording
+		if err := sink.Deliver(t.Context(), event(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]deliver.Event{}
+	for received := 0; received < 3; {
+		out, err := client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: q.QueueUrl, MaxNumberOfMessages: 10,
+			WaitTimeSeconds: 1, MessageAttributeNames: []string{"All"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			t.Fatalf("only %d of 3 messages arrived", received)
+		}
+		for _, m := range out.Messages {
+			received++
+			var ev deliver.Event
+			if err := json.Unmarshal([]byte(*m.Body), &ev); err != nil || ev.Version != deliver.EventVersion {
+				t.Fatalf("event %s: version %d, %v", *m.Body, ev.Version, err)
+			}
+			key := *m.MessageAttributes["IdempotencyKey"].StringValue
+			if key != deliver.IdempotencyKey(ev.BatchID, "events") {
+				t.Fatalf("key %s for batch %s", key, ev.BatchID)
+			}
+			seen[key] = ev
+			client.DeleteMessage(t.Context(), &sqs.DeleteMessageInput{QueueUrl: q.QueueUrl, ReceiptHandle: m.ReceiptHandle})
+		}
+	}
+	if len(seen) != 2 {
+		t.Fatalf("%d distinct events after de-duplication, want 2 (one per batch)", len(seen))
+	}
+}

@@ -1,0 +1,376 @@
+package httpref_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/httpref"
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// api is a real HTTP server with a scripted behaviour: it answers from
+// records, and before each call script may answer instead.
+type api struct {
+	t       *testing.T
+	records map[string]map[string]any
+	calls   atomic.Int64
+	mu      sync.Mutex
+	script  func(n int64, w http.ResponseWriter, r *http.Request) bool // true: answered
+	paths   []string
+	auth    []string
+	srv     *httptest.Server
+}
+
+func newAPI(t *testing.T, n int) *api {
+	a := &api{t: t, records: map[string]map[string]any{}}
+	for i := range n {
+		k := fmt.Sprintf("k%04d", i)
+		a.records[k] = map[string]any{"id": k, "name": "name " + k, "score": i, "vip": i%2 == 0}
+	}
+	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *api) serve(w http.ResponseWriter, r *http.Request) {
+	n := a.calls.Add(1)
+	a.mu.Lock()
+	a.paths = append(a.paths, r.URL.RawPath+"|"+r.URL.Path+"?"+r.URL.RawQuery)
+	a.auth = append(a.auth, r.Header.Get("Authorization"))
+	script := a.script
+	a.mu.Unlock()
+	if script != nil && script(n, w, r) {
+		return
+	}
+	if r.Method == http.MethodGet {
+		k := strings.TrimPrefix(r.URL.Path, "/records/")
+		rec, ok := a.records[k]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(rec)
+		return
+	}
+	var keys []string
+	if err := json.NewDecoder(r.Body).Decode(&keys); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	out := []map[string]any{}
+	for _, k := range keys {
+		if rec, ok := a.records[k]; ok {
+			out = append(out, rec)
+		}
+	}
+	json.NewEncoder(w).Encode(out)
+}
+
+func (a *api) setScript(f func(n int64, w http.ResponseWriter, r *http.Request) bool) {
+	a.mu.Lock()
+	a.script = f
+	a.mu.Unlock()
+}
+
+func refConfig(u string, mod func(*config.HTTPReference)) config.Reference {
+	h := &config.HTTPReference{URL: u, MaxBatch: 10, Backoff: config.Duration{Duration: time.Millisecond},
+		Timeout: config.Duration{Duration: 2 * time.Second}}
+	if mod != nil {
+		mod(h)
+	}
+	return config.Reference{Key: "id", Append: []string{"name", "score", "vip"}, OnMissing: "empty", HTTP: h}
+}
+
+func open(t *testing.T, ref config.Reference, opts httpref.Options) sluice.Reference {
+	t.Helper()
+	c, err := httpref.New(ref, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.Current(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Version(t.Context(), v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func keys(n int, extra ...string) []string {
+	var ks []string
+	for i := range n {
+		ks = append(ks, fmt.Sprintf("k%04d", i))
+	}
+	return append(ks, extra...)
+}
+
+// want is what a local reference holding the same records answers.
+func want(a *api, ks []string) [][]string {
+	out := make([][]string, len(ks))
+	for i, k := range ks {
+		if rec, ok := a.records[k]; ok {
+			out[i] = []string{rec["name"].(string), fmt.Sprint(rec["score"]), fmt.Sprint(rec["vip"])}
+		}
+	}
+	return out
+}
+
+func check(t *testing.T, got, exp [][]string) {
+	t.Helper()
+	if len(got) != len(exp) {
+		t.Fatalf("%d answers for %d keys", len(got), len(exp))
+	}
+	for i := range exp {
+		if fmt.Sprint(got[i]) != fmt.Sprint(exp[i]) || (got[i] == nil) != (exp[i] == nil) {
+			t.Fatalf("key %d: got %q, want %q", i, got[i], exp[i])
+		}
+	}
+}
+
+func TestBatchAnswersAsLocalAndCallsWithinCeil(t *testing.T) {
+	a := newAPI(t, 95)
+	r := open(t, refConfig(a.srv.URL+"/lookup", nil), httpref.Options{})
+	ks := keys(95, "nope1", "k0001", "nope2") // a repeat and two unknown keys
+	got, err := r.Lookup(t.Context(), ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, got, want(a, ks))
+	distinct := 97
+	if n, max := a.calls.Load(), int64((distinct+9)/10); n > max {
+		t.Fatalf("%d calls for %d distinct keys at maxBatch 10; at most %d", n, distinct, max)
+	}
+	// The cache answers a second chunk with the same keys without a call.
+	before := a.calls.Load()
+	got, err = r.Lookup(t.Context(), ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, got, want(a, ks))
+	if a.calls.Load() != before {
+		t.Fatalf("the cache did not answer: %d more calls", a.calls.Load()-before)
+	}
+}
+
+func TestSingleEscapesKeys(t *testing.T) {
+	a := newAPI(t, 3)
+	a.records["../admin"] = map[string]any{"id": "../admin", "name": "dots", "score": 1, "vip": false}
+	a.records["a?b=c"] = map[string]any{"id": "a?b=c", "name": "query", "score": 2, "vip": true}
+	a.records["x/y z#f"] = map[string]any{"id": "x/y z#f", "name": "slash", "score": 3, "vip": true}
+	r := open(t, refConfig(a.srv.URL+"/records/{key}", func(h *config.HTTPReference) { h.Mode = "single" }), httpref.Options{})
+	ks := []string{"../admin", "a?b=c", "x/y z#f", "k0001", "missing"}
+	got, err := r.Lookup(t.Context(), ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, got, want(a, ks))
+	if n := a.calls.Load(); n != int64(len(ks)) {
+		t.Fatalf("%d calls for %d keys in single mode", n, len(ks))
+	}
+	for _, p := range a.paths {
+		// Every request stays under /records/ with no query: the key was
+		// one escaped path segment.
+		raw, _, _ := strings.Cut(p, "|")
+		dec := strings.SplitN(p, "|", 2)[1]
+		if !strings.HasPrefix(dec, "/records/") || !strings.HasSuffix(dec, "?") {
+			t.Fatalf("a key changed the request's path or query: %q", p)
+		}
+		if strings.Contains(dec, "..") && !strings.Contains(raw, "%2F") {
+			t.Fatalf("../ reached the server unescaped: %q", p)
+		}
+	}
+}
+
+func TestRetriesTransientAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fails int64
+		fail  func(w http.ResponseWriter)
+	}{
+		{"429 burst", 3, func(w http.ResponseWriter) { http.Error(w, "slow down", http.StatusTooManyRequests) }},
+		{"5xx", 2, func(w http.ResponseWriter) { http.Error(w, "boom", http.StatusBadGateway) }},
+		{"slow", 2, func(w http.ResponseWriter) { time.Sleep(300 * time.Millisecond) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAPI(t, 30)
+			a.setScript(func(n int64, w http.ResponseWriter, _ *http.Request) bool {
+				if n > tc.fails {
+					return false
+				}
+				tc.fail(w)
+				return tc.name != "slow"
+			})
+			r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) {
+				h.Concurrency, h.Timeout.Duration = 1, 100*time.Millisecond
+			}), httpref.Options{})
+			ks := keys(30)
+			got, err := r.Lookup(t.Context(), ks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, got, want(a, ks))
+			if n, max := a.calls.Load(), 3+tc.fails; n > max {
+				t.Fatalf("%d calls; ceil(30/10) + %d retries is %d", n, tc.fails, max)
+			}
+		})
+	}
+}
+
+func TestRetriesExhaustedNameTheAPIAndItsAnswer(t *testing.T) {
+	a := newAPI(t, 5)
+	a.setScript(func(_ int64, w http.ResponseWriter, _ *http.Request) bool {
+		http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+		return true
+	})
+	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) { h.Retries = 2 }), httpref.Options{})
+	_, err := r.Lookup(t.Context(), keys(5))
+	if err == nil {
+		t.Fatal("a failing API gave no error")
+	}
+	if sluice.IsPermanent(err) {
+		t.Fatalf("an outage must be transient (the chunk is retried): %v", err)
+	}
+	for _, s := range []string{a.srv.URL + "/lookup", "HTTP 503", "database unavailable", "3 tries"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Fatalf("error %q does not say %q", err, s)
+		}
+	}
+	if n := a.calls.Load(); n != 3 {
+		t.Fatalf("%d calls for 1 + 2 retries", n)
+	}
+}
+
+// TestOutageOpensBreakerThenRecovers: during a full outage the breaker
+// opens, so later chunks fail at once (to be retried by their queue)
+// instead of each spending its retries; after the API is back and the
+// breaker's open time passes, lookups succeed.
+func TestOutageOpensBreakerThenRecovers(t *testing.T) {
+	a := newAPI(t, 20)
+	var down atomic.Bool
+	down.Store(true)
+	a.setScript(func(_ int64, w http.ResponseWriter, _ *http.Request) bool {
+		if down.Load() {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return true
+		}
+		return false
+	})
+	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) { h.Retries = 2; h.Concurrency = 1 }),
+		httpref.Options{BreakerTrips: 3, BreakerOpen: 200 * time.Millisecond})
+	if _, err := r.Lookup(t.Context(), keys(10)); err == nil {
+		t.Fatal("no error during the outage")
+	}
+	calls := a.calls.Load()
+	for range 5 { // five more chunks while the breaker is open
+		_, err := r.Lookup(t.Context(), keys(20)[10:])
+		if err == nil || !strings.Contains(err.Error(), "paused") {
+			t.Fatalf("want a fast 'calls are paused' error, got %v", err)
+		}
+	}
+	if a.calls.Load() != calls {
+		t.Fatalf("an open breaker let %d calls through", a.calls.Load()-calls)
+	}
+	down.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := r.Lookup(t.Context(), keys(20))
+		if err == nil {
+			check(t, got, want(a, keys(20)))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestSchemaDriftFailsForGood(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body string
+		want string
+	}{
+		{"field gone", `[{"id":"k0000","name":"a","vip":true}]`, `field "score" is missing`},
+		{"wrong type", `[{"id":"k0000","name":{"first":"a"},"score":1,"vip":true}]`, `field "name"`},
+		{"not a list", `{"records":[]}`, "not a JSON list"},
+		{"no key", `[{"name":"a","score":1,"vip":true}]`, `key field "id"`},
+		{"batch endpoint gone", "404", "HTTP 404"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAPI(t, 1)
+			a.setScript(func(_ int64, w http.ResponseWriter, _ *http.Request) bool {
+				if tc.body == "404" {
+					http.NotFound(w, nil)
+					return true
+				}
+				fmt.Fprint(w, tc.body)
+				return true
+			})
+			r := open(t, refConfig(a.srv.URL+"/lookup", nil), httpref.Options{})
+			_, err := r.Lookup(t.Context(), keys(1))
+			if err == nil || !sluice.IsPermanent(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want a permanent error saying %q, got %v", tc.want, err)
+			}
+		})
+	}
+}
+
+func TestBearerFromEnvironment(t *testing.T) {
+	a := newAPI(t, 3)
+	env := map[string]string{"PARTNER_TOKEN": "s3cret"}
+	ref := refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) { h.Auth.BearerEnv = "PARTNER_TOKEN" })
+	r := open(t, ref, httpref.Options{Getenv: func(k string) string { return env[k] }})
+	if _, err := r.Lookup(t.Context(), keys(3)); err != nil {
+		t.Fatal(err)
+	}
+	if a.auth[0] != "Bearer s3cret" {
+		t.Fatalf("Authorization %q", a.auth[0])
+	}
+	if _, err := httpref.New(ref, httpref.Options{Getenv: func(string) string { return "" }}); err == nil {
+		t.Fatal("an empty token variable was accepted")
+	}
+}
+
+func TestSigV4SignsWithTheSDK(t *testing.T) {
+	a := newAPI(t, 3)
+	ref := refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) {
+		h.Auth.SigV4 = &config.SigV4{Region: "eu-west-1", Service: "execute-api"}
+	})
+	creds := credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")
+	r := open(t, ref, httpref.Options{Credentials: aws.NewCredentialsCache(creds)})
+	if _, err := r.Lookup(t.Context(), keys(3)); err != nil {
+		t.Fatal(err)
+	}
+	got := a.auth[0]
+	if !strings.HasPrefix(got, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") || !strings.Contains(got, "/eu-west-1/execute-api/aws4_request") || !strings.Contains(got, "Signature=") {
+		t.Fatalf("Authorization %q is not a SigV4 signature for execute-api", got)
+	}
+}
+
+func TestCatalogRefusesLoadAndPinsOneVersion(t *testing.T) {
+	c, err := httpref.New(refConfig("http://api.invalid/lookup", nil), httpref.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Load(context.Background(), sluice.RefSource{}); err == nil {
+		t.Fatal("Load accepted rows for an HTTP reference")
+	}
+	if _, err := c.Version(t.Context(), "http-other"); err == nil {
+		t.Fatal("another configuration's version opened")
+	}
+}
