@@ -87,6 +87,12 @@ func Start(ctx context.Context, name string, attrs ...attribute.KeyValue) (conte
 	return otel.Tracer(scope).Start(ctx, name, trace.WithAttributes(attrs...))
 }
 
+// StartDelivery starts the span of one delivery of a batch to a sink
+// (pkg/deliver): kind is the sink's type, sink its configured name.
+func StartDelivery(ctx context.Context, kind, sink string) (context.Context, trace.Span) {
+	return Start(ctx, "deliver", attribute.String("sluice.sink.type", kind), attribute.String("sluice.sink.name", sink))
+}
+
 // StartRemote starts a span continuing the traceparent a message carried
 // (a new trace when it carried none, as a batch's first message does).
 // It takes no attributes, so that with tracing off nothing escapes to the
