@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+
+	"github.com/sluicehq/sluice/pkg/tracing"
 )
 
 func main() {
@@ -18,7 +20,13 @@ func main() {
 	// resumed); a second one ends the process at once, as the default does.
 	go func() { <-ctx.Done(); stop() }()
 	stopProfile := profile(os.Getenv("SLUICE_CPUPROFILE"), os.Getenv("SLUICE_MEMPROFILE"))
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	// OTEL_EXPORTER_OTLP_ENDPOINT turns tracing on for sluice run/serve as
+	// for the services; unset, nothing is set up and spans cost nothing.
+	stopTracing, err := tracing.Setup(ctx, "sluice", os.Getenv)
+	if err == nil {
+		err = run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+		stopTracing(context.WithoutCancel(ctx))
+	}
 	stopProfile()
 	stop()
 	if err != nil {

@@ -7,6 +7,8 @@ package awsconfig
 
 import (
 	"context"
+	"github.com/sluicehq/sluice/pkg/tracing"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
 	"log/slog"
 	"sync"
 
@@ -43,7 +45,13 @@ func LoadLogged(ctx context.Context, log *slog.Logger, counters ...CallCounter) 
 	if len(counters) > 0 {
 		opts = append(opts, config.WithAPIOptions([]func(*middleware.Stack) error{countCalls(counters), countItems(counters), observeResources(counters)}))
 	}
-	return config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err == nil && tracing.On() {
+		// A span per AWS call, a child of the message's span; only when
+		// tracing is on, so an untraced service pays nothing per call.
+		otelaws.AppendMiddlewares(&cfg.APIOptions)
+	}
+	return cfg, err
 }
 
 // countCalls sits at the end of the finalize step, after the retry

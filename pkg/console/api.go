@@ -57,6 +57,8 @@ type BatchView struct {
 	NotifiedAt  time.Time `json:"notifiedAt,omitzero"`
 
 	Links Links `json:"links"`
+	// TraceID links the page to the batch's trace (see pkg/tracing).
+	TraceID string `json:"traceId,omitempty"`
 }
 
 // StageView is one step of a batch's timeline.
@@ -202,7 +204,7 @@ func (h *Handler) view(b sluice.Batch) BatchView {
 		}
 	}
 	v := BatchView{
-		ID: b.ID, Feed: b.Feed, File: b.Name, Key: b.Key, Size: b.Size, State: string(b.State), Terminal: b.State.Terminal(), Reason: b.Reason,
+		ID: b.ID, TraceID: b.TraceID, Feed: b.Feed, File: b.Name, Key: b.Key, Size: b.Size, State: string(b.State), Terminal: b.State.Terminal(), Reason: b.Reason,
 		DoneChunks: b.DoneChunks, TotalChunks: b.TotalChunks,
 		RowsIn: b.RowsIn, RowsOut: b.RowsOut, RowsRejected: b.RowsRejected, TopReasons: b.TopReasons(5),
 		Timings:   pipeline.Durations(b, now),

@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/pkg/tracing"
+	"go.opentelemetry.io/otel/attribute"
 	"log/slog"
 	"runtime/debug"
 	"sync"
@@ -325,6 +327,15 @@ func sleep(ctx context.Context, d time.Duration) {
 
 func (c *Consumer) handle(ctx context.Context, log *slog.Logger, m sluice.Message) {
 	start := time.Now()
+	// A span per message, continuing the sender's trace: a batch's
+	// messages all descend from the split's span, so a batch is one trace.
+	ctx, span := tracing.StartRemote(ctx, m.Trace, c.opt.Name)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("messaging.message.id", m.ID), attribute.Int("sluice.receive_count", m.ReceiveCount))
+	}
+	if tid := tracing.TraceID(ctx); tid != "" {
+		log = log.With("trace_id", tid) // the logs link to the trace
+	}
 	hctx, stop := context.WithCancel(ctx)
 	hbDone := make(chan struct{})
 	go func() {
@@ -345,6 +356,7 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, m sluice.Messag
 	err := c.safeHandle(hctx, m)
 	stop()
 	<-hbDone
+	defer tracing.End(span, err)
 
 	// Acknowledge even if the handler's context was cancelled at drain.
 	ack := context.WithoutCancel(ctx)

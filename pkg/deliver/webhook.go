@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/pkg/tracing"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -48,7 +49,9 @@ func (f *Failed) Error() string { return "delivery to " + f.Sink + " failed: " +
 // Deliver sends ev until the receiver answers 2xx, or fails with *Failed.
 // Each try is signed afresh (the receiver rejects stale timestamps) over
 // the same body and idempotency key.
-func (w *Webhook) Deliver(ctx context.Context, ev Event) error {
+func (w *Webhook) Deliver(ctx context.Context, ev Event) (err error) {
+	ctx, span := tracing.StartDelivery(ctx, "webhook", w.Name)
+	defer func() { tracing.End(span, err) }()
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return err

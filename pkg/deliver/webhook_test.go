@@ -1,7 +1,12 @@
 package deliver_test
 
 import (
+	"context"
 	"errors"
+	"github.com/sluicehq/sluice/pkg/tracing"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -136,5 +141,23 @@ func TestVerifyRejectsTamperingAndReplays(t *testing.T) {
 	}
 	if deliver.Verify(secret, "v1=abc", body, now, time.Minute) == nil {
 		t.Fatal("a header without a timestamp verified")
+	}
+}
+
+// TestWebhookDeliveryIsASpan: a delivery is a "deliver" span in the
+// batch's trace, marked failed when the sink refused.
+func TestWebhookDeliveryIsASpan(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	shutdown := tracing.Install(sdktrace.NewSimpleSpanProcessor(exp), "test")
+	defer shutdown(context.Background())
+	ctx, root := tracing.Start(t.Context(), "notify")
+	bad := &deliver.Webhook{Name: "partner", URL: newReceiver(t, &receiver{}), Secret: []byte("wrong"), Backoff: time.Millisecond}
+	if bad.Deliver(ctx, event("b")) == nil {
+		t.Fatal("a wrong secret was accepted")
+	}
+	root.End()
+	spans := exp.GetSpans()
+	if len(spans) != 2 || spans[0].Name != "deliver" || spans[0].Parent.SpanID() != root.SpanContext().SpanID() || spans[0].Status.Code != codes.Error {
+		t.Fatalf("spans %v", spans)
 	}
 }

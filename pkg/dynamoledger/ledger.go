@@ -116,6 +116,7 @@ func fieldValues(b sluice.Batch) map[string]types.AttributeValue {
 	str("refVersion", b.RefVersion)
 	str("configDigest", b.ConfigDigest)
 	str("feed", b.Feed)
+	str("traceId", b.TraceID)
 	if b.Header != nil {
 		// JSON rather than a list: a header may hold empty names, and a
 		// string attribute carries them the same on every DynamoDB.
@@ -165,6 +166,7 @@ func decodeBatch(item map[string]types.AttributeValue) sluice.Batch {
 		RefVersion:   getS(item, "refVersion"),
 		ConfigDigest: getS(item, "configDigest"),
 		Feed:         getS(item, "feed"),
+		TraceID:      getS(item, "traceId"),
 		CreatedAt:    getT(item, "createdAt"),
 		SplitAt:      getT(item, "splitAt"),
 		ProcessAt:    getT(item, "processedAt"),

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/pkg/tracing"
 	"io"
 	"path"
 	"slices"
@@ -153,6 +154,7 @@ func (s Splitter) create(ctx context.Context, ev sluice.ObjectCreated) (fs Split
 		Bucket: s.Blobs.Bucket(), Key: ev.Key, Name: name,
 		Size: ev.Size, ETag: ev.ETag, Sequence: ev.Sequence, CreatedAt: created,
 		Feed: feed, RefVersion: ref, ConfigDigest: ConfigDigest(fs.Config),
+		TraceID: tracing.TraceID(ctx),
 	})
 	if err != nil || isNew || b.Feed == feed {
 		return fs, b, isNew, unclaimed, err

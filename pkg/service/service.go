@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/pkg/tracing"
 	"io"
 	"log/slog"
 	"net"
@@ -90,6 +91,11 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 		return err
 	}
 	log := Logger(c.LogLevel, stderr, st.Service)
+	stopTracing, err := tracing.Setup(ctx, st.Service, getenv)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(context.WithoutCancel(ctx))
 	m := metrics.New()
 	counters := []awsconfig.CallCounter{m}
 	if c.ObserveCalls != "" {

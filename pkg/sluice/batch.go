@@ -66,6 +66,9 @@ type Batch struct {
 	// Empty in batches created before feeds: the default feed.
 	Feed         string `json:"feed,omitempty"`
 	ConfigDigest string `json:"configDigest,omitempty"`
+	// TraceID is the OpenTelemetry trace the batch's stages record their
+	// spans in (pkg/tracing), empty when tracing was off at the split.
+	TraceID string `json:"traceId,omitempty"`
 
 	Header       []string `json:"header,omitempty"` // the input's header row
 	TotalChunks  int      `json:"totalChunks"`      // -1 until the split ends

@@ -48,6 +48,10 @@ type Message struct {
 	ReceiveCount int
 	// SentAt is when the message was first sent, where the queue knows.
 	SentAt time.Time
+	// Trace is the W3C traceparent of the span that sent the message, ""
+	// when tracing was off: adapters carry it beside the body (an SQS
+	// message attribute, a SQLite column) so the body stays unchanged.
+	Trace string
 }
 
 // QueueDepth is a snapshot of a queue's size.

@@ -85,6 +85,10 @@ func Open(path string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("sqlite: %s: creating schema: %w", path, err)
 	}
+	if err := addTraceColumn(sdb); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
 	db := &DB{sql: sdb, path: path, waiters: map[string]chan struct{}{}}
 	if err := db.keepStateCounts(context.Background()); err != nil {
 		sdb.Close()
@@ -169,4 +173,21 @@ func (db *DB) wait(queue string) <-chan struct{} {
 		db.waiters[queue] = ch
 	}
 	return ch
+}
+
+// addTraceColumn adds queue_messages.trace (a message's W3C traceparent) to
+// a database made before tracing; the schema above omits it so that this
+// one statement serves both new and old files.
+func addTraceColumn(sdb *sql.DB) error {
+	var n int
+	if err := sdb.QueryRow(`SELECT count(*) FROM pragma_table_info('queue_messages') WHERE name = 'trace'`).Scan(&n); err != nil {
+		return fmt.Errorf("reading queue_messages columns: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := sdb.Exec(`ALTER TABLE queue_messages ADD COLUMN trace TEXT`); err != nil {
+		return fmt.Errorf("adding queue_messages.trace: %w", err)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/pkg/tracing"
 	"strconv"
 	"strings"
 	"time"
@@ -61,14 +62,17 @@ func (q *Queue) SendBatch(ctx context.Context, bodies [][]byte) error {
 		return nil
 	}
 	now := nowNanos()
+	// The sender's trace context, NULL when tracing is off.
+	tp := sql.NullString{String: tracing.Inject(ctx)}
+	tp.Valid = tp.String != ""
 	err := q.db.tx(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO queue_messages (queue, body, sent_at, visible_at) VALUES (?, ?, ?, ?)`)
+		st, err := tx.PrepareContext(ctx, `INSERT INTO queue_messages (queue, body, sent_at, visible_at, trace) VALUES (?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
 		for _, b := range bodies {
-			if _, err := st.ExecContext(ctx, q.name, b, now, now); err != nil {
+			if _, err := st.ExecContext(ctx, q.name, b, now, now, tp); err != nil {
 				return err
 			}
 		}
@@ -132,7 +136,7 @@ func (q *Queue) receiveOnce(ctx context.Context, max int, visibility time.Durati
 			    receipt = CAST(id AS TEXT) || '.' || lower(hex(randomblob(8)))
 			WHERE id IN (SELECT id FROM queue_messages
 			             WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, id LIMIT ?)
-			RETURNING id, body, receive_count, receipt, sent_at`,
+			RETURNING id, body, receive_count, receipt, sent_at, COALESCE(trace, '')`,
 			now+int64(visibility), q.name, now, max)
 		if err != nil {
 			return err
@@ -141,7 +145,7 @@ func (q *Queue) receiveOnce(ctx context.Context, max int, visibility time.Durati
 		for rows.Next() {
 			var m sluice.Message
 			var id, sent int64
-			if err := rows.Scan(&id, &m.Body, &m.ReceiveCount, &m.Receipt, &sent); err != nil {
+			if err := rows.Scan(&id, &m.Body, &m.ReceiveCount, &m.Receipt, &sent, &m.Trace); err != nil {
 				return err
 			}
 			m.ID = strconv.FormatInt(id, 10)

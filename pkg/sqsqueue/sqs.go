@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/pkg/tracing"
 	"math"
 	"net/url"
 	"path"
@@ -104,7 +105,8 @@ func seconds(d, limit time.Duration) int32 {
 
 // Send implements sluice.Queue.
 func (q *Queue) Send(ctx context.Context, body []byte) error {
-	_, err := q.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &q.url, MessageBody: aws.String(string(body))})
+	_, err := q.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &q.url, MessageBody: aws.String(string(body)),
+		MessageAttributes: traceAttrs(tracing.Inject(ctx))})
 	if err != nil {
 		return q.errorf("send", err)
 	}
@@ -115,13 +117,19 @@ func (q *Queue) Send(ctx context.Context, body []byte) error {
 // ten messages. Entries SQS failed on its side are sent again; an entry it
 // refused as bad is an error.
 func (q *Queue) SendBatch(ctx context.Context, bodies [][]byte) error {
+	tp := tracing.Inject(ctx)
+	// SQS counts attribute names, types and values in the size limit.
+	extra := 0
+	if tp != "" {
+		extra = len(tracing.Header) + len("String") + len(tp)
+	}
 	for len(bodies) > 0 {
 		n, size := 0, 0
-		for n < len(bodies) && n < maxBatchEntries && (n == 0 || size+len(bodies[n]) <= maxBatchBytes) {
-			size += len(bodies[n])
+		for n < len(bodies) && n < maxBatchEntries && (n == 0 || size+len(bodies[n])+extra <= maxBatchBytes) {
+			size += len(bodies[n]) + extra
 			n++
 		}
-		if err := q.sendGroup(ctx, bodies[:n]); err != nil {
+		if err := q.sendGroup(ctx, bodies[:n], traceAttrs(tp)); err != nil {
 			return err
 		}
 		bodies = bodies[n:]
@@ -129,7 +137,16 @@ func (q *Queue) SendBatch(ctx context.Context, bodies [][]byte) error {
 	return nil
 }
 
-func (q *Queue) sendGroup(ctx context.Context, bodies [][]byte) error {
+// traceAttrs carries a traceparent as a message attribute; nil when
+// tracing is off, so a send is what it was before tracing.
+func traceAttrs(tp string) map[string]types.MessageAttributeValue {
+	if tp == "" {
+		return nil
+	}
+	return map[string]types.MessageAttributeValue{tracing.Header: {DataType: aws.String("String"), StringValue: aws.String(tp)}}
+}
+
+func (q *Queue) sendGroup(ctx context.Context, bodies [][]byte, attrs map[string]types.MessageAttributeValue) error {
 	pending := make(map[string][]byte, len(bodies))
 	for i, b := range bodies {
 		pending[strconv.Itoa(i)] = b
@@ -138,7 +155,7 @@ func (q *Queue) sendGroup(ctx context.Context, bodies [][]byte) error {
 	for attempt := 1; ; attempt++ {
 		entries := make([]types.SendMessageBatchRequestEntry, 0, len(pending))
 		for id, b := range pending {
-			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(string(b))})
+			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(string(b)), MessageAttributes: attrs})
 		}
 		out, err := q.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &q.url, Entries: entries})
 		if err != nil {
@@ -174,7 +191,8 @@ var (
 	systemAttrs = []types.MessageSystemAttributeName{
 		types.MessageSystemAttributeNameApproximateReceiveCount, types.MessageSystemAttributeNameSentTimestamp,
 	}
-	legacyAttrs = []types.QueueAttributeName{"ApproximateReceiveCount", "SentTimestamp"}
+	legacyAttrs    = []types.QueueAttributeName{"ApproximateReceiveCount", "SentTimestamp"}
+	traceAttrNames = []string{tracing.Header}
 )
 
 func (q *Queue) receive(ctx context.Context, n int, visibility, wait int32) ([]sluice.Message, error) {
@@ -185,6 +203,7 @@ func (q *Queue) receive(ctx context.Context, n int, visibility, wait int32) ([]s
 		WaitTimeSeconds:             wait,
 		MessageSystemAttributeNames: systemAttrs,
 		AttributeNames:              legacyAttrs, //nolint:staticcheck // see legacyAttrs
+		MessageAttributeNames:       traceAttrNames,
 	})
 	if err != nil {
 		return nil, q.errorf("receive", err)
@@ -193,6 +212,9 @@ func (q *Queue) receive(ctx context.Context, n int, visibility, wait int32) ([]s
 	for _, m := range out.Messages {
 		msg := sluice.Message{ID: aws.ToString(m.MessageId), Body: []byte(aws.ToString(m.Body)), Receipt: aws.ToString(m.ReceiptHandle)}
 		msg.ReceiveCount, _ = strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
+		if a, ok := m.MessageAttributes[tracing.Header]; ok {
+			msg.Trace = aws.ToString(a.StringValue)
+		}
 		if sent, err := strconv.ParseInt(m.Attributes["SentTimestamp"], 10, 64); err == nil {
 			msg.SentAt = time.UnixMilli(sent).UTC()
 		}

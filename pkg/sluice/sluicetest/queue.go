@@ -3,6 +3,7 @@ package sluicetest
 import (
 	"context"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"sort"
 	"sync"
 	"testing"
@@ -55,6 +56,7 @@ func bodies(ms []sluice.Message) []string {
 
 // TestQueue runs the Queue suite.
 func TestQueue(t *testing.T, newQueue QueueFactory) {
+	t.Run("CarriesTraceContext", func(t *testing.T) { testCarriesTrace(t, newQueue) })
 	t.Run("SendReceiveDelete", func(t *testing.T) {
 		q, _ := newQueue(t, 0)
 		for _, b := range []string{"one", "two", `{"v":1,"x":"three"}`} {
@@ -396,5 +398,36 @@ func testRedriveEnds(t *testing.T, newQueue QueueFactory) {
 		cancel()
 		wg.Wait()
 		t.Fatal("Redrive still running after 30s while consumers kept failing the messages")
+	}
+}
+
+// testCarriesTrace checks that the sender's trace context comes back with
+// each message sent in a traced context (Send and SendBatch), and that a
+// message sent without one carries none.
+func testCarriesTrace(t *testing.T, newQueue QueueFactory) {
+	q, _ := newQueue(t, 0)
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+		SpanID:  trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}, TraceFlags: trace.FlagsSampled,
+	})
+	traced := trace.ContextWithSpanContext(t.Context(), sc)
+	if err := q.Send(traced, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.SendBatch(traced, [][]byte{[]byte("b"), []byte("c")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Send(t.Context(), []byte("d")); err != nil {
+		t.Fatal(err)
+	}
+	want := "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-01"
+	for _, m := range receiveN(t, q, 4, 30*time.Second, 10*time.Second) {
+		exp := want
+		if string(m.Body) == "d" {
+			exp = ""
+		}
+		if m.Trace != exp {
+			t.Errorf("message %q carries trace %q, want %q", m.Body, m.Trace, exp)
+		}
 	}
 }
