@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -82,6 +83,9 @@ type Store struct {
 	opt     Options
 	bufs    sync.Pool
 	creds   aws.CredentialsProvider
+	// noPartCopy is set once the store answered UploadPartCopy as if it
+	// did not know it (an emulator): Compose then streams.
+	noPartCopy atomic.Bool
 }
 
 var _ sluice.BlobStore = (*Store)(nil)
