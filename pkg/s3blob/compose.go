@@ -9,12 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
@@ -116,35 +117,23 @@ func (s *Store) Compose(ctx context.Context, dst string, head []byte, srcs []str
 
 var errNoPartCopy = errors.New("UploadPartCopy not supported")
 
-// sizes lists the sources' sizes, with one List of their common folder
-// rather than a HEAD each.
+// sizes finds the sources' sizes with a HEAD each: the merger may read
+// the parts but is not granted ListBucket.
 func (s *Store) sizes(ctx context.Context, srcs []string) ([]int64, error) {
-	if len(srcs) == 0 {
-		return nil, nil
-	}
-	prefix := path.Dir(srcs[0]) + "/"
-	for _, k := range srcs[1:] {
-		for len(prefix) > 0 && (len(k) < len(prefix) || k[:len(prefix)] != prefix) {
-			prefix = prefix[:len(prefix)-1]
-		}
-	}
-	infos, err := s.List(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	by := make(map[string]int64, len(infos))
-	for _, i := range infos {
-		by[i.Key] = i.Size
-	}
 	out := make([]int64, len(srcs))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
 	for i, k := range srcs {
-		n, ok := by[k]
-		if !ok {
-			return nil, fmt.Errorf("s3: compose from s3://%s/%s: %w", s.bucket, k, sluice.ErrNotFound)
-		}
-		out[i] = n
+		g.Go(func() error {
+			info, err := s.Stat(ctx, k)
+			if err != nil {
+				return fmt.Errorf("s3: compose from %s: %w", k, err)
+			}
+			out[i] = info.Size
+			return nil
+		})
 	}
-	return out, nil
+	return out, g.Wait()
 }
 
 // composeStreamed is Compose by reading every source through this process.
