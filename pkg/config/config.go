@@ -27,6 +27,11 @@ func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
 type Pipeline struct {
 	Delimiter string    `yaml:"delimiter" json:"delimiter"`
 	ChunkRows int       `yaml:"chunkRows" json:"chunkRows"`
+	// CopyChunks writes each chunk to <batch>/to_process/ as the seed sample
+	// did, instead of handing workers byte ranges of the archived input.
+	// Off by default; omitted from the JSON so the config digest of
+	// configurations without it does not change.
+	CopyChunks bool `yaml:"copyChunks,omitempty" json:"copyChunks,omitempty"`
 	Columns   []Column  `yaml:"columns" json:"columns"`
 	Reference Reference `yaml:"reference" json:"reference"`
 	Mail      Mail      `yaml:"mail" json:"mail"`
