@@ -25,17 +25,17 @@ func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
 
 // Pipeline is the whole configuration.
 type Pipeline struct {
-	Delimiter string    `yaml:"delimiter" json:"delimiter"`
-	ChunkRows int       `yaml:"chunkRows" json:"chunkRows"`
+	Delimiter string `yaml:"delimiter" json:"delimiter"`
+	ChunkRows int    `yaml:"chunkRows" json:"chunkRows"`
 	// CopyChunks writes each chunk to <batch>/to_process/ as the seed sample
 	// did, instead of handing workers byte ranges of the archived input.
 	// Off by default; omitted from the JSON so the config digest of
 	// configurations without it does not change.
-	CopyChunks bool `yaml:"copyChunks,omitempty" json:"copyChunks,omitempty"`
-	Columns   []Column  `yaml:"columns" json:"columns"`
-	Reference Reference `yaml:"reference" json:"reference"`
-	Mail      Mail      `yaml:"mail" json:"mail"`
-	Limits    Limits    `yaml:"limits" json:"limits"`
+	CopyChunks bool      `yaml:"copyChunks,omitempty" json:"copyChunks,omitempty"`
+	Columns    []Column  `yaml:"columns" json:"columns"`
+	Reference  Reference `yaml:"reference" json:"reference"`
+	Mail       Mail      `yaml:"mail" json:"mail"`
+	Limits     Limits    `yaml:"limits" json:"limits"`
 	// FormulaGuard prefixes cells a spreadsheet would run as formulas.
 	FormulaGuard FormulaGuard `yaml:"formulaGuard" json:"formulaGuard"`
 	// Retention says when a batch's files may be removed (retention.go).
