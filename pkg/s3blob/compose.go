@@ -92,6 +92,9 @@ func (s *Store) Compose(ctx context.Context, dst string, head []byte, srcs []str
 	if err := sluice.ValidateKey(dst); err != nil {
 		return sluice.BlobInfo{}, "", err
 	}
+	if s.noPartCopy.Load() {
+		return s.composeStreamed(ctx, dst, head, srcs)
+	}
 	sizes, err := s.sizes(ctx, srcs)
 	if err != nil {
 		return sluice.BlobInfo{}, "", err
@@ -103,7 +106,7 @@ func (s *Store) Compose(ctx context.Context, dst string, head []byte, srcs []str
 			copies++
 		}
 	}
-	if copies == 0 || len(plan) > maxParts || s.noPartCopy.Load() {
+	if copies == 0 || len(plan) > maxParts {
 		return s.composeStreamed(ctx, dst, head, srcs)
 	}
 	info, err := s.composeParts(ctx, dst, head, srcs, plan)
