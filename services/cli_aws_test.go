@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/awstest"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // TestCLIOverAWS drives the CLI's AWS paths, which build their ports with
@@ -24,7 +24,7 @@ import (
 // table the workers enrich from, `run --aws` uploads a file and follows the
 // batch the services make of it, and `console --aws` lists that batch.
 func TestCLIOverAWS(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	s := newStack(t, 5000)
 	sluiceCmd := func(ctx context.Context, args ...string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, bins["sluice"], args...)

@@ -16,7 +16,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/console"
 	"github.com/sluicehq/sluice/pkg/s3blob"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // TestConsoleOverAWS serves the console over the DynamoDB ledger and the S3
@@ -24,7 +24,7 @@ import (
 // input/, its batch is followed through the API, the output downloads; and
 // a presigned PUT URL takes a file straight to the bucket.
 func TestConsoleOverAWS(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	s := newStack(t, 5000)
 	loadReference(t, s, fin)
 	s.startAll()

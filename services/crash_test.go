@@ -9,7 +9,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/fault"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // stageOf names the service that reaches a fault point.
@@ -35,7 +35,7 @@ func TestCrashAtEveryPointAWS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a batch per fault point")
 	}
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	const chunkRows = 4000
 	s := newStack(t, chunkRows)
 	loadReference(t, s, fin)

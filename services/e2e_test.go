@@ -37,8 +37,8 @@ import (
 	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/s3blob"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 	"github.com/sluicehq/sluice/pkg/sqsqueue"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 var (
@@ -117,9 +117,6 @@ func newStack(t *testing.T, chunkRows int) *stack {
 		"SLUICE_S3_PATH_STYLE=true", "SLUICE_WAIT=1s", "SLUICE_CONFIG=" + s.cfgFile,
 		"SLUICE_MAIL_FROM=sluice@example.com", "SLUICE_MAIL_TO=" + s.mailTo, "SLUICE_LOG_LEVEL=debug",
 	}
-	if !env.External() {
-		s.env = append(s.env, "SLUICE_SQS_EMULATOR_COUNTS=true")
-	}
 	// The in-test clients use the same chain the services do.
 	for _, kv := range s.env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -151,14 +148,10 @@ func newStack(t *testing.T, chunkRows int) *stack {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var opts []sqsqueue.Option
-			if !env.External() {
-				opts = append(opts, sqsqueue.WithEmulatorCounts())
-			}
 			if dlq {
-				s.dlqs[q] = sqsqueue.New(cfg, *u.QueueUrl, opts...)
+				s.dlqs[q] = sqsqueue.New(cfg, *u.QueueUrl)
 			} else {
-				s.queues[q] = sqsqueue.New(cfg, *u.QueueUrl, opts...)
+				s.queues[q] = sqsqueue.New(cfg, *u.QueueUrl)
 			}
 		}
 	}
@@ -479,7 +472,7 @@ func checkOneMail(t *testing.T, s *stack, b sluice.Batch, want []byte) {
 	if link == nil || !strings.Contains(link[1], "X-Amz-Signature=") {
 		t.Fatalf("no presigned output link in the email:\n%s", mine[0].Body.Text)
 	}
-	got, err := sluicetest.Fetch(t.Context(), link[1])
+	got, err := testenv.Fetch(t.Context(), link[1])
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("the emailed link gave %d bytes (%v), want the output", len(got), err)
 	}
@@ -489,7 +482,7 @@ func checkOneMail(t *testing.T, s *stack, b sluice.Batch, want []byte) {
 }
 
 func TestSeedAndGeneratedFilesThroughFourServices(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	dir := t.TempDir()
 	gOrders, gFin, st, err := gen.WriteFiles(dir, gen.Options{Rows: 12000, Seed: 5, BadRate: 0.05})
 	if err != nil {
@@ -527,7 +520,7 @@ func TestSeedAndGeneratedFilesThroughFourServices(t *testing.T) {
 }
 
 func TestEveryMessageTwice(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	const chunkRows = 3000
 	s := newStack(t, chunkRows)
 	loadReference(t, s, fin)
@@ -564,7 +557,7 @@ func metric(t *testing.T, addr, name string) string {
 }
 
 func TestPoisonMessagesReachTheDLQ(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	s := newStack(t, 10000)
 	loadReference(t, s, fin)
 	s.startAll()

@@ -15,7 +15,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/dynamoledger"
 	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // secondReference writes a reference with fin's keys and other values.
@@ -69,7 +69,7 @@ func (s *stack) waitSplit(key string, within time.Duration) sluice.Batch {
 // the load is enriched by R2. Both outputs are, byte for byte, what the
 // embedded pipeline makes with that reference alone.
 func TestReferenceVersionsOnFourServices(t *testing.T) {
-	orders, r1 := sluicetest.SeedSample(t)
+	orders, r1 := testenv.SeedSample(t)
 	r2 := secondReference(t, r1)
 	const chunkRows = 2000
 	s := newStack(t, chunkRows)

@@ -3,27 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-
-	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqlite"
-	"github.com/sluicehq/sluice/pkg/sqsqueue"
 )
 
 var stageQueues = pipeline.Queues()
-
-// deadRow is one dead-lettered message as the CLI shows it.
-type deadRow struct {
-	id, reason, body string
-	sent             time.Time
-}
 
 func cmdDLQ(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "redrive") {
@@ -46,82 +36,67 @@ func cmdDLQ(ctx context.Context, e env, args []string) error {
 		fs.Usage()
 		return usageErr("name one queue: %s", strings.Join(stageQueues, ", "))
 	}
-	queue := pos[0]
-
-	var rows []deadRow
-	moved := 0
-	if *onAWS {
-		cfg, err := awsconfig.Load(ctx)
-		if err != nil {
-			return err
-		}
-		client := sqs.NewFromConfig(cfg)
-		url := func(name string) (string, error) {
-			out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
-			if err != nil {
-				return "", fmt.Errorf("queue %s: %w", name, err)
-			}
-			return *out.QueueUrl, nil
-		}
-		src, err := url(*af.queuePrefix + queue)
-		if err != nil {
-			return err
-		}
-		dlqURL, err := url(*af.queuePrefix + queue + "-dlq")
-		if err != nil {
-			return err
-		}
-		dlq := sqsqueue.New(cfg, dlqURL)
-		if verb == "list" {
-			dead, err := dlq.Peek(ctx, *limit)
-			if err != nil {
-				return err
-			}
-			for _, d := range dead {
-				reason := d.Reason
-				if reason == "" {
-					reason = fmt.Sprintf("moved by the queue's redrive policy after %d receives", d.ReceiveCount)
-				}
-				rows = append(rows, deadRow{d.ID, reason, string(d.Body), d.SentAt})
-			}
-		} else if moved, err = dlq.MoveAll(ctx, sqsqueue.New(cfg, src)); err != nil {
-			return err
-		}
-	} else {
-		db, err := openLocalDB(*data, verb == "list")
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		dlq := db.Queue(queue, sqlite.QueueOptions{}).DeadLetterQueue()
-		if verb == "list" {
-			dead, err := dlq.Peek(ctx, *limit)
-			if err != nil {
-				return err
-			}
-			for _, d := range dead {
-				rows = append(rows, deadRow{d.ID, d.Reason, string(d.Body), d.SentAt})
-			}
-		} else if moved, err = dlq.MoveAll(ctx, queue); err != nil {
-			return err
-		}
+	if *limit < 1 {
+		return usageErr("--limit must be at least 1")
 	}
+	name := pos[0]
+	q, closeQ, err := openStageQueue(ctx, *onAWS, *data, af, name, verb == "list")
+	if err != nil {
+		return err
+	}
+	defer closeQ()
+	// From here on only the Queue port: the same path for every backend.
 	if verb == "redrive" {
-		fmt.Fprintf(e.stdout, "moved %d message(s) from %s-dlq back to %s\n", moved, queue, queue)
+		moved, err := q.Redrive(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "moved %d message(s) from %s-dlq back to %s\n", moved, name, name)
 		return nil
 	}
-	if len(rows) == 0 {
-		fmt.Fprintf(e.stdout, "%s-dlq is empty\n", queue)
+	dead, err := q.PeekDead(ctx, *limit)
+	if err != nil {
+		return err
+	}
+	if len(dead) == 0 {
+		fmt.Fprintf(e.stdout, "%s-dlq is empty\n", name)
 		return nil
 	}
-	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	return printDead(e.stdout, dead)
+}
+
+// openStageQueue opens a stage's queue, with its dead-letter queue, on the
+// local database or on SQS (wire.AWS, resolving these two queues only).
+// Building the adapter is the only place the backends differ. Locally it
+// opens the database alone, not wire.Local's whole directory and not the
+// engine's lock, so that it works beside a running pipeline; read-only for
+// a listing.
+func openStageQueue(ctx context.Context, onAWS bool, data string, af awsFlags, name string, readOnly bool) (sluice.Queue, func(), error) {
+	if onAWS {
+		o := af.options()
+		o.Reads = []string{name} // this queue and its dead-letter queue only
+		ports, err := af.ports(ctx, o)
+		if err != nil {
+			return nil, nil, err
+		}
+		return ports.Queues[name], func() { ports.Close() }, nil
+	}
+	db, err := openLocalDB(data, readOnly)
+	if err != nil {
+		return nil, nil, err
+	}
+	return db.Queue(name, sqlite.QueueOptions{}), func() { db.Close() }, nil
+}
+
+func printDead(out io.Writer, dead []sluice.DeadMessage) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tSENT\tREASON\tBODY")
-	for _, r := range rows {
-		body := r.body
+	for _, d := range dead {
+		body := string(d.Body)
 		if len(body) > 120 {
 			body = body[:120] + "…"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.id, r.sent.Local().Format("2006-01-02 15:04:05"), oneLine(r.reason), oneLine(body))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", d.ID, d.SentAt.Local().Format("2006-01-02 15:04:05"), oneLine(d.Reason), oneLine(body))
 	}
 	return w.Flush()
 }

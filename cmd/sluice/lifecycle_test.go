@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/gen"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // TestSignalStopsRunAndResumes: SIGTERM and SIGINT, sent to a real process
@@ -75,7 +75,7 @@ func TestRunRefusesNonRegularInput(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, fin := sluicetest.SeedSample(t)
+	_, fin := testenv.SeedSample(t)
 	data := t.TempDir()
 	for path, want := range map[string]string{fifo: "named pipe", "/dev/zero": "device"} {
 		cmd := exec.Command(bin, "run", "--data", data, "--reference", fin, path)
@@ -163,7 +163,7 @@ func TestFullDiskOnRealFilesystem(t *testing.T) {
 // TestGCCommand: `sluice gc --dry-run` lists what retention lets go of and
 // removes nothing; `sluice gc` removes it and says how much it freed.
 func TestGCCommand(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	cfg := filepath.Join(t.TempDir(), "cfg.yaml")
 	os.WriteFile(cfg, []byte("retention: {outputs: 0s}\n"), 0o644)
 	data := t.TempDir()
@@ -203,7 +203,7 @@ func TestKilledReferenceLoadIsSwept(t *testing.T) {
 	data := t.TempDir()
 	temps := func() []string {
 		var all []string
-		for _, p := range []string{".refdata-*", ".refstore-*", "*/.sluice-tmp-*"} {
+		for _, p := range []string{"reference/.refdata-*", "reference/.refstore-*", "reference/.tmp-*", "bucket/*/.sluice-tmp-*"} {
 			m, _ := filepath.Glob(filepath.Join(data, p))
 			all = append(all, m...)
 		}

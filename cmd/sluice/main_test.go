@@ -15,8 +15,8 @@ import (
 
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/pipeline"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 	"github.com/sluicehq/sluice/pkg/sqlite"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // bin is the sluice binary, built once: the crash tests need a real
@@ -66,7 +66,7 @@ func runCLI(t *testing.T, env []string, args ...string) result {
 }
 
 func TestRunSeedSampleJSON(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	data := t.TempDir()
 	r := runCLI(t, nil, "run", "--json", "--data", data, "--reference", fin, orders)
 	if r.code != 0 {
@@ -235,7 +235,7 @@ func TestKillMidBatchAndResume(t *testing.T) {
 }
 
 func TestDLQListAndRedriveLocal(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	data := t.TempDir()
 	db, err := sqlite.Open(filepath.Join(data, "sluice.db"))
 	if err != nil {

@@ -6,14 +6,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // TestReferenceLoadAndList: a load makes a version current, the same file
 // again is skipped and says so, and list shows the version, its rows and
 // the batches that used it.
 func TestReferenceLoadAndList(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	data := t.TempDir()
 	r := runCLI(t, nil, "reference", "load", "--data", data, fin)
 	if r.code != 0 {

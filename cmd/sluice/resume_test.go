@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/pkg/pipeline"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // TestResumeNeverForksInParallel: a run that died right after sending its
@@ -59,7 +59,7 @@ func TestResumeNeverForksInParallel(t *testing.T) {
 // input, the output and the error report as files that exist, not as bare
 // bucket keys (issue 11 item 9; issue 10 finding 3's archive per batch).
 func TestStatusNamesPathsAPersonCanFollow(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	data := t.TempDir()
 	bad := filepath.Join(t.TempDir(), filepath.Base(orders)) // the same name, other content
 	os.WriteFile(bad, []byte("a;b;c\n1;2;3\n"), 0o644)

@@ -7,7 +7,6 @@ import (
 	"runtime/debug"
 	"time"
 
-
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/fault"

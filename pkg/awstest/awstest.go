@@ -1,6 +1,8 @@
-// Package awstest gives the tests of the AWS adapters (pkg/s3, pkg/sqs,
-// pkg/dynamodb, pkg/ses) real endpoints to talk to, so that they exercise
-// the real SDK clients over HTTP instead of mocks.
+// Package awstest gives the tests of the AWS adapters (pkg/s3blob,
+// pkg/sqsqueue, pkg/dynamoledger, pkg/sesmail) real endpoints to talk to, so
+// that they exercise the real SDK clients over HTTP instead of mocks. Where
+// an emulator departs from AWS in a way the code under test would notice,
+// the correction lives here (sqsCounts), not in the adapters.
 //
 // By default it starts emulators on loopback, each on a free port, for the
 // life of one test binary: S3 is gofakes3 in-process; SQS, DynamoDB and SES
@@ -79,6 +81,8 @@ type Env struct {
 
 	s3srv *httptest.Server
 	procs []*nodeProc
+	// sqsFix corrects local-aws-sqs's queue depths (see sqsCounts).
+	sqsFix *httptest.Server
 }
 
 // Endpoint returns the base URL of service s. It panics for a service the
@@ -93,8 +97,9 @@ func (e *Env) Endpoint(s Service) string {
 }
 
 // External reports whether the endpoints belong to an external stack
-// (SLUICE_TEST_ENDPOINT) rather than to emulators started here. Tests use it
-// to tell the adapters about emulator quirks that a real stack does not have.
+// (SLUICE_TEST_ENDPOINT) rather than to emulators started here. The
+// emulators' known quirks are corrected here, in the harness (see
+// sqsCounts), so that no adapter needs to know which one it talks to.
 func (e *Env) External() bool { return e.external }
 
 // Config returns an aws.Config for service s: the test region, static
@@ -149,6 +154,12 @@ func Start(ctx context.Context, services ...Service) (*Env, error) {
 		}
 		e.procs = append(e.procs, p)
 		e.endpoints[s] = p.endpoint
+		if s == SQS {
+			if e.sqsFix, err = sqsCounts(p.endpoint); err != nil {
+				return nil, err
+			}
+			e.endpoints[s] = e.sqsFix.URL
+		}
 	}
 	for _, s := range services {
 		if s == S3 && e.s3srv == nil {
@@ -172,6 +183,10 @@ func (e *Env) Close() error {
 	if e.s3srv != nil {
 		e.s3srv.Close()
 		e.s3srv = nil
+	}
+	if e.sqsFix != nil {
+		e.sqsFix.Close()
+		e.sqsFix = nil
 	}
 	var errs []error
 	for _, p := range e.procs {

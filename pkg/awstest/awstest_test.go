@@ -4,6 +4,10 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
 	"github.com/sluicehq/sluice/pkg/awstest"
 )
 
@@ -37,5 +41,42 @@ func TestStartsEveryServiceAndStops(t *testing.T) {
 			resp.Body.Close()
 			t.Errorf("%s still answers at %s after Close", s, ep)
 		}
+	}
+}
+
+// The harness corrects local-aws-sqs's depths, so that code under test sees
+// SQS's numbers: two sent, one received, is one visible and one in flight.
+func TestSQSDepthsAreSQSs(t *testing.T) {
+	env := awstest.New(t, awstest.SQS)
+	client := sqs.NewFromConfig(env.Config(awstest.SQS))
+	q, err := client.CreateQueue(t.Context(), &sqs.CreateQueueInput{QueueName: aws.String("depths")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	depth := func() (visible, inFlight, delayed string) {
+		t.Helper()
+		out, err := client.GetQueueAttributes(t.Context(), &sqs.GetQueueAttributesInput{QueueUrl: q.QueueUrl, AttributeNames: []types.QueueAttributeName{
+			types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+			types.QueueAttributeNameApproximateNumberOfMessagesDelayed,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := out.Attributes
+		return a["ApproximateNumberOfMessages"], a["ApproximateNumberOfMessagesNotVisible"], a["ApproximateNumberOfMessagesDelayed"]
+	}
+	for _, b := range []string{"a", "b"} {
+		if _, err := client.SendMessage(t.Context(), &sqs.SendMessageInput{QueueUrl: q.QueueUrl, MessageBody: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, f, d := depth(); v != "2" || f != "0" || d != "0" {
+		t.Fatalf("after two sends: visible %s, in flight %s, delayed %s; want 2 0 0", v, f, d)
+	}
+	if out, err := client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: q.QueueUrl, MaxNumberOfMessages: 1, VisibilityTimeout: 60}); err != nil || len(out.Messages) != 1 {
+		t.Fatalf("receive: %v", err)
+	}
+	if v, f, d := depth(); v != "1" || f != "1" || d != "0" {
+		t.Fatalf("one received: visible %s, in flight %s, delayed %s; want 1 1 0", v, f, d)
 	}
 }

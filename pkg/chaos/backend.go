@@ -151,7 +151,7 @@ func newAWS(ctx context.Context, o Options, fin string, logf func(string, ...any
 	if _, err := provision.Provision(ctx, a.cfg, provision.Options{Bucket: a.bucket, QueuePrefix: a.prefix, TablePrefix: a.prefix, MaxReceive: o.MaxReceive, PathStyle: true}); err != nil {
 		return nil, err
 	}
-	wo := wire.AWSOptions{Bucket: a.bucket, QueuePrefix: a.prefix, TablePrefix: a.prefix, PathStyle: true, EmulatorCounts: !a.env_.External()}
+	wo := wire.AWSOptions{Bucket: a.bucket, QueuePrefix: a.prefix, TablePrefix: a.prefix, PathStyle: true}
 	var err error
 	if a.ports, err = wire.AWS(ctx, a.cfg, wo.AllQueues()); err != nil {
 		return nil, err
@@ -175,9 +175,6 @@ func (a *awsBackend) env() []string {
 		"AWS_ENDPOINT_URL_DYNAMODB=" + a.env_.Endpoint(awstest.DynamoDB), "AWS_ENDPOINT_URL_SESV2=" + a.env_.Endpoint(awstest.SES),
 		"SLUICE_BUCKET=" + a.bucket, "SLUICE_QUEUE_PREFIX=" + a.prefix, "SLUICE_TABLE_PREFIX=" + a.prefix,
 		"SLUICE_S3_PATH_STYLE=true", "SLUICE_MAIL_FROM=sluice@example.com", "SLUICE_MAIL_TO=" + a.mailTo,
-	}
-	if !a.env_.External() {
-		e = append(e, "SLUICE_SQS_EMULATOR_COUNTS=true")
 	}
 	return e
 }

@@ -5,10 +5,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
-func repoRoot(t *testing.T) string { return sluicetest.RepoRoot(t) }
+func repoRoot(t *testing.T) string { return testenv.RepoRoot(t) }
 
 func readFile(t *testing.T, rel string) string {
 	t.Helper()

@@ -17,7 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sluicehq/sluice/pkg/console"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // chromiumPath finds Debian's chromium. Without it the browser test skips,
@@ -40,7 +40,7 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-func repoRoot(t *testing.T) string { return sluicetest.RepoRoot(t) }
+func repoRoot(t *testing.T) string { return testenv.RepoRoot(t) }
 
 // shots saves screenshots to the test artifacts directory
 // (SLUICE_ARTIFACTS, default .ci/artifacts/console) and, with
@@ -90,7 +90,7 @@ func (s *shots) save(name string, raw []byte) {
 // counts, download the output; then a file that fails; then phone width.
 func TestBrowser(t *testing.T) {
 	exe := chromiumPath(t)
-	orders, financials := sluicetest.SeedSample(t)
+	orders, financials := testenv.SeedSample(t)
 
 	eng := newEngine(t, nil, false)
 	if _, _, err := eng.LoadReference(t.Context(), financials, nil); err != nil {

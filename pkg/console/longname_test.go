@@ -8,14 +8,14 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/pkg/console"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // TestUploadAnyNameS3Accepts: a 1,018-byte name (input/ + name = 1,024
 // bytes, S3's limit) is accepted, processed, and the download keeps it,
 // though no local path element may exceed 255 bytes (issue 10, finding 6).
 func TestUploadAnyNameS3Accepts(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	eng := newEngine(t, nil, false)
 	if _, _, err := eng.LoadReference(t.Context(), fin, nil); err != nil {
 		t.Fatal(err)

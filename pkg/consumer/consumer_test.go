@@ -91,7 +91,7 @@ func TestSuccessRetryAndDeadLetter(t *testing.T) {
 	if o.outcomes[consumer.Retried] != 2 || len(o.reasons) != 1 || o.reasons[0] != sluice.ReasonMalformed {
 		t.Fatalf("outcomes %v reasons %v", o.outcomes, o.reasons)
 	}
-	dead, _ := q.DeadLetterQueue().Peek(t.Context(), 10)
+	dead, _ := q.PeekDead(t.Context(), 10)
 	if len(dead) != 1 || string(dead[0].Body) != "poison" || dead[0].Reason == "" {
 		t.Fatalf("dead-letter queue: %+v", dead)
 	}

@@ -61,7 +61,7 @@ func TestDeadLetterHookHearsEveryDeadMessage(t *testing.T) {
 	if n := byBody["poison"]; !strings.Contains(n.cause, "not JSON") {
 		t.Errorf("permanent note = %+v", n)
 	}
-	dead, err := q.DeadLetterQueue().Peek(t.Context(), 10)
+	dead, err := q.PeekDead(t.Context(), 10)
 	if err != nil || len(dead) != 2 {
 		t.Fatalf("dlq holds %d (%v), want 2", len(dead), err)
 	}

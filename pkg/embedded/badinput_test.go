@@ -3,6 +3,7 @@ package embedded_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -26,7 +27,6 @@ import (
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sqlite"
 	"github.com/sluicehq/sluice/pkg/wire"
 )
 
@@ -321,7 +321,7 @@ func inspect(t *testing.T, eng *embedded.Engine) badRun {
 		t.Fatal(err)
 	}
 	for _, q := range eng.StageQueues() {
-		dead, err := eng.DLQs[q.Name()].(*sqlite.Queue).Peek(ctx, 100)
+		dead, err := q.PeekDead(ctx, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -538,7 +538,14 @@ func readEmail(t *testing.T, path string) (subject, text string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := io.ReadAll(quotedprintable.NewReader(p))
+	var r io.Reader = p
+	switch strings.ToLower(p.Header.Get("Content-Transfer-Encoding")) {
+	case "quoted-printable":
+		r = quotedprintable.NewReader(p)
+	case "base64": // the outbox's choice when a line would pass 998 octets
+		r = base64.NewDecoder(base64.StdEncoding, p)
+	}
+	body, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,6 @@ import (
 	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/refstore"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sqlite"
 	"github.com/sluicehq/sluice/pkg/wire"
 )
 
@@ -390,34 +389,18 @@ func (e *Engine) stalled(ctx context.Context) (bool, string) {
 		if err != nil || d.Visible+d.InFlight+d.Delayed > 0 {
 			return false, ""
 		}
-		reasons, err := e.deadReasons(ctx, s.Queue, 3)
+		msgs, err := e.Queues[s.Queue].PeekDead(ctx, 3)
 		if err != nil {
 			return false, ""
 		}
-		for _, r := range reasons {
-			dead = append(dead, fmt.Sprintf("%s%s holds a message (%s); once the cause is fixed run `sluice dlq redrive %s` and run again", s.Queue, pipeline.DLQSuffix, r, s.Queue))
+		for _, m := range msgs {
+			dead = append(dead, fmt.Sprintf("%s%s holds a message (%s); once the cause is fixed run `sluice dlq redrive %s` and run again", s.Queue, pipeline.DLQSuffix, m.Reason, s.Queue))
 		}
 	}
 	if len(dead) == 0 {
 		return false, ""
 	}
 	return true, strings.Join(dead, "; ")
-}
-
-// deadReasons are why the first messages of a queue's dead-letter queue
-// were put there. The SQLite queue keeps a reason per message; the Queue
-// port has no listing yet, so this asks the local queue directly.
-func (e *Engine) deadReasons(ctx context.Context, queue string, n int) ([]string, error) {
-	dlq, ok := e.DLQs[queue].(*sqlite.Queue)
-	if !ok {
-		return nil, fmt.Errorf("%s: not a local queue", queue)
-	}
-	msgs, err := dlq.Peek(ctx, n)
-	var reasons []string
-	for _, m := range msgs {
-		reasons = append(reasons, m.Reason)
-	}
-	return reasons, err
 }
 
 // dead reports whether a failed batch's notification can no longer come

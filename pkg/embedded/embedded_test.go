@@ -17,8 +17,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/oracle"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
-	"github.com/sluicehq/sluice/pkg/sqlite"
+	"github.com/sluicehq/sluice/pkg/testenv"
 	"github.com/sluicehq/sluice/pkg/wire"
 )
 
@@ -123,7 +122,7 @@ func firstDiff(a, b []byte) string {
 }
 
 func TestSeedSample(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	got := runFile(t, config.Default(), orders, fin)
 	want := expectOracle(t, got, orders, fin)
 	if got.batch.RowsOut != 10000 || got.batch.RowsRejected != 0 {
@@ -262,7 +261,7 @@ func TestHeaderOnly(t *testing.T) {
 }
 
 func TestRerunStartsNewBatchAndDuplicateEventIsIgnored(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	eng, err := embedded.Open(t.TempDir(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -326,7 +325,7 @@ func TestRecipientsComeFromConfig(t *testing.T) {
 // died) leaves the batch unable to go on; Wait says so instead of hanging,
 // and a redrive lets it finish.
 func TestStalledBatchSaysSoAndRedriveResumes(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	eng, err := embedded.Open(t.TempDir(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -355,7 +354,7 @@ func TestStalledBatchSaysSoAndRedriveResumes(t *testing.T) {
 	if !errors.Is(err, embedded.ErrStalled) || !strings.Contains(err.Error(), "sluice dlq redrive ingest") {
 		t.Fatalf("Wait = %v, want ErrStalled naming the ingest queue", err)
 	}
-	if n, err := eng.DLQs[pipeline.QueueIngest].(*sqlite.Queue).MoveAll(ctx, pipeline.QueueIngest); err != nil || n != 1 {
+	if n, err := eng.Queues[pipeline.QueueIngest].Redrive(ctx); err != nil || n != 1 {
 		t.Fatalf("redrive: %d, %v", n, err)
 	}
 	b, err := eng.Wait(ctx, sub.BatchID, nil)

@@ -12,16 +12,15 @@ import (
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
-// tempFiles name the temporary files of every writer in a data directory,
+// tempFiles name the temporary files of the writers in a data directory,
 // by the directory they are written under (relative to the data directory)
-// and their name prefix: the bucket's (fsblob), the outbox's and the
-// reference store's. A writer with a new temp-name pattern adds it here so
-// the sweep at start-up and `sluice gc` find what its killed runs left.
+// and their name prefix: the bucket's (fsblob) and the outbox's. The
+// reference store sweeps its own directory (refstore.SweepTemp, also called
+// by Open). A writer with a new temp-name pattern adds it here so the sweep
+// at start-up and `sluice gc` find what its killed runs left.
 var tempFiles = []struct{ dir, prefix string }{
 	{"bucket", fsblob.TempPrefix},
 	{"outbox", ".tmp-"},
-	{".", ".refdata-"},
-	{".", ".refstore-"},
 }
 
 // sweepTemp removes the temporary files of writes whose process died. It

@@ -14,7 +14,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 	"github.com/sluicehq/sluice/pkg/wire"
 )
 
@@ -135,7 +135,7 @@ func TestForgedCRCIsNotResumed(t *testing.T) {
 // number; the archive and input keys use a bounded form of the name; the
 // batch keeps the name itself (issue 10, finding 6).
 func TestLongNamesEndToEnd(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	eng, err := embedded.Open(t.TempDir(), nil, nil)
 	if err != nil {
 		t.Fatal(err)

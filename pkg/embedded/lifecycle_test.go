@@ -16,7 +16,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 	"github.com/sluicehq/sluice/pkg/wire"
 )
 
@@ -62,7 +62,7 @@ func chunkedConfig(rows int) *config.Pipeline {
 // backing off forever; once the disk has room, running again resumes the
 // batch and gives exactly a clean run's output.
 func TestDiskFullStopsRunAndResumes(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	clean := runFile(t, chunkedConfig(2500), orders, fin)
 	for _, point := range []string{pipeline.PointSplitAfterChunkPut, pipeline.PointWorkAfterParts, pipeline.PointMergeAfterOutput} {
 		t.Run(point, func(t *testing.T) {
@@ -118,7 +118,7 @@ func TestDiskFullStopsRunAndResumes(t *testing.T) {
 // dead-lettered, and its batch fails with the cause as the reason and a
 // failure email, instead of Wait reporting a stall.
 func TestDeadLetteredChunkFailsItsBatch(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	eng, err := embedded.Open(t.TempDir(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +154,7 @@ func TestDeadLetteredChunkFailsItsBatch(t *testing.T) {
 // TestChangedWhileReadLeavesNoOrphan: a file that grows while it is being
 // submitted is refused and its partial copy is not left under input/.
 func TestChangedWhileReadLeavesNoOrphan(t *testing.T) {
-	orders, _ := sluicetest.SeedSample(t)
+	orders, _ := testenv.SeedSample(t)
 	eng, err := embedded.Open(t.TempDir(), nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/pipeline"
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // otherReference writes a second reference with the same keys as fin and
@@ -45,7 +45,7 @@ func otherReference(t *testing.T, fin string) string {
 // in flight does not change that batch; the next batch uses the new one.
 // Each output is byte for byte a clean run's with that reference alone.
 func TestLoadDuringBatchKeepsItsVersion(t *testing.T) {
-	orders, r1 := sluicetest.SeedSample(t)
+	orders, r1 := testenv.SeedSample(t)
 	r2 := otherReference(t, r1)
 	want1 := runFile(t, nil, orders, r1).output
 	want2 := runFile(t, nil, orders, r2).output
@@ -95,7 +95,7 @@ func TestLoadDuringBatchKeepsItsVersion(t *testing.T) {
 // and its "reference.loaded" stamp this enriched with B and exited 0
 // (issue 10, finding 2).
 func TestInterruptedLoadLeavesCurrent(t *testing.T) {
-	_, ra := sluicetest.SeedSample(t)
+	_, ra := testenv.SeedSample(t)
 	rb := otherReference(t, ra)
 	dir := t.TempDir()
 	eng, err := embedded.Open(dir, nil, nil)
@@ -169,7 +169,7 @@ func TestKilledLoadTempFilesSwept(t *testing.T) {
 // header is fine fails with the reason, instead of its chunks stalling in
 // the dead-letter queue.
 func TestNoReferenceFailsTheBatch(t *testing.T) {
-	orders, _ := sluicetest.SeedSample(t)
+	orders, _ := testenv.SeedSample(t)
 	eng, err := embedded.Open(t.TempDir(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +188,7 @@ func TestNoReferenceFailsTheBatch(t *testing.T) {
 // load to append a column the reference lacks fails the batch, naming the
 // column, instead of dead-lettering every chunk (issue 10, finding 9).
 func TestConfigAppendsWhatTheVersionLacks(t *testing.T) {
-	orders, fin := sluicetest.SeedSample(t)
+	orders, fin := testenv.SeedSample(t)
 	dir := t.TempDir()
 	eng, err := embedded.Open(dir, nil, nil)
 	if err != nil {

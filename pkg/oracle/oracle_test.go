@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 const (
@@ -148,7 +148,7 @@ func TestCSV(t *testing.T) {
 
 // seedDir is shared/seed-sample, beside the repository.
 func seedDir(t *testing.T) string {
-	orders, _ := sluicetest.SeedSample(t)
+	orders, _ := testenv.SeedSample(t)
 	return filepath.Dir(orders)
 }
 

@@ -23,31 +23,11 @@ import (
 // Splitter cuts an input file into chunks of ChunkRows records.
 type Splitter struct{ *Deps }
 
-// Handle implements the split stage for one message: an S3 event
-// notification (possibly several records), an EventBridge event, or
-// Sluice's own ObjectCreated.
+// Handle is the split stage's queue handler: pkg/s3event unwraps the
+// message (an S3 notification, possibly of several records, an EventBridge
+// event, or Sluice's own ObjectCreated) and Split runs on each object.
 func (s Splitter) Handle(ctx context.Context, m sluice.Message) error {
-	evs, err := s3event.Parse(m.Body)
-	if err != nil {
-		return err
-	}
-	if len(evs) == 0 {
-		s.log().Info("message announces no new object; ignored", "message_id", m.ID)
-	}
-	var errs []error
-	transient := false
-	for _, ev := range evs {
-		if err := s.Split(ctx, ev, m.ReceiveCount > 1); err != nil {
-			errs = append(errs, err)
-			transient = transient || !sluice.IsPermanent(err)
-		}
-	}
-	if transient {
-		// Retry the whole message; the records that succeeded are no-ops
-		// the second time. Only an all-permanent failure dead-letters it.
-		return fmt.Errorf("splitting %d of %d records failed: %w", len(errs), len(evs), errors.Join(errs...))
-	}
-	return errors.Join(errs...)
+	return s3event.Handle(ctx, m, s.log(), s.Split)
 }
 
 // Split runs the split of one object. redelivered says whether this event

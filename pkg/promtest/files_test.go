@@ -11,10 +11,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
-func repoRoot(t *testing.T) string { return sluicetest.RepoRoot(t) }
+func repoRoot(t *testing.T) string { return testenv.RepoRoot(t) }
 
 // panel is the part of a Grafana panel these tests read. Rows may nest
 // their panels (when collapsed).

@@ -118,6 +118,9 @@ func (s *Store) Compose(ctx context.Context, dst string, head []byte, srcs []str
 	return info, "", err
 }
 
+// maxParts is S3's limit of parts in one multipart upload.
+const maxParts = 10000
+
 var errNoPartCopy = errors.New("UploadPartCopy not supported")
 
 // sizes finds the sources' sizes with a HEAD each: the merger may read

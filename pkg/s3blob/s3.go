@@ -1,15 +1,16 @@
-// Package s3 is the sluice.BlobStore on an Amazon S3 bucket (or anything
-// that speaks its API: gofakes3 in tests, LocalStack, MinIO).
+// Package s3blob is the sluice.BlobStore on an Amazon S3 bucket (or
+// anything that speaks its API: gofakes3 in tests, LocalStack, MinIO).
 //
-// Put never needs to know a body's length or to seek in it: it reads a
-// part-sized buffer first, sends a small body as one PutObject and a larger
-// one as a multipart upload of buffered parts. The SDK can then sign and
-// checksum every request from memory, which also works over plain HTTP where
-// an unseekable streaming body could not be signed.
+// Put never needs to know a body's length or to seek in it: the SDK's
+// transfer manager (feature/s3/transfermanager) reads a part-sized buffer
+// first, sends a small body as one PutObject and a larger one as a
+// multipart upload of buffered parts, in parallel, and aborts the upload if
+// anything fails. Buffered parts let the SDK sign and checksum every request
+// from memory, which also works over plain HTTP where an unseekable
+// streaming body could not be signed.
 package s3blob
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,11 +20,11 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -36,7 +37,6 @@ import (
 const (
 	minPartSize = 5 << 20
 	maxPartSize = 5 << 30
-	maxParts    = 10000
 	// maxCopySize is the largest object CopyObject copies in one call.
 	maxCopySize = 5 << 30
 	// maxPresign is the longest a SigV4 presigned URL may live.
@@ -50,7 +50,8 @@ type Options struct {
 	PathStyle bool
 	// PartSize is the size of the buffered parts of a multipart upload, and
 	// the size below which Put sends one PutObject. Default 8 MiB, at least
-	// 5 MiB (S3's minimum).
+	// 5 MiB (S3's minimum). A body of unknown length may have at most
+	// 10 000 parts: with the default, about 78 GiB.
 	PartSize int64
 	// Concurrency is how many parts upload at once; memory use of a Put is
 	// about Concurrency+1 parts. Default 4.
@@ -81,7 +82,7 @@ type Store struct {
 	presign *s3.PresignClient
 	bucket  string
 	opt     Options
-	bufs    sync.Pool
+	uploads *transfermanager.Client
 	creds   aws.CredentialsProvider
 	// noPartCopy is set once the store answered UploadPartCopy as if it
 	// did not know it (an emulator): Compose then streams.
@@ -108,7 +109,14 @@ func New(cfg aws.Config, bucket string, opts ...Option) *Store {
 			so.UsePathStyle = true
 		}
 	})
-	return &Store{client: client, presign: s3.NewPresignClient(client), bucket: bucket, opt: o, creds: cfg.Credentials}
+	uploads := transfermanager.New(client, func(t *transfermanager.Options) {
+		t.PartSizeBytes, t.MultipartUploadThreshold = o.PartSize, o.PartSize
+		t.Concurrency = o.Concurrency
+		// Aborting a failed upload must not depend on the caller's
+		// context: it may be the reason for the failure.
+		t.FailTimeout = 30 * time.Second
+	})
+	return &Store{client: client, presign: s3.NewPresignClient(client), uploads: uploads, bucket: bucket, opt: o, creds: cfg.Credentials}
 }
 
 // Client is the underlying S3 client, for setup such as creating the bucket.
@@ -317,27 +325,33 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (sluice.BlobIn
 	if err := sluice.ValidateKey(key); err != nil {
 		return sluice.BlobInfo{}, err
 	}
-	first := s.getBuf(s.opt.PartSize)
-	n, err := io.ReadFull(r, first)
-	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		defer s.putBuf(first)
-		return s.putSmall(ctx, key, first[:n])
-	case err != nil:
-		s.putBuf(first)
-		return sluice.BlobInfo{}, fmt.Errorf("s3: put s3://%s/%s: reading the body: %w", s.bucket, key, err)
-	}
-	return s.putMultipart(ctx, key, first, r)
-}
-
-func (s *Store) putSmall(ctx context.Context, key string, body []byte) (sluice.BlobInfo, error) {
-	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
-	})
+	body := &countingReader{r: r}
+	out, err := s.uploads.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: &s.bucket, Key: &key, Body: body})
 	if err != nil {
+		if body.err != nil {
+			// The body failed, not S3: say so, with the body's own error.
+			return sluice.BlobInfo{}, fmt.Errorf("s3: put s3://%s/%s: reading the body: %w", s.bucket, key, body.err)
+		}
 		return sluice.BlobInfo{}, s.wrap("put", key, err)
 	}
-	return s.written(ctx, key, int64(len(body)), etag(out.ETag)), nil
+	return s.written(ctx, key, body.n, etag(out.ETag)), nil
+}
+
+// countingReader counts what the upload read, for BlobInfo.Size, and keeps
+// the body's own error apart from S3's.
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
 }
 
 // written describes an object just written, with the local clock for its
@@ -348,133 +362,12 @@ func (s *Store) written(_ context.Context, key string, size int64, tag string) s
 	return sluice.BlobInfo{Key: key, Size: size, ETag: tag, Modified: time.Now().UTC().Truncate(time.Second)}
 }
 
-type partResult struct {
-	part types.CompletedPart
-	err  error
-}
-
-func (s *Store) putMultipart(ctx context.Context, key string, first []byte, r io.Reader) (sluice.BlobInfo, error) {
-	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket: &s.bucket, Key: &key, ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
-	})
-	if err != nil {
-		s.putBuf(first)
-		return sluice.BlobInfo{}, s.wrap("put", key, err)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		parts   []types.CompletedPart
-		failure error
-		size    int64
-	)
-	fail := func(err error) {
-		mu.Lock()
-		if failure == nil {
-			failure = err
-			cancel()
-		}
-		mu.Unlock()
-	}
-	sem := make(chan struct{}, s.opt.Concurrency)
-	upload := func(num int32, buf []byte) {
-		defer wg.Done()
-		defer func() { <-sem }()
-		defer s.putBuf(buf)
-		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
-			Bucket: &s.bucket, Key: &key, UploadId: up.UploadId, PartNumber: aws.Int32(num),
-			Body: bytes.NewReader(buf), ContentLength: aws.Int64(int64(len(buf))),
-			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
-		})
-		if err != nil {
-			fail(fmt.Errorf("part %d: %w", num, err))
-			return
-		}
-		mu.Lock()
-		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32})
-		mu.Unlock()
-	}
-
-	buf, partSize := first, s.opt.PartSize
-	for num := int32(1); ; num++ {
-		size += int64(len(buf))
-		sem <- struct{}{}
-		wg.Add(1)
-		go upload(num, buf)
-		if num == maxParts {
-			fail(fmt.Errorf("the body needs more than %d parts", maxParts))
-			break
-		}
-		// Parts may differ in size: growing them keeps a body of unknown
-		// length within S3's 10 000 parts (up to about 5 TB with the
-		// defaults) without holding big buffers for small bodies.
-		if num%1000 == 0 {
-			partSize = min(partSize*2, maxPartSize)
-		}
-		buf = s.getBuf(partSize)
-		n, err := io.ReadFull(r, buf)
-		if err == io.EOF {
-			s.putBuf(buf)
-			break
-		}
-		if err != nil && err != io.ErrUnexpectedEOF {
-			s.putBuf(buf)
-			fail(fmt.Errorf("reading the body: %w", err))
-			break
-		}
-		if ctx.Err() != nil {
-			s.putBuf(buf)
-			fail(ctx.Err())
-			break
-		}
-		buf = buf[:n]
-		if err == io.ErrUnexpectedEOF {
-			size += int64(n)
-			sem <- struct{}{}
-			wg.Add(1)
-			go upload(num+1, buf)
-			break
-		}
-	}
-	wg.Wait()
-	if failure != nil {
-		s.abort(key, up.UploadId)
-		return sluice.BlobInfo{}, fmt.Errorf("s3: put s3://%s/%s: %w", s.bucket, key, failure)
-	}
-	sort.Slice(parts, func(i, j int) bool { return *parts[i].PartNumber < *parts[j].PartNumber })
-	out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket: &s.bucket, Key: &key, UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-	})
-	if err != nil {
-		s.abort(key, up.UploadId)
-		return sluice.BlobInfo{}, s.wrap("put", key, err)
-	}
-	return s.written(ctx, key, size, etag(out.ETag)), nil
-}
-
 // abort gives up a multipart upload so that its parts stop costing storage.
 // It runs on its own context: the caller's may be the reason for giving up.
 func (s *Store) abort(key string, uploadID *string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: uploadID})
-}
-
-func (s *Store) getBuf(n int64) []byte {
-	if b, ok := s.bufs.Get().(*[]byte); ok && int64(cap(*b)) >= n {
-		return (*b)[:n]
-	}
-	return make([]byte, n)
-}
-
-func (s *Store) putBuf(b []byte) {
-	if int64(cap(b)) == s.opt.PartSize {
-		b = b[:cap(b)]
-		s.bufs.Put(&b)
-	}
 }
 
 // PresignPut returns a URL a client can PUT an object to without

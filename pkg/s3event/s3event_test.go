@@ -1,6 +1,10 @@
 package s3event
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"testing"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -56,5 +60,53 @@ func TestTestEventAndOtherShapes(t *testing.T) {
 		if _, err := Parse([]byte(bad)); !sluice.IsPermanent(err) {
 			t.Errorf("%s: %v, want a permanent error", bad, err)
 		}
+	}
+}
+
+func TestHandleCallsEachObjectOnce(t *testing.T) {
+	permanent := sluice.Permanentf("not under input/")
+	transient := errors.New("S3 timed out")
+	tests := []struct {
+		name      string
+		body      string
+		receives  int
+		fail      map[string]error // by key
+		wantKeys  []string
+		wantErr   error // nil, permanent or transient
+		redeliver bool
+	}{
+		{name: "two records", body: notification, receives: 1, wantKeys: []string{"input/orders 2026 été.csv", "input/big.csv"}},
+		{name: "redelivered", body: notification, receives: 2, wantKeys: []string{"input/orders 2026 été.csv", "input/big.csv"}, redeliver: true},
+		{name: "one permanent failure", body: notification, receives: 1, fail: map[string]error{"input/big.csv": permanent},
+			wantKeys: []string{"input/orders 2026 été.csv", "input/big.csv"}, wantErr: permanent},
+		{name: "a transient failure retries the message", body: notification, receives: 1,
+			fail:     map[string]error{"input/big.csv": permanent, "input/orders 2026 été.csv": transient},
+			wantKeys: []string{"input/orders 2026 été.csv", "input/big.csv"}, wantErr: transient},
+		{name: "test event", body: `{"Event":"s3:TestEvent"}`, receives: 1},
+		{name: "malformed", body: `{not json`, receives: 1, wantErr: permanent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var keys []string
+			err := Handle(t.Context(), sluice.Message{ID: "m", Body: []byte(tt.body), ReceiveCount: tt.receives}, slog.New(slog.DiscardHandler),
+				func(_ context.Context, ev sluice.ObjectCreated, redelivered bool) error {
+					if redelivered != tt.redeliver {
+						t.Errorf("%s: redelivered %v, want %v", ev.Key, redelivered, tt.redeliver)
+					}
+					keys = append(keys, ev.Key)
+					return tt.fail[ev.Key]
+				})
+			if fmt.Sprint(keys) != fmt.Sprint(tt.wantKeys) {
+				t.Errorf("called for %q, want %q", keys, tt.wantKeys)
+			}
+			switch {
+			case tt.wantErr == nil && err != nil:
+				t.Fatalf("error %v, want none", err)
+			case tt.wantErr == permanent && !sluice.IsPermanent(err):
+				t.Fatalf("error %v, want a permanent one", err)
+			case tt.wantErr == transient && (err == nil || sluice.IsPermanent(err) || !errors.Is(err, transient)):
+				t.Fatalf("error %v, want a transient one wrapping %v", err, transient)
+			}
+		})
 	}
 }

@@ -31,7 +31,6 @@ type Config struct {
 	Drain          time.Duration
 	HTTPAddr       string
 	PathStyle      bool
-	EmulatorCounts bool
 	ReferenceCache int
 	LogLevel       string
 	// MaxReceive is the queues' max-receive count (the redrive policy):
@@ -69,7 +68,6 @@ var Vars = []Var{
 	{"SLUICE_DRAIN", "25s", "on SIGTERM, how long in-flight work may finish (keep below the ECS stopTimeout)"},
 	{"SLUICE_HTTP_ADDR", ":9090", "listen address for /metrics, /healthz and /readyz"},
 	{"SLUICE_S3_PATH_STYLE", "false", "path-style S3 URLs (LocalStack and emulators)"},
-	{"SLUICE_SQS_EMULATOR_COUNTS", "false", "correct queue depths for local-aws-sqs, which counts in-flight messages as visible"},
 	{"SLUICE_REFERENCE_CACHE", "100000", "reference keys each worker keeps in memory (negative: no cache)"},
 	{"SLUICE_MAX_RECEIVE", "5", "the queue's redrive maxReceiveCount: a message that fails on that receive is dead-lettered with its error and its batch fails (0: leave it to the queue)"},
 	{"SLUICE_LOG_LEVEL", "info", "debug, info, warn, error (JSON lines on stderr)"},
@@ -150,7 +148,6 @@ func LoadConfig(stage string, getenv func(string) string) (Config, error) {
 		Drain:          dur("SLUICE_DRAIN", 25*time.Second),
 		HTTPAddr:       get("SLUICE_HTTP_ADDR", ":9090"),
 		PathStyle:      flag("SLUICE_S3_PATH_STYLE"),
-		EmulatorCounts: flag("SLUICE_SQS_EMULATOR_COUNTS"),
 		ReferenceCache: num("SLUICE_REFERENCE_CACHE", 100000),
 		LogLevel:       get("SLUICE_LOG_LEVEL", "info"),
 		MaxReceive:     num("SLUICE_MAX_RECEIVE", 5),
@@ -208,6 +205,6 @@ func (c Config) AWSOptions() wire.AWSOptions {
 	}
 	return wire.AWSOptions{
 		Bucket: c.Bucket, QueuePrefix: c.QueuePrefix, TablePrefix: c.TablePrefix, PathStyle: c.PathStyle,
-		EmulatorCounts: c.EmulatorCounts, ReferenceCache: cache, MailFrom: c.MailFrom,
+		ReferenceCache: cache, MailFrom: c.MailFrom,
 	}
 }

@@ -93,6 +93,31 @@ type Queue interface {
 	// with a reason an operator can read, for messages that can never succeed.
 	DeadLetter(ctx context.Context, m Message, reason string) error
 	Depth(ctx context.Context) (QueueDepth, error)
+
+	// The operator's side of the dead-letter queue. These two are on the
+	// port itself, rather than a DeadLetters() Queue accessor, because a
+	// dead-letter queue is not a queue anyone consumes: what an operator
+	// needs is to read it without taking anything, and to send it all back.
+
+	// PeekDead lists up to n messages of the dead-letter queue without
+	// taking them: they stay there, and are at once visible again to
+	// another PeekDead or to Redrive.
+	PeekDead(ctx context.Context, n int) ([]DeadMessage, error)
+	// Redrive moves every visible message of the dead-letter queue back to
+	// this queue as a fresh message (receive count 0), and returns how many
+	// it moved. A crash part-way may send one twice, never lose one.
+	Redrive(ctx context.Context) (int, error)
+}
+
+// DeadMessage is a message in a queue's dead-letter queue, as an operator
+// sees it.
+type DeadMessage struct {
+	ID   string
+	Body []byte
+	// Reason says why it was dead-lettered: DeadLetter's reason, or that
+	// the queue's max receive count was reached.
+	Reason string
+	SentAt time.Time
 }
 
 // Ledger holds the state of every batch: the batch record, the chunk

@@ -267,26 +267,20 @@ func (q *Queue) ReleaseInFlight(ctx context.Context) (int, error) {
 	return int(n), nil
 }
 
-// DeadMessage is a message in a dead-letter queue.
-type DeadMessage struct {
-	sluice.Message
-	Reason string
-}
-
-// Peek lists up to limit messages of the queue without receiving them,
-// oldest first, with the reason each was dead-lettered for.
-func (q *Queue) Peek(ctx context.Context, limit int) ([]DeadMessage, error) {
-	rows, err := q.db.sql.QueryContext(ctx, `SELECT id, body, sent_at, COALESCE(dead_reason, '') FROM queue_messages WHERE queue = ? ORDER BY id LIMIT ?`, q.name, limit)
+// PeekDead implements sluice.Queue: a plain SELECT on the dead-letter
+// queue's rows, oldest first, so nothing is received or hidden.
+func (q *Queue) PeekDead(ctx context.Context, n int) ([]sluice.DeadMessage, error) {
+	rows, err := q.db.sql.QueryContext(ctx, `SELECT id, body, sent_at, COALESCE(dead_reason, '') FROM queue_messages WHERE queue = ? ORDER BY id LIMIT ?`, q.opt.DeadLetter, max(n, 0))
 	if err != nil {
-		return nil, fmt.Errorf("queue %s: peek: %w", q.name, err)
+		return nil, fmt.Errorf("queue %s: peek dead letters: %w", q.name, err)
 	}
 	defer rows.Close()
-	var out []DeadMessage
+	var out []sluice.DeadMessage
 	for rows.Next() {
-		var m DeadMessage
+		var m sluice.DeadMessage
 		var id, sent int64
 		if err := rows.Scan(&id, &m.Body, &sent, &m.Reason); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("queue %s: peek dead letters: %w", q.name, err)
 		}
 		m.ID, m.SentAt = strconv.FormatInt(id, 10), time.Unix(0, sent)
 		out = append(out, m)
@@ -294,14 +288,18 @@ func (q *Queue) Peek(ctx context.Context, limit int) ([]DeadMessage, error) {
 	return out, rows.Err()
 }
 
-// MoveAll moves every message of this queue to dst, as fresh messages:
-// the redrive of a dead-letter queue.
-func (q *Queue) MoveAll(ctx context.Context, dst string) (int, error) {
-	res, err := q.db.sql.ExecContext(ctx, `UPDATE queue_messages SET queue = ?, receive_count = 0, visible_at = ?, receipt = NULL, dead_reason = NULL WHERE queue = ?`, dst, nowNanos(), q.name)
+// Redrive implements sluice.Queue in one UPDATE, so it cannot duplicate
+// either. Messages in flight in the dead-letter queue stay where they are,
+// as on SQS.
+func (q *Queue) Redrive(ctx context.Context) (int, error) {
+	now := nowNanos()
+	res, err := q.db.sql.ExecContext(ctx, `UPDATE queue_messages SET queue = ?, receive_count = 0, visible_at = ?, receipt = NULL, dead_reason = NULL WHERE queue = ? AND visible_at <= ?`, q.name, now, q.opt.DeadLetter, now)
 	if err != nil {
 		return 0, fmt.Errorf("queue %s: redrive: %w", q.name, err)
 	}
 	n, _ := res.RowsAffected()
-	q.db.signal(dst)
+	if n > 0 {
+		q.db.signal(q.name)
+	}
 	return int(n), nil
 }

@@ -81,7 +81,7 @@ func TestOpenReadOnlyCreatesNothing(t *testing.T) {
 	if bs, err := ro.Ledger().ListBatches(t.Context(), sluice.BatchFilter{}); err != nil || len(bs) != 1 {
 		t.Fatalf("list %d %v", len(bs), err)
 	}
-	if _, err := ro.Queue("ingest", sqlite.QueueOptions{}).DeadLetterQueue().Peek(t.Context(), 10); err != nil {
+	if _, err := ro.Queue("ingest", sqlite.QueueOptions{}).PeekDead(t.Context(), 10); err != nil {
 		t.Fatal(err)
 	}
 	if err := ro.Queue("ingest", sqlite.QueueOptions{}).Send(t.Context(), []byte("x")); err == nil {

@@ -68,13 +68,13 @@ func TestReleaseInFlightAndRedrive(t *testing.T) {
 	if err := q.DeadLetter(t.Context(), ms[0], "malformed message"); err != nil {
 		t.Fatal(err)
 	}
-	dead, err := q.DeadLetterQueue().Peek(t.Context(), 10)
+	dead, err := q.PeekDead(t.Context(), 10)
 	if err != nil || len(dead) != 1 || dead[0].Reason != "malformed message" || string(dead[0].Body) != "0" {
-		t.Fatalf("Peek = %+v, %v", dead, err)
+		t.Fatalf("PeekDead = %+v, %v", dead, err)
 	}
-	moved, err := q.DeadLetterQueue().MoveAll(t.Context(), "work")
+	moved, err := q.Redrive(t.Context())
 	if err != nil || moved != 1 {
-		t.Fatalf("MoveAll = %d, %v", moved, err)
+		t.Fatalf("Redrive = %d, %v", moved, err)
 	}
 	back, _ := q.Receive(t.Context(), 1, time.Hour, 0)
 	if len(back) != 1 || string(back[0].Body) != "0" || back[0].ReceiveCount != 1 {

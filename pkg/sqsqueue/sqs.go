@@ -1,9 +1,10 @@
-// Package sqs is the sluice.Queue on an Amazon SQS standard queue.
+// Package sqsqueue is the sluice.Queue on an Amazon SQS standard queue.
 //
 // Redrive after too many receives is the queue's own RedrivePolicy, set when
 // the queue is made (see Ensure); this package only moves a message to the
 // dead-letter queue itself when a consumer gives up on it at once
-// (DeadLetter), adding the reason as a message attribute.
+// (DeadLetter), adding the reason as a message attribute, and when an
+// operator sends the dead letters back (Redrive, in dlq.go).
 package sqsqueue
 
 import (
@@ -45,12 +46,6 @@ type Options struct {
 	// DeadLetterURL is where DeadLetter sends messages: the same queue the
 	// RedrivePolicy names. Without it DeadLetter fails.
 	DeadLetterURL string
-	// EmulatorCounts says the server counts as local-aws-sqs does: its
-	// ApproximateNumberOfMessages includes received messages, and a message
-	// sent without delay counts as delayed until the emulator's next timer
-	// tick. Depth then subtracts the one and adds back the other, which is
-	// right because this adapter never sends with a delay.
-	EmulatorCounts bool
 }
 
 // Option changes Options.
@@ -58,9 +53,6 @@ type Option func(*Options)
 
 // WithDeadLetterURL sets Options.DeadLetterURL.
 func WithDeadLetterURL(u string) Option { return func(o *Options) { o.DeadLetterURL = u } }
-
-// WithEmulatorCounts sets Options.EmulatorCounts.
-func WithEmulatorCounts() Option { return func(o *Options) { o.EmulatorCounts = true } }
 
 // Queue is one SQS queue.
 type Queue struct {
@@ -298,16 +290,13 @@ func (q *Queue) Depth(ctx context.Context) (sluice.QueueDepth, error) {
 		v, _ := strconv.Atoi(out.Attributes[string(a)])
 		return v
 	}
-	d := sluice.QueueDepth{
+	// local-aws-sqs counts differently; pkg/awstest corrects it in front
+	// of the emulator, so this reads SQS's numbers as they are.
+	return sluice.QueueDepth{
 		Visible:  n(types.QueueAttributeNameApproximateNumberOfMessages),
 		InFlight: n(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible),
 		Delayed:  n(types.QueueAttributeNameApproximateNumberOfMessagesDelayed),
-	}
-	if q.opt.EmulatorCounts {
-		d.Visible = max(d.Visible-d.InFlight, 0) + d.Delayed
-		d.Delayed = 0
-	}
-	return d, nil
+	}, nil
 }
 
 // EnsureOptions shape the queues Ensure makes.

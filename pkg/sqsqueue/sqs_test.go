@@ -36,12 +36,8 @@ func newQueue(t *testing.T, maxReceive int) (*sqsqueue.Queue, *sqsqueue.Queue) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var quirks []sqsqueue.Option
-	if !env.External() {
-		quirks = append(quirks, sqsqueue.WithEmulatorCounts())
-	}
-	q := sqsqueue.New(cfg, qurl, append(quirks, sqsqueue.WithDeadLetterURL(dlqURL))...)
-	dlq := sqsqueue.New(cfg, dlqURL, quirks...)
+	q := sqsqueue.New(cfg, qurl, sqsqueue.WithDeadLetterURL(dlqURL))
+	dlq := sqsqueue.New(cfg, dlqURL)
 	t.Cleanup(func() {
 		for _, u := range []string{qurl, dlqURL} {
 			q.Client().DeleteQueue(t.Context(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)})
@@ -158,65 +154,31 @@ func TestEnsureIsIdempotentAndSetsRedrive(t *testing.T) {
 	}
 }
 
-func TestPeekAndRedriveTheDeadLetterQueue(t *testing.T) {
-	q, dlq := newQueue(t, 3)
-	for _, b := range []string{`{not json`, `{"v":99}`} {
-		q.Send(t.Context(), []byte(b))
-	}
-	ms := []sluice.Message{}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(ms) < 2 && time.Now().Before(deadline) {
-		got, err := q.Receive(t.Context(), 2, time.Minute, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ms = append(ms, got...)
-	}
-	for _, m := range ms {
-		if err := q.DeadLetter(t.Context(), m, "malformed: "+string(m.Body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dead, err := dlq.Peek(t.Context(), 10)
-	if err != nil || len(dead) != 2 {
-		t.Fatalf("Peek = %d messages, %v", len(dead), err)
-	}
-	for _, d := range dead {
-		if d.Reason != "malformed: "+string(d.Body) {
-			t.Fatalf("dead message %q has reason %q", d.Body, d.Reason)
-		}
-	}
-	moved, err := dlq.MoveAll(t.Context(), q)
+// URLOf is what every caller that knows a queue by name uses (wire.AWS):
+// it must find the queues Ensure made, and name a missing one clearly.
+func TestURLOf(t *testing.T) {
+	env := awstest.Shared(t)
+	cfg := env.Config(awstest.SQS)
+	name := fmt.Sprintf("sluice-urlof-%d", time.Now().UnixNano()%1e9)
+	qurl, dlqURL, err := sqsqueue.Ensure(t.Context(), cfg, name, sqsqueue.EnsureOptions{})
 	if err != nil {
-		// Peek left the messages invisible for a few seconds; wait and retry once.
 		t.Fatal(err)
 	}
-	for moved < 2 && time.Now().Before(deadline.Add(10*time.Second)) {
-		time.Sleep(time.Second)
-		n, err := dlq.MoveAll(t.Context(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		moved += n
+	if got, err := sqsqueue.URLOf(t.Context(), cfg, name); err != nil || got != qurl {
+		t.Fatalf("URLOf(%s) = %q, %v; want %q", name, got, err, qurl)
 	}
-	if moved != 2 {
-		t.Fatalf("moved %d, want 2", moved)
+	if got, err := sqsqueue.URLOf(t.Context(), cfg, name+"-dlq"); err != nil || got != dlqURL {
+		t.Fatalf("URLOf(%s-dlq) = %q, %v; want %q", name, got, err, dlqURL)
 	}
-	back := receiveAll(t, q, 2)
-	if len(back) != 2 {
-		t.Fatalf("%d messages back in the source queue", len(back))
+	if _, err := sqsqueue.URLOf(t.Context(), cfg, name+"-nosuch"); err == nil || !strings.Contains(err.Error(), name+"-nosuch") {
+		t.Fatalf("URLOf of a missing queue: %v, want an error naming it", err)
 	}
-}
-
-func receiveAll(t *testing.T, q *sqsqueue.Queue, n int) []sluice.Message {
-	var out []sluice.Message
-	deadline := time.Now().Add(15 * time.Second)
-	for len(out) < n && time.Now().Before(deadline) {
-		ms, err := q.Receive(t.Context(), n-len(out), time.Minute, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, ms...)
+	// Without a dead-letter queue the operator's calls fail, not pretend.
+	bare := sqsqueue.New(cfg, qurl)
+	if _, err := bare.PeekDead(t.Context(), 1); err == nil {
+		t.Error("PeekDead without a dead-letter queue succeeded")
 	}
-	return out
+	if _, err := bare.Redrive(t.Context()); err == nil {
+		t.Error("Redrive without a dead-letter queue succeeded")
+	}
 }

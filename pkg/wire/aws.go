@@ -22,8 +22,6 @@ type AWSOptions struct {
 	QueuePrefix string // default "sluice-"
 	TablePrefix string // default "sluice-"
 	PathStyle   bool   // path-style S3 URLs (LocalStack, emulators)
-	// EmulatorCounts corrects queue depths for local-aws-sqs.
-	EmulatorCounts bool
 	// ReferenceCache is how many reference keys the catalog keeps in
 	// memory: 0 takes dynamoledger's default, a negative number none.
 	ReferenceCache int
@@ -63,10 +61,6 @@ func (o AWSOptions) prefix() string {
 // is an error here rather than at the first message.
 func AWS(ctx context.Context, cfg aws.Config, o AWSOptions) (*Ports, error) {
 	p := &Ports{Queues: map[string]sluice.Queue{}, DLQs: map[string]sluice.Queue{}}
-	var quirks []sqsqueue.Option
-	if o.EmulatorCounts {
-		quirks = append(quirks, sqsqueue.WithEmulatorCounts())
-	}
 	resolve := func(name string) (string, error) {
 		u, err := sqsqueue.URLOf(ctx, cfg, name)
 		if err != nil {
@@ -83,15 +77,15 @@ func AWS(ctx context.Context, cfg aws.Config, o AWSOptions) (*Ports, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.Queues[q] = sqsqueue.New(cfg, url, append([]sqsqueue.Option{sqsqueue.WithDeadLetterURL(dlq)}, quirks...)...)
-		p.DLQs[q] = sqsqueue.New(cfg, dlq, quirks...)
+		p.Queues[q] = sqsqueue.New(cfg, url, sqsqueue.WithDeadLetterURL(dlq))
+		p.DLQs[q] = sqsqueue.New(cfg, dlq)
 	}
 	for _, q := range o.Sends {
 		url, err := resolve(o.QueueName(q))
 		if err != nil {
 			return nil, err
 		}
-		p.Queues[q] = sqsqueue.New(cfg, url, quirks...)
+		p.Queues[q] = sqsqueue.New(cfg, url)
 	}
 	var s3opts []s3blob.Option
 	if o.PathStyle {

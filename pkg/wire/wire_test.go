@@ -55,7 +55,7 @@ func TestAWSStage(t *testing.T) {
 	cfg := env.Config(awstest.SQS)
 	ctx := t.Context()
 	prefix := "wire" + strings.ToLower(t.Name()) + "-"
-	o := wire.AWSOptions{Bucket: "b", QueuePrefix: prefix, EmulatorCounts: !env.External()}
+	o := wire.AWSOptions{Bucket: "b", QueuePrefix: prefix}
 	st, _ := pipeline.StageOf("merger")
 	if _, err := wire.AWS(ctx, cfg, o.Stage(st)); err == nil || !strings.Contains(err.Error(), "sluice provision") {
 		t.Fatalf("no queues yet: got %v, want an error that says to provision", err)

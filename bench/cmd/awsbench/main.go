@@ -187,7 +187,7 @@ func (b *bench) start(stage string) error {
 	l.Close()
 	cmd := exec.Command(filepath.Join(b.dir, "bin", stage))
 	cmd.Env = append(os.Environ(), "SLUICE_BUCKET="+bucket, "SLUICE_QUEUE_PREFIX="+prefix, "SLUICE_TABLE_PREFIX="+prefix,
-		"SLUICE_S3_PATH_STYLE=true", "SLUICE_WAIT=1s", "SLUICE_SQS_EMULATOR_COUNTS=true", "SLUICE_HTTP_ADDR="+addr,
+		"SLUICE_S3_PATH_STYLE=true", "SLUICE_WAIT=1s", "SLUICE_HTTP_ADDR="+addr,
 		"SLUICE_MAIL_FROM=sluice@example.com", "SLUICE_MAIL_TO=bench@example.com")
 	logFile, err := os.Create(filepath.Join(b.dir, stage+"-"+strconv.Itoa(len(b.procs))+".log"))
 	if err != nil {

@@ -2,20 +2,17 @@ package sluicetest
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
-	"net/http"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // onlyReader hides every method but Read, so a store cannot seek or learn
@@ -45,32 +42,6 @@ func mustGet(t *testing.T, s sluice.BlobStore, key string) []byte {
 		t.Fatalf("reading %q: %v", key, err)
 	}
 	return b
-}
-
-// Fetch reads a link made by BlobStore.Link: file:// URLs from disk,
-// http(s) URLs with a plain GET, as a person's browser would.
-func Fetch(ctx context.Context, link string) ([]byte, error) {
-	u, err := url.Parse(link)
-	if err != nil {
-		return nil, err
-	}
-	if u.Scheme == "file" {
-		return os.ReadFile(u.Path)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return nil, errors.New("GET " + u.Redacted() + ": " + resp.Status + ": " + string(b))
-	}
-	return b, err
 }
 
 // TestBlobStore runs the BlobStore suite. newStore returns an empty bucket.
@@ -270,7 +241,7 @@ func TestBlobStore(t *testing.T, newStore func(t *testing.T) sluice.BlobStore) {
 		if !exp.IsZero() && (exp.Before(time.Now().Add(9*time.Minute)) || exp.After(time.Now().Add(11*time.Minute))) {
 			t.Errorf("link expires at %v, want about 10 minutes from now", exp)
 		}
-		got, err := Fetch(t.Context(), link)
+		got, err := testenv.Fetch(t.Context(), link)
 		if err != nil {
 			t.Fatalf("following the link: %v", err)
 		}
@@ -280,7 +251,7 @@ func TestBlobStore(t *testing.T, newStore func(t *testing.T) sluice.BlobStore) {
 		if _, _, err := s.Link(t.Context(), "b/missing.csv", time.Minute); err == nil {
 			// S3 presigns without looking; that is allowed, but then the
 			// link must not work.
-			if _, ferr := Fetch(t.Context(), link[:0]+mustLink(t, s, "b/missing.csv")); ferr == nil {
+			if _, ferr := testenv.Fetch(t.Context(), link[:0]+mustLink(t, s, "b/missing.csv")); ferr == nil {
 				t.Errorf("a link to a missing object worked")
 			}
 		}
