@@ -100,6 +100,22 @@ func TestBlobStore(t *testing.T, newStore func(t *testing.T) sluice.BlobStore) {
 				t.Errorf("GetRange(%d, %d) = %q, %v; want %q", c.off, c.n, got, err, c.want)
 			}
 		}
+		// A big object (a multipart upload on S3, with a whole-object
+		// checksum a range must not be checked against).
+		big := make([]byte, 11<<20+5)
+		rand.Read(big)
+		if _, err := s.Put(t.Context(), "input_archive/b/big.csv", onlyReader{bytes.NewReader(big)}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.GetRange(t.Context(), "input_archive/b/big.csv", 6<<20+3, 1<<20)
+		if err != nil {
+			t.Fatalf("GetRange of a big object: %v", err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, big[6<<20+3:7<<20+3]) {
+			t.Errorf("GetRange of a big object: %d bytes, %v; want the range's bytes", len(got), err)
+		}
 		if _, err := s.GetRange(t.Context(), "nope/x.csv", 0, 5); !errors.Is(err, sluice.ErrNotFound) {
 			t.Errorf("GetRange of a missing object: %v, want ErrNotFound", err)
 		}
