@@ -88,7 +88,7 @@ func cmdProvision(ctx context.Context, e env, args []string) error {
 
 // runAWS uploads a file to the bucket's input/ and follows its batch in the
 // batches table until it ends. The services do the work.
-func runAWS(ctx context.Context, e env, af awsFlags, input string, timeout time.Duration) (sluice.Batch, error) {
+func runAWS(ctx context.Context, e env, af awsFlags, dir, input string, timeout time.Duration) (sluice.Batch, error) {
 	if err := af.need(); err != nil {
 		return sluice.Batch{}, err
 	}
@@ -102,7 +102,7 @@ func runAWS(ctx context.Context, e env, af awsFlags, input string, timeout time.
 		return sluice.Batch{}, err
 	}
 	defer f.Close()
-	key := pipeline.InputPrefix + filepath.Base(input)
+	key := dir + filepath.Base(input) // dir: input/ and the feed's prefix
 	sent := time.Now().Add(-time.Second)
 	info, err := blobs.Put(ctx, key, f)
 	if err != nil {

@@ -43,10 +43,11 @@ func init() {
 	commands = []command{
 		{"run", "[flags] INPUT.csv", "run one file through the whole pipeline on this machine and wait for it", jsonErrors(cmdRun, runError)},
 		{"gen", "--rows N --out DIR [flags]", "generate orders.csv and financials.csv in the seed's format", cmdGen},
-		{"reference", "load|list [flags]", "load a reference CSV as the new reference version, or list the versions", cmdReference},
+		{"reference", "load|list [flags]", "load a reference CSV as the new version of a dataset, or list the versions", cmdReference},
 		{"status", "[flags] [BATCH]", "list batches, or show one", jsonErrors(cmdStatus, nil)},
 		{"console", "[--data DIR] [--addr A]", "run the pipeline here and serve the batch console (web page + API)", cmdConsole},
 		{"config", "default", "print the built-in pipeline configuration (YAML)", cmdConfig},
+		{"feeds", "[--config F] [--json]", "list the feeds: prefixes under input/, reference datasets, outputs", cmdFeeds},
 		{"serve", "[flags]", "run the pipeline continuously on DIR/input/, with autoscaled pools, console and metrics", cmdServe},
 		{"gc", "[--dry-run] [--data DIR]", "remove what the retention settings let go of, and temp files of dead writes", cmdGC},
 		{"dlq", "list|redrive QUEUE", "show a dead-letter queue's messages and reasons, or move them back to be retried", cmdDLQ},

@@ -47,7 +47,7 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 	}
 	token := x.token
 	if *onAWS {
-		return consoleAWS(ctx, e, af, x, console.Options{Token: token, MaxUploadBytes: limit, AllowedHosts: x.hosts()}, log)
+		return consoleAWS(ctx, e, af, x, console.Options{Token: token, MaxUploadBytes: limit, AllowedHosts: x.hosts(), Feeds: cfg.FeedNames()}, log)
 	}
 	eng, err := embedded.Open(*data, cfg, log)
 	if err != nil {
@@ -70,7 +70,7 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 		Ledger:   eng.Ledger,
 		Blobs:    eng.Blobs,
 		Uploader: engineUploader(eng),
-		Options:  console.Options{Token: token, MaxUploadBytes: limit, AllowedHosts: x.hosts()},
+		Options:  console.Options{Token: token, MaxUploadBytes: limit, AllowedHosts: x.hosts(), Feeds: cfg.FeedNames()},
 		Logger:   log,
 	})
 
@@ -107,10 +107,14 @@ func serveWithEngine(ctx context.Context, e env, eng *embedded.Engine, srv *http
 		runErr = fmt.Errorf("console: %w", err)
 	case err := <-engDone:
 		engDone <- err
-		if err == nil {
-			err = errors.New("stopped")
+		// A signal cancels ctx and so the engine too: whichever of the two
+		// this select sees first, that is a clean stop.
+		if ctx.Err() == nil {
+			if err == nil {
+				err = errors.New("stopped")
+			}
+			runErr = fmt.Errorf("pipeline: %w", err)
 		}
-		runErr = fmt.Errorf("pipeline: %w", err)
 	}
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()

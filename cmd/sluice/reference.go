@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/refstore"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/sqlite"
+	"github.com/sluicehq/sluice/pkg/wire"
 )
 
 func cmdReference(ctx context.Context, e env, args []string) error {
@@ -36,6 +37,7 @@ func cmdReferenceLoad(ctx context.Context, e env, args []string) error {
 	fs := newFlags(e, "reference load", "[flags] REF.csv", "Loads a reference CSV as a new reference version and makes it current: batches created\nfrom now on use it, batches in flight keep theirs. An unchanged file is skipped.")
 	data := fs.String("data", defaultData(e), "data `directory`; env SLUICE_DATA")
 	cfgPath := fs.String("config", "", "pipeline configuration `file` (names the key and append columns)")
+	dataset := fs.String("dataset", config.DefaultDataset, "reference dataset `NAME` to load (the feeds' reference.dataset)")
 	onAWS := fs.Bool("aws", false, "load into the DynamoDB reference table instead of the local catalog")
 	af := addAWSFlags(fs, e)
 	pos, err := parse(fs, args)
@@ -53,25 +55,17 @@ func cmdReferenceLoad(ctx context.Context, e env, args []string) error {
 	start := time.Now()
 	var res reference.Result
 	if *onAWS {
-		cat, ledger, err := awsCatalog(ctx, af)
-		if err != nil {
-			return err
-		}
-		if res, err = reference.LoadFile(ctx, cat, pos[0], cfg, barFor(e, pos[0])); err != nil {
-			return err
-		}
-		if !res.Skipped {
-			collect(ctx, e, cat, ledger)
-		}
+		res, err = loadAWSReference(ctx, e, af, cfg, *dataset, pos[0])
 	} else {
-		eng, err := embedded.Open(*data, cfg, logger(e))
-		if err != nil {
+		var eng *embedded.Engine
+		if eng, err = embedded.Open(*data, cfg, logger(e)); err != nil {
 			return err
 		}
 		defer eng.Close()
-		if res, err = loadReferenceFile(ctx, e, eng, pos[0], isTerminal(e.stderr)); err != nil {
-			return err
-		}
+		res, err = loadReferenceFile(ctx, e, eng, *dataset, pos[0], isTerminal(e.stderr))
+	}
+	if err != nil {
+		return err
 	}
 	if res.Skipped {
 		fmt.Fprintf(e.stdout, "reference unchanged: %s has the content of the current version %s; nothing loaded\n", pos[0], res.Version.ID)
@@ -81,10 +75,37 @@ func cmdReferenceLoad(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
+// loadAWSReference loads a reference file into one dataset of the
+// DynamoDB reference table and collects its unused versions.
+func loadAWSReference(ctx context.Context, e env, af awsFlags, cfg *config.Pipeline, dataset, path string) (reference.Result, error) {
+	dcfg, err := cfg.ForDataset(dataset)
+	if err != nil {
+		return reference.Result{}, err
+	}
+	ports, err := af.ports(ctx, af.options())
+	if err != nil {
+		return reference.Result{}, err
+	}
+	cat, err := ports.Catalogs(dataset)
+	if err != nil {
+		return reference.Result{}, err
+	}
+	res, err := reference.LoadFile(ctx, cat, path, dcfg, barFor(e, path))
+	if err == nil && !res.Skipped {
+		collect(ctx, e, cat, ports.Ledger)
+	}
+	return res, err
+}
+
 // loadReference loads a local reference file for run, serve and console
-// (--reference), saying so when the file is unchanged.
+// (--reference) into the dataset of the engine's feed, saying so when the
+// file is unchanged.
 func loadReference(ctx context.Context, e env, eng *embedded.Engine, path string, showBar bool) error {
-	res, err := loadReferenceFile(ctx, e, eng, path, showBar)
+	fc, err := eng.Config.ForFeed(eng.Feed)
+	if err != nil {
+		return err
+	}
+	res, err := loadReferenceFile(ctx, e, eng, fc.Dataset(), path, showBar)
 	switch {
 	case err != nil:
 		return err
@@ -98,17 +119,25 @@ func loadReference(ctx context.Context, e env, eng *embedded.Engine, path string
 
 // loadReferenceFile loads a local reference file, with a progress bar on a
 // terminal, and collects the versions no batch uses any more.
-func loadReferenceFile(ctx context.Context, e env, eng *embedded.Engine, path string, showBar bool) (reference.Result, error) {
+func loadReferenceFile(ctx context.Context, e env, eng *embedded.Engine, dataset, path string, showBar bool) (reference.Result, error) {
 	var progress func(int64)
 	if showBar {
 		progress = barFor(e, path)
 	}
-	res, err := reference.LoadFile(ctx, eng.Catalog, path, eng.Config, progress)
+	cfg, err := eng.Config.ForDataset(dataset)
+	if err != nil {
+		return reference.Result{}, err
+	}
+	cat, err := eng.Catalogs(dataset)
+	if err != nil {
+		return reference.Result{}, err
+	}
+	res, err := reference.LoadFile(ctx, cat, path, cfg, progress)
 	if err != nil {
 		return res, err
 	}
 	if !res.Skipped {
-		collect(ctx, e, eng.Catalog, eng.Ledger)
+		collect(ctx, e, cat, eng.Ledger)
 	}
 	return res, nil
 }
@@ -133,33 +162,37 @@ func barFor(e env, path string) func(int64) {
 	return func(n int64) { bar.Set64(n) }
 }
 
-func awsCatalog(ctx context.Context, af awsFlags) (sluice.Catalog, sluice.Ledger, error) {
-	ports, err := af.ports(ctx, af.options())
-	if err != nil {
-		return nil, nil, err
-	}
-	return ports.Catalog, ports.Ledger, nil
-}
-
 func cmdReferenceList(ctx context.Context, e env, args []string) error {
 	fs := newFlags(e, "reference list", "[flags]", "Lists the reference versions, oldest first: which is current, and the batches that use each.")
 	data := fs.String("data", defaultData(e), "data `directory`; env SLUICE_DATA")
 	asJSON := fs.Bool("json", false, "print JSON")
+	dataset := fs.String("dataset", config.DefaultDataset, "reference dataset `NAME` to list")
 	onAWS := fs.Bool("aws", false, "list the DynamoDB reference table's versions")
 	af := addAWSFlags(fs, e)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := config.ValidName("reference dataset", *dataset); err != nil {
+		return usageErr("%s", err)
+	}
 	var cat sluice.Catalog
 	var ledger sluice.Ledger
 	if *onAWS {
-		var err error
-		if cat, ledger, err = awsCatalog(ctx, af); err != nil {
+		ports, err := af.ports(ctx, af.options())
+		if err != nil {
 			return err
 		}
+		if cat, err = ports.Catalogs(*dataset); err != nil {
+			return err
+		}
+		ledger = ports.Ledger
 	} else {
 		// Read-only, without the engine lock, like status.
-		st, err := refstore.Open(filepath.Join(*data, "reference"))
+		dir := filepath.Join(*data, wire.ReferenceDir)
+		if *dataset != config.DefaultDataset {
+			dir = filepath.Join(dir, wire.DatasetsDir, *dataset)
+		}
+		st, err := refstore.Open(dir)
 		if err != nil {
 			return err
 		}

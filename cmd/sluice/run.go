@@ -17,6 +17,7 @@ import (
 // runResult is what `sluice run --json` prints: one object, stable names.
 type runResult struct {
 	BatchID      string  `json:"batchId"`
+	Feed         string  `json:"feed"` // the feed the file went to
 	Status       string  `json:"status"`
 	Reason       string  `json:"reason"`          // empty unless the batch failed; always present
 	Error        string  `json:"error,omitempty"` // why the command failed before a batch result (status "error")
@@ -39,7 +40,8 @@ type runResult struct {
 func cmdRun(ctx context.Context, e env, args []string) error {
 	fs := newFlags(e, "run", "[flags] INPUT.csv", "Runs INPUT.csv through split, validate + enrich, merge and notify on this machine,\nwaits for the batch to end, and prints where the output, the error report and\nthe email are. Rerunning a file whose batch was interrupted resumes that batch.")
 	cfgPath := fs.String("config", "", "pipeline configuration `file` (YAML; default: the built-in one, see `sluice config default`)")
-	ref := fs.String("reference", "", "reference `CSV` to load into the catalog first (skipped when it was the last one loaded)")
+	ref := fs.String("reference", "", "reference `CSV` to load into the feed's dataset first (skipped when it was the last one loaded)")
+	feed := fs.String("feed", "", "the feed `NAME` to put INPUT in: under input/<its prefix> (default: the feed named default)")
 	data := fs.String("data", defaultData(e), "data `directory` (bucket, queues, ledger, outbox); env SLUICE_DATA")
 	asJSON := fs.Bool("json", false, "print one JSON object on stdout instead of text")
 	workers := fs.Int("workers", 0, "chunks processed at once (default: the number of CPUs)")
@@ -59,22 +61,26 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	if err := embedded.CheckInput(input); err != nil {
 		return err
 	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	dir, err := pipeline.InputDir(cfg, *feed)
+	if err != nil {
+		return err
+	}
 	if *onAWS {
 		start := time.Now()
-		b, err := runAWS(ctx, e, af, input, *timeout)
+		b, err := runAWS(ctx, e, af, dir, input, *timeout)
 		if err != nil {
 			return err
 		}
-		res := runResult{BatchID: b.ID, Status: string(b.State), Reason: b.Reason, RowsIn: b.RowsIn, RowsOut: b.RowsOut, RowsRejected: b.RowsRejected,
+		res := runResult{BatchID: b.ID, Feed: b.Feed, Status: string(b.State), Reason: b.Reason, RowsIn: b.RowsIn, RowsOut: b.RowsOut, RowsRejected: b.RowsRejected,
 			Output: s3Where(b, b.OutputKey), Errors: s3Where(b, b.ErrorsKey), Email: b.EmailID, Seconds: time.Since(start).Seconds()}
 		if b.State != sluice.StateSplitting {
 			res.Archive = pipeline.S3URI(b.Bucket, pipeline.ArchiveKey(b))
 		}
 		return report(e, res, b, *asJSON)
-	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		return err
 	}
 	// The run's heap is small and short-lived (chunk buffers); collecting
 	// less often trades a little memory for less CPU. GOGC still wins.
@@ -89,16 +95,15 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	if *workers > 0 {
 		eng.Workers = *workers
 	}
+	eng.Feed = *feed
 	eng.Fault = fault.CrashAt(e.getenv(fault.EnvCrashAt))
 	showBar := !*noProgress && isTerminal(e.stderr)
 	if *ref != "" {
 		if err := loadReference(ctx, e, eng, *ref, showBar); err != nil {
 			return err
 		}
-	} else if cfg.Enriches() {
-		if _, err := eng.Catalog.Current(ctx); err != nil {
-			return fmt.Errorf("%w", err)
-		}
+	} else if err := checkReference(ctx, eng); err != nil {
+		return err
 	}
 
 	start := time.Now()
@@ -119,7 +124,7 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	res := runResult{
-		BatchID: b.ID, Status: string(b.State), Reason: b.Reason, RowsIn: b.RowsIn, RowsOut: b.RowsOut, RowsRejected: b.RowsRejected,
+		BatchID: b.ID, Feed: b.Feed, Status: string(b.State), Reason: b.Reason, RowsIn: b.RowsIn, RowsOut: b.RowsOut, RowsRejected: b.RowsRejected,
 		Output: eng.Path(b.OutputKey), Errors: eng.Path(b.ErrorsKey), Email: b.EmailID, Resumed: sub.Resumed,
 		Seconds: time.Since(start).Seconds(),
 	}
@@ -127,6 +132,23 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 		res.Archive = p
 	}
 	return report(e, res, b, *asJSON)
+}
+
+// checkReference refuses a run whose feed enriches from a dataset with no
+// version loaded, before any batch exists.
+func checkReference(ctx context.Context, eng *embedded.Engine) error {
+	fc, err := eng.Config.ForFeed(eng.Feed)
+	if err != nil || !fc.Enriches() {
+		return err
+	}
+	cat, err := eng.Catalogs(fc.Dataset())
+	if err != nil {
+		return err
+	}
+	if _, err := cat.Current(ctx); err != nil {
+		return fmt.Errorf("reference dataset %q of feed %s: %w", fc.Dataset(), fc.Feed, err)
+	}
+	return nil
 }
 
 // runError is what run --json prints when it fails before a batch result:
@@ -153,6 +175,9 @@ func printResult(e env, r runResult, b sluice.Batch) {
 	w := e.stdout
 	if r.Status == string(sluice.StateFailed) {
 		fmt.Fprintf(w, "Batch %s FAILED: %s\n", r.BatchID, sluice.DisplayText(r.Reason))
+		if r.Feed != "" {
+			fmt.Fprintf(w, "  feed:    %s\n", r.Feed)
+		}
 		if r.Archive != "" {
 			fmt.Fprintf(w, "  input kept at: %s\n", sluice.DisplayName(r.Archive))
 		}
@@ -165,6 +190,9 @@ func printResult(e env, r runResult, b sluice.Batch) {
 		return
 	}
 	fmt.Fprintf(w, "Batch %s %s in %.2fs\n", r.BatchID, r.Status, r.Seconds)
+	if r.Feed != "" {
+		fmt.Fprintf(w, "  feed:    %s\n", r.Feed)
+	}
 	if r.RejectsDominate {
 		fmt.Fprintf(w, "  WARNING: most rows were rejected (%d of %d); check the error report\n", r.RowsRejected, r.RowsIn)
 	}

@@ -64,7 +64,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 	}
 	drop := filepath.Join(eng.Dir, "input")
-	if err := os.MkdirAll(drop, 0o755); err != nil {
+	if err := makeDropFolders(drop, cfg); err != nil {
 		return err
 	}
 	token := x.token
@@ -74,7 +74,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ready") })
 	mux.Handle("/", console.New(console.Deps{
 		Ledger: eng.Ledger, Blobs: eng.Blobs, Uploader: engineUploader(eng),
-		Options: console.Options{Token: token, MaxUploadBytes: cfg.Limits.MaxFileBytes, AllowedHosts: x.hosts()}, Logger: log,
+		Options: console.Options{Token: token, MaxUploadBytes: cfg.Limits.MaxFileBytes, AllowedHosts: x.hosts(), Feeds: cfg.FeedNames()}, Logger: log,
 	}))
 	ln, err := x.listen(e)
 	if err != nil {
@@ -117,50 +117,35 @@ func servePolicies(minW, maxW int, latency, cooldown time.Duration) map[string]a
 	}
 }
 
-// watchDrop submits every .csv file in dir once its size and time have not
-// changed for one poll (so a file still being copied is left alone), then
-// removes it from dir: it lives on in the bucket. A file that cannot be
-// submitted stays and is tried again.
+// watchDrop submits every .csv file under dir, in subfolders too, once its
+// size and time have not changed for one poll (so a file still being
+// copied is left alone), then removes it from dir: it lives on in the
+// bucket. dir mirrors the bucket's input/: DIR/input/orders/x.csv becomes
+// input/orders/x.csv and goes to the feed whose prefix claims it. A file
+// that cannot be submitted stays and is tried again.
 func watchDrop(ctx context.Context, eng *embedded.Engine, dir string, every time.Duration, log *slog.Logger) {
-	type seen struct {
-		size int64
-		mod  time.Time
-	}
-	last := map[string]seen{}
+	last := map[string]dropSeen{}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			log.Error("reading the drop folder", "dir", dir, "err", err)
-		}
-		now := map[string]seen{}
-		for _, de := range ents {
-			name := de.Name()
-			if !de.Type().IsRegular() || strings.HasPrefix(name, ".") || !strings.EqualFold(filepath.Ext(name), ".csv") {
-				continue
-			}
-			info, err := de.Info()
-			if err != nil {
-				continue
-			}
-			cur := seen{info.Size(), info.ModTime()}
-			now[name] = cur
-			if prev, ok := last[name]; !ok || prev != cur {
+		now := map[string]dropSeen{}
+		for rel, cur := range dropFiles(dir, log) {
+			now[rel] = cur
+			if prev, ok := last[rel]; !ok || prev != cur {
 				continue // new or still changing: look again next time
 			}
-			path := filepath.Join(dir, name)
-			sub, err := eng.Submit(ctx, path)
+			path := filepath.Join(dir, filepath.FromSlash(rel))
+			sub, err := eng.SubmitUnder(ctx, path, rel)
 			if err != nil {
-				log.Error("submitting a dropped file; will retry", "file", sluice.DisplayName(name), "err", err)
+				log.Error("submitting a dropped file; will retry", "file", sluice.DisplayName(rel), "err", err)
 				continue
 			}
 			if err := os.Remove(path); err != nil {
-				log.Error("removing a submitted file from the drop folder", "file", name, "err", err)
+				log.Error("removing a submitted file from the drop folder", "file", rel, "err", err)
 			}
-			delete(now, name)
+			delete(now, rel)
 			// logBatches says "batch started" once the splitter has it.
-			log.Info("file submitted", "file", sluice.DisplayName(name), "batch_id", sub.BatchID, "resumed", sub.Resumed)
+			log.Info("file submitted", "file", sluice.DisplayName(rel), "batch_id", sub.BatchID, "resumed", sub.Resumed)
 		}
 		last = now
 		select {
@@ -169,4 +154,59 @@ func watchDrop(ctx context.Context, eng *embedded.Engine, dir string, every time
 		case <-t.C:
 		}
 	}
+}
+
+// makeDropFolders makes the drop folder and, inside it, a folder for each
+// feed whose prefix is one, to show people where each feed's files go.
+func makeDropFolders(drop string, cfg *config.Pipeline) error {
+	if err := os.MkdirAll(drop, 0o755); err != nil {
+		return err
+	}
+	for _, f := range cfg.FeedList() {
+		if d, _, ok := strings.Cut(f.Prefix, "/"); ok && d != "" && !strings.HasPrefix(d, ".") {
+			if err := os.MkdirAll(filepath.Join(drop, d), 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type dropSeen struct {
+	size int64
+	mod  time.Time
+}
+
+// dropFiles lists the .csv files under dir by slash-separated relative
+// path, skipping hidden files and folders (partial copies, .sluice-tmp).
+func dropFiles(dir string, log *slog.Logger) map[string]dropSeen {
+	out := map[string]dropSeen{}
+	err := filepath.WalkDir(dir, func(p string, de os.DirEntry, err error) error {
+		if err != nil {
+			return nil // a folder removed while walking: next poll
+		}
+		name := de.Name()
+		if p != dir && strings.HasPrefix(name, ".") {
+			if de.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !de.Type().IsRegular() || !strings.EqualFold(filepath.Ext(name), ".csv") {
+			return nil
+		}
+		info, err := de.Info()
+		if err != nil {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err == nil {
+			out[filepath.ToSlash(rel)] = dropSeen{info.Size(), info.ModTime()}
+		}
+		return nil
+	})
+	if err != nil {
+		log.Error("reading the drop folder", "dir", dir, "err", err)
+	}
+	return out
 }

@@ -67,7 +67,7 @@ func printBatch(e env, b sluice.Batch, pl places, asJSON bool) error {
 		}{b, pl})
 	}
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "batch\t%s\nfile\t%s\nstate\t%s\n", b.ID, sluice.DisplayName(b.Name), b.State)
+	fmt.Fprintf(w, "batch\t%s\nfeed\t%s\nfile\t%s\nstate\t%s\n", b.ID, feedOf(b), sluice.DisplayName(b.Name), b.State)
 	if b.RefVersion != "" {
 		fmt.Fprintf(w, "reference\t%s (config %s)\n", b.RefVersion, b.ConfigDigest)
 	}

@@ -135,7 +135,8 @@ data "aws_iam_policy_document" "splitter" {
     resources = ["${aws_s3_bucket.this.arn}/reference/*"]
   }
   statement {
-    sid       = "ReferenceVersions"
+    sid = "ReferenceVersions"
+    # Scan: collecting a superseded version finds its rows by scanning.
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Scan"]
     resources = [aws_dynamodb_table.reference.arn]
   }

@@ -23,23 +23,50 @@ var defaultYAML []byte
 // DefaultYAML is the built-in configuration, as a file a user can start from.
 func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
 
-// Pipeline is the whole configuration.
+// Pipeline is the whole configuration. Its top-level Settings are what a
+// feed starts from; Feeds (feeds.go) route objects to per-feed settings.
 type Pipeline struct {
-	Delimiter string `yaml:"delimiter" json:"delimiter"`
-	ChunkRows int    `yaml:"chunkRows" json:"chunkRows"`
+	Settings `yaml:",inline"`
+	// Feeds are the named jobs; empty means one feed, "default", prefix "".
+	// Use FeedList, Route and ForFeed rather than reading it.
+	Feeds []Feed `yaml:"feeds,omitempty" json:"feeds,omitempty"`
+	// Feed names the feed this configuration was narrowed to by ForFeed.
+	Feed string `yaml:"-" json:"-"`
 	// CopyChunks writes each chunk to <batch>/to_process/ as the seed sample
 	// did, instead of handing workers byte ranges of the archived input.
 	// Off by default; omitted from the JSON so the config digest of
 	// configurations without it does not change.
-	CopyChunks bool      `yaml:"copyChunks,omitempty" json:"copyChunks,omitempty"`
-	Columns    []Column  `yaml:"columns" json:"columns"`
-	Reference  Reference `yaml:"reference" json:"reference"`
-	Mail       Mail      `yaml:"mail" json:"mail"`
-	Limits     Limits    `yaml:"limits" json:"limits"`
+	CopyChunks bool `yaml:"copyChunks,omitempty" json:"copyChunks,omitempty"`
 	// FormulaGuard prefixes cells a spreadsheet would run as formulas.
 	FormulaGuard FormulaGuard `yaml:"formulaGuard" json:"formulaGuard"`
 	// Retention says when a batch's files may be removed (retention.go).
 	Retention Retention `yaml:"retention" json:"retention"`
+}
+
+// Settings are the keys a feed can set: what one job's files look like,
+// how they are checked and enriched, and who hears about them.
+type Settings struct {
+	Delimiter string    `yaml:"delimiter" json:"delimiter"`
+	ChunkRows int       `yaml:"chunkRows" json:"chunkRows"`
+	Columns   []Column  `yaml:"columns" json:"columns"`
+	Reference Reference `yaml:"reference" json:"reference"`
+	Mail      Mail      `yaml:"mail" json:"mail"`
+	Limits    Limits    `yaml:"limits" json:"limits"`
+	Output    Output    `yaml:"output,omitempty" json:"output,omitzero"`
+	Input     Input     `yaml:"input,omitempty" json:"input,omitzero"`
+}
+
+// Output says how the merged output is written (the formats work reads
+// it; empty Format means csv, empty Compression none).
+type Output struct {
+	Format      string `yaml:"format,omitempty" json:"format,omitempty"`
+	Compression string `yaml:"compression,omitempty" json:"compression,omitempty"`
+}
+
+// Input says how an input that is not plain CSV is read.
+type Input struct {
+	Sheet      string `yaml:"sheet,omitempty" json:"sheet,omitempty"`
+	DateFormat string `yaml:"dateFormat,omitempty" json:"dateFormat,omitempty"`
 }
 
 // FormulaGuard says where cells starting with =, +, -, @, tab or CR get a
@@ -58,6 +85,9 @@ type Column struct {
 
 // Reference says how rows are enriched.
 type Reference struct {
+	// Dataset names the reference dataset looked up ("default" if empty);
+	// several feeds may share one.
+	Dataset   string   `yaml:"dataset,omitempty" json:"dataset,omitempty"`
 	Key       string   `yaml:"key" json:"key"`
 	Append    []string `yaml:"append" json:"append"`
 	OnMissing string   `yaml:"onMissing" json:"onMissing"`
@@ -136,11 +166,19 @@ func parse(b []byte, base *Pipeline) (*Pipeline, error) {
 	if err := dec.Decode(p); err != nil && !errors.Is(err, io.EOF) { // an empty file means all defaults
 		return nil, err
 	}
+	if err := p.resolveFeeds(); err != nil {
+		return nil, err
+	}
 	return p, p.Validate()
 }
 
-// Validate checks what the YAML decoder cannot.
+// Validate checks what the YAML decoder cannot: the top-level settings
+// (every feed starts from them) and each feed.
 func (p *Pipeline) Validate() error {
+	return errors.Join(p.Settings.validate(), p.validateFeeds(), p.validateDatasets())
+}
+
+func (p *Settings) validate() error {
 	var errs []error
 	if len(p.Delimiter) != 1 || p.Delimiter == "\"" || p.Delimiter == "\n" || p.Delimiter == "\r" {
 		errs = append(errs, fmt.Errorf("delimiter %q: must be one byte, not a quote or line break", p.Delimiter))
@@ -181,11 +219,24 @@ func (p *Pipeline) Validate() error {
 	if p.Mail.LinkTTL.Duration <= 0 {
 		errs = append(errs, errors.New("mail.linkTTL must be positive"))
 	}
+	if p.Reference.Dataset != "" {
+		if err := ValidName("reference.dataset", p.Reference.Dataset); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Other formats come with the formats work; until then a feed asking
+	// for one is refused rather than silently given CSV.
+	if f := p.Output.Format; f != "" && f != "csv" {
+		errs = append(errs, fmt.Errorf("output.format %q: this build writes csv only", f))
+	}
+	if c := p.Output.Compression; c != "" && c != "none" {
+		errs = append(errs, fmt.Errorf("output.compression %q: this build writes uncompressed output only", c))
+	}
 	return errors.Join(errs...)
 }
 
 // Delim is the delimiter as a byte.
-func (p *Pipeline) Delim() byte { return p.Delimiter[0] }
+func (p *Settings) Delim() byte { return p.Delimiter[0] }
 
 // Enriches reports whether rows are looked up in a reference.
-func (p *Pipeline) Enriches() bool { return p.Reference.Key != "" }
+func (p *Settings) Enriches() bool { return p.Reference.Key != "" }

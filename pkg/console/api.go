@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
@@ -26,6 +28,7 @@ const StateQueued = "queued"
 // BatchView is a batch as the API returns it. The JSON names are stable.
 type BatchView struct {
 	ID       string `json:"batchId"`
+	Feed     string `json:"feed"` // the feed the file was routed to; "" when none claimed it
 	File     string `json:"file"` // the input's file name, for display (sluice.DisplayName)
 	Key      string `json:"key"`  // the input object, under input/
 	Size     int64  `json:"size"`
@@ -89,6 +92,7 @@ type RejectView struct {
 type BatchList struct {
 	Batches []BatchView `json:"batches"`
 	State   string      `json:"state,omitempty"`
+	Feed    string      `json:"feed,omitempty"` // the ?feed= filter
 	Limit   int         `json:"limit"`
 	Page    int         `json:"page,omitempty"`
 	// NextCursor fetches the next page with ?cursor=; empty on the last page.
@@ -198,7 +202,7 @@ func (h *Handler) view(b sluice.Batch) BatchView {
 		}
 	}
 	v := BatchView{
-		ID: b.ID, File: b.Name, Key: b.Key, Size: b.Size, State: string(b.State), Terminal: b.State.Terminal(), Reason: b.Reason,
+		ID: b.ID, Feed: b.Feed, File: b.Name, Key: b.Key, Size: b.Size, State: string(b.State), Terminal: b.State.Terminal(), Reason: b.Reason,
 		DoneChunks: b.DoneChunks, TotalChunks: b.TotalChunks,
 		RowsIn: b.RowsIn, RowsOut: b.RowsOut, RowsRejected: b.RowsRejected, TopReasons: b.TopReasons(5),
 		Timings:   pipeline.Durations(b, now),
@@ -289,6 +293,7 @@ func rejectViews(rs []sluice.RowError) []RejectView {
 // listQuery is a parsed ?state=&limit=&cursor=&page=.
 type listQuery struct {
 	state  sluice.State
+	feed   string // "": any; "none": batches no feed claimed
 	limit  int
 	page   int
 	cursor *cursor
@@ -332,6 +337,31 @@ const (
 	defaultListLimit = 20
 	maxListLimit     = 200
 )
+
+// noFeed is the ?feed= value of batches whose object no feed claimed.
+const noFeed = "none"
+
+func (h *Handler) parseListQuery(r *http.Request) (listQuery, error) {
+	lq, err := parseListQuery(r)
+	if err != nil {
+		return lq, err
+	}
+	f := r.URL.Query().Get("feed")
+	switch {
+	case f == "" || f == noFeed:
+	case len(h.d.Options.Feeds) > 0 && !slices.Contains(h.d.Options.Feeds, f):
+		return lq, errorf(http.StatusBadRequest, "unknown feed %q (one of %s, or none)", f, strings.Join(h.d.Options.Feeds, ", "))
+	case config.ValidName("feed", f) != nil:
+		return lq, errorf(http.StatusBadRequest, "%v", config.ValidName("feed", f))
+	}
+	lq.feed = f
+	return lq, nil
+}
+
+// inFeed reports whether b passes the ?feed= filter.
+func (lq listQuery) inFeed(b sluice.Batch) bool {
+	return lq.feed == "" || b.Feed == lq.feed || lq.feed == noFeed && b.Feed == ""
+}
 
 func parseListQuery(r *http.Request) (listQuery, error) {
 	q := r.URL.Query()
@@ -383,7 +413,7 @@ func (h *Handler) list(ctx context.Context, lq listQuery) (BatchList, error) {
 	}
 	need := skip + lq.limit + 1
 	fetch := need
-	if lq.cursor != nil {
+	if lq.cursor != nil || lq.feed != "" {
 		fetch = 2 * need
 	}
 	var rest []sluice.Batch
@@ -393,10 +423,11 @@ func (h *Handler) list(ctx context.Context, lq listQuery) (BatchList, error) {
 			return BatchList{}, err
 		}
 		rest = bs
-		if lq.cursor != nil {
+		if lq.cursor != nil || lq.feed != "" {
+			// Filtered here: the Ledger port filters by state only.
 			rest = rest[:0:0]
 			for _, b := range bs {
-				if lq.cursor.after(b) {
+				if (lq.cursor == nil || lq.cursor.after(b)) && lq.inFeed(b) {
 					rest = append(rest, b)
 				}
 			}
@@ -407,7 +438,7 @@ func (h *Handler) list(ctx context.Context, lq listQuery) (BatchList, error) {
 		fetch *= 4
 	}
 	rest = rest[min(skip, len(rest)):]
-	out := BatchList{Batches: []BatchView{}, State: string(lq.state), Limit: lq.limit, Page: lq.page}
+	out := BatchList{Batches: []BatchView{}, State: string(lq.state), Feed: lq.feed, Limit: lq.limit, Page: lq.page}
 	more := len(rest) > lq.limit
 	if more {
 		rest = rest[:lq.limit]
@@ -427,7 +458,7 @@ func (h *Handler) list(ctx context.Context, lq listQuery) (BatchList, error) {
 }
 
 func (h *Handler) apiList(w http.ResponseWriter, r *http.Request) {
-	lq, err := parseListQuery(r)
+	lq, err := h.parseListQuery(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -58,6 +58,10 @@ type Options struct {
 	// AllowedHosts are the names, besides loopback ones, that the console
 	// answers to in the Host header (see HostGuard); any other gets 421.
 	AllowedHosts []string
+	// Feeds are the configured feeds' names: the list's feed filter
+	// offers them, and ?feed= takes only them (and "none": batches of
+	// objects no feed claimed). Empty: any well-formed name is taken.
+	Feeds []string
 }
 
 // Deps is everything the console needs. Ledger and Blobs are required;

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,6 +77,7 @@ func (h *Handler) pageError(w http.ResponseWriter, r *http.Request, status int, 
 type listPage struct {
 	BatchList
 	States    []string
+	Feeds     []string // the feed filter's choices; none when there is one feed
 	CanUpload bool
 	MaxUpload string
 	Running   int
@@ -83,7 +85,7 @@ type listPage struct {
 }
 
 func (h *Handler) pageList(w http.ResponseWriter, r *http.Request) {
-	lq, err := parseListQuery(r)
+	lq, err := h.parseListQuery(r)
 	if err != nil {
 		st, msg := h.status(r, err)
 		h.pageError(w, r, st, msg)
@@ -98,6 +100,9 @@ func (h *Handler) pageList(w http.ResponseWriter, r *http.Request) {
 	p := listPage{BatchList: bl, CanUpload: h.d.Uploader != nil, MaxUpload: humanBytes(h.d.Options.MaxUploadBytes)}
 	for _, s := range knownStates {
 		p.States = append(p.States, string(s))
+	}
+	if len(h.d.Options.Feeds) > 1 {
+		p.Feeds = append(slices.Clone(h.d.Options.Feeds), noFeed)
 	}
 	for _, b := range bl.Batches {
 		if !b.Terminal {

@@ -3,6 +3,8 @@ package csvscan
 import (
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/sluicehq/sluice/pkg/gen"
@@ -58,5 +60,59 @@ func BenchmarkAppendRecord(b *testing.B) {
 	b.SetBytes(int64(len(AppendRecord(nil, fields, ','))))
 	for b.Loop() {
 		out = AppendRecord(out[:0], fields, ',')
+	}
+}
+
+// benchInput is the file named by SLUICE_BENCH_CSV (e.g. a 1 GB one from
+// `sluice gen`), or else 100k generated orders in a temporary file: the
+// parallel passes read through io.ReaderAt, as the split does.
+func benchInput(b *testing.B) (*os.File, int64) {
+	p := os.Getenv("SLUICE_BENCH_CSV")
+	if p == "" {
+		p = filepath.Join(b.TempDir(), "orders.csv")
+		if err := os.WriteFile(p, genOrders(b), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return f, st.Size()
+}
+
+// BenchmarkBoundariesSequential finds every record with the Scanner, as
+// the sequential split does (the chunk cut points are a count away).
+func BenchmarkBoundariesSequential(b *testing.B) {
+	f, size := benchInput(b)
+	b.SetBytes(size)
+	buf := make([]byte, 0, 1<<20)
+	for b.Loop() {
+		s := NewScannerBuffer(io.NewSectionReader(f, 0, size), ',', 1<<20, buf)
+		n := 0
+		for {
+			if _, err := s.Next(); err != nil {
+				break
+			}
+			n++
+		}
+		buf = s.Buffer()
+	}
+}
+
+// BenchmarkBoundariesParallel is FindCuts on every core (GOMAXPROCS; set it
+// with -cpu), cutting chunks of 100k records.
+func BenchmarkBoundariesParallel(b *testing.B) {
+	f, size := benchInput(b)
+	b.SetBytes(size)
+	for b.Loop() {
+		if _, err := FindCuts(f, size, CutOptions{Delim: ',', MaxRecord: 1 << 20, ChunkRows: 100000}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -38,6 +38,15 @@ var Unobserved = map[string]string{
 	// the task role. The SDK never sees these calls.
 	"ecs:GetTaskProtection":    "called by the ECS agent, not the SDK",
 	"ecs:UpdateTaskProtection": "called by the ECS agent, not the SDK",
+	// A chunk that can never be processed fails its batch, and the worker
+	// sends the failure on to notify. pkg/service's dead-letter test covers
+	// it, not the services tests whose calls are observed (to do).
+	"worker: sqs:SendMessage " + queueRes + "notify": "fails a batch whose chunk is dead-lettered",
+	// Collecting a superseded reference version scans the reference table
+	// for its rows (pkg/dynamoledger catalog_load.go); a version is kept for
+	// reference.Grace (10 minutes) after it is superseded, longer than any
+	// test run, so no observed run makes the call.
+	"splitter: dynamodb:Scan " + tableRes + "reference": "collecting an old reference version, 10 minutes after it is superseded",
 	// resolve_all_queue_urls, off by default, for tools beyond the services.
 	"sqs:GetQueueUrl " + allQueues: "resolve_all_queue_urls, off by default",
 }

@@ -36,7 +36,7 @@ var Stages = []Stage{
 		Tables: map[string][]string{
 			"batches": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"},
 			// It loads a CSV put under reference/ as the new version.
-			"reference": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Scan"},
+			"reference": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Scan"}, // Scan: collecting old versions
 		},
 		Read:       []string{"input/*", "input_archive/*", "reference/*"}, // a retried split reads the archived copy
 		Delete:     []string{"input/*"},

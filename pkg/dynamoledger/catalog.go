@@ -29,6 +29,10 @@ import (
 // Delete, which pkg/reference calls for versions no unfinished batch uses.
 type Catalog struct {
 	db *DB
+	// prefix keeps a named dataset's items apart from every other's in the
+	// one table: "" for the default dataset (the keys it always had),
+	// "<dataset>/" for the others. Names have no '#' or '/'.
+	prefix string
 	// cache maps "<version>#<key>" to the key's values (nil: unknown). The
 	// version in the key keeps one version's rows from serving another.
 	cache *lru.Cache[string, []string]
@@ -46,9 +50,17 @@ const catalogKey = "catalog"
 // maxBatchGet is how many keys one BatchGetItem may ask for.
 const maxBatchGet = 100
 
-// Catalog returns the catalog in db's reference table.
-func (db *DB) Catalog() *Catalog {
+// Catalog returns the default dataset's catalog in db's reference table.
+func (db *DB) Catalog() *Catalog { return db.Dataset("default") }
+
+// Dataset returns the catalog of one named reference dataset. Its versions,
+// current pointer and rows are items of their own, so a load of one
+// dataset never changes what another's batches look up.
+func (db *DB) Dataset(name string) *Catalog {
 	c := &Catalog{db: db, seen: map[string]sluice.RefVersion{}}
+	if name != "default" && name != "" {
+		c.prefix = name + "/"
+	}
 	if db.opt.CacheSize > 0 {
 		c.cache, _ = lru.New[string, []string](db.opt.CacheSize)
 	}
@@ -78,7 +90,7 @@ func (s catalogState) find(id string) (sluice.RefVersion, bool) {
 func (c *Catalog) state(ctx context.Context) (catalogState, error) {
 	out, err := c.db.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(c.db.tables.Reference),
-		Key:            map[string]types.AttributeValue{"pk": avS(catalogKey)},
+		Key:            map[string]types.AttributeValue{"pk": avS(c.prefix + catalogKey)},
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
@@ -103,7 +115,7 @@ func (c *Catalog) putState(ctx context.Context, s catalogState) error {
 	in := &dynamodb.PutItemInput{
 		TableName: aws.String(c.db.tables.Reference),
 		Item: map[string]types.AttributeValue{
-			"pk": avS(catalogKey), "state": avS(string(b)), "rev": avN(s.rev + 1),
+			"pk": avS(c.prefix + catalogKey), "state": avS(string(b)), "rev": avN(s.rev + 1),
 		},
 		ConditionExpression:       aws.String("attribute_not_exists(pk) OR rev = :rev"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":rev": avN(s.rev)},
@@ -243,7 +255,7 @@ func (c *Catalog) fetch(ctx context.Context, id string, keys []string) (map[stri
 	table := c.db.tables.Reference
 	ks := make([]map[string]types.AttributeValue, len(keys))
 	for i, k := range keys {
-		ks[i] = map[string]types.AttributeValue{"pk": avS(id + "#" + k)}
+		ks[i] = map[string]types.AttributeValue{"pk": avS(c.prefix + id + "#" + k)}
 	}
 	req := map[string]types.KeysAndAttributes{table: {
 		Keys: ks,

@@ -72,7 +72,7 @@ func (c *Catalog) write(ctx context.Context, id string, columns []string, next f
 	n := 0
 	g.Go(func() error {
 		var err error
-		n, err = produce(gctx, id, len(columns), next, func(reqs []types.WriteRequest) {
+		n, err = produce(gctx, c.prefix+id, len(columns), next, func(reqs []types.WriteRequest) {
 			g.Go(func() error { return c.db.writeBatch(gctx, c.db.tables.Reference, reqs) })
 		})
 		return err
@@ -145,7 +145,7 @@ func (c *Catalog) deleteItems(ctx context.Context, id string) error {
 	p := dynamodb.NewScanPaginator(c.db.client, &dynamodb.ScanInput{
 		TableName: aws.String(table), ProjectionExpression: aws.String("pk"),
 		FilterExpression:          aws.String("begins_with(pk, :v)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":v": avS(id + "#")},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": avS(c.prefix + id + "#")},
 	})
 	var reqs []types.WriteRequest
 	for p.HasMorePages() {

@@ -115,6 +115,7 @@ func fieldValues(b sluice.Batch) map[string]types.AttributeValue {
 	str("emailId", b.EmailID)
 	str("refVersion", b.RefVersion)
 	str("configDigest", b.ConfigDigest)
+	str("feed", b.Feed)
 	if b.Header != nil {
 		// JSON rather than a list: a header may hold empty names, and a
 		// string attribute carries them the same on every DynamoDB.
@@ -163,6 +164,7 @@ func decodeBatch(item map[string]types.AttributeValue) sluice.Batch {
 		EmailID:      getS(item, "emailId"),
 		RefVersion:   getS(item, "refVersion"),
 		ConfigDigest: getS(item, "configDigest"),
+		Feed:         getS(item, "feed"),
 		CreatedAt:    getT(item, "createdAt"),
 		SplitAt:      getT(item, "splitAt"),
 		ProcessAt:    getT(item, "processedAt"),

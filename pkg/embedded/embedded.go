@@ -59,6 +59,9 @@ type Engine struct {
 	// AutoscalePeriod instead of keeping it fixed.
 	Autoscale       map[string]autoscale.Policy
 	AutoscalePeriod time.Duration
+	// Feed names the feed Submit and Process put files in: under
+	// input/<the feed's prefix>. Empty: the default feed.
+	Feed string
 
 	*wire.Ports
 
@@ -128,6 +131,7 @@ func (e *Engine) StageQueues() []sluice.Queue {
 func (e *Engine) Deps() *pipeline.Deps {
 	var rec pipeline.Recorder
 	if e.Metrics != nil {
+		e.Metrics.Feeds(e.Config.FeedNames()...)
 		rec = e.Metrics
 	}
 	d := e.Ports.Deps(e.Config, e.Logger, rec)
@@ -239,6 +243,26 @@ func (e *Engine) Submit(ctx context.Context, path string) (Submission, error) {
 // too long for one key element goes under a bounded form of it
 // (pipeline.SafeName); the batch keeps the name itself.
 func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, error) {
+	dir, err := pipeline.InputDir(e.Config, e.Feed)
+	if err != nil {
+		return Submission{}, err
+	}
+	return e.submit(ctx, path, dir, name)
+}
+
+// SubmitUnder is Submit to the key input/<rel> (a slash-separated path):
+// the splitter routes it to the feed whose prefix claims it, or fails its
+// batch when none does. `sluice serve` submits its drop folder's files so.
+func (e *Engine) SubmitUnder(ctx context.Context, path, rel string) (Submission, error) {
+	dir := pipeline.InputPrefix
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, rel = dir+rel[:i+1], rel[i+1:]
+	}
+	return e.submit(ctx, path, dir, rel)
+}
+
+// submit puts the file at dir+name (dir: input/ and a prefix).
+func (e *Engine) submit(ctx context.Context, path, dir, name string) (Submission, error) {
 	if err := CheckInput(path); err != nil {
 		return Submission{}, err
 	}
@@ -246,8 +270,8 @@ func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, e
 	if err != nil {
 		return Submission{}, err
 	}
-	key := pipeline.InputPrefix + pipeline.SafeName(name)
-	if err := sluice.ValidateKey(pipeline.InputPrefix + name); err != nil {
+	key := dir + pipeline.SafeName(name)
+	if err := sluice.ValidateKey(dir + name); err != nil {
 		return Submission{}, fmt.Errorf("the file name cannot be used as an object key: %w", err)
 	}
 	prev, err := e.Ledger.ListBatches(ctx, sluice.BatchFilter{Key: key})
@@ -258,7 +282,7 @@ func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, e
 	for _, b := range prev {
 		if b.ETag != etag {
 			if !b.State.Terminal() && e.readsInput(ctx, b) {
-				return Submission{}, fmt.Errorf("%w: batch %s (%s) has not ended and still reads input/%s; run the earlier file again to finish it, or submit this one under another name", ErrBusy, b.ID, b.State, pipeline.SafeName(name))
+				return Submission{}, fmt.Errorf("%w: batch %s (%s) has not ended and still reads %s; run the earlier file again to finish it, or submit this one under another name", ErrBusy, b.ID, b.State, key)
 			}
 			continue
 		}
@@ -288,7 +312,7 @@ func (e *Engine) SubmitAs(ctx context.Context, path, name string) (Submission, e
 		Version: sluice.MessageVersion, Bucket: e.Blobs.Bucket(), Key: key, Size: size, ETag: etag,
 		Sequence: seq, EventTime: time.Now().UTC().Format(time.RFC3339Nano),
 	}
-	if key != pipeline.InputPrefix+name {
+	if key != dir+name {
 		ev.Name = name
 	}
 	if err := e.Queues[pipeline.QueueIngest].Send(ctx, sluice.Encode(ev)); err != nil {
@@ -437,20 +461,39 @@ func (e *Engine) Path(key string) string {
 	return p
 }
 
-// LoadReference makes a reference CSV the current reference version; new
-// batches pin it. An unchanged file (same content as the current version)
-// is skipped. Versions no unfinished batch uses are collected after a
-// load. progress, when set, hears the bytes read so far.
+// LoadReference makes a reference CSV the current version of the dataset
+// the engine's feed (Feed) enriches from; new batches pin it. An unchanged
+// file (same content as the current version) is skipped. Versions no
+// unfinished batch uses are collected after a load. progress, when set,
+// hears the bytes read so far.
 func (e *Engine) LoadReference(ctx context.Context, path string, progress func(read int64)) (rows int, skipped bool, err error) {
-	res, err := reference.LoadFile(ctx, e.Catalog, path, e.Config, progress)
+	fc, err := e.Config.ForFeed(e.Feed)
+	if err != nil {
+		return 0, false, err
+	}
+	return e.LoadDataset(ctx, fc.Dataset(), path, progress)
+}
+
+// LoadDataset is LoadReference for a named reference dataset: only the
+// feeds that name it see the new version.
+func (e *Engine) LoadDataset(ctx context.Context, dataset, path string, progress func(read int64)) (rows int, skipped bool, err error) {
+	cfg, err := e.Config.ForDataset(dataset)
+	if err != nil {
+		return 0, false, err
+	}
+	cat, err := e.Catalogs(dataset)
+	if err != nil {
+		return 0, false, err
+	}
+	res, err := reference.LoadFile(ctx, cat, path, cfg, progress)
 	if err != nil {
 		return 0, false, err
 	}
 	if !res.Skipped {
-		if gone, err := reference.Collect(ctx, e.Catalog, e.Ledger, reference.Grace, time.Now()); err != nil {
-			e.Logger.Warn("collecting old reference versions failed", "error", err)
+		if gone, err := reference.Collect(ctx, cat, e.Ledger, reference.Grace, time.Now()); err != nil {
+			e.Logger.Warn("collecting old reference versions failed", "dataset", dataset, "error", err)
 		} else if len(gone) > 0 {
-			e.Logger.Info("old reference versions collected", "versions", gone)
+			e.Logger.Info("old reference versions collected", "dataset", dataset, "versions", gone)
 		}
 	}
 	return res.Version.Rows, res.Skipped, nil

@@ -29,7 +29,7 @@ type Metrics struct {
 	rows           *prometheus.CounterVec
 	rejected       *prometheus.CounterVec
 	bytes          *prometheus.CounterVec
-	batchSeconds   prometheus.Histogram
+	batchSeconds   *prometheus.HistogramVec
 	batchesEnded   *prometheus.CounterVec
 	// Sampled: set by whoever can see them (the embedded engine, a service).
 	Batches       *prometheus.GaugeVec // by state
@@ -37,10 +37,19 @@ type Metrics struct {
 	Workers       *prometheus.GaugeVec // by stage, kind = current | desired
 	AWSCalls      *prometheus.CounterVec
 	AWSItemCount  *prometheus.CounterVec
+
+	// feeds bounds the feed label: the configured feed names (Feeds); any
+	// other value is recorded as NoFeed. Empty: not bounded yet.
+	feeds map[string]bool
 }
 
+// NoFeed is the feed label of what belongs to no configured feed: an
+// object no feed's prefix claims.
+const NoFeed = "none"
+
 var (
-	_ consumer.Observer = (*Metrics)(nil)
+	_ consumer.Observer     = (*Metrics)(nil)
+	_ pipeline.FeedRecorder = (*Metrics)(nil)
 )
 
 // New registers every metric, and the Go and process collectors.
@@ -54,12 +63,12 @@ func New() *Metrics {
 	m.deadLettered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_messages_dead_lettered_total", Help: "Messages sent to a dead-letter queue at once, by reason."}, []string{"stage", "reason"})
 	m.handlerSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_handler_duration_seconds", Help: "Time to handle one message.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14)}, []string{"stage"})
-	m.rows = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_rows_total", Help: "Rows by stage and result: in, out, rejected."}, []string{"stage", "result"})
-	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_rows_rejected_total", Help: "Rejected rows by rule."}, []string{"rule"})
-	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bytes_total", Help: "Bytes read and written, by stage and direction."}, []string{"stage", "direction"})
-	m.batchSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_batch_duration_seconds", Help: "From the file's arrival to the email.",
-		Buckets: prometheus.ExponentialBuckets(0.1, 2, 14)})
-	m.batchesEnded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_batches_ended_total", Help: "Batches that ended, by final state."}, []string{"state"})
+	m.rows = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_rows_total", Help: "Rows by stage, result (in, out, rejected) and feed."}, []string{"stage", "result", "feed"})
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_rows_rejected_total", Help: "Rejected rows by rule and feed."}, []string{"rule", "feed"})
+	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bytes_total", Help: "Bytes read and written, by stage, direction and feed."}, []string{"stage", "direction", "feed"})
+	m.batchSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_batch_duration_seconds", Help: "From the file's arrival to the email, by feed.",
+		Buckets: prometheus.ExponentialBuckets(0.1, 2, 14)}, []string{"feed"})
+	m.batchesEnded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_batches_ended_total", Help: "Batches that ended, by final state and feed."}, []string{"state", "feed"})
 	m.Batches = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_batches", Help: "Batches by state (sampled from the ledger)."}, []string{"state"})
 	m.QueueMessages = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_queue_messages", Help: "Messages in a queue (sampled), kind = visible, in_flight, delayed."}, []string{"queue", "kind"})
 	m.Workers = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_workers", Help: "Handlers per stage, kind = current or desired."}, []string{"stage", "kind"})
@@ -78,14 +87,56 @@ func New() *Metrics {
 			m.handled.WithLabelValues(st, string(o))
 		}
 	}
-	for _, r := range []string{"in", "out", "rejected"} {
-		m.rows.WithLabelValues("process", r)
-	}
-	m.rows.WithLabelValues("split", "in")
-	for _, s := range []sluice.State{sluice.StateCompleted, sluice.StateFailed} {
-		m.batchesEnded.WithLabelValues(string(s))
-	}
 	return m
+}
+
+// Feeds bounds the feed label to the configured feeds' names (and NoFeed)
+// and starts their series at 0, so rate() and increase() see the first
+// event instead of a series appearing from nothing.
+func (m *Metrics) Feeds(names ...string) {
+	m.feeds = map[string]bool{NoFeed: true}
+	for _, f := range append(names, NoFeed) {
+		m.feeds[f] = true
+		for _, r := range []string{"in", "out", "rejected"} {
+			m.rows.WithLabelValues("process", r, f)
+		}
+		m.rows.WithLabelValues("split", "in", f)
+		for _, s := range []sluice.State{sluice.StateCompleted, sluice.StateFailed} {
+			m.batchesEnded.WithLabelValues(string(s), f)
+		}
+	}
+}
+
+// ForFeed implements pipeline.FeedRecorder: what the view hears is
+// labelled with the feed (NoFeed for a name the configuration lacks).
+func (m *Metrics) ForFeed(feed string) pipeline.Recorder {
+	if feed == "" || (m.feeds != nil && !m.feeds[feed]) {
+		feed = NoFeed
+	}
+	return feedView{m: m, feed: feed}
+}
+
+// feedView is the Recorder of one feed's batches.
+type feedView struct {
+	m    *Metrics
+	feed string
+}
+
+func (v feedView) Rows(stage, result string, n int) {
+	v.m.rows.WithLabelValues(stage, result, v.feed).Add(float64(n))
+}
+
+func (v feedView) Rejected(rule string, n int) {
+	v.m.rejected.WithLabelValues(rule, v.feed).Add(float64(n))
+}
+
+func (v feedView) Bytes(stage, direction string, n int64) {
+	v.m.bytes.WithLabelValues(stage, direction, v.feed).Add(float64(n))
+}
+
+func (v feedView) BatchEnded(state sluice.State, d time.Duration) {
+	v.m.batchesEnded.WithLabelValues(string(state), v.feed).Inc()
+	v.m.batchSeconds.WithLabelValues(v.feed).Observe(d.Seconds())
 }
 
 // Handler serves the registry for /metrics.
@@ -105,23 +156,21 @@ func (m *Metrics) Handled(stage string, o consumer.Outcome, reason string, d tim
 	}
 }
 
-// Rows implements pipeline.Recorder.
-func (m *Metrics) Rows(stage, result string, n int) {
-	m.rows.WithLabelValues(stage, result).Add(float64(n))
-}
+// Rows implements pipeline.Recorder for what no feed's view records: the
+// stages narrow to the batch's feed (ForFeed) first.
+func (m *Metrics) Rows(stage, result string, n int) { m.ForFeed(NoFeed).Rows(stage, result, n) }
 
-// Rejected implements pipeline.Recorder.
-func (m *Metrics) Rejected(rule string, n int) { m.rejected.WithLabelValues(rule).Add(float64(n)) }
+// Rejected implements pipeline.Recorder (see Rows).
+func (m *Metrics) Rejected(rule string, n int) { m.ForFeed(NoFeed).Rejected(rule, n) }
 
-// Bytes implements pipeline.Recorder.
+// Bytes implements pipeline.Recorder (see Rows).
 func (m *Metrics) Bytes(stage, direction string, n int64) {
-	m.bytes.WithLabelValues(stage, direction).Add(float64(n))
+	m.ForFeed(NoFeed).Bytes(stage, direction, n)
 }
 
-// BatchEnded implements pipeline.Recorder.
+// BatchEnded implements pipeline.Recorder (see Rows).
 func (m *Metrics) BatchEnded(state sluice.State, d time.Duration) {
-	m.batchesEnded.WithLabelValues(string(state)).Inc()
-	m.batchSeconds.Observe(d.Seconds())
+	m.ForFeed(NoFeed).BatchEnded(state, d)
 }
 
 // SampleQueue records a queue's depth.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -23,6 +24,7 @@ type Merger struct{ *Deps }
 // Manifest describes a merged batch.
 type Manifest struct {
 	BatchID      string               `json:"batchId"`
+	Feed         string               `json:"feed,omitempty"`
 	Input        string               `json:"input"`
 	Archived     string               `json:"archived"`
 	Chunks       int                  `json:"chunks"`
@@ -73,6 +75,14 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 	if b.TotalChunks < 0 || b.DoneChunks < b.TotalChunks {
 		return sluice.PermanentReason(sluice.ReasonBadState, fmt.Errorf("merge message for batch %q with %d of %d chunks done", id, b.DoneChunks, b.TotalChunks))
 	}
+	fd, err := m.batchFeed(ctx, b)
+	if errors.Is(err, errBatchFailed) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m = Merger{fd} // the batch's feed: its delimiter, appends and limits
 	if _, err := m.Ledger.UpdateBatch(ctx, id, sluice.BatchUpdate{State: sluice.StateMerging}); err != nil {
 		return err
 	}
@@ -91,7 +101,7 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 	}
 	now := m.now()
 	man := Manifest{
-		BatchID: id, Input: b.Key, Archived: ArchiveKey(b), Chunks: b.TotalChunks,
+		BatchID: id, Feed: b.Feed, Input: b.Key, Archived: ArchiveKey(b), Chunks: b.TotalChunks,
 		RowsIn: b.RowsIn, RowsOut: b.RowsOut, RowsRejected: b.RowsRejected, Reasons: b.TopReasons(0),
 		Seconds: Durations(b, now), Output: out, Errors: errs,
 	}

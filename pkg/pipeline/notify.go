@@ -3,12 +3,14 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"strings"
 	"text/template"
 	"time"
 
+	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
@@ -42,6 +44,13 @@ func (n Notifier) Notify(ctx context.Context, id string) error {
 	}
 	if b.State != sluice.StateNotifying && b.State != sluice.StateFailed {
 		return sluice.PermanentReason(sluice.ReasonBadState, fmt.Errorf("notify message for batch %q in state %s", id, b.State))
+	}
+	// The feed's mail settings; a batch no feed claimed (or whose feed
+	// was since removed) is told with the top-level ones.
+	if fd, err := n.forFeed(b.Feed); err == nil {
+		n = Notifier{fd}
+	} else if !errors.Is(err, config.ErrUnknownFeed) {
+		return err
 	}
 	now := n.now()
 	e, err := n.compose(ctx, b, now)
@@ -113,6 +122,11 @@ func (n Notifier) compose(ctx context.Context, b sluice.Batch, now time.Time) (s
 	if v.Failed {
 		subject = fmt.Sprintf("Sluice: %s failed — %s", v.Batch.Name, firstLine(v.Batch.Reason))
 	}
+	if b.Feed != "" && b.Feed != config.DefaultFeed {
+		// Recipients of several feeds tell them apart in the inbox; the
+		// one default feed keeps the subject it always had.
+		subject = strings.Replace(subject, "Sluice:", "Sluice ["+b.Feed+"]:", 1)
+	}
 	var text, html bytes.Buffer
 	if err := textTmpl.Execute(&text, v); err != nil {
 		return sluice.Email{}, err
@@ -148,7 +162,8 @@ func firstLine(s string) string {
 }
 
 var textTmpl = template.Must(template.New("text").Parse(`{{with .Batch}}Batch {{.ID}} — {{.Name}}
-{{end}}{{if .Failed}}
+{{if .Feed}}Feed: {{.Feed}}
+{{end}}{{end}}{{if .Failed}}
 The file could not be processed: {{.Batch.Reason}}
 
 {{if .Archived}}Nothing was lost: the file is kept at
@@ -179,7 +194,7 @@ var htmlTmpl = htmltemplate.Must(htmltemplate.New("html").Funcs(htmltemplate.Fun
 }).Parse(`<!doctype html>
 <html><body style="font-family:sans-serif">
 <h2>{{.Batch.Name}}{{if .Failed}} failed{{else}} processed{{end}}</h2>
-<p>Batch <code>{{.Batch.ID}}</code></p>
+<p>Batch <code>{{.Batch.ID}}</code>{{if .Batch.Feed}} · feed <b>{{.Batch.Feed}}</b>{{end}}</p>
 {{if .Failed}}<p><b>The file could not be processed:</b> {{.Batch.Reason}}</p>
 {{if .Archived}}<p>Nothing was lost: the file is kept at <code>{{.ArchivedAt}}</code>. Fix it and upload it again.</p>
 {{else}}<p>The file is no longer in the bucket, so there was nothing to keep. Upload it again.</p>{{end}}

@@ -25,9 +25,12 @@ import (
 // Deps is what the stages need. Queues are where a stage sends: the
 // splitter sends to Chunks, the worker to Merges, the merger to Notifies.
 type Deps struct {
-	Blobs    sluice.BlobStore
-	Ledger   sluice.Ledger
-	Catalog  sluice.Catalog // nil when the configuration enriches nothing
+	Blobs   sluice.BlobStore
+	Ledger  sluice.Ledger
+	Catalog sluice.Catalog // nil when the configuration enriches nothing
+	// Datasets opens a named reference dataset's catalog (wire.Ports.Catalogs);
+	// nil: only the default dataset, Catalog, exists.
+	Datasets func(name string) (sluice.Catalog, error)
 	Mailer   sluice.Mailer
 	Chunks   sluice.Queue
 	Merges   sluice.Queue
@@ -49,6 +52,13 @@ type Recorder interface {
 	Rejected(rule string, n int)
 	Bytes(stage, direction string, n int64)
 	BatchEnded(state sluice.State, d time.Duration)
+}
+
+// FeedRecorder is a Recorder that labels what it hears with a feed; the
+// stages use the view of the batch's feed. Labels stay bounded: feeds
+// come from the configuration.
+type FeedRecorder interface {
+	ForFeed(feed string) Recorder
 }
 
 type noRecorder struct{}

@@ -121,12 +121,22 @@ func (s Splitter) loadReference(ctx context.Context, ev sluice.ObjectCreated) er
 	if strings.HasSuffix(ev.Key, "/") {
 		return nil
 	}
-	if !s.Config.Enriches() || s.Catalog == nil {
-		return sluice.Permanentf("a reference file arrived at %s, but the configuration enriches nothing (reference.key is empty)", ev.Key)
+	ds, err := datasetOf(ev.Key, reference.Prefix)
+	if err != nil {
+		return err
+	}
+	log = log.With("dataset", ds)
+	cfg, err := s.Config.ForDataset(ds)
+	if err != nil {
+		return sluice.Permanentf("a reference file arrived at %s, but %v", ev.Key, err)
+	}
+	cat, err := s.catalog(ds)
+	if err != nil || cat == nil {
+		return sluice.Permanentf("a reference file arrived at %s, but dataset %q has no catalog here: %v", ev.Key, ds, err)
 	}
 	open := func() (io.ReadCloser, error) { return s.Blobs.Get(ctx, ev.Key) }
 	start := time.Now()
-	res, err := reference.Load(ctx, s.Catalog, path.Base(ev.Key), open, s.Config, nil)
+	res, err := reference.Load(ctx, cat, path.Base(ev.Key), open, cfg, nil)
 	switch {
 	case errors.Is(err, sluice.ErrNotFound):
 		return sluice.PermanentReason(sluice.ReasonMissingObject, fmt.Errorf("reference %s was deleted before it could be loaded: %w", ev.Key, err))
@@ -140,7 +150,7 @@ func (s Splitter) loadReference(ctx context.Context, ev sluice.ObjectCreated) er
 		return nil
 	}
 	log.Info("reference loaded; new batches use it", "version", res.Version.ID, "rows", res.Version.Rows, "seconds", time.Since(start).Seconds())
-	gone, err := reference.Collect(ctx, s.Catalog, s.Ledger, reference.Grace, time.Now())
+	gone, err := reference.Collect(ctx, cat, s.Ledger, reference.Grace, time.Now())
 	if err != nil {
 		log.Warn("collecting old reference versions failed; the next load tries again", "error", err)
 	} else if len(gone) > 0 {

@@ -51,24 +51,7 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 		s.log().Info("event for a folder marker; ignored", "key", ev.Key)
 		return nil
 	}
-	created := s.now()
-	if t, err := time.Parse(time.RFC3339Nano, ev.EventTime); err == nil {
-		created = t.UTC()
-	}
-	ref, err := s.pin(ctx) // the reference version the batch keeps to the end
-	if err != nil && !isNotFound(err) {
-		return err
-	}
-	name := ev.Name
-	if name == "" {
-		name = path.Base(ev.Key)
-	}
-	b, isNew, err := s.Ledger.CreateBatch(ctx, sluice.Batch{
-		ID:     sluice.BatchID(s.Blobs.Bucket(), ev.Key, ev.ETag, ev.Sequence),
-		Bucket: s.Blobs.Bucket(), Key: ev.Key, Name: name,
-		Size: ev.Size, ETag: ev.ETag, Sequence: ev.Sequence, CreatedAt: created,
-		RefVersion: ref, ConfigDigest: ConfigDigest(s.Config),
-	})
+	s, b, isNew, unclaimed, err := s.create(ctx, ev)
 	if err != nil {
 		return err
 	}
@@ -78,10 +61,13 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 		return nil
 	}
 	if isNew {
-		log.Info("batch created", "key", ev.Key, "size", ev.Size, "reference", b.RefVersion)
+		log.Info("batch created", "key", ev.Key, "feed", b.Feed, "size", ev.Size, "reference", b.RefVersion)
 	}
 	if err := s.fault(PointSplitAfterCreate); err != nil {
 		return err
+	}
+	if unclaimed != "" {
+		return s.fail(ctx, b, unclaimed)
 	}
 
 	src, info, err := s.source(ctx, b, ev.ETag)
@@ -111,11 +97,14 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	}
 	defer r.Close()
 
-	ch := &chunker{s: s, ctx: ctx, b: b}
+	var res splitResult
 	if ranges {
-		ch.input = ArchiveKey(b)
+		// Ranges come from the sequential cut; the parallel finder
+		// (cutInput) still writes copies, so it serves copyChunks only.
+		res, err = s.cut(&chunker{s: s, ctx: ctx, b: b, input: ArchiveKey(b)}, r)
+	} else {
+		res, err = s.cutInput(ctx, b, r)
 	}
-	res, err := s.cut(ch, r)
 	var bad *badFile
 	if errors.As(err, &bad) {
 		return s.fail(ctx, b, bad.reason)
@@ -130,6 +119,56 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	s.rec().Bytes("split", "read", info.Size)
 	log.Info("split done", "chunks", res.chunks, "rows", res.rows)
 	return nil
+}
+
+// create routes the object to its feed and creates (or finds) its batch,
+// pinning the feed's reference version. The splitter it returns runs with
+// the feed's settings; unclaimed, when set, says why no feed takes the
+// object (the batch is then failed with it). A
+// batch found again keeps the feed it recorded, whatever the routing says
+// now.
+func (s Splitter) create(ctx context.Context, ev sluice.ObjectCreated) (fs Splitter, b sluice.Batch, isNew bool, unclaimed string, err error) {
+	created := s.now()
+	if t, err := time.Parse(time.RFC3339Nano, ev.EventTime); err == nil {
+		created = t.UTC()
+	}
+	feed, rerr := s.Config.Route(strings.TrimPrefix(ev.Key, InputPrefix))
+	fs = s
+	if rerr != nil {
+		unclaimed = rerr.Error()
+	} else {
+		fd, err := s.forFeed(feed)
+		if err != nil {
+			return s, b, false, "", err
+		}
+		fs = Splitter{fd}
+	}
+	ref, err := fs.pin(ctx) // the reference version the batch keeps to the end
+	if err != nil && !isNotFound(err) {
+		return s, b, false, "", err
+	}
+	name := ev.Name
+	if name == "" {
+		name = path.Base(ev.Key)
+	}
+	b, isNew, err = s.Ledger.CreateBatch(ctx, sluice.Batch{
+		ID:     sluice.BatchID(s.Blobs.Bucket(), ev.Key, ev.ETag, ev.Sequence),
+		Bucket: s.Blobs.Bucket(), Key: ev.Key, Name: name,
+		Size: ev.Size, ETag: ev.ETag, Sequence: ev.Sequence, CreatedAt: created,
+		Feed: feed, RefVersion: ref, ConfigDigest: ConfigDigest(fs.Config),
+	})
+	if err != nil || isNew || b.Feed == feed {
+		return fs, b, isNew, unclaimed, err
+	}
+	fd, err := s.batchFeed(ctx, b)
+	if errors.Is(err, errBatchFailed) {
+		b.State = sluice.StateFailed // failed just now: the caller ignores it
+		return s, b, false, "", nil
+	}
+	if err != nil {
+		return s, b, false, "", err
+	}
+	return Splitter{fd}, b, false, "", nil
 }
 
 // source finds the batch's input: its object under input/, or its archived

@@ -21,13 +21,18 @@ import (
 // Worker validates and enriches one chunk.
 type Worker struct {
 	*Deps
+	*plans
+}
 
-	mu    sync.Mutex
-	plans map[string]*plan // by reference version and header row
+// plans caches compiled plans by feed, reference version and header row;
+// the views of a worker narrowed to one feed share it.
+type plans struct {
+	mu sync.Mutex
+	m  map[string]*plan
 }
 
 // NewWorker returns a worker; it caches compiled plans per header.
-func NewWorker(d *Deps) *Worker { return &Worker{Deps: d, plans: map[string]*plan{}} }
+func NewWorker(d *Deps) *Worker { return &Worker{Deps: d, plans: &plans{m: map[string]*plan{}}} }
 
 // plan is the configuration bound to one header: which rule checks which
 // field, where the key is, which reference values are appended.
@@ -46,7 +51,8 @@ type fieldCheck struct {
 func (w *Worker) planFor(ctx context.Context, ref pinned, header []byte, fields [][]byte) (*plan, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if p, ok := w.plans[ref.id+"\x00"+string(header)]; ok {
+	key := w.Config.Feed + "\x00" + ref.id + "\x00" + string(header)
+	if p, ok := w.m[key]; ok {
 		return p, nil
 	}
 	cols, err := rules.Compile(w.Config.Columns)
@@ -93,7 +99,7 @@ func (w *Worker) planFor(ctx context.Context, ref pinned, header []byte, fields 
 			p.pick = append(p.pick, i)
 		}
 	}
-	w.plans[ref.id+"\x00"+string(header)] = p
+	w.m[key] = p
 	return p, nil
 }
 
@@ -160,6 +166,14 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		batchLog(w.log(), b.ID).Info("chunk for a finished batch; ignored", "chunk", c.Chunk, "state", b.State)
 		return nil
 	}
+	fd, err := w.batchFeed(ctx, b)
+	if errors.Is(err, errBatchFailed) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	w = &Worker{Deps: fd, plans: w.plans} // the batch's feed from here on
 	ref, err := w.reference(ctx, b)
 	if errors.Is(err, errBatchFailed) {
 		return nil

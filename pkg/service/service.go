@@ -48,13 +48,7 @@ func pipelineConfig(c Config) (*config.Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.MailFrom != "" {
-		pcfg.Mail.From = c.MailFrom
-	}
-	if len(c.MailTo) > 0 {
-		pcfg.Mail.To = c.MailTo
-	}
-	pcfg.Mail.LinkTTL.Duration = c.LinkTTL
+	pcfg.OverrideMail(c.MailFrom, c.MailTo, c.LinkTTL)
 	return pcfg, nil
 }
 
@@ -125,6 +119,7 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 		return err
 	}
 	defer ports.Close()
+	m.Feeds(pcfg.FeedNames()...)
 	d := ports.Deps(pcfg, log, m)
 	d.Fault = fault.CrashAt(c.CrashAt)
 	if c.DuplicateSends {

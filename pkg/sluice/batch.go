@@ -60,7 +60,11 @@ type Batch struct {
 	// RefVersion is the reference version the batch was created with; every
 	// chunk is enriched from it alone. ConfigDigest is the digest of the
 	// pipeline configuration at creation, for audit.
-	RefVersion   string `json:"refVersion,omitempty"`
+	RefVersion string `json:"refVersion,omitempty"`
+	// Feed is the configured feed the object was routed to (by its key's
+	// prefix); every stage runs the batch with that feed's settings.
+	// Empty in batches created before feeds: the default feed.
+	Feed         string `json:"feed,omitempty"`
 	ConfigDigest string `json:"configDigest,omitempty"`
 
 	Header       []string `json:"header,omitempty"` // the input's header row

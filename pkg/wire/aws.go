@@ -105,6 +105,8 @@ func AWS(ctx context.Context, cfg aws.Config, o AWSOptions) (*Ports, error) {
 	}
 	db := dynamoledger.New(cfg, dynamoledger.DefaultTables(tablePrefix), dbopts...)
 	p.Ledger, p.Catalog = db.Ledger(), db.Catalog()
+	ds := &datasets{open: func(name string) (sluice.Catalog, error) { return db.Dataset(name), nil }}
+	p.Dataset = ds.get
 	p.Mailer = sesmail.New(cfg, sesmail.WithFrom(o.MailFrom))
 	return p, nil
 }

@@ -17,6 +17,7 @@ const (
 	DatabaseFile = "sluice.db" // queues and ledger
 	ReferenceDir = "reference" // the reference versions (refstore)
 	OutboxDir    = "outbox"    // one .eml per batch
+	DatasetsDir  = "datasets"  // reference/datasets/<name>/: named reference datasets
 )
 
 // Local builds the ports on a data directory. SQLite in WAL mode is safe
@@ -51,6 +52,17 @@ func Local(dir string) (*Ports, error) {
 		return nil, err
 	}
 	p.Blobs, p.Ledger, p.Catalog, p.Mailer = blobs, db.Ledger(), ref, mail
+	// Named datasets live beside the default's versions, under
+	// reference/datasets/<name>/ (no version file is named "datasets").
+	ds := &datasets{open: func(name string) (sluice.Catalog, error) {
+		st, err := refstore.Open(filepath.Join(dir, ReferenceDir, DatasetsDir, name))
+		if err != nil {
+			return nil, err
+		}
+		p.closers = append(p.closers, st.Close)
+		return st, nil
+	}}
+	p.Dataset = ds.get
 	for _, q := range pipeline.Queues() {
 		sq := db.Queue(q, sqlite.QueueOptions{MaxReceive: pipeline.MaxReceive})
 		p.Queues[q], p.DLQs[q] = sq, sq.DeadLetterQueue()

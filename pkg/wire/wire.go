@@ -9,7 +9,9 @@ package wire
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/pipeline"
@@ -27,6 +29,9 @@ type Ports struct {
 	// Catalog holds the reference versions; its Load publishes a new one
 	// (pkg/reference drives it).
 	Catalog sluice.Catalog
+	// Dataset opens the catalog of a named reference dataset ("default"
+	// is Catalog); each dataset's versions are apart from every other's.
+	Dataset func(name string) (sluice.Catalog, error)
 	Mailer  sluice.Mailer
 
 	closers []func() error
@@ -52,7 +57,47 @@ func (p *Ports) Deps(cfg *config.Pipeline, log *slog.Logger, rec pipeline.Record
 	if cfg.Enriches() {
 		d.Catalog = p.Catalog
 	}
+	d.Datasets = p.Catalogs
 	return d
+}
+
+// Catalogs is the catalog of a dataset: Catalog for "default" (or ""),
+// Dataset for the others.
+func (p *Ports) Catalogs(name string) (sluice.Catalog, error) {
+	if name == "" || name == config.DefaultDataset || p.Dataset == nil {
+		if p.Dataset == nil && name != "" && name != config.DefaultDataset {
+			return nil, fmt.Errorf("reference dataset %q: this runtime has only the default dataset", name)
+		}
+		return p.Catalog, nil
+	}
+	if err := config.ValidName("reference dataset", name); err != nil {
+		return nil, err
+	}
+	return p.Dataset(name)
+}
+
+// datasets opens each named dataset's catalog once and keeps it.
+type datasets struct {
+	mu   sync.Mutex
+	open func(name string) (sluice.Catalog, error)
+	m    map[string]sluice.Catalog
+}
+
+func (d *datasets) get(name string) (sluice.Catalog, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.m[name]; ok {
+		return c, nil
+	}
+	c, err := d.open(name)
+	if err != nil {
+		return nil, err
+	}
+	if d.m == nil {
+		d.m = map[string]sluice.Catalog{}
+	}
+	d.m[name] = c
+	return c, nil
 }
 
 // StageQueues are the queue a stage reads and its dead-letter queue.

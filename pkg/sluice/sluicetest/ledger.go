@@ -44,14 +44,14 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
 	t.Run("KeepsPinnedReference", func(t *testing.T) {
 		l := newLedger(t)
 		b := newBatch("pinned", time.Now())
-		b.RefVersion, b.ConfigDigest = "20260101T000000.000000Z-abc", "d1g3st"
+		b.RefVersion, b.ConfigDigest, b.Feed = "20260101T000000.000000Z-abc", "d1g3st", "returns"
 		mustCreate(t, l, b)
 		if _, err := l.UpdateBatch(t.Context(), b.ID, sluice.BatchUpdate{State: sluice.StateProcessing}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := l.GetBatch(t.Context(), b.ID)
-		if err != nil || got.RefVersion != b.RefVersion || got.ConfigDigest != b.ConfigDigest {
-			t.Fatalf("batch read back with reference %q and digest %q (%v); want %q, %q", got.RefVersion, got.ConfigDigest, err, b.RefVersion, b.ConfigDigest)
+		if err != nil || got.RefVersion != b.RefVersion || got.ConfigDigest != b.ConfigDigest || got.Feed != b.Feed {
+			t.Fatalf("batch read back with reference %q, digest %q, feed %q (%v); want %q, %q, %q", got.RefVersion, got.ConfigDigest, got.Feed, err, b.RefVersion, b.ConfigDigest, b.Feed)
 		}
 	})
 	t.Run("ChunkCountedOnce", func(t *testing.T) {

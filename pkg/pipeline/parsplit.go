@@ -1,0 +1,178 @@
+package pipeline
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"runtime"
+	"sync"
+
+	"github.com/sluicehq/sluice/pkg/csvscan"
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// ParallelSplitBytes is the input size from which the split finds its chunk
+// cut points with csvscan.FindCuts, on every core, when the blob store hands
+// out a random-access reader (a local file). Below it the one sequential scan
+// is already quick, and the goroutines would cost more than they save.
+// Tests lower it to run the parallel path on small corpora.
+var ParallelSplitBytes int64 = 64 << 20
+
+// cutInput picks the sequential or the parallel cut for the input r. The
+// size is the open file's own, not the blob store's earlier Stat, so that no
+// byte of what is read can be left out.
+func (s Splitter) cutInput(ctx context.Context, b sluice.Batch, r io.Reader) (splitResult, error) {
+	f, ok := r.(interface {
+		io.ReaderAt
+		Stat() (fs.FileInfo, error)
+	})
+	if ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() >= ParallelSplitBytes {
+			return s.cutParallel(ctx, b, f, st.Size())
+		}
+	}
+	return s.cut(&chunker{s: s, ctx: ctx, b: b}, r)
+}
+
+// cutParallel is cut with the record boundaries found, and the chunks
+// written, in parallel. The chunks, their messages and the ledger's header
+// are byte for byte what cut makes. Any file FindCuts refuses (empty, a
+// record too long, a quote never closed) goes through cut, so a bad file
+// gets exactly cut's reason. A crash may leave a few chunks stored ahead of
+// their messages; the redelivered split stores them again under the same
+// keys, as it does every chunk.
+func (s Splitter) cutParallel(ctx context.Context, b sluice.Batch, ra io.ReaderAt, size int64) (splitResult, error) {
+	cfg := s.Config
+	whole := func() io.Reader { return io.NewSectionReader(ra, 0, size) }
+	if err := sniff(bufio.NewReaderSize(whole(), 64<<10)); err != nil {
+		return splitResult{}, err
+	}
+	cuts, err := csvscan.FindCuts(ra, size, csvscan.CutOptions{Delim: cfg.Delim(), MaxRecord: cfg.Limits.MaxLineBytes, ChunkRows: cfg.ChunkRows})
+	if err != nil {
+		return s.cut(&chunker{s: s, ctx: ctx, b: b}, whole())
+	}
+	batchLog(s.log(), b.ID).Info("record boundaries found in parallel", "bytes", size, "chunks", len(cuts.Chunks))
+	headerLine, err := s.header(ctx, b, s.rangeScanner(ra, cuts.Header, nil))
+	if err != nil {
+		return splitResult{}, err
+	}
+	return s.writeChunks(ctx, b, ra, headerLine, cuts.Chunks)
+}
+
+// writeChunks writes the chunks on every core, a few at a time (which bounds
+// the memory), while this goroutine sends their messages in chunk order, each
+// after its chunk is stored, as cut does.
+func (s Splitter) writeChunks(ctx context.Context, b sluice.Batch, ra io.ReaderAt, headerLine []byte, chunks []csvscan.Cut) (splitResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	stored := make([]chan error, len(chunks))
+	for k := range stored {
+		stored[k] = make(chan error, 1)
+	}
+	slots := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for k, c := range chunks {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stored[k] <- s.putChunk(ctx, b, k, ra, headerLine, c)
+			}()
+		}
+	}()
+	var res splitResult
+	for k, c := range chunks {
+		var err error
+		select {
+		case err = <-stored[k]:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		<-slots
+		if err == nil {
+			err = s.fault(PointSplitAfterChunkPut)
+		}
+		if err == nil {
+			err = s.sendChunk(ctx, b, k, c.FirstLine, c.Rows)
+		}
+		if err != nil {
+			return res, err
+		}
+		res.chunks++
+		res.rows += c.Rows
+	}
+	return res, nil
+}
+
+// putChunk stores chunk k: the header line, then the cut's records, blank
+// lines dropped and each ending in a line break, as cut writes them.
+func (s Splitter) putChunk(ctx context.Context, b sluice.Batch, k int, ra io.ReaderAt, headerLine []byte, c csvscan.Cut) error {
+	body := make([]byte, len(headerLine)+int(c.End-c.Offset), len(headerLine)+int(c.End-c.Offset)+1)
+	copy(body, headerLine)
+	data := body[len(headerLine):]
+	if n, err := ra.ReadAt(data, c.Offset); n < len(data) {
+		return fmt.Errorf("reading bytes %d-%d of the input: %w", c.Offset, c.End, err)
+	}
+	if c.Blanks > 0 {
+		recs, err := s.records(append([]byte(nil), headerLine...), s.rangeScanner(ra, c, data))
+		if err != nil {
+			return err
+		}
+		body = recs
+	} else if body[len(body)-1] != '\n' {
+		body = append(body, '\n') // the file's last line lacked its line break
+	}
+	_, err := s.Blobs.Put(ctx, ChunkKey(b, k), bytes.NewReader(body))
+	return err
+}
+
+// rangeScanner scans one cut's records. A blank line goes first: the Scanner
+// skips it, and it keeps the Scanner from taking bytes that merely look like
+// a byte-order mark at the cut's start for one (only the file's first bytes
+// can be one).
+func (s Splitter) rangeScanner(ra io.ReaderAt, c csvscan.Cut, data []byte) *csvscan.Scanner {
+	var r io.Reader = io.NewSectionReader(ra, c.Offset, c.End-c.Offset)
+	if data != nil {
+		r = bytes.NewReader(data)
+	}
+	r = io.MultiReader(bytes.NewReader([]byte{'\n'}), r)
+	return csvscan.NewScanner(r, s.Config.Delim(), s.Config.Limits.MaxLineBytes)
+}
+
+// records appends the scanned records, blank lines dropped, each ending in
+// a line break, as cut writes them.
+func (s Splitter) records(dst []byte, sc *csvscan.Scanner) ([]byte, error) {
+	for {
+		rec, err := sc.Next()
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return nil, err // FindCuts read these records whole: not expected
+		}
+		dst = append(dst, rec...)
+		if rec[len(rec)-1] != '\n' {
+			dst = append(dst, '\n')
+		}
+	}
+}
+
+// sendChunk sends chunk n's message, as cut's flush does.
+func (s Splitter) sendChunk(ctx context.Context, b sluice.Batch, n int, firstLine int64, rows int) error {
+	msg := sluice.ChunkReady{Version: sluice.MessageVersion, BatchID: b.ID, Chunk: n, Key: ChunkKey(b, n), FirstLine: firstLine, Rows: rows}
+	if err := s.Chunks.Send(ctx, sluice.Encode(msg)); err != nil {
+		return err
+	}
+	return s.fault(PointSplitAfterChunkSend)
+}
