@@ -26,6 +26,11 @@ import (
 func TestCLIOverAWS(t *testing.T) {
 	orders, fin := testenv.SeedSample(t)
 	s := newStack(t, 5000)
+	// This stack runs the seed's layout (chunks copied to to_process/), so
+	// the grants that mode needs are used by some test (least privilege).
+	if err := os.WriteFile(s.cfgFile, []byte("chunkRows: 5000\ncopyChunks: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	sluiceCmd := func(ctx context.Context, args ...string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, bins["sluice"], args...)
 		cmd.Env = append(os.Environ(), s.env...)

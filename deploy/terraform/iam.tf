@@ -187,7 +187,7 @@ data "aws_iam_policy_document" "worker" {
   statement {
     sid       = "ReadChunks"
     actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.this.arn}/*/to_process/*"]
+    resources = ["${aws_s3_bucket.this.arn}/*/to_process/*", "${aws_s3_bucket.this.arn}/input_archive/*"] # chunks are ranges of the archived input
   }
   statement {
     sid       = "WriteParts"

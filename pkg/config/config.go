@@ -34,6 +34,11 @@ type Pipeline struct {
 	Feeds []Feed `yaml:"feeds,omitempty" json:"feeds,omitempty"`
 	// Feed names the feed this configuration was narrowed to by ForFeed.
 	Feed string `yaml:"-" json:"-"`
+	// CopyChunks writes each chunk to <batch>/to_process/ as the seed sample
+	// did, instead of handing workers byte ranges of the archived input.
+	// Off by default; omitted from the JSON so the config digest of
+	// configurations without it does not change.
+	CopyChunks bool `yaml:"copyChunks,omitempty" json:"copyChunks,omitempty"`
 	// FormulaGuard prefixes cells a spreadsheet would run as formulas.
 	FormulaGuard FormulaGuard `yaml:"formulaGuard" json:"formulaGuard"`
 	// Retention says when a batch's files may be removed (retention.go).

@@ -51,7 +51,7 @@ var Stages = []Stage{
 			"rejects":   {"dynamodb:BatchWriteItem"}, // AddRejects: BatchWriteItem only
 			"reference": {"dynamodb:GetItem", "dynamodb:BatchGetItem"},
 		},
-		Read:       []string{"*/to_process/*"},
+		Read:       []string{"*/to_process/*", "input_archive/*"}, // a chunk is a range of the archived input
 		Write:      []string{"*/output/parts/*", "*/output/errors/*"},
 		ListBucket: true,
 		Protect:    true,

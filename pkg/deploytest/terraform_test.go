@@ -92,7 +92,7 @@ func TestTerraformChecksCatch(t *testing.T) {
 		},
 		{
 			name: "worker may read the completed outputs",
-			text: replace("iam.tf", `resources = ["${aws_s3_bucket.this.arn}/*/to_process/*"]`, `resources = ["${aws_s3_bucket.this.arn}/*/to_process/*", "${aws_s3_bucket.this.arn}/*/output/completed/*"]`),
+			text: replace("iam.tf", `resources = ["${aws_s3_bucket.this.arn}/*/to_process/*", "${aws_s3_bucket.this.arn}/input_archive/*"]`, `resources = ["${aws_s3_bucket.this.arn}/*/to_process/*", "${aws_s3_bucket.this.arn}/input_archive/*", "${aws_s3_bucket.this.arn}/*/output/completed/*"]`),
 			want: []string{"worker:", "s3:GetObject s3:*/output/completed/*"},
 		},
 		{

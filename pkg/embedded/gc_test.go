@@ -27,6 +27,7 @@ func TestGCFollowsRetention(t *testing.T) {
 		Outputs:       config.Period{D: 24 * time.Hour},
 		Archives:      config.Period{Forever: true},
 	}
+	cfg.CopyChunks = true // the seed's layout: gc removes the to_process/ copies too
 	got := runFile(t, cfg, orders, fin)
 	eng, b := got.eng, got.batch
 	// A second file, submitted but not run: its batch has not ended.

@@ -34,7 +34,7 @@ func (s Splitter) cutInput(ctx context.Context, b sluice.Batch, r io.Reader) (sp
 			return s.cutParallel(ctx, b, f, st.Size())
 		}
 	}
-	return s.cut(ctx, b, r)
+	return s.cut(&chunker{s: s, ctx: ctx, b: b}, r)
 }
 
 // cutParallel is cut with the record boundaries found, and the chunks
@@ -52,7 +52,7 @@ func (s Splitter) cutParallel(ctx context.Context, b sluice.Batch, ra io.ReaderA
 	}
 	cuts, err := csvscan.FindCuts(ra, size, csvscan.CutOptions{Delim: cfg.Delim(), MaxRecord: cfg.Limits.MaxLineBytes, ChunkRows: cfg.ChunkRows})
 	if err != nil {
-		return s.cut(ctx, b, whole())
+		return s.cut(&chunker{s: s, ctx: ctx, b: b}, whole())
 	}
 	batchLog(s.log(), b.ID).Info("record boundaries found in parallel", "bytes", size, "chunks", len(cuts.Chunks))
 	headerLine, err := s.header(ctx, b, s.rangeScanner(ra, cuts.Header, nil))

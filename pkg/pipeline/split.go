@@ -82,6 +82,17 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if lim := s.Config.Limits.MaxFileBytes; info.Size > lim {
 		return s.fail(ctx, b, fmt.Sprintf("the file is %d bytes, over the limit of %d bytes (limits.maxFileBytes)", info.Size, lim))
 	}
+	ranges := !s.Config.CopyChunks
+	if ranges && src == b.Key {
+		// Archive first, so every range names an object that stays: a
+		// chunk retried after the input is gone still finds its bytes.
+		// The cut then reads the archive too, so the ranges and the
+		// records counted are the same bytes even if the input is replaced.
+		if err := s.Blobs.Copy(ctx, b.Key, ArchiveKey(b)); err != nil {
+			return fmt.Errorf("archiving %s: %w", b.Key, err)
+		}
+		src = ArchiveKey(b)
+	}
 	r, err := s.Blobs.Get(ctx, src)
 	if err != nil {
 		return err
@@ -99,7 +110,16 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	}
 	defer in.Close()
 
-	res, err := s.cutInput(ctx, b, in.Reader)
+	var res splitResult
+	if ranges && in.Kind == format.KindCSV {
+		// Ranges of the archive's own bytes, from the sequential cut; the
+		// parallel finder (cutInput) writes copies, so it serves copyChunks.
+		res, err = s.cut(&chunker{s: s, ctx: ctx, b: b, input: ArchiveKey(b)}, in.Reader)
+	} else {
+		// A decoded input (gzip, zstd, xlsx) has no byte ranges to point
+		// at: its chunks are copies of the decoded CSV.
+		res, err = s.cutInput(ctx, b, in.Reader)
+	}
 	var bad *badFile
 	if errors.As(err, &bad) {
 		return s.fail(ctx, b, bad.reason)
@@ -110,7 +130,7 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if err != nil {
 		return err
 	}
-	if err := s.finish(ctx, b, res, redelivered); err != nil {
+	if err := s.finish(ctx, b, res, redelivered, ranges); err != nil {
 		return err
 	}
 	s.rec().Rows("split", "in", res.rows)
@@ -187,7 +207,7 @@ func (s Splitter) source(ctx context.Context, b sluice.Batch, etag string) (stri
 // finish records the split's totals, tells the merger when the workers
 // were all done before the total was known, archives the input and moves
 // the batch on to processing.
-func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, redelivered bool) error {
+func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, redelivered, archived bool) error {
 	c, err := s.Ledger.SetTotal(ctx, b.ID, res.chunks, res.rows)
 	if err != nil {
 		return err
@@ -200,7 +220,12 @@ func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, r
 			return err
 		}
 	}
-	if err := s.archive(ctx, b); err != nil {
+	if archived {
+		// Copied before the cut: only the input's removal is left.
+		if err := s.Blobs.Delete(ctx, b.Key); err != nil {
+			return fmt.Errorf("archiving %s: %w", b.Key, err)
+		}
+	} else if err := s.archive(ctx, b); err != nil {
 		return err
 	}
 	if err := s.fault(PointSplitAfterArchive); err != nil {
@@ -219,75 +244,105 @@ func badf(format string, args ...any) error { return &badFile{reason: fmt.Sprint
 
 type splitResult struct{ chunks, rows int }
 
-// cut streams the file, writes each chunk as soon as it is full and sends
-// its message at once, so workers start while the split goes on.
-func (s Splitter) cut(ctx context.Context, b sluice.Batch, r io.Reader) (splitResult, error) {
+// cut streams the file and hands each record to the chunker, which sends
+// each chunk as soon as it is full, so workers start while the split goes on.
+func (s Splitter) cut(ch *chunker, r io.Reader) (splitResult, error) {
 	cfg := s.Config
 	br := bufio.NewReaderSize(r, 64<<10)
 	if err := sniff(br); err != nil {
 		return splitResult{}, err
 	}
 	sc := csvscan.NewScanner(br, cfg.Delim(), cfg.Limits.MaxLineBytes)
-	tooLong := func(err error) error { return recordError(err, cfg.Limits.MaxLineBytes) }
-	headerLine, err := s.header(ctx, b, sc)
+	headerLine, err := s.header(ch.ctx, ch.b, sc)
 	if err != nil {
 		return splitResult{}, err
 	}
-
-	var res splitResult
-	buf := bytes.NewBuffer(make([]byte, 0, 1<<20))
-	rows, firstLine := 0, int64(0)
-	flush := func() error {
-		if rows == 0 {
-			return nil
-		}
-		key := ChunkKey(b, res.chunks)
-		if _, err := s.Blobs.Put(ctx, key, bytes.NewReader(buf.Bytes())); err != nil {
-			return err
-		}
-		if err := s.fault(PointSplitAfterChunkPut); err != nil {
-			return err
-		}
-		msg := sluice.ChunkReady{Version: sluice.MessageVersion, BatchID: b.ID, Chunk: res.chunks, Key: key, FirstLine: firstLine, Rows: rows}
-		if err := s.Chunks.Send(ctx, sluice.Encode(msg)); err != nil {
-			return err
-		}
-		if err := s.fault(PointSplitAfterChunkSend); err != nil {
-			return err
-		}
-		res.chunks++
-		rows = 0
-		return nil
-	}
+	ch.header = headerLine
 	for {
 		rec, err := sc.Next()
 		if err == io.EOF {
 			break
 		}
 		if errors.Is(err, csvscan.ErrTooLong) || errors.Is(err, csvscan.ErrOpenQuote) {
-			return res, tooLong(err)
+			return ch.res, recordError(err, cfg.Limits.MaxLineBytes)
 		}
 		if err != nil {
-			return res, err
+			return ch.res, err
 		}
-		if rows == 0 {
-			buf.Reset()
-			buf.Write(headerLine)
-			firstLine = sc.Line()
-		}
-		buf.Write(rec)
-		if rec[len(rec)-1] != '\n' {
-			buf.WriteByte('\n')
-		}
-		rows++
-		res.rows++
-		if rows == cfg.ChunkRows {
-			if err := flush(); err != nil {
-				return res, err
+		ch.add(rec, sc.Line(), sc.Offset())
+		if ch.rows == cfg.ChunkRows {
+			if err := ch.flush(); err != nil {
+				return ch.res, err
 			}
 		}
 	}
-	return res, flush()
+	return ch.res, ch.flush()
+}
+
+// chunker gathers records into chunks: byte ranges of input, or, when
+// input is empty, copies written under to_process/.
+type chunker struct {
+	s      Splitter
+	ctx    context.Context
+	b      sluice.Batch
+	input  string // the object ranges point into; "": write copies
+	header []byte // the header row, each copy's first line
+
+	buf        bytes.Buffer
+	rows       int
+	firstLine  int64
+	start, end int64 // the chunk's bytes in the input
+	res        splitResult
+}
+
+// add takes one record, which starts on line and ends at input offset end.
+func (c *chunker) add(rec []byte, line, end int64) {
+	if c.rows == 0 {
+		c.firstLine = line
+		c.start = end - int64(len(rec))
+		if c.input == "" {
+			c.buf.Reset()
+			c.buf.Write(c.header)
+		}
+	}
+	c.end = end
+	if c.input == "" {
+		c.buf.Write(rec)
+		if rec[len(rec)-1] != '\n' {
+			c.buf.WriteByte('\n')
+		}
+	}
+	c.rows++
+	c.res.rows++
+}
+
+// flush makes the gathered rows a chunk and sends its message.
+func (c *chunker) flush() error {
+	if c.rows == 0 {
+		return nil
+	}
+	s, b := c.s, c.b
+	msg := sluice.ChunkReady{Version: sluice.MessageVersion, BatchID: b.ID, Chunk: c.res.chunks, FirstLine: c.firstLine, Rows: c.rows}
+	if c.input != "" {
+		msg.Input, msg.Offset, msg.Length = c.input, c.start, c.end-c.start
+	} else {
+		msg.Key = ChunkKey(b, c.res.chunks)
+		if _, err := s.Blobs.Put(c.ctx, msg.Key, bytes.NewReader(c.buf.Bytes())); err != nil {
+			return err
+		}
+	}
+	if err := s.fault(PointSplitAfterChunkPut); err != nil {
+		return err
+	}
+	if err := s.Chunks.Send(c.ctx, sluice.Encode(msg)); err != nil {
+		return err
+	}
+	if err := s.fault(PointSplitAfterChunkSend); err != nil {
+		return err
+	}
+	c.res.chunks++
+	c.rows = 0
+	return nil
 }
 
 // header reads, checks and records the header row, and returns it as each

@@ -203,9 +203,9 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 // with their reason, the others wait in the arena for their lookup.
 func (w *Worker) read(ctx context.Context, run *chunkRun) error {
 	c := run.c
-	r, err := w.Blobs.Get(ctx, c.Key)
+	r, err := w.open(ctx, c)
 	if isNotFound(err) {
-		return sluice.PermanentReason(sluice.ReasonMissingObject, fmt.Errorf("chunk %s is missing", c.Key))
+		return sluice.PermanentReason(sluice.ReasonMissingObject, fmt.Errorf("chunk %s is missing", c.Source()))
 	}
 	if err != nil {
 		return err
@@ -213,16 +213,7 @@ func (w *Worker) read(ctx context.Context, run *chunkRun) error {
 	defer r.Close()
 	sc := csvscan.NewScannerBuffer(r, run.delim, w.Config.Limits.MaxLineBytes+len(run.b.Header)*4+1024, run.bufs.scan)
 	defer func() { run.bufs.scan = sc.Buffer() }()
-	rawHeader, err := sc.Next()
-	if err != nil {
-		return fmt.Errorf("chunk %s: reading header: %w", c.Key, err)
-	}
-	hdr := bytes.Clone(csvscan.TrimEOL(rawHeader))
-	hfields, _, err := csvscan.Split(hdr, run.delim, nil, nil)
-	if err != nil {
-		return sluice.Permanentf("chunk %s: header: %v", c.Key, err)
-	}
-	if run.p, err = w.planFor(ctx, run.ref, hdr, hfields); err != nil {
+	if err := w.readHeader(ctx, run, sc); err != nil {
 		return err
 	}
 	firstLine := int64(-1)
@@ -232,13 +223,63 @@ func (w *Worker) read(ctx context.Context, run *chunkRun) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("chunk %s: %w", c.Key, err)
+			return fmt.Errorf("chunk %s: %w", c.Source(), err)
 		}
 		if firstLine < 0 {
 			firstLine = sc.Line()
 		}
 		run.validate(c.FirstLine+sc.Line()-firstLine, csvscan.TrimEOL(rec))
 	}
+}
+
+// rangeLead comes before a range's bytes: the scanner drops a UTF-8 BOM at
+// the start of its stream, which is right for a file but would cut three
+// bytes from a record that happens to start with one. The blank line it
+// makes is skipped like any other.
+var rangeLead = []byte{'\n'}
+
+// open streams the chunk: its range of the input, or its own object.
+func (w *Worker) open(ctx context.Context, c sluice.ChunkReady) (io.ReadCloser, error) {
+	if c.Key != "" {
+		return w.Blobs.Get(ctx, c.Key)
+	}
+	if c.Input == "" || c.Length <= 0 {
+		return nil, sluice.PermanentReason(sluice.ReasonMalformed, fmt.Errorf("chunk %d of batch %s names neither an object nor a range", c.Chunk, c.BatchID))
+	}
+	r, err := w.Blobs.GetRange(ctx, c.Input, c.Offset, c.Length)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(rangeLead), r), r}, nil
+}
+
+// readHeader binds the chunk to its plan: by the header row a copy starts
+// with, or, for a range, by the header the split recorded in the batch.
+func (w *Worker) readHeader(ctx context.Context, run *chunkRun, sc *csvscan.Scanner) error {
+	c := run.c
+	if c.Key == "" {
+		fields := make([][]byte, len(run.b.Header))
+		for i, h := range run.b.Header {
+			fields[i] = []byte(h)
+		}
+		var err error
+		run.p, err = w.planFor(ctx, run.ref, []byte(strings.Join(run.b.Header, "\x00")), fields)
+		return err
+	}
+	rawHeader, err := sc.Next()
+	if err != nil {
+		return fmt.Errorf("chunk %s: reading header: %w", c.Key, err)
+	}
+	hdr := bytes.Clone(csvscan.TrimEOL(rawHeader))
+	hfields, _, err := csvscan.Split(hdr, run.delim, nil, nil)
+	if err != nil {
+		return sluice.Permanentf("chunk %s: header: %v", c.Key, err)
+	}
+	run.p, err = w.planFor(ctx, run.ref, hdr, hfields)
+	return err
 }
 
 // validate checks one row (its encoding, its CSV, its field count, then
@@ -293,7 +334,7 @@ func (w *Worker) enrich(ctx context.Context, run *chunkRun) error {
 	}
 	vals, err := run.ref.Lookup(ctx, keys)
 	if err != nil {
-		return fmt.Errorf("chunk %s: reference lookup: %w", run.c.Key, err)
+		return fmt.Errorf("chunk %s: reference lookup: %w", run.c.Source(), err)
 	}
 	run.vals = vals
 	return nil

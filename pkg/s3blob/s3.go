@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -83,6 +84,9 @@ type Store struct {
 	opt     Options
 	uploads *transfermanager.Client
 	creds   aws.CredentialsProvider
+	// noPartCopy is set once the store answered UploadPartCopy as if it
+	// did not know it (an emulator): Compose then streams.
+	noPartCopy atomic.Bool
 }
 
 var _ sluice.BlobStore = (*Store)(nil)

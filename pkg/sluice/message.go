@@ -25,12 +25,21 @@ type ObjectCreated struct {
 	Name string `json:"name,omitempty"`
 }
 
-// ChunkReady tells a worker that a chunk is written.
+// ChunkReady tells a worker that a chunk is ready. A chunk is either a
+// byte range of the input (Input, Offset, Length: its records, without the
+// header, which the batch holds) or an object of its own (Key: the header
+// and then its records), when the input cannot be read by ranges (a
+// compressed one) or the configuration asks for copies (copyChunks).
 type ChunkReady struct {
 	Version int    `json:"v"`
 	BatchID string `json:"batchId"`
 	Chunk   int    `json:"chunk"`
-	Key     string `json:"key"`
+	Key     string `json:"key,omitempty"`
+	// Input is the object the range is read from: the archived input,
+	// which stays until the batch's retention ends.
+	Input  string `json:"input,omitempty"`
+	Offset int64  `json:"offset,omitempty"`
+	Length int64  `json:"length,omitempty"`
 	// FirstLine is the input line on which the chunk's first row starts.
 	FirstLine int64 `json:"firstLine"`
 	Rows      int   `json:"rows"`
@@ -40,6 +49,14 @@ type ChunkReady struct {
 type BatchReady struct {
 	Version int    `json:"v"`
 	BatchID string `json:"batchId"`
+}
+
+// Source names what the worker reads, for messages and logs.
+func (c ChunkReady) Source() string {
+	if c.Key != "" {
+		return c.Key
+	}
+	return fmt.Sprintf("%s bytes %d-%d", c.Input, c.Offset, c.Offset+c.Length)
 }
 
 // Encode marshals a stage message.

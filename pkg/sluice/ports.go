@@ -21,6 +21,10 @@ type BlobStore interface {
 	Bucket() string
 	// Get streams an object; the caller closes it. A missing object is ErrNotFound.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// GetRange streams n bytes of an object from offset off (fewer when the
+	// object ends first), so a worker reads its chunk straight from the
+	// input. A missing object is ErrNotFound; off past the end is an error.
+	GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error)
 	// Put stores everything r yields under key, replacing what was there.
 	// Readers see either the old or the new object, never a partial one.
 	Put(ctx context.Context, key string, r io.Reader) (BlobInfo, error)
@@ -36,6 +40,18 @@ type BlobStore interface {
 	// about ttl where the store can limit it, and the time it stops working
 	// (zero when it never does).
 	Link(ctx context.Context, key string, ttl time.Duration) (url string, expires time.Time, err error)
+}
+
+// Composer is a BlobStore that can assemble an object from a prefix of
+// bytes and other objects without the caller moving their bytes: S3 with
+// UploadPartCopy, a directory with copy_file_range. The merge uses it
+// where the store offers it.
+type Composer interface {
+	// Compose stores head followed by every object in srcs, in order,
+	// under dst, replacing it atomically as Put does. sha256 is the hex
+	// SHA-256 of what it stored when the store computed it on the way
+	// (empty when it did not: the caller reads the object to know it).
+	Compose(ctx context.Context, dst string, head []byte, srcs []string) (info BlobInfo, sha256 string, err error)
 }
 
 // Message is one received queue message.

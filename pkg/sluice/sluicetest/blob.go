@@ -3,6 +3,8 @@ package sluicetest
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"strings"
@@ -78,6 +80,86 @@ func TestBlobStore(t *testing.T, newStore func(t *testing.T) sluice.BlobStore) {
 		}
 		if got := mustGet(t, s, "big/blob.bin"); !bytes.Equal(got, body) {
 			t.Fatalf("round trip of %d bytes differs (got %d bytes)", len(body), len(got))
+		}
+	})
+	t.Run("GetRange", func(t *testing.T) {
+		s := newStore(t)
+		body := []byte("header\nrow one\nrow two\n")
+		mustPut(t, s, "input_archive/b/f.csv", body)
+		for _, c := range []struct {
+			off, n int64
+			want   string
+		}{{7, 8, "row one\n"}, {0, 6, "header"}, {15, 100, "row two\n"}, {3, 0, ""}} {
+			r, err := s.GetRange(t.Context(), "input_archive/b/f.csv", c.off, c.n)
+			if err != nil {
+				t.Fatalf("GetRange(%d, %d): %v", c.off, c.n, err)
+			}
+			got, err := io.ReadAll(r)
+			r.Close()
+			if err != nil || string(got) != c.want {
+				t.Errorf("GetRange(%d, %d) = %q, %v; want %q", c.off, c.n, got, err, c.want)
+			}
+		}
+		// A big object (a multipart upload on S3, with a whole-object
+		// checksum a range must not be checked against).
+		big := make([]byte, 11<<20+5)
+		rand.Read(big)
+		if _, err := s.Put(t.Context(), "input_archive/b/big.csv", onlyReader{bytes.NewReader(big)}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.GetRange(t.Context(), "input_archive/b/big.csv", 6<<20+3, 1<<20)
+		if err != nil {
+			t.Fatalf("GetRange of a big object: %v", err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, big[6<<20+3:7<<20+3]) {
+			t.Errorf("GetRange of a big object: %d bytes, %v; want the range's bytes", len(got), err)
+		}
+		if _, err := s.GetRange(t.Context(), "nope/x.csv", 0, 5); !errors.Is(err, sluice.ErrNotFound) {
+			t.Errorf("GetRange of a missing object: %v, want ErrNotFound", err)
+		}
+		if _, err := s.GetRange(t.Context(), "input_archive/b/f.csv", -1, 5); err == nil {
+			t.Errorf("GetRange with a negative offset worked")
+		}
+	})
+	t.Run("Compose", func(t *testing.T) {
+		s := newStore(t)
+		c, ok := s.(sluice.Composer)
+		if !ok {
+			t.Skip("the store cannot compose")
+		}
+		// Sources over S3's 5 MiB part minimum, after a short one (which
+		// the first must top up) and around an empty one.
+		big1, big2 := make([]byte, 6<<20+7), make([]byte, 5<<20+1)
+		rand.Read(big1)
+		rand.Read(big2)
+		srcs := map[string][]byte{"b/parts/p0.csv": []byte("a,1\n"), "b/parts/p1.csv": big1, "b/parts/p2.csv": nil, "b/parts/p3.csv": big2, "b/parts/p4.csv": []byte("z,9\n")}
+		keys := []string{"b/parts/p0.csv", "b/parts/p1.csv", "b/parts/p2.csv", "b/parts/p3.csv", "b/parts/p4.csv"}
+		want := []byte("h,n\n")
+		for _, k := range keys {
+			mustPut(t, s, k, srcs[k])
+			want = append(want, srcs[k]...)
+		}
+		mustPut(t, s, "b/out.csv", []byte("old content"))
+		info, sum, err := c.Compose(t.Context(), "b/out.csv", []byte("h,n\n"), keys)
+		if err != nil {
+			t.Fatalf("Compose: %v", err)
+		}
+		if got := mustGet(t, s, "b/out.csv"); !bytes.Equal(got, want) {
+			t.Fatalf("composed %d bytes, want %d equal to head and sources", len(got), len(want))
+		}
+		if info.Size != int64(len(want)) {
+			t.Errorf("Compose size %d, want %d", info.Size, len(want))
+		}
+		if h := sha256.Sum256(want); sum != "" && sum != hex.EncodeToString(h[:]) {
+			t.Errorf("Compose sha256 %s, want %x", sum, h)
+		}
+		if _, _, err := c.Compose(t.Context(), "b/out2.csv", nil, []string{"b/parts/p0.csv", "b/parts/missing.csv"}); !errors.Is(err, sluice.ErrNotFound) {
+			t.Errorf("Compose from a missing source: %v, want ErrNotFound", err)
+		}
+		if _, err := s.Stat(t.Context(), "b/out2.csv"); !errors.Is(err, sluice.ErrNotFound) {
+			t.Errorf("a failed Compose left an object: %v", err)
 		}
 	})
 	t.Run("EmptyObject", func(t *testing.T) {
