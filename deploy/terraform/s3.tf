@@ -123,11 +123,13 @@ resource "aws_s3_bucket_notification" "this" {
   bucket = aws_s3_bucket.this.id
 
   queue {
-    id            = "sluice-ingest"
-    queue_arn     = aws_sqs_queue.ingest.arn
-    events        = ["s3:ObjectCreated:*"]
+    id        = "sluice-ingest"
+    queue_arn = aws_sqs_queue.ingest.arn
+    events    = ["s3:ObjectCreated:*"]
+    # No suffix: .csv, .csv.gz, .csv.zst and .xlsx are all inputs (the
+    # split knows a file by its first bytes), and a file that is none of
+    # them fails its batch with a reason instead of being ignored.
     filter_prefix = "input/"
-    filter_suffix = ".csv"
   }
 
   # A reference CSV becomes the new reference version (the splitter loads it).

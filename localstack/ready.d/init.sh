@@ -3,7 +3,8 @@
 # same ones `sluice provision` (pkg/provision) and the Terraform make:
 #
 #   bucket   $SLUICE_BUCKET, with an s3:ObjectCreated:* notification for
-#            input/*.csv to the ingest queue
+#            input/* (any name: .csv, .csv.gz, .xlsx...) and reference/*.csv
+#            to the ingest queue
 #   queues   ${SLUICE_QUEUE_PREFIX}{ingest,chunks,merge,notify}, each with a
 #            -dlq dead-letter queue after MAX_RECEIVE receives, and the
 #            visibility timeout of pkg/provision.Visibility
@@ -141,12 +142,19 @@ awslocal s3api put-bucket-notification-configuration --bucket "$BUCKET" --notifi
     \"QueueArn\": \"$INGEST_ARN\",
     \"Events\": [\"s3:ObjectCreated:*\"],
     \"Filter\": {\"Key\": {\"FilterRules\": [
-      {\"Name\": \"prefix\", \"Value\": \"input/\"},
+      {\"Name\": \"prefix\", \"Value\": \"input/\"}
+    ]}}
+  }, {
+    \"Id\": \"sluice-reference\",
+    \"QueueArn\": \"$INGEST_ARN\",
+    \"Events\": [\"s3:ObjectCreated:*\"],
+    \"Filter\": {\"Key\": {\"FilterRules\": [
+      {\"Name\": \"prefix\", \"Value\": \"reference/\"},
       {\"Name\": \"suffix\", \"Value\": \".csv\"}
     ]}}
   }]
 }"
-log "notification s3://$BUCKET/input/*.csv → ${QUEUE_PREFIX}ingest"
+log "notification s3://$BUCKET/input/* and reference/*.csv → ${QUEUE_PREFIX}ingest"
 
 # --- SES --------------------------------------------------------------------
 awslocal ses verify-email-identity --email-address "$MAIL_FROM"

@@ -281,8 +281,15 @@ func TestInitShMakesWhatProvisionMakes(t *testing.T) {
 			}
 		}
 	}
-	if err := json.Unmarshal([]byte(notification), &nc); err != nil || len(nc.QueueConfigurations) != 1 {
-		t.Fatalf("notification %q: %v", notification, err)
+	if err := json.Unmarshal([]byte(notification), &nc); err != nil || len(nc.QueueConfigurations) != 2 {
+		t.Fatalf("notification %q: %v (want input/* and reference/*.csv, as provision makes)", notification, err)
+	}
+	refRules := map[string]string{}
+	for _, r := range nc.QueueConfigurations[1].Filter.Key.FilterRules {
+		refRules[strings.ToLower(r.Name)] = r.Value
+	}
+	if refRules["prefix"] != "reference/" || refRules["suffix"] != ".csv" || !strings.HasSuffix(nc.QueueConfigurations[1].QueueArn, ":"+prefix+"ingest") {
+		t.Errorf("second notification %+v, want reference/*.csv to %singest", nc.QueueConfigurations[1], prefix)
 	}
 	qc := nc.QueueConfigurations[0]
 	rules := map[string]string{}
@@ -290,8 +297,8 @@ func TestInitShMakesWhatProvisionMakes(t *testing.T) {
 		rules[strings.ToLower(r.Name)] = r.Value
 	}
 	if !strings.HasSuffix(qc.QueueArn, ":"+prefix+"ingest") || !slices.Equal(qc.Events, []string{"s3:ObjectCreated:*"}) ||
-		rules["prefix"] != "input/" || rules["suffix"] != ".csv" {
-		t.Errorf("notification %+v, want s3:ObjectCreated:* on input/*.csv to %singest", qc, prefix)
+		rules["prefix"] != "input/" || rules["suffix"] != "" {
+		t.Errorf("notification %+v, want s3:ObjectCreated:* on every key under input/ to %singest", qc, prefix)
 	}
 	if sesIdentity != env(loadCompose(t).Services["notifier"], "SLUICE_MAIL_FROM") {
 		t.Errorf("SES identity %q is not the notifier's SLUICE_MAIL_FROM", sesIdentity)

@@ -293,21 +293,22 @@ func checkBucketTLS(m *Module, p *problems) {
 	}
 }
 
-// checkIngestNotification: a CSV created under input/ is announced on the
-// ingest queue, which is how a batch starts.
+// checkIngestNotification: any object created under input/ (a CSV, a
+// compressed CSV, a workbook) is announced on the ingest queue, which is
+// how a batch starts.
 func checkIngestNotification(m *Module, p *problems) {
 	notified := false
 	for _, b := range forBucket(m, "aws_s3_bucket_notification") {
 		for _, q := range children(b, "queue") {
 			events, _ := strs(attr(q, "events"))
 			if refersTo(attr(q, "queue_arn"), "aws_sqs_queue.ingest") && slices.Contains(events, "s3:ObjectCreated:*") &&
-				str(attr(q, "filter_prefix")) == "input/" && str(attr(q, "filter_suffix")) == ".csv" {
+				str(attr(q, "filter_prefix")) == "input/" && attr(q, "filter_suffix") == nil {
 				notified = true
 			}
 		}
 	}
 	if !notified {
-		p.add("bucket: no aws_s3_bucket_notification sending s3:ObjectCreated:* on input/*.csv to aws_sqs_queue.ingest")
+		p.add("bucket: no aws_s3_bucket_notification sending s3:ObjectCreated:* on every key under input/ (no suffix filter: .csv.gz and .xlsx are inputs too) to aws_sqs_queue.ingest")
 	}
 
 }

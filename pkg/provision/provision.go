@@ -165,8 +165,9 @@ func connectIngest(ctx context.Context, cfg aws.Config, c *s3.Client, o Options,
 		NotificationConfiguration: &s3types.NotificationConfiguration{QueueConfigurations: []s3types.QueueConfiguration{{
 			Id: aws.String("sluice-ingest"), QueueArn: aws.String(arn), Events: []s3types.Event{"s3:ObjectCreated:*"},
 			Filter: &s3types.NotificationConfigurationFilter{Key: &s3types.S3KeyFilter{FilterRules: []s3types.FilterRule{
+				// No suffix: compressed CSVs and workbooks are inputs too, and
+				// a file that is none of them fails its batch, visibly.
 				{Name: s3types.FilterRuleNamePrefix, Value: aws.String("input/")},
-				{Name: s3types.FilterRuleNameSuffix, Value: aws.String(".csv")},
 			}}},
 		}, {
 			// A reference CSV becomes the new reference version.
@@ -177,7 +178,7 @@ func connectIngest(ctx context.Context, cfg aws.Config, c *s3.Client, o Options,
 			}}},
 		}}},
 	})
-	if err := add("bucket notification input/*.csv, reference/*.csv → "+o.QueuePrefix+pipeline.QueueIngest, subresource(err)); err != nil {
+	if err := add("bucket notification input/*, reference/*.csv → "+o.QueuePrefix+pipeline.QueueIngest, subresource(err)); err != nil {
 		return err
 	}
 	return nil
