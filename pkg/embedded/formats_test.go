@@ -1,13 +1,10 @@
 package embedded_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
-	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,7 +12,6 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/xuri/excelize/v2"
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -113,52 +109,11 @@ func decompress(t *testing.T, path string) []byte {
 	return b
 }
 
-// readJSONL returns the header (from the first object's keys, in order)
-// and each object's values in that order.
-func readJSONL(t *testing.T, path string, header []string) [][]string {
-	t.Helper()
-	rows := [][]string{header}
-	sc := bufio.NewScanner(bytes.NewReader(decompress(t, path)))
-	for sc.Scan() {
-		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
-		var keys, vals []string
-		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-			t.Fatalf("line %q: not an object", sc.Text())
-		}
-		for dec.More() {
-			k, _ := dec.Token()
-			v, _ := dec.Token()
-			keys, vals = append(keys, k.(string)), append(vals, v.(string))
-		}
-		if strings.Join(keys, "\x00") != strings.Join(header, "\x00") {
-			t.Fatalf("keys %q, want the header %q in its order", keys, header)
-		}
-		rows = append(rows, vals)
-	}
-	return rows
-}
-
 // readParquetDuckDB reads the file with DuckDB (bench/duckdb's package),
 // and checks the column types, the row groups (one per part) and ZSTD.
 func readParquetDuckDB(t *testing.T, path string, header []string) [][]string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "bench", "duckdb")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@duckdb", "node-api")); err != nil {
-		t.Skip("DuckDB is not installed: run `make deps` (npm ci --prefix bench/duckdb)")
-	}
-	out, err := exec.CommandContext(t.Context(), "node", filepath.Join(dir, "readparquet.mjs"), path, strings.Join(header, ",")).Output()
-	if err != nil {
-		t.Fatalf("duckdb: %v %s", err, out)
-	}
-	var res struct {
-		Rows        [][]*string       `json:"rows"`
-		Types       map[string]string `json:"types"`
-		RowGroups   int               `json:"rowGroups"`
-		Compression []string          `json:"compression"`
-	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("%v: %.300s", err, out)
-	}
+	res := testenv.ReadParquetDuckDB(t, path, header)
 	if res.Types["unitsSold"] != "BIGINT" || res.Types["unitPrice"] != "DOUBLE" || res.Types["Country"] != "VARCHAR" {
 		t.Fatalf("column types %v", res.Types)
 	}
@@ -168,17 +123,13 @@ func readParquetDuckDB(t *testing.T, path string, header []string) [][]string {
 	if len(res.Compression) != 1 || res.Compression[0] != "ZSTD" {
 		t.Fatalf("compression %v, want ZSTD", res.Compression)
 	}
-	rows := [][]string{header}
-	for _, r := range res.Rows {
-		row := make([]string, len(r))
-		for i, v := range r {
-			if v != nil {
-				row[i] = *v
-			}
-		}
-		rows = append(rows, row)
-	}
-	return rows
+	return testenv.ParquetRows(header, res.Rows)
+}
+
+// readJSONL reads the (possibly compressed) file as JSON Lines records.
+func readJSONL(t *testing.T, path string, header []string) [][]string {
+	t.Helper()
+	return testenv.JSONLRecords(t, decompress(t, path), header)
 }
 
 // sameValues compares rows with the CSV output's: text exactly, numbers
@@ -231,7 +182,7 @@ func TestCompressedAndExcelInputs(t *testing.T) {
 	files := map[string][]byte{
 		"orders.csv": gz.Bytes(),
 		"orders.dat": zs.EncodeAll(plain, nil),
-		"orders.bin": workbookOf(t, readCSVRows(t, plain)),
+		"orders.bin": testenv.Workbook(t, "Orders", readCSVRows(t, plain)),
 	}
 	for name, content := range files {
 		t.Run(name, func(t *testing.T) {
@@ -250,38 +201,4 @@ func TestCompressedAndExcelInputs(t *testing.T) {
 			}
 		})
 	}
-}
-
-// workbookOf writes rows as text cells of a sheet "Orders", after a first
-// sheet that is not the data (so input.sheet must be honoured).
-func workbookOf(t *testing.T, rows [][]string) []byte {
-	t.Helper()
-	f := excelize.NewFile()
-	defer f.Close()
-	f.SetCellStr("Sheet1", "A1", "notes, not data")
-	if _, err := f.NewSheet("Orders"); err != nil {
-		t.Fatal(err)
-	}
-	sw, err := f.NewStreamWriter("Orders")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range rows {
-		cells := make([]any, len(r))
-		for j, v := range r {
-			cells[j] = v
-		}
-		cell, _ := excelize.CoordinatesToCellName(1, i+1)
-		if err := sw.SetRow(cell, cells); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := sw.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := f.Write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
