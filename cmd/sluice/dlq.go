@@ -96,9 +96,13 @@ func printDead(out io.Writer, dead []sluice.DeadMessage) error {
 		if len(body) > 120 {
 			body = body[:120] + "…"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", d.ID, d.SentAt.Local().Format("2006-01-02 15:04:05"), oneLine(d.Reason), oneLine(body))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", d.ID, d.SentAt.Local().Format("2006-01-02 15:04:05"), shown(d.Reason), shown(body))
 	}
 	return w.Flush()
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// shown is s on one line with bidi and invisible characters made visible
+// (<U+202E>): a dead message's body and reason come from outside.
+func shown(s string) string { return sluice.DisplayName(oneLine(s)) }
