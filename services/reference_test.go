@@ -1,12 +1,10 @@
 package services_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,29 +15,6 @@ import (
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/testenv"
 )
-
-// secondReference writes a reference with fin's keys and other values.
-func secondReference(t *testing.T, fin string) string {
-	t.Helper()
-	b, err := os.ReadFile(fin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for i := 0; sc.Scan(); i++ {
-		f := strings.Split(sc.Text(), ",")
-		for j := 1; i > 0 && j < len(f); j++ {
-			f[j] = "2" + f[j]
-		}
-		out.WriteString(strings.Join(f, ",") + "\n")
-	}
-	p := filepath.Join(t.TempDir(), "financials-r2.csv")
-	if err := os.WriteFile(p, out.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // waitState waits until the batch of key reaches a state other than
 // splitting (its chunks are all queued).
@@ -70,7 +45,7 @@ func (s *stack) waitSplit(key string, within time.Duration) sluice.Batch {
 // embedded pipeline makes with that reference alone.
 func TestReferenceVersionsOnFourServices(t *testing.T) {
 	orders, r1 := testenv.SeedSample(t)
-	r2 := secondReference(t, r1)
+	r2 := testenv.OtherReference(t, r1)
 	const chunkRows = 2000
 	s := newStack(t, chunkRows)
 	cfg, err := awsconfig.Load(t.Context())

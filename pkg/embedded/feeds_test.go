@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
 // feedRows are the records every feed test sends: valid rows (one value
@@ -278,7 +279,7 @@ func TestDatasetLoadLeavesOtherFeeds(t *testing.T) {
 	if !bytes.Equal(before, beforeA) {
 		t.Fatal("two datasets loaded from one file enrich differently")
 	}
-	if _, _, err := eng.LoadDataset(ctx, "alpha", otherReference(t, ref), nil); err != nil {
+	if _, _, err := eng.LoadDataset(ctx, "alpha", testenv.OtherReference(t, ref), nil); err != nil {
 		t.Fatal(err)
 	}
 	if after := run("b"); !bytes.Equal(after, before) {

@@ -1,7 +1,6 @@
 package embedded_test
 
 import (
-	"bufio"
 	"bytes"
 	"os"
 	"path/filepath"
@@ -15,38 +14,12 @@ import (
 	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
-// otherReference writes a second reference with the same keys as fin and
-// different values, so every enriched row tells which one it came from.
-func otherReference(t *testing.T, fin string) string {
-	t.Helper()
-	b, err := os.ReadFile(fin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for i := 0; sc.Scan(); i++ {
-		f := strings.Split(sc.Text(), ",")
-		if i > 0 {
-			for j := 1; j < len(f); j++ {
-				f[j] = "2" + f[j]
-			}
-		}
-		out.WriteString(strings.Join(f, ",") + "\n")
-	}
-	p := filepath.Join(t.TempDir(), "financials-r2.csv")
-	if err := os.WriteFile(p, out.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // TestLoadDuringBatchKeepsItsVersion: a reference loaded while a batch is
 // in flight does not change that batch; the next batch uses the new one.
 // Each output is byte for byte a clean run's with that reference alone.
 func TestLoadDuringBatchKeepsItsVersion(t *testing.T) {
 	orders, r1 := testenv.SeedSample(t)
-	r2 := otherReference(t, r1)
+	r2 := testenv.OtherReference(t, r1)
 	want1 := runFile(t, nil, orders, r1).output
 	want2 := runFile(t, nil, orders, r2).output
 	if bytes.Equal(want1, want2) {
@@ -96,7 +69,7 @@ func TestLoadDuringBatchKeepsItsVersion(t *testing.T) {
 // (issue 10, finding 2).
 func TestInterruptedLoadLeavesCurrent(t *testing.T) {
 	_, ra := testenv.SeedSample(t)
-	rb := otherReference(t, ra)
+	rb := testenv.OtherReference(t, ra)
 	dir := t.TempDir()
 	eng, err := embedded.Open(dir, nil, nil)
 	if err != nil {
