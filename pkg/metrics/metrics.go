@@ -104,6 +104,12 @@ func (m *Metrics) Feeds(names ...string) {
 		for _, s := range []sluice.State{sluice.StateCompleted, sluice.StateFailed} {
 			m.batchesEnded.WithLabelValues(string(s), f)
 		}
+		// The dashboards' rates need a sample before the first batch: the
+		// series exist at 0 from the start, as the unlabelled ones did.
+		m.bytes.WithLabelValues("split", "read", f)
+		m.bytes.WithLabelValues("process", "written", f)
+		m.bytes.WithLabelValues("merge", "written", f)
+		m.batchSeconds.WithLabelValues(f)
 	}
 }
 

@@ -177,6 +177,9 @@ scrape_configs:
 	api.waitFor(t, ctx, `sum(sluice_batches{state="completed"}) == 2 and on() sum(sluice_batches{state="failed"}) == 1`, "the ended batches to be scraped", prom)
 	api.waitFor(t, ctx, `sum(sluice_messages_dead_lettered_total{reason="unknown_batch"}) >= 1`, "the poison message's dead-lettering", prom)
 	api.waitFor(t, ctx, `sum(sluice:workers:sum) > 0`, "a recorded series", prom)
+	// One scrape more after all that, so a series first seen at the end
+	// (a rejection rule's) has two samples for rate().
+	api.waitFor(t, ctx, fmt.Sprintf(`max(timestamp(up)) > %d`, time.Now().Unix()), "one more scrape", prom)
 	end := time.Now()
 
 	// Every dashboard query.
