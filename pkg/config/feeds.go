@@ -80,6 +80,7 @@ func (s Settings) clone() Settings {
 	c.Reference.Append = slices.Clone(s.Reference.Append)
 	c.Reference.Types = maps.Clone(s.Reference.Types)
 	c.Mail.To = slices.Clone(s.Mail.To)
+	c.Deliver = slices.Clone(s.Deliver)
 	return c
 }
 
