@@ -33,9 +33,11 @@ func TestS3CopyOnTheEmulator(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sink := &deliver.S3Copy{Name: "archive", Client: client, SourceBucket: "ours", Bucket: "partner", Prefix: "in/sluice", ErrorReport: true}
+	sink := &deliver.S3Copy{SinkName: "archive", Client: client, SourceBucket: "ours", Bucket: "partner", Prefix: "in/sluice", ErrorReport: true}
 	for range 2 {
-		if err := sink.Deliver(t.Context(), event("b1"), "output/b1/orders out.csv", "errors/b1/orders_errors.csv"); err != nil {
+		ev := event("b1")
+		ev.OutputKey, ev.ErrorsKey = "output/b1/orders out.csv", "errors/b1/orders_errors.csv"
+		if err := sink.Deliver(t.Context(), ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,7 +71,7 @@ func TestSQSEventConsumed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &deliver.SQSEvent{Name: "events", Client: client, QueueURL: *q.QueueUrl}
+	sink := &deliver.SQSEvent{SinkName: "events", Client: client, QueueURL: *q.QueueUrl}
 	for _, id := range []string{"b1", "b2", "b1"} { // b1 again: the crash between delivering and recording
 		if err := sink.Deliver(t.Context(), event(id)); err != nil {
 			t.Fatal(err)
