@@ -30,13 +30,13 @@ const (
 // only), signed with a shared secret the way Stripe signs its webhooks.
 type Webhook struct {
 	SinkName string // the sink's name in the feed's configuration
-	URL     string
-	Secret  []byte
-	Retries int           // extra tries on no answer, 429 and 5xx (default 5)
-	Backoff time.Duration // first wait, doubled each try, with jitter (default 1s)
-	Timeout time.Duration // per try (default 30s)
-	Client  *http.Client
-	Now     func() time.Time
+	URL      string
+	Secret   []byte
+	Retries  int           // extra tries on no answer, 429 and 5xx (default 5)
+	Backoff  time.Duration // first wait, doubled each try, with jitter (default 1s)
+	Timeout  time.Duration // per try (default 30s)
+	Client   *http.Client
+	Now      func() time.Time
 }
 
 var _ sluice.Sink = (*Webhook)(nil)

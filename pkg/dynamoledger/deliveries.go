@@ -135,4 +135,3 @@ func (l *Ledger) ResetDelivery(ctx context.Context, id, sink string, force bool)
 	}
 	return l.deliveryUpdate(ctx, id, sink, "SET #d.#s.#st = :pending REMOVE #d.#s.#r, #d.#s.#at", cond, values)
 }
-

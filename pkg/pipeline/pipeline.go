@@ -36,8 +36,13 @@ type Deps struct {
 	Chunks   sluice.Queue
 	Merges   sluice.Queue
 	Notifies sluice.Queue
-	Config   *config.Pipeline
-	Logger   *slog.Logger
+	// Deliveries is where the merger sends one message per (batch, sink).
+	Deliveries sluice.Queue
+	// Sink finds a feed's configured sink by name (wire.Ports.Sink); nil
+	// when no feed delivers.
+	Sink   func(feed, name string) (sluice.Sink, error)
+	Config *config.Pipeline
+	Logger *slog.Logger
 	// Fault, when set, is called at every step boundary (see Points); an
 	// error it returns stops the handler there, as a crash would.
 	Fault func(point string) error
@@ -114,6 +119,10 @@ const (
 	PointMergeAfterManifest  = "merge.after_manifest"   // manifest written, batch not moved on
 	PointMergeAfterState     = "merge.after_state"      // batch "notifying", notify message not sent
 	PointNotifyAfterSend     = "notify.after_send"      // email sent, not recorded
+
+	PointMergeAfterDeliveries = "merge.after_deliveries_sent" // delivery messages sent, notify message not
+	PointDeliverBeforeSend    = "deliver.before_send"         // delivery message received, nothing delivered
+	PointDeliverAfterSend     = "deliver.after_send"          // delivered, not recorded
 )
 
 // Points lists every fault point.
@@ -123,6 +132,11 @@ var Points = []string{
 	PointMergeAfterOutput, PointMergeAfterManifest, PointMergeAfterState,
 	PointNotifyAfterSend,
 }
+
+// DeliveryPoints are the fault points of delivery. They are apart from
+// Points because a batch reaches them only when its feed has sinks; the
+// crash tests of delivery run them with a sink configured.
+var DeliveryPoints = []string{PointMergeAfterDeliveries, PointDeliverBeforeSend, PointDeliverAfterSend}
 
 // Key layout in the bucket, as in the original sample.
 const (

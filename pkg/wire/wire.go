@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -34,7 +36,11 @@ type Ports struct {
 	Dataset func(name string) (sluice.Catalog, error)
 	Mailer  sluice.Mailer
 
-	closers []func() error
+	sinks     map[string]map[string]sluice.Sink // feed → name → sink (UseSinks)
+	aws       *aws.Config                       // the AWS builder's configuration, for the sinks
+	local     bool                              // built by Local: the bucket is a directory
+	pathStyle bool
+	closers   []func() error
 }
 
 // Close releases what the builder opened (files, databases); the AWS
@@ -58,6 +64,9 @@ func (p *Ports) Deps(cfg *config.Pipeline, log *slog.Logger, rec pipeline.Record
 		d.Catalog = p.Catalog
 	}
 	d.Datasets = p.Catalogs
+	if p.sinks != nil {
+		d.Sink = p.Sink
+	}
 	return d
 }
 
