@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -225,4 +226,52 @@ func (d *Deps) deadDelivery(ctx context.Context, m sluice.Message, cause error) 
 	} else if changed {
 		Deliverer{d}.recordOutcome(stored.Type, "failed")
 	}
+}
+
+// RetryDeliveries puts a batch's failed sinks (only the one named, when
+// sink is set) back to pending and sends a delivery message for each:
+// `sluice deliver retry`. With force, delivered sinks go back too, and a
+// pending sink gets a fresh message (its last one may have died); a
+// repeat carries the same idempotency key, so a receiver that keeps its
+// keys still drops it. It returns the sinks it queued.
+func RetryDeliveries(ctx context.Context, ledger sluice.Ledger, q sluice.Queue, id, sink string, force bool) ([]string, error) {
+	b, err := ledger.GetBatch(ctx, id)
+	if isNotFound(err) {
+		return nil, fmt.Errorf("no batch %q", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(b.Deliveries) == 0 {
+		return nil, fmt.Errorf("batch %s has no deliveries (its feed had no deliver: sinks when it was merged, or it failed)", id)
+	}
+	var names, states []string
+	for _, d := range b.Deliveries {
+		names = append(names, d.Sink)
+		states = append(states, d.Sink+" "+string(d.State))
+	}
+	if _, ok := b.Delivery(sink); sink != "" && !ok {
+		return nil, fmt.Errorf("batch %s has no sink %q (its sinks: %s)", id, sink, strings.Join(names, ", "))
+	}
+	var queued []string
+	for _, d := range b.Deliveries {
+		if sink != "" && d.Sink != sink {
+			continue
+		}
+		stored, changed, err := ledger.ResetDelivery(ctx, id, d.Sink, force)
+		if err != nil {
+			return queued, err
+		}
+		if !changed && !(force && stored.State == sluice.DeliveryPending) {
+			continue
+		}
+		if err := q.Send(ctx, sluice.Encode(sluice.DeliveryReady{Version: sluice.MessageVersion, BatchID: id, Sink: d.Sink})); err != nil {
+			return queued, err
+		}
+		queued = append(queued, d.Sink)
+	}
+	if len(queued) == 0 {
+		return nil, fmt.Errorf("nothing to retry in batch %s: %s (only delivery_failed sinks are retried; --force delivers again)", id, strings.Join(states, ", "))
+	}
+	return queued, nil
 }
