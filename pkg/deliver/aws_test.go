@@ -2,6 +2,7 @@ package deliver_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/deliver"
+	"github.com/sluicehq/sluice/pkg/fsblob"
 )
 
 func TestMain(m *testing.M) { awstest.Main(m, awstest.S3, awstest.SQS) }
@@ -89,6 +91,9 @@ func TestSQSEventConsumed(t *testing.T) {
 		}
 		for _, m := range out.Messages {
 			received++
+			if err := deliver.ValidateEvent([]byte(*m.Body)); err != nil {
+				t.Fatal(err)
+			}
 			var ev deliver.Event
 			if err := json.Unmarshal([]byte(*m.Body), &ev); err != nil || ev.Version != deliver.EventVersion {
 				t.Fatalf("event %s: version %d, %v", *m.Body, ev.Version, err)
@@ -103,5 +108,45 @@ func TestSQSEventConsumed(t *testing.T) {
 	}
 	if len(seen) != 2 {
 		t.Fatalf("%d distinct events after de-duplication, want 2 (one per batch)", len(seen))
+	}
+}
+
+// TestS3SinkUploadsTheLocalFile: on the local backend there is no bucket
+// to copy from, so the s3 sink uploads the output's file to the
+// emulator; a bucket that does not exist is a refusal (*Failed), not an
+// error to retry.
+func TestS3SinkUploadsTheLocalFile(t *testing.T) {
+	env := awstest.Shared(t)
+	client := s3.NewFromConfig(env.Config(awstest.S3), func(o *s3.Options) { o.UsePathStyle = true })
+	if _, err := client.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String("partner-local")}); err != nil {
+		t.Fatal(err)
+	}
+	local, err := fsblob.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const out = "uuid,Country\n1,Chad\n"
+	if _, err := local.Put(t.Context(), "b9/output/completed/output.csv", strings.NewReader(out)); err != nil {
+		t.Fatal(err)
+	}
+	ev := event("b9")
+	ev.OutputKey = "b9/output/completed/output.csv"
+	sink := &deliver.S3Copy{SinkName: "drop", Client: client, Source: local, Bucket: "partner-local", Prefix: "sluice"}
+	if err := sink.Deliver(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	o, err := client.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String("partner-local"), Key: aws.String("sluice/b9/output.csv")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(o.Body)
+	o.Body.Close()
+	if string(b) != out {
+		t.Fatalf("uploaded %q, want %q", b, out)
+	}
+	gone := &deliver.S3Copy{SinkName: "drop", Client: client, Source: local, Bucket: "no-such-partner-bucket"}
+	var f *deliver.Failed
+	if err := gone.Deliver(t.Context(), ev); !errors.As(err, &f) || f.Sink != "drop" {
+		t.Fatalf("a missing bucket: %v, want a *Failed", err)
 	}
 }

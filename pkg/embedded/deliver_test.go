@@ -62,6 +62,9 @@ func TestWebhookDeliveredOnce(t *testing.T) {
 		!strings.Contains(ev.OutputLink, b.ID) || ev.State != "completed" || !ev.FinishedAt.Equal(b.MergedAt) {
 		t.Fatalf("event %+v (manifest output %s)", ev, man.Output.SHA256)
 	}
+	if len(rc.Rejected()) != 0 {
+		t.Fatalf("the receiver rejected: %v", rc.Rejected())
+	}
 	// The receiver really checks: a forged signature is refused.
 	req, _ := http.NewRequest(http.MethodPost, rc.URL, strings.NewReader(`{"version":1}`))
 	req.Header.Set(deliver.SignatureHeader, deliver.Sign([]byte("guess"), time.Now(), []byte(`{"version":1}`)))

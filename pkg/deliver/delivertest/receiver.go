@@ -65,9 +65,15 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "not now", http.StatusServiceUnavailable)
 		return
 	}
+	// Every event a test sees is checked against the documented schema.
 	var ev deliver.Event
-	if err := json.Unmarshal(body, &ev); err != nil || ev.Version != deliver.EventVersion {
-		http.Error(w, "not an event of version 1", http.StatusBadRequest)
+	if err := deliver.ValidateEvent(body); err != nil {
+		r.rejected = append(r.rejected, err.Error())
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	key := req.Header.Get(deliver.IdempotencyHeader)
@@ -96,7 +102,7 @@ func (r *Receiver) Accepted() int {
 	return len(r.keys)
 }
 
-// Rejected lists why requests failed the signature check.
+// Rejected lists why requests failed the signature check or the schema.
 func (r *Receiver) Rejected() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
