@@ -44,4 +44,3 @@ func ValidateEvent(body []byte) error {
 	}
 	return nil
 }
-
