@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -172,4 +173,33 @@ func runUntilDelivered(t *testing.T, eng *embedded.Engine, id string) sluice.Bat
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestFeedSinksReplaceTheDefault: a feed's own deliver: list replaces the
+// top level's; the batch of that feed delivers to its sinks only.
+func TestFeedSinksReplaceTheDefault(t *testing.T) {
+	orders, fin := testenv.SeedSample(t)
+	rc := delivertest.NewReceiver(t, partnerSecret, 0)
+	other := delivertest.NewReceiver(t, partnerSecret, 0)
+	t.Setenv("SLUICE_TEST_PARTNER_SECRET", partnerSecret)
+	sink := "{name: %s, type: webhook, url: %q, secretEnv: SLUICE_TEST_PARTNER_SECRET, backoff: 5ms}"
+	cfg, err := config.Parse([]byte("deliver: [" + fmt.Sprintf(sink, "top", other.URL) + "]\n" +
+		"feeds:\n  - {name: orders, prefix: \"\", deliver: [" + fmt.Sprintf(sink, "partner", rc.URL) + "]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := embedded.Open(t.TempDir(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	eng.Feed = "orders"
+	got := runOn(t, eng, orders, fin)
+	b := got.batch
+	if b.Feed != "orders" || len(b.Deliveries) != 1 || b.Deliveries[0].Sink != "partner" || b.Deliveries[0].State != sluice.DeliveryDelivered {
+		t.Fatalf("feed %s, deliveries %+v", b.Feed, b.Deliveries)
+	}
+	if len(rc.Records()) != 1 || other.Accepted() != 0 {
+		t.Fatalf("feed's sink %d records, top level's %d", len(rc.Records()), other.Accepted())
+	}
 }

@@ -36,7 +36,7 @@ type DeliveryRecorder interface {
 // still pending.
 func (m Merger) sendDeliveries(ctx context.Context, b sluice.Batch) error {
 	var sinks []sluice.Delivery
-	if fc, err := m.Config.ForFeed(b.Feed); err == nil {
+	if fc, err := feedConfig(m.Config, b.Feed); err == nil {
 		for _, s := range fc.Deliver {
 			sinks = append(sinks, sluice.Delivery{Sink: s.Name, Type: s.Type})
 		}
@@ -66,6 +66,19 @@ func (m Merger) sendDeliveries(ctx context.Context, b sluice.Batch) error {
 		return err
 	}
 	return m.fault(PointMergeAfterDeliveries)
+}
+
+// feedConfig is the configuration of a batch's feed: cfg itself when it
+// was narrowed to that feed already (the merge runs on its batch's feed's
+// settings, which keep no feed list), else cfg.ForFeed.
+func feedConfig(cfg *config.Pipeline, feed string) (*config.Pipeline, error) {
+	if feed == "" {
+		feed = config.DefaultFeed
+	}
+	if cfg.Feed == feed {
+		return cfg, nil
+	}
+	return cfg.ForFeed(feed)
 }
 
 // Deliverer delivers one batch to one sink per message.
@@ -180,7 +193,7 @@ func (d Deliverer) event(ctx context.Context, b sluice.Batch) (sluice.DeliveryEv
 	}
 	ev.OutputSHA256 = man.Output.SHA256
 	cfg := d.Config
-	if fc, err := cfg.ForFeed(b.Feed); err == nil {
+	if fc, err := feedConfig(cfg, b.Feed); err == nil {
 		cfg = fc
 	}
 	n := Notifier{d.Deps}

@@ -37,7 +37,7 @@ type Ports struct {
 	Mailer  sluice.Mailer
 
 	sinks     map[string]map[string]sluice.Sink // feed → name → sink (UseSinks)
-	aws       *aws.Config                       // the AWS builder's configuration, for the sinks
+	sinkAWS   *aws.Config                       // the sinks' SDK configuration, loaded when one needs it
 	local     bool                              // built by Local: the bucket is a directory
 	pathStyle bool
 	closers   []func() error
