@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,9 +107,15 @@ func TestDeliveriesThroughFiveServices(t *testing.T) {
 	if d, _ := g.Delivery("partner"); g.State != sluice.StateCompleted || d.State != sluice.DeliveryFailed {
 		t.Fatalf("gone: %s %+v", g.State, g.Deliveries)
 	}
-	dead, err := s.queues[pipeline.QueueDeliveries].PeekDead(t.Context(), 10)
-	if err != nil || len(dead) != 1 {
-		t.Fatalf("deliveries-dlq: %+v %v", dead, err)
+	if d, err := s.dlqs[pipeline.QueueDeliveries].Depth(t.Context()); err != nil || d.Visible+d.InFlight != 1 {
+		t.Fatalf("deliveries-dlq: %+v %v, want the refused delivery's message", d, err)
 	}
-	checkLogs(t, "deliverer", s.procs["deliverer"])
+	s.mu.Lock()
+	p := s.procs["deliverer"]
+	s.mu.Unlock()
+	s.stop("deliverer")
+	checkLogs(t, "deliverer", p)
+	if strings.Contains(p.stderr.String(), secret) {
+		t.Fatal("the deliverer logged the webhook secret")
+	}
 }
