@@ -1,6 +1,7 @@
 package deliver_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,6 +15,9 @@ import (
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/deliver"
 	"github.com/sluicehq/sluice/pkg/fsblob"
+	"github.com/sluicehq/sluice/pkg/tracing"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 func TestMain(m *testing.M) { awstest.Main(m, awstest.S3, awstest.SQS) }
@@ -148,5 +152,52 @@ func TestS3SinkUploadsTheLocalFile(t *testing.T) {
 	var f *deliver.Failed
 	if err := gone.Deliver(t.Context(), ev); !errors.As(err, &f) || f.Sink != "drop" {
 		t.Fatalf("a missing bucket: %v, want a *Failed", err)
+	}
+}
+
+// TestS3AndSQSDeliveriesAreSpans: every sink type records a "deliver"
+// span in the batch's trace, as the webhook does.
+func TestS3AndSQSDeliveriesAreSpans(t *testing.T) {
+	env := awstest.Shared(t)
+	exp := tracetest.NewInMemoryExporter()
+	shutdown := tracing.Install(sdktrace.NewSimpleSpanProcessor(exp), "test")
+	defer shutdown(context.Background())
+	s3c := s3.NewFromConfig(env.Config(awstest.S3), func(o *s3.Options) { o.UsePathStyle = true })
+	for _, b := range []string{"span-src", "span-dst"} {
+		if _, err := s3c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s3c.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String("span-src"), Key: aws.String("b/output.csv"), Body: strings.NewReader("a\n")}); err != nil {
+		t.Fatal(err)
+	}
+	sqsc := sqs.NewFromConfig(env.Config(awstest.SQS))
+	q, err := sqsc.CreateQueue(t.Context(), &sqs.CreateQueueInput{QueueName: aws.String("span-events")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, root := tracing.Start(t.Context(), "deliver-message")
+	ev := event("b")
+	ev.OutputKey = "b/output.csv"
+	if err := (&deliver.S3Copy{SinkName: "copy", Client: s3c, SourceBucket: "span-src", Bucket: "span-dst"}).Deliver(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&deliver.SQSEvent{SinkName: "events", Client: sqsc, QueueURL: *q.QueueUrl}).Deliver(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	types := map[string]bool{}
+	for _, sp := range exp.GetSpans() {
+		if sp.Name != "deliver" || sp.Parent.SpanID() != root.SpanContext().SpanID() {
+			continue
+		}
+		for _, a := range sp.Attributes {
+			if a.Key == "sluice.sink.type" {
+				types[a.Value.AsString()] = true
+			}
+		}
+	}
+	if !types["s3"] || !types["sqs"] {
+		t.Fatalf("deliver spans by sink type: %v", types)
 	}
 }

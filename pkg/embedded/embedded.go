@@ -160,7 +160,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for name := range e.Autoscale {
 		// A policy under a name no stage has would silently not apply.
 		if !slices.ContainsFunc(pipeline.Topology, func(s pipeline.Stage) bool { return s.Name == name }) {
-			return fmt.Errorf("autoscale: %q is not a stage (want one of split, process, merge, notify)", name)
+			return fmt.Errorf("autoscale: %q is not a stage (want one of split, process, merge, notify, deliver)", name)
 		}
 	}
 	for _, q := range e.StageQueues() {
