@@ -203,3 +203,22 @@ func TestFeedSinksReplaceTheDefault(t *testing.T) {
 		t.Fatalf("feed's sink %d records, top level's %d", len(rc.Records()), other.Accepted())
 	}
 }
+
+// TestWebhookWithoutSecretRefusesToStart: a webhook sink whose secret
+// variable is unset or empty stops the engine from opening, naming it,
+// rather than sending deliveries every partner would refuse.
+func TestWebhookWithoutSecretRefusesToStart(t *testing.T) {
+	for _, v := range []string{"", "  "} {
+		t.Setenv("SLUICE_TEST_NO_SECRET", v)
+		cfg := config.Default()
+		cfg.Deliver = []config.Sink{{Name: "partner", Type: config.SinkWebhook, URL: "https://partner.example/hook", SecretEnv: "SLUICE_TEST_NO_SECRET"}}
+		eng, err := embedded.Open(t.TempDir(), cfg, nil)
+		if err == nil {
+			eng.Close()
+			t.Fatalf("secret %q: the engine opened", v)
+		}
+		if !strings.Contains(err.Error(), "SLUICE_TEST_NO_SECRET") || !strings.Contains(err.Error(), "partner") {
+			t.Fatalf("secret %q: %v", v, err)
+		}
+	}
+}
