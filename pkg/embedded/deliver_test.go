@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/deliver"
 	"github.com/sluicehq/sluice/pkg/deliver/delivertest"
 	"github.com/sluicehq/sluice/pkg/embedded"
+	"github.com/sluicehq/sluice/pkg/metrics"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/testenv"
@@ -82,7 +83,13 @@ func TestRefusedDeliveryFailsTheSinkNotTheBatch(t *testing.T) {
 	orders, fin := testenv.SeedSample(t)
 	rc := delivertest.NewReceiver(t, partnerSecret, 0)
 	rc.Refuse(http.StatusBadRequest)
-	got := runFile(t, webhookConfig(t, rc.URL), orders, fin)
+	eng, err := embedded.Open(t.TempDir(), webhookConfig(t, rc.URL), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	eng.Metrics = metrics.New()
+	got := runOn(t, eng, orders, fin)
 	b := got.batch
 	d, _ := b.Delivery("partner")
 	if b.State != sluice.StateCompleted || d.State != sluice.DeliveryFailed || !strings.Contains(d.Reason, "HTTP 400") || !strings.Contains(d.Reason, "we do not take this feed") {
@@ -106,6 +113,9 @@ func TestRefusedDeliveryFailsTheSinkNotTheBatch(t *testing.T) {
 	}
 	if len(rc.Records()) != 1 {
 		t.Fatalf("%d records after the retry", len(rc.Records()))
+	}
+	if f, d := deliveries(t, eng.Metrics, "failed"), deliveries(t, eng.Metrics, "delivered"); f != 1 || d != 1 {
+		t.Fatalf("sluice_deliveries_total{type=webhook}: failed %v, delivered %v; want 1 and 1", f, d)
 	}
 	if _, err := pipeline.RetryDeliveries(t.Context(), got.eng.Ledger, got.eng.Queues[pipeline.QueueDeliveries], b.ID, "", false); err == nil || !strings.Contains(err.Error(), "partner delivered") {
 		t.Fatalf("a retry with nothing failed: %v", err)
@@ -221,4 +231,29 @@ func TestWebhookWithoutSecretRefusesToStart(t *testing.T) {
 			t.Fatalf("secret %q: %v", v, err)
 		}
 	}
+}
+
+// deliveries reads sluice_deliveries_total{type="webhook",outcome}.
+func deliveries(t *testing.T, m *metrics.Metrics, outcome string) float64 {
+	t.Helper()
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != "sluice_deliveries_total" {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range mt.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["type"] == "webhook" && labels["outcome"] == outcome {
+				return mt.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatal("no sluice_deliveries_total series")
+	return 0
 }
