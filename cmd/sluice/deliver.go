@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,6 +75,10 @@ func retryLocal(ctx context.Context, e env, data, cfgPath, id, sink string, forc
 	if err != nil {
 		return err
 	}
+	if err := sinksConfigured(ctx, db.Ledger(), cfg, id, sink); err != nil {
+		db.Close()
+		return err
+	}
 	queued, err := pipeline.RetryDeliveries(ctx, db.Ledger(), db.Queue(pipeline.QueueDeliveries, sqlite.QueueOptions{MaxReceive: pipeline.MaxReceive}), id, sink, force)
 	db.Close()
 	if err != nil {
@@ -108,6 +113,29 @@ func retryLocal(ctx context.Context, e env, data, cfgPath, id, sink string, forc
 	}
 	if failed > 0 {
 		return exitError{code: 1, msg: fmt.Sprintf("%d sink(s) of batch %s failed again", failed, id)}
+	}
+	return nil
+}
+
+// sinksConfigured refuses a local retry whose configuration lacks the
+// batch's sinks (a forgotten --config): the delivery would only fail again
+// as "not configured".
+func sinksConfigured(ctx context.Context, l sluice.Ledger, cfg *config.Pipeline, id, sink string) error {
+	b, err := l.GetBatch(ctx, id)
+	if err != nil {
+		return nil // RetryDeliveries says what is wrong with the batch
+	}
+	fc, err := cfg.ForFeed(b.Feed)
+	if err != nil {
+		return fmt.Errorf("batch %s: %w; pass the --config it ran with", id, err)
+	}
+	for _, d := range b.Deliveries {
+		if sink != "" && d.Sink != sink {
+			continue
+		}
+		if !slices.ContainsFunc(fc.Deliver, func(s config.Sink) bool { return s.Name == d.Sink }) {
+			return fmt.Errorf("the configuration has no sink %q for feed %s (batch %s); pass the --config it ran with", d.Sink, fc.Feed, id)
+		}
 	}
 	return nil
 }

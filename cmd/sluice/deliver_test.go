@@ -101,6 +101,11 @@ func TestDeliverRetryCLI(t *testing.T) {
 			t.Fatalf("%s: %v %s; want %q", args, err, out, want)
 		}
 	}
+	// Without the configuration that has the sink: refused, nothing queued.
+	out, err = exec.Command(bin, "deliver", "retry", r.BatchID, "--data", data).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `no sink "partner"`) || !strings.Contains(string(out), "--config") {
+		t.Fatalf("retry without --config: %v %s", err, out)
+	}
 	rc.Refuse(0)
 	cmd := exec.Command(bin, "deliver", "retry", r.BatchID, "partner", "--data", data, "--config", cfg)
 	cmd.Env = append(os.Environ(), secretEnv...)
