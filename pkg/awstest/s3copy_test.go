@@ -1,0 +1,102 @@
+package awstest_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/sluicehq/sluice/pkg/awstest"
+)
+
+// TestS3CopyEnforcesPartRules: the S3Copy endpoint copies ranges with
+// UploadPartCopy, refuses a multipart upload whose non-last part is under
+// 5 MiB or whose ETag is wrong (s3rver alone would store either), and
+// counts what crossed the wire.
+func TestS3CopyEnforcesPartRules(t *testing.T) {
+	env := awstest.New(t, awstest.S3Copy)
+	ctx := t.Context()
+	c := s3.NewFromConfig(env.Config(awstest.S3Copy), func(o *s3.Options) { o.UsePathStyle = true })
+	b := aws.String("rules")
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	src := bytes.Repeat([]byte("0123456789"), awstest.MinPartSize/10+1) // just over 5 MiB
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("src"), Body: bytes.NewReader(src)}); err != nil {
+		t.Fatal(err)
+	}
+	// upload makes an upload of parts: a copy of src[from:to] or a body.
+	upload := func(key string, parts ...any) error {
+		up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String(key)})
+		if err != nil {
+			return err
+		}
+		var done []types.CompletedPart
+		for i, p := range parts {
+			n := aws.Int32(int32(i + 1))
+			var tag *string
+			switch p := p.(type) {
+			case string: // a copy range
+				out, err := c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: b, Key: aws.String(key), UploadId: up.UploadId, PartNumber: n,
+					CopySource: aws.String("rules/src"), CopySourceRange: aws.String(p)})
+				if err != nil {
+					return err
+				}
+				tag = out.CopyPartResult.ETag
+			case []byte:
+				out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: b, Key: aws.String(key), UploadId: up.UploadId, PartNumber: n, Body: bytes.NewReader(p)})
+				if err != nil {
+					return err
+				}
+				tag = out.ETag
+			}
+			done = append(done, types.CompletedPart{PartNumber: n, ETag: tag})
+		}
+		if key == "badtag" {
+			done[0].ETag = aws.String(`"00000000000000000000000000000000"`)
+		}
+		_, err = c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String(key), UploadId: up.UploadId,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
+		return err
+	}
+	code := func(err error) string {
+		var ae smithy.APIError
+		if errors.As(err, &ae) {
+			return ae.ErrorCode()
+		}
+		return ""
+	}
+	before := env.S3Traffic("rules")
+	// A full-size copied part, then a short ranged copy as the last part.
+	if err := upload("ok", "bytes=0-5242879", "bytes=3-12"); err != nil {
+		t.Fatalf("valid upload: %v", err)
+	}
+	ops := env.S3Traffic("rules").Sub(before)
+	if ops["UploadPartCopy"].Calls != 2 || ops["UploadPartCopy"].In != 0 || ops["CompleteMultipartUpload"].Calls != 1 {
+		t.Errorf("traffic %+v", ops)
+	}
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: aws.String("ok")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	got.ReadFrom(out.Body)
+	out.Body.Close()
+	if want := append(append([]byte(nil), src[:5<<20]...), src[3:13]...); !bytes.Equal(got.Bytes(), want) {
+		t.Errorf("ranged copies gave %d bytes, want %d", got.Len(), len(want))
+	}
+	if err := upload("small", "bytes=0-99", []byte("tail")); code(err) != "EntityTooSmall" {
+		t.Errorf("a 100-byte first part: %v, want EntityTooSmall", err)
+	}
+	if err := upload("badtag", "bytes=0-5242879"); code(err) != "InvalidPart" {
+		t.Errorf("a wrong ETag: %v, want InvalidPart", err)
+	}
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: b, Key: aws.String("small")}); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("a refused upload left an object: %v", err)
+	}
+}
