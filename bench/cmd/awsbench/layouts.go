@@ -60,6 +60,7 @@ type result struct {
 	chunks int
 	wall   time.Duration
 	ops    awstest.Ops
+	sums   []string // SHA-256 of the output and the error report
 }
 
 // s3Columns are the operations the table shows, in this order; any other

@@ -12,6 +12,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -118,6 +121,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		results = append(results, r)
 	}
 	printS3(b.out, results)
+	for _, r := range results[1:] {
+		if !slices.Equal(r.sums, results[0].sums) {
+			return fmt.Errorf("layout %s's output and error report differ from layout %s's: sha256 %v, %v", r.layout.name, results[0].layout.name, r.sums, results[0].sums)
+		}
+	}
+	fmt.Fprintf(b.out, "outputs byte-identical across the layouts: output and error report sha256 %v\n", results[0].sums)
 	return nil
 }
 
@@ -147,11 +156,43 @@ func (b *bench) runLayout(ctx context.Context, l layout, orders string, st gen.S
 	if batch.State != sluice.StateCompleted || batch.RowsIn != st.Rows || batch.RowsRejected != st.Bad {
 		return result{}, fmt.Errorf("batch %s: rows in %d rejected %d, gen made %d and %d bad", batch.State, batch.RowsIn, batch.RowsRejected, st.Rows, st.Bad)
 	}
+	sums, err := b.digests(ctx, batch.OutputKey, batch.ErrorsKey) // after the traffic was taken
+	if err != nil {
+		return result{}, err
+	}
 	fmt.Fprintf(b.out, "\n== layout %s\n", l.name)
 	if err := b.report(ctx, batch, wall, &jobCalls); err != nil {
 		return result{}, err
 	}
-	return result{layout: l, rows: batch.RowsIn, chunks: batch.TotalChunks, wall: wall, ops: s3ops}, nil
+	return result{layout: l, rows: batch.RowsIn, chunks: batch.TotalChunks, wall: wall, ops: s3ops, sums: sums}, nil
+}
+
+// digests reads the batch's outputs back and returns their SHA-256s, so
+// that layouts can be checked to give the same bytes.
+func (b *bench) digests(ctx context.Context, keys ...string) ([]string, error) {
+	cfg, err := awsconfig.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ports, err := wire.AWS(ctx, cfg, wire.AWSOptions{Bucket: bucket, QueuePrefix: prefix, TablePrefix: prefix, PathStyle: true})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, k := range keys {
+		r, err := ports.Blobs.Get(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, r)
+		r.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, hex.EncodeToString(h.Sum(nil)))
+	}
+	return out, nil
 }
 
 // buildServices builds the four service binaries under DIR/bin.
