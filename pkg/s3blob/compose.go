@@ -147,13 +147,51 @@ func (s *Store) Compose(ctx context.Context, dst string, head []byte, srcs []str
 	if copied == 0 || len(plan) > maxParts {
 		return s.composeStreamed(ctx, dst, head, srcs)
 	}
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sum := s.hashSources(hctx, head, srcs)
 	info, err := s.composeParts(ctx, dst, head, srcs, plan)
 	if errors.Is(err, errNoPartCopy) {
 		s.noPartCopy.Store(true)
 		slog.Info("the store does not do UploadPartCopy; merges stream their bytes", "bucket", s.bucket)
+		cancel()
+		<-sum
 		return s.composeStreamed(ctx, dst, head, srcs)
 	}
-	return info, "", err
+	if err != nil {
+		cancel()
+		<-sum
+		return sluice.BlobInfo{}, "", err
+	}
+	h := <-sum
+	if h.err != nil || h.size != info.Size {
+		return sluice.BlobInfo{}, "", fmt.Errorf("s3: compose s3://%s/%s: hashing its sources: %d bytes of %d (%v)", s.bucket, dst, h.size, info.Size, h.err)
+	}
+	return info, h.sum, nil
+}
+
+type hashed struct {
+	sum  string
+	size int64
+	err  error
+}
+
+// hashSources computes the SHA-256 of head and the sources in order, by
+// reading them while the parts are copied, and sends it once. The merge
+// records the output's SHA-256, which cannot be combined from the parts'
+// digests: this reads the same bytes as reading the output back would, in
+// parallel with the copy, and with the read grant the merger already has
+// on the parts (it has none on the output).
+func (s *Store) hashSources(ctx context.Context, head []byte, srcs []string) <-chan hashed {
+	out := make(chan hashed, 1)
+	go func() {
+		h := sha256.New()
+		objs := &objectsReader{ctx: ctx, s: s, keys: srcs}
+		defer objs.Close()
+		n, err := io.Copy(h, io.MultiReader(bytes.NewReader(head), objs))
+		out <- hashed{hex.EncodeToString(h.Sum(nil)), n, err}
+	}()
+	return out
 }
 
 // maxParts is S3's limit of parts in one multipart upload.
@@ -183,7 +221,9 @@ func (s *Store) sizes(ctx context.Context, srcs []string) ([]int64, error) {
 // composeStreamed is Compose by reading every source through this process.
 func (s *Store) composeStreamed(ctx context.Context, dst string, head []byte, srcs []string) (sluice.BlobInfo, string, error) {
 	h := sha256.New()
-	r := io.TeeReader(io.MultiReader(bytes.NewReader(head), &objectsReader{ctx: ctx, s: s, keys: srcs}), h)
+	objs := &objectsReader{ctx: ctx, s: s, keys: srcs}
+	defer objs.Close()
+	r := io.TeeReader(io.MultiReader(bytes.NewReader(head), objs), h)
 	info, err := s.Put(ctx, dst, r)
 	if err != nil {
 		return sluice.BlobInfo{}, "", err
@@ -197,6 +237,15 @@ type objectsReader struct {
 	s    *Store
 	keys []string
 	cur  io.ReadCloser
+}
+
+// Close closes the object being read, if a read stopped in the middle.
+func (o *objectsReader) Close() error {
+	if o.cur != nil {
+		o.cur.Close()
+		o.cur = nil
+	}
+	return nil
 }
 
 func (o *objectsReader) Read(p []byte) (int, error) {

@@ -3,6 +3,8 @@ package s3blob_test
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"testing"
 
@@ -45,8 +47,8 @@ func TestComposeCopiesOnTheServer(t *testing.T) {
 		t.Fatalf("Compose: %v", err)
 	}
 	ops := env.S3Traffic(st.Bucket()).Sub(before)
-	if info.Size != int64(len(want)) || sum != "" {
-		t.Errorf("Compose = %+v, %q; want %d bytes and no hash (it did not see the bytes)", info, sum, len(want))
+	if h := sha256.Sum256(want); info.Size != int64(len(want)) || sum != hex.EncodeToString(h[:]) {
+		t.Errorf("Compose = %+v, %q; want %d bytes, sha256 %x", info, sum, len(want), h)
 	}
 	// Parts: head + 5 MiB-4 of a; copy the rest of a; b, d and 5 MiB-
 	// (1000+2 MiB) of e; copy the rest of e; copy f; g.
@@ -57,8 +59,10 @@ func TestComposeCopiesOnTheServer(t *testing.T) {
 	if u := ops["UploadPart"]; u.Calls != 3 || u.In != uploaded {
 		t.Errorf("UploadPart %+v, want 3 calls of %d bytes in all", u, uploaded)
 	}
-	if g := ops["GetObject"]; g.Out != uploaded-int64(len(head)) {
-		t.Errorf("GetObject read %d bytes, want only the %d uploaded from sources", g.Out, uploaded-int64(len(head)))
+	// Read: what was uploaded from sources, and every source once more
+	// for the hash.
+	if g, n := ops["GetObject"], uploaded-int64(len(head))+int64(len(want)-len(head)); g.Out != n {
+		t.Errorf("GetObject read %d bytes, want %d", g.Out, n)
 	}
 	if p := ops["PutObject"]; p.Calls != 0 {
 		t.Errorf("PutObject %+v: the merge streamed", p)
