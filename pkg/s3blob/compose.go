@@ -148,24 +148,30 @@ func (s *Store) Compose(ctx context.Context, dst string, head []byte, srcs []str
 		return s.composeStreamed(ctx, dst, head, srcs)
 	}
 	hctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sum := s.hashSources(hctx, head, srcs)
-	info, err := s.composeParts(ctx, dst, head, srcs, plan)
+	sums := s.hashSources(hctx, head, srcs)
+	var h hashed
+	// The upload completes only once its sources are hashed, and to the
+	// size planned: a source that changed meanwhile fails the compose.
+	info, err := s.composeParts(ctx, dst, head, srcs, plan, func(size int64) error {
+		if h = <-sums; h.err == nil && h.size != size {
+			h.err = fmt.Errorf("read %d bytes, planned %d", h.size, size)
+		}
+		if h.err != nil {
+			return fmt.Errorf("s3: compose s3://%s/%s: hashing its sources: %w", s.bucket, dst, h.err)
+		}
+		return nil
+	})
+	cancel()
+	if h == (hashed{}) {
+		<-sums // composeParts failed before it waited: let the reader stop
+	}
 	if errors.Is(err, errNoPartCopy) {
 		s.noPartCopy.Store(true)
 		slog.Info("the store does not do UploadPartCopy; merges stream their bytes", "bucket", s.bucket)
-		cancel()
-		<-sum
 		return s.composeStreamed(ctx, dst, head, srcs)
 	}
 	if err != nil {
-		cancel()
-		<-sum
 		return sluice.BlobInfo{}, "", err
-	}
-	h := <-sum
-	if h.err != nil || h.size != info.Size {
-		return sluice.BlobInfo{}, "", fmt.Errorf("s3: compose s3://%s/%s: hashing its sources: %d bytes of %d (%v)", s.bucket, dst, h.size, info.Size, h.err)
 	}
 	return info, h.sum, nil
 }
@@ -274,7 +280,9 @@ func (o *objectsReader) Read(p []byte) (int, error) {
 }
 
 // composeParts runs the planned multipart upload, part by part.
-func (s *Store) composeParts(ctx context.Context, dst string, head []byte, srcs []string, plan []segment) (sluice.BlobInfo, error) {
+// Before it completes the upload it calls ready with the planned size;
+// an error aborts the upload.
+func (s *Store) composeParts(ctx context.Context, dst string, head []byte, srcs []string, plan []segment, ready func(size int64) error) (sluice.BlobInfo, error) {
 	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &dst})
 	if err != nil {
 		return sluice.BlobInfo{}, s.wrap("compose", dst, err)
@@ -290,6 +298,10 @@ func (s *Store) composeParts(ctx context.Context, dst string, head []byte, srcs 
 		}
 		parts = append(parts, types.CompletedPart{PartNumber: num, ETag: etag})
 		size += seg.size
+	}
+	if err := ready(size); err != nil {
+		s.abort(dst, up.UploadId)
+		return sluice.BlobInfo{}, err
 	}
 	out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: &s.bucket, Key: &dst, UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
