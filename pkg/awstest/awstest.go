@@ -56,14 +56,14 @@ import (
 type Service string
 
 const (
-	S3 Service = "s3"
-	// S3Copy is an S3 that implements UploadPartCopy (ranged too) and
-	// refuses multipart uploads S3 would refuse; slower than S3 (a node
-	// process storing files), so only the tests of the copy path use it.
-	S3Copy   Service = "s3copy"
+	S3       Service = "s3"
 	SQS      Service = "sqs"
 	DynamoDB Service = "dynamodb"
 	SES      Service = "ses"
+	// S3Copy is an S3 that implements UploadPartCopy (ranged too) and
+	// refuses multipart uploads S3 would refuse; slower than S3 (a node
+	// process storing files), so only the tests of the copy path use it.
+	S3Copy Service = "s3copy"
 )
 
 // EndpointEnv names the variable that points every service at one external
