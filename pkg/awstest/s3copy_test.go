@@ -3,8 +3,10 @@ package awstest_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -22,7 +24,8 @@ func TestS3CopyEnforcesPartRules(t *testing.T) {
 	env := awstest.New(t, awstest.S3Copy)
 	ctx := t.Context()
 	c := s3.NewFromConfig(env.Config(awstest.S3Copy), func(o *s3.Options) { o.UsePathStyle = true })
-	b := aws.String("rules")
+	name := fmt.Sprintf("rules-%d", time.Now().UnixNano()%1e9) // LocalStack keeps buckets between runs
+	b := aws.String(name)
 	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b}); err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +46,7 @@ func TestS3CopyEnforcesPartRules(t *testing.T) {
 			switch p := p.(type) {
 			case string: // a copy range
 				out, err := c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: b, Key: aws.String(key), UploadId: up.UploadId, PartNumber: n,
-					CopySource: aws.String("rules/src"), CopySourceRange: aws.String(p)})
+					CopySource: aws.String(name + "/src"), CopySourceRange: aws.String(p)})
 				if err != nil {
 					return err
 				}
@@ -71,13 +74,13 @@ func TestS3CopyEnforcesPartRules(t *testing.T) {
 		}
 		return ""
 	}
-	before := env.S3Traffic("rules")
+	before := env.S3Traffic(name)
 	// A full-size copied part, then a short ranged copy as the last part.
 	if err := upload("ok", "bytes=0-5242879", "bytes=3-12"); err != nil {
 		t.Fatalf("valid upload: %v", err)
 	}
-	ops := env.S3Traffic("rules").Sub(before)
-	if ops["UploadPartCopy"].Calls != 2 || ops["UploadPartCopy"].In != 0 || ops["CompleteMultipartUpload"].Calls != 1 {
+	ops := env.S3Traffic(name).Sub(before)
+	if !env.External() && (ops["UploadPartCopy"].Calls != 2 || ops["UploadPartCopy"].In != 0 || ops["CompleteMultipartUpload"].Calls != 1) {
 		t.Errorf("traffic %+v", ops)
 	}
 	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: aws.String("ok")})
