@@ -33,40 +33,8 @@ func TestS3CopyEnforcesPartRules(t *testing.T) {
 	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("src"), Body: bytes.NewReader(src)}); err != nil {
 		t.Fatal(err)
 	}
-	// upload makes an upload of parts: a copy of src[from:to] or a body.
-	upload := func(key string, parts ...any) error {
-		up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String(key)})
-		if err != nil {
-			return err
-		}
-		var done []types.CompletedPart
-		for i, p := range parts {
-			n := aws.Int32(int32(i + 1))
-			var tag *string
-			switch p := p.(type) {
-			case string: // a copy range
-				out, err := c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: b, Key: aws.String(key), UploadId: up.UploadId, PartNumber: n,
-					CopySource: aws.String(name + "/src"), CopySourceRange: aws.String(p)})
-				if err != nil {
-					return err
-				}
-				tag = out.CopyPartResult.ETag
-			case []byte:
-				out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: b, Key: aws.String(key), UploadId: up.UploadId, PartNumber: n, Body: bytes.NewReader(p)})
-				if err != nil {
-					return err
-				}
-				tag = out.ETag
-			}
-			done = append(done, types.CompletedPart{PartNumber: n, ETag: tag})
-		}
-		if key == "badtag" {
-			done[0].ETag = aws.String(`"00000000000000000000000000000000"`)
-		}
-		_, err = c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String(key), UploadId: up.UploadId,
-			MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
-		return err
-	}
+	up := uploader{c: c, bucket: name}
+	upload := func(key string, parts ...any) error { return up.upload(t, key, parts...) }
 	code := func(err error) string {
 		var ae smithy.APIError
 		if errors.As(err, &ae) {
@@ -102,4 +70,47 @@ func TestS3CopyEnforcesPartRules(t *testing.T) {
 	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: b, Key: aws.String("small")}); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("a refused upload left an object: %v", err)
 	}
+}
+
+// uploader makes multipart uploads of parts given as a copy range of
+// bucket/src ("bytes=a-b") or a body ([]byte); key "badtag" completes with
+// a wrong ETag for part 1.
+type uploader struct {
+	c      *s3.Client
+	bucket string
+}
+
+func (u uploader) upload(t *testing.T, key string, parts ...any) error {
+	ctx, b := t.Context(), aws.String(u.bucket)
+	up, err := u.c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String(key)})
+	if err != nil {
+		return err
+	}
+	var done []types.CompletedPart
+	for i, p := range parts {
+		n := aws.Int32(int32(i + 1))
+		var tag *string
+		switch p := p.(type) {
+		case string:
+			out, err := u.c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: b, Key: aws.String(key), UploadId: up.UploadId, PartNumber: n,
+				CopySource: aws.String(u.bucket + "/src"), CopySourceRange: aws.String(p)})
+			if err != nil {
+				return err
+			}
+			tag = out.CopyPartResult.ETag
+		case []byte:
+			out, err := u.c.UploadPart(ctx, &s3.UploadPartInput{Bucket: b, Key: aws.String(key), UploadId: up.UploadId, PartNumber: n, Body: bytes.NewReader(p)})
+			if err != nil {
+				return err
+			}
+			tag = out.ETag
+		}
+		done = append(done, types.CompletedPart{PartNumber: n, ETag: tag})
+	}
+	if key == "badtag" {
+		done[0].ETag = aws.String(`"00000000000000000000000000000000"`)
+	}
+	_, err = u.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String(key), UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
+	return err
 }
