@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/testenv"
 )
@@ -69,7 +70,7 @@ func newRefAPI(t *testing.T, refCSV string) *refAPI {
 
 func httpConfig(u string, maxBatch int) *config.Pipeline {
 	cfg := config.Default()
-	cfg.Reference.HTTP = &config.HTTPReference{URL: u, MaxBatch: maxBatch, Retries: 3,
+	cfg.Reference.HTTP = &config.HTTPReference{URL: u, MaxBatch: maxBatch, Retries: new(3),
 		Backoff: config.Duration{Duration: time.Millisecond}}
 	return cfg
 }
@@ -140,5 +141,78 @@ func TestHTTPReferenceSchemaDriftFailsTheBatch(t *testing.T) {
 	got := runFile(t, httpConfig(api.srv.URL+"/lookup", 100), writeFile(t, "in.csv", faulty), "")
 	if got.batch.State != sluice.StateFailed || !strings.Contains(got.batch.Reason, `"unitCost" is missing`) {
 		t.Fatalf("batch %s: %q", got.batch.State, got.batch.Reason)
+	}
+}
+
+// TestHTTPReferencePerFeed: in one engine and one run, two feeds enrich
+// from two different HTTP APIs (holding different values) and a third from
+// a loaded dataset; each batch's output equals the default pipeline's run
+// on a reference file holding its own source's data, and each API is
+// called for its own feed only, within ceil(keys/maxBatch) calls.
+func TestHTTPReferencePerFeed(t *testing.T) {
+	in := writeFile(t, "in.csv", faulty)
+	refA := writeFile(t, "a.csv", faultyRef)
+	refB := writeFile(t, "b.csv", strings.ReplaceAll(faultyRef, "9.33", "19.99")) // another API, other prices
+	apiA, apiB := newRefAPI(t, refA), newRefAPI(t, refB)
+	cfg, err := config.Parse([]byte(`
+feeds:
+  - name: alpha
+    prefix: alpha/
+    reference: {http: {url: "` + apiA.srv.URL + `/a", maxBatch: 2, backoff: 1ms}}
+  - name: beta
+    prefix: beta/
+    reference: {http: {url: "` + apiB.srv.URL + `/b", maxBatch: 3, backoff: 1ms}}
+  - name: local
+    prefix: local/
+    reference: {dataset: financials}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := embedded.Open(t.TempDir(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if _, _, err := eng.LoadDataset(t.Context(), "financials", refA, nil); err != nil {
+		t.Fatal(err)
+	}
+	eng.Feed = "alpha"
+	if _, _, err := eng.LoadReference(t.Context(), refA, nil); err == nil || !strings.Contains(err.Error(), "nothing to load") {
+		t.Fatalf("loading a reference file for a feed enriched over HTTP: %v", err)
+	}
+	ids := map[string]string{}
+	for _, feed := range []string{"alpha", "beta", "local"} {
+		eng.Feed = feed
+		sub, err := eng.Submit(t.Context(), writeFile(t, feed+".csv", faulty))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[feed] = sub.BatchID
+	}
+	done := runUntil(t, eng, ids)
+	wantA := runFile(t, config.Default(), in, refA)
+	wantB := runFile(t, config.Default(), in, refB)
+	if bytes.Equal(wantA.output, wantB.output) {
+		t.Fatal("the two APIs' data give the same output; the test could not tell them apart")
+	}
+	for feed, want := range map[string]runOut{"alpha": wantA, "beta": wantB, "local": wantA} {
+		b := done[feed]
+		out, _ := os.ReadFile(eng.Path(b.OutputKey))
+		if b.State != sluice.StateCompleted || !bytes.Equal(out, want.output) {
+			t.Errorf("feed %s: batch %s (%s), output from the wrong source:\n%s", feed, b.State, b.Reason, firstDiff(out, want.output))
+		}
+	}
+	keys := int64(5) // faulty's distinct valid uuids
+	for name, c := range map[string]struct {
+		api      *refAPI
+		maxBatch int64
+	}{"alpha": {apiA, 2}, "beta": {apiB, 3}} {
+		if n := c.api.calls.Load(); n < 1 || n > (keys+c.maxBatch-1)/c.maxBatch {
+			t.Errorf("feed %s's API got %d calls; want 1 to ceil(%d/%d)", name, n, keys, c.maxBatch)
+		}
+	}
+	if done["alpha"].RefVersion == done["beta"].RefVersion || done["alpha"].ConfigDigest == done["beta"].ConfigDigest {
+		t.Errorf("two APIs, one identity: versions %s/%s, digests %s/%s", done["alpha"].RefVersion, done["beta"].RefVersion, done["alpha"].ConfigDigest, done["beta"].ConfigDigest)
 	}
 }

@@ -236,7 +236,7 @@ func TestRetriesExhaustedNameTheAPIAndItsAnswer(t *testing.T) {
 		http.Error(w, "database unavailable", http.StatusServiceUnavailable)
 		return true
 	})
-	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) { h.Retries = 2 }), httpref.Options{})
+	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) { h.Retries = new(2) }), httpref.Options{})
 	_, err := r.Lookup(t.Context(), keys(5))
 	if err == nil {
 		t.Fatal("a failing API gave no error")
@@ -251,6 +251,27 @@ func TestRetriesExhaustedNameTheAPIAndItsAnswer(t *testing.T) {
 	}
 	if n := a.calls.Load(); n != 3 {
 		t.Fatalf("%d calls for 1 + 2 retries", n)
+	}
+}
+
+// TestRetriesZeroFailsAtOnce: retries: 0 is a setting of its own, not
+// "the default": one 503 fails the lookup (so the chunk's try) after one call.
+func TestRetriesZeroFailsAtOnce(t *testing.T) {
+	a := newAPI(t, 5)
+	a.setScript(func(n int64, w http.ResponseWriter, _ *http.Request) bool {
+		if n > 1 {
+			return false
+		}
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return true
+	})
+	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) { h.Retries = new(0) }), httpref.Options{})
+	_, err := r.Lookup(t.Context(), keys(5))
+	if err == nil || !strings.Contains(err.Error(), "HTTP 503") || !strings.Contains(err.Error(), "after 1 tries") {
+		t.Fatalf("want the chunk's try to fail on the first 503, got %v", err)
+	}
+	if n := a.calls.Load(); n != 1 {
+		t.Fatalf("%d calls with retries: 0, want 1", n)
 	}
 }
 
@@ -269,8 +290,10 @@ func TestOutageOpensBreakerThenRecovers(t *testing.T) {
 		}
 		return false
 	})
-	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) { h.Retries = 2; h.Concurrency = 1 }),
-		httpref.Options{BreakerTrips: 3, BreakerOpen: 200 * time.Millisecond})
+	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) {
+		h.Retries, h.Concurrency = new(2), 1
+		h.Breaker = config.HTTPBreaker{Failures: 3, OpenFor: config.Duration{Duration: 200 * time.Millisecond}}
+	}), httpref.Options{})
 	if _, err := r.Lookup(t.Context(), keys(10)); err == nil {
 		t.Fatal("no error during the outage")
 	}

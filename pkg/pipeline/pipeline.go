@@ -32,12 +32,15 @@ type Deps struct {
 	// Datasets opens a named reference dataset's catalog (wire.Ports.Catalogs);
 	// nil: only the default dataset, Catalog, exists.
 	Datasets func(name string) (sluice.Catalog, error)
-	Mailer   sluice.Mailer
-	Chunks   sluice.Queue
-	Merges   sluice.Queue
-	Notifies sluice.Queue
-	Config   *config.Pipeline
-	Logger   *slog.Logger
+	// HTTPCatalog is the HTTP API catalog of a feed whose reference is
+	// reference.http (wire.Ports.HTTPCatalog).
+	HTTPCatalog func(feed string) (sluice.Catalog, error)
+	Mailer      sluice.Mailer
+	Chunks      sluice.Queue
+	Merges      sluice.Queue
+	Notifies    sluice.Queue
+	Config      *config.Pipeline
+	Logger      *slog.Logger
 	// Fault, when set, is called at every step boundary (see Points); an
 	// error it returns stops the handler there, as a crash would.
 	Fault func(point string) error

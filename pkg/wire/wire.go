@@ -34,7 +34,8 @@ type Ports struct {
 	Dataset func(name string) (sluice.Catalog, error)
 	Mailer  sluice.Mailer
 
-	closers []func() error
+	httpRefs map[string]sluice.Catalog // by feed: UseHTTPReference
+	closers  []func() error
 }
 
 // Close releases what the builder opened (files, databases); the AWS
@@ -58,6 +59,7 @@ func (p *Ports) Deps(cfg *config.Pipeline, log *slog.Logger, rec pipeline.Record
 		d.Catalog = p.Catalog
 	}
 	d.Datasets = p.Catalogs
+	d.HTTPCatalog = p.HTTPCatalog
 	return d
 }
 
