@@ -258,7 +258,7 @@ func batchLog(l *slog.Logger, id string) *slog.Logger { return l.With("batch_id"
 // fail ends a batch for a reason a person can act on, archives its input so
 // nothing is lost, and tells the notifier so the email says why.
 func (d *Deps) fail(ctx context.Context, b sluice.Batch, reason string) error {
-	batchLog(d.log(), b.ID).Warn("batch failed", "reason", reason, "key", b.Key)
+	batchLog(d.log(), b.ID).WarnContext(ctx, "batch failed", "reason", reason, "key", b.Key)
 	if _, err := d.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateFailed, Reason: reason}); err != nil {
 		return err
 	}

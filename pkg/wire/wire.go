@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/tracing"
 )
 
 // Ports are the outside world of one runtime, as domain interfaces.
@@ -53,6 +54,11 @@ func (p *Ports) Close() error {
 // out when the configuration enriches nothing, so a missing reference is
 // no error then.
 func (p *Ports) Deps(cfg *config.Pipeline, log *slog.Logger, rec pipeline.Recorder) *pipeline.Deps {
+	if log != nil {
+		// Stage handlers log with their message's context: the lines
+		// carry its trace_id and span_id.
+		log = tracing.Logger(log)
+	}
 	d := &pipeline.Deps{Blobs: p.Blobs, Ledger: p.Ledger, Mailer: p.Mailer, Config: cfg, Logger: log, Recorder: rec}
 	d.SendQueues(p.Queues)
 	if cfg.Enriches() {
