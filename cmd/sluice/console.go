@@ -34,7 +34,7 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 	}
 	token := x.token
 	if *onAWS {
-		return consoleAWS(ctx, e, af, x, console.Options{Token: token, MaxUploadBytes: limit, AllowedHosts: x.hosts(), Feeds: cfg.FeedNames()}, log)
+		return consoleAWS(ctx, e, af, x, console.Options{Token: token, MaxUploadBytes: limit, AllowedHosts: x.hosts(), Feeds: cfg.FeedNames(), TraceURL: x.traceURL}, log)
 	}
 	eng, err := embedded.Open(*data, cfg, log)
 	if err != nil {
@@ -57,7 +57,7 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 		Ledger:   eng.Ledger,
 		Blobs:    eng.Blobs,
 		Uploader: engineUploader(eng),
-		Options:  console.Options{Token: token, MaxUploadBytes: limit, AllowedHosts: x.hosts(), Feeds: cfg.FeedNames()},
+		Options:  console.Options{Token: token, MaxUploadBytes: limit, AllowedHosts: x.hosts(), Feeds: cfg.FeedNames(), TraceURL: x.traceURL},
 		Logger:   log,
 	})
 
