@@ -20,7 +20,9 @@ import (
 func (p *Ports) UseHTTPReference(cfg *config.Pipeline, opts httpref.Options) error {
 	byRef := map[string]*httpref.Catalog{}
 	build := func(ref config.Reference) (*httpref.Catalog, error) {
-		id, err := json.Marshal(ref)
+		// What httpref.New reads: the key, the appended columns and the
+		// API's settings (not the unused dataset name, nor onMissing).
+		id, err := json.Marshal([]any{ref.Key, ref.Append, ref.HTTP})
 		if err != nil {
 			return nil, err
 		}
