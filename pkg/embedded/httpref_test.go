@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -214,5 +215,42 @@ feeds:
 	}
 	if done["alpha"].RefVersion == done["beta"].RefVersion || done["alpha"].ConfigDigest == done["beta"].ConfigDigest {
 		t.Errorf("two APIs, one identity: versions %s/%s, digests %s/%s", done["alpha"].RefVersion, done["beta"].RefVersion, done["alpha"].ConfigDigest, done["beta"].ConfigDigest)
+	}
+}
+
+// TestHTTPReferenceRetriesZero: with retries: 0 one 503 fails the chunk's
+// try at once (no retry within the call); the chunk's queue tries it again
+// and the batch completes, in exactly one call more than without the 503.
+func TestHTTPReferenceRetriesZero(t *testing.T) {
+	ref := writeFile(t, "ref.csv", faultyRef)
+	in := writeFile(t, "in.csv", faulty)
+	want := runFile(t, config.Default(), in, ref)
+	api := newRefAPI(t, ref)
+	api.fail = func(n int64, w http.ResponseWriter) bool {
+		if n == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	}
+	cfg := httpConfig(api.srv.URL+"/lookup", 100)
+	cfg.Reference.HTTP.Retries = new(0)
+	var logs syncBuffer
+	eng, err := embedded.Open(t.TempDir(), cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	got := runOn(t, eng, in, "")
+	if got.batch.State != sluice.StateCompleted || !bytes.Equal(got.output, want.output) {
+		t.Fatalf("batch %s (%s); output:\n%s", got.batch.State, got.batch.Reason, firstDiff(got.output, want.output))
+	}
+	if n := api.calls.Load(); n != 2 {
+		t.Fatalf("%d calls: want 1 failed try (no retry in the call) + 1 on the chunk's second try", n)
+	}
+	// The chunk's first try failed on the 503 (with retries 3 the call
+	// itself would have retried, and the try succeeded).
+	if l := logs.String(); !strings.Contains(l, "handler failed; will retry") || !strings.Contains(l, "after 1 tries") {
+		t.Fatalf("no failed chunk try after one call in the logs:\n%s", l)
 	}
 }
