@@ -32,21 +32,22 @@ type Deps struct {
 	// Datasets opens a named reference dataset's catalog (wire.Ports.Catalogs);
 	// nil: only the default dataset, Catalog, exists.
 	Datasets func(name string) (sluice.Catalog, error)
-	// HTTPCatalog is the HTTP API catalog of a feed whose reference is
-	// reference.http (wire.Ports.HTTPCatalog).
-	HTTPCatalog func(feed string) (sluice.Catalog, error)
-	Mailer      sluice.Mailer
-	Chunks      sluice.Queue
-	Merges      sluice.Queue
-	Notifies    sluice.Queue
-	Config      *config.Pipeline
-	Logger      *slog.Logger
+	Mailer   sluice.Mailer
+	Chunks   sluice.Queue
+	Merges   sluice.Queue
+	Notifies sluice.Queue
+	Config   *config.Pipeline
+	Logger   *slog.Logger
 	// Fault, when set, is called at every step boundary (see Points); an
 	// error it returns stops the handler there, as a crash would.
 	Fault func(point string) error
 	Now   func() time.Time
 	// Recorder, when set, hears rows, bytes and batch ends (for metrics).
 	Recorder Recorder
+
+	// HTTPCatalog is the HTTP API catalog of a feed whose reference is
+	// reference.http (wire.Ports.HTTPCatalog).
+	HTTPCatalog func(feed string) (sluice.Catalog, error)
 }
 
 // Recorder receives the stages' measurements. Labels are bounded: stages,
