@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -455,5 +456,49 @@ func TestSigV4SignatureVerifies(t *testing.T) {
 	}
 	if want := req.Header.Get("Authorization"); want != auth {
 		t.Fatalf("signature does not verify:\n got  %s\n want %s", auth, want)
+	}
+}
+
+// TestSingleKeyInQueryAndDotSegments: a {key} after the '?' is
+// query-escaped, so "a&admin=1" stays one value of its parameter; the path
+// segments no escaping protects ("", ".", "..") are never sent, and the
+// lookup fails for good naming the key.
+func TestSingleKeyInQueryAndDotSegments(t *testing.T) {
+	var mu sync.Mutex
+	var queries []url.Values
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		queries = append(queries, r.URL.Query())
+		mu.Unlock()
+		id := r.URL.Query().Get("id")
+		json.NewEncoder(w).Encode(map[string]any{"id": id, "name": "n " + id, "score": 1, "vip": true})
+	}))
+	defer srv.Close()
+	r := open(t, refConfig(srv.URL+"/records?id={key}&v=1", func(h *config.HTTPReference) { h.Mode = "single" }), httpref.Options{})
+	ks := []string{"a&admin=1", "x y+z#f", "../admin"}
+	got, err := r.Lookup(t.Context(), ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range ks {
+		if got[i] == nil || got[i][0] != "n "+k {
+			t.Errorf("key %q answered %v", k, got[i])
+		}
+	}
+	for _, q := range queries {
+		if len(q) != 2 || len(q["id"]) != 1 || q.Get("v") != "1" {
+			t.Errorf("a key changed the query: %v", q)
+		}
+	}
+	calls := len(queries)
+	p := open(t, refConfig(srv.URL+"/records/{key}", func(h *config.HTTPReference) { h.Mode = "single" }), httpref.Options{})
+	for _, k := range []string{"..", ".", ""} {
+		_, err := p.Lookup(t.Context(), []string{k})
+		if err == nil || !sluice.IsPermanent(err) || !strings.Contains(err.Error(), "would change the path") {
+			t.Errorf("key %q: want a permanent error, got %v", k, err)
+		}
+	}
+	if len(queries) != calls {
+		t.Errorf("a dot-segment key reached the server (%d calls)", len(queries)-calls)
 	}
 }
