@@ -301,6 +301,11 @@ func (h *HTTPReference) validate(key string) []error {
 		if !strings.Contains(h.URL, "{key}") {
 			errs = append(errs, fmt.Errorf("reference.http.url %q: single mode needs {key} in the URL", h.URL))
 		}
+		// A key is escaped for a path segment or a query value; in the
+		// host or the fragment it could send the call elsewhere.
+		if u, err := url.Parse(strings.ReplaceAll(h.URL, "{key}", "KEY")); err == nil && (strings.Contains(u.Host, "KEY") || strings.Contains(u.User.String(), "KEY") || strings.Contains(u.Fragment, "KEY")) {
+			errs = append(errs, fmt.Errorf("reference.http.url %q: {key} may stand only in the path or the query", h.URL))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("reference.http.mode %q: must be batch or single", h.Mode))
 	}

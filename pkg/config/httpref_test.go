@@ -30,6 +30,8 @@ reference:
 		"url: file:///etc/passwd":                                                    "http or https",
 		"url: https://a/x\n    mode: single":                                         "{key}",
 		"url: https://a/x\n    mode: stream":                                         "batch or single",
+		"url: https://{key}.a/x\n    mode: single":                                   "only in the path or the query",
+		"url: https://a/x#{key}\n    mode: single":                                   "only in the path or the query",
 		"url: https://a/x\n    maxBatch: -1":                                         "negative",
 		"url: https://a/x\n    auth: {bearerEnv: T, sigv4: {region: r, service: s}}": "exclusive",
 		"url: https://a/x\n    retry: 3":                                             "not found",
