@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -48,5 +49,26 @@ func TestRunFeedOverHTTP(t *testing.T) {
 	code, _, errs = cli(t, nil, "run", "--data", t.TempDir(), "--config", cfg, "--feed", "prices", "--reference", in, in)
 	if code == 0 || !strings.Contains(errs, "HTTP API") || !strings.Contains(errs, "nothing to load") {
 		t.Fatalf("run --reference for an HTTP feed: exit %d\n%s", code, errs)
+	}
+}
+
+// TestConsoleWarnsOnlyForDatasets: the console warns that no reference is
+// loaded when a feed enriches from the default dataset, not when every
+// feed enriches from its HTTP API.
+func TestConsoleWarnsOnlyForDatasets(t *testing.T) {
+	dir := t.TempDir()
+	api := filepath.Join(dir, "api.yaml")
+	os.WriteFile(api, []byte("feeds:\n  - {name: prices, prefix: \"\", reference: {http: {url: \"https://prices.example/r\"}}}\n"), 0o644)
+	for cfg, warn := range map[string]bool{api: false, "": true} {
+		args := []string{"console", "--data", t.TempDir(), "--addr", "127.0.0.1:0"}
+		if cfg != "" {
+			args = append(args, "--config", cfg)
+		}
+		p := start(t, nil, args...)
+		p.waitOut(t, regexp.MustCompile(`Sluice console on http://`))
+		stderr := p.stop(t)
+		if strings.Contains(stderr, "uploaded files cannot be processed") != warn {
+			t.Errorf("config %q: want warning %v, stderr %q", cfg, warn, stderr)
+		}
 	}
 }
