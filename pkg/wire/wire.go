@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/tracing"
 )
 
 // Ports are the outside world of one runtime, as domain interfaces.
@@ -36,6 +37,7 @@ type Ports struct {
 	Dataset func(name string) (sluice.Catalog, error)
 	Mailer  sluice.Mailer
 
+	httpRefs  map[string]sluice.Catalog         // by feed: UseHTTPReference
 	sinks     map[string]map[string]sluice.Sink // feed → name → sink (UseSinks)
 	sinkAWS   *aws.Config                       // the sinks' SDK configuration, loaded when one needs it
 	local     bool                              // built by Local: the bucket is a directory
@@ -58,12 +60,18 @@ func (p *Ports) Close() error {
 // out when the configuration enriches nothing, so a missing reference is
 // no error then.
 func (p *Ports) Deps(cfg *config.Pipeline, log *slog.Logger, rec pipeline.Recorder) *pipeline.Deps {
+	if log != nil {
+		// Stage handlers log with their message's context: the lines
+		// carry its trace_id and span_id.
+		log = tracing.Logger(log)
+	}
 	d := &pipeline.Deps{Blobs: p.Blobs, Ledger: p.Ledger, Mailer: p.Mailer, Config: cfg, Logger: log, Recorder: rec}
 	d.SendQueues(p.Queues)
 	if cfg.Enriches() {
 		d.Catalog = p.Catalog
 	}
 	d.Datasets = p.Catalogs
+	d.HTTPCatalog = p.HTTPCatalog
 	if p.sinks != nil {
 		d.Sink = p.Sink
 	}
