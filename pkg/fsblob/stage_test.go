@@ -120,3 +120,26 @@ func BenchmarkCompose(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStageFile stages a 100 MiB file: the kernel's copy and the
+// hash of the copy.
+func BenchmarkStageFile(b *testing.B) {
+	dir := b.TempDir()
+	s, err := fsblob.New(filepath.Join(dir, "bucket"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := filepath.Join(dir, "orders.csv")
+	body := bytes.Repeat([]byte("123456789,Country,Item,Online,H,1/1/2020,Region,2/1/2020\n"), 100<<20/57)
+	if err := os.WriteFile(src, body, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		st, err := s.StageFile(b.Context(), "input/orders.csv", src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st.Discard()
+	}
+}
