@@ -35,7 +35,10 @@ const stageStep = 64 << 20
 // none at all where the file system shares extents), and the ETag is the
 // hash of the copy itself, so it names exactly what will be stored. A
 // write to the file during the copy changes its size or modification
-// time, which is checked before and after: ErrChanged.
+// time, which is checked before and after: ErrChanged. (The time has the
+// kernel's clock-tick granularity, so a same-size rewrite inside one tick
+// would pass unseen; the copy is then still self-consistent, its ETag
+// being its own content's.)
 func (s *Store) StageFile(ctx context.Context, key, path string) (*Staged, error) {
 	p, err := s.Path(key)
 	if err != nil {
