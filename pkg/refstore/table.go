@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -131,8 +132,11 @@ func (s *table) Lookup(ctx context.Context, keys []string) ([][]string, error) {
 	// back to the records later would take every cache and TLB miss again
 	// at 10M keys, where a chunk's records lie on as many pages as it has
 	// keys.
-	spans := make([]span, len(keys))
-	buf := make([]byte, 0, len(keys)*64)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	spans := slices.Grow(sc.spans[:0], len(keys))[:len(keys)]
+	clear(spans)
+	buf := sc.buf[:0]
 	ps := s.probeOrder(keys)
 	var sink uint64
 	for len(ps) > 0 {
@@ -147,8 +151,19 @@ func (s *table) Lookup(ctx context.Context, keys []string) ([][]string, error) {
 		}
 	}
 	keep(sink)
+	sc.buf, sc.spans = buf, spans
 	return s.decode(buf, spans), nil
 }
+
+// scratch is a Lookup's working memory, reused from call to call: the
+// values found are copied into one string at the end, so the buffer they
+// are gathered in can serve the next chunk.
+type scratch struct {
+	buf   []byte
+	spans []span
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // span is where one key's packed value lies in a Lookup's buffer.
 type span struct {
