@@ -47,6 +47,12 @@ func TestLedgerConformance(t *testing.T) {
 	sluicetest.TestLedger(t, func(t *testing.T) sluice.Ledger { return newDB(t).Ledger() })
 }
 
+// TestLedgerConformanceManyShards runs the suite with shards of 4 chunks,
+// so its batches span many shards, full ones and a partial last one.
+func TestLedgerConformanceManyShards(t *testing.T) {
+	sluicetest.TestLedger(t, func(t *testing.T) sluice.Ledger { return newDB(t, dynamoledger.WithShardWidth(4)).Ledger() })
+}
+
 func TestCatalogConformance(t *testing.T) {
 	sluicetest.TestCatalog(t, func(t *testing.T) sluice.Catalog { return newDB(t).Catalog() })
 }

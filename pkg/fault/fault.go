@@ -92,3 +92,10 @@ func (t twice) SendBatch(ctx context.Context, bodies [][]byte) error {
 	}
 	return t.Queue.SendBatch(ctx, bodies)
 }
+
+// PointLedgerAfterShard is the fault point inside the DynamoDB ledger's
+// sharded batch counter: a shard's completing write is done, the batch
+// item is not told yet (pkg/dynamoledger shards.go). The worker reaches it
+// in ChunkDone, the splitter in SetTotal; the redelivered message must
+// finish the step. Services pass their CrashAt to the ledger's WithFault.
+const PointLedgerAfterShard = "ledger.after_shard"
