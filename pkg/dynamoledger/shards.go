@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sluicehq/sluice/pkg/fault"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -440,9 +441,17 @@ func getNS(item map[string]types.AttributeValue, k string) []int {
 // are seen but not yet added to it, so that progress is exact while a
 // batch runs. A shard that completes between the two reads is counted
 // once: the batch item was read without it, the shard with it.
+//
+// One GetItem per shard, several at once: chunks are taken roughly in
+// order, so a running batch has one or two shards in flight, and GetItem
+// is what every service may already call on the table (no new IAM
+// action for a BatchGetItem).
 func (l *Ledger) addInFlight(ctx context.Context, bs []*sluice.Batch, items []map[string]types.AttributeValue) error {
-	var keys []map[string]types.AttributeValue
-	owner := map[string]*sluice.Batch{}
+	type pending struct {
+		b *sluice.Batch
+		k int
+	}
+	var todo []pending
 	for i, b := range bs {
 		if getN(items[i], shardWidthAttr) == 0 || complete(b.DoneChunks, b.TotalChunks) {
 			continue
@@ -450,52 +459,33 @@ func (l *Ledger) addInFlight(ctx context.Context, bs []*sluice.Batch, items []ma
 		done := getNS(items[i], doneShardsAttr)
 		for _, k := range getNS(items[i], seenAttr) {
 			if !slices.Contains(done, k) {
-				keys = append(keys, l.key(shardID(b.ID, k)))
-				owner[shardID(b.ID, k)] = b
+				todo = append(todo, pending{b, k})
 			}
 		}
 	}
-	for group := range slices.Chunk(keys, maxBatchGet) {
-		items, err := l.db.getMany(ctx, l.db.tables.Batches, group)
-		if err != nil {
-			return fmt.Errorf("dynamodb: shards of unfinished batches: %w", err)
-		}
-		for _, item := range items {
-			b, sh := owner[getS(item, "id")], decodeShard(item)
-			b.DoneChunks += sh.done
-			b.RowsOut += sh.rowsOut
-			b.RowsRejected += sh.rowsRejected
-			for rule, n := range sh.reasons {
-				if b.Reasons == nil {
-					b.Reasons = map[string]int{}
-				}
-				b.Reasons[rule] += n
+	shards := make([]shard, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(l.db.opt.Concurrency)
+	for i, p := range todo {
+		g.Go(func() (err error) {
+			shards[i], err = l.getShard(gctx, p.b.ID, p.k)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, p := range todo {
+		b, sh := p.b, shards[i]
+		b.DoneChunks += sh.done
+		b.RowsOut += sh.rowsOut
+		b.RowsRejected += sh.rowsRejected
+		for rule, n := range sh.reasons {
+			if b.Reasons == nil {
+				b.Reasons = map[string]int{}
 			}
+			b.Reasons[rule] += n
 		}
 	}
 	return nil
-}
-
-// getMany reads up to 100 items of table with consistent reads, asking
-// again for the keys DynamoDB leaves unprocessed.
-func (db *DB) getMany(ctx context.Context, table string, keys []map[string]types.AttributeValue) ([]map[string]types.AttributeValue, error) {
-	req := map[string]types.KeysAndAttributes{table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
-	var found []map[string]types.AttributeValue
-	for attempt := 0; ; attempt++ {
-		out, err := db.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-		if err != nil {
-			return nil, err
-		}
-		found = append(found, out.Responses[table]...)
-		if len(out.UnprocessedKeys[table].Keys) == 0 {
-			return found, nil
-		}
-		if attempt == maxBatchAttempts {
-			return nil, fmt.Errorf("%d keys still unprocessed after %d attempts", len(out.UnprocessedKeys[table].Keys), attempt+1)
-		}
-		req = out.UnprocessedKeys
-		if err := pause(ctx, attempt); err != nil {
-			return nil, err
-		}
-	}
 }
