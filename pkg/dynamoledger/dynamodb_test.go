@@ -385,3 +385,93 @@ func TestChunkBoundIsPermanent(t *testing.T) {
 		t.Fatalf("batch after the refusals: done %d total %d", b.DoneChunks, b.TotalChunks)
 	}
 }
+
+// A batch counted in another shard width, or in one item by an older
+// version, cannot be finished by this ledger: its shards would never
+// complete. Every call says so with a permanent error instead of hanging.
+func TestOtherWidthIsPermanent(t *testing.T) {
+	db := newDB(t, dynamoledger.WithShardWidth(4))
+	if _, _, err := db.Ledger().CreateBatch(t.Context(), sluice.Batch{ID: "w4", Key: "input/w.csv"}); err != nil {
+		t.Fatal(err)
+	}
+	// An item as the one-item counter wrote it: no shardWidth.
+	_, err := db.Client().PutItem(t.Context(), &dynamodb.PutItemInput{TableName: aws.String(db.Tables().Batches), Item: map[string]types.AttributeValue{
+		"id": &types.AttributeValueMemberS{Value: "old"}, "state": &types.AttributeValueMemberS{Value: "processing"},
+		"totalChunks": &types.AttributeValueMemberN{Value: "-1"}, "chunks": &types.AttributeValueMemberNS{Value: []string{"0"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := dynamoledger.New(awstest.Shared(t).Config(awstest.DynamoDB), db.Tables(), dynamoledger.WithShardWidth(8)).Ledger()
+	for _, tc := range []struct {
+		l  sluice.Ledger
+		id string
+	}{{other, "w4"}, {db.Ledger(), "old"}} {
+		if _, err := tc.l.ChunkDone(t.Context(), tc.id, sluice.ChunkStats{Chunk: 1, RowsOut: 1}); !sluice.IsPermanent(err) || !strings.Contains(err.Error(), "shards of") {
+			t.Errorf("ChunkDone on %s: %v, want a permanent error about the width", tc.id, err)
+		}
+		if _, err := tc.l.SetTotal(t.Context(), tc.id, 3, 3); !sluice.IsPermanent(err) {
+			t.Errorf("SetTotal on %s: %v, want a permanent error", tc.id, err)
+		}
+	}
+}
+
+// The counter's items stay small whatever the batch's size: the batch
+// item holds shard numbers and sums, never chunk numbers, and a shard at
+// most DefaultShardWidth chunk numbers. Shard items carry the batch's
+// expiry and are not batches to ListBatches.
+func TestCounterItemsStaySmall(t *testing.T) {
+	db := newDB(t, dynamoledger.WithRecordTTL(time.Hour))
+	l := db.Ledger()
+	if _, _, err := l.CreateBatch(t.Context(), sluice.Batch{ID: "big", Key: "input/big.csv"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 2*dynamoledger.DefaultShardWidth + 88
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	var completed atomic.Int64
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, err := l.ChunkDone(t.Context(), "big", sluice.ChunkStats{Chunk: i, RowsIn: 3, RowsOut: 2, RowsRejected: 1})
+			if err != nil {
+				t.Error(err)
+			}
+			if c.Completed {
+				completed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if c, err := l.SetTotal(t.Context(), "big", n, 3*n); err != nil || !c.Completed {
+		t.Fatalf("SetTotal after every chunk = %+v, %v; want it to complete the batch", c, err)
+	}
+	if completed.Load() != 0 {
+		t.Fatalf("%d ChunkDones completed a batch whose total was unknown", completed.Load())
+	}
+	get := func(id string) map[string]types.AttributeValue {
+		out, err := db.Client().GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(db.Tables().Batches),
+			Key: map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: id}}})
+		if err != nil || out.Item == nil {
+			t.Fatalf("item %s: %v", id, err)
+		}
+		return out.Item
+	}
+	if _, ok := get("big")["chunks"]; ok {
+		t.Fatal("the batch item holds chunk numbers")
+	}
+	for k, want := range []int{dynamoledger.DefaultShardWidth, dynamoledger.DefaultShardWidth, 88} {
+		item := get(fmt.Sprintf("big#shard#%d", k))
+		if set, _ := item["chunks"].(*types.AttributeValueMemberNS); set == nil || len(set.Value) != want {
+			t.Fatalf("shard %d holds %v, want %d chunk numbers", k, item["chunks"], want)
+		}
+		if _, ok := item["expiresAt"]; !ok {
+			t.Fatalf("shard %d has no expiresAt", k)
+		}
+	}
+	bs, err := l.ListBatches(t.Context(), sluice.BatchFilter{})
+	if err != nil || len(bs) != 1 || bs[0].DoneChunks != n || bs[0].RowsOut != 2*n || bs[0].RowsRejected != n || bs[0].ProcessAt.IsZero() {
+		t.Fatalf("ListBatches = %+v, %v; want the one batch, complete", bs, err)
+	}
+}
