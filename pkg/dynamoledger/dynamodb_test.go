@@ -26,7 +26,7 @@ func TestMain(m *testing.M) { awstest.Main(m, awstest.DynamoDB) }
 var prefixes atomic.Int64
 
 // newDB makes a fresh set of tables for one test and drops them after it.
-func newDB(t *testing.T, opts ...dynamoledger.Option) *dynamoledger.DB {
+func newDB(t testing.TB, opts ...dynamoledger.Option) *dynamoledger.DB {
 	t.Helper()
 	env := awstest.Shared(t)
 	prefix := fmt.Sprintf("sluice-test-%d-%d-", time.Now().UnixNano()%1e9, prefixes.Add(1))
