@@ -418,7 +418,8 @@ func TestOtherWidthIsPermanent(t *testing.T) {
 
 // The counter's items stay small whatever the batch's size: the batch
 // item holds shard numbers and sums, never chunk numbers, and a shard at
-// most DefaultShardWidth chunk numbers. Shard items carry the batch's
+// most DefaultShardWidth chunk numbers; consecutive chunks are spread over
+// the 8 shards of their block. Shard items carry the batch's
 // expiry and are not batches to ListBatches.
 func TestCounterItemsStaySmall(t *testing.T) {
 	db := newDB(t, dynamoledger.WithRecordTTL(time.Hour))
@@ -426,7 +427,8 @@ func TestCounterItemsStaySmall(t *testing.T) {
 	if _, _, err := l.CreateBatch(t.Context(), sluice.Batch{ID: "big", Key: "input/big.csv"}); err != nil {
 		t.Fatal(err)
 	}
-	const n = 2*dynamoledger.DefaultShardWidth + 88
+	const lanes = 8 // a block of 8 shards, each full, then 88 chunks over the next 8
+	const n = lanes*dynamoledger.DefaultShardWidth + 88
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	var completed atomic.Int64
@@ -461,7 +463,11 @@ func TestCounterItemsStaySmall(t *testing.T) {
 	if _, ok := get("big")["chunks"]; ok {
 		t.Fatal("the batch item holds chunk numbers")
 	}
-	for k, want := range []int{dynamoledger.DefaultShardWidth, dynamoledger.DefaultShardWidth, 88} {
+	for k := range 2 * lanes {
+		want := dynamoledger.DefaultShardWidth
+		if k >= lanes {
+			want = 88 / lanes
+		}
 		item := get(fmt.Sprintf("big#shard#%d", k))
 		if set, _ := item["chunks"].(*types.AttributeValueMemberNS); set == nil || len(set.Value) != want {
 			t.Fatalf("shard %d holds %v, want %d chunk numbers", k, item["chunks"], want)

@@ -217,7 +217,7 @@ func (l *Ledger) CreateBatch(ctx context.Context, b sluice.Batch) (sluice.Batch,
 		b.TotalChunks = -1
 	}
 	item := batchItem(b)
-	item[shardWidthAttr] = avN(int64(l.width()))
+	item[layoutAttr] = avS(l.layout())
 	if l.db.opt.RecordTTL > 0 {
 		item[expiresAtAttr] = avN(b.CreatedAt.Add(l.db.opt.RecordTTL).Unix())
 	}

@@ -23,15 +23,19 @@ import (
 // per KB of it, all on one partition (1,000 WCU/s), so the counter, not
 // the workers, set the time of a 100M-row file (docs/capacity.md).
 //
-// Chunk c is counted in shard item "<batch>#shard#<c/width>", in its own
-// partition key, so the writes spread over partitions and no item holds
-// more than width chunk numbers (~1 KB at 256). ChunkDone is then two
-// steps, without transactions (dynalite has none, and they cost twice):
+// Chunk c is counted in a shard item "<batch>#shard#<k>", each its own
+// partition key, and no shard holds more than width chunk numbers (~1 KB
+// at 256). Chunks end roughly in order, so consecutive chunks go to
+// different shards: the chunks are cut in blocks of width×lanes, and chunk
+// c of a block goes to its lane c mod lanes, so at any moment the writes
+// of the chunks in flight spread over lanes items (and the partitions
+// they hash to) instead of all landing on one. ChunkDone is two steps,
+// without transactions (dynalite has none, and they cost twice):
 //
 //  1. a conditional UpdateItem on the shard: ADD the chunk to its set and
 //     its stats to the shard's sums, unless the set holds it (a repeat);
 //  2. only for the write that completes the shard (width chunks, or the
-//     count SetTotal wrote on the last, partial shard): a conditional
+//     count SetTotal wrote on a partial shard of the last block): a conditional
 //     UpdateItem on the batch item that ADDs the shard number to the
 //     "shardsDone" set and the shard's final sums to the batch's
 //     counters, unless the set holds it.
@@ -51,6 +55,8 @@ const (
 	// DefaultShardWidth is how many chunks one shard item counts: its set
 	// stays near 1 KB, so a write costs 1 or 2 WCU.
 	DefaultShardWidth = 256
+	// shardLanes is how many shards the chunks in flight spread over.
+	shardLanes = 8
 	// maxShards bounds the shard numbers the batch item lists, twice (seen
 	// and done): 20,000 numbers of ≤ 4 bytes each keep both sets under
 	// 160 KB of DynamoDB's 400 KB item limit.
@@ -60,7 +66,7 @@ const (
 
 	shardOfAttr    = "shardOf" // on shard items only: the batch's ID
 	shardNoAttr    = "shardNo"
-	shardWidthAttr = "shardWidth" // on batch items: the width they are counted in
+	layoutAttr     = "shardLayout" // on batch items: "<width>x<lanes>", how they are counted
 	seenAttr       = "shardsSeen"
 	doneShardsAttr = "shardsDone"
 	expectedAttr   = "expected" // on the last shard when partial: its chunk count
@@ -109,6 +115,35 @@ func (l *Ledger) width() int {
 
 func (l *Ledger) maxChunks() int { return maxShards * l.width() }
 
+// layout names how this ledger shards a batch's counter; a batch records
+// it when created, and only a ledger of the same layout may count it.
+func (l *Ledger) layout() string { return fmt.Sprintf("%dx%d", l.width(), shardLanes) }
+
+// shardOf is the shard that counts chunk c.
+func (l *Ledger) shardOf(c int) int {
+	block := c / (l.width() * shardLanes)
+	return block*shardLanes + c%shardLanes
+}
+
+// partialShards are the shards of a batch of total chunks that hold fewer
+// than width chunks (all in the last block), with their counts.
+func (l *Ledger) partialShards(total int) map[int]int {
+	w := l.width()
+	block := w * shardLanes
+	rest := total % block
+	out := map[int]int{}
+	for lane := range shardLanes {
+		n := rest / shardLanes
+		if lane < rest%shardLanes {
+			n++
+		}
+		if n > 0 && n < w {
+			out[total/block*shardLanes+lane] = n
+		}
+	}
+	return out
+}
+
 // WithFault returns the ledger calling f at fault.PointLedgerAfterShard,
 // between a shard's completing write and the batch's (for the crash
 // tests; f as in pipeline.Deps.Fault).
@@ -141,7 +176,7 @@ func (l *Ledger) ChunkDone(ctx context.Context, id string, s sluice.ChunkStats) 
 	if s.Chunk < 0 || s.Chunk >= l.maxChunks() {
 		return sluice.Completion{}, tooManyChunks(id, s.Chunk, l.maxChunks())
 	}
-	k := s.Chunk / l.width()
+	k := l.shardOf(s.Chunk)
 	sh, counted, err := l.countInShard(ctx, id, k, s)
 	if err != nil {
 		return sluice.Completion{}, err
@@ -276,10 +311,10 @@ func (l *Ledger) markSeen(ctx context.Context, id string, k int) error {
 		TableName:           aws.String(l.db.tables.Batches),
 		Key:                 l.key(id),
 		UpdateExpression:    aws.String("ADD " + seenAttr + " :ks"),
-		ConditionExpression: aws.String("attribute_exists(id) AND " + shardWidthAttr + " = :w"),
+		ConditionExpression: aws.String("attribute_exists(id) AND " + layoutAttr + " = :lay"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":ks": &types.AttributeValueMemberNS{Value: []string{strconv.Itoa(k)}},
-			":w":  avN(int64(l.width())),
+			":ks":  &types.AttributeValueMemberNS{Value: []string{strconv.Itoa(k)}},
+			":lay": avS(l.layout()),
 		},
 	})
 	if isConditionFailed(err) {
@@ -302,8 +337,11 @@ func (l *Ledger) checkedItem(ctx context.Context, id string) (map[string]types.A
 	if err != nil {
 		return nil, err
 	}
-	if w := int(getN(item, shardWidthAttr)); w != l.width() {
-		return nil, sluice.Permanentf("dynamodb: batch %q counts its chunks in shards of %d (0: in one item, by an older version); this ledger counts in shards of %d, so it cannot finish the batch: every process on a table must run the same version (upload the file again to start a new batch)", id, w, l.width())
+	if lay := getS(item, layoutAttr); lay != l.layout() {
+		if lay == "" {
+			lay = "one item, by an older version"
+		}
+		return nil, sluice.Permanentf("dynamodb: batch %q counts its chunks in shards of %s; this ledger counts in shards of %s, so it cannot finish the batch: every process on a table must run the same version (upload the file again to start a new batch)", id, lay, l.layout())
 	}
 	return item, nil
 }
@@ -316,7 +354,7 @@ func (l *Ledger) addShard(ctx context.Context, id string, sh shard) (sluice.Comp
 	names, values := reasonAdds(sh.reasons, &adds)
 	values[":ks"] = &types.AttributeValueMemberNS{Value: []string{strconv.Itoa(sh.k)}}
 	values[":k"] = avN(int64(sh.k))
-	values[":w"] = avN(int64(l.width()))
+	values[":lay"] = avS(l.layout())
 	values[":done"] = avN(int64(sh.done))
 	values[":out"] = avN(int64(sh.rowsOut))
 	values[":rej"] = avN(int64(sh.rowsRejected))
@@ -325,7 +363,7 @@ func (l *Ledger) addShard(ctx context.Context, id string, sh shard) (sluice.Comp
 		TableName:                 aws.String(l.db.tables.Batches),
 		Key:                       l.key(id),
 		UpdateExpression:          aws.String("ADD " + strings.Join(adds, ", ") + " SET lastChunkAt = :now, updatedAt = :now"),
-		ConditionExpression:       aws.String("attribute_exists(id) AND " + shardWidthAttr + " = :w AND NOT contains(" + doneShardsAttr + ", :k)"),
+		ConditionExpression:       aws.String("attribute_exists(id) AND " + layoutAttr + " = :lay AND NOT contains(" + doneShardsAttr + ", :k)"),
 		ExpressionAttributeValues: values,
 		ReturnValues:              types.ReturnValueAllNew,
 	}
@@ -358,18 +396,29 @@ func (l *Ledger) SetTotal(ctx context.Context, id string, chunks, rows int) (slu
 		return sluice.Completion{}, tooManyChunks(id, chunks-1, l.maxChunks())
 	}
 	c, err := l.setTotal(ctx, id, chunks, rows)
-	w := l.width()
-	if err != nil || c.Complete || chunks%w == 0 {
+	if err != nil || c.Complete {
 		return c, err
 	}
-	sh, err := l.expectLast(ctx, id, chunks/w, chunks%w)
-	if err != nil || !sh.complete(w) {
-		return c, err
+	partial := l.partialShards(chunks)
+	for _, k := range slices.Sorted(maps.Keys(partial)) {
+		sh, err := l.expectLast(ctx, id, k, partial[k])
+		if err != nil {
+			return sluice.Completion{}, err
+		}
+		if !sh.complete(l.width()) {
+			continue
+		}
+		if err := l.faultAt(fault.PointLedgerAfterShard); err != nil {
+			return sluice.Completion{}, err
+		}
+		added, err := l.addShard(ctx, id, sh)
+		if err != nil {
+			return sluice.Completion{}, err
+		}
+		added.Completed = added.Completed || c.Completed
+		c = added
 	}
-	if err := l.faultAt(fault.PointLedgerAfterShard); err != nil {
-		return sluice.Completion{}, err
-	}
-	return l.addShard(ctx, id, sh)
+	return c, nil
 }
 
 // setTotal is SetTotal's write on the batch item.
@@ -379,10 +428,10 @@ func (l *Ledger) setTotal(ctx context.Context, id string, chunks, rows int) (slu
 		TableName:           aws.String(l.db.tables.Batches),
 		Key:                 l.key(id),
 		UpdateExpression:    aws.String("SET totalChunks = :total, rowsIn = :rows, totalAt = :now, updatedAt = :now"),
-		ConditionExpression: aws.String("attribute_exists(id) AND totalChunks < :zero AND " + shardWidthAttr + " = :w"),
+		ConditionExpression: aws.String("attribute_exists(id) AND totalChunks < :zero AND " + layoutAttr + " = :lay"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":total": avN(int64(chunks)), ":rows": avN(int64(rows)), ":now": now, ":zero": avN(0),
-			":w": avN(int64(l.width())),
+			":lay": avS(l.layout()),
 		},
 		ReturnValues: types.ReturnValueAllNew,
 	})
@@ -402,7 +451,8 @@ func (l *Ledger) setTotal(ctx context.Context, id string, chunks, rows int) (slu
 	return c, nil
 }
 
-// expectLast writes the chunk count of the last, partial shard k on it.
+// expectLast writes the chunk count of partial shard k (of the last block)
+// on it.
 func (l *Ledger) expectLast(ctx context.Context, id string, k, n int) (shard, error) {
 	values := map[string]types.AttributeValue{":e": avN(int64(n))}
 	expr := l.shardSets(id, k, values) + ", #e = :e"
@@ -453,7 +503,7 @@ func (l *Ledger) addInFlight(ctx context.Context, bs []*sluice.Batch, items []ma
 	}
 	var todo []pending
 	for i, b := range bs {
-		if getN(items[i], shardWidthAttr) == 0 || complete(b.DoneChunks, b.TotalChunks) {
+		if getS(items[i], layoutAttr) == "" || complete(b.DoneChunks, b.TotalChunks) {
 			continue
 		}
 		done := getNS(items[i], doneShardsAttr)
