@@ -123,7 +123,9 @@ func TestCrashBetweenCounterWritesAWS(t *testing.T) {
 	s.startAll()
 	wantOut, wantErrs, _ := embeddedOutput(t, chunkRows, orders, fin)
 	s.stop("worker")
-	p := s.start("worker", "SLUICE_CRASH_AT="+fault.PointLedgerAfterShard)
+	// 3 chunks of 4,000 rows, each in a shard of its own (lanes): the
+	// worker passes the point once per shard and dies at the last.
+	p := s.start("worker", "SLUICE_CRASH_AT="+fault.PointLedgerAfterShard+"@3")
 	s.send("ingest", s.upload(orders, "shard-crash.csv"))
 	select {
 	case <-p.done:
