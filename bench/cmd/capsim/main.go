@@ -38,6 +38,7 @@ type model struct {
 
 	Counter          string  // "sharded" or "single"
 	ShardWidth       int     // chunks per shard item
+	ShardLanes       int     // shards the chunks in flight spread over
 	Partitions       int     // partitions the table's items spread over
 	PartitionWCU     float64 // DynamoDB per-partition write limit
 	PartitionRCU     float64 // DynamoDB per-partition strongly consistent read limit
@@ -57,7 +58,7 @@ type model struct {
 // result is what the simulation found.
 type result struct {
 	Chunks       int
-	Seconds      float64 // first chunk start to the last counter write
+	Seconds      float64 // first chunk start to the last ChunkDone's answer
 	WorkSeconds  float64 // the same with an unlimited counter and an instant split
 	SplitSeconds float64 // when the split queued the last chunk
 	TotalWCU     float64
@@ -85,6 +86,7 @@ func main() {
 	fs.Float64Var(&m.SplitMBps, "split-mbps", m.SplitMBps, "MB/s the split reads the input at (0: chunks all queued at once)")
 	fs.StringVar(&m.Counter, "counter", m.Counter, "counter layout: sharded or single")
 	fs.IntVar(&m.ShardWidth, "shard-width", m.ShardWidth, "chunks per shard item (dynamoledger.DefaultShardWidth)")
+	fs.IntVar(&m.ShardLanes, "shard-lanes", m.ShardLanes, "shards consecutive chunks spread over (pkg/dynamoledger shardLanes)")
 	fs.IntVar(&m.Partitions, "partitions", m.Partitions, "partitions the table's items spread over")
 	fs.Float64Var(&m.PartitionWCU, "partition-wcu", m.PartitionWCU, "write capacity units per second one partition takes")
 	fs.Float64Var(&m.S3PutPerChunk, "s3-put-per-chunk", m.S3PutPerChunk, "S3 PUT-class requests per chunk")
@@ -101,7 +103,7 @@ func defaults() model {
 	return model{
 		Rows: 100_000_000, ChunkRows: 10_000, Workers: 20, PerTask: 2,
 		ChunkSec: 0.230, ChunkDoneSec: 0.003, TaskStartPerSec: 1, RowBytes: 100,
-		Counter: "sharded", ShardWidth: 256, Partitions: 4,
+		Counter: "sharded", ShardWidth: 256, ShardLanes: 8, Partitions: 4,
 		PartitionWCU: 1000, PartitionRCU: 3000,
 		BatchBaseBytes: 1024, ShardBaseBytes: 220, BytesPerNum: 4, MaxItemBytes: 400 * 1024,
 		S3PutPerSec: 3500, S3GetPerSec: 5500, S3PutPerChunk: 3.25, S3GetPerChunk: 6.07,
@@ -139,32 +141,47 @@ func (t *table) write(key string, bytes, at float64) float64 {
 }
 
 // chunkDone writes chunk c's ChunkDone at time at, as the chosen layout
-// stores it, and returns when the worker has its answer and when the
-// counter's last write for it is done.
-func (t *table) chunkDone(c, chunks int, at float64) (answered, settled float64) {
+// stores it, and returns when the worker has its answer, the counter's
+// writes for it all done: the worker that completed the
+// batch sends the merge message then.
+func (t *table) chunkDone(c, chunks int, at float64) float64 {
 	m := t.m
 	if m.Counter == "single" {
 		done := t.write("batch", m.BatchBaseBytes+float64(c+1)*m.BytesPerNum, at)
-		return done + m.ChunkDoneSec, done
+		return done + m.ChunkDoneSec
 	}
-	k, w := c/m.ShardWidth, m.ShardWidth
-	n := c - k*w + 1 // chunks in the shard after this one (chunks end roughly in order)
+	w, lanes := m.ShardWidth, m.ShardLanes
+	block, lane := c/(w*lanes), c%lanes
+	k := block*lanes + lane
+	n := (c-block*w*lanes)/lanes + 1 // chunks in the shard after this one (chunks end roughly in order)
 	shards := float64(chunks+w-1) / float64(w)
 	batch := m.BatchBaseBytes + 2*shards*m.BytesPerNum
 	done := t.write("shard#"+strconv.Itoa(k), m.ShardBaseBytes+float64(n)*m.BytesPerNum, at)
 	if n == 1 { // the shard's first chunk lists it on the batch item
 		done = t.write("batch", batch, done)
 	}
-	if n == w || c == chunks-1 { // the shard is complete: its sums go to the batch item
+	if n == w || c+lanes >= chunks { // the shard is complete: its sums go to the batch item
 		done = t.write("batch", batch, done)
 	}
-	return done + m.ChunkDoneSec, done
+	return done + m.ChunkDoneSec
 }
 
-// simulate runs the chunks through the slots in order. A slot is free at
-// the later of its last chunk's answer from the counter and its task's
-// start; a chunk starts no sooner than the split has queued it.
+// simulate runs the file, and again with an unlimited counter and an
+// instant split for the time of the work alone.
 func simulate(m model) result {
+	r := run(m)
+	free := m
+	free.PartitionWCU, free.SplitMBps = math.Inf(1), 0
+	r.WorkSeconds = run(free).Seconds
+	r.Use = uses(m, r)
+	r.Slots = slotsFor(m, r)
+	return r
+}
+
+// run sends the chunks through the slots in order. A slot is free at the
+// later of its last chunk's answer from the counter and its task's start;
+// a chunk starts no sooner than the split has queued it.
+func run(m model) result {
 	r := result{Chunks: (m.Rows + m.ChunkRows - 1) / m.ChunkRows}
 	slots := make([]float64, m.Workers*m.PerTask)
 	for i := range slots { // a cold pool's task t runs once the service has launched it
@@ -182,25 +199,14 @@ func simulate(m model) result {
 		r.SplitSeconds = math.Max(r.SplitSeconds, queued)
 		s := argmin(slots)
 		end := math.Max(slots[s], queued) + m.ChunkSec
-		answered, settled := t.chunkDone(c, r.Chunks, end)
+		answered := t.chunkDone(c, r.Chunks, end)
 		slots[s] = answered
-		r.Seconds = math.Max(r.Seconds, settled)
+		r.Seconds = math.Max(r.Seconds, answered)
 	}
 	r.TotalWCU, r.MaxItemBytes = t.wcu, t.max
 	r.ItemLimitHit = t.max > m.MaxItemBytes
 	r.HotBusy = t.busy[argmax(t.busy)] / r.Seconds
-	r.WorkSeconds = math.Ceil(float64(r.Chunks)/float64(len(slots)))*(m.ChunkSec+m.ChunkDoneSec) + coldDelay(m)
-	r.Use = uses(m, r)
-	r.Slots = slotsFor(m, r)
 	return r
-}
-
-// coldDelay is when a cold pool's last task starts.
-func coldDelay(m model) float64 {
-	if !m.ColdStart {
-		return 0
-	}
-	return float64(m.Workers-1) / m.TaskStartPerSec
 }
 
 func argmin(xs []float64) int {

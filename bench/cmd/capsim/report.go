@@ -45,12 +45,15 @@ func uses(m model, r result) []use {
 // chunks ended in order at that limit's rate.
 func slotsFor(m model, r result) slotLimits {
 	per := m.ChunkSec + m.ChunkDoneSec // one slot's seconds per chunk
-	wcu := r.TotalWCU / float64(r.Chunks)
+	// The busiest partition was writing HotBusy of the time for this many
+	// slots; it is full at slots/HotBusy. The one item, though, costs more
+	// per write as it grows: what it can take at the end is what counts.
+	counter := float64(m.Workers*m.PerTask) / r.HotBusy
 	if m.Counter == "single" {
-		wcu = math.Ceil(r.MaxItemBytes / 1024) // what each write costs at the end
+		counter = m.PartitionWCU / math.Ceil(r.MaxItemBytes/1024) * per
 	}
 	return slotLimits{
-		Counter:    m.PartitionWCU / wcu * per,
+		Counter:    counter,
 		S3Put:      m.S3PutPerSec / m.S3PutPerChunk * per,
 		S3Get:      m.S3GetPerSec / m.S3GetPerChunk * per,
 		BatchReads: m.PartitionRCU / m.ReadsPerChunkDon * per,
@@ -68,7 +71,7 @@ func firstSaturated(r result) string {
 func print(w io.Writer, m model, r result) {
 	fmt.Fprintf(w, "file %d rows, chunkRows %d: %d chunks; %d tasks x %d slots, %.3f s per chunk + %.4f s ChunkDone; counter %s", m.Rows, m.ChunkRows, r.Chunks, m.Workers, m.PerTask, m.ChunkSec, m.ChunkDoneSec, m.Counter)
 	if m.Counter == "sharded" {
-		fmt.Fprintf(w, " (%d chunks a shard, %d partitions)", m.ShardWidth, m.Partitions)
+		fmt.Fprintf(w, " (%d chunks a shard, %d lanes, %d partitions)", m.ShardWidth, m.ShardLanes, m.Partitions)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "work alone: %.0f s; the file: %.0f s; split done at %.0f s\n", r.WorkSeconds, r.Seconds, r.SplitSeconds)

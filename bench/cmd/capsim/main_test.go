@@ -1,0 +1,57 @@
+package main
+
+import (
+	"math"
+	"testing"
+)
+
+// The model names what limits a 100M-row file: with the one-item counter,
+// the counter (its write cost grows with the item); with the sharded one,
+// the worker pool at the deployed size, S3's per-prefix rates once the
+// pool is much larger, and the split when it reads at one stream's rate.
+func TestSimulateNamesTheBottleneck(t *testing.T) {
+	m := defaults()
+	m.PartitionWCU = math.Inf(1)
+	r := simulate(m)
+	want := math.Ceil(float64(r.Chunks)/float64(m.Workers*m.PerTask)) * (m.ChunkSec + m.ChunkDoneSec)
+	if math.Abs(r.Seconds-want) > 1e-6 || firstSaturated(r) != usePool {
+		t.Fatalf("unlimited counter: %.3f s, %s; want %.3f s, the worker pool", r.Seconds, firstSaturated(r), want)
+	}
+	single := defaults()
+	single.Counter = "single"
+	r = simulate(single)
+	if firstSaturated(r) != useCounter || r.Seconds < 3*r.WorkSeconds {
+		t.Fatalf("one-item counter: %.0f s (work %.0f s), %s", r.Seconds, r.WorkSeconds, firstSaturated(r))
+	}
+	single.ChunkRows = 500
+	if r := simulate(single); !r.ItemLimitHit || firstSaturated(r) != useItem {
+		t.Fatalf("one-item counter, 200,000 chunks: largest item %.0f bytes, limit not hit", r.MaxItemBytes)
+	}
+	r = simulate(defaults())
+	if firstSaturated(r) != usePool || r.Seconds > 1.05*r.WorkSeconds {
+		t.Fatalf("sharded counter: %.0f s (work %.0f s), %s; want the pool's time", r.Seconds, r.WorkSeconds, firstSaturated(r))
+	}
+	big := defaults()
+	big.Workers = 250
+	if r := simulate(big); firstSaturated(r) != useS3Get || r.HotBusy > 0.9 {
+		t.Fatalf("500 slots: %s first, counter's partition %.0f%% busy; want S3, not the counter", firstSaturated(r), 100*r.HotBusy)
+	}
+	split := defaults()
+	split.SplitMBps = 100
+	if r := simulate(split); firstSaturated(r) != useSplit {
+		t.Fatalf("a 100 MB/s split: %s first", firstSaturated(r))
+	}
+}
+
+// The sharded counter's items do not grow with the file: ten times the
+// chunks, the same largest shard, and a batch item of shard numbers only.
+func TestShardedItemsStayBounded(t *testing.T) {
+	for _, rows := range []int{100_000_000, 1_000_000_000} {
+		m := defaults()
+		m.Rows = rows
+		r := simulate(m)
+		if r.MaxItemBytes > 16*1024 || r.TotalWCU > 1.5*float64(r.Chunks) {
+			t.Fatalf("%d rows: largest item %.0f bytes, %.2f WCU per chunk", rows, r.MaxItemBytes, r.TotalWCU/float64(r.Chunks))
+		}
+	}
+}
