@@ -1,6 +1,7 @@
 package dynamoledger_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -479,5 +480,34 @@ func TestCounterItemsStaySmall(t *testing.T) {
 	bs, err := l.ListBatches(t.Context(), sluice.BatchFilter{})
 	if err != nil || len(bs) != 1 || bs[0].DoneChunks != n || bs[0].RowsOut != 2*n || bs[0].RowsRejected != n || bs[0].ProcessAt.IsZero() {
 		t.Fatalf("ListBatches = %+v, %v; want the one batch, complete", bs, err)
+	}
+}
+
+// BatchFields (the worker's read, once per chunk) reads the batch item
+// alone: while shards are in flight its counters are those of the complete
+// shards, and once the batch is complete they are GetBatch's.
+func TestBatchFieldsReadsOnlyTheBatch(t *testing.T) {
+	l := newDB(t).Ledger()
+	if _, _, err := l.CreateBatch(t.Context(), sluice.Batch{ID: "f", Key: "input/f.csv", RefVersion: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.ChunkDone(t.Context(), "f", sluice.ChunkStats{Chunk: 0, RowsOut: 5}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.BatchFields(t.Context(), "f")
+	if err != nil || f.RefVersion != "v1" || f.DoneChunks != 0 {
+		t.Fatalf("BatchFields in flight = %+v, %v; want the fields, no shard counted yet", f, err)
+	}
+	if b, _ := l.GetBatch(t.Context(), "f"); b.DoneChunks != 1 || b.RowsOut != 5 {
+		t.Fatalf("GetBatch in flight: done %d out %d, want 1 and 5", b.DoneChunks, b.RowsOut)
+	}
+	if c, err := l.SetTotal(t.Context(), "f", 1, 5); err != nil || !c.Completed {
+		t.Fatalf("SetTotal = %+v, %v", c, err)
+	}
+	if f, err := l.BatchFields(t.Context(), "f"); err != nil || f.DoneChunks != 1 || f.RowsOut != 5 || f.RowsIn != 5 {
+		t.Fatalf("BatchFields complete = %+v, %v", f, err)
+	}
+	if _, err := l.BatchFields(t.Context(), "nope"); !errors.Is(err, sluice.ErrNotFound) {
+		t.Fatalf("BatchFields(nope): %v, want ErrNotFound", err)
 	}
 }

@@ -318,6 +318,16 @@ func (l *Ledger) GetBatch(ctx context.Context, id string) (sluice.Batch, error) 
 	return b, err
 }
 
+// BatchFields implements sluice.BatchFieldsReader: the batch item alone,
+// its counters those of its complete shards (exact once it is complete).
+func (l *Ledger) BatchFields(ctx context.Context, id string) (sluice.Batch, error) {
+	item, err := l.getItem(ctx, id)
+	if err != nil {
+		return sluice.Batch{}, err
+	}
+	return decodeBatch(item), nil
+}
+
 // ListBatches implements sluice.Ledger with a consistent Scan sorted here.
 // There is one item per input file, so a scan stays cheap for the
 // thousands of batches an operator lists; a secondary index would answer

@@ -240,3 +240,22 @@ type Mailer interface {
 	// Send sends e and returns the mail system's ID for it.
 	Send(ctx context.Context, e Email) (string, error)
 }
+
+// BatchFieldsReader is an optional Ledger method for callers that need a
+// batch's fields and state but not its progress: a ledger whose GetBatch
+// adds up counters kept apart (the DynamoDB ledger's sharded chunk counter
+// reads the shards in flight) answers it with one read. Its DoneChunks and
+// row counters may lag GetBatch's while the batch runs; they are the same
+// once it is complete.
+type BatchFieldsReader interface {
+	BatchFields(ctx context.Context, id string) (Batch, error)
+}
+
+// GetBatchFields reads a batch through BatchFields where l has it, else
+// GetBatch: the worker calls it once per chunk, where extra reads cost.
+func GetBatchFields(ctx context.Context, l Ledger, id string) (Batch, error) {
+	if r, ok := l.(BatchFieldsReader); ok {
+		return r.BatchFields(ctx, id)
+	}
+	return l.GetBatch(ctx, id)
+}

@@ -45,10 +45,11 @@ func uses(m model, r result) []use {
 // chunks ended in order at that limit's rate.
 func slotsFor(m model, r result) slotLimits {
 	per := m.ChunkSec + m.ChunkDoneSec // one slot's seconds per chunk
-	// The busiest partition was writing HotBusy of the time for this many
-	// slots; it is full at slots/HotBusy. The one item, though, costs more
-	// per write as it grows: what it can take at the end is what counts.
-	counter := float64(m.Workers*m.PerTask) / r.HotBusy
+	// The busiest partition wrote for HotBusy×Seconds in all: written
+	// back to back, the chunks would go at Chunks over that time. The one
+	// item, though, costs more per write as it grows: what it can take at
+	// the end is what counts.
+	counter := float64(r.Chunks) / (r.HotBusy * r.Seconds) * per
 	if m.Counter == "single" {
 		counter = m.PartitionWCU / math.Ceil(r.MaxItemBytes/1024) * per
 	}
