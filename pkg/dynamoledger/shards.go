@@ -35,9 +35,9 @@ import (
 //  1. a conditional UpdateItem on the shard: ADD the chunk to its set and
 //     its stats to the shard's sums, unless the set holds it (a repeat);
 //  2. only for the write that completes the shard (width chunks, or the
-//     count SetTotal wrote on a partial shard of the last block): a conditional
-//     UpdateItem on the batch item that ADDs the shard number to the
-//     "shardsDone" set and the shard's final sums to the batch's
+//     count SetTotal wrote on a partial shard of the last block): a
+//     conditional UpdateItem on the batch item that ADDs the shard number
+//     to the "shardsDone" set and the shard's final sums to the batch's
 //     counters, unless the set holds it.
 //
 // Each step counts once by set semantics. A crash between them leaves the
@@ -69,7 +69,7 @@ const (
 	layoutAttr     = "shardLayout" // on batch items: "<width>x<lanes>", how they are counted
 	seenAttr       = "shardsSeen"
 	doneShardsAttr = "shardsDone"
-	expectedAttr   = "expected" // on the last shard when partial: its chunk count
+	expectedAttr   = "expected" // on a partial shard of the last block: its chunk count
 )
 
 func shardID(batch string, k int) string { return batch + "#shard#" + strconv.Itoa(k) }
@@ -301,7 +301,9 @@ func (l *Ledger) getShard(ctx context.Context, id string, k int) (shard, error) 
 	if err != nil {
 		return shard{}, fmt.Errorf("dynamodb: shard %d of batch %q: %w", k, id, err)
 	}
-	return decodeShard(out.Item), nil
+	sh := decodeShard(out.Item)
+	sh.k = k
+	return sh, nil
 }
 
 // markSeen lists shard k on the batch item, for GetBatch. It is also

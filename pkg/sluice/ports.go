@@ -163,8 +163,12 @@ type Completion struct {
 	// Completed is true only for the single call that made Complete true:
 	// the caller that sees it sends the merge message.
 	Completed bool
-	Done      int
-	Total     int // -1 while unknown
+	// Done and Total are the counter as this call saw it. A ledger that
+	// does not read the whole counter on every call (the DynamoDB ledger's
+	// sharded one) may report only part of Done, and Total -1, in a result
+	// that is neither Complete nor Completed; GetBatch has the full count.
+	Done  int
+	Total int // -1 while unknown
 }
 
 // Reference is one version of the reference data: immutable once
