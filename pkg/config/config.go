@@ -186,15 +186,35 @@ func Default() *Pipeline {
 
 // Load reads a configuration file over the default: keys the file sets
 // replace the default's, the rest stay. An empty path gives the default.
-func Load(path string) (*Pipeline, error) {
+func Load(path string) (*Pipeline, error) { return LoadFor(path, "local") }
+
+// AWSChunkRows is chunkRows on the AWS backend where the configuration
+// does not set it. The merge on S3 assembles the output from the chunks'
+// parts with UploadPartCopy, which needs parts of at least 5 MiB (all but
+// the last); 10,000 rows of the default columns make ~1.2 MB parts, which
+// would all be uploaded again. 100,000 rows make ~11 MB parts: above the
+// minimum even with half the rows rejected or narrower rows, and a tenth of
+// the chunks to count and queue (docs/capacity.md). Locally the merge
+// shares or copies file ranges whatever their size, and smaller chunks
+// spread a file over the cores sooner, so the built-in 10,000 stays.
+const AWSChunkRows = 100_000
+
+// LoadFor is Load with the defaults of a backend ("aws" or "local"): on
+// "aws", chunkRows is AWSChunkRows unless the file sets it (top level or
+// per feed).
+func LoadFor(path, backend string) (*Pipeline, error) {
+	base := Default()
+	if backend == "aws" {
+		base.ChunkRows = AWSChunkRows
+	}
 	if path == "" {
-		return Default(), nil
+		return base, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	p, err := parse(b, Default())
+	p, err := parse(b, base)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
