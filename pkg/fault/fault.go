@@ -13,7 +13,8 @@
 // appends each distinct AWS call a service makes to FILE, for the test
 // that holds them against the Terraform's IAM policies.
 //
-// Production code only passes what these return into pipeline.Deps; no
+// Production code only passes what these return into pipeline.Deps (and,
+// for PointLedgerAfterShard, into the DynamoDB ledger's WithFault); no
 // other test hook lives in a production package.
 package fault
 
