@@ -58,9 +58,13 @@ const (
 	// shardLanes is how many shards the chunks in flight spread over.
 	shardLanes = 8
 	// maxShards bounds the shard numbers the batch item lists, twice (seen
-	// and done): 20,000 numbers of ≤ 4 bytes each keep both sets under
-	// 160 KB of DynamoDB's 400 KB item limit.
-	maxShards = 20_000
+	// and done). The item limit (400 KB) would allow 20,000, but the worker
+	// reads the batch item, consistently, once per chunk (BatchFields): at
+	// 20,000 shards the sets weigh 160 KB, 40 read units a read, and one
+	// partition's 3,000 units a second would let a batch's chunks end at 75
+	// a second. 1,000 shards keep the item under 10 KB (3 units a read,
+	// 1,000 chunks a second; bench/cmd/capsim, docs/capacity.md).
+	maxShards = 1_000
 	// MaxChunks bounds the chunks of one batch at the default width.
 	MaxChunks = maxShards * DefaultShardWidth
 
@@ -164,7 +168,7 @@ func (l *Ledger) faultAt(p string) error {
 }
 
 func tooManyChunks(id string, chunk, limit int) error {
-	return sluice.Permanentf("dynamodb: batch %q: chunk %d is past the %d chunks one batch can count (%d shards, whose numbers the batch item lists within DynamoDB's 400 KB item limit); raise chunkRows so the file splits into fewer chunks (docs/capacity.md)", id, chunk, limit, maxShards)
+	return sluice.Permanentf("dynamodb: batch %q: chunk %d is past the %d chunks one batch can count (%d shards, whose numbers the batch item lists; the worker reads that item once per chunk); raise chunkRows so the file splits into fewer chunks (docs/capacity.md)", id, chunk, limit, maxShards)
 }
 
 // ChunkDone implements sluice.Ledger: the chunk is counted in its shard,
