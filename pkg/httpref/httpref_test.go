@@ -281,10 +281,9 @@ func TestRetriesZeroFailsAtOnce(t *testing.T) {
 	}
 }
 
-// TestOutageOpensBreakerThenRecovers: during a full outage the breaker
-// opens, so later chunks fail at once (to be retried by their queue)
-// instead of each spending its retries; after the API is back and the
-// breaker's open time passes, lookups succeed.
+// TestOutageOpensBreakerThenRecovers: the third failed call (each after
+// its retries) opens the breaker; that lookup then waits it out instead of
+// failing, probing once per open period, and succeeds once the API is back.
 func TestOutageOpensBreakerThenRecovers(t *testing.T) {
 	a := newAPI(t, 20)
 	var down atomic.Bool
@@ -300,31 +299,74 @@ func TestOutageOpensBreakerThenRecovers(t *testing.T) {
 		h.Retries, h.Concurrency = new(2), 1
 		h.Breaker = config.HTTPBreaker{Failures: 3, OpenFor: config.Duration{Duration: 200 * time.Millisecond}}
 	}), httpref.Options{})
-	if _, err := r.Lookup(t.Context(), keys(10)); err == nil {
-		t.Fatal("no error during the outage")
-	}
-	calls := a.calls.Load()
-	for range 5 { // five more chunks while the breaker is open
-		_, err := r.Lookup(t.Context(), keys(20)[10:])
-		if err == nil || !strings.Contains(err.Error(), "paused") {
-			t.Fatalf("want a fast 'calls are paused' error, got %v", err)
+	for i := range 2 {
+		if _, err := r.Lookup(t.Context(), keys(10)); err == nil || !strings.Contains(err.Error(), "after 3 tries") {
+			t.Fatalf("call %d during the outage: want the API's error after 3 tries, got %v", i, err)
 		}
 	}
-	if a.calls.Load() != calls {
-		t.Fatalf("an open breaker let %d calls through", a.calls.Load()-calls)
+	if n := a.calls.Load(); n != 6 {
+		t.Fatalf("2 calls of 3 tries sent %d requests", n)
 	}
-	down.Store(false)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, err := r.Lookup(t.Context(), keys(20))
-		if err == nil {
-			check(t, got, want(a, keys(20)))
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	// The third failed call opens the breaker: it waits for the API.
+	time.AfterFunc(300*time.Millisecond, func() { down.Store(false) })
+	start := time.Now()
+	got, err := r.Lookup(t.Context(), keys(20))
+	if err != nil {
+		t.Fatalf("a lookup that opened the breaker should wait for the API, got %v", err)
+	}
+	check(t, got, want(a, keys(20)))
+	if time.Since(start) < 250*time.Millisecond {
+		t.Fatalf("answered after %s: the open breaker did not pause the call", time.Since(start))
+	}
+	// The tripping call, then at most one probe (3 tries, the last may
+	// succeed) per 200 ms open period.
+	if n := a.calls.Load(); n > 6+3+3+2 {
+		t.Fatalf("%d requests: the open breaker let calls through", n)
+	}
+}
+
+// TestBreakerCountsCallsNotTries: breaker.failures counts calls, each
+// after its retries: retries 10 with failures 5 sends 11 requests.
+func TestBreakerCountsCallsNotTries(t *testing.T) {
+	a := newAPI(t, 5)
+	a.setScript(func(_ int64, w http.ResponseWriter, _ *http.Request) bool {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return true
+	})
+	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) {
+		h.Retries, h.Concurrency = new(10), 1
+		h.Breaker = config.HTTPBreaker{Failures: 5}
+	}), httpref.Options{})
+	_, err := r.Lookup(t.Context(), keys(5))
+	if err == nil || !strings.Contains(err.Error(), "after 11 tries") || !strings.Contains(err.Error(), "HTTP 503") {
+		t.Fatalf("want the API's 503 after 11 tries, got %v", err)
+	}
+	if n := a.calls.Load(); n != 11 {
+		t.Fatalf("retries 10 sent %d requests, want 11", n)
+	}
+}
+
+// TestEndlessOutageGivesUpNamingTheAPI: with the API down for good, a
+// lookup waits out at most ten open periods (here 10 × 100 ms), then
+// fails naming the API and its last answer, so the chunk's queue takes over.
+func TestEndlessOutageGivesUpNamingTheAPI(t *testing.T) {
+	a := newAPI(t, 5)
+	a.setScript(func(_ int64, w http.ResponseWriter, _ *http.Request) bool {
+		http.Error(w, "maintenance", http.StatusServiceUnavailable)
+		return true
+	})
+	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) {
+		h.Retries, h.Concurrency = new(0), 1
+		h.Breaker = config.HTTPBreaker{Failures: 1, OpenFor: config.Duration{Duration: 100 * time.Millisecond}}
+	}), httpref.Options{})
+	start := time.Now()
+	_, err := r.Lookup(t.Context(), keys(5))
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), a.srv.URL) || !strings.Contains(err.Error(), "maintenance") || !strings.Contains(err.Error(), "paused") {
+		t.Fatalf("want a 'paused' error naming the API and its answer, got %v", err)
+	}
+	if took < 900*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("gave up after %s, want about 10 open periods of 100ms", took)
 	}
 }
 

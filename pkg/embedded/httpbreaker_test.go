@@ -1,0 +1,109 @@
+package embedded_test
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/consumer"
+	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/testenv"
+)
+
+// TestHTTPReference429BurstCompletes: five 429s in a row (one call's four
+// tries, then the next call's first) with the default breaker settings are
+// one failed call, not five: the batch completes with the local run's output.
+func TestHTTPReference429BurstCompletes(t *testing.T) {
+	orders, fin := testenv.SeedSample(t)
+	local := runFile(t, config.Default(), orders, fin)
+	api := newRefAPI(t, fin)
+	api.fail = func(n int64, w http.ResponseWriter) bool {
+		if n <= 5 {
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+			return true
+		}
+		return false
+	}
+	cfg := httpConfig(api.srv.URL+"/lookup", 250)
+	cfg.Reference.HTTP.Concurrency = 1
+	cfg.Reference.HTTP.Breaker = config.HTTPBreaker{} // the defaults: 5 failed calls, 30s
+	got := runFile(t, cfg, orders, "")
+	if got.batch.State != sluice.StateCompleted {
+		t.Fatalf("batch %s: %s", got.batch.State, got.batch.Reason)
+	}
+	if !bytes.Equal(got.output, local.output) || !bytes.Equal(got.errors, local.errors) {
+		t.Fatalf("output differs from the local reference's run:\n%s", firstDiff(got.output, local.output))
+	}
+}
+
+// backoffWindow is how long the consumer's backoff alone keeps a failing
+// chunk alive: the delays between its MaxReceive receives.
+func backoffWindow() time.Duration {
+	var d time.Duration
+	for n := 1; n < pipeline.MaxReceive; n++ {
+		d += consumer.DefaultBackoff(n)
+	}
+	return d
+}
+
+// TestHTTPReferenceOutageLongerThanBackoffRecovers: the API is down for
+// longer than the chunk's receives and backoffs alone last (15 s); because
+// a chunk waits out the open breaker without giving back its receive, the
+// chunk is still alive when the API comes back, and the batch completes
+// with the local run's output.
+func TestHTTPReferenceOutageLongerThanBackoffRecovers(t *testing.T) {
+	ref := writeFile(t, "ref.csv", faultyRef)
+	in := writeFile(t, "in.csv", faulty)
+	want := runFile(t, config.Default(), in, ref)
+	api := newRefAPI(t, ref)
+	outage := backoffWindow() + 2*time.Second
+	var up atomic.Int64
+	up.Store(time.Now().Add(outage).UnixNano())
+	api.fail = func(_ int64, w http.ResponseWriter) bool {
+		if time.Now().UnixNano() < up.Load() {
+			http.Error(w, "maintenance window", http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	}
+	cfg := httpConfig(api.srv.URL+"/lookup", 100)
+	cfg.Reference.HTTP.Breaker.Failures = 1 // one chunk, one call per try: trip at once
+	got := runFile(t, cfg, in, "")
+	if got.batch.State != sluice.StateCompleted || !bytes.Equal(got.output, want.output) {
+		t.Fatalf("batch %s (%s) after a %s outage; output:\n%s", got.batch.State, got.batch.Reason, outage, firstDiff(got.output, want.output))
+	}
+}
+
+// TestHTTPReferenceEndlessOutageFailsInBoundedTime: an API that never
+// comes back fails the batch naming the API and its last answer within
+// MaxReceive × (10 open periods + the call's tries) plus the backoff
+// window: here 5 × (10 × 100 ms + ~4 ms) + 15 s ≈ 20 s; the test allows 60 s.
+func TestHTTPReferenceEndlessOutageFailsInBoundedTime(t *testing.T) {
+	api := newRefAPI(t, writeFile(t, "ref.csv", faultyRef))
+	api.fail = func(_ int64, w http.ResponseWriter) bool {
+		http.Error(w, "maintenance window", http.StatusServiceUnavailable)
+		return true
+	}
+	cfg := httpConfig(api.srv.URL+"/lookup", 100)
+	cfg.Reference.HTTP.Breaker.Failures = 1
+	start := time.Now()
+	got := runFile(t, cfg, writeFile(t, "in.csv", faulty), "")
+	took := time.Since(start)
+	if got.batch.State != sluice.StateFailed {
+		t.Fatalf("batch %s with the API down for good", got.batch.State)
+	}
+	for _, s := range []string{api.srv.URL + "/lookup", "HTTP 503", "maintenance window"} {
+		if !strings.Contains(got.batch.Reason, s) {
+			t.Fatalf("reason %q does not say %q", got.batch.Reason, s)
+		}
+	}
+	if took < backoffWindow() || took > time.Minute {
+		t.Fatalf("failed after %s; want between the backoff window %s and a minute", took, backoffWindow())
+	}
+	t.Logf("an endless outage failed the batch after %s", took.Round(time.Second))
+}
