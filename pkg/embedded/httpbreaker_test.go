@@ -3,6 +3,7 @@ package embedded_test
 import (
 	"bytes"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/consumer"
+	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/testenv"
@@ -106,4 +108,52 @@ func TestHTTPReferenceEndlessOutageFailsInBoundedTime(t *testing.T) {
 		t.Fatalf("failed after %s; want between the backoff window %s and a minute", took, backoffWindow())
 	}
 	t.Logf("an endless outage failed the batch after %s", took.Round(time.Second))
+}
+
+// TestHTTPNullFeedEnrichesFromTheDefaultDataset: the top level enriches
+// from an HTTP API; a feed with `http: null` loads and enriches from the
+// default dataset, which holds other values than the API, and each feed's
+// output equals the local run on its own source's data.
+func TestHTTPNullFeedEnrichesFromTheDefaultDataset(t *testing.T) {
+	in := writeFile(t, "in.csv", faulty)
+	refAPI := writeFile(t, "a.csv", faultyRef)
+	refLocal := writeFile(t, "l.csv", strings.ReplaceAll(faultyRef, "9.33", "19.99"))
+	api := newRefAPI(t, refAPI)
+	cfg, err := config.Parse([]byte(`
+reference: {http: {url: "` + api.srv.URL + `/r", backoff: 1ms}}
+feeds:
+  - {name: api, prefix: api/}
+  - {name: local, prefix: local/, reference: {http: null}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := embedded.Open(t.TempDir(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	eng.Feed = "local"
+	if _, _, err := eng.LoadReference(t.Context(), refLocal, nil); err != nil {
+		t.Fatalf("loading the reference of the feed with http: null: %v", err)
+	}
+	ids := map[string]string{}
+	for _, feed := range []string{"api", "local"} {
+		eng.Feed = feed
+		sub, err := eng.Submit(t.Context(), writeFile(t, feed+".csv", faulty))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[feed] = sub.BatchID
+	}
+	done := runUntil(t, eng, ids)
+	wantAPI := runFile(t, config.Default(), in, refAPI)
+	wantLocal := runFile(t, config.Default(), in, refLocal)
+	for feed, want := range map[string]runOut{"api": wantAPI, "local": wantLocal} {
+		b := done[feed]
+		out, _ := os.ReadFile(eng.Path(b.OutputKey))
+		if b.State != sluice.StateCompleted || !bytes.Equal(out, want.output) {
+			t.Errorf("feed %s: batch %s (%s), output from the wrong source:\n%s", feed, b.State, b.Reason, firstDiff(out, want.output))
+		}
+	}
 }
