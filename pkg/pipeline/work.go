@@ -155,7 +155,7 @@ func (r *chunkRun) release() {
 // look them up in the reference, write the output and error parts, and
 // count the chunk done.
 func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered bool) error {
-	b, err := w.Ledger.GetBatch(ctx, c.BatchID)
+	b, err := sluice.GetBatchFields(ctx, w.Ledger, c.BatchID) // the counts are not needed here
 	if isNotFound(err) {
 		return sluice.PermanentReason(sluice.ReasonUnknownBatch, fmt.Errorf("chunk message for batch %q, which does not exist", c.BatchID))
 	}
