@@ -2,6 +2,7 @@ package embedded_test
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"os"
 	"strings"
@@ -155,5 +156,48 @@ feeds:
 		if b.State != sluice.StateCompleted || !bytes.Equal(out, want.output) {
 			t.Errorf("feed %s: batch %s (%s), output from the wrong source:\n%s", feed, b.State, b.Reason, firstDiff(out, want.output))
 		}
+	}
+}
+
+// TestCountedChunkIsNotRewritten: the worker crashes right after its chunk
+// is counted; the redelivered chunk message finds the chunk counted and is
+// acknowledged without asking the API again or rewriting the part, so the
+// output holds the answers that were counted even though the API now
+// answers other values.
+func TestCountedChunkIsNotRewritten(t *testing.T) {
+	refA := writeFile(t, "a.csv", faultyRef)
+	refB := writeFile(t, "b.csv", strings.ReplaceAll(faultyRef, "9.33", "19.99"))
+	in := writeFile(t, "in.csv", faulty)
+	wantA := runFile(t, config.Default(), in, refA)
+	wantB := runFile(t, config.Default(), in, refB)
+	if bytes.Equal(wantA.output, wantB.output) {
+		t.Fatal("the two references give the same output; the test could not tell them apart")
+	}
+	api, apiB := newRefAPI(t, refA), newRefAPI(t, refB)
+	cfg := httpConfig(api.srv.URL+"/lookup", 100)
+	// As a fresh worker process would: no cached answers from the first try.
+	cfg.Reference.HTTP.CacheTTL = config.Duration{Duration: 100 * time.Millisecond} // gone by the retry, 1 s later
+	eng, err := embedded.Open(t.TempDir(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	var crashed atomic.Bool
+	eng.Fault = func(p string) error {
+		if p == pipeline.PointWorkAfterCount && !crashed.Swap(true) {
+			api.records = apiB.records // from now on the API answers other values
+			return errors.New("crash after the count")
+		}
+		return nil
+	}
+	got := runOn(t, eng, in, "")
+	if !crashed.Load() {
+		t.Fatal("the fault point was never reached")
+	}
+	if got.batch.State != sluice.StateCompleted || !bytes.Equal(got.output, wantA.output) {
+		t.Fatalf("batch %s (%s); the output is not the counted one:\n%s", got.batch.State, got.batch.Reason, firstDiff(got.output, wantA.output))
+	}
+	if n := api.calls.Load(); n != 1 {
+		t.Fatalf("%d API calls: the redelivered, already counted chunk was enriched again", n)
 	}
 }
