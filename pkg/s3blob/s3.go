@@ -367,7 +367,12 @@ func (s *Store) written(_ context.Context, key string, size int64, tag string) s
 func (s *Store) abort(key string, uploadID *string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: uploadID})
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: uploadID})
+	if err != nil {
+		// Its parts stay billed until the bucket's lifecycle rule for
+		// incomplete uploads removes them: say so, with what to look for.
+		slog.Warn("aborting a multipart upload failed; its parts stay until the bucket's abort-incomplete-uploads lifecycle rule", "bucket", s.bucket, "key", key, "upload_id", aws.ToString(uploadID), "err", err.Error())
+	}
 }
 
 // PresignPut returns a URL a client can PUT an object to without
