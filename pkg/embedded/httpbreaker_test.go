@@ -2,10 +2,13 @@ package embedded_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -199,5 +202,48 @@ func TestCountedChunkIsNotRewritten(t *testing.T) {
 	}
 	if n := api.calls.Load(); n != 1 {
 		t.Fatalf("%d API calls: the redelivered, already counted chunk was enriched again", n)
+	}
+}
+
+// TestSingleModeDotKeysAreUnknown: in single mode the keys "", "." and
+// "..", which no URL path can carry, are unknown keys (onMissing rejects
+// their rows) exactly as with a local reference: the same output and
+// error report, byte for byte, and none of them sent.
+func TestSingleModeDotKeysAreUnknown(t *testing.T) {
+	ref := writeFile(t, "ref.csv", faultyRef)
+	in := writeFile(t, "in.csv", faulty+"\n.,Italy,Fruits,Offline,H,4/30/11,Europe,6/9/11\n..,Italy,Fruits,Offline,H,4/30/11,Europe,6/9/11\n,Italy,Fruits,Offline,H,4/30/11,Europe,6/9/11\n")
+	loose := func(cfg *config.Pipeline) *config.Pipeline {
+		cfg.Columns[0].Schema = map[string]any{"type": "string"} // let the odd keys reach the lookup
+		return cfg
+	}
+	want := runFile(t, loose(config.Default()), in, ref)
+	records := newRefAPI(t, ref).records
+	var paths []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.EscapedPath())
+		mu.Unlock()
+		rec, ok := records[strings.TrimPrefix(r.URL.Path, "/records/")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(rec)
+	}))
+	defer srv.Close()
+	cfg := loose(httpConfig(srv.URL+"/records/{key}", 0))
+	cfg.Reference.HTTP.Mode = "single"
+	got := runFile(t, cfg, in, "")
+	if got.batch.State != sluice.StateCompleted || !bytes.Equal(got.output, want.output) || !bytes.Equal(got.errors, want.errors) {
+		t.Fatalf("batch %s (%s); output:\n%s\nerrors:\n%s", got.batch.State, got.batch.Reason, firstDiff(got.output, want.output), firstDiff(got.errors, want.errors))
+	}
+	if !bytes.Contains(want.errors, []byte("..,Italy")) {
+		t.Fatalf("the local run did not reject the '..' row; the test exercises nothing:\n%s", want.errors)
+	}
+	for _, p := range paths {
+		if p == "/records/" || p == "/records/." || p == "/records/.." || p == "/" {
+			t.Errorf("a dot-segment key was sent: %s", p)
+		}
 	}
 }

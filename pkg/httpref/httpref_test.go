@@ -534,13 +534,71 @@ func TestSingleKeyInQueryAndDotSegments(t *testing.T) {
 	}
 	calls := len(queries)
 	p := open(t, refConfig(srv.URL+"/records/{key}", func(h *config.HTTPReference) { h.Mode = "single" }), httpref.Options{})
-	for _, k := range []string{"..", ".", ""} {
-		_, err := p.Lookup(t.Context(), []string{k})
-		if err == nil || !sluice.IsPermanent(err) || !strings.Contains(err.Error(), "would change the path") {
-			t.Errorf("key %q: want a permanent error, got %v", k, err)
+	// "", "." and ".." as a path segment would change the path: never
+	// sent, they are unknown keys (onMissing applies), as locally.
+	got, err = p.Lookup(t.Context(), []string{"..", ".", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got {
+		if v != nil {
+			t.Errorf("dot-segment key %d answered %v, want unknown", i, v)
 		}
 	}
 	if len(queries) != calls {
 		t.Errorf("a dot-segment key reached the server (%d calls)", len(queries)-calls)
+	}
+}
+
+// TestKeyInPathAndQuery: with {key} in both the path and the query, each
+// occurrence is escaped for its place: "a&admin=1" adds no query
+// parameter, "a?b=c" and "x/y" stay one path segment, and both places
+// carry the key as it is.
+func TestKeyInPathAndQuery(t *testing.T) {
+	type seen struct {
+		path string
+		q    url.Values
+	}
+	var mu sync.Mutex
+	var reqs []seen
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reqs = append(reqs, seen{r.URL.EscapedPath(), r.URL.Query()})
+		mu.Unlock()
+		id := r.URL.Query().Get("id")
+		json.NewEncoder(w).Encode(map[string]any{"id": id, "name": "n " + id, "score": 1, "vip": true})
+	}))
+	defer srv.Close()
+	r := open(t, refConfig(srv.URL+"/x/{key}?id={key}&v=1", func(h *config.HTTPReference) { h.Mode = "single"; h.Concurrency = 1 }), httpref.Options{})
+	ks := []string{"a&admin=1", "a?b=c", "x/y", "..", "p q+r#s"}
+	got, err := r.Lookup(t.Context(), ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range ks {
+		if k == ".." {
+			if got[i] != nil {
+				t.Errorf("key %q answered %v, want unknown", k, got[i])
+			}
+			continue
+		}
+		if got[i] == nil || got[i][0] != "n "+k {
+			t.Errorf("key %q answered %v", k, got[i])
+		}
+	}
+	if len(reqs) != len(ks)-1 {
+		t.Fatalf("%d requests for %d sendable keys", len(reqs), len(ks)-1)
+	}
+	for _, s := range reqs {
+		if len(s.q) != 2 || len(s.q["id"]) != 1 || s.q.Get("v") != "1" {
+			t.Errorf("a key changed the query: %v", s.q)
+		}
+		seg, ok := strings.CutPrefix(s.path, "/x/")
+		if !ok || strings.Contains(seg, "/") || strings.Contains(seg, "?") {
+			t.Errorf("a key changed the path: %s", s.path)
+		}
+		if k, err := url.PathUnescape(seg); err != nil || k != s.q.Get("id") {
+			t.Errorf("path segment %q carries %q, the query %q", seg, k, s.q.Get("id"))
+		}
 	}
 }
