@@ -130,16 +130,18 @@ func (s *Store) Compose(ctx context.Context, dst string, head []byte, srcs []str
 	if err := sluice.ValidateKey(dst); err != nil {
 		return sluice.BlobInfo{}, "", err
 	}
-	if s.noPartCopy.Load() {
-		return s.composeStreamed(ctx, dst, head, srcs)
-	}
 	infos, err := s.stats(ctx, srcs)
 	if err != nil {
 		return sluice.BlobInfo{}, "", err
 	}
+	total := int64(len(head))
 	sizes, etags := make([]int64, len(infos)), make([]string, len(infos))
 	for i, in := range infos {
 		sizes[i], etags[i] = in.Size, in.ETag
+		total += in.Size
+	}
+	if s.noPartCopy.Load() {
+		return s.composeStreamed(ctx, dst, head, srcs, total)
 	}
 	plan := planSegments(int64(len(head)), sizes, minPartSize, maxPartSize)
 	copied := 0
@@ -149,7 +151,7 @@ func (s *Store) Compose(ctx context.Context, dst string, head []byte, srcs []str
 		}
 	}
 	if copied == 0 || len(plan) > maxParts {
-		return s.composeStreamed(ctx, dst, head, srcs)
+		return s.composeStreamed(ctx, dst, head, srcs, total)
 	}
 	hctx, cancel := context.WithCancel(ctx)
 	sums := s.hashSources(hctx, head, srcs, etags)
@@ -172,7 +174,7 @@ func (s *Store) Compose(ctx context.Context, dst string, head []byte, srcs []str
 	if errors.Is(err, errNoPartCopy) {
 		s.noPartCopy.Store(true)
 		slog.Info("the store does not do UploadPartCopy; merges stream their bytes", "bucket", s.bucket)
-		return s.composeStreamed(ctx, dst, head, srcs)
+		return s.composeStreamed(ctx, dst, head, srcs, total)
 	}
 	if err != nil {
 		return sluice.BlobInfo{}, "", err
@@ -236,13 +238,14 @@ func (s *Store) stats(ctx context.Context, srcs []string) ([]sluice.BlobInfo, er
 	return out, g.Wait()
 }
 
-// composeStreamed is Compose by reading every source through this process.
-func (s *Store) composeStreamed(ctx context.Context, dst string, head []byte, srcs []string) (sluice.BlobInfo, string, error) {
+// composeStreamed is Compose by reading every source through this process;
+// total, the sum of the sizes, sizes the upload's parts.
+func (s *Store) composeStreamed(ctx context.Context, dst string, head []byte, srcs []string, total int64) (sluice.BlobInfo, string, error) {
 	h := sha256.New()
 	objs := &objectsReader{ctx: ctx, s: s, keys: srcs}
 	defer objs.Close()
 	r := io.TeeReader(io.MultiReader(bytes.NewReader(head), objs), h)
-	info, err := s.Put(ctx, dst, r)
+	info, err := s.putSized(ctx, dst, r, total)
 	if err != nil {
 		return sluice.BlobInfo{}, "", err
 	}
