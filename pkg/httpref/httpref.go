@@ -10,6 +10,8 @@
 // the call is retried with backoff and jitter, and once its retries are spent
 // the lookup fails, naming the API and its last answer, so the chunk is
 // retried later by its queue and, when that too runs out, the batch fails.
+// A circuit breaker counts failed calls; while it is open a call waits it
+// out (up to ten open periods) instead of spending the chunk's receives.
 // A record that lacks a field or holds an object where a value belongs is
 // schema drift: the lookup fails permanently, so no batch completes with rows
 // silently un-enriched.
