@@ -112,3 +112,41 @@ func TestComposeAbortsWhenASourceChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestS3CopyEnforcesIfMatch: the S3Copy endpoint answers 412 to a
+// GetObject under If-Match, and to an UploadPartCopy under
+// x-amz-copy-source-if-match, of another ETag than the object's, as S3
+// does (s3rver alone ignores both), and serves the right ETag.
+func TestS3CopyEnforcesIfMatch(t *testing.T) {
+	st := newStoreOn(t, awstest.S3Copy)
+	c, b := st.Client(), aws.String(st.Bucket())
+	info, err := st.Put(t.Context(), "src/a b.csv", bytes.NewReader(bytes.Repeat([]byte("x"), 1000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong, right := aws.String(`"0123456789abcdef0123456789abcdef"`), aws.String(`"`+info.ETag+`"`)
+	if _, err := c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: b, Key: aws.String("src/a b.csv"), IfMatch: wrong}); err == nil || !strings.Contains(err.Error(), "PreconditionFailed") {
+		t.Fatalf("GetObject under a wrong If-Match: %v", err)
+	}
+	if r, err := c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: b, Key: aws.String("src/a b.csv"), IfMatch: right}); err != nil {
+		t.Fatalf("GetObject under the right If-Match: %v", err)
+	} else {
+		r.Body.Close()
+	}
+	up, err := c.CreateMultipartUpload(t.Context(), &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("dst")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.AbortMultipartUpload(t.Context(), &s3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("dst"), UploadId: up.UploadId})
+	src := aws.String(st.Bucket() + "/src/a%20b.csv")
+	for _, m := range []struct {
+		etag *string
+		ok   bool
+	}{{wrong, false}, {right, true}} {
+		_, err := c.UploadPartCopy(t.Context(), &s3.UploadPartCopyInput{Bucket: b, Key: aws.String("dst"), UploadId: up.UploadId, PartNumber: aws.Int32(1),
+			CopySource: src, CopySourceRange: aws.String("bytes=0-99"), CopySourceIfMatch: m.etag})
+		if m.ok && err != nil || !m.ok && (err == nil || !strings.Contains(err.Error(), "PreconditionFailed")) {
+			t.Fatalf("UploadPartCopy under If-Match %s: %v", aws.ToString(m.etag), err)
+		}
+	}
+}
