@@ -201,14 +201,19 @@ func TestOldLayoutRefusedOnEveryChunk(t *testing.T) {
 // reads no shard at all.
 func TestListBatchesReadsOnlyRunningShards(t *testing.T) {
 	base := newDB(t, dynamoledger.WithShardWidth(4))
-	var gets atomic.Int64
+	var gets, sent, scanned atomic.Int64
 	cfg := awstest.Shared(t).Config(awstest.DynamoDB)
 	cfg.APIOptions = append(cfg.APIOptions, func(s *middleware.Stack) error {
 		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("count", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			if awsmw.GetOperationName(ctx) == "GetItem" {
 				gets.Add(1)
 			}
-			return next.HandleInitialize(ctx, in)
+			out, md, err := next.HandleInitialize(ctx, in)
+			if scan, ok := out.Result.(*dynamodb.ScanOutput); ok {
+				sent.Add(int64(scan.Count))
+				scanned.Add(int64(scan.ScannedCount))
+			}
+			return out, md, err
 		}), middleware.After)
 	})
 	l := dynamoledger.New(cfg, base.Tables(), dynamoledger.WithShardWidth(4)).Ledger()
@@ -232,6 +237,9 @@ func TestListBatchesReadsOnlyRunningShards(t *testing.T) {
 	bs, err := l.ListBatches(t.Context(), sluice.BatchFilter{})
 	if err != nil || len(bs) != 4 {
 		t.Fatalf("ListBatches: %d batches, %v", len(bs), err)
+	}
+	if sent.Load() != 4 || scanned.Load() <= 4 {
+		t.Fatalf("the scan sent %d of %d items read; want the 4 batches only, the shard and counts items left out by the table", sent.Load(), scanned.Load())
 	}
 	for _, b := range bs {
 		if b.ID == "f0" && (b.DoneChunks != 12 || b.RowsOut != 12) {
