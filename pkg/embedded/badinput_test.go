@@ -42,7 +42,9 @@ const badDir = "../../testdata/bad"
 // badCase is one row of expected.json.
 type badCase struct {
 	File string `json:"file"` // the name the file is submitted under
-	What string `json:"what"`
+	// copies runs the case with copyChunks (set by a test, not the corpus).
+	copies bool
+	What   string `json:"what"`
 	// Source, when set, is the committed file submitted under File's name.
 	Source string `json:"source,omitempty"`
 	// Generate, when set, names content the test makes (too big to commit).
@@ -187,6 +189,7 @@ func (c badCase) content(t *testing.T) []byte {
 
 func (c badCase) config() *config.Pipeline {
 	cfg := config.Default()
+	cfg.CopyChunks = c.copies
 	if c.ChunkRows > 0 {
 		cfg.ChunkRows = c.ChunkRows
 	}

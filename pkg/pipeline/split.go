@@ -112,9 +112,9 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 
 	var res splitResult
 	if ranges && in.Kind == format.KindCSV {
-		// Ranges of the archive's own bytes, from the sequential cut; the
-		// parallel finder (cutInput) writes copies, so it serves copyChunks.
-		res, err = s.cut(&chunker{s: s, ctx: ctx, b: b, input: ArchiveKey(b)}, in.Reader)
+		// Ranges of the archive's own bytes, cut in parallel when the
+		// archive is a local file big enough to gain from it.
+		res, err = s.cutRanges(ctx, b, in.Reader)
 	} else {
 		// A decoded input (gzip, zstd, xlsx) has no byte ranges to point
 		// at: its chunks are copies of the decoded CSV.
