@@ -2,7 +2,10 @@ package pipeline_test
 
 import (
 	"context"
+	"math"
+	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -57,4 +60,62 @@ func BenchmarkProcessChunk(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(c.Rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkSplitRanges is the split stage alone, in the default ranges mode,
+// on one generated file: the sequential cut against FindCuts on every core.
+// SLUICE_BENCH_SPLIT_ROWS sets the file's rows (default 500k, about 60 MB;
+// 8M rows make about 1 GB). Each run splits a fresh submission of the same
+// file; submitting it is not timed.
+func BenchmarkSplitRanges(b *testing.B) {
+	rows := 500_000
+	if v := os.Getenv("SLUICE_BENCH_SPLIT_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows = n
+	}
+	dir := b.TempDir()
+	orders, _, _, err := gen.WriteFiles(filepath.Join(dir, "in"), gen.Options{Rows: rows, Seed: 1, BadRate: 0.03})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := os.Stat(orders)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []struct {
+		name      string
+		threshold int64
+	}{{"sequential", math.MaxInt64}, {"parallel", 0}} {
+		b.Run(mode.name, func(b *testing.B) {
+			old := pipeline.ParallelSplitBytes
+			pipeline.ParallelSplitBytes = mode.threshold
+			defer func() { pipeline.ParallelSplitBytes = old }()
+			eng, err := embedded.Open(filepath.Join(b.TempDir(), "data"), nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer eng.Close()
+			ctx := context.Background()
+			sp := pipeline.Splitter{Deps: eng.Deps()}
+			b.SetBytes(st.Size())
+			b.ResetTimer()
+			for i := range b.N {
+				b.StopTimer()
+				if _, err := eng.SubmitAs(ctx, orders, "orders-"+strconv.Itoa(i)+".csv"); err != nil {
+					b.Fatal(err)
+				}
+				ms, err := eng.Queues[pipeline.QueueIngest].Receive(ctx, 1, time.Hour, time.Second)
+				if err != nil || len(ms) != 1 {
+					b.Fatalf("ingest: %v", err)
+				}
+				b.StartTimer()
+				if err := sp.Handle(ctx, ms[0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
