@@ -36,8 +36,11 @@ type Deps struct {
 	Chunks   sluice.Queue
 	Merges   sluice.Queue
 	Notifies sluice.Queue
-	Config   *config.Pipeline
-	Logger   *slog.Logger
+	// Scans is where the splitter sends a huge input's scan ranges: its
+	// own ingest queue (scansplit.go).
+	Scans  sluice.Queue
+	Config *config.Pipeline
+	Logger *slog.Logger
 	// Fault, when set, is called at every step boundary (see Points); an
 	// error it returns stops the handler there, as a crash would.
 	Fault func(point string) error
@@ -107,6 +110,9 @@ const (
 	PointSplitAfterChunkSend = "split.after_chunk_send" // a chunk's message sent
 	PointSplitAfterTotal     = "split.after_total"      // total recorded, merge message not sent
 	PointSplitAfterArchive   = "split.after_archive"    // input archived, batch still "splitting"
+	PointSplitAfterScanSend  = "split.after_scan_send"  // a huge input's scan ranges sent, the event not acknowledged
+	PointScanAfterSummary    = "scan.after_summary"     // a range's summary stored, the range not counted
+	PointScanAfterCount      = "scan.after_count"       // a range counted, the stitch not begun
 	PointWorkAfterParts      = "work.after_parts"       // output and error parts written, ledger untouched
 	PointWorkAfterRejects    = "work.after_rejects"     // rejected rows in the ledger, chunk not counted
 	PointWorkAfterCount      = "work.after_count"       // chunk counted, merge message not sent
@@ -119,6 +125,7 @@ const (
 // Points lists every fault point.
 var Points = []string{
 	PointSplitAfterCreate, PointSplitAfterChunkPut, PointSplitAfterChunkSend, PointSplitAfterTotal, PointSplitAfterArchive,
+	PointSplitAfterScanSend, PointScanAfterSummary, PointScanAfterCount,
 	PointWorkAfterParts, PointWorkAfterRejects, PointWorkAfterCount,
 	PointMergeAfterOutput, PointMergeAfterManifest, PointMergeAfterState,
 	PointNotifyAfterSend,

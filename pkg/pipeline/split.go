@@ -29,6 +29,13 @@ type Splitter struct{ *Deps }
 // message (an S3 notification, possibly of several records, an EventBridge
 // event, or Sluice's own ObjectCreated) and Split runs on each object.
 func (s Splitter) Handle(ctx context.Context, m sluice.Message) error {
+	if sluice.IsScanRange(m.Body) {
+		var sr sluice.ScanRange
+		if err := sluice.Decode(m.Body, &sr); err != nil {
+			return err
+		}
+		return s.scanRange(ctx, sr, m.ReceiveCount > 1)
+	}
 	return s3event.Handle(ctx, m, s.log(), s.Split)
 }
 
@@ -109,6 +116,9 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 		return err
 	}
 	defer in.Close()
+	if ranges && in.Kind == format.KindCSV && s.fansOut(in.Reader, info.Size) {
+		return s.fanOut(ctx, b, in.Reader)
+	}
 
 	var res splitResult
 	if ranges && in.Kind == format.KindCSV {
