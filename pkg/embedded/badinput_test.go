@@ -42,8 +42,11 @@ const badDir = "../../testdata/bad"
 // badCase is one row of expected.json.
 type badCase struct {
 	File string `json:"file"` // the name the file is submitted under
-	// copies runs the case with copyChunks (set by a test, not the corpus).
-	copies bool
+	// copies runs the case with copyChunks, and scanRange, when not 0, with
+	// the split fanned out to scan tasks of that many bytes; set by a test,
+	// not the corpus.
+	copies    bool
+	scanRange int64
 	What   string `json:"what"`
 	// Source, when set, is the committed file submitted under File's name.
 	Source string `json:"source,omitempty"`
@@ -190,6 +193,9 @@ func (c badCase) content(t *testing.T) []byte {
 func (c badCase) config() *config.Pipeline {
 	cfg := config.Default()
 	cfg.CopyChunks = c.copies
+	if c.scanRange != 0 {
+		cfg.ScanSplit = config.ScanSplit{MinBytes: 1, RangeBytes: c.scanRange}
+	}
 	if c.ChunkRows > 0 {
 		cfg.ChunkRows = c.ChunkRows
 	}
