@@ -42,11 +42,6 @@ const badDir = "../../testdata/bad"
 // badCase is one row of expected.json.
 type badCase struct {
 	File string `json:"file"` // the name the file is submitted under
-	// copies runs the case with copyChunks, and scanRange, when not 0, with
-	// the split fanned out to scan tasks of that many bytes; set by a test,
-	// not the corpus.
-	copies    bool
-	scanRange int64
 	What   string `json:"what"`
 	// Source, when set, is the committed file submitted under File's name.
 	Source string `json:"source,omitempty"`
@@ -89,6 +84,11 @@ type badCase struct {
 	NotArchived bool `json:"notArchived,omitempty"`
 	// Note is the decision behind the outcome, for the README.
 	Note string `json:"note,omitempty"`
+	// copies runs the case with copyChunks, and scanRange, when not 0, with
+	// the split fanned out to scan tasks of that many bytes; set by a test,
+	// not the corpus.
+	copies    bool
+	scanRange int64
 }
 
 type badEvent struct {
