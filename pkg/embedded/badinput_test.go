@@ -42,7 +42,7 @@ const badDir = "../../testdata/bad"
 // badCase is one row of expected.json.
 type badCase struct {
 	File string `json:"file"` // the name the file is submitted under
-	What   string `json:"what"`
+	What string `json:"what"`
 	// Source, when set, is the committed file submitted under File's name.
 	Source string `json:"source,omitempty"`
 	// Generate, when set, names content the test makes (too big to commit).
