@@ -60,26 +60,36 @@ func (s Splitter) cutRanges(ctx context.Context, b sluice.Batch, r io.Reader) (s
 	if err := sniff(bufio.NewReaderSize(whole(), 64<<10)); err != nil {
 		return splitResult{}, err
 	}
-	cuts, err := csvscan.FindCuts(f, size, s.cutOptions())
-	if err != nil {
-		// Empty, a record too long, a quote never closed: cut's own
-		// reason, from cut itself.
-		return seq(whole())
-	}
-	batchLog(s.log(), b.ID).Info("record boundaries found in parallel", "bytes", size, "chunks", len(cuts.Chunks), "ranges", true)
-	if _, err := s.header(ctx, b, s.rangeScanner(f, cuts.Header, nil)); err != nil {
-		return splitResult{}, err
-	}
+	// Each chunk's message goes out as soon as its cut is final, as cut
+	// sends them, so workers start while the boundaries are still found.
 	var res splitResult
-	for k, c := range cuts.Chunks {
-		msg := sluice.ChunkReady{Version: sluice.MessageVersion, BatchID: b.ID, Chunk: k,
+	var stopped error // the header's or a send's error, not FindCuts'
+	o := s.cutOptions()
+	o.OnCut = func(i int, c csvscan.Cut) error {
+		if i == 0 {
+			_, stopped = s.header(ctx, b, s.rangeScanner(f, c, nil))
+			return stopped
+		}
+		msg := sluice.ChunkReady{Version: sluice.MessageVersion, BatchID: b.ID, Chunk: i - 1,
 			Input: ArchiveKey(b), Offset: c.Offset, Length: c.End - c.Offset, FirstLine: c.FirstLine, Rows: c.Rows}
-		if err := s.sendRange(ctx, msg); err != nil {
-			return res, err
+		if stopped = s.sendRange(ctx, msg); stopped != nil {
+			return stopped
 		}
 		res.chunks++
 		res.rows += c.Rows
+		return nil
 	}
+	cuts, err := csvscan.FindCuts(f, size, o)
+	if stopped != nil {
+		return res, stopped
+	}
+	if err != nil {
+		// Empty, a record too long, a quote never closed: cut's own
+		// reason, from cut itself, which sends again the same messages
+		// for the chunks before the bad record.
+		return seq(whole())
+	}
+	batchLog(s.log(), b.ID).Info("record boundaries found in parallel", "bytes", size, "chunks", len(cuts.Chunks), "ranges", true)
 	return res, nil
 }
 
