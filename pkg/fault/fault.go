@@ -69,7 +69,7 @@ func CrashAt(spec string) func(point string) error {
 // DuplicateSends makes every queue d's stages send to send each message
 // twice.
 func DuplicateSends(d *pipeline.Deps) {
-	for _, q := range []*sluice.Queue{&d.Chunks, &d.Merges, &d.Notifies} {
+	for _, q := range []*sluice.Queue{&d.Chunks, &d.Merges, &d.Notifies, &d.Scans} {
 		if *q != nil {
 			*q = twice{*q}
 		}
