@@ -70,7 +70,7 @@ func TestMain(m *testing.M) {
 		code = checkObservedCalls(code)
 		os.RemoveAll(dir)
 		return code
-	}, awstest.S3, awstest.SQS, awstest.DynamoDB, awstest.SES)
+	}, awstest.S3, awstest.S3Copy, awstest.SQS, awstest.DynamoDB, awstest.SES)
 }
 
 // stack is one isolated deployment: its own bucket, queues and tables.
@@ -102,6 +102,12 @@ var seq int
 
 func newStack(t *testing.T, chunkRows int) *stack {
 	t.Helper()
+	return newStackOn(t, chunkRows, awstest.S3)
+}
+
+// newStackOn is newStack on the S3 emulator s3svc.
+func newStackOn(t *testing.T, chunkRows int, s3svc awstest.Service) *stack {
+	t.Helper()
 	seq++
 	env := awstest.Shared(t)
 	prefix := fmt.Sprintf("e2e%d%d-", time.Now().UnixNano()%1e6, seq)
@@ -111,7 +117,7 @@ func newStack(t *testing.T, chunkRows int) *stack {
 	os.WriteFile(s.cfgFile, []byte(fmt.Sprintf("chunkRows: %d\n", chunkRows)), 0o644)
 	s.env = []string{
 		"AWS_REGION=" + awstest.Region, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_ENDPOINT_URL_S3=" + env.Endpoint(awstest.S3), "AWS_ENDPOINT_URL_SQS=" + env.Endpoint(awstest.SQS),
+		"AWS_ENDPOINT_URL_S3=" + env.Endpoint(s3svc), "AWS_ENDPOINT_URL_SQS=" + env.Endpoint(awstest.SQS),
 		"AWS_ENDPOINT_URL_DYNAMODB=" + env.Endpoint(awstest.DynamoDB), "AWS_ENDPOINT_URL_SESV2=" + env.Endpoint(awstest.SES),
 		"SLUICE_BUCKET=" + s.bucket, "SLUICE_QUEUE_PREFIX=" + prefix, "SLUICE_TABLE_PREFIX=" + prefix,
 		"SLUICE_S3_PATH_STYLE=true", "SLUICE_WAIT=1s", "SLUICE_CONFIG=" + s.cfgFile,

@@ -1,9 +1,11 @@
 package services_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	collpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/testenv"
 )
 
@@ -82,5 +85,30 @@ func TestOneTraceAcrossFourServices(t *testing.T) {
 	}
 	if got["SQS.SendMessageBatch"]+got["SQS.SendMessage"] == 0 {
 		t.Fatalf("trace %s has no otelaws spans: %v", b.TraceID, got)
+	}
+	checkLogTraces(t, s, b)
+}
+
+// checkLogTraces: every service's log line about the batch carries its
+// trace_id and a span_id, and each of the four services wrote some.
+func checkLogTraces(t *testing.T, s *stack, b sluice.Batch) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, p := range s.procs {
+		n := 0
+		for _, line := range strings.Split(p.stderr.String(), "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) != nil || rec["batch_id"] != b.ID {
+				continue
+			}
+			n++
+			if rec["trace_id"] != b.TraceID || rec["span_id"] == nil {
+				t.Errorf("%s logged without the batch's trace %s: %s", name, b.TraceID, line)
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s wrote no line about batch %s", name, b.ID)
+		}
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
+	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/console"
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/fsblob"
@@ -34,7 +36,7 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 	}
 	token := x.token
 	if *onAWS {
-		return consoleAWS(ctx, e, af, x, console.Options{Token: token, MaxUploadBytes: limit, AllowedHosts: x.hosts(), Feeds: cfg.FeedNames()}, log)
+		return consoleAWS(ctx, e, af, x, console.Options{Token: token, MaxUploadBytes: limit, AllowedHosts: x.hosts(), Feeds: cfg.FeedNames(), TraceURL: x.traceURL}, log)
 	}
 	eng, err := embedded.Open(*data, cfg, log)
 	if err != nil {
@@ -48,7 +50,7 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 		if err := loadReference(ctx, e, eng, *ref, isTerminal(e.stderr)); err != nil {
 			return err
 		}
-	} else if cfg.Enriches() {
+	} else if slices.Contains(cfg.Datasets(), config.DefaultDataset) { // feeds enriched over HTTP load nothing
 		if _, err := eng.Catalog.Current(ctx); err != nil {
 			fmt.Fprintf(e.stderr, "warning: %v; until then uploaded files cannot be processed (restart the console with --reference REF.csv)\n", err)
 		}
@@ -57,7 +59,7 @@ func cmdConsole(ctx context.Context, e env, args []string) error {
 		Ledger:   eng.Ledger,
 		Blobs:    eng.Blobs,
 		Uploader: engineUploader(eng),
-		Options:  console.Options{Token: token, MaxUploadBytes: limit, AllowedHosts: x.hosts(), Feeds: cfg.FeedNames()},
+		Options:  console.Options{Token: token, MaxUploadBytes: limit, AllowedHosts: x.hosts(), Feeds: cfg.FeedNames(), TraceURL: x.traceURL},
 		Logger:   log,
 	})
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/console"
 )
 
 // exposure is who may reach a console: the address it listens on, the
@@ -18,6 +19,9 @@ type exposure struct {
 	allowHosts hostList
 	insecure   *bool
 	token      string
+	// traceURL (SLUICE_TRACE_URL) links a batch page's trace ID to a
+	// trace UI; a deployment setting, as the token is.
+	traceURL string
 }
 
 // hostList is a repeatable, comma-separated flag.
@@ -35,7 +39,7 @@ func (l *hostList) Set(v string) error {
 }
 
 func addExposureFlags(fs *flag.FlagSet, e env) *exposure {
-	x := &exposure{token: e.getenv("SLUICE_CONSOLE_TOKEN")}
+	x := &exposure{token: e.getenv("SLUICE_CONSOLE_TOKEN"), traceURL: e.getenv("SLUICE_TRACE_URL")}
 	x.addr = fs.String("addr", "127.0.0.1:8080", "`address` to listen on (loopback by default)")
 	fs.Var(&x.allowHosts, "allow-host", "a host `name` the console answers to besides localhost (repeat or comma-separate); any other Host header gets 421")
 	x.insecure = fs.Bool("insecure-no-token", false, "listen beyond loopback without SLUICE_CONSOLE_TOKEN: anyone who reaches the port can upload and download")
@@ -45,6 +49,9 @@ func addExposureFlags(fs *flag.FlagSet, e env) *exposure {
 // check refuses an address reachable from other machines unless a token is
 // set or --insecure-no-token says so. It runs before anything is opened.
 func (x *exposure) check() error {
+	if err := console.CheckTraceURL(x.traceURL); err != nil {
+		return usageErr("SLUICE_TRACE_URL: %v", err)
+	}
 	if x.token != "" || *x.insecure {
 		return nil
 	}

@@ -16,7 +16,8 @@ type feedRow struct {
 	Prefix  string   `json:"prefix"` // under input/
 	Input   string   `json:"input"`  // where its files go: input/<prefix>
 	Dataset string   `json:"dataset,omitempty"`
-	Output  string   `json:"output"` // format, then compression when not none
+	API     string   `json:"api,omitempty"` // reference.http's URL, for a feed enriched over HTTP
+	Output  string   `json:"output"`        // format, then compression when not none
 	To      []string `json:"to"`
 }
 
@@ -36,7 +37,10 @@ func cmdFeeds(ctx context.Context, e env, args []string) error {
 	var rows []feedRow
 	for _, f := range cfg.FeedList() {
 		r := feedRow{Name: f.Name, Prefix: f.Prefix, Input: pipeline.InputPrefix + f.Prefix, Output: outputOf(f.Output), To: f.Mail.To}
-		if f.Enriches() {
+		switch {
+		case f.FromHTTP():
+			r.API = f.Reference.HTTP.URL
+		case f.Enriches():
 			r.Dataset = f.Dataset()
 		}
 		rows = append(rows, r)
@@ -48,6 +52,9 @@ func cmdFeeds(ctx context.Context, e env, args []string) error {
 	fmt.Fprintln(w, "FEED\tPREFIX\tDATASET\tOUTPUT\tRECIPIENTS")
 	for _, r := range rows {
 		ds := r.Dataset
+		if r.API != "" {
+			ds = "http " + r.API
+		}
 		if ds == "" {
 			ds = "-"
 		}

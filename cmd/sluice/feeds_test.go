@@ -70,6 +70,12 @@ func TestFeedsCommand(t *testing.T) {
 	if _, out, _ = cli(t, nil, "config", "default"); strings.Contains(out, "feeds:") || !strings.Contains(out, "chunkRows: 10000") {
 		t.Fatalf("config default changed:\n%s", out)
 	}
+	// A feed enriched over HTTP shows its API, not a dataset it does not use.
+	api := filepath.Join(t.TempDir(), "api.yaml")
+	os.WriteFile(api, []byte("feeds:\n  - {name: prices, prefix: p/, reference: {http: {url: \"https://prices.example/r\"}}}\n"), 0o644)
+	if code, out, _ = cli(t, nil, "feeds", "--config", api); code != 0 || !regexp.MustCompile(`(?m)^prices\s+input/p/\s+http https://prices.example/r\s+csv`).MatchString(out) {
+		t.Fatalf("feeds with an HTTP reference: exit %d\n%s", code, out)
+	}
 }
 
 // TestRunFeed: run --feed puts the file under input/<prefix> and runs it

@@ -543,3 +543,17 @@ func TestLoopbackOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestRefuseBadTraceURL: a SLUICE_TRACE_URL that could not link a trace
+// (no {traceId}, not http or https) stops console and serve at start.
+func TestRefuseBadTraceURL(t *testing.T) {
+	for _, cmd := range []string{"console", "serve"} {
+		for _, u := range []string{"https://grafana.example/explore", "javascript:x({traceId})"} {
+			data := filepath.Join(t.TempDir(), "d")
+			code, _, stderr := cli(t, []string{"SLUICE_TRACE_URL=" + u}, cmd, "--data", data, "--addr", "127.0.0.1:0")
+			if code != 2 || !strings.Contains(stderr, "SLUICE_TRACE_URL") {
+				t.Errorf("%s with SLUICE_TRACE_URL=%s: exit %d\n%s", cmd, u, code, stderr)
+			}
+		}
+	}
+}

@@ -101,6 +101,9 @@ func loadReference(ctx context.Context, e env, eng *embedded.Engine, path string
 	if err != nil {
 		return err
 	}
+	if err := embedded.NoReferenceFile(fc); err != nil {
+		return err
+	}
 	res, err := loadReferenceFile(ctx, e, eng, fc.Dataset(), path, showBar)
 	switch {
 	case err != nil:

@@ -148,13 +148,14 @@ func runLocal(ctx context.Context, e env, cfg *config.Pipeline, r localRun) erro
 }
 
 // checkReference refuses a run whose feed enriches from a dataset with no
-// version loaded, before any batch exists.
+// version loaded, before any batch exists. A feed enriched over HTTP has
+// its one version, the API's.
 func checkReference(ctx context.Context, eng *embedded.Engine) error {
 	fc, err := eng.Config.ForFeed(eng.Feed)
 	if err != nil || !fc.Enriches() {
 		return err
 	}
-	cat, err := eng.Catalogs(fc.Dataset())
+	cat, err := eng.FeedCatalog(fc) // its HTTP API or its dataset
 	if err != nil {
 		return err
 	}

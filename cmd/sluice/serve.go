@@ -62,7 +62,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ready") })
 	mux.Handle("/", console.New(console.Deps{
 		Ledger: eng.Ledger, Blobs: eng.Blobs, Uploader: engineUploader(eng),
-		Options: console.Options{Token: token, MaxUploadBytes: cfg.Limits.MaxFileBytes, AllowedHosts: x.hosts(), Feeds: cfg.FeedNames()}, Logger: log,
+		Options: console.Options{Token: token, MaxUploadBytes: cfg.Limits.MaxFileBytes, AllowedHosts: x.hosts(), Feeds: cfg.FeedNames(), TraceURL: x.traceURL}, Logger: log,
 	}))
 	ln, err := x.listen(e)
 	if err != nil {

@@ -5,9 +5,12 @@
 // the correction lives here (sqsCounts), not in the adapters.
 //
 // By default it starts emulators on loopback, each on a free port, for the
-// life of one test binary: S3 is gofakes3 in-process; SQS, DynamoDB and SES
-// are the node packages local-aws-sqs, dynalite and aws-ses-v2-local that
-// `npm ci` installs under the module root (package.json pins them). If
+// life of one test binary: S3 is gofakes3 in-process; S3Copy, a second S3
+// for what gofakes3 lacks (UploadPartCopy), is @20minutes/s3rver behind a
+// proxy that enforces S3's multipart rules (s3copy.go); SQS, DynamoDB and
+// SES are the node packages local-aws-sqs, dynalite and aws-ses-v2-local
+// that `npm ci` installs under the module root (package.json pins them).
+// Every S3 request is counted per bucket on the wire (Env.S3Traffic). If
 // SLUICE_TEST_ENDPOINT is set (say http://localhost:4566 for LocalStack),
 // every service uses that endpoint and nothing is started.
 //
@@ -57,6 +60,10 @@ const (
 	SQS      Service = "sqs"
 	DynamoDB Service = "dynamodb"
 	SES      Service = "ses"
+	// S3Copy is an S3 that implements UploadPartCopy (ranged too) and
+	// refuses multipart uploads S3 would refuse; slower than S3 (a node
+	// process storing files), so only the tests of the copy path use it.
+	S3Copy Service = "s3copy"
 )
 
 // EndpointEnv names the variable that points every service at one external
@@ -81,6 +88,10 @@ type Env struct {
 
 	s3srv *httptest.Server
 	procs []*nodeProc
+	// s3copy is the proxy in front of s3rver, which stores under s3dir.
+	s3copy  *httptest.Server
+	s3dir   string
+	traffic Traffic
 	// sqsFix corrects local-aws-sqs's queue depths (see sqsCounts).
 	sqsFix *httptest.Server
 }
@@ -148,12 +159,25 @@ func Start(ctx context.Context, services ...Service) (*Env, error) {
 		if err != nil {
 			return nil, err
 		}
-		p, err := startNode(ctx, nodeDir, s)
+		var env []string
+		if s == S3Copy {
+			if e.s3dir, err = os.MkdirTemp("", "awstest-s3rver-"); err != nil {
+				return nil, err
+			}
+			env = append(env, s3rverDirEnv+"="+e.s3dir)
+		}
+		p, err := startNode(ctx, nodeDir, s, env)
 		if err != nil {
 			return nil, err
 		}
 		e.procs = append(e.procs, p)
 		e.endpoints[s] = p.endpoint
+		if s == S3Copy {
+			if e.s3copy, err = s3Rules(p.endpoint, e.s3dir, &e.traffic); err != nil {
+				return nil, err
+			}
+			e.endpoints[s] = e.s3copy.URL
+		}
 		if s == SQS {
 			if e.sqsFix, err = sqsCounts(p.endpoint); err != nil {
 				return nil, err
@@ -165,7 +189,7 @@ func Start(ctx context.Context, services ...Service) (*Env, error) {
 		if s == S3 && e.s3srv == nil {
 			// gofakes3 runs in this process: no node needed, nothing to
 			// wait for once the listener exists.
-			e.s3srv = httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+			e.s3srv = httptest.NewServer(e.traffic.Count(gofakes3.New(s3mem.New()).Server()))
 			e.endpoints[S3] = e.s3srv.URL
 		}
 	}
@@ -188,11 +212,19 @@ func (e *Env) Close() error {
 		e.sqsFix.Close()
 		e.sqsFix = nil
 	}
+	if e.s3copy != nil {
+		e.s3copy.Close()
+		e.s3copy = nil
+	}
 	var errs []error
 	for _, p := range e.procs {
 		errs = append(errs, p.stop())
 	}
 	e.procs = nil
+	if e.s3dir != "" {
+		errs = append(errs, os.RemoveAll(e.s3dir))
+		e.s3dir = ""
+	}
 	return errors.Join(errs...)
 }
 
@@ -334,7 +366,7 @@ func findNodeModules(pkg string) (string, error) {
 
 // nodePackages are the npm packages (pinned in package.json) that emulate
 // each service.
-var nodePackages = map[Service]string{SQS: "local-aws-sqs", DynamoDB: "dynalite", SES: "aws-ses-v2-local"}
+var nodePackages = map[Service]string{SQS: "local-aws-sqs", DynamoDB: "dynalite", SES: "aws-ses-v2-local", S3Copy: "@20minutes/s3rver"}
 
 // launchers start one emulator on 127.0.0.1 with port 0 and print
 // {"port": N} once it listens, so the port is the kernel's choice and no
@@ -348,7 +380,8 @@ var launchers = map[Service]string{
 	DynamoDB: `const d = require("dynalite")({createTableMs: 0, deleteTableMs: 0, updateTableMs: 0});
 		d.on("error", fail);
 		d.listen(0, "127.0.0.1", () => ready(d.address().port));`,
-	SES: `require("aws-ses-v2-local").default({host: "127.0.0.1", port: 0}).then(s => ready(s.address().port), fail);`,
+	SES:    `require("aws-ses-v2-local").default({host: "127.0.0.1", port: 0}).then(s => ready(s.address().port), fail);`,
+	S3Copy: s3rverLauncher,
 }
 
 const launcherPrelude = `
@@ -368,9 +401,10 @@ type nodeProc struct {
 	done     chan struct{}
 }
 
-func startNode(ctx context.Context, root string, s Service) (*nodeProc, error) {
+func startNode(ctx context.Context, root string, s Service, env []string) (*nodeProc, error) {
 	cmd := exec.Command("node", "-e", launcherPrelude+launchers[s])
 	cmd.Dir = root // require() resolves from here, and so finds ./node_modules
+	cmd.Env = append(os.Environ(), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -451,3 +485,8 @@ func (t *tailBuffer) String() string {
 	defer t.mu.Unlock()
 	return strings.TrimSpace(string(t.b))
 }
+
+// S3Traffic returns what the S3 requests for bucket have moved so far, on
+// either S3 endpoint. It is empty for an external endpoint, which this
+// process does not see.
+func (e *Env) S3Traffic(bucket string) Ops { return e.traffic.Bucket(bucket) }

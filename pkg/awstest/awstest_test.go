@@ -12,8 +12,9 @@ import (
 )
 
 func TestStartsEveryServiceAndStops(t *testing.T) {
-	env := awstest.New(t)
-	for _, s := range []awstest.Service{awstest.S3, awstest.SQS, awstest.DynamoDB, awstest.SES} {
+	all := []awstest.Service{awstest.S3, awstest.S3Copy, awstest.SQS, awstest.DynamoDB, awstest.SES}
+	env := awstest.New(t, all...)
+	for _, s := range all {
 		ep := env.Endpoint(s)
 		resp, err := http.Get(ep + "/")
 		if err != nil {
@@ -30,7 +31,7 @@ func TestStartsEveryServiceAndStops(t *testing.T) {
 	// Endpoints must be gone once the Env is closed, or every test binary
 	// would leave node processes behind.
 	eps := map[awstest.Service]string{}
-	for _, s := range []awstest.Service{awstest.SQS, awstest.DynamoDB, awstest.SES} {
+	for _, s := range []awstest.Service{awstest.S3Copy, awstest.SQS, awstest.DynamoDB, awstest.SES} {
 		eps[s] = env.Endpoint(s)
 	}
 	if err := env.Close(); err != nil {

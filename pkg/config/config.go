@@ -110,10 +110,26 @@ type HTTPReference struct {
 	Concurrency int      `yaml:"concurrency" json:"concurrency"` // calls in flight per worker (default 4)
 	RateLimit   float64  `yaml:"rateLimit" json:"rateLimit"`     // calls per second per worker; 0: unlimited
 	Timeout     Duration `yaml:"timeout" json:"timeout"`         // per call (default 10s)
-	Retries     int      `yaml:"retries" json:"retries"`         // extra tries of one call on 429, 5xx, timeouts (default 3)
-	Backoff     Duration `yaml:"backoff" json:"backoff"`         // first retry's wait, doubled each time, with jitter (default 200ms)
-	CacheTTL    Duration `yaml:"cacheTTL" json:"cacheTTL"`       // how long an answer is reused (default 5m; 0s: use the default)
-	CacheSize   int      `yaml:"cacheSize" json:"cacheSize"`     // entries kept (default 100000)
+	// Retries are the extra tries of one call on 429, 5xx and timeouts
+	// (unset: 3). A pointer, because 0 is a real choice: no retry in the
+	// call, the chunk's queue retries it later.
+	Retries   *int     `yaml:"retries,omitempty" json:"retries,omitempty"`
+	Backoff   Duration `yaml:"backoff" json:"backoff"`     // first retry's wait, doubled each time, with jitter (default 200ms)
+	CacheTTL  Duration `yaml:"cacheTTL" json:"cacheTTL"`   // how long an answer is reused (default 5m; 0s: use the default)
+	CacheSize int      `yaml:"cacheSize" json:"cacheSize"` // entries kept (default 100000)
+	// Breaker pauses calls while the API keeps failing.
+	Breaker HTTPBreaker `yaml:"breaker,omitempty" json:"breaker,omitzero"`
+}
+
+// HTTPBreaker is the circuit breaker's settings; zero values take the
+// defaults.
+type HTTPBreaker struct {
+	// Failures is how many calls in a row (each after its retries) must
+	// fail to open the breaker (default 5, at most 1000).
+	Failures int `yaml:"failures,omitempty" json:"failures,omitempty"`
+	// OpenFor is how long it stays open before one call may try the API
+	// again (default 30s, from 100ms to 1h).
+	OpenFor Duration `yaml:"openFor,omitempty" json:"openFor,omitzero"`
 }
 
 // HTTPAuth authenticates the calls: a bearer token read from an
@@ -174,15 +190,35 @@ func Default() *Pipeline {
 
 // Load reads a configuration file over the default: keys the file sets
 // replace the default's, the rest stay. An empty path gives the default.
-func Load(path string) (*Pipeline, error) {
+func Load(path string) (*Pipeline, error) { return LoadFor(path, "local") }
+
+// AWSChunkRows is chunkRows on the AWS backend where the configuration
+// does not set it. The merge on S3 assembles the output from the chunks'
+// parts with UploadPartCopy, which needs parts of at least 5 MiB (all but
+// the last); 10,000 rows of the default columns make ~1.2 MB parts, which
+// would all be uploaded again. 100,000 rows make ~11 MB parts: above the
+// minimum even with half the rows rejected or narrower rows, and a tenth of
+// the chunks to count and queue (docs/capacity.md). Locally the merge
+// shares or copies file ranges whatever their size, and smaller chunks
+// spread a file over the cores sooner, so the built-in 10,000 stays.
+const AWSChunkRows = 100_000
+
+// LoadFor is Load with the defaults of a backend ("aws" or "local"): on
+// "aws", chunkRows is AWSChunkRows unless the file sets it (top level or
+// per feed).
+func LoadFor(path, backend string) (*Pipeline, error) {
+	base := Default()
+	if backend == "aws" {
+		base.ChunkRows = AWSChunkRows
+	}
 	if path == "" {
-		return Default(), nil
+		return base, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	p, err := parse(b, Default())
+	p, err := parse(b, base)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -336,14 +372,28 @@ func (h *HTTPReference) validate(key string) []error {
 		if !strings.Contains(h.URL, "{key}") {
 			errs = append(errs, fmt.Errorf("reference.http.url %q: single mode needs {key} in the URL", h.URL))
 		}
+		// A key is escaped for a path segment or a query value; in the
+		// host or the fragment it could send the call elsewhere.
+		if u, err := url.Parse(strings.ReplaceAll(h.URL, "{key}", "KEY")); err == nil && (strings.Contains(u.Host, "KEY") || strings.Contains(u.User.String(), "KEY") || strings.Contains(u.Fragment, "KEY")) {
+			errs = append(errs, fmt.Errorf("reference.http.url %q: {key} may stand only in the path or the query", h.URL))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("reference.http.mode %q: must be batch or single", h.Mode))
 	}
 	if h.Auth.BearerEnv != "" && h.Auth.SigV4 != nil {
 		errs = append(errs, errors.New("reference.http.auth: bearerEnv and sigv4 are exclusive"))
 	}
-	if h.MaxBatch < 0 || h.Concurrency < 0 || h.RateLimit < 0 || h.Retries < 0 || h.CacheSize < 0 {
-		errs = append(errs, errors.New("reference.http: maxBatch, concurrency, rateLimit, retries and cacheSize must not be negative"))
+	if h.MaxBatch < 0 || h.Concurrency < 0 || h.RateLimit < 0 || h.CacheSize < 0 {
+		errs = append(errs, errors.New("reference.http: maxBatch, concurrency, rateLimit and cacheSize must not be negative"))
+	}
+	if h.Retries != nil && (*h.Retries < 0 || *h.Retries > 20) {
+		errs = append(errs, fmt.Errorf("reference.http.retries %d: must be from 0 (no retry within a call) to 20", *h.Retries))
+	}
+	if f := h.Breaker.Failures; f < 0 || f > 1000 {
+		errs = append(errs, fmt.Errorf("reference.http.breaker.failures %d: must be from 1 to 1000 failed calls in a row (unset: 5)", f))
+	}
+	if d := h.Breaker.OpenFor.Duration; d != 0 && (d < 100*time.Millisecond || d > time.Hour) {
+		errs = append(errs, fmt.Errorf("reference.http.breaker.openFor %s: must be from 100ms to 1h (unset: 30s)", d))
 	}
 	return errs
 }

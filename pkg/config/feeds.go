@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -80,6 +79,21 @@ func (s Settings) clone() Settings {
 	c.Reference.Append = slices.Clone(s.Reference.Append)
 	c.Reference.Types = maps.Clone(s.Reference.Types)
 	c.Mail.To = slices.Clone(s.Mail.To)
+	if h := s.Reference.HTTP; h != nil {
+		// A feed's http: keys are decoded over this copy, never over the
+		// top level's (or another feed's) settings.
+		hc := *h
+		hc.Fields = slices.Clone(h.Fields)
+		if h.Retries != nil {
+			r := *h.Retries
+			hc.Retries = &r
+		}
+		if h.Auth.SigV4 != nil {
+			v := *h.Auth.SigV4
+			hc.Auth.SigV4 = &v
+		}
+		c.Reference.HTTP = &hc
+	}
 	return c
 }
 
@@ -158,7 +172,13 @@ func (p *Pipeline) FeedNames() []string {
 	return out
 }
 
-// Dataset is the reference dataset the settings look up.
+// FromHTTP reports whether the settings look keys up in an HTTP API
+// (reference.http) rather than in a loaded dataset.
+func (s *Settings) FromHTTP() bool { return s.Enriches() && s.Reference.HTTP != nil }
+
+// Dataset is the reference dataset the settings look up. Settings that
+// enrich from an HTTP API look up no dataset; their reference.dataset,
+// inherited from the top level, is not used.
 func (s *Settings) Dataset() string {
 	if s.Reference.Dataset == "" {
 		return DefaultDataset
@@ -171,7 +191,7 @@ func (s *Settings) Dataset() string {
 func (p *Pipeline) Datasets() []string {
 	var out []string
 	for _, f := range p.FeedList() {
-		if f.Reference.Key != "" && !slices.Contains(out, f.Dataset()) {
+		if f.Reference.Key != "" && !f.FromHTTP() && !slices.Contains(out, f.Dataset()) {
 			out = append(out, f.Dataset())
 		}
 	}
@@ -211,12 +231,6 @@ func (p *Pipeline) validateFeeds() error {
 		if err := f.Settings.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("feeds[%d] %s: %w", i, f.Name, err))
 		}
-		// One HTTP reference per process serves the default dataset
-		// (wire.Ports.UseHTTPReference); a feed of its own with another
-		// API or dataset would silently be enriched from a local one.
-		if h := f.Settings.Reference.HTTP; h != nil && (!reflect.DeepEqual(h, p.Reference.HTTP) || f.Settings.Dataset() != "default") {
-			errs = append(errs, fmt.Errorf("feeds[%d] %s: reference.http may only be set at the top level (dataset default) for now", i, f.Name))
-		}
 	}
 	return errors.Join(errs...)
 }
@@ -231,7 +245,7 @@ func (p *Pipeline) ForDataset(name string) (*Pipeline, error) {
 	}
 	var out *Pipeline
 	for _, f := range p.FeedList() {
-		if f.Reference.Key == "" || f.Dataset() != name {
+		if f.Reference.Key == "" || f.FromHTTP() || f.Dataset() != name {
 			continue
 		}
 		if out == nil {
@@ -248,6 +262,11 @@ func (p *Pipeline) ForDataset(name string) (*Pipeline, error) {
 		}
 	}
 	if out == nil {
+		for _, f := range p.FeedList() {
+			if f.FromHTTP() && f.Dataset() == name {
+				return nil, fmt.Errorf("feed %s enriches from the HTTP API %s (reference.http), not from the dataset %q; there is nothing to load", f.Name, f.Reference.HTTP.URL, name)
+			}
+		}
 		return nil, fmt.Errorf("no feed enriches from the reference dataset %q (datasets in use: %s)", name, strings.Join(p.Datasets(), ", "))
 	}
 	return out, nil
@@ -258,7 +277,7 @@ func (p *Pipeline) validateDatasets() error {
 	key := map[string]string{}
 	var errs []error
 	for _, f := range p.Feeds {
-		if f.Reference.Key == "" {
+		if f.Reference.Key == "" || f.FromHTTP() {
 			continue
 		}
 		d := f.Dataset()

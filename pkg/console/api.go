@@ -78,6 +78,8 @@ type Links struct {
 	ErrorsCSV string `json:"errorsCsv,omitempty"`
 	Output    string `json:"output,omitempty"`
 	Manifest  string `json:"manifest,omitempty"`
+	// Trace opens the batch's trace in the trace UI (Options.TraceURL).
+	Trace string `json:"trace,omitempty"`
 }
 
 // RejectView is one rejected row.
@@ -214,6 +216,7 @@ func (h *Handler) view(b sluice.Batch) BatchView {
 			Self:   h.link("/api/batches/%s", b.ID),
 			Page:   h.link("/batches/%s", b.ID),
 			Errors: h.link("/api/batches/%s/errors", b.ID),
+			Trace:  h.traceLink(b.TraceID),
 		},
 	}
 	if v.File == "" {

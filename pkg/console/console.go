@@ -62,6 +62,10 @@ type Options struct {
 	// offers them, and ?feed= takes only them (and "none": batches of
 	// objects no feed claimed). Empty: any well-formed name is taken.
 	Feeds []string
+	// TraceURL, when set, links a batch's trace ID to a trace UI: the
+	// batch's trace ID replaces {traceId} in it (Grafana Explore, Jaeger,
+	// an X-Ray console URL). cmd/sluice reads it from SLUICE_TRACE_URL.
+	TraceURL string
 }
 
 // Deps is everything the console needs. Ledger and Blobs are required;

@@ -132,6 +132,7 @@ type Consumer struct {
 // New returns a consumer; Run starts it.
 func New(q sluice.Queue, h Handler, opt Options) *Consumer {
 	opt.defaults(q)
+	opt.Logger = tracing.Logger(opt.Logger)
 	return &Consumer{q: q, h: h, opt: opt, lim: newLimiter(opt.Concurrency)}
 }
 
@@ -261,13 +262,13 @@ func (c *Consumer) Run(parent context.Context) error {
 				break
 			}
 			if c.opt.Fatal != nil && c.opt.Fatal(err) {
-				log.Error("receive failed in a way retrying cannot fix; stopping", "err", err)
+				log.ErrorContext(ctx, "receive failed in a way retrying cannot fix; stopping", "err", err)
 				c.setFatal(err)
 				break
 			}
 			failures++
 			d := DefaultBackoff(failures)
-			log.Error("receive failed; backing off", "err", err, "delay", d)
+			log.ErrorContext(ctx, "receive failed; backing off", "err", err, "delay", d)
 			sleep(ctx, d)
 			continue
 		}
@@ -295,7 +296,7 @@ func (c *Consumer) Run(parent context.Context) error {
 	select {
 	case <-done:
 	case <-time.After(c.opt.Drain):
-		log.Warn("drain deadline passed; cancelling in-flight handlers", "in_flight", c.InFlight())
+		log.WarnContext(ctx, "drain deadline passed; cancelling in-flight handlers", "in_flight", c.InFlight())
 		cancelWork()
 		<-done
 	}
@@ -333,9 +334,8 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, m sluice.Messag
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("messaging.message.id", m.ID), attribute.Int("sluice.receive_count", m.ReceiveCount))
 	}
-	if tid := tracing.TraceID(ctx); tid != "" {
-		log = log.With("trace_id", tid) // the logs link to the trace
-	}
+	// The lines below log with ctx: their handler (tracing.LogHandler)
+	// adds its trace_id and span_id, so the logs link to the trace.
 	hctx, stop := context.WithCancel(ctx)
 	hbDone := make(chan struct{})
 	go func() {
@@ -348,7 +348,7 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, m sluice.Messag
 				return
 			case <-t.C:
 				if err := c.q.Extend(hctx, m.Receipt, c.opt.Visibility); err != nil && hctx.Err() == nil {
-					log.Warn("visibility heartbeat failed", "message_id", m.ID, "err", err)
+					log.WarnContext(ctx, "visibility heartbeat failed", "message_id", m.ID, "err", err)
 				}
 			}
 		}
@@ -364,22 +364,22 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, m sluice.Messag
 	switch {
 	case err == nil:
 		if derr := c.q.Delete(ack, m.Receipt); derr != nil {
-			log.Error("delete failed; the message will come back", "message_id", m.ID, "err", derr)
+			log.ErrorContext(ctx, "delete failed; the message will come back", "message_id", m.ID, "err", derr)
 		}
 	case c.opt.Fatal != nil && c.opt.Fatal(err):
 		// Left in flight: the next start releases it, and the receive
 		// it cost is the only trace of this run.
 		outcome = Retried
-		log.Error("handler failed in a way retrying cannot fix; stopping", "message_id", m.ID, "err", err.Error())
+		log.ErrorContext(ctx, "handler failed in a way retrying cannot fix; stopping", "message_id", m.ID, "err", err.Error())
 		c.setFatal(err)
 	case sluice.IsPermanent(err):
 		outcome, reason = DeadLettered, sluice.ReasonOf(err)
-		log.Error("message can never succeed; sent to the dead-letter queue", "message_id", m.ID, "reason", reason, "err", err.Error())
+		log.ErrorContext(ctx, "message can never succeed; sent to the dead-letter queue", "message_id", m.ID, "reason", reason, "err", err.Error())
 		c.deadLetter(ack, log, m, err.Error(), err)
 	case c.opt.MaxReceive > 0 && m.ReceiveCount >= c.opt.MaxReceive:
 		outcome, reason = DeadLettered, ReasonMaxReceive
 		why := fmt.Sprintf("failed on each of %d tries, last: %v", m.ReceiveCount, err)
-		log.Error("message failed on its last try; sent to the dead-letter queue", "message_id", m.ID, "receive_count", m.ReceiveCount, "err", err.Error())
+		log.ErrorContext(ctx, "message failed on its last try; sent to the dead-letter queue", "message_id", m.ID, "receive_count", m.ReceiveCount, "err", err.Error())
 		c.deadLetter(ack, log, m, why, errors.New(why))
 	default:
 		outcome = Retried
@@ -387,9 +387,9 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, m sluice.Messag
 		if ctx.Err() != nil {
 			delay = 0 // shutting down: let another consumer have it now
 		}
-		log.Warn("handler failed; will retry", "message_id", m.ID, "receive_count", m.ReceiveCount, "delay", delay, "err", err.Error())
+		log.WarnContext(ctx, "handler failed; will retry", "message_id", m.ID, "receive_count", m.ReceiveCount, "delay", delay, "err", err.Error())
 		if derr := c.q.Extend(ack, m.Receipt, delay); derr != nil {
-			log.Error("release failed; the message comes back after its timeout", "message_id", m.ID, "err", derr)
+			log.ErrorContext(ctx, "release failed; the message comes back after its timeout", "message_id", m.ID, "err", derr)
 		}
 	}
 	if outcome == Succeeded {
@@ -404,7 +404,7 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, m sluice.Messag
 func (c *Consumer) deadLetter(ctx context.Context, log *slog.Logger, m sluice.Message, reason string, cause error) {
 	if derr := c.q.DeadLetter(ctx, m, reason); derr != nil {
 		// Not moved: the queue retries it, and its redrive policy moves it.
-		log.Error("dead-lettering failed", "message_id", m.ID, "err", derr)
+		log.ErrorContext(ctx, "dead-lettering failed", "message_id", m.ID, "err", derr)
 		return
 	}
 	if c.opt.OnDeadLetter != nil {

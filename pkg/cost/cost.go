@@ -37,6 +37,19 @@ var s3Put = map[string]bool{"PutObject": true, "CopyObject": true, "UploadPart":
 var s3Free = map[string]bool{"DeleteObject": true, "DeleteObjects": true, "AbortMultipartUpload": true}
 var ddbWrite = map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "BatchWriteItem": true}
 
+// S3Request prices n requests of one S3 operation: PUT-class (PUT, COPY,
+// POST, LIST, and so UploadPart and UploadPartCopy, which cost the same
+// whatever bytes they carry or copy), free (DELETE, abort) or GET-class.
+func S3Request(op string, n float64) float64 {
+	switch {
+	case s3Free[op]:
+		return 0
+	case s3Put[op]:
+		return n / 1e3 * Prices.S3PerThousandPut
+	}
+	return n / 1e3 * Prices.S3PerThousandGet
+}
+
 // Estimate prices calls (by "Service/Operation") and the items DynamoDB
 // calls touched. Every DynamoDB item is taken as one unit (writes under
 // 1 KB, strongly consistent reads under 4 KB): an upper bound for Sluice's
@@ -51,13 +64,7 @@ func Estimate(calls, items map[string]float64) ([]Line, float64) {
 		case "sqs":
 			l.Dollars = n / 1e6 * Prices.SQSPerMillionRequests
 		case "s3":
-			switch {
-			case s3Free[name]:
-			case s3Put[name]:
-				l.Dollars = n / 1e3 * Prices.S3PerThousandPut
-			default:
-				l.Dollars = n / 1e3 * Prices.S3PerThousandGet
-			}
+			l.Dollars = S3Request(name, n)
 		case "dynamodb":
 			u := n
 			if it, ok := items[op]; ok {

@@ -25,3 +25,14 @@ func TestEstimate(t *testing.T) {
 		}
 	}
 }
+
+func TestS3Request(t *testing.T) {
+	for op, want := range map[string]float64{
+		"UploadPartCopy": 0.005, "UploadPart": 0.005, "PutObject": 0.005, "CompleteMultipartUpload": 0.005,
+		"HeadObject": 0.0004, "GetObject": 0.0004, "DeleteObject": 0, "AbortMultipartUpload": 0,
+	} {
+		if got := S3Request(op, 1000); math.Abs(got-want) > 1e-12 {
+			t.Errorf("S3Request(%s, 1000) = %v, want %v", op, got, want)
+		}
+	}
+}

@@ -465,6 +465,16 @@ func (e *Engine) Path(key string) string {
 	return p
 }
 
+// NoReferenceFile refuses a reference file for a feed (cfg narrowed by
+// ForFeed) that enriches from an HTTP API: the file would go into a
+// dataset the feed does not read, perhaps another feed's.
+func NoReferenceFile(cfg *config.Pipeline) error {
+	if !cfg.FromHTTP() {
+		return nil
+	}
+	return fmt.Errorf("feed %s enriches from the HTTP API %s (reference.http); there is nothing to load", cfg.Feed, cfg.Reference.HTTP.URL)
+}
+
 // LoadReference makes a reference CSV the current version of the dataset
 // the engine's feed (Feed) enriches from; new batches pin it. An unchanged
 // file (same content as the current version) is skipped. Versions no
@@ -473,6 +483,9 @@ func (e *Engine) Path(key string) string {
 func (e *Engine) LoadReference(ctx context.Context, path string, progress func(read int64)) (rows int, skipped bool, err error) {
 	fc, err := e.Config.ForFeed(e.Feed)
 	if err != nil {
+		return 0, false, err
+	}
+	if err := NoReferenceFile(fc); err != nil {
 		return 0, false, err
 	}
 	return e.LoadDataset(ctx, fc.Dataset(), path, progress)

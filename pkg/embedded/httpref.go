@@ -9,17 +9,16 @@ import (
 	"github.com/sluicehq/sluice/pkg/httpref"
 )
 
-// useHTTPReference swaps in the HTTP API's catalog when the configuration
-// says reference.http. AWS credentials are only loaded when the API wants
-// SigV4, so a local engine needs none otherwise.
+// useHTTPReference builds the HTTP API catalogs of the feeds whose
+// reference is reference.http. AWS credentials are only loaded when one
+// of those APIs wants SigV4, so a local engine needs none otherwise.
 func (e *Engine) useHTTPReference() error {
-	h := e.Config.Reference.HTTP
-	if h == nil {
-		return nil
-	}
 	opts := httpref.Options{Getenv: os.Getenv}
-	if h.Auth.SigV4 != nil {
-		c, err := awscfg.LoadDefaultConfig(context.Background(), awscfg.WithRegion(h.Auth.SigV4.Region))
+	for _, f := range e.Config.FeedList() {
+		if !f.FromHTTP() || f.Reference.HTTP.Auth.SigV4 == nil || opts.Credentials != nil {
+			continue
+		}
+		c, err := awscfg.LoadDefaultConfig(context.Background(), awscfg.WithRegion(f.Reference.HTTP.Auth.SigV4.Region))
 		if err != nil {
 			return err
 		}

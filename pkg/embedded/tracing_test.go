@@ -1,7 +1,13 @@
 package embedded_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,4 +79,65 @@ func TestOneTracePerBatch(t *testing.T) {
 			t.Fatalf("chunk span %s is not a child of the split span", s.SpanContext.SpanID())
 		}
 	}
+}
+
+// TestLogLinesCarryTheTrace: with tracing on, every line the stage
+// handlers and their consumers write about a batch (those with batch_id)
+// carries the batch's trace_id and a span_id, so a log line leads to the
+// trace.
+func TestLogLinesCarryTheTrace(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	shutdown := tracing.Install(sdktrace.NewSimpleSpanProcessor(exp), "sluice-test")
+	t.Cleanup(func() { shutdown(context.Background()) })
+	var logs syncBuffer
+	cfg := config.Default()
+	cfg.ChunkRows = 2
+	eng, err := embedded.Open(t.TempDir(), cfg, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	got := runOn(t, eng, writeFile(t, "in.csv", faulty), writeFile(t, "ref.csv", faultyRef))
+	b := got.batch
+	if b.State != sluice.StateCompleted || b.TraceID == "" || b.TotalChunks < 3 {
+		t.Fatalf("batch %s, trace %q, %d chunks", b.State, b.TraceID, b.TotalChunks)
+	}
+	lines, stages := 0, map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if rec["batch_id"] != b.ID {
+			continue
+		}
+		lines++
+		stages[fmt.Sprint(rec["msg"])] = true
+		if rec["trace_id"] != b.TraceID || len(fmt.Sprint(rec["span_id"])) != 16 {
+			t.Errorf("log line without the batch's trace %s: %s", b.TraceID, l)
+		}
+	}
+	for _, msg := range []string{"batch created", "split done", "merged", "notified"} {
+		if !stages[msg] {
+			t.Errorf("no %q line for the batch among %d lines: %v", msg, lines, stages)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer the engine's goroutines may log to at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -59,7 +59,7 @@ func (r *Reference) call(ctx context.Context, method, url string, body []byte) (
 			return answer{}, fmt.Errorf("reference API %s is failing, calls are paused (%v); last answer: %s", r.cfg.URL, err, r.lastAnswer())
 		}
 		r.last.Store(err.Error())
-		if !retryable(err) || try >= r.cfg.Retries || ctx.Err() != nil {
+		if !retryable(err) || try >= *r.cfg.Retries || ctx.Err() != nil {
 			return answer{}, fmt.Errorf("reference API %s: %s %s failed after %d tries; last answer: %w", r.cfg.URL, method, url, try+1, err)
 		}
 		if err := sleep(ctx, r.wait(try, err)); err != nil {

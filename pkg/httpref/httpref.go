@@ -44,11 +44,6 @@ type Options struct {
 	Getenv func(string) string
 	// Credentials sign requests when auth.sigv4 is set.
 	Credentials aws.CredentialsProvider
-	// BreakerOpen is how long the breaker stays open before it lets one
-	// call through (default 30s); BreakerTrips is how many consecutive
-	// failed calls open it (default 5).
-	BreakerOpen  time.Duration
-	BreakerTrips uint32
 	// Jitter returns a fraction in [0,1) (default math/rand/v2); tests
 	// may fix it.
 	Jitter func() float64
@@ -153,7 +148,7 @@ func newReference(ref config.Reference, opts Options) (*Reference, error) {
 	if h.RateLimit > 0 {
 		r.limiter = rate.NewLimiter(rate.Limit(h.RateLimit), 1) // no burst: the API sees at most rateLimit calls in any second
 	}
-	r.breaker = newBreaker(h.URL, opts)
+	r.breaker = newBreaker(h.URL, h.Breaker)
 	r.cache = expirable.NewLRU[string, entry](h.CacheSize, nil, h.CacheTTL.Duration)
 	r.calls = make(chan struct{}, h.Concurrency)
 	return r, nil
@@ -176,8 +171,8 @@ func defaults(h *config.HTTPReference) {
 	if h.Timeout.Duration == 0 {
 		h.Timeout.Duration = 10 * time.Second
 	}
-	if h.Retries == 0 {
-		h.Retries = 3
+	if h.Retries == nil {
+		h.Retries = new(3)
 	}
 	if h.Backoff.Duration == 0 {
 		h.Backoff.Duration = 200 * time.Millisecond
@@ -215,8 +210,8 @@ func (r *Reference) auth(a config.HTTPAuth, opts Options) error {
 // newBreaker opens after consecutive failed calls (429, 5xx, timeouts);
 // while it is open a lookup fails at once, so the chunk goes back to its
 // queue to be retried later instead of spending every retry on a dead API.
-func newBreaker(name string, opts Options) *gobreaker.CircuitBreaker[answer] {
-	open, trips := opts.BreakerOpen, opts.BreakerTrips
+func newBreaker(name string, b config.HTTPBreaker) *gobreaker.CircuitBreaker[answer] {
+	open, trips := b.OpenFor.Duration, uint32(b.Failures)
 	if open == 0 {
 		open = 30 * time.Second
 	}

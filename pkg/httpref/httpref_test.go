@@ -1,11 +1,16 @@
 package httpref_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/sluicehq/sluice/pkg/config"
@@ -236,7 +242,7 @@ func TestRetriesExhaustedNameTheAPIAndItsAnswer(t *testing.T) {
 		http.Error(w, "database unavailable", http.StatusServiceUnavailable)
 		return true
 	})
-	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) { h.Retries = 2 }), httpref.Options{})
+	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) { h.Retries = new(2) }), httpref.Options{})
 	_, err := r.Lookup(t.Context(), keys(5))
 	if err == nil {
 		t.Fatal("a failing API gave no error")
@@ -251,6 +257,27 @@ func TestRetriesExhaustedNameTheAPIAndItsAnswer(t *testing.T) {
 	}
 	if n := a.calls.Load(); n != 3 {
 		t.Fatalf("%d calls for 1 + 2 retries", n)
+	}
+}
+
+// TestRetriesZeroFailsAtOnce: retries: 0 is a setting of its own, not
+// "the default": one 503 fails the lookup (so the chunk's try) after one call.
+func TestRetriesZeroFailsAtOnce(t *testing.T) {
+	a := newAPI(t, 5)
+	a.setScript(func(n int64, w http.ResponseWriter, _ *http.Request) bool {
+		if n > 1 {
+			return false
+		}
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return true
+	})
+	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) { h.Retries = new(0) }), httpref.Options{})
+	_, err := r.Lookup(t.Context(), keys(5))
+	if err == nil || !strings.Contains(err.Error(), "HTTP 503") || !strings.Contains(err.Error(), "after 1 tries") {
+		t.Fatalf("want the chunk's try to fail on the first 503, got %v", err)
+	}
+	if n := a.calls.Load(); n != 1 {
+		t.Fatalf("%d calls with retries: 0, want 1", n)
 	}
 }
 
@@ -269,8 +296,10 @@ func TestOutageOpensBreakerThenRecovers(t *testing.T) {
 		}
 		return false
 	})
-	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) { h.Retries = 2; h.Concurrency = 1 }),
-		httpref.Options{BreakerTrips: 3, BreakerOpen: 200 * time.Millisecond})
+	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) {
+		h.Retries, h.Concurrency = new(2), 1
+		h.Breaker = config.HTTPBreaker{Failures: 3, OpenFor: config.Duration{Duration: 200 * time.Millisecond}}
+	}), httpref.Options{})
 	if _, err := r.Lookup(t.Context(), keys(10)); err == nil {
 		t.Fatal("no error during the outage")
 	}
@@ -372,5 +401,104 @@ func TestCatalogRefusesLoadAndPinsOneVersion(t *testing.T) {
 	}
 	if _, err := c.Version(t.Context(), "http-other"); err == nil {
 		t.Fatal("another configuration's version opened")
+	}
+}
+
+// TestSigV4SignatureVerifies checks the signature as API Gateway would:
+// the server rebuilds the canonical request from what it received (the
+// headers the Authorization header names as signed, the body) and signs
+// it again with the caller's secret at the request's X-Amz-Date; the
+// signatures must match, so the payload hash covers the body really sent.
+func TestSigV4SignatureVerifies(t *testing.T) {
+	type seen struct {
+		method, uri string
+		header      http.Header
+		body        []byte
+	}
+	got := make(chan seen, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		h := r.Header.Clone()
+		h.Set("Host", r.Host)
+		select {
+		case got <- seen{r.Method, r.URL.RequestURI(), h, b}:
+		default:
+		}
+		fmt.Fprint(w, `[]`)
+	}))
+	defer srv.Close()
+	ref := refConfig(srv.URL+"/prod/lookup", func(h *config.HTTPReference) {
+		h.Auth.SigV4 = &config.SigV4{Region: "eu-west-1", Service: "execute-api"}
+	})
+	creds := credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "")
+	r := open(t, ref, httpref.Options{Credentials: aws.NewCredentialsCache(creds)})
+	if _, err := r.Lookup(t.Context(), keys(3)); err != nil {
+		t.Fatal(err)
+	}
+	s := <-got
+	auth := s.header.Get("Authorization")
+	_, signed, _ := strings.Cut(auth, "SignedHeaders=")
+	signed, _, _ = strings.Cut(signed, ",")
+	when, err := time.Parse("20060102T150405Z", s.header.Get("X-Amz-Date"))
+	if err != nil || signed == "" {
+		t.Fatalf("no SigV4 date or signed headers: %q, %v", auth, err)
+	}
+	req, _ := http.NewRequest(s.method, srv.URL+s.uri, bytes.NewReader(s.body))
+	for _, name := range strings.Split(signed, ";") {
+		if name != "host" {
+			req.Header[http.CanonicalHeaderKey(name)] = s.header.Values(name)
+		}
+	}
+	sum := sha256.Sum256(s.body)
+	c, _ := creds.Retrieve(t.Context())
+	if err := v4.NewSigner().SignHTTP(t.Context(), c, req, hex.EncodeToString(sum[:]), "execute-api", "eu-west-1", when); err != nil {
+		t.Fatal(err)
+	}
+	if want := req.Header.Get("Authorization"); want != auth {
+		t.Fatalf("signature does not verify:\n got  %s\n want %s", auth, want)
+	}
+}
+
+// TestSingleKeyInQueryAndDotSegments: a {key} after the '?' is
+// query-escaped, so "a&admin=1" stays one value of its parameter; the path
+// segments no escaping protects ("", ".", "..") are never sent, and the
+// lookup fails for good naming the key.
+func TestSingleKeyInQueryAndDotSegments(t *testing.T) {
+	var mu sync.Mutex
+	var queries []url.Values
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		queries = append(queries, r.URL.Query())
+		mu.Unlock()
+		id := r.URL.Query().Get("id")
+		json.NewEncoder(w).Encode(map[string]any{"id": id, "name": "n " + id, "score": 1, "vip": true})
+	}))
+	defer srv.Close()
+	r := open(t, refConfig(srv.URL+"/records?id={key}&v=1", func(h *config.HTTPReference) { h.Mode = "single" }), httpref.Options{})
+	ks := []string{"a&admin=1", "x y+z#f", "../admin"}
+	got, err := r.Lookup(t.Context(), ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range ks {
+		if got[i] == nil || got[i][0] != "n "+k {
+			t.Errorf("key %q answered %v", k, got[i])
+		}
+	}
+	for _, q := range queries {
+		if len(q) != 2 || len(q["id"]) != 1 || q.Get("v") != "1" {
+			t.Errorf("a key changed the query: %v", q)
+		}
+	}
+	calls := len(queries)
+	p := open(t, refConfig(srv.URL+"/records/{key}", func(h *config.HTTPReference) { h.Mode = "single" }), httpref.Options{})
+	for _, k := range []string{"..", ".", ""} {
+		_, err := p.Lookup(t.Context(), []string{k})
+		if err == nil || !sluice.IsPermanent(err) || !strings.Contains(err.Error(), "would change the path") {
+			t.Errorf("key %q: want a permanent error, got %v", k, err)
+		}
+	}
+	if len(queries) != calls {
+		t.Errorf("a dot-segment key reached the server (%d calls)", len(queries)-calls)
 	}
 }

@@ -83,9 +83,10 @@ func (r *Reference) fetch(ctx context.Context, keys []string) (map[string][]stri
 	}
 	if r.cfg.Mode == "single" {
 		k := keys[0]
-		// The key is path-escaped, so "../admin" or "a?b=c" stays one path
-		// segment: it cannot change the request's path or query.
-		u := strings.ReplaceAll(r.cfg.URL, "{key}", url.PathEscape(k))
+		u, err := keyURL(r.cfg.URL, k)
+		if err != nil {
+			return nil, err
+		}
 		a, err := r.call(ctx, http.MethodGet, u, nil)
 		if err != nil || a.status == http.StatusNotFound {
 			return nil, err
@@ -197,4 +198,21 @@ func (r *Reference) drift(key string, err error) error {
 		err = fmt.Errorf("key %q: %w", key, err)
 	}
 	return sluice.Permanentf("reference API %s answered in an unexpected shape (schema drift?): %v", r.cfg.URL, err)
+}
+
+// keyURL puts key in the URL template where {key} stands, escaped for
+// that place: a path segment ("../admin" and "a?b=c" stay one segment) or,
+// after the '?', a query value ("a&admin=1" stays one value). So a key
+// cannot change the request's path or query. The segments no escaping
+// protects, "", "." and "..", which a server or proxy resolves against
+// the path, are refused with a permanent error rather than sent.
+func keyURL(tmpl, key string) (string, error) {
+	i := strings.Index(tmpl, "{key}")
+	if q := strings.IndexByte(tmpl, '?'); q >= 0 && q < i {
+		return strings.ReplaceAll(tmpl, "{key}", url.QueryEscape(key)), nil
+	}
+	if key == "" || key == "." || key == ".." {
+		return "", sluice.Permanentf("reference key %q cannot be looked up one by one: as a URL path segment it would change the path of %s (use mode: batch, or a column rule that refuses it)", key, tmpl)
+	}
+	return strings.ReplaceAll(tmpl, "{key}", url.PathEscape(key)), nil
 }

@@ -23,12 +23,12 @@ func (d *Deps) DeadLettered(ctx context.Context, stage string, m sluice.Message,
 	id := batchOfMessage(m.Body, d.Blobs.Bucket())
 	log := batchLog(d.log(), id).With("stage", stage, "message_id", m.ID)
 	if id == "" {
-		log.Warn("dead-lettered message names no batch; nothing to fail")
+		log.WarnContext(ctx, "dead-lettered message names no batch; nothing to fail")
 		return
 	}
 	b, err := d.Ledger.GetBatch(ctx, id)
 	if err != nil {
-		log.Warn("dead-lettered message: its batch cannot be read; nothing failed", "err", err)
+		log.WarnContext(ctx, "dead-lettered message: its batch cannot be read; nothing failed", "err", err)
 		return
 	}
 	if b.State.Terminal() {
@@ -50,7 +50,7 @@ func (d *Deps) DeadLettered(ctx context.Context, stage string, m sluice.Message,
 		}
 	}
 	if err != nil {
-		log.Error("failing the batch of a dead-lettered message", "err", err)
+		log.ErrorContext(ctx, "failing the batch of a dead-lettered message", "err", err)
 	}
 }
 

@@ -25,11 +25,23 @@ func (d *Deps) forFeed(feed string) (*Deps, error) {
 		n.Recorder = fr.ForFeed(cfg.Feed)
 	}
 	if cfg.Enriches() {
-		if n.Catalog, err = d.catalog(cfg.Dataset()); err != nil {
+		if n.Catalog, err = d.feedCatalog(cfg); err != nil {
 			return nil, err
 		}
 	}
 	return &n, nil
+}
+
+// feedCatalog is the catalog a feed enriches from: its own HTTP API when
+// its reference is reference.http, its dataset otherwise.
+func (d *Deps) feedCatalog(cfg *config.Pipeline) (sluice.Catalog, error) {
+	if !cfg.FromHTTP() {
+		return d.catalog(cfg.Dataset())
+	}
+	if d.HTTPCatalog == nil {
+		return nil, fmt.Errorf("feed %s enriches from reference.http, but this runtime has no HTTP reference catalogs", cfg.Feed)
+	}
+	return d.HTTPCatalog(cfg.Feed)
 }
 
 // catalog opens a reference dataset's catalog; without Datasets (a

@@ -68,7 +68,7 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 	case b.State == sluice.StateFailed && !b.MergedAt.IsZero() && b.EmailID == "":
 		return m.sendNotify(ctx, id) // failed by the merge (reject rate); the notify message may be lost
 	case b.State.Terminal():
-		log.Info("merge message for a finished batch; ignored", "state", b.State)
+		log.InfoContext(ctx, "merge message for a finished batch; ignored", "state", b.State)
 		return nil
 	case b.State == sluice.StateNotifying:
 		return m.sendNotify(ctx, id) // merged before; the notify message may be lost
@@ -118,7 +118,7 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 	if reason := rejectRateExceeded(m.Config.Limits.MaxRejectRate, b); reason != "" {
 		// Merged all the same: the error report is what the person needs.
 		upd.State, upd.Reason = sluice.StateFailed, reason
-		log.Warn("batch failed", "reason", reason)
+		log.WarnContext(ctx, "batch failed", "reason", reason)
 	}
 	if _, err := m.Ledger.UpdateBatch(ctx, id, upd); err != nil {
 		return err
@@ -127,7 +127,7 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 		return err
 	}
 	m.rec().Bytes("merge", "written", out.Bytes+errs.Bytes)
-	log.Info("merged", "rows_out", b.RowsOut, "rows_rejected", b.RowsRejected, "output", out.Key)
+	log.InfoContext(ctx, "merged", "rows_out", b.RowsOut, "rows_rejected", b.RowsRejected, "output", out.Key)
 	return m.sendNotify(ctx, id)
 }
 

@@ -39,7 +39,7 @@ func (n Notifier) Notify(ctx context.Context, id string) error {
 		return err
 	}
 	if b.EmailID != "" || b.State == sluice.StateCompleted {
-		batchLog(n.log(), id).Info("batch already notified; ignored", "email", b.EmailID)
+		batchLog(n.log(), id).InfoContext(ctx, "batch already notified; ignored", "email", b.EmailID)
 		return nil
 	}
 	if b.State != sluice.StateNotifying && b.State != sluice.StateFailed {
@@ -68,7 +68,7 @@ func (n Notifier) Notify(ctx context.Context, id string) error {
 	if err == nil {
 		n.batchEnded(ctx, b, now)
 		n.rec().BatchEnded(b.State.Final(), now.Sub(b.CreatedAt))
-		batchLog(n.log(), id).Info("notified", "state", b.State, "email", mailID)
+		batchLog(n.log(), id).InfoContext(ctx, "notified", "state", b.State, "email", mailID)
 	}
 	return err
 }

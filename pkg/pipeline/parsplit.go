@@ -125,7 +125,7 @@ func (s Splitter) cutParallel(ctx context.Context, b sluice.Batch, ra io.ReaderA
 	if err != nil {
 		return s.cut(&chunker{s: s, ctx: ctx, b: b}, whole())
 	}
-	batchLog(s.log(), b.ID).Info("record boundaries found in parallel", "bytes", size, "chunks", len(cuts.Chunks))
+	batchLog(s.log(), b.ID).InfoContext(ctx, "record boundaries found in parallel", "bytes", size, "chunks", len(cuts.Chunks))
 	headerLine, err := s.header(ctx, b, s.rangeScanner(ra, cuts.Header, nil))
 	if err != nil {
 		return splitResult{}, err

@@ -47,6 +47,10 @@ type Deps struct {
 	Now   func() time.Time
 	// Recorder, when set, hears rows, bytes and batch ends (for metrics).
 	Recorder Recorder
+
+	// HTTPCatalog is the HTTP API catalog of a feed whose reference is
+	// reference.http (wire.Ports.HTTPCatalog).
+	HTTPCatalog func(feed string) (sluice.Catalog, error)
 }
 
 // Recorder receives the stages' measurements. Labels are bounded: stages,
@@ -262,7 +266,7 @@ func batchLog(l *slog.Logger, id string) *slog.Logger { return l.With("batch_id"
 // fail ends a batch for a reason a person can act on, archives its input so
 // nothing is lost, and tells the notifier so the email says why.
 func (d *Deps) fail(ctx context.Context, b sluice.Batch, reason string) error {
-	batchLog(d.log(), b.ID).Warn("batch failed", "reason", reason, "key", b.Key)
+	batchLog(d.log(), b.ID).WarnContext(ctx, "batch failed", "reason", reason, "key", b.Key)
 	if _, err := d.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateFailed, Reason: reason}); err != nil {
 		return err
 	}

@@ -141,20 +141,20 @@ func (s Splitter) loadReference(ctx context.Context, ev sluice.ObjectCreated) er
 	case errors.Is(err, sluice.ErrNotFound):
 		return sluice.PermanentReason(sluice.ReasonMissingObject, fmt.Errorf("reference %s was deleted before it could be loaded: %w", ev.Key, err))
 	case sluice.IsPermanent(err):
-		log.Error("reference file refused; the current version stays", "error", err)
+		log.ErrorContext(ctx, "reference file refused; the current version stays", "error", err)
 		return sluice.Permanentf("reference %s: %v", ev.Key, err)
 	case err != nil:
 		return fmt.Errorf("loading reference %s: %w", ev.Key, err)
 	case res.Skipped:
-		log.Info("reference unchanged: it is the current version already", "version", res.Version.ID)
+		log.InfoContext(ctx, "reference unchanged: it is the current version already", "version", res.Version.ID)
 		return nil
 	}
-	log.Info("reference loaded; new batches use it", "version", res.Version.ID, "rows", res.Version.Rows, "seconds", time.Since(start).Seconds())
+	log.InfoContext(ctx, "reference loaded; new batches use it", "version", res.Version.ID, "rows", res.Version.Rows, "seconds", time.Since(start).Seconds())
 	gone, err := reference.Collect(ctx, cat, s.Ledger, reference.Grace, time.Now())
 	if err != nil {
-		log.Warn("collecting old reference versions failed; the next load tries again", "error", err)
+		log.WarnContext(ctx, "collecting old reference versions failed; the next load tries again", "error", err)
 	} else if len(gone) > 0 {
-		log.Info("old reference versions collected", "versions", gone)
+		log.InfoContext(ctx, "old reference versions collected", "versions", gone)
 	}
 	return nil
 }

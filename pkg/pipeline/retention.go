@@ -58,8 +58,8 @@ func (d *Deps) batchEnded(ctx context.Context, b sluice.Batch, now time.Time) {
 	r, err := RemovePrefixes(ctx, d.Blobs, IntermediatePrefixes(b), false)
 	log := batchLog(d.log(), b.ID)
 	if err != nil {
-		log.Warn("removing the batch's intermediates; `sluice gc` will", "err", err)
+		log.WarnContext(ctx, "removing the batch's intermediates; `sluice gc` will", "err", err)
 		return
 	}
-	log.Info("removed the batch's intermediates", "objects", len(r.Objects), "bytes", r.Bytes)
+	log.InfoContext(ctx, "removed the batch's intermediates", "objects", len(r.Objects), "bytes", r.Bytes)
 }

@@ -57,7 +57,7 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if strings.HasSuffix(ev.Key, "/") {
 		// A "folder" (the S3 console makes a 0-byte object named so): not
 		// a file anyone uploaded, so no batch and no email.
-		s.log().Info("event for a folder marker; ignored", "key", ev.Key)
+		s.log().InfoContext(ctx, "event for a folder marker; ignored", "key", ev.Key)
 		return nil
 	}
 	s, b, isNew, unclaimed, err := s.create(ctx, ev)
@@ -66,11 +66,11 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	}
 	log := batchLog(s.log(), b.ID)
 	if b.State != sluice.StateSplitting {
-		log.Info("duplicate event for a batch already split; ignored", "state", b.State)
+		log.InfoContext(ctx, "duplicate event for a batch already split; ignored", "state", b.State)
 		return nil
 	}
 	if isNew {
-		log.Info("batch created", "key", ev.Key, "feed", b.Feed, "size", ev.Size, "reference", b.RefVersion)
+		log.InfoContext(ctx, "batch created", "key", ev.Key, "feed", b.Feed, "size", ev.Size, "reference", b.RefVersion)
 	}
 	if err := s.fault(PointSplitAfterCreate); err != nil {
 		return err
@@ -145,7 +145,7 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	}
 	s.rec().Rows("split", "in", res.rows)
 	s.rec().Bytes("split", "read", info.Size)
-	log.Info("split done", "chunks", res.chunks, "rows", res.rows)
+	log.InfoContext(ctx, "split done", "chunks", res.chunks, "rows", res.rows)
 	return nil
 }
 

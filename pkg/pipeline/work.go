@@ -163,7 +163,7 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		return err
 	}
 	if b.State.Terminal() {
-		batchLog(w.log(), b.ID).Info("chunk for a finished batch; ignored", "chunk", c.Chunk, "state", b.State)
+		batchLog(w.log(), b.ID).InfoContext(ctx, "chunk for a finished batch; ignored", "chunk", c.Chunk, "state", b.State)
 		return nil
 	}
 	fd, err := w.batchFeed(ctx, b)

@@ -1,8 +1,10 @@
 package promtest
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -204,5 +206,43 @@ func readYAML(t *testing.T, path string, v any) {
 	}
 	if err := yaml.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// TestTraceLinksUseADatasourceVariable: a dashboard link into Explore names
+// its data source through a dashboard variable of type datasource that
+// lists Tempo data sources, never a hard-coded uid such as "tempo" that a
+// given Grafana may not have.
+func TestTraceLinksUseADatasourceVariable(t *testing.T) {
+	found := false
+	for _, d := range loadDashboards(t) {
+		vars := map[string]string{} // datasource variables: name -> plugin type
+		for _, v := range d.Templating.List {
+			if v.Type == "datasource" {
+				vars[v.Name] = v.Query
+			}
+		}
+		for _, l := range d.Links {
+			if !strings.Contains(l.URL, "/explore") {
+				continue
+			}
+			found = true
+			u, err := url.QueryUnescape(l.URL)
+			if err != nil {
+				t.Fatalf("%s: link %q: %v", d.file, l.Title, err)
+			}
+			m := regexp.MustCompile(`"datasource":"([^"]*)"`).FindStringSubmatch(u)
+			if m == nil {
+				t.Errorf("%s: link %q names no data source: %s", d.file, l.Title, u)
+				continue
+			}
+			name := strings.TrimSuffix(strings.TrimPrefix(m[1], "${"), "}")
+			if !strings.HasPrefix(m[1], "${") || vars[name] != "tempo" {
+				t.Errorf("%s: link %q uses data source %q; want ${VAR} of a datasource variable whose query is tempo (have %v)", d.file, l.Title, m[1], vars)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no dashboard links to a trace in Explore")
 	}
 }

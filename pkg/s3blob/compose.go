@@ -48,40 +48,75 @@ func (s *Store) GetRange(ctx context.Context, key string, off, n int64) (io.Read
 	return out.Body, nil
 }
 
-// segment is one part of a composed object: either a whole source object
-// copied on the server (copy >= 0), or bytes this process uploads: the
-// head and/or sources read back (inline), because S3 refuses parts under
-// 5 MiB anywhere but last.
+// piece is a byte range of one source, or of the head (src -1).
+type piece struct {
+	src    int
+	off, n int64
+}
+
+// segment is one part of a composed object: a range of one source copied
+// on the server (copy), or bytes this process uploads (the head and/or
+// ranges read back), because S3 refuses parts under 5 MiB anywhere but
+// last.
 type segment struct {
-	copy   int   // index into the sources; -1 for an inline part
-	inline []int // sources read into an inline part, after the head if first
-	head   bool
+	copy   bool
+	pieces []piece // one for a copy
 	size   int64
 }
 
-// planSegments groups head and sources into parts: a source of at least
-// min bytes is copied on the server unless it must top up a short inline
-// part before it; short ones are gathered until their part reaches min.
-func planSegments(head int64, sizes []int64, min int64) []segment {
+// planSegments cuts head and sources into parts of at least lo bytes
+// (but the last) and at most hi. A source that starts a part and reaches
+// lo is copied on the server; short sources are uploaded, gathered until
+// their part reaches lo. An uploaded part is topped up with only as much
+// of the next source as it lacks when the rest of that source still
+// reaches lo and can be copied: so a short source costs at most lo
+// uploaded bytes, not the whole of its neighbour.
+func planSegments(head int64, sizes []int64, lo, hi int64) []segment {
 	var out []segment
-	cur := segment{copy: -1, head: head > 0, size: head}
+	cur := segment{}
+	if head > 0 {
+		cur = segment{pieces: []piece{{src: -1, n: head}}, size: head}
+	}
 	for i, n := range sizes {
 		if n == 0 {
 			continue // an empty source adds nothing, and S3 refuses empty parts
 		}
-		if cur.size >= min {
-			out = append(out, cur)
-			cur = segment{copy: -1}
+		if cur.size >= lo {
+			out, cur = append(out, cur), segment{}
 		}
-		if cur.size == 0 && n >= min {
-			out = append(out, segment{copy: i, size: n})
+		off := int64(0)
+		if cur.size > 0 {
+			need := lo - cur.size
+			if n-need < lo {
+				cur.pieces = append(cur.pieces, piece{src: i, n: n})
+				cur.size += n
+				continue
+			}
+			cur.pieces = append(cur.pieces, piece{src: i, n: need})
+			cur.size += need
+			out, cur, off = append(out, cur), segment{}, need
+		}
+		if n-off < lo {
+			cur = segment{pieces: []piece{{src: i, n: n}}, size: n}
 			continue
 		}
-		cur.inline = append(cur.inline, i)
-		cur.size += n
+		out = append(out, copies(i, off, n-off, hi)...)
 	}
 	if cur.size > 0 || len(out) == 0 {
 		out = append(out, cur)
+	}
+	return out
+}
+
+// copies cuts n bytes of source i from off into as few equal server-side
+// copies as S3's largest part allows; equal, so that none falls under the
+// minimum (hi is far more than twice it).
+func copies(i int, off, n, hi int64) []segment {
+	k := (n + hi - 1) / hi
+	out := make([]segment, 0, k)
+	for j := range k {
+		a, b := off+n*j/k, off+n*(j+1)/k
+		out = append(out, segment{copy: true, pieces: []piece{{src: i, off: a, n: b - a}}, size: b - a})
 	}
 	return out
 }
@@ -102,23 +137,67 @@ func (s *Store) Compose(ctx context.Context, dst string, head []byte, srcs []str
 	if err != nil {
 		return sluice.BlobInfo{}, "", err
 	}
-	plan := planSegments(int64(len(head)), sizes, minPartSize)
-	copies := 0
+	plan := planSegments(int64(len(head)), sizes, minPartSize, maxPartSize)
+	copied := 0
 	for _, p := range plan {
-		if p.copy >= 0 {
-			copies++
+		if p.copy {
+			copied++
 		}
 	}
-	if copies == 0 || len(plan) > maxParts {
+	if copied == 0 || len(plan) > maxParts {
 		return s.composeStreamed(ctx, dst, head, srcs)
 	}
-	info, err := s.composeParts(ctx, dst, head, srcs, plan)
+	hctx, cancel := context.WithCancel(ctx)
+	sums := s.hashSources(hctx, head, srcs)
+	var h hashed
+	// The upload completes only once its sources are hashed, and to the
+	// size planned: a source that changed meanwhile fails the compose.
+	info, err := s.composeParts(ctx, dst, head, srcs, plan, func(size int64) error {
+		if h = <-sums; h.err == nil && h.size != size {
+			h.err = fmt.Errorf("read %d bytes, planned %d", h.size, size)
+		}
+		if h.err != nil {
+			return fmt.Errorf("s3: compose s3://%s/%s: hashing its sources: %w", s.bucket, dst, h.err)
+		}
+		return nil
+	})
+	cancel()
+	if h == (hashed{}) {
+		<-sums // composeParts failed before it waited: let the reader stop
+	}
 	if errors.Is(err, errNoPartCopy) {
 		s.noPartCopy.Store(true)
 		slog.Info("the store does not do UploadPartCopy; merges stream their bytes", "bucket", s.bucket)
 		return s.composeStreamed(ctx, dst, head, srcs)
 	}
-	return info, "", err
+	if err != nil {
+		return sluice.BlobInfo{}, "", err
+	}
+	return info, h.sum, nil
+}
+
+type hashed struct {
+	sum  string
+	size int64
+	err  error
+}
+
+// hashSources computes the SHA-256 of head and the sources in order, by
+// reading them while the parts are copied, and sends it once. The merge
+// records the output's SHA-256, which cannot be combined from the parts'
+// digests: this reads the same bytes as reading the output back would, in
+// parallel with the copy, and with the read grant the merger already has
+// on the parts (it has none on the output).
+func (s *Store) hashSources(ctx context.Context, head []byte, srcs []string) <-chan hashed {
+	out := make(chan hashed, 1)
+	go func() {
+		h := sha256.New()
+		objs := &objectsReader{ctx: ctx, s: s, keys: srcs}
+		defer objs.Close()
+		n, err := io.Copy(h, io.MultiReader(bytes.NewReader(head), objs))
+		out <- hashed{hex.EncodeToString(h.Sum(nil)), n, err}
+	}()
+	return out
 }
 
 // maxParts is S3's limit of parts in one multipart upload.
@@ -148,7 +227,9 @@ func (s *Store) sizes(ctx context.Context, srcs []string) ([]int64, error) {
 // composeStreamed is Compose by reading every source through this process.
 func (s *Store) composeStreamed(ctx context.Context, dst string, head []byte, srcs []string) (sluice.BlobInfo, string, error) {
 	h := sha256.New()
-	r := io.TeeReader(io.MultiReader(bytes.NewReader(head), &objectsReader{ctx: ctx, s: s, keys: srcs}), h)
+	objs := &objectsReader{ctx: ctx, s: s, keys: srcs}
+	defer objs.Close()
+	r := io.TeeReader(io.MultiReader(bytes.NewReader(head), objs), h)
 	info, err := s.Put(ctx, dst, r)
 	if err != nil {
 		return sluice.BlobInfo{}, "", err
@@ -162,6 +243,15 @@ type objectsReader struct {
 	s    *Store
 	keys []string
 	cur  io.ReadCloser
+}
+
+// Close closes the object being read, if a read stopped in the middle.
+func (o *objectsReader) Close() error {
+	if o.cur != nil {
+		o.cur.Close()
+		o.cur = nil
+	}
+	return nil
 }
 
 func (o *objectsReader) Read(p []byte) (int, error) {
@@ -190,7 +280,9 @@ func (o *objectsReader) Read(p []byte) (int, error) {
 }
 
 // composeParts runs the planned multipart upload, part by part.
-func (s *Store) composeParts(ctx context.Context, dst string, head []byte, srcs []string, plan []segment) (sluice.BlobInfo, error) {
+// Before it completes the upload it calls ready with the planned size;
+// an error aborts the upload.
+func (s *Store) composeParts(ctx context.Context, dst string, head []byte, srcs []string, plan []segment, ready func(size int64) error) (sluice.BlobInfo, error) {
 	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &dst})
 	if err != nil {
 		return sluice.BlobInfo{}, s.wrap("compose", dst, err)
@@ -207,6 +299,10 @@ func (s *Store) composeParts(ctx context.Context, dst string, head []byte, srcs 
 		parts = append(parts, types.CompletedPart{PartNumber: num, ETag: etag})
 		size += seg.size
 	}
+	if err := ready(size); err != nil {
+		s.abort(dst, up.UploadId)
+		return sluice.BlobInfo{}, err
+	}
 	out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: &s.bucket, Key: &dst, UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})
@@ -219,17 +315,19 @@ func (s *Store) composeParts(ctx context.Context, dst string, head []byte, srcs 
 
 // composePart uploads one planned part and returns its ETag.
 func (s *Store) composePart(ctx context.Context, dst string, id *string, num *int32, head []byte, srcs []string, seg segment) (*string, error) {
-	if seg.copy >= 0 {
+	if seg.copy {
+		p := seg.pieces[0]
 		out, err := s.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
 			Bucket: &s.bucket, Key: &dst, UploadId: id, PartNumber: num,
-			CopySource: aws.String(s.copySource(srcs[seg.copy])),
+			CopySource:      aws.String(s.copySource(srcs[p.src])),
+			CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", p.off, p.off+p.n-1)),
 		})
 		var ae smithy.APIError
 		if errors.As(err, &ae) && (ae.ErrorCode() == "NotImplemented" || ae.ErrorCode() == "MissingContentLength") {
 			return nil, errNoPartCopy
 		}
 		if err != nil {
-			return nil, s.wrap("compose part copy of", srcs[seg.copy], err)
+			return nil, s.wrap("compose part copy of", srcs[p.src], err)
 		}
 		if out.CopyPartResult == nil || out.CopyPartResult.ETag == nil {
 			return nil, errNoPartCopy // answered as a plain part: nothing was copied
@@ -237,15 +335,14 @@ func (s *Store) composePart(ctx context.Context, dst string, id *string, num *in
 		return out.CopyPartResult.ETag, nil
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, seg.size))
-	if seg.head {
-		buf.Write(head)
-	}
-	keys := make([]string, len(seg.inline))
-	for i, j := range seg.inline {
-		keys[i] = srcs[j]
-	}
-	if _, err := buf.ReadFrom(&objectsReader{ctx: ctx, s: s, keys: keys}); err != nil {
-		return nil, fmt.Errorf("s3: compose s3://%s/%s: %w", s.bucket, dst, err)
+	for _, p := range seg.pieces {
+		if p.src < 0 {
+			buf.Write(head)
+			continue
+		}
+		if err := s.readRange(ctx, buf, srcs[p.src], p); err != nil {
+			return nil, fmt.Errorf("s3: compose s3://%s/%s: %w", s.bucket, dst, err)
+		}
 	}
 	out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
 		Bucket: &s.bucket, Key: &dst, UploadId: id, PartNumber: num,
@@ -255,4 +352,22 @@ func (s *Store) composePart(ctx context.Context, dst string, id *string, num *in
 		return nil, s.wrap("compose part of", dst, err)
 	}
 	return out.ETag, nil
+}
+
+// readRange appends piece p of source key to buf, and fails unless it got
+// exactly p.n bytes: a source that changed size since it was planned.
+func (s *Store) readRange(ctx context.Context, buf *bytes.Buffer, key string, p piece) error {
+	r, err := s.GetRange(ctx, key, p.off, p.n)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	n, err := buf.ReadFrom(io.LimitReader(r, p.n+1))
+	if err != nil {
+		return err
+	}
+	if n != p.n {
+		return fmt.Errorf("%s: read %d bytes at %d, planned %d", key, n, p.off, p.n)
+	}
+	return nil
 }

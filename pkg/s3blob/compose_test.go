@@ -2,47 +2,121 @@ package s3blob
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
-func TestPlanSegments(t *testing.T) {
-	const m = 10
-	show := func(ps []segment) string {
-		s := ""
-		for _, p := range ps {
-			if p.copy >= 0 {
-				s += fmt.Sprintf("[copy %d]", p.copy)
+func showPlan(ps []segment) string {
+	var b strings.Builder
+	for _, p := range ps {
+		if p.copy {
+			q := p.pieces[0]
+			fmt.Fprintf(&b, "[copy %d@%d+%d]", q.src, q.off, q.n)
+			continue
+		}
+		b.WriteString("[up")
+		for _, q := range p.pieces {
+			if q.src < 0 {
+				fmt.Fprintf(&b, " h%d", q.n)
 			} else {
-				s += fmt.Sprintf("[head=%v %v %d]", p.head, p.inline, p.size)
+				fmt.Fprintf(&b, " %d@%d+%d", q.src, q.off, q.n)
 			}
 		}
-		return s
+		b.WriteString("]")
 	}
+	return b.String()
+}
+
+func TestPlanSegments(t *testing.T) {
+	const lo, hi = 10, 25
 	for _, c := range []struct {
 		head  int64
 		sizes []int64
 		want  string
 	}{
-		{3, nil, "[head=true [] 3]"},
-		{0, nil, "[head=false [] 0]"},
-		{3, []int64{4, 4}, "[head=true [0 1] 11]"},
-		// The head's part is topped up to the minimum, then big parts are copied.
-		{3, []int64{12, 12, 12}, "[head=true [0] 15][copy 1][copy 2]"},
-		// Short parts between big ones are gathered until the minimum.
-		{3, []int64{12, 4, 4, 12, 12, 1}, "[head=true [0] 15][head=false [1 2 3] 20][copy 4][head=false [5] 1]"},
-		{0, []int64{12, 0, 12}, "[copy 0][copy 2]"},
-		{0, []int64{0, 4}, "[head=false [1] 4]"},
+		{3, nil, "[up h3]"},
+		{0, nil, "[up]"},
+		{3, []int64{4, 4}, "[up h3 0@0+4 1@0+4]"},
+		// The head's part takes only the 7 bytes it lacks of the first
+		// source; the rest of that source is copied.
+		{3, []int64{12, 12, 12}, "[up h3 0@0+12][copy 1@0+12][copy 2@0+12]"},
+		{3, []int64{20, 12}, "[up h3 0@0+7][copy 0@7+13][copy 1@0+12]"},
+		// Short parts between big ones are gathered, topped up from the
+		// next where its rest can still be copied.
+		{3, []int64{12, 4, 4, 12, 12, 1}, "[up h3 0@0+12][up 1@0+4 2@0+4 3@0+2][copy 3@2+10][copy 4@0+12][up 5@0+1]"},
+		{0, []int64{12, 4, 30, 1}, "[copy 0@0+12][up 1@0+4 2@0+6][copy 2@6+24][up 3@0+1]"},
+		{0, []int64{12, 0, 12}, "[copy 0@0+12][copy 2@0+12]"},
+		{0, []int64{0, 4}, "[up 1@0+4]"},
+		// A source over the largest part is copied in equal ranges.
+		{0, []int64{60}, "[copy 0@0+20][copy 0@20+20][copy 0@40+20]"},
+		{0, []int64{26}, "[copy 0@0+13][copy 0@13+13]"},
 	} {
-		got := show(planSegments(c.head, c.sizes, m))
-		if got != c.want {
+		if got := showPlan(planSegments(c.head, c.sizes, lo, hi)); got != c.want {
 			t.Errorf("planSegments(%d, %v) = %s, want %s", c.head, c.sizes, got, c.want)
 		}
-		// Every part but the last reaches the minimum.
-		ps := planSegments(c.head, c.sizes, m)
-		for i, p := range ps[:len(ps)-1] {
-			if p.size < m {
-				t.Errorf("planSegments(%d, %v): part %d has %d bytes", c.head, c.sizes, i, p.size)
+	}
+}
+
+// TestPlanSegmentsValid checks the rules S3 and the merge need on random
+// inputs, mostly parts under the minimum as rejected rows leave them: the
+// pieces cover the head and every source once, in order; every part but
+// the last is within [lo, hi]; a copy is one range of one source.
+func TestPlanSegmentsValid(t *testing.T) {
+	const lo, hi = 100, 1000
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		head := rng.Int64N(3) * rng.Int64N(150)
+		sizes := make([]int64, rng.IntN(12))
+		for i := range sizes {
+			switch rng.IntN(4) {
+			case 0:
+				sizes[i] = 0
+			case 1:
+				sizes[i] = rng.Int64N(3 * hi)
+			default:
+				sizes[i] = rng.Int64N(2 * lo)
 			}
 		}
+		plan := planSegments(head, sizes, lo, hi)
+		if err := checkPlan(plan, head, sizes, lo, hi); err != nil {
+			t.Fatalf("planSegments(%d, %v) = %s: %v", head, sizes, showPlan(plan), err)
+		}
 	}
+}
+
+func checkPlan(plan []segment, head int64, sizes []int64, lo, hi int64) error {
+	src, off := -1, int64(0) // where the next piece must start
+	if head == 0 {
+		src = 0
+	}
+	for i, p := range plan {
+		var sum int64
+		for _, q := range p.pieces {
+			for src >= 0 && src < len(sizes) && off == sizes[src] {
+				src, off = src+1, 0
+			}
+			if q.src != src || q.off != off || q.n <= 0 {
+				return fmt.Errorf("part %d: piece %+v, want one at source %d offset %d", i, q, src, off)
+			}
+			off += q.n
+			if src < 0 {
+				src, off = 0, 0
+			}
+			sum += q.n
+		}
+		if sum != p.size || (p.copy && len(p.pieces) != 1) {
+			return fmt.Errorf("part %d: size %d, pieces add to %d", i, p.size, sum)
+		}
+		if i < len(plan)-1 && (p.size < lo || p.size > hi) {
+			return fmt.Errorf("part %d of %d has %d bytes", i, len(plan), p.size)
+		}
+	}
+	for src >= 0 && src < len(sizes) && off == sizes[src] {
+		src, off = src+1, 0
+	}
+	if src != len(sizes) {
+		return fmt.Errorf("the plan stops at source %d offset %d", src, off)
+	}
+	return nil
 }

@@ -22,16 +22,22 @@ import (
 	"github.com/sluicehq/sluice/pkg/sluice/sluicetest"
 )
 
-func TestMain(m *testing.M) { awstest.Main(m, awstest.S3) }
+func TestMain(m *testing.M) { awstest.Main(m, awstest.S3, awstest.S3Copy) }
 
 var buckets atomic.Int64
 
-// newStore returns a store on a new, empty bucket.
+// newStore returns a store on a new, empty bucket of gofakes3.
 func newStore(t *testing.T, opts ...s3blob.Option) *s3blob.Store {
+	t.Helper()
+	return newStoreOn(t, awstest.S3, opts...)
+}
+
+// newStoreOn returns a store on a new, empty bucket of the S3 emulator svc.
+func newStoreOn(t *testing.T, svc awstest.Service, opts ...s3blob.Option) *s3blob.Store {
 	t.Helper()
 	env := awstest.Shared(t)
 	name := fmt.Sprintf("sluice-test-%d-%d", time.Now().UnixNano()%1e9, buckets.Add(1))
-	st := s3blob.New(env.Config(awstest.S3), name, append([]s3blob.Option{s3blob.WithPathStyle()}, opts...)...)
+	st := s3blob.New(env.Config(svc), name, append([]s3blob.Option{s3blob.WithPathStyle()}, opts...)...)
 	if _, err := st.Client().CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 		t.Fatalf("CreateBucket: %v", err)
 	}
@@ -40,6 +46,11 @@ func newStore(t *testing.T, opts ...s3blob.Option) *s3blob.Store {
 
 func TestBlobStoreConformance(t *testing.T) {
 	sluicetest.TestBlobStore(t, func(t *testing.T) sluice.BlobStore { return newStore(t) })
+}
+
+// The same suite on s3rver, where Compose takes the UploadPartCopy path.
+func TestBlobStoreConformanceS3Copy(t *testing.T) {
+	sluicetest.TestBlobStore(t, func(t *testing.T) sluice.BlobStore { return newStoreOn(t, awstest.S3Copy) })
 }
 
 // readOnly hides everything but Read, as a pipe or a gzip stream would.

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/pkg/config"
 )
 
 // TestEveryVarIsInTheREADME keeps the README's settings table honest.
@@ -47,5 +49,16 @@ func TestLoadConfig(t *testing.T) {
 	}
 	if _, err := LoadConfig("worker", func(k string) string { return map[string]string{"SLUICE_BACKEND": "local"}[k] }); err != nil {
 		t.Errorf("local backend needs no bucket: %v", err)
+	}
+}
+
+// The services on AWS chunk by config.AWSChunkRows unless told otherwise,
+// so that the merge's parts reach S3's 5 MiB copy minimum; locally not.
+func TestPipelineConfigChunkRowsByBackend(t *testing.T) {
+	for backend, want := range map[string]int{"aws": config.AWSChunkRows, "local": config.Default().ChunkRows} {
+		p, err := pipelineConfig(Config{Backend: backend})
+		if err != nil || p.ChunkRows != want {
+			t.Errorf("%s: chunkRows %d (%v), want %d", backend, p.ChunkRows, err, want)
+		}
 	}
 }

@@ -46,7 +46,7 @@ func Main(stage string) {
 }
 
 func pipelineConfig(c Config) (*config.Pipeline, error) {
-	pcfg, err := config.Load(c.PipelineConfig)
+	pcfg, err := config.LoadFor(c.PipelineConfig, c.Backend)
 	if err != nil {
 		return nil, err
 	}

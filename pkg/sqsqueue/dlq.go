@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/tracing"
 )
 
 // redrivePolicyReason stands for the reason of a message that SQS's own
@@ -125,6 +126,7 @@ func (q *Queue) Redrive(ctx context.Context) (int, error) {
 			QueueUrl: dlq, MaxNumberOfMessages: maxBatchEntries, VisibilityTimeout: 60,
 			MessageSystemAttributeNames: systemAttrs,
 			AttributeNames:              legacyAttrs, //nolint:staticcheck // see legacyAttrs
+			MessageAttributeNames:       traceAttrNames,
 		})
 		if err != nil {
 			return moved, q.errorf("redrive", err)
@@ -147,19 +149,25 @@ func (q *Queue) Redrive(ctx context.Context) (int, error) {
 	}
 }
 
-// moveBack sends ms to this queue, then deletes them from the dead-letter
-// queue.
+// moveBack sends ms to this queue, with their trace context, then deletes
+// them from the dead-letter queue.
 func (q *Queue) moveBack(ctx context.Context, dlq *string, ms []types.Message) error {
 	if len(ms) == 0 {
 		return nil
 	}
 	bodies := make([][]byte, len(ms))
+	traces := make([]string, len(ms))
 	entries := make([]types.DeleteMessageBatchRequestEntry, len(ms))
 	for i, m := range ms {
 		bodies[i] = []byte(aws.ToString(m.Body))
+		if a, ok := m.MessageAttributes[tracing.Header]; ok {
+			traces[i] = aws.ToString(a.StringValue)
+		}
 		entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle}
 	}
-	if err := q.SendBatch(ctx, bodies); err != nil {
+	// Each message goes back with its own trace context (the batch's),
+	// not the redriving operator's.
+	if err := q.sendTraced(ctx, bodies, func(i int) string { return traces[i] }); err != nil {
 		return err
 	}
 	out, err := q.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: dlq, Entries: entries})

@@ -117,22 +117,31 @@ func (q *Queue) Send(ctx context.Context, body []byte) error {
 // ten messages. Entries SQS failed on its side are sent again; an entry it
 // refused as bad is an error.
 func (q *Queue) SendBatch(ctx context.Context, bodies [][]byte) error {
-	tp := tracing.Inject(ctx)
+	return q.sendTraced(ctx, bodies, func(int) string { return tracing.Inject(ctx) })
+}
+
+// sendTraced sends bodies in groups SQS accepts, body i with the trace
+// context traceOf(i): the sender's for SendBatch, each message's own for
+// Redrive.
+func (q *Queue) sendTraced(ctx context.Context, bodies [][]byte, traceOf func(i int) string) error {
 	// SQS counts attribute names, types and values in the size limit.
-	extra := 0
-	if tp != "" {
-		extra = len(tracing.Header) + len("String") + len(tp)
+	extra := func(i int) int {
+		if tp := traceOf(i); tp != "" {
+			return len(tracing.Header) + len("String") + len(tp)
+		}
+		return 0
 	}
-	for len(bodies) > 0 {
+	for off := 0; off < len(bodies); {
 		n, size := 0, 0
-		for n < len(bodies) && n < maxBatchEntries && (n == 0 || size+len(bodies[n])+extra <= maxBatchBytes) {
-			size += len(bodies[n]) + extra
+		for off+n < len(bodies) && n < maxBatchEntries && (n == 0 || size+len(bodies[off+n])+extra(off+n) <= maxBatchBytes) {
+			size += len(bodies[off+n]) + extra(off+n)
 			n++
 		}
-		if err := q.sendGroup(ctx, bodies[:n], traceAttrs(tp)); err != nil {
+		base := off
+		if err := q.sendGroup(ctx, bodies[off:off+n], func(i int) map[string]types.MessageAttributeValue { return traceAttrs(traceOf(base + i)) }); err != nil {
 			return err
 		}
-		bodies = bodies[n:]
+		off += n
 	}
 	return nil
 }
@@ -146,7 +155,7 @@ func traceAttrs(tp string) map[string]types.MessageAttributeValue {
 	return map[string]types.MessageAttributeValue{tracing.Header: {DataType: aws.String("String"), StringValue: aws.String(tp)}}
 }
 
-func (q *Queue) sendGroup(ctx context.Context, bodies [][]byte, attrs map[string]types.MessageAttributeValue) error {
+func (q *Queue) sendGroup(ctx context.Context, bodies [][]byte, attrs func(i int) map[string]types.MessageAttributeValue) error {
 	pending := make(map[string][]byte, len(bodies))
 	for i, b := range bodies {
 		pending[strconv.Itoa(i)] = b
@@ -155,7 +164,8 @@ func (q *Queue) sendGroup(ctx context.Context, bodies [][]byte, attrs map[string
 	for attempt := 1; ; attempt++ {
 		entries := make([]types.SendMessageBatchRequestEntry, 0, len(pending))
 		for id, b := range pending {
-			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(string(b)), MessageAttributes: attrs})
+			i, _ := strconv.Atoi(id)
+			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(string(b)), MessageAttributes: attrs(i)})
 		}
 		out, err := q.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &q.url, Entries: entries})
 		if err != nil {
@@ -282,12 +292,17 @@ func (q *Queue) DeadLetter(ctx context.Context, m sluice.Message, reason string)
 	if reason == "" {
 		reason = "unspecified" // SQS refuses empty attribute values
 	}
+	// The copy keeps the message's own trace context, as SQS's redrive
+	// policy keeps its attributes, so a redrive continues the batch's trace.
+	attrs := traceAttrs(m.Trace)
+	if attrs == nil {
+		attrs = map[string]types.MessageAttributeValue{}
+	}
+	attrs[ReasonAttribute] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(reason)}
 	_, err := q.client.SendMessage(ctx, &sqs.SendMessageInput{
-		QueueUrl:    aws.String(q.opt.DeadLetterURL),
-		MessageBody: aws.String(string(m.Body)),
-		MessageAttributes: map[string]types.MessageAttributeValue{
-			ReasonAttribute: {DataType: aws.String("String"), StringValue: aws.String(reason)},
-		},
+		QueueUrl:          aws.String(q.opt.DeadLetterURL),
+		MessageBody:       aws.String(string(m.Body)),
+		MessageAttributes: attrs,
 	})
 	if err != nil {
 		return q.errorf("dead-letter", err)

@@ -1,23 +1,79 @@
 package wire
 
 import (
+	"encoding/json"
+	"fmt"
+
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/httpref"
+	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
-// UseHTTPReference makes the catalog the HTTP API's when the configuration
-// sets reference.http, for either builder: the stages then look keys up in
-// the API, and a reference load is refused with a message that says why.
-// One catalog per process, so its cache, rate limit and circuit breaker are
-// shared by all the chunks the process works on.
+// UseHTTPReference builds, for either builder, the HTTP API catalog of
+// every feed whose reference is reference.http: the stages then look that
+// feed's keys up in its own API, and the other feeds in their datasets.
+// Feeds with the same reference settings share one catalog, so its cache,
+// rate limit and circuit breaker are per API and process, not per feed.
+// When the top level itself sets reference.http, Catalog (the default
+// dataset's) becomes its API too, so a load into it is refused with a
+// message that says why.
 func (p *Ports) UseHTTPReference(cfg *config.Pipeline, opts httpref.Options) error {
-	if cfg.Reference.HTTP == nil {
-		return nil
+	byRef := map[string]*httpref.Catalog{}
+	build := func(ref config.Reference) (*httpref.Catalog, error) {
+		// What httpref.New reads: the key, the appended columns and the
+		// API's settings (not the unused dataset name, nor onMissing).
+		id, err := json.Marshal([]any{ref.Key, ref.Append, ref.HTTP})
+		if err != nil {
+			return nil, err
+		}
+		if c, ok := byRef[string(id)]; ok {
+			return c, nil
+		}
+		c, err := httpref.New(ref, opts)
+		if err == nil {
+			byRef[string(id)] = c
+		}
+		return c, err
 	}
-	c, err := httpref.New(cfg.Reference, opts)
-	if err != nil {
-		return err
+	for _, f := range cfg.FeedList() {
+		if !f.FromHTTP() {
+			continue
+		}
+		c, err := build(f.Reference)
+		if err != nil {
+			return fmt.Errorf("feed %s: %w", f.Name, err)
+		}
+		if p.httpRefs == nil {
+			p.httpRefs = map[string]sluice.Catalog{}
+		}
+		p.httpRefs[f.Name] = c
 	}
-	p.Catalog = c
+	if cfg.FromHTTP() {
+		c, err := build(cfg.Reference)
+		if err != nil {
+			return err
+		}
+		p.Catalog = c
+	}
 	return nil
+}
+
+// HTTPCatalog is the HTTP API catalog UseHTTPReference built for a feed.
+func (p *Ports) HTTPCatalog(feed string) (sluice.Catalog, error) {
+	if feed == "" {
+		feed = config.DefaultFeed
+	}
+	if c, ok := p.httpRefs[feed]; ok {
+		return c, nil
+	}
+	return nil, fmt.Errorf("feed %s enriches from reference.http, but this runtime built no HTTP reference for it", feed)
+}
+
+// FeedCatalog is the catalog the narrowed configuration cfg
+// (config.Pipeline.ForFeed) enriches from: its HTTP API or its dataset.
+func (p *Ports) FeedCatalog(cfg *config.Pipeline) (sluice.Catalog, error) {
+	if cfg.FromHTTP() {
+		return p.HTTPCatalog(cfg.Feed)
+	}
+	return p.Catalogs(cfg.Dataset())
 }

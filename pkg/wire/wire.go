@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/tracing"
 )
 
 // Ports are the outside world of one runtime, as domain interfaces.
@@ -34,7 +35,8 @@ type Ports struct {
 	Dataset func(name string) (sluice.Catalog, error)
 	Mailer  sluice.Mailer
 
-	closers []func() error
+	httpRefs map[string]sluice.Catalog // by feed: UseHTTPReference
+	closers  []func() error
 }
 
 // Close releases what the builder opened (files, databases); the AWS
@@ -52,12 +54,18 @@ func (p *Ports) Close() error {
 // out when the configuration enriches nothing, so a missing reference is
 // no error then.
 func (p *Ports) Deps(cfg *config.Pipeline, log *slog.Logger, rec pipeline.Recorder) *pipeline.Deps {
+	if log != nil {
+		// Stage handlers log with their message's context: the lines
+		// carry its trace_id and span_id.
+		log = tracing.Logger(log)
+	}
 	d := &pipeline.Deps{Blobs: p.Blobs, Ledger: p.Ledger, Mailer: p.Mailer, Config: cfg, Logger: log, Recorder: rec}
 	d.SendQueues(p.Queues)
 	if cfg.Enriches() {
 		d.Catalog = p.Catalog
 	}
 	d.Datasets = p.Catalogs
+	d.HTTPCatalog = p.HTTPCatalog
 	return d
 }
 

@@ -1,14 +1,19 @@
 // Command awsbench runs one generated file through the four services as
-// separate processes against the AWS emulators (the AWS path), reports the
-// wall time from upload to email, counts every AWS API call the services
-// and the uploader made (the SDK middleware in pkg/awsconfig, read back from
-// each service's /metrics), and prices them at list prices: the cost per
-// million rows. `make bench-aws`; see BENCHMARKS.md.
+// separate processes against the AWS emulators (the AWS path), once per
+// layout (-layouts: the seed's copied chunks with 10,000-row chunks, and
+// the default), and reports for each the wall time from upload to email,
+// every AWS API call the services and the uploader made (the SDK middleware
+// in pkg/awsconfig, read back from each service's /metrics) priced at list
+// prices, and the S3 requests and payload bytes by operation as counted on
+// the wire by pkg/awstest: per million rows, and the saving of the default
+// over the copied layout. `make bench-aws`; see BENCHMARKS.md.
 package main
 
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,8 +57,10 @@ type bench struct {
 	timeout                *time.Duration
 	dir                    string // absolute
 	out                    io.Writer
+	env                    *awstest.Env
 	procs                  []*exec.Cmd
 	addrs                  []string
+	config                 string // SLUICE_CONFIG of the services being started
 }
 
 // The resources the bench provisions on the emulators.
@@ -68,8 +76,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	b.workers = fs.Int("workers", 1, "worker processes")
 	dir := fs.String("out", "bench/out/aws", "`directory` for the data and the service logs")
 	b.timeout = fs.Duration("timeout", 10*time.Minute, "how long the batch may take")
+	s3 := fs.String("s3", "s3rver", "the S3 emulator: s3rver (does UploadPartCopy) or gofakes3 (does not: merges stream)")
+	layoutList := fs.String("layouts", "copy-chunks,default", "comma-separated `layouts` to run: "+strings.Join(layoutNames(), ", "))
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	ls, err := pickLayouts(*layoutList)
+	if err != nil {
+		return err
+	}
+	s3svc := map[string]awstest.Service{"s3rver": awstest.S3Copy, "gofakes3": awstest.S3}[*s3]
+	if s3svc == "" {
+		return fmt.Errorf("-s3 %q: want s3rver or gofakes3", *s3)
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return err
@@ -83,28 +101,98 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := b.buildServices(ctx); err != nil {
 		return err
 	}
-	b.logf("starting the emulators")
-	env, err := awstest.Start(ctx, awstest.S3, awstest.SQS, awstest.DynamoDB, awstest.SES)
+	b.logf("starting the emulators (S3: %s)", *s3)
+	env, err := awstest.Start(ctx, s3svc, awstest.SQS, awstest.DynamoDB, awstest.SES)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
-	if err := b.setup(ctx, env, fin); err != nil {
+	b.env = env
+	if err := b.setup(ctx, env, s3svc, fin); err != nil {
 		return err
 	}
 	defer b.stopServices()
-	if err := b.startServices(ctx); err != nil {
-		return err
+	var results []result
+	for _, l := range ls {
+		r, err := b.runLayout(ctx, l, orders, st)
+		if err != nil {
+			return fmt.Errorf("layout %s: %w", l.name, err)
+		}
+		results = append(results, r)
 	}
+	printS3(b.out, results)
+	for _, r := range results[1:] {
+		if !slices.Equal(r.sums, results[0].sums) {
+			return fmt.Errorf("layout %s's output and error report differ from layout %s's: sha256 %v, %v", r.layout.name, results[0].layout.name, r.sums, results[0].sums)
+		}
+	}
+	fmt.Fprintf(b.out, "outputs byte-identical across the layouts: output and error report sha256 %v\n", results[0].sums)
+	return nil
+}
+
+// runLayout starts the services with the layout's configuration, runs the
+// file through them, checks the batch, reports it and stops the services.
+func (b *bench) runLayout(ctx context.Context, l layout, orders string, st gen.Stats) (result, error) {
+	b.config = filepath.Join(b.dir, l.name+".yaml")
+	if err := os.WriteFile(b.config, []byte(l.config), 0o644); err != nil {
+		return result{}, err
+	}
+	b.logf("layout %s: %s", l.name, l.about)
+	if err := b.startServices(ctx); err != nil {
+		return result{}, err
+	}
+	defer func() {
+		b.stopServices()
+		// local-aws-sqs keeps a stopped consumer's long poll open until its
+		// wait ends and would hand that poll the next layout's first
+		// message, hidden for the visibility timeout (2 min).
+		time.Sleep(2 * time.Second)
+	}()
 	var jobCalls awsconfig.Counts
-	batch, wall, err := b.job(ctx, orders, &jobCalls)
+	batch, wall, s3ops, err := b.job(ctx, orders, "input/orders-"+l.name+".csv", &jobCalls)
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	if batch.State != sluice.StateCompleted || batch.RowsIn != st.Rows || batch.RowsRejected != st.Bad {
-		return fmt.Errorf("batch %s: rows in %d rejected %d, gen made %d and %d bad", batch.State, batch.RowsIn, batch.RowsRejected, st.Rows, st.Bad)
+		return result{}, fmt.Errorf("batch %s: rows in %d rejected %d, gen made %d and %d bad", batch.State, batch.RowsIn, batch.RowsRejected, st.Rows, st.Bad)
 	}
-	return b.report(ctx, batch, wall, &jobCalls)
+	sums, err := b.digests(ctx, batch.OutputKey, batch.ErrorsKey) // after the traffic was taken
+	if err != nil {
+		return result{}, err
+	}
+	fmt.Fprintf(b.out, "\n== layout %s\n", l.name)
+	if err := b.report(ctx, batch, wall, &jobCalls); err != nil {
+		return result{}, err
+	}
+	return result{layout: l, rows: batch.RowsIn, chunks: batch.TotalChunks, wall: wall, ops: s3ops, sums: sums}, nil
+}
+
+// digests reads the batch's outputs back and returns their SHA-256s, so
+// that layouts can be checked to give the same bytes.
+func (b *bench) digests(ctx context.Context, keys ...string) ([]string, error) {
+	cfg, err := awsconfig.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ports, err := wire.AWS(ctx, cfg, wire.AWSOptions{Bucket: bucket, QueuePrefix: prefix, TablePrefix: prefix, PathStyle: true})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, k := range keys {
+		r, err := ports.Blobs.Get(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, r)
+		r.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, hex.EncodeToString(h.Sum(nil)))
+	}
+	return out, nil
 }
 
 // buildServices builds the four service binaries under DIR/bin.
@@ -120,10 +208,10 @@ func (b *bench) buildServices(ctx context.Context) error {
 // setup points this process's SDK at the emulators (the services inherit
 // it), provisions the bucket, queues and tables, and loads the reference.
 // None of it is timed.
-func (b *bench) setup(ctx context.Context, env *awstest.Env, fin string) error {
+func (b *bench) setup(ctx context.Context, env *awstest.Env, s3svc awstest.Service, fin string) error {
 	for _, kv := range []string{
 		"AWS_REGION=" + awstest.Region, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_ENDPOINT_URL_S3=" + env.Endpoint(awstest.S3), "AWS_ENDPOINT_URL_SQS=" + env.Endpoint(awstest.SQS),
+		"AWS_ENDPOINT_URL_S3=" + env.Endpoint(s3svc), "AWS_ENDPOINT_URL_SQS=" + env.Endpoint(awstest.SQS),
 		"AWS_ENDPOINT_URL_DYNAMODB=" + env.Endpoint(awstest.DynamoDB), "AWS_ENDPOINT_URL_SESV2=" + env.Endpoint(awstest.SES),
 	} {
 		k, v, _ := strings.Cut(kv, "=")
@@ -188,8 +276,8 @@ func (b *bench) start(stage string) error {
 	cmd := exec.Command(filepath.Join(b.dir, "bin", stage))
 	cmd.Env = append(os.Environ(), "SLUICE_BUCKET="+bucket, "SLUICE_QUEUE_PREFIX="+prefix, "SLUICE_TABLE_PREFIX="+prefix,
 		"SLUICE_S3_PATH_STYLE=true", "SLUICE_WAIT=1s", "SLUICE_HTTP_ADDR="+addr,
-		"SLUICE_MAIL_FROM=sluice@example.com", "SLUICE_MAIL_TO=bench@example.com")
-	logFile, err := os.Create(filepath.Join(b.dir, stage+"-"+strconv.Itoa(len(b.procs))+".log"))
+		"SLUICE_MAIL_FROM=sluice@example.com", "SLUICE_MAIL_TO=bench@example.com", "SLUICE_CONFIG="+b.config)
+	logFile, err := os.Create(filepath.Join(b.dir, strings.TrimSuffix(filepath.Base(b.config), ".yaml")+"-"+stage+"-"+strconv.Itoa(len(b.procs))+".log"))
 	if err != nil {
 		return err
 	}
@@ -207,39 +295,42 @@ func (b *bench) stopServices() {
 		p.Process.Signal(syscall.SIGTERM)
 		p.Wait()
 	}
+	b.procs, b.addrs = nil, nil
 }
 
-// job uploads the orders, sends the S3 event the emulator does not, and
-// follows the batch until it is mailed: the timed part, with its AWS calls
-// counted in calls.
-func (b *bench) job(ctx context.Context, orders string, calls *awsconfig.Counts) (sluice.Batch, time.Duration, error) {
+// job uploads the orders as key, sends the S3 event the emulator does
+// not, and follows the batch until it is mailed: the timed part, with its
+// AWS calls counted in calls. It returns the S3 traffic on the wire from
+// the end of the upload to the email: the services' own.
+func (b *bench) job(ctx context.Context, orders, key string, calls *awsconfig.Counts) (sluice.Batch, time.Duration, awstest.Ops, error) {
 	cfg, err := awsconfig.Load(ctx, calls)
 	if err != nil {
-		return sluice.Batch{}, 0, err
+		return sluice.Batch{}, 0, nil, err
 	}
 	o := wire.AWSOptions{Bucket: bucket, QueuePrefix: prefix, TablePrefix: prefix, PathStyle: true, Sends: []string{pipeline.QueueIngest}}
 	ports, err := wire.AWS(ctx, cfg, o)
 	if err != nil {
-		return sluice.Batch{}, 0, err
+		return sluice.Batch{}, 0, nil, err
 	}
 	in, err := os.Open(orders)
 	if err != nil {
-		return sluice.Batch{}, 0, err
+		return sluice.Batch{}, 0, nil, err
 	}
 	defer in.Close()
-	b.logf("uploading %s and sending its S3 event", orders)
+	b.logf("uploading %s as %s and sending its S3 event", orders, key)
 	begin := time.Now()
-	key := pipeline.InputPrefix + "orders.csv"
 	info, err := ports.Blobs.Put(ctx, key, in)
 	if err != nil {
-		return sluice.Batch{}, 0, err
+		return sluice.Batch{}, 0, nil, err
 	}
+	before := b.env.S3Traffic(bucket)
 	ev := awstest.ObjectCreated(bucket, key, info.Size, info.ETag, "01")
 	if err := ports.Queues[pipeline.QueueIngest].Send(ctx, ev); err != nil {
-		return sluice.Batch{}, 0, err
+		return sluice.Batch{}, 0, nil, err
 	}
 	batch, err := b.follow(ctx, ports.Ledger, key, begin)
-	return batch, time.Since(begin), err
+	wall := time.Since(begin)
+	return batch, wall, b.env.S3Traffic(bucket).Sub(before), err
 }
 
 // follow polls the batches table until the batch is final and mailed.

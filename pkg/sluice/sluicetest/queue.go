@@ -57,6 +57,7 @@ func bodies(ms []sluice.Message) []string {
 // TestQueue runs the Queue suite.
 func TestQueue(t *testing.T, newQueue QueueFactory) {
 	t.Run("CarriesTraceContext", func(t *testing.T) { testCarriesTrace(t, newQueue) })
+	t.Run("TraceSurvivesDeadLetterAndRedrive", func(t *testing.T) { testTraceThroughDLQ(t, newQueue) })
 	t.Run("SendReceiveDelete", func(t *testing.T) {
 		q, _ := newQueue(t, 0)
 		for _, b := range []string{"one", "two", `{"v":1,"x":"three"}`} {
@@ -430,4 +431,76 @@ func testCarriesTrace(t *testing.T, newQueue QueueFactory) {
 			t.Errorf("message %q carries trace %q, want %q", m.Body, m.Trace, exp)
 		}
 	}
+}
+
+// spanCtx is a context carrying a remote span context with the given
+// trace ID's first byte and span ID's first byte, and its traceparent.
+func spanCtx(ctx context.Context, traceByte, spanByte byte) (context.Context, string) {
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{traceByte, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+		SpanID:  trace.SpanID{spanByte, 2, 3, 4, 5, 6, 7, 8}, TraceFlags: trace.FlagsSampled,
+	})
+	return trace.ContextWithSpanContext(ctx, sc), "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-01"
+}
+
+// testTraceThroughDLQ: a message keeps the trace context it was sent with
+// through both ways into the dead-letter queue (DeadLetter, and the max
+// receive count) and back out with Redrive, even when those calls run in
+// another trace's context (an operator's redrive, the consumer's span).
+func testTraceThroughDLQ(t *testing.T, newQueue QueueFactory) {
+	const maxReceive = 1
+	q, dlq := newQueue(t, maxReceive)
+	ctxA, tpA := spanCtx(t.Context(), 0xa, 1)
+	ctxB, tpB := spanCtx(t.Context(), 0xb, 1)
+	other, _ := spanCtx(t.Context(), 0xc, 9)
+	if err := q.Send(ctxA, []byte("dead-lettered")); err != nil {
+		t.Fatal(err)
+	}
+	m := receiveN(t, q, 1, 30*time.Second, 10*time.Second)[0]
+	if err := q.DeadLetter(other, m, "test: cannot succeed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.SendBatch(ctxB, [][]byte{[]byte("max receive")}); err != nil {
+		t.Fatal(err)
+	}
+	// One receive without an acknowledgement; the next receive, after the
+	// visibility timeout, moves it (SQS: the redrive policy).
+	receiveN(t, q, 1, time.Second, 10*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(peekDeadQuiet(t, q)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the unacknowledged message never reached the dead-letter queue")
+		}
+		if _, err := q.Receive(t.Context(), 1, time.Second, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead := receiveN(t, dlq, 2, 30*time.Second, 10*time.Second)
+	want := map[string]string{"dead-lettered": tpA, "max receive": tpB}
+	for _, d := range dead {
+		if d.Trace != want[string(d.Body)] {
+			t.Errorf("in the dead-letter queue %q carries trace %q, want %q", d.Body, d.Trace, want[string(d.Body)])
+		}
+		if err := dlq.Extend(t.Context(), d.Receipt, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := q.Redrive(other); err != nil || n != 2 {
+		t.Fatalf("Redrive = %d, %v; want 2 moved", n, err)
+	}
+	for _, r := range receiveN(t, q, 2, 30*time.Second, 10*time.Second) {
+		if r.Trace != want[string(r.Body)] {
+			t.Errorf("redriven %q carries trace %q, want %q", r.Body, r.Trace, want[string(r.Body)])
+		}
+	}
+}
+
+// peekDeadQuiet is PeekDead that fails the test on error only.
+func peekDeadQuiet(t *testing.T, q sluice.Queue) []sluice.DeadMessage {
+	t.Helper()
+	d, err := q.PeekDead(t.Context(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

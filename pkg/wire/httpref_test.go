@@ -1,0 +1,61 @@
+package wire_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/httpref"
+	"github.com/sluicehq/sluice/pkg/wire"
+)
+
+// TestHTTPCatalogsPerFeed: each feed with reference.http gets its API's
+// catalog, feeds with the same API settings share one (one cache, rate
+// limit and breaker per API), a dataset feed gets its dataset, and a feed
+// the builder has no HTTP catalog for is an error, never the local data.
+func TestHTTPCatalogsPerFeed(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+feeds:
+  - {name: a, prefix: a/, reference: {http: {url: "https://a.example/r"}}}
+  - {name: a2, prefix: a2/, reference: {onMissing: empty, http: {url: "https://a.example/r"}}}
+  - {name: b, prefix: b/, reference: {http: {url: "https://b.example/r"}}}
+  - {name: local, prefix: l/, reference: {dataset: parts}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := wire.Local(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.UseHTTPReference(cfg, httpref.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	source := map[string]string{}
+	cats := map[string]any{}
+	for _, f := range []string{"a", "a2", "b", "local"} {
+		fc, err := cfg.ForFeed(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := p.FeedCatalog(fc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cats[f] = c
+		v, err := c.Current(t.Context())
+		if err == nil {
+			source[f] = v.Source
+		}
+	}
+	if source["a"] != "https://a.example/r" || source["b"] != "https://b.example/r" || source["local"] != "" {
+		t.Fatalf("sources %v", source)
+	}
+	if cats["a"] != cats["a2"] || cats["a"] == cats["b"] {
+		t.Fatal("feeds with the same API settings must share one catalog, others not")
+	}
+	if _, err := p.HTTPCatalog("local"); err == nil || !strings.Contains(err.Error(), "no HTTP reference") {
+		t.Fatalf("HTTP catalog of a dataset feed: %v", err)
+	}
+}
