@@ -214,10 +214,25 @@ func (s Splitter) source(ctx context.Context, b sluice.Batch, etag string) (stri
 	return ArchiveKey(b), info, err
 }
 
-// finish records the split's totals, tells the merger when the workers
-// were all done before the total was known, archives the input and moves
-// the batch on to processing.
+// finish archives the input, records the split's totals, tells the merger
+// when the workers were all done before the total was known, and moves the
+// batch on to processing.
 func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, redelivered, archived bool) error {
+	// The archive comes first: once the total is set the merge may run
+	// and fail the batch at once (a reject rate over the limit), and its
+	// email must find the input where it says it is kept. A crash after it
+	// re-splits from the archive, as a crash after the total does.
+	if archived {
+		// Copied before the cut: only the input's removal is left.
+		if err := s.Blobs.Delete(ctx, b.Key); err != nil {
+			return fmt.Errorf("archiving %s: %w", b.Key, err)
+		}
+	} else if err := s.archive(ctx, b); err != nil {
+		return err
+	}
+	if err := s.fault(PointSplitAfterArchive); err != nil {
+		return err
+	}
 	c, err := s.Ledger.SetTotal(ctx, b.ID, res.chunks, res.rows)
 	if err != nil {
 		return err
@@ -229,17 +244,6 @@ func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, r
 		if err := s.Merges.Send(ctx, sluice.Encode(sluice.BatchReady{Version: sluice.MessageVersion, BatchID: b.ID})); err != nil {
 			return err
 		}
-	}
-	if archived {
-		// Copied before the cut: only the input's removal is left.
-		if err := s.Blobs.Delete(ctx, b.Key); err != nil {
-			return fmt.Errorf("archiving %s: %w", b.Key, err)
-		}
-	} else if err := s.archive(ctx, b); err != nil {
-		return err
-	}
-	if err := s.fault(PointSplitAfterArchive); err != nil {
-		return err
 	}
 	_, err = s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateProcessing, SplitAt: s.now()})
 	return err
