@@ -4,8 +4,9 @@ GO      ?= go
 BIN     := bin/sluice
 DEMO    := .sluice-demo
 ROWS    ?= 100000
+BENCH_ROWS ?= 1000000,10000000
 
-.PHONY: run test deps build lint bench bench-aws bench-micro clean help
+.PHONY: run test deps build lint bench bench-duckdb bench-aws bench-micro clean help
 
 help:
 	@echo "make run    - generate $(ROWS) demo rows and run them through the embedded pipeline"
@@ -53,13 +54,17 @@ test: deps lint
 # Sluice against DuckDB on 1M and 10M generated rows, checked against the
 # oracle (bench/cmd/sluicebench; BENCH_FLAGS=-skip-duckdb etc.), then the Go
 # micro-benchmarks. Data and results go to bench/out/. See BENCHMARKS.md.
-bench: build
+bench: bench-duckdb
+	@$(MAKE) --no-print-directory bench-aws
+	@$(MAKE) --no-print-directory bench-micro
+
+# Only the side-by-side with DuckDB (plain join = headline, ordered = second
+# row), on BENCH_ROWS rows with full-size references.
+bench-duckdb: build
 	@if [ ! -d bench/duckdb/node_modules ] || [ bench/duckdb/package-lock.json -nt bench/duckdb/node_modules/.package-lock.json ]; then \
 	  npm ci --prefix bench/duckdb --no-audit --no-fund; \
 	fi
-	$(GO) run ./bench/cmd/sluicebench -bin $(BIN) -out bench/out -sizes 1000000,10000000 $(BENCH_FLAGS)
-	@$(MAKE) --no-print-directory bench-aws
-	@$(MAKE) --no-print-directory bench-micro
+	$(GO) run ./bench/cmd/sluicebench -bin $(BIN) -out bench/out -sizes $(BENCH_ROWS) $(BENCH_FLAGS)
 
 # The AWS path: 1M and 10M rows through the four services as processes on
 # the emulators (S3: s3rver, which does UploadPartCopy), once with the seed's

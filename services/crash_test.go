@@ -115,3 +115,57 @@ func (s *stack) waitChunks(key string, within time.Duration) {
 	}
 	s.t.Fatalf("the chunks of %s are not all done after %v", key, within)
 }
+
+// TestCrashBetweenCounterWritesAWS kills the worker inside the DynamoDB
+// ledger's sharded counter (fault.PointLedgerAfterShard): the write that
+// completes the chunks' shard is done, the batch item is not told. The
+// redelivered chunk must finish that step: the outputs are the embedded
+// pipeline's, and the batch is merged exactly once.
+func TestCrashBetweenCounterWritesAWS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a stack of services")
+	}
+	orders, fin := testenv.SeedSample(t)
+	const chunkRows = 4000
+	s := newStack(t, chunkRows)
+	loadReference(t, s, fin)
+	s.env = append(s.env, "SLUICE_VISIBILITY=3s")
+	s.startAll()
+	wantOut, wantErrs, _ := embeddedOutput(t, chunkRows, orders, fin)
+	s.stop("worker")
+	// 3 chunks of 4,000 rows, each in a shard of its own (lanes): the
+	// worker passes the point once per shard and dies at the last.
+	p := s.start("worker", "SLUICE_CRASH_AT="+fault.PointLedgerAfterShard+"@3")
+	s.send("ingest", s.upload(orders, "shard-crash.csv"))
+	select {
+	case <-p.done:
+	case <-time.After(90 * time.Second):
+		t.Fatal("the worker never reached the point")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != fault.CrashExitCode {
+		t.Fatalf("the worker exited with %d, want %d:\n%s", code, fault.CrashExitCode, tail(p.stderr.String(), 2000))
+	}
+	s.mu.Lock()
+	delete(s.procs, "worker")
+	s.mu.Unlock()
+	// Every chunk is counted in its shard, and no merge was asked for.
+	s.waitChunks("input/shard-crash.csv", time.Minute)
+	if bs, _ := s.ledger.ListBatches(t.Context(), sluice.BatchFilter{Key: "input/shard-crash.csv"}); len(bs) != 1 || bs[0].State == sluice.StateMerging || !bs[0].MergedAt.IsZero() {
+		t.Fatalf("before the worker is back: %+v", bs)
+	}
+	s.start("worker")
+	b := s.waitBatch("input/shard-crash.csv", 2*time.Minute)
+	checkBatch(t, s, b, wantOut, wantErrs, 0)
+	s.mu.Lock()
+	merger := s.procs["merger"]
+	s.mu.Unlock()
+	var merged int
+	for line := range strings.Lines(merger.stderr.String()) {
+		if strings.Contains(line, b.ID) && (strings.Contains(line, `"msg":"merged"`) || strings.Contains(line, "merge message for a finished batch")) {
+			merged++
+		}
+	}
+	if merged != 1 {
+		t.Fatalf("the merger handled %d merge messages for the batch, want exactly 1", merged)
+	}
+}

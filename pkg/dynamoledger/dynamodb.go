@@ -49,6 +49,12 @@ type Options struct {
 	// expiresAt attribute that long after they are written, which the
 	// tables' TTL deletes (config retention.records). Default 0: kept.
 	RecordTTL time.Duration
+	// ShardWidth is how many chunks one shard item of the batch counter
+	// counts (shards.go). Default DefaultShardWidth; tests make it small to
+	// have many shards. Every process on a table must use the same width:
+	// a batch records the width it was created with, and a ledger with
+	// another refuses it with a permanent error.
+	ShardWidth int
 }
 
 // Option changes Options.
@@ -59,6 +65,9 @@ func WithCacheSize(n int) Option { return func(o *Options) { o.CacheSize = n } }
 
 // WithRecordTTL sets Options.RecordTTL.
 func WithRecordTTL(d time.Duration) Option { return func(o *Options) { o.RecordTTL = d } }
+
+// WithShardWidth sets Options.ShardWidth.
+func WithShardWidth(n int) Option { return func(o *Options) { o.ShardWidth = n } }
 
 // WithConcurrency sets Options.Concurrency.
 func WithConcurrency(n int) Option { return func(o *Options) { o.Concurrency = n } }

@@ -1,6 +1,7 @@
 package dynamoledger_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -26,7 +27,7 @@ func TestMain(m *testing.M) { awstest.Main(m, awstest.DynamoDB) }
 var prefixes atomic.Int64
 
 // newDB makes a fresh set of tables for one test and drops them after it.
-func newDB(t *testing.T, opts ...dynamoledger.Option) *dynamoledger.DB {
+func newDB(t testing.TB, opts ...dynamoledger.Option) *dynamoledger.DB {
 	t.Helper()
 	env := awstest.Shared(t)
 	prefix := fmt.Sprintf("sluice-test-%d-%d-", time.Now().UnixNano()%1e9, prefixes.Add(1))
@@ -45,6 +46,12 @@ func newDB(t *testing.T, opts ...dynamoledger.Option) *dynamoledger.DB {
 
 func TestLedgerConformance(t *testing.T) {
 	sluicetest.TestLedger(t, func(t *testing.T) sluice.Ledger { return newDB(t).Ledger() })
+}
+
+// TestLedgerConformanceManyShards runs the suite with shards of 4 chunks,
+// so its batches span many shards, full ones and a partial last one.
+func TestLedgerConformanceManyShards(t *testing.T) {
+	sluicetest.TestLedger(t, func(t *testing.T) sluice.Ledger { return newDB(t, dynamoledger.WithShardWidth(4)).Ledger() })
 }
 
 func TestCatalogConformance(t *testing.T) {
@@ -377,5 +384,130 @@ func TestChunkBoundIsPermanent(t *testing.T) {
 	}
 	if b, _ := l.GetBatch(t.Context(), "big"); b.DoneChunks != 1 || b.TotalChunks >= 0 {
 		t.Fatalf("batch after the refusals: done %d total %d", b.DoneChunks, b.TotalChunks)
+	}
+}
+
+// A batch counted in another shard width, or in one item by an older
+// version, cannot be finished by this ledger: its shards would never
+// complete. Every call says so with a permanent error instead of hanging.
+func TestOtherWidthIsPermanent(t *testing.T) {
+	db := newDB(t, dynamoledger.WithShardWidth(4))
+	if _, _, err := db.Ledger().CreateBatch(t.Context(), sluice.Batch{ID: "w4", Key: "input/w.csv"}); err != nil {
+		t.Fatal(err)
+	}
+	// An item as the one-item counter wrote it: no shardWidth.
+	_, err := db.Client().PutItem(t.Context(), &dynamodb.PutItemInput{TableName: aws.String(db.Tables().Batches), Item: map[string]types.AttributeValue{
+		"id": &types.AttributeValueMemberS{Value: "old"}, "state": &types.AttributeValueMemberS{Value: "processing"},
+		"totalChunks": &types.AttributeValueMemberN{Value: "-1"}, "chunks": &types.AttributeValueMemberNS{Value: []string{"0"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := dynamoledger.New(awstest.Shared(t).Config(awstest.DynamoDB), db.Tables(), dynamoledger.WithShardWidth(8)).Ledger()
+	for _, tc := range []struct {
+		l  sluice.Ledger
+		id string
+	}{{other, "w4"}, {db.Ledger(), "old"}} {
+		if _, err := tc.l.ChunkDone(t.Context(), tc.id, sluice.ChunkStats{Chunk: 1, RowsOut: 1}); !sluice.IsPermanent(err) || !strings.Contains(err.Error(), "shards of") {
+			t.Errorf("ChunkDone on %s: %v, want a permanent error about the width", tc.id, err)
+		}
+		if _, err := tc.l.SetTotal(t.Context(), tc.id, 3, 3); !sluice.IsPermanent(err) {
+			t.Errorf("SetTotal on %s: %v, want a permanent error", tc.id, err)
+		}
+	}
+}
+
+// The counter's items stay small whatever the batch's size: the batch
+// item holds shard numbers and sums, never chunk numbers, and a shard at
+// most DefaultShardWidth chunk numbers; consecutive chunks are spread over
+// the 8 shards of their block. Shard items carry the batch's
+// expiry and are not batches to ListBatches.
+func TestCounterItemsStaySmall(t *testing.T) {
+	db := newDB(t, dynamoledger.WithRecordTTL(time.Hour))
+	l := db.Ledger()
+	if _, _, err := l.CreateBatch(t.Context(), sluice.Batch{ID: "big", Key: "input/big.csv"}); err != nil {
+		t.Fatal(err)
+	}
+	const lanes = 8 // a block of 8 shards, each full, then 88 chunks over the next 8
+	const n = lanes*dynamoledger.DefaultShardWidth + 88
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	var completed atomic.Int64
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, err := l.ChunkDone(t.Context(), "big", sluice.ChunkStats{Chunk: i, RowsIn: 3, RowsOut: 2, RowsRejected: 1})
+			if err != nil {
+				t.Error(err)
+			}
+			if c.Completed {
+				completed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if c, err := l.SetTotal(t.Context(), "big", n, 3*n); err != nil || !c.Completed {
+		t.Fatalf("SetTotal after every chunk = %+v, %v; want it to complete the batch", c, err)
+	}
+	if completed.Load() != 0 {
+		t.Fatalf("%d ChunkDones completed a batch whose total was unknown", completed.Load())
+	}
+	get := func(id string) map[string]types.AttributeValue {
+		out, err := db.Client().GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(db.Tables().Batches),
+			Key: map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: id}}})
+		if err != nil || out.Item == nil {
+			t.Fatalf("item %s: %v", id, err)
+		}
+		return out.Item
+	}
+	if _, ok := get("big")["chunks"]; ok {
+		t.Fatal("the batch item holds chunk numbers")
+	}
+	for k := range 2 * lanes {
+		want := dynamoledger.DefaultShardWidth
+		if k >= lanes {
+			want = 88 / lanes
+		}
+		item := get(fmt.Sprintf("big#shard#%d", k))
+		if set, _ := item["chunks"].(*types.AttributeValueMemberNS); set == nil || len(set.Value) != want {
+			t.Fatalf("shard %d holds %v, want %d chunk numbers", k, item["chunks"], want)
+		}
+		if _, ok := item["expiresAt"]; !ok {
+			t.Fatalf("shard %d has no expiresAt", k)
+		}
+	}
+	bs, err := l.ListBatches(t.Context(), sluice.BatchFilter{})
+	if err != nil || len(bs) != 1 || bs[0].DoneChunks != n || bs[0].RowsOut != 2*n || bs[0].RowsRejected != n || bs[0].ProcessAt.IsZero() {
+		t.Fatalf("ListBatches = %+v, %v; want the one batch, complete", bs, err)
+	}
+}
+
+// BatchFields (the worker's read, once per chunk) reads the batch item
+// alone: while shards are in flight its counters are those of the complete
+// shards, and once the batch is complete they are GetBatch's.
+func TestBatchFieldsReadsOnlyTheBatch(t *testing.T) {
+	l := newDB(t).Ledger()
+	if _, _, err := l.CreateBatch(t.Context(), sluice.Batch{ID: "f", Key: "input/f.csv", RefVersion: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.ChunkDone(t.Context(), "f", sluice.ChunkStats{Chunk: 0, RowsOut: 5}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.BatchFields(t.Context(), "f")
+	if err != nil || f.RefVersion != "v1" || f.DoneChunks != 0 {
+		t.Fatalf("BatchFields in flight = %+v, %v; want the fields, no shard counted yet", f, err)
+	}
+	if b, _ := l.GetBatch(t.Context(), "f"); b.DoneChunks != 1 || b.RowsOut != 5 {
+		t.Fatalf("GetBatch in flight: done %d out %d, want 1 and 5", b.DoneChunks, b.RowsOut)
+	}
+	if c, err := l.SetTotal(t.Context(), "f", 1, 5); err != nil || !c.Completed {
+		t.Fatalf("SetTotal = %+v, %v", c, err)
+	}
+	if f, err := l.BatchFields(t.Context(), "f"); err != nil || f.DoneChunks != 1 || f.RowsOut != 5 || f.RowsIn != 5 {
+		t.Fatalf("BatchFields complete = %+v, %v", f, err)
+	}
+	if _, err := l.BatchFields(t.Context(), "nope"); !errors.Is(err, sluice.ErrNotFound) {
+		t.Fatalf("BatchFields(nope): %v, want ErrNotFound", err)
 	}
 }

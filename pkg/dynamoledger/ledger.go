@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,11 +20,15 @@ import (
 // Ledger is a sluice.Ledger in the batches and rejects tables.
 //
 // A batch is one item. Its counters (doneChunks, rowsOut, rowsRejected, and
-// one "r#<rule>" attribute per rejection rule) and the number set "chunks"
-// of the chunks already counted change only through ADD in the conditional
-// UpdateItem of ChunkDone, so concurrent workers never lose each other's
-// counts and a redelivered chunk is never counted twice.
-type Ledger struct{ db *DB }
+// one "r#<rule>" attribute per rejection rule) change only through ADD in
+// conditional UpdateItems: the chunks are counted in shard items beside it,
+// and each complete shard's sums are added to it once (shards.go), so
+// concurrent workers never lose each other's counts and a redelivered chunk
+// is never counted twice.
+type Ledger struct {
+	db    *DB
+	fault func(point string) error // WithFault
+}
 
 var _ sluice.Ledger = (*Ledger)(nil)
 
@@ -214,6 +217,7 @@ func (l *Ledger) CreateBatch(ctx context.Context, b sluice.Batch) (sluice.Batch,
 		b.TotalChunks = -1
 	}
 	item := batchItem(b)
+	item[layoutAttr] = avS(l.layout())
 	if l.db.opt.RecordTTL > 0 {
 		item[expiresAtAttr] = avN(b.CreatedAt.Add(l.db.opt.RecordTTL).Unix())
 	}
@@ -309,6 +313,18 @@ func (l *Ledger) GetBatch(ctx context.Context, id string) (sluice.Batch, error) 
 	if err != nil {
 		return sluice.Batch{}, err
 	}
+	b := decodeBatch(item)
+	err = l.addInFlight(ctx, []*sluice.Batch{&b}, []map[string]types.AttributeValue{item})
+	return b, err
+}
+
+// BatchFields implements sluice.BatchFieldsReader: the batch item alone,
+// its counters those of its complete shards (exact once it is complete).
+func (l *Ledger) BatchFields(ctx context.Context, id string) (sluice.Batch, error) {
+	item, err := l.getItem(ctx, id)
+	if err != nil {
+		return sluice.Batch{}, err
+	}
 	return decodeBatch(item), nil
 }
 
@@ -334,6 +350,7 @@ func (l *Ledger) ListBatches(ctx context.Context, f sluice.BatchFilter) ([]sluic
 		in.ExpressionAttributeNames, in.ExpressionAttributeValues = names, values
 	}
 	var out []sluice.Batch
+	items := map[string]map[string]types.AttributeValue{}
 	p := dynamodb.NewScanPaginator(l.db.client, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -341,8 +358,9 @@ func (l *Ledger) ListBatches(ctx context.Context, f sluice.BatchFilter) ([]sluic
 			return nil, fmt.Errorf("dynamodb: list batches: %w", err)
 		}
 		for _, item := range page.Items {
-			if getS(item, "id") != countsID {
+			if getS(item, "id") != countsID && getS(item, shardOfAttr) == "" {
 				out = append(out, decodeBatch(item))
+				items[getS(item, "id")] = item
 			}
 		}
 	}
@@ -355,6 +373,13 @@ func (l *Ledger) ListBatches(ctx context.Context, f sluice.BatchFilter) ([]sluic
 	if f.Limit > 0 && len(out) > f.Limit {
 		out = out[:f.Limit]
 	}
+	bs, its := make([]*sluice.Batch, len(out)), make([]map[string]types.AttributeValue, len(out))
+	for i := range out {
+		bs[i], its[i] = &out[i], items[out[i].ID]
+	}
+	if err := l.addInFlight(ctx, bs, its); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -366,10 +391,11 @@ func (l *Ledger) ListBatches(ctx context.Context, f sluice.BatchFilter) ([]sluic
 // are overwritten.
 func (l *Ledger) UpdateBatch(ctx context.Context, id string, u sluice.BatchUpdate) (sluice.Batch, error) {
 	for attempt := 0; ; attempt++ {
-		old, err := l.GetBatch(ctx, id)
+		item, err := l.getItem(ctx, id) // the fields, not the shards' counts
 		if err != nil {
 			return sluice.Batch{}, err
 		}
+		old := decodeBatch(item)
 		if u.OnlyIfNotTerminal && old.State.Terminal() {
 			return old, nil
 		}
@@ -425,117 +451,6 @@ func (l *Ledger) UpdateBatch(ctx context.Context, id string, u sluice.BatchUpdat
 		}
 		return decodeBatch(out.Attributes), nil
 	}
-}
-
-// SetTotal implements sluice.Ledger. The total is set once: the update is
-// conditional on its being unknown, so the call whose update finds every
-// chunk already done is the only SetTotal that can report Completed, and
-// no ChunkDone can (each saw the total unknown). A repeated call reads the
-// batch and reports without completing.
-func (l *Ledger) SetTotal(ctx context.Context, id string, chunks, rows int) (sluice.Completion, error) {
-	if chunks > MaxChunks {
-		return sluice.Completion{}, tooManyChunks(id, chunks-1)
-	}
-	now := avS(time.Now().UTC().Format(timeFormat))
-	out, err := l.db.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(l.db.tables.Batches),
-		Key:                 l.key(id),
-		UpdateExpression:    aws.String("SET totalChunks = :total, rowsIn = :rows, totalAt = :now, updatedAt = :now"),
-		ConditionExpression: aws.String("attribute_exists(id) AND totalChunks < :zero"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":total": avN(int64(chunks)), ":rows": avN(int64(rows)), ":now": now, ":zero": avN(0),
-		},
-		ReturnValues: types.ReturnValueAllNew,
-	})
-	if isConditionFailed(err) {
-		b, err := l.GetBatch(ctx, id)
-		if err != nil {
-			return sluice.Completion{}, err
-		}
-		if b.TotalChunks != chunks {
-			return sluice.Completion{}, fmt.Errorf("dynamodb: batch %q: total already set to %d chunks, now %d", id, b.TotalChunks, chunks)
-		}
-		return sluice.Completion{Done: b.DoneChunks, Total: b.TotalChunks, Complete: complete(b.DoneChunks, b.TotalChunks)}, nil
-	}
-	if err != nil {
-		return sluice.Completion{}, fmt.Errorf("dynamodb: set total of batch %q: %w", id, err)
-	}
-	done := int(getN(out.Attributes, "doneChunks"))
-	c := sluice.Completion{Done: done, Total: chunks, Complete: complete(done, chunks)}
-	c.Completed = c.Complete
-	return c, nil
-}
-
-// MaxChunks bounds the chunks of one batch on DynamoDB. The batch item
-// holds the set of done chunk numbers, which deduplicates redelivered
-// ChunkDones in the same update that counts them; an item may not pass
-// 400 KB, and a number in the set costs up to 4 bytes below 100,000
-// (DynamoDB sizes a number at about one byte per two digits, plus one).
-// 80,000 chunks keep the set near 320 KB with room for the counters and
-// reject reasons. Past it the update would fail on every redelivery and
-// the batch would hang; instead the batch fails with an error that says
-// to raise chunkRows (docs/capacity.md).
-const MaxChunks = 80_000
-
-func tooManyChunks(id string, chunk int) error {
-	return sluice.Permanentf("dynamodb: batch %q: chunk %d is past the %d chunks one batch item can count (its done-chunk set would pass DynamoDB's 400 KB item limit); raise chunkRows so the file splits into fewer chunks (docs/capacity.md)", id, chunk, MaxChunks)
-}
-
-// ChunkDone implements sluice.Ledger with one UpdateItem that adds the
-// chunk to the set and its stats to the counters, on condition that the
-// set does not hold it yet. done grows by exactly one per counted chunk, so
-// the single update that makes done equal a known total is the one that
-// reports Completed.
-func (l *Ledger) ChunkDone(ctx context.Context, id string, s sluice.ChunkStats) (sluice.Completion, error) {
-	if s.Chunk >= MaxChunks {
-		return sluice.Completion{}, tooManyChunks(id, s.Chunk)
-	}
-	adds := []string{"chunks :c", "doneChunks :one", "rowsOut :out", "rowsRejected :rej"}
-	names := map[string]string{}
-	values := map[string]types.AttributeValue{
-		":c":   &types.AttributeValueMemberNS{Value: []string{strconv.Itoa(s.Chunk)}},
-		":n":   avN(int64(s.Chunk)),
-		":one": avN(1),
-		":out": avN(int64(s.RowsOut)),
-		":rej": avN(int64(s.RowsRejected)),
-		":now": avS(time.Now().UTC().Format(timeFormat)),
-	}
-	for i, rule := range slices.Sorted(maps.Keys(s.Reasons)) {
-		if s.Reasons[rule] == 0 {
-			continue
-		}
-		n, v := "#r"+strconv.Itoa(i), ":r"+strconv.Itoa(i)
-		names[n], values[v] = reasonPrefix+rule, avN(int64(s.Reasons[rule]))
-		adds = append(adds, n+" "+v)
-	}
-	in := &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(l.db.tables.Batches),
-		Key:                       l.key(id),
-		UpdateExpression:          aws.String("ADD " + strings.Join(adds, ", ") + " SET lastChunkAt = :now, updatedAt = :now"),
-		ConditionExpression:       aws.String("attribute_exists(id) AND NOT contains(chunks, :n)"),
-		ExpressionAttributeValues: values,
-		ReturnValues:              types.ReturnValueAllNew,
-	}
-	if len(names) > 0 {
-		in.ExpressionAttributeNames = names
-	}
-	out, err := l.db.client.UpdateItem(ctx, in)
-	if isConditionFailed(err) {
-		b, err := l.GetBatch(ctx, id)
-		if err != nil {
-			return sluice.Completion{}, err
-		}
-		return sluice.Completion{Done: b.DoneChunks, Total: b.TotalChunks, Complete: complete(b.DoneChunks, b.TotalChunks)}, nil
-	}
-	if err != nil {
-		return sluice.Completion{}, fmt.Errorf("dynamodb: chunk %d of batch %q: %w", s.Chunk, id, err)
-	}
-	done, total := int(getN(out.Attributes, "doneChunks")), int(getN(out.Attributes, "totalChunks"))
-	return sluice.Completion{
-		Counted: true, Done: done, Total: total,
-		Complete:  complete(done, total),
-		Completed: total >= 0 && done == total,
-	}, nil
 }
 
 // rejectKey is a rejected row's primary key.

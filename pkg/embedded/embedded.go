@@ -270,14 +270,16 @@ func (e *Engine) submit(ctx context.Context, path, dir, name string) (Submission
 	if err := CheckInput(path); err != nil {
 		return Submission{}, err
 	}
-	etag, size, err := fsblob.ETagOfFile(path)
-	if err != nil {
-		return Submission{}, err
-	}
 	key := dir + pipeline.SafeName(name)
 	if err := sluice.ValidateKey(dir + name); err != nil {
 		return Submission{}, fmt.Errorf("the file name cannot be used as an object key: %w", err)
 	}
+	up, err := e.upload(ctx, key, path)
+	if err != nil {
+		return Submission{}, err
+	}
+	defer up.discard()
+	etag, size := up.etag, up.size
 	prev, err := e.Ledger.ListBatches(ctx, sluice.BatchFilter{Key: key})
 	if err != nil {
 		return Submission{}, err
@@ -296,21 +298,8 @@ func (e *Engine) submit(ctx context.Context, path, dir, name string) (Submission
 		gen++
 	}
 	seq := strconv.Itoa(gen + 1)
-	f, err := os.Open(path)
-	if err != nil {
+	if err := up.publish(ctx); err != nil {
 		return Submission{}, err
-	}
-	defer f.Close()
-	info, err := e.Blobs.Put(ctx, key, f)
-	if err != nil {
-		return Submission{}, err
-	}
-	if info.ETag != etag || info.Size != size {
-		// No batch will read this copy: leave no orphan under input/.
-		if derr := e.Blobs.Delete(ctx, key); derr != nil {
-			e.Logger.Warn("removing the copy of a file that changed", "key", key, "err", derr)
-		}
-		return Submission{}, fmt.Errorf("%s changed while it was being read", path)
 	}
 	ev := sluice.ObjectCreated{
 		Version: sluice.MessageVersion, Bucket: e.Blobs.Bucket(), Key: key, Size: size, ETag: etag,
@@ -323,6 +312,72 @@ func (e *Engine) submit(ctx context.Context, path, dir, name string) (Submission
 		return Submission{}, err
 	}
 	return Submission{BatchID: sluice.BatchID(e.Blobs.Bucket(), key, etag, seq), Key: key}, nil
+}
+
+// upload is a submitted file on its way under input/: its ETag is known
+// before the earlier batches of its key are checked, and publish makes it
+// the object only when a new batch will read it.
+type upload struct {
+	etag    string
+	size    int64
+	staged  *fsblob.Staged                  // the local store's copy, not yet published
+	publish func(ctx context.Context) error // stores it under its key
+}
+
+func (u *upload) discard() {
+	if u.staged != nil {
+		u.staged.Discard()
+	}
+}
+
+// upload copies the file into the local store under a temporary name
+// (the kernel copies it; the ETag is the copy's hash, so the file is read
+// by this process once, not three times). A store that cannot stage
+// files gets the file hashed first, then Put, then compared.
+func (e *Engine) upload(ctx context.Context, key, path string) (*upload, error) {
+	if st, ok := e.Blobs.(interface {
+		StageFile(ctx context.Context, key, path string) (*fsblob.Staged, error)
+	}); ok {
+		staged, err := st.StageFile(ctx, key, path)
+		if errors.Is(err, fsblob.ErrChanged) {
+			return nil, fmt.Errorf("%s changed while it was being read", path)
+		}
+		if err != nil {
+			return nil, err
+		}
+		u := &upload{etag: staged.ETag, size: staged.Size, staged: staged}
+		u.publish = func(ctx context.Context) error { _, err := staged.Publish(ctx); return err }
+		return u, nil
+	}
+	etag, size, err := fsblob.ETagOfFile(path)
+	if err != nil {
+		return nil, err
+	}
+	u := &upload{etag: etag, size: size}
+	u.publish = func(ctx context.Context) error { return e.put(ctx, key, path, etag, size) }
+	return u, nil
+}
+
+// put stores the file under key and checks that what was stored is what
+// was hashed before.
+func (e *Engine) put(ctx context.Context, key, path, etag string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info, err := e.Blobs.Put(ctx, key, f)
+	if err != nil {
+		return err
+	}
+	if info.ETag != etag || info.Size != size {
+		// No batch will read this copy: leave no orphan under input/.
+		if derr := e.Blobs.Delete(ctx, key); derr != nil {
+			e.Logger.Warn("removing the copy of a file that changed", "key", key, "err", derr)
+		}
+		return fmt.Errorf("%s changed while it was being read", path)
+	}
+	return nil
 }
 
 // readsInput reports whether batch b's input is still its object under

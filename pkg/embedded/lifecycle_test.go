@@ -167,16 +167,22 @@ func TestChangedWhileReadLeavesNoOrphan(t *testing.T) {
 	line := seed[bytes.IndexByte(seed, '\n')+1:]
 	line = line[:bytes.IndexByte(line, '\n')+1]
 	for try := 0; try < 5; try++ {
-		path := filepath.Join(t.TempDir(), "growing.csv")
-		if err := os.WriteFile(path, bytes.Repeat(seed, 5), 0o644); err != nil {
+		// A name per try: a try whose copy happened to match made a batch,
+		// and its object rightly stays under input/.
+		name := fmt.Sprintf("growing-%d.csv", try)
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, bytes.Repeat(seed, 40), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		stop := make(chan struct{})
 		grown := make(chan struct{})
+		writing := make(chan struct{})
 		go func() {
 			defer close(grown)
 			f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 			defer f.Close()
+			f.Write(line)
+			close(writing) // the kernel's copy is quick: grow the file from before it starts
 			for {
 				select {
 				case <-stop:
@@ -186,6 +192,7 @@ func TestChangedWhileReadLeavesNoOrphan(t *testing.T) {
 				}
 			}
 		}()
+		<-writing
 		_, err := eng.Submit(t.Context(), path)
 		close(stop)
 		<-grown
@@ -195,8 +202,14 @@ func TestChangedWhileReadLeavesNoOrphan(t *testing.T) {
 		if !strings.Contains(err.Error(), "changed while it was being read") {
 			t.Fatalf("Submit = %v", err)
 		}
-		if left, _ := eng.Blobs.List(t.Context(), pipeline.InputPrefix); len(left) != 0 {
-			t.Fatalf("the partial copy stayed: %v", left)
+		left, _ := eng.Blobs.List(t.Context(), pipeline.InputPrefix)
+		for _, o := range left {
+			if o.Key == pipeline.InputPrefix+name {
+				t.Fatalf("the partial copy stayed: %v", left)
+			}
+		}
+		if ents, _ := os.ReadDir(filepath.Join(eng.Dir, wire.BucketDir, "input")); len(ents) != len(left) {
+			t.Fatalf("files under input/ %v, objects %v: a temporary copy stayed", ents, left)
 		}
 		return
 	}

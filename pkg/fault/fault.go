@@ -13,7 +13,8 @@
 // appends each distinct AWS call a service makes to FILE, for the test
 // that holds them against the Terraform's IAM policies.
 //
-// Production code only passes what these return into pipeline.Deps; no
+// Production code only passes what these return into pipeline.Deps (and,
+// for PointLedgerAfterShard, into the DynamoDB ledger's WithFault); no
 // other test hook lives in a production package.
 package fault
 
@@ -92,3 +93,10 @@ func (t twice) SendBatch(ctx context.Context, bodies [][]byte) error {
 	}
 	return t.Queue.SendBatch(ctx, bodies)
 }
+
+// PointLedgerAfterShard is the fault point inside the DynamoDB ledger's
+// sharded batch counter: a shard's completing write is done, the batch
+// item is not told yet (pkg/dynamoledger shards.go). The worker reaches it
+// in ChunkDone, the splitter in SetTotal; the redelivered message must
+// finish the step. Services pass their CrashAt to the ledger's WithFault.
+const PointLedgerAfterShard = "ledger.after_shard"

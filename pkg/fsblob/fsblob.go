@@ -100,42 +100,64 @@ const FileMode = 0o644
 
 // Put implements sluice.BlobStore.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) (sluice.BlobInfo, error) {
-	p, err := s.Path(key)
-	if err != nil {
+	if err := s.put(ctx, key, r, true); err != nil {
 		return sluice.BlobInfo{}, err
 	}
+	return s.Stat(ctx, key)
+}
+
+// PutScratch stores r under key as Put does, atomically, but without the
+// content hash: for objects only the pipeline itself reads back (a chunk's
+// output and error parts), whose ETag nobody compares. Hashing them cost
+// as much CPU as writing them, for every byte of every output
+// (BENCHMARKS.md). Stat gives such an object the weak ETag of its size and
+// modification time.
+func (s *Store) PutScratch(ctx context.Context, key string, r io.Reader) error {
+	return s.put(ctx, key, r, false)
+}
+
+func (s *Store) put(ctx context.Context, key string, r io.Reader, hashed bool) error {
+	p, err := s.Path(key)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return sluice.BlobInfo{}, fmt.Errorf("fsblob: %w", err)
+		return fmt.Errorf("fsblob: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(p), tmpPrefix+"*")
 	if err != nil {
-		return sluice.BlobInfo{}, fmt.Errorf("fsblob: %w", err)
+		return fmt.Errorf("fsblob: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
 	// CreateTemp makes the file 0600; an object is as readable as the
 	// files a person copies out of the bucket would be.
 	if err := tmp.Chmod(FileMode); err != nil {
 		tmp.Close()
-		return sluice.BlobInfo{}, fmt.Errorf("fsblob: %w", err)
+		return fmt.Errorf("fsblob: %w", err)
 	}
+	var w io.Writer = tmp
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, r})
+	if hashed {
+		w = io.MultiWriter(tmp, h)
+	}
+	n, err := io.Copy(w, ctxReader{ctx, r})
 	if err == nil {
 		err = tmp.Close()
 	} else {
 		tmp.Close()
 	}
 	if err != nil {
-		return sluice.BlobInfo{}, fmt.Errorf("fsblob: writing %q: %w", key, err)
+		return fmt.Errorf("fsblob: writing %q: %w", key, err)
 	}
-	etag := etagOf(n, h)
-	// The ETag travels with the file as an extended attribute where the file
-	// system has them; otherwise Stat derives a weaker one from size and time.
-	setETag(tmp.Name(), etag)
+	if hashed {
+		// The ETag travels with the file as an extended attribute where the file
+		// system has them; otherwise Stat derives a weaker one from size and time.
+		setETag(tmp.Name(), etagOf(n, h))
+	}
 	if err := os.Rename(tmp.Name(), p); err != nil {
-		return sluice.BlobInfo{}, fmt.Errorf("fsblob: %w", err)
+		return fmt.Errorf("fsblob: %w", err)
 	}
-	return s.Stat(ctx, key)
+	return nil
 }
 
 // ctxReader stops a long copy when the context ends.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -127,39 +128,99 @@ func (s *table) Lookup(ctx context.Context, keys []string) ([][]string, error) {
 	if s.m == nil {
 		return nil, errClosed
 	}
-	out := make([][]string, len(keys))
-	nv := len(s.cols) - 1
-	found := make([][]byte, len(keys))
-	size := 0
-	for _, p := range s.probeOrder(keys) {
-		if v := s.find(keys[p.i], p.h); v != nil {
-			found[p.i] = v
-			size += len(v)
+	// Each found value is copied out of the mapping as it is found: going
+	// back to the records later would take every cache and TLB miss again
+	// at 10M keys, where a chunk's records lie on as many pages as it has
+	// keys.
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	spans := slices.Grow(sc.spans[:0], len(keys))[:len(keys)]
+	clear(spans)
+	buf := sc.buf[:0]
+	ps := s.probeOrder(keys)
+	var sink uint64
+	for len(ps) > 0 {
+		g := ps[:min(len(ps), probeGroup)]
+		ps = ps[len(g):]
+		sink += s.touch(g)
+		for _, p := range g {
+			if v := s.find(keys[p.i], p.h); v != nil {
+				spans[p.i] = span{len(buf), len(buf) + len(v), true}
+				buf = append(buf, v...)
+			}
 		}
 	}
-	buf := make([]byte, 0, size)
-	for _, v := range found {
-		buf = append(buf, v...)
-	}
+	keep(sink)
+	sc.buf, sc.spans = buf, spans
+	return s.decode(buf, spans), nil
+}
+
+// scratch is a Lookup's working memory, reused from call to call: the
+// values found are copied into one string at the end, so the buffer they
+// are gathered in can serve the next chunk.
+type scratch struct {
+	buf   []byte
+	spans []span
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// span is where one key's packed value lies in a Lookup's buffer.
+type span struct {
+	start, end int
+	found      bool
+}
+
+// decode splits the packed values into strings that share one allocation.
+func (s *table) decode(buf []byte, spans []span) [][]string {
+	out := make([][]string, len(spans))
 	all := string(buf)
-	backing := make([]string, 0, len(keys)*nv)
-	pos := 0
-	for i, v := range found {
-		if v == nil {
+	backing := make([]string, 0, len(spans)*(len(s.cols)-1))
+	for i, sp := range spans {
+		if !sp.found {
 			continue
 		}
 		start := len(backing)
-		for j := 0; j < len(v); {
-			n, w := binary.Uvarint(v[j:])
+		for j := sp.start; j < sp.end; {
+			n, w := binary.Uvarint(buf[j:sp.end])
 			j += w
-			backing = append(backing, all[pos+j:pos+j+int(n)])
+			backing = append(backing, all[j:j+int(n)])
 			j += int(n)
 		}
-		pos += len(v)
 		out[i] = backing[start:len(backing):len(backing)]
 	}
-	return out, nil
+	return out
 }
+
+// probeGroup is how many probes touch their memory before any is compared.
+const probeGroup = 16
+
+// touch loads the home slot, tag and first record byte of each probe of a
+// group. The loads of one pass do not depend on each other, so the CPU has
+// a whole group's cache (and TLB) misses in flight at once; find then hits
+// the cache. Probed one by one, each key waited for its slot, then its
+// record: at 10M keys that was most of a chunk's lookup time
+// (BENCHMARKS.md). It returns a sum only so the loads are not optimised
+// away.
+func (s *table) touch(g []probe) uint64 {
+	mask := uint64(len(s.slots) - 1)
+	var offs [probeGroup]uint64
+	var sink uint64
+	for j, p := range g {
+		i := p.h & mask
+		offs[j] = s.slots[i]
+		sink += uint64(s.tags[i])
+	}
+	for _, off := range offs[:len(g)] {
+		if off != 0 && off <= uint64(len(s.data)) {
+			sink += uint64(s.data[off-1])
+		}
+	}
+	return sink
+}
+
+//go:noinline
+func keep(uint64) {}
 
 // probe is one key to look up: its index in the call and its hash.
 type probe struct {

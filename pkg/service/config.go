@@ -73,7 +73,7 @@ var Vars = []Var{
 	{"SLUICE_LOG_LEVEL", "info", "debug, info, warn, error (JSON lines on stderr)"},
 	{"SLUICE_TEST_DUPLICATE_SENDS", "false", "test hook: send every message twice"},
 	{"SLUICE_TEST_OBSERVE_CALLS", "", "test hook: append each distinct AWS call (operation, resource) to this file as a JSON line"},
-	{"SLUICE_CRASH_AT", "", "test hook: `POINT[@N]` exits at once the Nth time the stage reaches a fault point (see `pkg/pipeline` `Points`)"},
+	{"SLUICE_CRASH_AT", "", "test hook: `POINT[@N]` exits at once the Nth time the stage reaches a fault point (see `pkg/pipeline` `Points`, and `fault.PointLedgerAfterShard` inside the DynamoDB ledger)"},
 }
 
 // Stages are the four services, in pipeline order (pipeline.Topology).

@@ -132,6 +132,13 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	}
 	d := ports.Deps(pcfg, log, m)
 	d.Fault = fault.CrashAt(c.CrashAt)
+	if fl, ok := d.Ledger.(interface {
+		WithFault(func(string) error) sluice.Ledger
+	}); ok && d.Fault != nil {
+		// The sharded DynamoDB counter has a fault point of its own
+		// (fault.PointLedgerAfterShard), between its two writes.
+		d.Ledger = fl.WithFault(d.Fault)
+	}
 	if c.DuplicateSends {
 		fault.DuplicateSends(d)
 	}

@@ -168,8 +168,12 @@ type Completion struct {
 	// Completed is true only for the single call that made Complete true:
 	// the caller that sees it sends the merge message.
 	Completed bool
-	Done      int
-	Total     int // -1 while unknown
+	// Done and Total are the counter as this call saw it. A ledger that
+	// does not read the whole counter on every call (the DynamoDB ledger's
+	// sharded one) may report only part of Done, and Total -1, in a result
+	// that is neither Complete nor Completed; GetBatch has the full count.
+	Done  int
+	Total int // -1 while unknown
 }
 
 // Reference is one version of the reference data: immutable once
@@ -244,4 +248,23 @@ type Email struct {
 type Mailer interface {
 	// Send sends e and returns the mail system's ID for it.
 	Send(ctx context.Context, e Email) (string, error)
+}
+
+// BatchFieldsReader is an optional Ledger method for callers that need a
+// batch's fields and state but not its progress: a ledger whose GetBatch
+// adds up counters kept apart (the DynamoDB ledger's sharded chunk counter
+// reads the shards in flight) answers it with one read. Its DoneChunks and
+// row counters may lag GetBatch's while the batch runs; they are the same
+// once it is complete.
+type BatchFieldsReader interface {
+	BatchFields(ctx context.Context, id string) (Batch, error)
+}
+
+// GetBatchFields reads a batch through BatchFields where l has it, else
+// GetBatch: the worker calls it once per chunk, where extra reads cost.
+func GetBatchFields(ctx context.Context, l Ledger, id string) (Batch, error) {
+	if r, ok := l.(BatchFieldsReader); ok {
+		return r.BatchFields(ctx, id)
+	}
+	return l.GetBatch(ctx, id)
 }

@@ -23,6 +23,9 @@ type DB struct {
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // closed when a queue gets a message
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // prepared once, used by many transactions
 }
 
 const schema = `
@@ -142,7 +145,37 @@ func OpenReadOnly(path string) (*DB, error) {
 }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.sql.Close() }
+func (db *DB) Close() error {
+	db.stmtMu.Lock()
+	for _, st := range db.stmts {
+		st.Close()
+	}
+	db.stmts = nil
+	db.stmtMu.Unlock()
+	return db.sql.Close()
+}
+
+// prepared returns query prepared once for the database. A transaction
+// uses it with tx.StmtContext, which reuses the statement on its
+// connection: SQLite compiling a hundred-row INSERT for every chunk was a
+// third of AddRejects' CPU time (BENCHMARKS.md). Call it outside a
+// transaction: the database has one connection, which a transaction holds.
+func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if st, ok := db.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := db.sql.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if db.stmts == nil {
+		db.stmts = map[string]*sql.Stmt{}
+	}
+	db.stmts[query] = st
+	return st, nil
+}
 
 // Path is the database file.
 func (db *DB) Path() string { return db.path }

@@ -282,8 +282,19 @@ func (l *Ledger) AddRejects(ctx context.Context, id string, rows []sluice.RowErr
 			strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, n-1) +
 			` ON CONFLICT (batch_id, line) DO UPDATE SET chunk = excluded.chunk, col = excluded.col, rule = excluded.rule, message = excluded.message, raw = excluded.raw`
 	}
-	err := l.db.tx(ctx, func(tx *sql.Tx) error {
-		var full *sql.Stmt
+	// At most two statements: the full one and the tail's (at most
+	// rejectsPerInsert of them over time).
+	full, err := l.db.prepared(ctx, stmtFor(rejectsPerInsert))
+	if err != nil {
+		return fmt.Errorf("ledger: add rejects: %w", err)
+	}
+	tail := full
+	if n := len(rows) % rejectsPerInsert; n > 0 {
+		if tail, err = l.db.prepared(ctx, stmtFor(n)); err != nil {
+			return fmt.Errorf("ledger: add rejects: %w", err)
+		}
+	}
+	err = l.db.tx(ctx, func(tx *sql.Tx) error {
 		args := make([]any, 0, 7*rejectsPerInsert)
 		for len(rows) > 0 {
 			n := min(len(rows), rejectsPerInsert)
@@ -292,19 +303,11 @@ func (l *Ledger) AddRejects(ctx context.Context, id string, rows []sluice.RowErr
 				args = append(args, id, r.Line, r.Chunk, r.Column, r.Rule, r.Message, r.Raw)
 			}
 			rows = rows[n:]
-			var err error
-			if n == rejectsPerInsert {
-				if full == nil {
-					if full, err = tx.PrepareContext(ctx, stmtFor(n)); err != nil {
-						return err
-					}
-					defer full.Close()
-				}
-				_, err = full.ExecContext(ctx, args...)
-			} else {
-				_, err = tx.ExecContext(ctx, stmtFor(n), args...)
+			st := full
+			if n < rejectsPerInsert {
+				st = tail
 			}
-			if err != nil {
+			if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
 				return err
 			}
 		}

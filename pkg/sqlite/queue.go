@@ -113,17 +113,37 @@ func (q *Queue) Receive(ctx context.Context, max int, visibility, wait time.Dura
 	}
 }
 
+// The receive's statements, prepared once per database (DB.prepared):
+// every stage's consumer runs them for each message and each poll.
+const (
+	redriveSQL = `UPDATE queue_messages
+				SET queue = ?, receive_count = 0, visible_at = ?, receipt = NULL,
+				    dead_reason = ?
+				WHERE queue = ? AND visible_at <= ? AND receive_count >= ?`
+	receiveSQL = `UPDATE queue_messages
+			SET visible_at = ?, receive_count = receive_count + 1,
+			    receipt = CAST(id AS TEXT) || '.' || lower(hex(randomblob(8)))
+			WHERE id IN (SELECT id FROM queue_messages
+			             WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, id LIMIT ?)
+			RETURNING id, body, receive_count, receipt, sent_at, COALESCE(trace, '')`
+)
+
 func (q *Queue) receiveOnce(ctx context.Context, max int, visibility time.Duration) ([]sluice.Message, error) {
 	now := nowNanos()
 	var out []sluice.Message
-	err := q.db.tx(ctx, func(tx *sql.Tx) error {
+	redrive, err := q.db.prepared(ctx, redriveSQL)
+	if err != nil {
+		return nil, fmt.Errorf("queue %s: receive: %w", q.name, err)
+	}
+	receive, err := q.db.prepared(ctx, receiveSQL)
+	if err != nil {
+		return nil, fmt.Errorf("queue %s: receive: %w", q.name, err)
+	}
+	err = q.db.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		if q.opt.MaxReceive > 0 {
 			// What SQS's redrive policy does on the receive after the last one allowed.
-			_, err := tx.ExecContext(ctx, `UPDATE queue_messages
-				SET queue = ?, receive_count = 0, visible_at = ?, receipt = NULL,
-				    dead_reason = ?
-				WHERE queue = ? AND visible_at <= ? AND receive_count >= ?`,
+			_, err := tx.StmtContext(ctx, redrive).ExecContext(ctx,
 				q.opt.DeadLetter, now,
 				fmt.Sprintf("received %d times without success (max receive count)", q.opt.MaxReceive),
 				q.name, now, q.opt.MaxReceive)
@@ -131,13 +151,7 @@ func (q *Queue) receiveOnce(ctx context.Context, max int, visibility time.Durati
 				return err
 			}
 		}
-		rows, err := tx.QueryContext(ctx, `UPDATE queue_messages
-			SET visible_at = ?, receive_count = receive_count + 1,
-			    receipt = CAST(id AS TEXT) || '.' || lower(hex(randomblob(8)))
-			WHERE id IN (SELECT id FROM queue_messages
-			             WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, id LIMIT ?)
-			RETURNING id, body, receive_count, receipt, sent_at, COALESCE(trace, '')`,
-			now+int64(visibility), q.name, now, max)
+		rows, err := tx.StmtContext(ctx, receive).QueryContext(ctx, now+int64(visibility), q.name, now, max)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,6 +170,9 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
 			t.Fatalf("ScanRangeDone(missing batch): %v, want ErrNotFound", err)
 		}
 	})
+	t.Run("CrashBetweenCounterWrites", func(t *testing.T) { testCrashBetweenWrites(t, newLedger) })
+	t.Run("ConcurrentAcrossShards", func(t *testing.T) { testConcurrentAcrossShards(t, newLedger) })
+	t.Run("ExactWhileRunning", func(t *testing.T) { testExactWhileRunning(t, newLedger) })
 	t.Run("ZeroChunks", func(t *testing.T) {
 		l := newLedger(t)
 		mustCreate(t, l, newBatch("b4", time.Now()))
@@ -333,4 +337,187 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
 			t.Fatalf("ListBatches: %d batches, %v; the counts must not show up as a batch", len(bs), err)
 		}
 	})
+}
+
+// FaultLedger is a ledger whose counter takes more than one write (the
+// sharded DynamoDB counter): WithFault returns it calling f between them.
+// A ledger that counts in one write (SQLite, in one transaction) has no
+// such gap, and the crash cases run on it as plain redeliveries.
+type FaultLedger interface {
+	WithFault(f func(point string) error) sluice.Ledger
+}
+
+var errCrash = errors.New("sluicetest: the process died here")
+
+// crashing returns l failing at every fault point it reaches, as a process
+// that died there would, and the count of faults hit.
+func crashing(l sluice.Ledger) (sluice.Ledger, *atomic.Int64) {
+	hits := new(atomic.Int64)
+	fl, ok := l.(FaultLedger)
+	if !ok {
+		return l, hits
+	}
+	return fl.WithFault(func(string) error { hits.Add(1); return errCrash }), hits
+}
+
+// stats is chunk i's report in the cases below: distinct per chunk, so a
+// chunk counted twice or lost shows in the sums.
+func stats(i int) sluice.ChunkStats {
+	s := sluice.ChunkStats{Chunk: i, RowsIn: 10 + i%7, RowsOut: 9 + i%7, RowsRejected: 1, Reasons: map[string]int{"pattern": 1}}
+	if i%3 == 0 {
+		s.RowsRejected, s.Reasons["enum, #2"] = 2, 1
+	}
+	return s
+}
+
+// wantSums checks the batch holds chunks 0..n-1 of stats once each.
+func wantSums(t *testing.T, b sluice.Batch, n, total int) {
+	t.Helper()
+	var out, rej, enum int
+	for i := range n {
+		s := stats(i)
+		out, rej, enum = out+s.RowsOut, rej+s.RowsRejected, enum+s.Reasons["enum, #2"]
+	}
+	if b.DoneChunks != n || b.TotalChunks != total || b.RowsOut != out || b.RowsRejected != rej ||
+		b.Reasons["pattern"] != n || b.Reasons["enum, #2"] != enum {
+		t.Fatalf("batch: done %d/%d out %d rejected %d reasons %v; want %d/%d, %d, %d, pattern %d, enum %d",
+			b.DoneChunks, b.TotalChunks, b.RowsOut, b.RowsRejected, b.Reasons, n, total, out, rej, n, enum)
+	}
+}
+
+// testCrashBetweenWrites: every first report of a chunk (and of the total)
+// dies wherever the ledger has a fault point between its writes; each is
+// then redelivered. The batch must complete exactly once, in the
+// redelivery that finishes the interrupted step, with exact sums.
+func testCrashBetweenWrites(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
+	for _, totalFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("totalFirst=%v", totalFirst), func(t *testing.T) {
+			l := newLedger(t)
+			dying, hits := crashing(l)
+			mustCreate(t, l, newBatch("crash", time.Now()))
+			const n = 11
+			completed := 0
+			report := func(c sluice.Completion, err error, first bool) {
+				t.Helper()
+				if first && errors.Is(err, errCrash) {
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Completed {
+					completed++
+				}
+			}
+			total := func(l sluice.Ledger, first bool) {
+				c, err := l.SetTotal(t.Context(), "crash", n, 100)
+				report(c, err, first)
+			}
+			if totalFirst {
+				total(dying, true)
+				total(l, false)
+			}
+			for i := range n {
+				c, err := dying.ChunkDone(t.Context(), "crash", stats(i))
+				report(c, err, true)
+				c, err = l.ChunkDone(t.Context(), "crash", stats(i)) // the redelivery
+				report(c, err, false)
+			}
+			if !totalFirst {
+				total(dying, true)
+				total(l, false)
+			}
+			if _, ok := l.(FaultLedger); ok && hits.Load() == 0 {
+				t.Fatal("the ledger has fault points but reached none: the case tested nothing")
+			}
+			if completed != 1 {
+				t.Fatalf("%d calls saw Completed (%d faults hit), want exactly 1", completed, hits.Load())
+			}
+			b, err := l.GetBatch(t.Context(), "crash")
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantSums(t, b, n, n)
+		})
+	}
+}
+
+// testConcurrentAcrossShards: many chunks, out of order, each reported
+// three times at once, the total set in the middle: one Completed, exact
+// sums.
+func testConcurrentAcrossShards(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
+	l := newLedger(t)
+	mustCreate(t, l, newBatch("many", time.Now()))
+	const n = 150
+	var completed, counted atomic.Int64
+	note := func(c sluice.Completion, err error) {
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if c.Completed {
+			completed.Add(1)
+		}
+		if c.Counted {
+			counted.Add(1)
+		}
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for j := range n {
+		i := (j * 37) % n // every chunk once, out of order
+		for range 3 {
+			wg.Go(func() { <-start; note(l.ChunkDone(t.Context(), "many", stats(i))) })
+		}
+		if j == n/2 {
+			wg.Go(func() { <-start; note(l.SetTotal(t.Context(), "many", n, n*10)) })
+		}
+	}
+	close(start)
+	wg.Wait()
+	if completed.Load() != 1 || counted.Load() != n {
+		t.Fatalf("completed %d times, counted %d chunks; want 1 and %d", completed.Load(), counted.Load(), n)
+	}
+	b, err := l.GetBatch(t.Context(), "many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSums(t, b, n, n)
+}
+
+// testExactWhileRunning: a running batch reports exactly what is counted,
+// before and after its total is known, in GetBatch and ListBatches.
+func testExactWhileRunning(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
+	l := newLedger(t)
+	mustCreate(t, l, newBatch("run", time.Now()))
+	check := func(n, total int) {
+		t.Helper()
+		b, err := l.GetBatch(t.Context(), "run")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantSums(t, b, n, total)
+		bs, err := l.ListBatches(t.Context(), sluice.BatchFilter{})
+		if err != nil || len(bs) != 1 {
+			t.Fatalf("ListBatches: %d batches, %v; want the one batch", len(bs), err)
+		}
+		wantSums(t, bs[0], n, total)
+	}
+	const n = 21
+	for i := range 13 {
+		if _, err := l.ChunkDone(t.Context(), "run", stats(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(13, -1)
+	if c, err := l.SetTotal(t.Context(), "run", n, 0); err != nil || c.Complete {
+		t.Fatalf("SetTotal = %+v, %v; want not complete", c, err)
+	}
+	check(13, n)
+	for i := 13; i < n; i++ {
+		if _, err := l.ChunkDone(t.Context(), "run", stats(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(n, n)
 }

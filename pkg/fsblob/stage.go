@@ -1,0 +1,132 @@
+package fsblob
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+// Staged is a local file copied into the store under a temporary name: its
+// ETag is known, but no key shows it until Publish.
+type Staged struct {
+	s    *Store
+	key  string
+	tmp  string
+	ETag string
+	Size int64
+}
+
+// ErrChanged is StageFile's error when the file was written to while it
+// was being copied.
+var ErrChanged = fmt.Errorf("fsblob: the file changed while it was being copied")
+
+// stageStep is how much StageFile copies between checks of the context.
+const stageStep = 64 << 20
+
+// StageFile copies the file at path next to key, ready to be published
+// under it. Put would read the file through this process and hash it on
+// the way, and the caller had already read it once to know its ETag. Here
+// the kernel copies it (copy_file_range: no bytes through this process, or
+// none at all where the file system shares extents), and the ETag is the
+// hash of the copy itself, so it names exactly what will be stored. A
+// write to the file during the copy changes its size or modification
+// time, which is checked before and after: ErrChanged. (The time has the
+// kernel's clock-tick granularity, so a same-size rewrite inside one tick
+// would pass unseen; the copy is then still self-consistent, its ETag
+// being its own content's.)
+func (s *Store) StageFile(ctx context.Context, key, path string) (*Staged, error) {
+	p, err := s.Path(key)
+	if err != nil {
+		return nil, err
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	before, err := src.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, fmt.Errorf("fsblob: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), tmpPrefix+"*")
+	if err != nil {
+		return nil, fmt.Errorf("fsblob: %w", err)
+	}
+	st := &Staged{s: s, key: key, tmp: tmp.Name()}
+	err = st.fill(ctx, tmp, src, before)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		st.Discard()
+		return nil, err
+	}
+	return st, nil
+}
+
+// fill copies src into tmp, checks that src did not change, and hashes
+// the copy.
+func (st *Staged) fill(ctx context.Context, tmp, src *os.File, before os.FileInfo) error {
+	if err := tmp.Chmod(FileMode); err != nil {
+		return fmt.Errorf("fsblob: %w", err)
+	}
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// A LimitedReader of an *os.File still takes copy_file_range.
+		k, err := io.Copy(tmp, io.LimitReader(src, stageStep))
+		n += k
+		if err != nil {
+			return fmt.Errorf("fsblob: copying %s: %w", src.Name(), err)
+		}
+		if k < stageStep {
+			break
+		}
+	}
+	after, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	if after.Size() != n || before.Size() != n || !after.ModTime().Equal(before.ModTime()) {
+		return ErrChanged
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(tmp, 0, n)); err != nil {
+		return fmt.Errorf("fsblob: hashing the copy of %s: %w", src.Name(), err)
+	}
+	st.ETag, st.Size = etagOf(n, h), n
+	return nil
+}
+
+// Publish renames the staged copy to its key, replacing what was there.
+func (st *Staged) Publish(ctx context.Context) (sluice.BlobInfo, error) {
+	p, err := st.s.Path(st.key)
+	if err != nil {
+		return sluice.BlobInfo{}, err
+	}
+	setETag(st.tmp, st.ETag)
+	if err := os.Rename(st.tmp, p); err != nil {
+		return sluice.BlobInfo{}, fmt.Errorf("fsblob: %w", err)
+	}
+	st.tmp = ""
+	return st.s.Stat(ctx, st.key)
+}
+
+// Discard removes the staged copy unless it was published; it may be
+// called more than once.
+func (st *Staged) Discard() {
+	if st.tmp != "" {
+		os.Remove(st.tmp)
+		st.tmp = ""
+	}
+}
