@@ -128,6 +128,11 @@ func (s Splitter) scanRange(ctx context.Context, m sluice.ScanRange, redelivered
 		log.Info("scan range for a batch already split; ignored", "range", m.Range, "state", b.State)
 		return nil
 	}
+	if m.Ranges < 1 || m.Range < 0 || m.Range >= m.Ranges || m.Length < 1 || m.Offset < m.Start || m.Offset+m.Length > m.Size || m.Input != ArchiveKey(b) {
+		// Not a message fanOut writes: retrying it cannot help.
+		return sluice.Permanentf("scan range %d of %d of batch %s: bytes %d+%d of %q do not fit the batch's input (%d bytes from %d)",
+			m.Range, m.Ranges, b.ID, m.Offset, m.Length, m.Input, m.Size, m.Start)
+	}
 	fd, err := s.batchFeed(ctx, b)
 	if errors.Is(err, errBatchFailed) {
 		return nil
