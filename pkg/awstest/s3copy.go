@@ -38,7 +38,9 @@ const s3rverLauncher = `const S3rver = require("@20minutes/s3rver");
 // EntityTooSmall when a part other than the last is under MinPartSize, with
 // InvalidPart when a listed part was not uploaded or its ETag differs, and
 // with InvalidPartOrder when the parts are not in ascending order. It reads
-// the parts' sizes and MD5s where s3rver keeps them, under dir.
+// the parts' sizes and MD5s where s3rver keeps them, under dir. It also
+// answers what s3rver lacks (s3uploads.go): listing and aborting uploads,
+// and the If-Match conditions of GetObject and UploadPartCopy.
 func s3Rules(emulator, dir string, traffic *Traffic) (*httptest.Server, error) {
 	target, err := url.Parse(emulator)
 	if err != nil {
@@ -53,6 +55,17 @@ func s3Rules(emulator, dir string, traffic *Traffic) (*httptest.Server, error) {
 	}
 	check := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		bucket, op := s3Operation(r)
+		switch op {
+		case "ListMultipartUploads":
+			listUploads(w, r, dir, bucket)
+			return
+		case "AbortMultipartUpload":
+			abortUpload(w, r, dir, bucket)
+			return
+		}
+		if preconditionFailed(w, r, dir, bucket, op) {
+			return
+		}
 		if op == "CompleteMultipartUpload" {
 			body, err := io.ReadAll(r.Body)
 			if err != nil {

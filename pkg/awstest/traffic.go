@@ -134,6 +134,8 @@ func s3Operation(r *http.Request) (bucket, op string) {
 		return bucket, "Post"
 	case http.MethodGet:
 		switch {
+		case key == "" && has("uploads"):
+			return bucket, "ListMultipartUploads"
 		case key == "" && q.Get("list-type") == "2":
 			return bucket, "ListObjectsV2"
 		case key == "":

@@ -374,7 +374,7 @@ func (h *HTTPReference) validate(key string) []error {
 		}
 		// A key is escaped for a path segment or a query value; in the
 		// host or the fragment it could send the call elsewhere.
-		if u, err := url.Parse(strings.ReplaceAll(h.URL, "{key}", "KEY")); err == nil && (strings.Contains(u.Host, "KEY") || strings.Contains(u.User.String(), "KEY") || strings.Contains(u.Fragment, "KEY")) {
+		if u, err := url.Parse(strings.ReplaceAll(h.URL, "{key}", "KEY")); err != nil || strings.Contains(u.Host, "KEY") || strings.Contains(u.User.String(), "KEY") || strings.Contains(u.Fragment, "KEY") {
 			errs = append(errs, fmt.Errorf("reference.http.url %q: {key} may stand only in the path or the query", h.URL))
 		}
 	default:
@@ -390,7 +390,7 @@ func (h *HTTPReference) validate(key string) []error {
 		errs = append(errs, fmt.Errorf("reference.http.retries %d: must be from 0 (no retry within a call) to 20", *h.Retries))
 	}
 	if f := h.Breaker.Failures; f < 0 || f > 1000 {
-		errs = append(errs, fmt.Errorf("reference.http.breaker.failures %d: must be from 1 to 1000 failed calls in a row (unset: 5)", f))
+		errs = append(errs, fmt.Errorf("reference.http.breaker.failures %d: must be from 1 to 1000 failed calls in a row (0 or unset: 5)", f))
 	}
 	if d := h.Breaker.OpenFor.Duration; d != 0 && (d < 100*time.Millisecond || d > time.Hour) {
 		errs = append(errs, fmt.Errorf("reference.http.breaker.openFor %s: must be from 100ms to 1h (unset: 30s)", d))

@@ -61,10 +61,15 @@ func (p *Pipeline) resolveFeeds() error {
 			return fmt.Errorf("feeds[%d]: %w", i, err)
 		}
 		ff := feedFields{Settings: p.Settings.clone()}
+		before, after := feedAuth(f.raw, p.Reference.HTTP) // httpauth.go
+		before(&ff.Settings)
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
 		if err := dec.Decode(&ff); err != nil {
 			return fmt.Errorf("feeds[%d] (line %d): %w", i, f.raw.Line, err)
+		}
+		if err := after(&ff.Settings); err != nil {
+			return fmt.Errorf("feeds[%d] %s (line %d): %w", i, ff.Name, f.raw.Line, err)
 		}
 		*f = Feed{Name: ff.Name, Prefix: ff.Prefix, Settings: ff.Settings}
 	}

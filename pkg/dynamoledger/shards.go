@@ -306,6 +306,31 @@ func (l *Ledger) getShard(ctx context.Context, id string, k int) (shard, error) 
 	return sh, nil
 }
 
+// ChunkCounted implements sluice.ChunkChecker: one consistent read of the
+// chunk's shard, whose set only grows.
+func (l *Ledger) ChunkCounted(ctx context.Context, id string, chunk int) (bool, error) {
+	if chunk < 0 || chunk >= l.maxChunks() {
+		return false, nil
+	}
+	out, err := l.db.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(l.db.tables.Batches), Key: l.key(shardID(id, l.shardOf(chunk))),
+		ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String("chunks"),
+	})
+	if err != nil {
+		return false, fmt.Errorf("dynamodb: chunk %d of batch %q counted: %w", chunk, id, err)
+	}
+	set, ok := out.Item["chunks"].(*types.AttributeValueMemberNS)
+	if !ok {
+		return false, nil
+	}
+	for _, v := range set.Value {
+		if n, err := strconv.Atoi(v); err == nil && n == chunk {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // markSeen lists shard k on the batch item, for GetBatch. It is also
 // where a chunk of a batch that does not exist is refused.
 func (l *Ledger) markSeen(ctx context.Context, id string, k int) error {

@@ -72,7 +72,9 @@ func newRefAPI(t *testing.T, refCSV string) *refAPI {
 func httpConfig(u string, maxBatch int) *config.Pipeline {
 	cfg := config.Default()
 	cfg.Reference.HTTP = &config.HTTPReference{URL: u, MaxBatch: maxBatch, Retries: new(3),
-		Backoff: config.Duration{Duration: time.Millisecond}}
+		Backoff: config.Duration{Duration: time.Millisecond},
+		// Short, so a dead API fails a test's batch within seconds.
+		Breaker: config.HTTPBreaker{OpenFor: config.Duration{Duration: 100 * time.Millisecond}}}
 	return cfg
 }
 

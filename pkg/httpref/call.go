@@ -45,18 +45,62 @@ func retryable(err error) bool {
 }
 
 // call sends one request (rebuilt for each try) with the retries of
-// reference.http.retries. The error names the API and its last answer.
+// reference.http.retries. The breaker wraps the whole call, retries
+// included, so breaker.failures counts failed calls as configured, not
+// tries. While it is open the call waits the open time out here, the
+// chunk's message kept invisible by the consumer's heartbeat, so an
+// outage costs time rather than the message's receives; after
+// pausesPerReceive open periods it gives up, and the chunk's queue
+// retries it later. The error names the API and its last answer.
 func (r *Reference) call(ctx context.Context, method, url string, body []byte) (answer, error) {
+	var paused time.Duration
+	for {
+		a, err := r.breaker.Execute(func() (answer, error) { return r.retried(ctx, method, url, body) })
+		if err == nil || ctx.Err() != nil || !r.pause(err) {
+			return a, err
+		}
+		d := r.openLeft()
+		if paused+d > pausesPerReceive*r.openFor {
+			return answer{}, fmt.Errorf("reference API %s is failing, calls paused for %s (breaker open); last answer: %s", r.cfg.URL, paused.Round(time.Millisecond), r.lastAnswer())
+		}
+		if err := sleep(ctx, d); err != nil {
+			return answer{}, err
+		}
+		paused += d
+	}
+}
+
+// pause reports whether a failed call should wait for the breaker: it was
+// refused by the open breaker, or its own failure left the breaker open
+// (it tripped it, or was the half-open probe).
+func (r *Reference) pause(err error) bool {
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return true
+	}
+	return retryable(err) && r.breaker.State() == gobreaker.StateOpen
+}
+
+// pausesPerReceive bounds how many open periods one call waits out before
+// its chunk gives the receive back (so a dead API fails the batch within
+// about MaxReceive × pausesPerReceive × openFor plus the queue's backoff).
+const pausesPerReceive = 10
+
+// openLeft is how long the breaker stays open; in half-open, while another
+// call probes the API, a tenth of the open time.
+func (r *Reference) openLeft() time.Duration {
+	d := time.Until(time.Unix(0, r.openUntil.Load()))
+	return max(d, r.openFor/10, time.Millisecond)
+}
+
+// retried is one call: its tries, with backoff between them.
+func (r *Reference) retried(ctx context.Context, method, url string, body []byte) (answer, error) {
 	for try := 0; ; try++ {
 		if err := r.limiter.Wait(ctx); err != nil {
 			return answer{}, err
 		}
-		a, err := r.breaker.Execute(func() (answer, error) { return r.try(ctx, method, url, body) })
+		a, err := r.try(ctx, method, url, body)
 		if err == nil {
 			return a, nil
-		}
-		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-			return answer{}, fmt.Errorf("reference API %s is failing, calls are paused (%v); last answer: %s", r.cfg.URL, err, r.lastAnswer())
 		}
 		r.last.Store(err.Error())
 		if !retryable(err) || try >= *r.cfg.Retries || ctx.Err() != nil {

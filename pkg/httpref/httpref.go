@@ -10,6 +10,8 @@
 // the call is retried with backoff and jitter, and once its retries are spent
 // the lookup fails, naming the API and its last answer, so the chunk is
 // retried later by its queue and, when that too runs out, the batch fails.
+// A circuit breaker counts failed calls; while it is open a call waits it
+// out (up to ten open periods) instead of spending the chunk's receives.
 // A record that lacks a field or holds an object where a value belongs is
 // schema drift: the lookup fails permanently, so no batch completes with rows
 // silently un-enriched.
@@ -123,6 +125,10 @@ type Reference struct {
 	jitter  func() float64
 	calls   chan struct{} // a slot per call in flight, shared by the worker's chunks
 	last    atomic.Value  // string: the last failed answer, named while the breaker is open
+	// openUntil is when the open breaker lets a call probe the API (unix
+	// nanoseconds); openFor is breaker.openFor with its default.
+	openUntil atomic.Int64
+	openFor   time.Duration
 }
 
 func newReference(ref config.Reference, opts Options) (*Reference, error) {
@@ -148,7 +154,7 @@ func newReference(ref config.Reference, opts Options) (*Reference, error) {
 	if h.RateLimit > 0 {
 		r.limiter = rate.NewLimiter(rate.Limit(h.RateLimit), 1) // no burst: the API sees at most rateLimit calls in any second
 	}
-	r.breaker = newBreaker(h.URL, h.Breaker)
+	r.breaker = r.newBreaker(h.URL, h.Breaker)
 	r.cache = expirable.NewLRU[string, entry](h.CacheSize, nil, h.CacheTTL.Duration)
 	r.calls = make(chan struct{}, h.Concurrency)
 	return r, nil
@@ -207,10 +213,10 @@ func (r *Reference) auth(a config.HTTPAuth, opts Options) error {
 	return nil
 }
 
-// newBreaker opens after consecutive failed calls (429, 5xx, timeouts);
-// while it is open a lookup fails at once, so the chunk goes back to its
-// queue to be retried later instead of spending every retry on a dead API.
-func newBreaker(name string, b config.HTTPBreaker) *gobreaker.CircuitBreaker[answer] {
+// newBreaker opens after consecutive failed calls (each after its retries:
+// 429, 5xx, timeouts); while it is open a call waits (see call) instead of
+// spending every chunk's retries on a dead API.
+func (r *Reference) newBreaker(name string, b config.HTTPBreaker) *gobreaker.CircuitBreaker[answer] {
 	open, trips := b.OpenFor.Duration, uint32(b.Failures)
 	if open == 0 {
 		open = 30 * time.Second
@@ -218,11 +224,17 @@ func newBreaker(name string, b config.HTTPBreaker) *gobreaker.CircuitBreaker[ans
 	if trips == 0 {
 		trips = 5
 	}
+	r.openFor = open
 	return gobreaker.NewCircuitBreaker[answer](gobreaker.Settings{
 		Name:        name,
 		Timeout:     open,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= trips },
 		// A 400 or 403 is the request's fault, not the API's health.
 		IsSuccessful: func(err error) bool { return err == nil || !retryable(err) },
+		OnStateChange: func(_ string, _, to gobreaker.State) {
+			if to == gobreaker.StateOpen {
+				r.openUntil.Store(time.Now().Add(open).UnixNano())
+			}
+		},
 	})
 }

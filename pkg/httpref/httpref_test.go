@@ -281,10 +281,9 @@ func TestRetriesZeroFailsAtOnce(t *testing.T) {
 	}
 }
 
-// TestOutageOpensBreakerThenRecovers: during a full outage the breaker
-// opens, so later chunks fail at once (to be retried by their queue)
-// instead of each spending its retries; after the API is back and the
-// breaker's open time passes, lookups succeed.
+// TestOutageOpensBreakerThenRecovers: the third failed call (each after
+// its retries) opens the breaker; that lookup then waits it out instead of
+// failing, probing once per open period, and succeeds once the API is back.
 func TestOutageOpensBreakerThenRecovers(t *testing.T) {
 	a := newAPI(t, 20)
 	var down atomic.Bool
@@ -300,31 +299,74 @@ func TestOutageOpensBreakerThenRecovers(t *testing.T) {
 		h.Retries, h.Concurrency = new(2), 1
 		h.Breaker = config.HTTPBreaker{Failures: 3, OpenFor: config.Duration{Duration: 200 * time.Millisecond}}
 	}), httpref.Options{})
-	if _, err := r.Lookup(t.Context(), keys(10)); err == nil {
-		t.Fatal("no error during the outage")
-	}
-	calls := a.calls.Load()
-	for range 5 { // five more chunks while the breaker is open
-		_, err := r.Lookup(t.Context(), keys(20)[10:])
-		if err == nil || !strings.Contains(err.Error(), "paused") {
-			t.Fatalf("want a fast 'calls are paused' error, got %v", err)
+	for i := range 2 {
+		if _, err := r.Lookup(t.Context(), keys(10)); err == nil || !strings.Contains(err.Error(), "after 3 tries") {
+			t.Fatalf("call %d during the outage: want the API's error after 3 tries, got %v", i, err)
 		}
 	}
-	if a.calls.Load() != calls {
-		t.Fatalf("an open breaker let %d calls through", a.calls.Load()-calls)
+	if n := a.calls.Load(); n != 6 {
+		t.Fatalf("2 calls of 3 tries sent %d requests", n)
 	}
-	down.Store(false)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, err := r.Lookup(t.Context(), keys(20))
-		if err == nil {
-			check(t, got, want(a, keys(20)))
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	// The third failed call opens the breaker: it waits for the API.
+	time.AfterFunc(300*time.Millisecond, func() { down.Store(false) })
+	start := time.Now()
+	got, err := r.Lookup(t.Context(), keys(20))
+	if err != nil {
+		t.Fatalf("a lookup that opened the breaker should wait for the API, got %v", err)
+	}
+	check(t, got, want(a, keys(20)))
+	if time.Since(start) < 250*time.Millisecond {
+		t.Fatalf("answered after %s: the open breaker did not pause the call", time.Since(start))
+	}
+	// The tripping call, then at most one probe (3 tries, the last may
+	// succeed) per 200 ms open period.
+	if n := a.calls.Load(); n > 6+3+3+2 {
+		t.Fatalf("%d requests: the open breaker let calls through", n)
+	}
+}
+
+// TestBreakerCountsCallsNotTries: breaker.failures counts calls, each
+// after its retries: retries 10 with failures 5 sends 11 requests.
+func TestBreakerCountsCallsNotTries(t *testing.T) {
+	a := newAPI(t, 5)
+	a.setScript(func(_ int64, w http.ResponseWriter, _ *http.Request) bool {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return true
+	})
+	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) {
+		h.Retries, h.Concurrency = new(10), 1
+		h.Breaker = config.HTTPBreaker{Failures: 5}
+	}), httpref.Options{})
+	_, err := r.Lookup(t.Context(), keys(5))
+	if err == nil || !strings.Contains(err.Error(), "after 11 tries") || !strings.Contains(err.Error(), "HTTP 503") {
+		t.Fatalf("want the API's 503 after 11 tries, got %v", err)
+	}
+	if n := a.calls.Load(); n != 11 {
+		t.Fatalf("retries 10 sent %d requests, want 11", n)
+	}
+}
+
+// TestEndlessOutageGivesUpNamingTheAPI: with the API down for good, a
+// lookup waits out at most ten open periods (here 10 × 100 ms), then
+// fails naming the API and its last answer, so the chunk's queue takes over.
+func TestEndlessOutageGivesUpNamingTheAPI(t *testing.T) {
+	a := newAPI(t, 5)
+	a.setScript(func(_ int64, w http.ResponseWriter, _ *http.Request) bool {
+		http.Error(w, "maintenance", http.StatusServiceUnavailable)
+		return true
+	})
+	r := open(t, refConfig(a.srv.URL+"/lookup", func(h *config.HTTPReference) {
+		h.Retries, h.Concurrency = new(0), 1
+		h.Breaker = config.HTTPBreaker{Failures: 1, OpenFor: config.Duration{Duration: 100 * time.Millisecond}}
+	}), httpref.Options{})
+	start := time.Now()
+	_, err := r.Lookup(t.Context(), keys(5))
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), a.srv.URL) || !strings.Contains(err.Error(), "maintenance") || !strings.Contains(err.Error(), "paused") {
+		t.Fatalf("want a 'paused' error naming the API and its answer, got %v", err)
+	}
+	if took < 900*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("gave up after %s, want about 10 open periods of 100ms", took)
 	}
 }
 
@@ -492,13 +534,71 @@ func TestSingleKeyInQueryAndDotSegments(t *testing.T) {
 	}
 	calls := len(queries)
 	p := open(t, refConfig(srv.URL+"/records/{key}", func(h *config.HTTPReference) { h.Mode = "single" }), httpref.Options{})
-	for _, k := range []string{"..", ".", ""} {
-		_, err := p.Lookup(t.Context(), []string{k})
-		if err == nil || !sluice.IsPermanent(err) || !strings.Contains(err.Error(), "would change the path") {
-			t.Errorf("key %q: want a permanent error, got %v", k, err)
+	// "", "." and ".." as a path segment would change the path: never
+	// sent, they are unknown keys (onMissing applies), as locally.
+	got, err = p.Lookup(t.Context(), []string{"..", ".", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got {
+		if v != nil {
+			t.Errorf("dot-segment key %d answered %v, want unknown", i, v)
 		}
 	}
 	if len(queries) != calls {
 		t.Errorf("a dot-segment key reached the server (%d calls)", len(queries)-calls)
+	}
+}
+
+// TestKeyInPathAndQuery: with {key} in both the path and the query, each
+// occurrence is escaped for its place: "a&admin=1" adds no query
+// parameter, "a?b=c" and "x/y" stay one path segment, and both places
+// carry the key as it is.
+func TestKeyInPathAndQuery(t *testing.T) {
+	type seen struct {
+		path string
+		q    url.Values
+	}
+	var mu sync.Mutex
+	var reqs []seen
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reqs = append(reqs, seen{r.URL.EscapedPath(), r.URL.Query()})
+		mu.Unlock()
+		id := r.URL.Query().Get("id")
+		json.NewEncoder(w).Encode(map[string]any{"id": id, "name": "n " + id, "score": 1, "vip": true})
+	}))
+	defer srv.Close()
+	r := open(t, refConfig(srv.URL+"/x/{key}?id={key}&v=1", func(h *config.HTTPReference) { h.Mode = "single"; h.Concurrency = 1 }), httpref.Options{})
+	ks := []string{"a&admin=1", "a?b=c", "x/y", "..", "p q+r#s"}
+	got, err := r.Lookup(t.Context(), ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range ks {
+		if k == ".." {
+			if got[i] != nil {
+				t.Errorf("key %q answered %v, want unknown", k, got[i])
+			}
+			continue
+		}
+		if got[i] == nil || got[i][0] != "n "+k {
+			t.Errorf("key %q answered %v", k, got[i])
+		}
+	}
+	if len(reqs) != len(ks)-1 {
+		t.Fatalf("%d requests for %d sendable keys", len(reqs), len(ks)-1)
+	}
+	for _, s := range reqs {
+		if len(s.q) != 2 || len(s.q["id"]) != 1 || s.q.Get("v") != "1" {
+			t.Errorf("a key changed the query: %v", s.q)
+		}
+		seg, ok := strings.CutPrefix(s.path, "/x/")
+		if !ok || strings.Contains(seg, "/") || strings.Contains(seg, "?") {
+			t.Errorf("a key changed the path: %s", s.path)
+		}
+		if k, err := url.PathUnescape(seg); err != nil || k != s.q.Get("id") {
+			t.Errorf("path segment %q carries %q, the query %q", seg, k, s.q.Get("id"))
+		}
 	}
 }

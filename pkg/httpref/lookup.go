@@ -83,9 +83,9 @@ func (r *Reference) fetch(ctx context.Context, keys []string) (map[string][]stri
 	}
 	if r.cfg.Mode == "single" {
 		k := keys[0]
-		u, err := keyURL(r.cfg.URL, k)
-		if err != nil {
-			return nil, err
+		u, ok := keyURL(r.cfg.URL, k)
+		if !ok {
+			return nil, nil // a key no URL can carry: unknown
 		}
 		a, err := r.call(ctx, http.MethodGet, u, nil)
 		if err != nil || a.status == http.StatusNotFound {
@@ -200,19 +200,22 @@ func (r *Reference) drift(key string, err error) error {
 	return sluice.Permanentf("reference API %s answered in an unexpected shape (schema drift?): %v", r.cfg.URL, err)
 }
 
-// keyURL puts key in the URL template where {key} stands, escaped for
-// that place: a path segment ("../admin" and "a?b=c" stay one segment) or,
-// after the '?', a query value ("a&admin=1" stays one value). So a key
-// cannot change the request's path or query. The segments no escaping
-// protects, "", "." and "..", which a server or proxy resolves against
-// the path, are refused with a permanent error rather than sent.
-func keyURL(tmpl, key string) (string, error) {
-	i := strings.Index(tmpl, "{key}")
-	if q := strings.IndexByte(tmpl, '?'); q >= 0 && q < i {
-		return strings.ReplaceAll(tmpl, "{key}", url.QueryEscape(key)), nil
+// keyURL puts key in the URL template where {key} stands, each occurrence
+// escaped for its place: before the '?' as a path segment ("../admin" and
+// "a?b=c" stay one segment), after it as a query value ("a&admin=1" stays
+// one value). So a key cannot change the request's path or query. The
+// segments no escaping protects, "", "." and "..", which a server or proxy
+// resolves against the path, are never sent: known false, the key is
+// unknown and onMissing applies, as a local reference, which holds no
+// such key, would answer.
+func keyURL(tmpl, key string) (u string, known bool) {
+	path, query, hasQuery := strings.Cut(tmpl, "?")
+	if strings.Contains(path, "{key}") && (key == "" || key == "." || key == "..") {
+		return "", false
 	}
-	if key == "" || key == "." || key == ".." {
-		return "", sluice.Permanentf("reference key %q cannot be looked up one by one: as a URL path segment it would change the path of %s (use mode: batch, or a column rule that refuses it)", key, tmpl)
+	u = strings.ReplaceAll(path, "{key}", url.PathEscape(key))
+	if hasQuery {
+		u += "?" + strings.ReplaceAll(query, "{key}", url.QueryEscape(key))
 	}
-	return strings.ReplaceAll(tmpl, "{key}", url.PathEscape(key)), nil
+	return u, true
 }

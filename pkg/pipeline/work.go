@@ -166,6 +166,9 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		batchLog(w.log(), b.ID).InfoContext(ctx, "chunk for a finished batch; ignored", "chunk", c.Chunk, "state", b.State)
 		return nil
 	}
+	if done, err := w.skipCounted(ctx, b, c, redelivered); done || err != nil {
+		return err // counted before: nothing rewritten (counted.go)
+	}
 	fd, err := w.batchFeed(ctx, b)
 	if errors.Is(err, errBatchFailed) {
 		return nil

@@ -130,12 +130,18 @@ func (s *Store) Compose(ctx context.Context, dst string, head []byte, srcs []str
 	if err := sluice.ValidateKey(dst); err != nil {
 		return sluice.BlobInfo{}, "", err
 	}
-	if s.noPartCopy.Load() {
-		return s.composeStreamed(ctx, dst, head, srcs)
-	}
-	sizes, err := s.sizes(ctx, srcs)
+	infos, err := s.stats(ctx, srcs)
 	if err != nil {
 		return sluice.BlobInfo{}, "", err
+	}
+	total := int64(len(head))
+	sizes, etags := make([]int64, len(infos)), make([]string, len(infos))
+	for i, in := range infos {
+		sizes[i], etags[i] = in.Size, in.ETag
+		total += in.Size
+	}
+	if s.noPartCopy.Load() {
+		return s.composeStreamed(ctx, dst, head, srcs, total)
 	}
 	plan := planSegments(int64(len(head)), sizes, minPartSize, maxPartSize)
 	copied := 0
@@ -145,14 +151,14 @@ func (s *Store) Compose(ctx context.Context, dst string, head []byte, srcs []str
 		}
 	}
 	if copied == 0 || len(plan) > maxParts {
-		return s.composeStreamed(ctx, dst, head, srcs)
+		return s.composeStreamed(ctx, dst, head, srcs, total)
 	}
 	hctx, cancel := context.WithCancel(ctx)
-	sums := s.hashSources(hctx, head, srcs)
+	sums := s.hashSources(hctx, head, srcs, etags)
 	var h hashed
 	// The upload completes only once its sources are hashed, and to the
 	// size planned: a source that changed meanwhile fails the compose.
-	info, err := s.composeParts(ctx, dst, head, srcs, plan, func(size int64) error {
+	info, err := s.composeParts(ctx, dst, head, pinned{srcs, etags}, plan, func(size int64) error {
 		if h = <-sums; h.err == nil && h.size != size {
 			h.err = fmt.Errorf("read %d bytes, planned %d", h.size, size)
 		}
@@ -168,7 +174,7 @@ func (s *Store) Compose(ctx context.Context, dst string, head []byte, srcs []str
 	if errors.Is(err, errNoPartCopy) {
 		s.noPartCopy.Store(true)
 		slog.Info("the store does not do UploadPartCopy; merges stream their bytes", "bucket", s.bucket)
-		return s.composeStreamed(ctx, dst, head, srcs)
+		return s.composeStreamed(ctx, dst, head, srcs, total)
 	}
 	if err != nil {
 		return sluice.BlobInfo{}, "", err
@@ -187,12 +193,15 @@ type hashed struct {
 // records the output's SHA-256, which cannot be combined from the parts'
 // digests: this reads the same bytes as reading the output back would, in
 // parallel with the copy, and with the read grant the merger already has
-// on the parts (it has none on the output).
-func (s *Store) hashSources(ctx context.Context, head []byte, srcs []string) <-chan hashed {
+// on the parts (it has none on the output). Each source is read under
+// If-Match of the ETag planned, as its ranges are copied and read under
+// the same condition: the hashed bytes are the composed bytes, or the
+// compose fails (a part rewritten meanwhile) and the merge is retried.
+func (s *Store) hashSources(ctx context.Context, head []byte, srcs, etags []string) <-chan hashed {
 	out := make(chan hashed, 1)
 	go func() {
 		h := sha256.New()
-		objs := &objectsReader{ctx: ctx, s: s, keys: srcs}
+		objs := &objectsReader{ctx: ctx, s: s, keys: srcs, etags: etags}
 		defer objs.Close()
 		n, err := io.Copy(h, io.MultiReader(bytes.NewReader(head), objs))
 		out <- hashed{hex.EncodeToString(h.Sum(nil)), n, err}
@@ -205,10 +214,15 @@ const maxParts = 10000
 
 var errNoPartCopy = errors.New("UploadPartCopy not supported")
 
-// sizes finds the sources' sizes with a HEAD each: the merger may read
-// the parts but is not granted ListBucket.
-func (s *Store) sizes(ctx context.Context, srcs []string) ([]int64, error) {
-	out := make([]int64, len(srcs))
+// pinned are the sources of a compose and the ETag each was planned with.
+type pinned struct {
+	keys, etags []string
+}
+
+// stats finds the sources' sizes and ETags with a HEAD each: the merger
+// may read the parts but is not granted ListBucket.
+func (s *Store) stats(ctx context.Context, srcs []string) ([]sluice.BlobInfo, error) {
+	out := make([]sluice.BlobInfo, len(srcs))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for i, k := range srcs {
@@ -217,32 +231,35 @@ func (s *Store) sizes(ctx context.Context, srcs []string) ([]int64, error) {
 			if err != nil {
 				return fmt.Errorf("s3: compose from %s: %w", k, err)
 			}
-			out[i] = info.Size
+			out[i] = info
 			return nil
 		})
 	}
 	return out, g.Wait()
 }
 
-// composeStreamed is Compose by reading every source through this process.
-func (s *Store) composeStreamed(ctx context.Context, dst string, head []byte, srcs []string) (sluice.BlobInfo, string, error) {
+// composeStreamed is Compose by reading every source through this process;
+// total, the sum of the sizes, sizes the upload's parts.
+func (s *Store) composeStreamed(ctx context.Context, dst string, head []byte, srcs []string, total int64) (sluice.BlobInfo, string, error) {
 	h := sha256.New()
 	objs := &objectsReader{ctx: ctx, s: s, keys: srcs}
 	defer objs.Close()
 	r := io.TeeReader(io.MultiReader(bytes.NewReader(head), objs), h)
-	info, err := s.Put(ctx, dst, r)
+	info, err := s.putSized(ctx, dst, r, total)
 	if err != nil {
 		return sluice.BlobInfo{}, "", err
 	}
 	return info, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// objectsReader reads objects one after another, one open at a time.
+// objectsReader reads objects one after another, one open at a time;
+// with etags, each under If-Match of its ETag.
 type objectsReader struct {
-	ctx  context.Context
-	s    *Store
-	keys []string
-	cur  io.ReadCloser
+	ctx   context.Context
+	s     *Store
+	keys  []string
+	etags []string
+	cur   io.ReadCloser
 }
 
 // Close closes the object being read, if a read stopped in the middle.
@@ -260,7 +277,11 @@ func (o *objectsReader) Read(p []byte) (int, error) {
 			if len(o.keys) == 0 {
 				return 0, io.EOF
 			}
-			r, err := o.s.Get(o.ctx, o.keys[0])
+			var match string
+			if len(o.etags) > 0 {
+				match, o.etags = o.etags[0], o.etags[1:]
+			}
+			r, err := o.s.getMatch(o.ctx, o.keys[0], match, nil)
 			if err != nil {
 				return 0, err
 			}
@@ -282,7 +303,7 @@ func (o *objectsReader) Read(p []byte) (int, error) {
 // composeParts runs the planned multipart upload, part by part.
 // Before it completes the upload it calls ready with the planned size;
 // an error aborts the upload.
-func (s *Store) composeParts(ctx context.Context, dst string, head []byte, srcs []string, plan []segment, ready func(size int64) error) (sluice.BlobInfo, error) {
+func (s *Store) composeParts(ctx context.Context, dst string, head []byte, srcs pinned, plan []segment, ready func(size int64) error) (sluice.BlobInfo, error) {
 	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &dst})
 	if err != nil {
 		return sluice.BlobInfo{}, s.wrap("compose", dst, err)
@@ -314,20 +335,22 @@ func (s *Store) composeParts(ctx context.Context, dst string, head []byte, srcs 
 }
 
 // composePart uploads one planned part and returns its ETag.
-func (s *Store) composePart(ctx context.Context, dst string, id *string, num *int32, head []byte, srcs []string, seg segment) (*string, error) {
+func (s *Store) composePart(ctx context.Context, dst string, id *string, num *int32, head []byte, srcs pinned, seg segment) (*string, error) {
 	if seg.copy {
 		p := seg.pieces[0]
 		out, err := s.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
 			Bucket: &s.bucket, Key: &dst, UploadId: id, PartNumber: num,
-			CopySource:      aws.String(s.copySource(srcs[p.src])),
+			CopySource:      aws.String(s.copySource(srcs.keys[p.src])),
 			CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", p.off, p.off+p.n-1)),
+			// The version hashed, or PreconditionFailed.
+			CopySourceIfMatch: quoted(srcs.etags[p.src]),
 		})
 		var ae smithy.APIError
 		if errors.As(err, &ae) && (ae.ErrorCode() == "NotImplemented" || ae.ErrorCode() == "MissingContentLength") {
 			return nil, errNoPartCopy
 		}
 		if err != nil {
-			return nil, s.wrap("compose part copy of", srcs[p.src], err)
+			return nil, s.wrap("compose part copy of", srcs.keys[p.src], err)
 		}
 		if out.CopyPartResult == nil || out.CopyPartResult.ETag == nil {
 			return nil, errNoPartCopy // answered as a plain part: nothing was copied
@@ -340,7 +363,7 @@ func (s *Store) composePart(ctx context.Context, dst string, id *string, num *in
 			buf.Write(head)
 			continue
 		}
-		if err := s.readRange(ctx, buf, srcs[p.src], p); err != nil {
+		if err := s.readRange(ctx, buf, srcs.keys[p.src], srcs.etags[p.src], p); err != nil {
 			return nil, fmt.Errorf("s3: compose s3://%s/%s: %w", s.bucket, dst, err)
 		}
 	}
@@ -356,8 +379,11 @@ func (s *Store) composePart(ctx context.Context, dst string, id *string, num *in
 
 // readRange appends piece p of source key to buf, and fails unless it got
 // exactly p.n bytes: a source that changed size since it was planned.
-func (s *Store) readRange(ctx context.Context, buf *bytes.Buffer, key string, p piece) error {
-	r, err := s.GetRange(ctx, key, p.off, p.n)
+func (s *Store) readRange(ctx context.Context, buf *bytes.Buffer, key, etag string, p piece) error {
+	if p.n == 0 {
+		return nil // S3 has no empty range; the hash reader checks the source
+	}
+	r, err := s.getMatch(ctx, key, etag, &p)
 	if err != nil {
 		return err
 	}
@@ -370,4 +396,31 @@ func (s *Store) readRange(ctx context.Context, buf *bytes.Buffer, key string, p 
 		return fmt.Errorf("%s: read %d bytes at %d, planned %d", key, n, p.off, p.n)
 	}
 	return nil
+}
+
+// getMatch reads key, or the range of piece p, under If-Match of etag
+// when it is set: a source rewritten since it was planned fails with
+// PreconditionFailed instead of giving other bytes.
+func (s *Store) getMatch(ctx context.Context, key, etag string, p *piece) (io.ReadCloser, error) {
+	if err := sluice.ValidateKey(key); err != nil {
+		return nil, err
+	}
+	in := &s3.GetObjectInput{Bucket: &s.bucket, Key: &key, IfMatch: quoted(etag)}
+	if p != nil {
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", p.off, p.off+p.n-1))
+	}
+	// See GetRange on checksum validation of ranged reads.
+	out, err := s.client.GetObject(ctx, in, func(o *s3.Options) { o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired })
+	if err != nil {
+		return nil, s.wrap("get", key, err)
+	}
+	return out.Body, nil
+}
+
+// quoted is an ETag as S3's conditional headers take it, nil for none.
+func quoted(etag string) *string {
+	if etag == "" {
+		return nil
+	}
+	return aws.String(`"` + etag + `"`)
 }

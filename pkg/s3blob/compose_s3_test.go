@@ -8,9 +8,6 @@ import (
 	"io"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/s3blob"
 )
@@ -76,10 +73,7 @@ func TestComposeCopiesOnTheServer(t *testing.T) {
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("composed %d bytes (%v), want %d equal to head and sources", len(got), err, len(want))
 	}
-	ups, err := st.Client().ListMultipartUploads(t.Context(), &s3.ListMultipartUploadsInput{Bucket: aws.String(st.Bucket())})
-	if err == nil && len(ups.Uploads) > 0 {
-		t.Errorf("uploads left open: %d", len(ups.Uploads))
-	}
+	noUploadsLeft(t, st)
 }
 
 // TestComposeOfShortPartsStreams: sources all under 5 MiB (chunks too small

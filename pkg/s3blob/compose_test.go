@@ -120,3 +120,29 @@ func checkPlan(plan []segment, head int64, sizes []int64, lo, hi int64) error {
 	}
 	return nil
 }
+
+// TestPartSizeFor: a streamed upload of a known total fits S3's 10,000
+// parts whatever its size (the configured 8 MiB parts stop at ~78 GiB),
+// with parts no smaller than configured and no larger than S3's 5 GiB.
+func TestPartSizeFor(t *testing.T) {
+	const mib, gib = int64(1 << 20), int64(1 << 30)
+	base := 8 * mib
+	for _, c := range []struct{ total, want int64 }{
+		{-1, base},
+		{0, base},
+		{1000, base},
+		{78 * gib, base},                   // 8 MiB × 10,000 = 78.1 GiB
+		{79 * gib, 9 * mib},                // just past: 8.09 MiB, rounded up to 9
+		{100 * gib, 11 * mib},              // 10.24 MiB
+		{5 * 1024 * gib, 525 * mib},        // S3's largest object: 524.3 MiB
+		{100 * 1024 * gib, 5 * 1024 * mib}, // capped at S3's largest part
+	} {
+		got := partSizeFor(c.total, base)
+		if got != c.want {
+			t.Errorf("partSizeFor(%d) = %d MiB, want %d MiB", c.total, got/mib, c.want/mib)
+		}
+		if c.total > 0 && c.total <= 5*1024*gib && (c.total+got-1)/got > maxParts {
+			t.Errorf("partSizeFor(%d) = %d: %d parts, over S3's %d", c.total, got, (c.total+got-1)/got, maxParts)
+		}
+	}
+}

@@ -51,7 +51,8 @@ type Options struct {
 	// PartSize is the size of the buffered parts of a multipart upload, and
 	// the size below which Put sends one PutObject. Default 8 MiB, at least
 	// 5 MiB (S3's minimum). A body of unknown length may have at most
-	// 10 000 parts: with the default, about 78 GiB.
+	// 10 000 parts: with the default, about 78 GiB. Compose's streamed
+	// fallback knows its total and sizes its parts to fit (partSizeFor).
 	PartSize int64
 	// Concurrency is how many parts upload at once; memory use of a Put is
 	// about Concurrency+1 parts. Default 4.
@@ -322,11 +323,21 @@ func (s *Store) LinkAs(ctx context.Context, key, filename string, ttl time.Durat
 // PutObject or CompleteMultipartUpload succeeds, so readers never see a
 // partial one; a failed multipart upload is aborted.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) (sluice.BlobInfo, error) {
+	return s.putSized(ctx, key, r, -1)
+}
+
+// putSized is Put of a body whose length is known to be total (-1 when
+// unknown): its parts are made large enough that total fits in S3's
+// 10,000 parts, where the configured part size caps a body at about 78 GiB.
+func (s *Store) putSized(ctx context.Context, key string, r io.Reader, total int64) (sluice.BlobInfo, error) {
 	if err := sluice.ValidateKey(key); err != nil {
 		return sluice.BlobInfo{}, err
 	}
 	body := &countingReader{r: r}
-	out, err := s.uploads.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: &s.bucket, Key: &key, Body: body})
+	part := partSizeFor(total, s.opt.PartSize)
+	out, err := s.uploads.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: &s.bucket, Key: &key, Body: body}, func(o *transfermanager.Options) {
+		o.PartSizeBytes = part
+	})
 	if err != nil {
 		if body.err != nil {
 			// The body failed, not S3: say so, with the body's own error.
@@ -335,6 +346,19 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (sluice.BlobIn
 		return sluice.BlobInfo{}, s.wrap("put", key, err)
 	}
 	return s.written(ctx, key, body.n, etag(out.ETag)), nil
+}
+
+// partSizeFor is the part size that fits total bytes in maxParts parts:
+// base, or total/maxParts rounded up to a MiB when that is larger (at most
+// S3's 5 GiB part, which with 10,000 parts covers S3's 5 TiB object).
+func partSizeFor(total, base int64) int64 {
+	if total <= 0 {
+		return base
+	}
+	const mib = 1 << 20
+	need := (total + maxParts - 1) / maxParts
+	need = (need + mib - 1) / mib * mib
+	return min(max(base, need), maxPartSize)
 }
 
 // countingReader counts what the upload read, for BlobInfo.Size, and keeps
@@ -367,7 +391,12 @@ func (s *Store) written(_ context.Context, key string, size int64, tag string) s
 func (s *Store) abort(key string, uploadID *string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: uploadID})
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: uploadID})
+	if err != nil {
+		// Its parts stay billed until the bucket's lifecycle rule for
+		// incomplete uploads removes them: say so, with what to look for.
+		slog.Warn("aborting a multipart upload failed; its parts stay until the bucket's abort-incomplete-uploads lifecycle rule", "bucket", s.bucket, "key", key, "upload_id", aws.ToString(uploadID), "err", err.Error())
+	}
 }
 
 // PresignPut returns a URL a client can PUT an object to without

@@ -159,6 +159,15 @@ type Ledger interface {
 	Rejects(ctx context.Context, id string, afterLine int64, limit int) ([]RowError, error)
 }
 
+// ChunkChecker is a Ledger that can say whether a chunk is counted done.
+// A worker given a chunk message again (a redelivery, a duplicate send)
+// asks first, and acknowledges a counted chunk without re-enriching it or
+// rewriting its part: the part the merge reads stays the one that was
+// counted. Optional, so wrappers and test ledgers need not implement it.
+type ChunkChecker interface {
+	ChunkCounted(ctx context.Context, id string, chunk int) (bool, error)
+}
+
 // Completion is the chunk counter's state after an update.
 type Completion struct {
 	// Counted is true when this call counted the chunk (false for a repeat).

@@ -268,6 +268,16 @@ func (l *Ledger) ChunkDone(ctx context.Context, id string, s sluice.ChunkStats) 
 	return c, nil
 }
 
+// ChunkCounted implements sluice.ChunkChecker.
+func (l *Ledger) ChunkCounted(ctx context.Context, id string, chunk int) (bool, error) {
+	var n int
+	err := l.db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM batch_chunks WHERE batch_id = ? AND chunk = ?`, id, chunk).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("ledger: chunk %d of batch %q counted: %w", chunk, id, err)
+	}
+	return n > 0, nil
+}
+
 // rejectsPerInsert rows go into one INSERT: with modernc's per-statement
 // cost, one row per statement made the ledger the worker's bottleneck.
 const rejectsPerInsert = 100

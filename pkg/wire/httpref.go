@@ -14,9 +14,11 @@ import (
 // feed's keys up in its own API, and the other feeds in their datasets.
 // Feeds with the same reference settings share one catalog, so its cache,
 // rate limit and circuit breaker are per API and process, not per feed.
-// When the top level itself sets reference.http, Catalog (the default
-// dataset's) becomes its API too, so a load into it is refused with a
-// message that says why.
+// The top level's reference.http reaches the stages only through the
+// feeds (the default feed when there are none): Catalog stays the default
+// dataset's, so a feed with `http: null` enriches from, and loads into,
+// that dataset; a load for a feed on an API is refused by
+// config.ForDataset with the reason.
 func (p *Ports) UseHTTPReference(cfg *config.Pipeline, opts httpref.Options) error {
 	byRef := map[string]*httpref.Catalog{}
 	build := func(ref config.Reference) (*httpref.Catalog, error) {
@@ -47,13 +49,6 @@ func (p *Ports) UseHTTPReference(cfg *config.Pipeline, opts httpref.Options) err
 			p.httpRefs = map[string]sluice.Catalog{}
 		}
 		p.httpRefs[f.Name] = c
-	}
-	if cfg.FromHTTP() {
-		c, err := build(cfg.Reference)
-		if err != nil {
-			return err
-		}
-		p.Catalog = c
 	}
 	return nil
 }

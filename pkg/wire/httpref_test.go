@@ -1,11 +1,13 @@
 package wire_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/httpref"
+	"github.com/sluicehq/sluice/pkg/sluice"
 	"github.com/sluicehq/sluice/pkg/wire"
 )
 
@@ -57,5 +59,60 @@ feeds:
 	}
 	if _, err := p.HTTPCatalog("local"); err == nil || !strings.Contains(err.Error(), "no HTTP reference") {
 		t.Fatalf("HTTP catalog of a dataset feed: %v", err)
+	}
+}
+
+// TestHTTPNullUsesTheDefaultDataset: with reference.http at the top level,
+// a feed that sets `http: null` enriches from the default dataset (its
+// catalog, and the one wire.Catalogs("default") gives a load), while the
+// other feed enriches from the top-level API through its own routing.
+func TestHTTPNullUsesTheDefaultDataset(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+reference: {key: uuid, append: [a], http: {url: "https://top.example/r"}}
+feeds:
+  - {name: api, prefix: api/}
+  - {name: local, prefix: l/, reference: {http: null}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := wire.Local(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.UseHTTPReference(cfg, httpref.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	source := func(feed string) string {
+		fc, err := cfg.ForFeed(feed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := p.FeedCatalog(fc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := c.Current(t.Context())
+		if err != nil && !errors.Is(err, sluice.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return v.Source
+	}
+	if s := source("local"); s != "" {
+		t.Errorf("feed with http: null enriches from %s", s)
+	}
+	if s := source("api"); s != "https://top.example/r" {
+		t.Errorf("feed api enriches from %q, want the top-level API", s)
+	}
+	def, err := p.Catalogs(config.DefaultDataset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := def.(*httpref.Catalog); ok {
+		t.Fatal("the default dataset's catalog is the top-level API")
+	}
+	if _, err := cfg.ForDataset(config.DefaultDataset); err != nil {
+		t.Fatalf("loading the default dataset for feed local: %v", err)
 	}
 }

@@ -72,6 +72,31 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
 			t.Fatalf("batch after a repeated chunk: done %d out %d rejected %d reasons %v", b.DoneChunks, b.RowsOut, b.RowsRejected, b.Reasons)
 		}
 	})
+	t.Run("ChunkCountedReadsTheCounter", func(t *testing.T) {
+		l := newLedger(t)
+		cc, ok := l.(sluice.ChunkChecker)
+		if !ok {
+			t.Skip("this ledger does not implement sluice.ChunkChecker")
+		}
+		mustCreate(t, l, newBatch("bc", time.Now()))
+		for _, chunk := range []int{0, 9, 300, 2050} { // spread over the shards of a sharded counter
+			if got, err := cc.ChunkCounted(t.Context(), "bc", chunk); err != nil || got {
+				t.Fatalf("chunk %d before ChunkDone: counted %v, %v", chunk, got, err)
+			}
+			if _, err := l.ChunkDone(t.Context(), "bc", sluice.ChunkStats{Chunk: chunk, RowsIn: 1, RowsOut: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := cc.ChunkCounted(t.Context(), "bc", chunk); err != nil || !got {
+				t.Fatalf("chunk %d after ChunkDone: counted %v, %v", chunk, got, err)
+			}
+		}
+		if got, err := cc.ChunkCounted(t.Context(), "bc", 1); err != nil || got {
+			t.Fatalf("chunk 1, never done: counted %v, %v", got, err)
+		}
+		if got, err := cc.ChunkCounted(t.Context(), "other", 0); err != nil || got {
+			t.Fatalf("chunk 0 of another batch: counted %v, %v", got, err)
+		}
+	})
 	t.Run("CompletedExactlyOnce", func(t *testing.T) {
 		for _, totalFirst := range []bool{true, false} {
 			t.Run(fmt.Sprintf("totalFirst=%v", totalFirst), func(t *testing.T) {
