@@ -118,7 +118,7 @@ func followAWS(ctx context.Context, l sluice.Ledger, key, etag string, since tim
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		bs, err := l.ListBatches(ctx, sluice.BatchFilter{Key: key})
+		bs, err := l.ListBatches(ctx, sluice.BatchFilter{Key: key, FieldsOnly: true})
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return sluice.Batch{}, err
 		}

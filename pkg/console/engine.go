@@ -100,7 +100,7 @@ func (u *EngineUploader) busy(ctx context.Context, name, path string) error {
 		return err
 	}
 	key := pipeline.InputPrefix + pipeline.SafeName(name)
-	bs, err := u.Ledger.ListBatches(ctx, sluice.BatchFilter{Key: key})
+	bs, err := u.Ledger.ListBatches(ctx, sluice.BatchFilter{Key: key, FieldsOnly: true})
 	if err != nil {
 		return err
 	}

@@ -461,7 +461,7 @@ func TestCounterItemsStaySmall(t *testing.T) {
 		}
 		return out.Item
 	}
-	if _, ok := get("big")["chunks"]; ok {
+	if _, ok := get("big")["chunks"].(*types.AttributeValueMemberNS); ok {
 		t.Fatal("the batch item holds chunk numbers")
 	}
 	for k := range 2 * lanes {

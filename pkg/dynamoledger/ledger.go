@@ -157,7 +157,7 @@ func decodeBatch(item map[string]types.AttributeValue) sluice.Batch {
 		Sequence:     getS(item, "sequence"),
 		State:        sluice.State(getS(item, "state")),
 		Reason:       getS(item, "reason"),
-		TotalChunks:  int(getN(item, "totalChunks")),
+		TotalChunks:  totalOf(item),
 		DoneChunks:   int(getN(item, "doneChunks")),
 		RowsIn:       int(getN(item, "rowsIn")),
 		RowsOut:      int(getN(item, "rowsOut")),
@@ -218,6 +218,7 @@ func (l *Ledger) CreateBatch(ctx context.Context, b sluice.Batch) (sluice.Batch,
 	}
 	item := batchItem(b)
 	item[layoutAttr] = avS(l.layout())
+	poisonOldCounter(item)
 	if l.db.opt.RecordTTL > 0 {
 		item[expiresAtAttr] = avN(b.CreatedAt.Add(l.db.opt.RecordTTL).Unix())
 	}
@@ -320,23 +321,38 @@ func (l *Ledger) GetBatch(ctx context.Context, id string) (sluice.Batch, error) 
 
 // BatchFields implements sluice.BatchFieldsReader: the batch item alone,
 // its counters those of its complete shards (exact once it is complete).
+// The worker reads it once per chunk, before counting the chunk, so an
+// unfinished batch counted in another layout is refused here on every
+// chunk (a permanent error), not only on the first of each shard, where
+// ChunkDone checks the layout. A finished one is returned: its late chunks
+// are ignored.
 func (l *Ledger) BatchFields(ctx context.Context, id string) (sluice.Batch, error) {
 	item, err := l.getItem(ctx, id)
 	if err != nil {
 		return sluice.Batch{}, err
 	}
-	return decodeBatch(item), nil
+	b := decodeBatch(item)
+	if !b.State.Terminal() {
+		if err := l.checkLayout(id, item); err != nil {
+			return sluice.Batch{}, err
+		}
+	}
+	return b, nil
 }
 
-// ListBatches implements sluice.Ledger with a consistent Scan sorted here.
-// There is one item per input file, so a scan stays cheap for the
-// thousands of batches an operator lists; a secondary index would answer
-// only eventually, and a batch just created could be missing from it.
+// ListBatches implements sluice.Ledger with a consistent Scan sorted here;
+// a secondary index would answer only eventually, and a batch just created
+// could be missing from it. The table also holds the counter's shard items
+// (about one per 256 chunks of each batch that ran) and the counts item.
+// The filter leaves them out server-side, so they are not sent, but a Scan
+// is charged for every item it reads before filtering: a listing costs
+// read units for the batches and their shards alike, which a retention
+// (RecordTTL) bounds (docs/capacity.md).
 func (l *Ledger) ListBatches(ctx context.Context, f sluice.BatchFilter) ([]sluice.Batch, error) {
 	in := &dynamodb.ScanInput{TableName: aws.String(l.db.tables.Batches), ConsistentRead: aws.Bool(true)}
-	var conds []string
-	names := map[string]string{}
-	values := map[string]types.AttributeValue{}
+	conds := []string{"attribute_not_exists(#shardOf)", "id <> :counts"}
+	names := map[string]string{"#shardOf": shardOfAttr}
+	values := map[string]types.AttributeValue{":counts": avS(countsID)}
 	if f.State != "" {
 		conds = append(conds, "#state = :state")
 		names["#state"], values[":state"] = "state", avS(string(f.State))
@@ -345,10 +361,8 @@ func (l *Ledger) ListBatches(ctx context.Context, f sluice.BatchFilter) ([]sluic
 		conds = append(conds, "#key = :key")
 		names["#key"], values[":key"] = "key", avS(f.Key)
 	}
-	if len(conds) > 0 {
-		in.FilterExpression = aws.String(strings.Join(conds, " AND "))
-		in.ExpressionAttributeNames, in.ExpressionAttributeValues = names, values
-	}
+	in.FilterExpression = aws.String(strings.Join(conds, " AND "))
+	in.ExpressionAttributeNames, in.ExpressionAttributeValues = names, values
 	var out []sluice.Batch
 	items := map[string]map[string]types.AttributeValue{}
 	p := dynamodb.NewScanPaginator(l.db.client, in)
@@ -373,9 +387,18 @@ func (l *Ledger) ListBatches(ctx context.Context, f sluice.BatchFilter) ([]sluic
 	if f.Limit > 0 && len(out) > f.Limit {
 		out = out[:f.Limit]
 	}
-	bs, its := make([]*sluice.Batch, len(out)), make([]map[string]types.AttributeValue, len(out))
+	if f.FieldsOnly {
+		return out, nil
+	}
+	// Only running batches get their shards in flight added: a failed
+	// batch keeps its unfinished shards for good, and reading them on every
+	// listing would cost a read per shard per batch of all history.
+	var bs []*sluice.Batch
+	var its []map[string]types.AttributeValue
 	for i := range out {
-		bs[i], its[i] = &out[i], items[out[i].ID]
+		if !out[i].State.Terminal() {
+			bs, its = append(bs, &out[i]), append(its, items[out[i].ID])
+		}
 	}
 	if err := l.addInFlight(ctx, bs, its); err != nil {
 		return nil, err

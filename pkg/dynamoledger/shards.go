@@ -58,9 +58,13 @@ const (
 	// shardLanes is how many shards the chunks in flight spread over.
 	shardLanes = 8
 	// maxShards bounds the shard numbers the batch item lists, twice (seen
-	// and done): 20,000 numbers of ≤ 4 bytes each keep both sets under
-	// 160 KB of DynamoDB's 400 KB item limit.
-	maxShards = 20_000
+	// and done). The item limit (400 KB) would allow 20,000, but the worker
+	// reads the batch item, consistently, once per chunk (BatchFields): at
+	// 20,000 shards the sets weigh 160 KB, 40 read units a read, and one
+	// partition's 3,000 units a second would let a batch's chunks end at 75
+	// a second. 1,000 shards keep the item under 10 KB (3 units a read,
+	// 1,000 chunks a second; bench/cmd/capsim, docs/capacity.md).
+	maxShards = 1_000
 	// MaxChunks bounds the chunks of one batch at the default width.
 	MaxChunks = maxShards * DefaultShardWidth
 
@@ -164,7 +168,7 @@ func (l *Ledger) faultAt(p string) error {
 }
 
 func tooManyChunks(id string, chunk, limit int) error {
-	return sluice.Permanentf("dynamodb: batch %q: chunk %d is past the %d chunks one batch can count (%d shards, whose numbers the batch item lists within DynamoDB's 400 KB item limit); raise chunkRows so the file splits into fewer chunks (docs/capacity.md)", id, chunk, limit, maxShards)
+	return sluice.Permanentf("dynamodb: batch %q: chunk %d is past the %d chunks one batch can count (%d shards, whose numbers the batch item lists; the worker reads that item once per chunk); raise chunkRows so the file splits into fewer chunks (docs/capacity.md)", id, chunk, limit, maxShards)
 }
 
 // ChunkDone implements sluice.Ledger: the chunk is counted in its shard,
@@ -364,13 +368,19 @@ func (l *Ledger) checkedItem(ctx context.Context, id string) (map[string]types.A
 	if err != nil {
 		return nil, err
 	}
+	return item, l.checkLayout(id, item)
+}
+
+// checkLayout refuses a batch item counted in another layout (a permanent
+// error: no process of this version can finish it).
+func (l *Ledger) checkLayout(id string, item map[string]types.AttributeValue) error {
 	if lay := getS(item, layoutAttr); lay != l.layout() {
 		if lay == "" {
 			lay = "one item, by an older version"
 		}
-		return nil, sluice.Permanentf("dynamodb: batch %q counts its chunks in shards of %s; this ledger counts in shards of %s, so it cannot finish the batch: every process on a table must run the same version (upload the file again to start a new batch)", id, lay, l.layout())
+		return sluice.Permanentf("dynamodb: batch %q counts its chunks in shards of %s; this ledger counts in shards of %s, so it cannot finish the batch: every process on a table must run the same version (upload the file again to start a new batch)", id, lay, l.layout())
 	}
-	return item, nil
+	return nil
 }
 
 // addShard adds a complete shard's final sums to the batch item, once.
@@ -404,7 +414,7 @@ func (l *Ledger) addShard(ctx context.Context, id string, sh shard) (sluice.Comp
 	if err != nil {
 		return sluice.Completion{}, fmt.Errorf("dynamodb: shard %d of batch %q: %w", sh.k, id, err)
 	}
-	done, total := int(getN(out.Attributes, "doneChunks")), int(getN(out.Attributes, "totalChunks"))
+	done, total := int(getN(out.Attributes, "doneChunks")), totalOf(out.Attributes)
 	return sluice.Completion{
 		Done: done, Total: total,
 		Complete:  complete(done, total),
@@ -455,10 +465,10 @@ func (l *Ledger) setTotal(ctx context.Context, id string, chunks, rows int) (slu
 		TableName:           aws.String(l.db.tables.Batches),
 		Key:                 l.key(id),
 		UpdateExpression:    aws.String("SET totalChunks = :total, rowsIn = :rows, totalAt = :now, updatedAt = :now"),
-		ConditionExpression: aws.String("attribute_exists(id) AND totalChunks < :zero AND " + layoutAttr + " = :lay"),
+		ConditionExpression: aws.String("attribute_exists(id) AND (totalChunks = :unknown OR totalChunks < :zero) AND " + layoutAttr + " = :lay"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":total": avN(int64(chunks)), ":rows": avN(int64(rows)), ":now": now, ":zero": avN(0),
-			":lay": avS(l.layout()),
+			":lay": avS(l.layout()), ":unknown": avN(unknownTotal),
 		},
 		ReturnValues: types.ReturnValueAllNew,
 	})
@@ -520,9 +530,12 @@ func getNS(item map[string]types.AttributeValue, k string) []int {
 // once: the batch item was read without it, the shard with it.
 //
 // One GetItem per shard, several at once: chunks are taken roughly in
-// order, so a running batch has one or two shards in flight, and GetItem
-// is what every service may already call on the table (no new IAM
-// action for a BatchGetItem).
+// order and a block's chunks spread over its shardLanes shards, so a
+// running batch has about 8 shards in flight (up to 16 where the chunks
+// in flight straddle two blocks), and GetItem is what every service may
+// already call on the table (no new IAM action for a BatchGetItem).
+// ListBatches calls it for running batches only; GetBatch for its one
+// batch, whatever its state.
 func (l *Ledger) addInFlight(ctx context.Context, bs []*sluice.Batch, items []map[string]types.AttributeValue) error {
 	type pending struct {
 		b *sluice.Batch

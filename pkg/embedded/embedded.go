@@ -265,7 +265,10 @@ func (e *Engine) SubmitUnder(ctx context.Context, path, rel string) (Submission,
 	return e.submit(ctx, path, dir, rel)
 }
 
-// submit puts the file at dir+name (dir: input/ and a prefix).
+// submit puts the file at dir+name (dir: input/ and a prefix). When an
+// unfinished batch of the key exists, the file is hashed before anything
+// is copied: a rerun to resume a batch (or a different file refused as
+// busy) writes nothing and needs no free space for a second copy.
 func (e *Engine) submit(ctx context.Context, path, dir, name string) (Submission, error) {
 	if err := CheckInput(path); err != nil {
 		return Submission{}, err
@@ -274,28 +277,28 @@ func (e *Engine) submit(ctx context.Context, path, dir, name string) (Submission
 	if err := sluice.ValidateKey(dir + name); err != nil {
 		return Submission{}, fmt.Errorf("the file name cannot be used as an object key: %w", err)
 	}
+	prev, err := e.Ledger.ListBatches(ctx, sluice.BatchFilter{Key: key, FieldsOnly: true})
+	if err != nil {
+		return Submission{}, err
+	}
+	if slices.ContainsFunc(prev, func(b sluice.Batch) bool { return !b.State.Terminal() }) {
+		etag, _, err := fsblob.ETagOfFile(path)
+		if err != nil {
+			return Submission{}, err
+		}
+		if sub, _, err := e.match(ctx, prev, key, etag); sub != nil || err != nil {
+			return deref(sub), err
+		}
+	}
 	up, err := e.upload(ctx, key, path)
 	if err != nil {
 		return Submission{}, err
 	}
 	defer up.discard()
 	etag, size := up.etag, up.size
-	prev, err := e.Ledger.ListBatches(ctx, sluice.BatchFilter{Key: key})
-	if err != nil {
-		return Submission{}, err
-	}
-	gen := 0
-	for _, b := range prev {
-		if b.ETag != etag {
-			if !b.State.Terminal() && e.readsInput(ctx, b) {
-				return Submission{}, fmt.Errorf("%w: batch %s (%s) has not ended and still reads %s; run the earlier file again to finish it, or submit this one under another name", ErrBusy, b.ID, b.State, key)
-			}
-			continue
-		}
-		if !b.State.Terminal() {
-			return Submission{BatchID: b.ID, Key: key, Resumed: true}, nil
-		}
-		gen++
+	sub, gen, err := e.match(ctx, prev, key, etag)
+	if sub != nil || err != nil {
+		return deref(sub), err
 	}
 	seq := strconv.Itoa(gen + 1)
 	if err := up.publish(ctx); err != nil {
@@ -312,6 +315,34 @@ func (e *Engine) submit(ctx context.Context, path, dir, name string) (Submission
 		return Submission{}, err
 	}
 	return Submission{BatchID: sluice.BatchID(e.Blobs.Bucket(), key, etag, seq), Key: key}, nil
+}
+
+// match weighs a file of this etag against the earlier batches of its key:
+// the unfinished batch of the same content to resume, or ErrBusy for an
+// unfinished batch of other content that still reads the key; else how
+// many batches of this content ended (the new batch's generation).
+func (e *Engine) match(ctx context.Context, prev []sluice.Batch, key, etag string) (*Submission, int, error) {
+	gen := 0
+	for _, b := range prev {
+		if b.ETag != etag {
+			if !b.State.Terminal() && e.readsInput(ctx, b) {
+				return nil, 0, fmt.Errorf("%w: batch %s (%s) has not ended and still reads %s; run the earlier file again to finish it, or submit this one under another name", ErrBusy, b.ID, b.State, key)
+			}
+			continue
+		}
+		if !b.State.Terminal() {
+			return &Submission{BatchID: b.ID, Key: key, Resumed: true}, 0, nil
+		}
+		gen++
+	}
+	return nil, gen, nil
+}
+
+func deref(s *Submission) Submission {
+	if s == nil {
+		return Submission{}
+	}
+	return *s
 }
 
 // upload is a submitted file on its way under input/: its ETag is known

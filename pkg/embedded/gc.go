@@ -70,7 +70,7 @@ type gcKind struct {
 // still running are never touched. With dryRun it only reports.
 func (e *Engine) GC(ctx context.Context, now time.Time, dryRun bool) (GCReport, error) {
 	rep := GCReport{DryRun: dryRun}
-	batches, err := e.Ledger.ListBatches(ctx, sluice.BatchFilter{})
+	batches, err := e.Ledger.ListBatches(ctx, sluice.BatchFilter{FieldsOnly: true})
 	if err != nil {
 		return rep, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
@@ -33,12 +34,20 @@ const stageStep = 64 << 20
 // the way, and the caller had already read it once to know its ETag. Here
 // the kernel copies it (copy_file_range: no bytes through this process, or
 // none at all where the file system shares extents), and the ETag is the
-// hash of the copy itself, so it names exactly what will be stored. A
-// write to the file during the copy changes its size or modification
-// time, which is checked before and after: ErrChanged. (The time has the
-// kernel's clock-tick granularity, so a same-size rewrite inside one tick
-// would pass unseen; the copy is then still self-consistent, its ETag
-// being its own content's.)
+// hash of the copy itself, so it names exactly what will be stored.
+//
+// A write to the file during the copy must not give a torn copy (part old,
+// part new bytes) that passes for the file. Size and modification time are
+// compared before and after, which is proof only if the time had to move:
+// the kernel stamps a write with a coarse clock (a tick of up to 10 ms,
+// truncated to the file system's granularity), so a same-size rewrite in
+// the tick of the last write keeps the time. So the copy starts only once
+// the file's time is older than quietFor (the file has not been written
+// since): any write after that gets a later time, and the check after the
+// copy sees it. A file written within quietFor is waited for once; if it
+// changed meanwhile, it is being written: ErrChanged. (This holds for
+// write(2) on a local file system whose clock is this machine's; writes
+// through a shared memory mapping may be stamped late.)
 func (s *Store) StageFile(ctx context.Context, key, path string) (*Staged, error) {
 	p, err := s.Path(key)
 	if err != nil {
@@ -49,7 +58,7 @@ func (s *Store) StageFile(ctx context.Context, key, path string) (*Staged, error
 		return nil, err
 	}
 	defer src.Close()
-	before, err := src.Stat()
+	before, err := quiet(ctx, src)
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +79,50 @@ func (s *Store) StageFile(ctx context.Context, key, path string) (*Staged, error
 		return nil, err
 	}
 	return st, nil
+}
+
+// quietFor is how long before a copy starts the file must not have been
+// written for its modification time to prove a write during the copy:
+// above a clock tick (10 ms at the lowest kernel tick rate) with room to
+// spare. File systems with whole-second times (no nanoseconds) need more.
+const (
+	quietFor       = 100 * time.Millisecond
+	quietForCoarse = 2100 * time.Millisecond
+)
+
+// quiet returns src's stat once its modification time is older than
+// quietFor, waiting once if it is not; ErrChanged if it was written
+// meanwhile.
+func quiet(ctx context.Context, src *os.File) (os.FileInfo, error) {
+	fi, err := src.Stat()
+	if err != nil {
+		return nil, err
+	}
+	need := quietFor
+	if fi.ModTime().Nanosecond() == 0 {
+		need = quietForCoarse
+	}
+	age := time.Since(fi.ModTime())
+	if age > need {
+		return fi, nil
+	}
+	// A time in the future proves writes as well (they stamp the present),
+	// but is waited for no longer than need.
+	t := time.NewTimer(min(need-age, need))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-t.C:
+	}
+	again, err := src.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if again.Size() != fi.Size() || !again.ModTime().Equal(fi.ModTime()) {
+		return nil, ErrChanged
+	}
+	return again, nil
 }
 
 // fill copies src into tmp, checks that src did not change, and hashes

@@ -31,7 +31,7 @@ func List(ctx context.Context, cat sluice.Catalog, ledger sluice.Ledger) ([]Usag
 	if err != nil && !errors.Is(err, sluice.ErrNotFound) {
 		return nil, err
 	}
-	bs, err := ledger.ListBatches(ctx, sluice.BatchFilter{})
+	bs, err := ledger.ListBatches(ctx, sluice.BatchFilter{FieldsOnly: true}) // states and versions only
 	if err != nil {
 		return nil, err
 	}

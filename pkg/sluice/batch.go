@@ -132,6 +132,11 @@ type BatchFilter struct {
 	State State  // empty: any
 	Key   string // empty: any input key
 	Limit int    // 0: no limit
+	// FieldsOnly asks for the stored fields alone: a running batch's
+	// counters may then lag its progress (DynamoDB counts them in shard
+	// items, which this skips reading). For callers that need only states,
+	// keys, ETags or reference versions.
+	FieldsOnly bool
 }
 
 // BatchUpdate holds the fields to change; zero values are left alone.

@@ -64,10 +64,14 @@ type result struct {
 	SplitSeconds float64 // when the split queued the last chunk
 	TotalWCU     float64
 	MaxItemBytes float64 // the largest counter item written
-	ItemLimitHit bool
-	HotBusy      float64 // share of the run the busiest partition was writing
-	Use          []use   // every shared resource's share of its limit, worst first
-	Slots        slotLimits
+	// BatchItemBytes is the batch item at the end of the run: its fields
+	// and, sharded, the numbers of every shard in its seen and done sets.
+	// The worker reads it once per chunk.
+	BatchItemBytes float64
+	ItemLimitHit   bool
+	HotBusy        float64 // share of the run the busiest partition was writing
+	Use            []use   // every shared resource's share of its limit, worst first
+	Slots          slotLimits
 }
 
 // slotLimits: how many worker slots each limit could feed at most.
@@ -224,6 +228,12 @@ func run(m model) result {
 		r.Seconds = math.Max(r.Seconds, answered)
 	}
 	r.TotalWCU, r.MaxItemBytes = t.wcu, t.max
+	r.BatchItemBytes = m.BatchBaseBytes
+	if m.Counter == "sharded" {
+		r.BatchItemBytes += 2 * math.Ceil(float64(r.Chunks)/float64(m.ShardWidth)) * m.BytesPerNum
+	} else {
+		r.BatchItemBytes += float64(r.Chunks) * m.BytesPerNum
+	}
 	r.ItemLimitHit = t.max > m.MaxItemBytes
 	r.HotBusy = t.busy[argmax(t.busy)] / r.Seconds
 	return r

@@ -71,3 +71,27 @@ func TestAWSDefaultChunks(t *testing.T) {
 		t.Fatalf("one-item counter feeds %.0f slots, S3 PUT %.0f, sharded %.0f; want the one item lowest", rs.Slots.Counter, rs.Slots.S3Put, r.Slots.Counter)
 	}
 }
+
+// The worker reads the batch item once per chunk, and the sharded
+// counter's seen and done sets grow it by a shard number each per 256
+// chunks: the read's cost is modelled from the item's size. At the old
+// bound of 5,120,000 chunks a read cost 40 units and the reads fed fewer
+// slots than S3; at dynamoledger.MaxChunks (256,000) a read costs 3 and
+// they feed over 2,000 slots of 100,000-row chunks.
+func TestBatchReadsGrowWithShards(t *testing.T) {
+	at := func(chunks int) result {
+		m := defaults()
+		m.Rows = chunks * m.ChunkRows
+		return simulate(m)
+	}
+	old, now := at(5_120_000), at(256_000)
+	if readRCU(old) != 40 || old.Slots.BatchReads >= old.Slots.S3Put {
+		t.Fatalf("5,120,000 chunks: batch item %.0f bytes, %.0f RCU a read, feeds %.0f slots (S3 PUT %.0f)", old.BatchItemBytes, readRCU(old), old.Slots.BatchReads, old.Slots.S3Put)
+	}
+	if readRCU(now) > 3 || now.Slots.BatchReads < 2000 {
+		t.Fatalf("256,000 chunks: %.0f RCU a read, feeds %.0f slots", readRCU(now), now.Slots.BatchReads)
+	}
+	if small := simulate(defaults()); readRCU(small) != 1 {
+		t.Fatalf("1,000 chunks: %.0f RCU a read, want 1", readRCU(small))
+	}
+}

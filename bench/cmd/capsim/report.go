@@ -32,7 +32,7 @@ func uses(m model, r result) []use {
 		{usePool, n * (m.ChunkSec + m.ChunkDoneSec) / (slots * sec)},
 		{useCounter, r.HotBusy},
 		{useItem, r.MaxItemBytes / m.MaxItemBytes},
-		{useReads, n * m.ReadsPerChunkDon * math.Ceil(m.BatchBaseBytes/4096) / sec / m.PartitionRCU},
+		{useReads, n * m.ReadsPerChunkDon * readRCU(r) / sec / m.PartitionRCU},
 		{useS3Put, n * m.S3PutPerChunk / sec / m.S3PutPerSec},
 		{useS3Get, n * m.S3GetPerChunk / sec / m.S3GetPerSec},
 		{useSplit, r.SplitSeconds / sec},
@@ -40,6 +40,11 @@ func uses(m model, r result) []use {
 	sort.SliceStable(us, func(i, j int) bool { return us[i].Share > us[j].Share })
 	return us
 }
+
+// readRCU is what one strongly consistent read of the batch item costs
+// (a unit per 4 KB) at the end of the run, when its shard sets are
+// largest: the rate the reads allow then is what counts.
+func readRCU(r result) float64 { return math.Ceil(r.BatchItemBytes / 4096) }
 
 // slotsFor is how many worker slots each limit could keep busy, if the
 // chunks ended in order at that limit's rate.
@@ -57,7 +62,7 @@ func slotsFor(m model, r result) slotLimits {
 		Counter:    counter,
 		S3Put:      m.S3PutPerSec / m.S3PutPerChunk * per,
 		S3Get:      m.S3GetPerSec / m.S3GetPerChunk * per,
-		BatchReads: m.PartitionRCU / m.ReadsPerChunkDon * per,
+		BatchReads: m.PartitionRCU / (m.ReadsPerChunkDon * readRCU(r)) * per,
 	}
 }
 
@@ -77,6 +82,7 @@ func print(w io.Writer, m model, r result) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "work alone: %.0f s; the file: %.0f s; split done at %.0f s\n", r.WorkSeconds, r.Seconds, r.SplitSeconds)
 	fmt.Fprintf(w, "counter: %.0f WCU in all (%.2f per chunk), largest item %.1f KB, busiest partition writing %.0f%% of the time\n", r.TotalWCU, r.TotalWCU/float64(r.Chunks), r.MaxItemBytes/1024, 100*r.HotBusy)
+	fmt.Fprintf(w, "batch item at the end: %.1f KB, %.0f RCU a consistent read\n", r.BatchItemBytes/1024, readRCU(r))
 	fmt.Fprintf(w, "S3 PUT-class %.0f/s, GET/HEAD %.0f/s; SQS %.0f calls/s\n", float64(r.Chunks)*m.S3PutPerChunk/r.Seconds, float64(r.Chunks)*m.S3GetPerChunk/r.Seconds, float64(r.Chunks)*m.SQSMsgPerChunk/m.SQSBatch/r.Seconds)
 	fmt.Fprintln(w, "share of each limit used:")
 	for _, u := range r.Use {
