@@ -2,6 +2,8 @@ package services_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +17,7 @@ import (
 // stageOf names the service that reaches a fault point.
 func stageOf(point string) string {
 	switch {
-	case strings.HasPrefix(point, "split."):
+	case strings.HasPrefix(point, "split."), strings.HasPrefix(point, "scan."):
 		return "splitter"
 	case strings.HasPrefix(point, "work."):
 		return "worker"
@@ -43,8 +45,16 @@ func TestCrashAtEveryPointAWS(t *testing.T) {
 	s.env = append(s.env, "SLUICE_VISIBILITY=3s")
 	s.startAll()
 	wantOut, wantErrs, _ := embeddedOutput(t, chunkRows, orders, fin)
+	// The scan split's points are reached by a splitter whose
+	// configuration fans every file out to scan tasks of 200 kB.
+	scanCfg := filepath.Join(t.TempDir(), "scan.yaml")
+	os.WriteFile(scanCfg, []byte("chunkRows: 4000\nscanSplit: {minBytes: 1, rangeBytes: 200000}\n"), 0o644)
 	for i, point := range pipeline.Points {
 		stage := stageOf(point)
+		var extra []string
+		if point == pipeline.PointSplitAfterScanSend || strings.HasPrefix(point, "scan.") {
+			extra = []string{"SLUICE_CONFIG=" + scanCfg}
+		}
 		name := fmt.Sprintf("crash-%02d.csv", i)
 		s.stop(stage)
 		// A split crash point is retried with a later stage held back,
@@ -59,7 +69,7 @@ func TestCrashAtEveryPointAWS(t *testing.T) {
 		if stage == "splitter" {
 			s.stop(hold)
 		}
-		p := s.start(stage, "SLUICE_CRASH_AT="+point)
+		p := s.start(stage, append(extra, "SLUICE_CRASH_AT="+point)...)
 		s.send("ingest", s.upload(orders, name))
 		select {
 		case <-p.done:
@@ -76,7 +86,7 @@ func TestCrashAtEveryPointAWS(t *testing.T) {
 		if point == pipeline.PointSplitAfterTotal {
 			s.waitChunks("input/"+name, time.Minute)
 		}
-		s.start(stage)
+		s.start(stage, extra...)
 		if stage == "splitter" {
 			s.waitSplit("input/"+name, time.Minute)
 			s.start(hold)

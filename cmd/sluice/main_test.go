@@ -168,10 +168,30 @@ func TestCrashAtEveryPointAndResume(t *testing.T) {
 	once := map[string]bool{
 		pipeline.PointSplitAfterCreate: true, pipeline.PointSplitAfterTotal: true, pipeline.PointSplitAfterArchive: true,
 		pipeline.PointMergeAfterOutput: true, pipeline.PointMergeAfterManifest: true, pipeline.PointMergeAfterState: true,
-		pipeline.PointNotifyAfterSend: true,
+		pipeline.PointNotifyAfterSend: true, pipeline.PointSplitAfterScanSend: true,
 	}
+	// The scan split's points, and the split's own points as the stitch
+	// passes them, run with the split fanned out to scan tasks of 50 kB
+	// (about 28 ranges); the outputs must still equal the one-stream run's.
+	scanCfg := filepath.Join(t.TempDir(), "scan.yaml")
+	os.WriteFile(scanCfg, []byte("chunkRows: 3000\nscanSplit: {minBytes: 1, rangeBytes: 50000}\n"), 0o644)
+	scanRun := map[string]bool{
+		pipeline.PointSplitAfterScanSend: true, pipeline.PointScanAfterSummary: true, pipeline.PointScanAfterCount: true,
+	}
+	var points []string
 	for _, p := range pipeline.Points {
-		t.Run(p, func(t *testing.T) {
+		points = append(points, p)
+		if p == pipeline.PointSplitAfterChunkSend || p == pipeline.PointSplitAfterTotal || p == pipeline.PointSplitAfterArchive {
+			points = append(points, p+"/scan")
+		}
+	}
+	for _, name := range points {
+		t.Run(name, func(t *testing.T) {
+			p, scan := strings.CutSuffix(name, "/scan")
+			cfg := cfg
+			if scan || scanRun[p] {
+				cfg = scanCfg
+			}
 			data := t.TempDir()
 			spec := p + "@3"
 			if once[p] {

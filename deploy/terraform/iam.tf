@@ -62,7 +62,7 @@ resource "aws_iam_role_policy_attachment" "execution" {
   policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 }
 
-# --- splitter: ingest -> chunks, merge, notify ------------------------------
+# --- splitter: ingest -> chunks, merge, notify, ingest ----------------------
 
 resource "aws_iam_role" "splitter" {
   name               = "${var.name_prefix}splitter-task"
@@ -84,6 +84,13 @@ data "aws_iam_policy_document" "splitter" {
     sid       = "SendOnward"
     actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
     resources = [aws_sqs_queue.chunks.arn, aws_sqs_queue.merge.arn, aws_sqs_queue.notify.arn]
+  }
+  # A huge input is scanned by several splitter tasks: the one that gets
+  # its event sends the scan ranges to its own queue (pkg/pipeline/scansplit.go).
+  statement {
+    sid       = "SendScanRanges"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.ingest.arn]
   }
   dynamic "statement" {
     for_each = var.resolve_all_queue_urls ? [1] : []
@@ -111,6 +118,13 @@ data "aws_iam_policy_document" "splitter" {
     sid       = "WriteChunksAndArchive"
     actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
     resources = ["${aws_s3_bucket.this.arn}/*/to_process/*", "${aws_s3_bucket.this.arn}/input_archive/*"]
+  }
+  # The task that stitches a huge input's scan ranges reads their
+  # summaries, which the scan tasks wrote under the batch's to_process/.
+  statement {
+    sid       = "ReadScanSummaries"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/*/to_process/*"]
   }
   # Without s3:ListBucket, S3 answers a missing key with 403, not 404, and
   # the splitter could not tell "the file was deleted before it could be

@@ -39,6 +39,10 @@ type Pipeline struct {
 	// Off by default; omitted from the JSON so the config digest of
 	// configurations without it does not change.
 	CopyChunks bool `yaml:"copyChunks,omitempty" json:"copyChunks,omitempty"`
+	// ScanSplit: a huge input is scanned by several split tasks, one byte
+	// range each (pkg/pipeline/scansplit.go). Omitted from the JSON while
+	// unset, so the config digest of configurations without it stays.
+	ScanSplit ScanSplit `yaml:"scanSplit,omitempty" json:"scanSplit,omitzero"`
 	// FormulaGuard prefixes cells a spreadsheet would run as formulas.
 	FormulaGuard FormulaGuard `yaml:"formulaGuard" json:"formulaGuard"`
 	// Retention says when a batch's files may be removed (retention.go).
@@ -247,7 +251,54 @@ func parse(b []byte, base *Pipeline) (*Pipeline, error) {
 // Validate checks what the YAML decoder cannot: the top-level settings
 // (every feed starts from them) and each feed.
 func (p *Pipeline) Validate() error {
-	return errors.Join(p.Settings.validate(), p.validateFeeds(), p.validateDatasets())
+	return errors.Join(p.Settings.validate(), p.validateFeeds(), p.validateDatasets(), p.ScanSplit.validate())
+}
+
+// ScanSplit says when an input is split by several tasks, each scanning one
+// byte range with a ranged read, rather than by one stream.
+type ScanSplit struct {
+	// MinBytes is the input size from which the split fans out. Unset, it
+	// is DefaultScanSplitBytes, and only where the input is not a local
+	// file (a local file is cut on every core by one process, which is
+	// quicker than messages between tasks); set, it applies everywhere.
+	MinBytes int64 `yaml:"minBytes,omitempty" json:"minBytes,omitempty"`
+	// RangeBytes is one task's range (unset: DefaultScanRangeBytes). A task
+	// holds its range in memory.
+	RangeBytes int64 `yaml:"rangeBytes,omitempty" json:"rangeBytes,omitempty"`
+}
+
+// The scan split's defaults.
+const (
+	DefaultScanSplitBytes = 1 << 30
+	DefaultScanRangeBytes = 64 << 20
+)
+
+// Threshold is the size from which the split fans out, and whether it was
+// set (and so applies to local files too).
+func (s ScanSplit) Threshold() (int64, bool) {
+	if s.MinBytes > 0 {
+		return s.MinBytes, true
+	}
+	return DefaultScanSplitBytes, false
+}
+
+// Range is one scan task's range in bytes.
+func (s ScanSplit) Range() int64 {
+	if s.RangeBytes > 0 {
+		return s.RangeBytes
+	}
+	return DefaultScanRangeBytes
+}
+
+func (s ScanSplit) validate() error {
+	var errs []error
+	if s.MinBytes < 0 {
+		errs = append(errs, fmt.Errorf("scanSplit.minBytes %d: must be positive (or unset: 1 GiB)", s.MinBytes))
+	}
+	if s.RangeBytes < 0 || s.RangeBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("scanSplit.rangeBytes %d: must be from 1 to 1 GiB (or unset: 64 MiB); a task holds its range in memory", s.RangeBytes))
+	}
+	return errors.Join(errs...)
 }
 
 func (p *Settings) validate() error {

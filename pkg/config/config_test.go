@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -51,5 +52,30 @@ func TestFormatKeys(t *testing.T) {
 	js, _ := json.Marshal(config.Default())
 	if strings.Contains(string(js), `"input":{`) || strings.Contains(string(js), `"output":{`) {
 		t.Errorf("the default marshals input/output keys: %s", js)
+	}
+}
+
+// TestScanSplit: unset, the scan split starts at 1 GiB and only off local
+// files, and leaves the configuration's JSON (its digest) as it was; set,
+// it applies everywhere; nonsense is refused.
+func TestScanSplit(t *testing.T) {
+	def := config.Default()
+	if min, set := def.ScanSplit.Threshold(); min != config.DefaultScanSplitBytes || set || def.ScanSplit.Range() != config.DefaultScanRangeBytes {
+		t.Fatalf("default: threshold %d set %v range %d", min, set, def.ScanSplit.Range())
+	}
+	if j, _ := json.Marshal(def); bytes.Contains(j, []byte("scanSplit")) {
+		t.Fatalf("the default's JSON names scanSplit, which would change every config digest: %s", j)
+	}
+	p, err := config.Parse([]byte("scanSplit: {minBytes: 1000, rangeBytes: 100}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if min, set := p.ScanSplit.Threshold(); min != 1000 || !set || p.ScanSplit.Range() != 100 {
+		t.Fatalf("set: threshold %d set %v range %d", min, set, p.ScanSplit.Range())
+	}
+	for _, bad := range []string{"scanSplit: {minBytes: -1}", "scanSplit: {rangeBytes: 2147483648}", "scanSplit: {rangeByte: 1}"} {
+		if _, err := config.Parse([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
 	}
 }

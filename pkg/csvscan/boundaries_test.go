@@ -56,7 +56,18 @@ func checkCuts(t *testing.T, in []byte, maxRecord, rows int) {
 	want, wantErr := seqCuts(in, ',', maxRecord, rows)
 	for _, rb := range []int{1, 2, 3, 5, 7, 64, 1 << 20} {
 		for _, w := range []int{1, 3} {
-			got, err := FindCuts(bytes.NewReader(in), int64(len(in)), CutOptions{Delim: ',', MaxRecord: maxRecord, ChunkRows: rows, Workers: w, RangeBytes: rb})
+			var streamed []Cut
+			onCut := func(i int, c Cut) error {
+				if i != len(streamed) {
+					t.Fatalf("OnCut(%d) after %d cuts", i, len(streamed))
+				}
+				streamed = append(streamed, c)
+				return nil
+			}
+			got, err := FindCuts(bytes.NewReader(in), int64(len(in)), CutOptions{Delim: ',', MaxRecord: maxRecord, ChunkRows: rows, Workers: w, RangeBytes: rb, OnCut: onCut})
+			if err == nil && !reflect.DeepEqual(streamed, append([]Cut{got.Header}, got.Chunks...)) {
+				t.Fatalf("input %q: OnCut gave %+v, FindCuts %+v", in, streamed, got)
+			}
 			if fmt.Sprint(err) != fmt.Sprint(wantErr) || !reflect.DeepEqual(err, wantErr) && !errors.Is(err, io.EOF) {
 				t.Fatalf("input %q max %d rows %d range %d: error %v, want %v", in, maxRecord, rows, rb, err, wantErr)
 			}
@@ -190,4 +201,17 @@ func FuzzFindCuts(f *testing.F) {
 			t.Fatalf("input %q max %d rows %d:\n got %+v, %v\nwant %+v, %v", in, max, r, got, err, want, wantErr)
 		}
 	})
+}
+
+// TestFindCutsOnCutStops: an error from OnCut stops FindCuts, which
+// returns it, before the rest of the file is cut.
+func TestFindCutsOnCutStops(t *testing.T) {
+	in := []byte("h\n1\n2\n3\n4\n5\n")
+	stop := errors.New("stop")
+	calls := 0
+	_, err := FindCuts(bytes.NewReader(in), int64(len(in)), CutOptions{Delim: ',', MaxRecord: 100, ChunkRows: 1, RangeBytes: 2,
+		OnCut: func(i int, c Cut) error { calls++; return stop }})
+	if err != stop || calls != 1 {
+		t.Fatalf("err %v after %d calls, want stop after 1", err, calls)
+	}
 }

@@ -35,13 +35,13 @@ type Stage struct {
 var Stages = []Stage{
 	{
 		Name: "splitter", Queue: "ingest", Visibility: 300,
-		SendsTo: []string{"chunks", "merge", "notify"},
+		SendsTo: []string{"chunks", "merge", "notify", "ingest"}, // ingest: a huge input's scan ranges
 		Tables: map[string][]string{
 			"batches": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"},
 			// It loads a CSV put under reference/ as the new version.
 			"reference": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Scan"}, // Scan: collecting old versions
 		},
-		Read:       []string{"input/*", "input_archive/*", "reference/*"}, // a retried split reads the archived copy
+		Read:       []string{"input/*", "input_archive/*", "reference/*", "*/to_process/*"}, // a retried split reads the archived copy; the stitch, the scan summaries
 		Delete:     []string{"input/*"},
 		Write:      []string{"*/to_process/*", "input_archive/*"},
 		ListBucket: true,

@@ -84,6 +84,11 @@ type badCase struct {
 	NotArchived bool `json:"notArchived,omitempty"`
 	// Note is the decision behind the outcome, for the README.
 	Note string `json:"note,omitempty"`
+	// copies runs the case with copyChunks, and scanRange, when not 0, with
+	// the split fanned out to scan tasks of that many bytes; set by a test,
+	// not the corpus.
+	copies    bool
+	scanRange int64
 }
 
 type badEvent struct {
@@ -187,6 +192,10 @@ func (c badCase) content(t *testing.T) []byte {
 
 func (c badCase) config() *config.Pipeline {
 	cfg := config.Default()
+	cfg.CopyChunks = c.copies
+	if c.scanRange != 0 {
+		cfg.ScanSplit = config.ScanSplit{MinBytes: 1, RangeBytes: c.scanRange}
+	}
 	if c.ChunkRows > 0 {
 		cfg.ChunkRows = c.ChunkRows
 	}

@@ -111,46 +111,55 @@ func TestParallelSplitMatchesSequential(t *testing.T) {
 	}
 	for _, c := range cases {
 		for _, rows := range c.chunks {
-			t.Run(fmt.Sprintf("%s/chunkRows=%d", c.name, rows), func(t *testing.T) {
-				cfg := config.Default()
-				cfg.ChunkRows = rows
-				cfg.CopyChunks = true // the parallel split writes copies; ranges use the sequential cut
-				splitThreshold(t, math.MaxInt64)
-				seq, seqLog := runLogged(t, cfg, c.in, c.ref)
-				splitThreshold(t, 0)
-				par, parLog := runLogged(t, cfg, c.in, c.ref)
-				if strings.Contains(seqLog, "found in parallel") || !strings.Contains(parLog, "found in parallel") {
-					t.Fatal("the threshold did not choose the split path")
-				}
-				if c.name != "blank lines" {
-					expectOracle(t, par, c.in, c.ref)
-				}
-				if !bytes.Equal(seq.output, par.output) || !bytes.Equal(seq.errors, par.errors) {
-					t.Fatalf("outputs differ (%d/%d bytes, errors %d/%d bytes)", len(seq.output), len(par.output), len(seq.errors), len(par.errors))
-				}
-				s, p := seq.batch, par.batch
-				if s.State != p.State || s.RowsIn != p.RowsIn || s.RowsOut != p.RowsOut || s.RowsRejected != p.RowsRejected ||
-					s.TotalChunks != p.TotalChunks || fmt.Sprint(s.Reasons) != fmt.Sprint(p.Reasons) || fmt.Sprint(s.Header) != fmt.Sprint(p.Header) {
-					t.Fatalf("batches differ:\n seq %+v\n par %+v", s, p)
-				}
-				if s.RowsIn == 0 {
-					t.Fatal("no rows: the comparison proves nothing")
-				}
-			})
+			for _, copies := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/chunkRows=%d/copies=%v", c.name, rows, copies), func(t *testing.T) {
+					cfg := config.Default()
+					cfg.ChunkRows = rows
+					cfg.CopyChunks = copies // both modes take their cuts from FindCuts above the threshold
+					splitThreshold(t, math.MaxInt64)
+					seq, seqLog := runLogged(t, cfg, c.in, c.ref)
+					splitThreshold(t, 0)
+					par, parLog := runLogged(t, cfg, c.in, c.ref)
+					if strings.Contains(seqLog, "found in parallel") || !strings.Contains(parLog, "found in parallel") {
+						t.Fatal("the threshold did not choose the split path")
+					}
+					if c.name != "blank lines" {
+						expectOracle(t, par, c.in, c.ref)
+					}
+					if !bytes.Equal(seq.output, par.output) || !bytes.Equal(seq.errors, par.errors) {
+						t.Fatalf("outputs differ (%d/%d bytes, errors %d/%d bytes)", len(seq.output), len(par.output), len(seq.errors), len(par.errors))
+					}
+					s, p := seq.batch, par.batch
+					if s.State != p.State || s.RowsIn != p.RowsIn || s.RowsOut != p.RowsOut || s.RowsRejected != p.RowsRejected ||
+						s.TotalChunks != p.TotalChunks || fmt.Sprint(s.Reasons) != fmt.Sprint(p.Reasons) || fmt.Sprint(s.Header) != fmt.Sprint(p.Header) {
+						t.Fatalf("batches differ:\n seq %+v\n par %+v", s, p)
+					}
+					if s.RowsIn == 0 {
+						t.Fatal("no rows: the comparison proves nothing")
+					}
+					if strings.Contains(parLog, "ranges=true") == copies {
+						t.Fatalf("copies=%v, but the parallel split cut the other mode:\n%s", copies, parLog)
+					}
+				})
+			}
 		}
 	}
 }
 
 // TestParallelSplitBadInputCorpus runs the bad-input corpus with every file
-// split by the parallel path: each case must end as the corpus expects.
+// split by the parallel path, in ranges mode (the default) and with copies:
+// each case must end as the corpus expects.
 func TestParallelSplitBadInputCorpus(t *testing.T) {
 	splitThreshold(t, 0)
 	corpus := loadCorpus(t)
 	ref := filepath.Join(badDir, corpus.Reference)
-	for _, c := range corpus.Cases {
-		t.Run(c.File, func(t *testing.T) {
-			t.Parallel()
-			runBadCase(t, c, ref)
-		})
+	for _, copies := range []bool{false, true} {
+		for _, c := range corpus.Cases {
+			c.copies = copies
+			t.Run(fmt.Sprintf("%s/copies=%v", c.File, copies), func(t *testing.T) {
+				t.Parallel()
+				runBadCase(t, c, ref)
+			})
+		}
 	}
 }

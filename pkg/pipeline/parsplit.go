@@ -37,6 +37,78 @@ func (s Splitter) cutInput(ctx context.Context, b sluice.Batch, r io.Reader) (sp
 	return s.cut(&chunker{s: s, ctx: ctx, b: b}, r)
 }
 
+// cutRanges is cutInput for ranges mode: the chunks are byte ranges of the
+// archive, whose offsets, lengths and first lines FindCuts finds on every
+// core when the archive is a regular file of ParallelSplitBytes or more.
+func (s Splitter) cutRanges(ctx context.Context, b sluice.Batch, r io.Reader) (splitResult, error) {
+	seq := func(r io.Reader) (splitResult, error) {
+		return s.cut(&chunker{s: s, ctx: ctx, b: b, input: ArchiveKey(b)}, r)
+	}
+	f, ok := r.(interface {
+		io.ReaderAt
+		Stat() (fs.FileInfo, error)
+	})
+	if !ok {
+		return seq(r)
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() < ParallelSplitBytes {
+		return seq(r)
+	}
+	size := st.Size()
+	whole := func() io.Reader { return io.NewSectionReader(f, 0, size) }
+	if err := sniff(bufio.NewReaderSize(whole(), 64<<10)); err != nil {
+		return splitResult{}, err
+	}
+	// Each chunk's message goes out as soon as its cut is final, as cut
+	// sends them, so workers start while the boundaries are still found.
+	var res splitResult
+	var stopped error // the header's or a send's error, not FindCuts'
+	o := s.cutOptions()
+	o.OnCut = func(i int, c csvscan.Cut) error {
+		if i == 0 {
+			_, stopped = s.header(ctx, b, s.rangeScanner(f, c, nil))
+			return stopped
+		}
+		msg := sluice.ChunkReady{Version: sluice.MessageVersion, BatchID: b.ID, Chunk: i - 1,
+			Input: ArchiveKey(b), Offset: c.Offset, Length: c.End - c.Offset, FirstLine: c.FirstLine, Rows: c.Rows}
+		if stopped = s.sendRange(ctx, msg); stopped != nil {
+			return stopped
+		}
+		res.chunks++
+		res.rows += c.Rows
+		return nil
+	}
+	cuts, err := csvscan.FindCuts(f, size, o)
+	if stopped != nil {
+		return res, stopped
+	}
+	if err != nil {
+		// Empty, a record too long, a quote never closed: cut's own
+		// reason, from cut itself, which sends again the same messages
+		// for the chunks before the bad record.
+		return seq(whole())
+	}
+	batchLog(s.log(), b.ID).Info("record boundaries found in parallel", "bytes", size, "chunks", len(cuts.Chunks), "ranges", true)
+	return res, nil
+}
+
+// sendRange sends one range chunk's message, with the fault points cut's
+// flush passes (no chunk is stored, but a crash test names the same steps).
+func (s Splitter) sendRange(ctx context.Context, msg sluice.ChunkReady) error {
+	if err := s.fault(PointSplitAfterChunkPut); err != nil {
+		return err
+	}
+	if err := s.Chunks.Send(ctx, sluice.Encode(msg)); err != nil {
+		return err
+	}
+	return s.fault(PointSplitAfterChunkSend)
+}
+
+func (s Splitter) cutOptions() csvscan.CutOptions {
+	return csvscan.CutOptions{Delim: s.Config.Delim(), MaxRecord: s.Config.Limits.MaxLineBytes, ChunkRows: s.Config.ChunkRows}
+}
+
 // cutParallel is cut with the record boundaries found, and the chunks
 // written, in parallel. The chunks, their messages and the ledger's header
 // are byte for byte what cut makes. Any file FindCuts refuses (empty, a
@@ -45,12 +117,11 @@ func (s Splitter) cutInput(ctx context.Context, b sluice.Batch, r io.Reader) (sp
 // their messages; the redelivered split stores them again under the same
 // keys, as it does every chunk.
 func (s Splitter) cutParallel(ctx context.Context, b sluice.Batch, ra io.ReaderAt, size int64) (splitResult, error) {
-	cfg := s.Config
 	whole := func() io.Reader { return io.NewSectionReader(ra, 0, size) }
 	if err := sniff(bufio.NewReaderSize(whole(), 64<<10)); err != nil {
 		return splitResult{}, err
 	}
-	cuts, err := csvscan.FindCuts(ra, size, csvscan.CutOptions{Delim: cfg.Delim(), MaxRecord: cfg.Limits.MaxLineBytes, ChunkRows: cfg.ChunkRows})
+	cuts, err := csvscan.FindCuts(ra, size, s.cutOptions())
 	if err != nil {
 		return s.cut(&chunker{s: s, ctx: ctx, b: b}, whole())
 	}

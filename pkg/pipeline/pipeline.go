@@ -36,6 +36,9 @@ type Deps struct {
 	Chunks   sluice.Queue
 	Merges   sluice.Queue
 	Notifies sluice.Queue
+	// Scans is where the splitter sends a huge input's scan ranges: its
+	// own ingest queue (scansplit.go).
+	Scans sluice.Queue
 	// Deliveries is where the merger sends one message per (batch, sink).
 	Deliveries sluice.Queue
 	// Sink finds a feed's configured sink by name (wire.Ports.Sink); nil
@@ -116,6 +119,9 @@ const (
 	PointSplitAfterChunkSend = "split.after_chunk_send" // a chunk's message sent
 	PointSplitAfterTotal     = "split.after_total"      // total recorded, merge message not sent
 	PointSplitAfterArchive   = "split.after_archive"    // input archived, batch still "splitting"
+	PointSplitAfterScanSend  = "split.after_scan_send"  // a huge input's scan ranges sent, the event not acknowledged
+	PointScanAfterSummary    = "scan.after_summary"     // a range's summary stored, the range not counted
+	PointScanAfterCount      = "scan.after_count"       // a range counted, the stitch not begun
 	PointWorkAfterParts      = "work.after_parts"       // output and error parts written, ledger untouched
 	PointWorkAfterRejects    = "work.after_rejects"     // rejected rows in the ledger, chunk not counted
 	PointWorkAfterCount      = "work.after_count"       // chunk counted, merge message not sent
@@ -132,6 +138,7 @@ const (
 // Points lists every fault point.
 var Points = []string{
 	PointSplitAfterCreate, PointSplitAfterChunkPut, PointSplitAfterChunkSend, PointSplitAfterTotal, PointSplitAfterArchive,
+	PointSplitAfterScanSend, PointScanAfterSummary, PointScanAfterCount,
 	PointWorkAfterParts, PointWorkAfterRejects, PointWorkAfterCount,
 	PointMergeAfterOutput, PointMergeAfterManifest, PointMergeAfterState,
 	PointNotifyAfterSend,

@@ -29,6 +29,13 @@ type Splitter struct{ *Deps }
 // message (an S3 notification, possibly of several records, an EventBridge
 // event, or Sluice's own ObjectCreated) and Split runs on each object.
 func (s Splitter) Handle(ctx context.Context, m sluice.Message) error {
+	if sluice.IsScanRange(m.Body) {
+		var sr sluice.ScanRange
+		if err := sluice.Decode(m.Body, &sr); err != nil {
+			return err
+		}
+		return s.scanRange(ctx, sr, m.ReceiveCount > 1)
+	}
 	return s3event.Handle(ctx, m, s.log(), s.Split)
 }
 
@@ -109,12 +116,15 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 		return err
 	}
 	defer in.Close()
+	if ranges && in.Kind == format.KindCSV && s.fansOut(in.Reader, info.Size) {
+		return s.fanOut(ctx, b, in.Reader)
+	}
 
 	var res splitResult
 	if ranges && in.Kind == format.KindCSV {
-		// Ranges of the archive's own bytes, from the sequential cut; the
-		// parallel finder (cutInput) writes copies, so it serves copyChunks.
-		res, err = s.cut(&chunker{s: s, ctx: ctx, b: b, input: ArchiveKey(b)}, in.Reader)
+		// Ranges of the archive's own bytes, cut in parallel when the
+		// archive is a local file big enough to gain from it.
+		res, err = s.cutRanges(ctx, b, in.Reader)
 	} else {
 		// A decoded input (gzip, zstd, xlsx) has no byte ranges to point
 		// at: its chunks are copies of the decoded CSV.
@@ -204,10 +214,25 @@ func (s Splitter) source(ctx context.Context, b sluice.Batch, etag string) (stri
 	return ArchiveKey(b), info, err
 }
 
-// finish records the split's totals, tells the merger when the workers
-// were all done before the total was known, archives the input and moves
-// the batch on to processing.
+// finish archives the input, records the split's totals, tells the merger
+// when the workers were all done before the total was known, and moves the
+// batch on to processing.
 func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, redelivered, archived bool) error {
+	// The archive comes first: once the total is set the merge may run
+	// and fail the batch at once (a reject rate over the limit), and its
+	// email must find the input where it says it is kept. A crash after it
+	// re-splits from the archive, as a crash after the total does.
+	if archived {
+		// Copied before the cut: only the input's removal is left.
+		if err := s.Blobs.Delete(ctx, b.Key); err != nil {
+			return fmt.Errorf("archiving %s: %w", b.Key, err)
+		}
+	} else if err := s.archive(ctx, b); err != nil {
+		return err
+	}
+	if err := s.fault(PointSplitAfterArchive); err != nil {
+		return err
+	}
 	c, err := s.Ledger.SetTotal(ctx, b.ID, res.chunks, res.rows)
 	if err != nil {
 		return err
@@ -219,17 +244,6 @@ func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, r
 		if err := s.Merges.Send(ctx, sluice.Encode(sluice.BatchReady{Version: sluice.MessageVersion, BatchID: b.ID})); err != nil {
 			return err
 		}
-	}
-	if archived {
-		// Copied before the cut: only the input's removal is left.
-		if err := s.Blobs.Delete(ctx, b.Key); err != nil {
-			return fmt.Errorf("archiving %s: %w", b.Key, err)
-		}
-	} else if err := s.archive(ctx, b); err != nil {
-		return err
-	}
-	if err := s.fault(PointSplitAfterArchive); err != nil {
-		return err
 	}
 	_, err = s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateProcessing, SplitAt: s.now()})
 	return err

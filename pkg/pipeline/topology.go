@@ -71,7 +71,9 @@ type Stage struct {
 var Topology = []Stage{
 	{
 		Name: "split", Service: "splitter", Queue: QueueIngest,
-		Sends:      []string{QueueChunks, QueueMerge, QueueNotify},
+		// ingest: a huge input's scan ranges, for other split tasks
+		// (scansplit.go).
+		Sends:      []string{QueueChunks, QueueMerge, QueueNotify, QueueIngest},
 		Visibility: 5 * time.Minute, Concurrency: 1,
 		New: func(d *Deps) Handler { return Splitter{Deps: d}.Handle },
 	},
@@ -139,5 +141,6 @@ func (s Stage) Touches() []string { return append([]string{s.Queue}, s.Sends...)
 // only send to the queues their row names; the others stay nil.
 func (d *Deps) SendQueues(queues map[string]sluice.Queue) {
 	d.Chunks, d.Merges, d.Notifies = queues[QueueChunks], queues[QueueMerge], queues[QueueNotify]
+	d.Scans = queues[QueueIngest]
 	d.Deliveries = queues[QueueDeliveries]
 }

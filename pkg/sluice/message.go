@@ -45,6 +45,36 @@ type ChunkReady struct {
 	Rows      int   `json:"rows"`
 }
 
+// KindScanRange marks a ScanRange message on the ingest queue, whose other
+// messages are object-created events.
+const KindScanRange = "scanRange"
+
+// ScanRange tells a split task to scan one byte range of a huge input (the
+// archived object Input) and count it; the task that counts the last of
+// the Ranges ranges stitches them into chunks. Start is where the records
+// after the header begin, on line Line; Size is the object's size.
+type ScanRange struct {
+	Version int    `json:"v"`
+	Kind    string `json:"kind"`
+	BatchID string `json:"batchId"`
+	Input   string `json:"input"`
+	Range   int    `json:"range"`
+	Ranges  int    `json:"ranges"`
+	Offset  int64  `json:"offset"`
+	Length  int64  `json:"length"`
+	Start   int64  `json:"start"`
+	Line    int64  `json:"line"`
+	Size    int64  `json:"size"`
+}
+
+// IsScanRange reports whether body is a ScanRange message.
+func IsScanRange(body []byte) bool {
+	var k struct {
+		Kind string `json:"kind"`
+	}
+	return json.Unmarshal(body, &k) == nil && k.Kind == KindScanRange
+}
+
 // BatchReady tells the merger, then the notifier, that a batch moved on.
 type BatchReady struct {
 	Version int    `json:"v"`

@@ -146,6 +146,11 @@ type Ledger interface {
 	// ChunkDone counts a chunk once, however often it is called, adding its
 	// stats to the batch.
 	ChunkDone(ctx context.Context, id string, s ChunkStats) (Completion, error)
+	// ScanRangeDone counts range r of a batch whose split was scanned by
+	// separate tasks in n ranges, once however often it is called. Total
+	// is n; Completed is true only for the single call that counted the
+	// last range: the caller that sees it stitches the ranges.
+	ScanRangeDone(ctx context.Context, id string, r, n int) (Completion, error)
 	// AddRejects stores rejected rows; storing the same (batch, line) twice
 	// keeps one.
 	AddRejects(ctx context.Context, id string, rows []RowError) error

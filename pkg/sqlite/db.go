@@ -56,6 +56,12 @@ CREATE TABLE IF NOT EXISTS batch_chunks (
 	PRIMARY KEY (batch_id, chunk)
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS batch_scans (
+	batch_id TEXT    NOT NULL,
+	range    INTEGER NOT NULL,
+	PRIMARY KEY (batch_id, range)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS rejects (
 	batch_id TEXT    NOT NULL,
 	line     INTEGER NOT NULL,

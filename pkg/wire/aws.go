@@ -81,6 +81,9 @@ func AWS(ctx context.Context, cfg aws.Config, o AWSOptions) (*Ports, error) {
 		p.DLQs[q] = sqsqueue.New(cfg, dlq)
 	}
 	for _, q := range o.Sends {
+		if p.Queues[q] != nil {
+			continue // read too (the splitter sends scan ranges to its own queue): keep its dead-letter queue
+		}
 		url, err := resolve(o.QueueName(q))
 		if err != nil {
 			return nil, err

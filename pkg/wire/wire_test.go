@@ -85,4 +85,25 @@ func TestAWSStage(t *testing.T) {
 	if len(all.Queues) != len(pipeline.Topology) || len(all.DLQs) != len(pipeline.Topology) {
 		t.Errorf("AllQueues: %d queues, %d dead-letter queues", len(all.Queues), len(all.DLQs))
 	}
+	// The splitter also sends to the queue it reads (a huge input's scan
+	// ranges): that queue must keep its dead-letter queue.
+	sp, _ := pipeline.StageOf("splitter")
+	ps, err := wire.AWS(ctx, cfg, o.Stage(sp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, dlq := ps.StageQueues(sp)
+	if err := in.Send(ctx, []byte("poison")); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := in.Receive(ctx, 1, time.Minute, 5*time.Second)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("receive: %d, %v", len(ms), err)
+	}
+	if err := in.DeadLetter(ctx, ms[0], "poison"); err != nil {
+		t.Fatalf("the splitter's ingest queue cannot dead-letter: %v", err)
+	}
+	if d, err := dlq.Depth(ctx); err != nil || d.Visible != 1 {
+		t.Fatalf("ingest DLQ depth %+v, %v; want 1", d, err)
+	}
 }

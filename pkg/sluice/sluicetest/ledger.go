@@ -148,6 +148,53 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
 			})
 		}
 	})
+	t.Run("ScanRangesCountedOnce", func(t *testing.T) {
+		l := newLedger(t)
+		mustCreate(t, l, newBatch("s1", time.Now()))
+		const n = 12
+		var mu sync.Mutex
+		completed, counted := 0, 0
+		var wg sync.WaitGroup
+		for r := range n {
+			for range 3 { // every range reported three times, as redelivery does
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c, err := l.ScanRangeDone(t.Context(), "s1", r, n)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if c.Total != n || c.Done < 1 || c.Done > n || c.Complete != (c.Done == n) {
+						t.Errorf("ScanRangeDone(%d) = %+v", r, c)
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					if c.Completed {
+						completed++
+					}
+					if c.Counted {
+						counted++
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		if completed != 1 || counted != n {
+			t.Fatalf("%d calls saw Completed and %d counted a range, want 1 and %d", completed, counted, n)
+		}
+		c, err := l.ScanRangeDone(t.Context(), "s1", 0, n)
+		if err != nil || c.Counted || !c.Complete || c.Completed || c.Done != n {
+			t.Fatalf("late repeat = %+v, %v; want complete, not counted, not completed", c, err)
+		}
+		b, err := l.GetBatch(t.Context(), "s1")
+		if err != nil || b.DoneChunks != 0 || b.State != sluice.StateSplitting {
+			t.Fatalf("the scan count touched the batch's chunks or state: %+v, %v", b, err)
+		}
+		if _, err := l.ScanRangeDone(t.Context(), "missing", 0, 1); !errors.Is(err, sluice.ErrNotFound) {
+			t.Fatalf("ScanRangeDone(missing batch): %v, want ErrNotFound", err)
+		}
+	})
 	t.Run("CrashBetweenCounterWrites", func(t *testing.T) { testCrashBetweenWrites(t, newLedger) })
 	t.Run("ConcurrentAcrossShards", func(t *testing.T) { testConcurrentAcrossShards(t, newLedger) })
 	t.Run("ExactWhileRunning", func(t *testing.T) { testExactWhileRunning(t, newLedger) })
