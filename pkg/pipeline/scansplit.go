@@ -69,12 +69,12 @@ func (s Splitter) fanOut(ctx context.Context, b sluice.Batch, r io.Reader) error
 	if err != nil {
 		return err
 	}
-	if err := s.Blobs.Delete(ctx, b.Key); err != nil {
-		return fmt.Errorf("archiving %s: %w", b.Key, err)
+	if err := s.removeInput(ctx, b); err != nil {
+		return err
 	}
 	if start >= info.Size {
 		// The header is the whole file: no rows, nothing to scan.
-		return s.finish(ctx, b, splitResult{}, true, true)
+		return s.finish(ctx, b, splitResult{}, true, inputRemoved)
 	}
 	step := s.Config.ScanSplit.Range()
 	n := int((info.Size - start + step - 1) / step)
@@ -158,10 +158,16 @@ func (s Splitter) scanRange(ctx context.Context, m sluice.ScanRange, redelivered
 	if err := fs.fault(PointScanAfterCount); err != nil {
 		return err
 	}
-	if !c.Completed && !(c.Complete && redelivered) {
+	if !c.Complete {
 		return nil
 	}
-	return fs.stitch(ctx, b, m, redelivered)
+	// Every range is counted and the batch is still splitting: stitch,
+	// whether this count completed the ranges or found them complete (a
+	// redelivery after a crash, or a retry whose first reply was lost
+	// after its update committed). The stitch is idempotent; a count that
+	// did not complete them may follow a stitch that died, so it is
+	// treated as a redelivery (the merge message goes again).
+	return fs.stitch(ctx, b, m, redelivered || !c.Completed)
 }
 
 // summarize reads bytes [off, off+n) of the input and summarizes them from
@@ -207,7 +213,7 @@ func (s Splitter) stitch(ctx context.Context, b sluice.Batch, m sluice.ScanRange
 		}
 	}
 	res := splitResult{chunks: len(chunks), rows: rows}
-	if err := s.finish(ctx, b, res, redelivered, true); err != nil {
+	if err := s.finish(ctx, b, res, redelivered, inputRemoved); err != nil {
 		return err
 	}
 	s.rec().Rows("split", "in", rows)

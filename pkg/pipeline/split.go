@@ -140,7 +140,11 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if err != nil {
 		return err
 	}
-	if err := s.finish(ctx, b, res, redelivered, ranges); err != nil {
+	done := inputInPlace
+	if ranges {
+		done = inputCopied
+	}
+	if err := s.finish(ctx, b, res, redelivered, done); err != nil {
 		return err
 	}
 	s.rec().Rows("split", "in", res.rows)
@@ -200,13 +204,20 @@ func (s Splitter) create(ctx context.Context, ev sluice.ObjectCreated) (fs Split
 	return Splitter{fd}, b, false, "", nil
 }
 
-// source finds the batch's input: its object under input/, or its archived
-// copy when a crash came after the archive (ErrNotFound: neither).
+// source finds the batch's input: its object under input/ when that is
+// still its upload (the same ETag), or its archived copy when a crash or a
+// duplicate event came after the archive (ErrNotFound: neither).
 func (s Splitter) source(ctx context.Context, b sluice.Batch, etag string) (string, sluice.BlobInfo, error) {
 	info, err := s.Blobs.Stat(ctx, b.Key)
-	if !isNotFound(err) {
+	if err != nil && !isNotFound(err) {
 		return b.Key, info, err
 	}
+	if err == nil && (b.ETag == "" || info.ETag == b.ETag) {
+		return b.Key, info, nil
+	}
+	// Gone, or another upload of the same name since this batch removed
+	// its input: that one is another batch's, and this batch reads its
+	// archive (copying the new upload over it would mix two files).
 	info, err = s.Blobs.Stat(ctx, ArchiveKey(b))
 	if err == nil && etag != "" && info.ETag != etag {
 		err = sluice.ErrNotFound // an archive of another upload
@@ -217,18 +228,25 @@ func (s Splitter) source(ctx context.Context, b sluice.Batch, etag string) (stri
 // finish archives the input, records the split's totals, tells the merger
 // when the workers were all done before the total was known, and moves the
 // batch on to processing.
-func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, redelivered, archived bool) error {
+func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, redelivered bool, archived inputDone) error {
 	// The archive comes first: once the total is set the merge may run
 	// and fail the batch at once (a reject rate over the limit), and its
 	// email must find the input where it says it is kept. A crash after it
 	// re-splits from the archive, as a crash after the total does.
-	if archived {
-		// Copied before the cut: only the input's removal is left.
-		if err := s.Blobs.Delete(ctx, b.Key); err != nil {
-			return fmt.Errorf("archiving %s: %w", b.Key, err)
+	switch archived {
+	case inputCopied:
+		// Copied before the cut: only the input's removal is left, and
+		// only if input/<key> is still this batch's upload.
+		if err := s.removeInput(ctx, b); err != nil {
+			return err
 		}
-	} else if err := s.archive(ctx, b); err != nil {
-		return err
+	case inputInPlace:
+		if err := s.archive(ctx, b); err != nil {
+			return err
+		}
+	case inputRemoved:
+		// The scan split removed it before fanning out; input/<key> may
+		// hold a new upload by now, which is another batch's.
 	}
 	if err := s.fault(PointSplitAfterArchive); err != nil {
 		return err
@@ -248,6 +266,15 @@ func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, r
 	_, err = s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateProcessing, SplitAt: s.now()})
 	return err
 }
+
+// inputDone says where the split left the input when it finishes.
+type inputDone int
+
+const (
+	inputInPlace inputDone = iota // still under input/: archive it
+	inputCopied                   // archived before the cut: remove it
+	inputRemoved                  // archived and removed (the scan split)
+)
 
 // badFile is a whole-file problem: the batch fails with this reason.
 type badFile struct{ reason string }
