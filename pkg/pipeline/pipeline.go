@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path"
 	"strings"
@@ -319,6 +320,26 @@ func (d *Deps) removeInput(ctx context.Context, b sluice.Batch) error {
 		return fmt.Errorf("archiving %s: %w", b.Key, err)
 	}
 	return nil
+}
+
+// getRange reads n bytes at off of key, which must still have the ETag
+// etag when one is given: range messages name the archive they were cut
+// from, and an archive replaced since (by another file) must fail the
+// batch with a clear reason instead of feeding it another file's bytes.
+// The BlobStore port has no If-Match on a ranged read, so this is a Stat
+// and a compare first (the archive key is written only by its batch's
+// split, so the window is that of a replayed split, now refused by source).
+func (d *Deps) getRange(ctx context.Context, key, etag string, off, n int64) (io.ReadCloser, error) {
+	if etag != "" {
+		info, err := d.Blobs.Stat(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if info.ETag != etag {
+			return nil, sluice.Permanentf("%s is not the file the split cut (ETag %s, the split's %s): it was replaced, so the batch cannot be read", key, info.ETag, etag)
+		}
+	}
+	return d.Blobs.GetRange(ctx, key, off, n)
 }
 
 func isNotFound(err error) bool { return errors.Is(err, sluice.ErrNotFound) }

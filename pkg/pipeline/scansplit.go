@@ -83,7 +83,7 @@ func (s Splitter) fanOut(ctx context.Context, b sluice.Batch, r io.Reader) error
 		off := start + int64(i)*step
 		msgs = append(msgs, sluice.Encode(sluice.ScanRange{Version: sluice.MessageVersion, Kind: sluice.KindScanRange,
 			BatchID: b.ID, Input: ArchiveKey(b), Range: i, Ranges: n, Offset: off, Length: min(step, info.Size-off),
-			Start: start, Line: line, Size: info.Size}))
+			Start: start, Line: line, Size: info.Size, ETag: info.ETag}))
 	}
 	if err := s.Scans.SendBatch(ctx, msgs); err != nil {
 		return err
@@ -173,7 +173,7 @@ func (s Splitter) scanRange(ctx context.Context, m sluice.ScanRange, redelivered
 // summarize reads bytes [off, off+n) of the input and summarizes them from
 // the start state lane.
 func (s Splitter) summarize(ctx context.Context, m sluice.ScanRange, off, n int64, lane uint8) (csvscan.RangeSummary, error) {
-	r, err := s.Blobs.GetRange(ctx, m.Input, off, n)
+	r, err := s.getRange(ctx, m.Input, m.ETag, off, n)
 	if err != nil {
 		return csvscan.RangeSummary{}, fmt.Errorf("scan range %d: %w", m.Range, err)
 	}
@@ -207,7 +207,7 @@ func (s Splitter) stitch(ctx context.Context, b sluice.Batch, m sluice.ScanRange
 	batchLog(s.log(), b.ID).Info("scan ranges stitched", "ranges", m.Ranges, "chunks", len(chunks), "rows", rows)
 	for k, c := range chunks {
 		msg := sluice.ChunkReady{Version: sluice.MessageVersion, BatchID: b.ID, Chunk: k,
-			Input: m.Input, Offset: c.Offset, Length: c.End - c.Offset, FirstLine: c.FirstLine, Rows: c.Rows}
+			Input: m.Input, InputETag: m.ETag, Offset: c.Offset, Length: c.End - c.Offset, FirstLine: c.FirstLine, Rows: c.Rows}
 		if err := s.sendRange(ctx, msg); err != nil {
 			return err
 		}

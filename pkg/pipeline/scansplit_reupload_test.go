@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -299,5 +300,61 @@ func TestSplitDeadLetterKeepsReupload(t *testing.T) {
 	}
 	if _, err := r.eng.Blobs.Stat(r.ctx, sub2.Key); err != nil {
 		t.Fatalf("the second upload was removed: %v", err)
+	}
+}
+
+// replaceArchive stores other bytes at the batch's archive key, as a
+// replayed split of another upload did before source() compared ETags.
+func (r *scanRig) replaceArchive(b sluice.Batch) {
+	if _, err := r.eng.Blobs.Put(r.ctx, pipeline.ArchiveKey(b), bytes.NewReader(r.read(pipeline.ArchiveKey(b))[:1000])); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// A scan range whose archive changed since the fan-out refuses it with a
+// permanent error naming the file, instead of summarizing other bytes.
+func TestScanRangeRefusesChangedArchive(t *testing.T) {
+	r := newScanRig(t)
+	b, _, scans := r.fanOut(r.orders("in", 2000, 3))
+	r.replaceArchive(b)
+	err := r.sp.Handle(r.ctx, scans[0])
+	if !sluice.IsPermanent(err) || !strings.Contains(err.Error(), "replaced") {
+		t.Fatalf("scan range over a replaced archive: %v; want a permanent error saying so", err)
+	}
+}
+
+// A worker's range whose archive changed since the split refuses it the same way.
+func TestChunkRangeRefusesChangedArchive(t *testing.T) {
+	dir := t.TempDir()
+	eng, err := embedded.Open(filepath.Join(dir, "data"), config.Default(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	r := &scanRig{t: t, ctx: t.Context(), dir: dir, eng: eng, sp: pipeline.Splitter{Deps: eng.Deps()}, ingest: eng.Queues[pipeline.QueueIngest]}
+	orders, fin, _, err := gen.WriteFiles(filepath.Join(dir, "in"), gen.Options{Rows: 500, Seed: 3, RefRows: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := eng.LoadReference(r.ctx, fin, nil); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := eng.Submit(r.ctx, orders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.handle(r.receive(1)[0])
+	ms, err := eng.Queues[pipeline.QueueChunks].Receive(r.ctx, 1, time.Minute, time.Second)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("chunk messages: %d, %v", len(ms), err)
+	}
+	var c sluice.ChunkReady
+	if err := sluice.Decode(ms[0].Body, &c); err != nil || c.InputETag == "" {
+		t.Fatalf("chunk message %s carries no ETag (%v)", ms[0].Body, err)
+	}
+	r.replaceArchive(r.batch(sub.BatchID))
+	err = pipeline.NewWorker(eng.Deps()).Handle(r.ctx, ms[0])
+	if !sluice.IsPermanent(err) || !strings.Contains(err.Error(), "replaced") {
+		t.Fatalf("chunk over a replaced archive: %v; want a permanent error saying so (batch %+v)", err, r.batch(sub.BatchID))
 	}
 }

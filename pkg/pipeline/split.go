@@ -99,6 +99,11 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 			return fmt.Errorf("archiving %s: %w", b.Key, err)
 		}
 		src = ArchiveKey(b)
+		// The ranges name the archive and its own ETag (a copy of a
+		// multipart upload gets another one on S3).
+		if info, err = s.Blobs.Stat(ctx, src); err != nil {
+			return err
+		}
 	}
 	r, err := s.Blobs.Get(ctx, src)
 	if err != nil {
@@ -124,7 +129,7 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if ranges && in.Kind == format.KindCSV {
 		// Ranges of the archive's own bytes, cut in parallel when the
 		// archive is a local file big enough to gain from it.
-		res, err = s.cutRanges(ctx, b, in.Reader)
+		res, err = s.cutRanges(ctx, b, info.ETag, in.Reader)
 	} else {
 		// A decoded input (gzip, zstd, xlsx) has no byte ranges to point
 		// at: its chunks are copies of the decoded CSV.
@@ -323,11 +328,13 @@ func (s Splitter) cut(ch *chunker, r io.Reader) (splitResult, error) {
 // chunker gathers records into chunks: byte ranges of input, or, when
 // input is empty, copies written under to_process/.
 type chunker struct {
-	s      Splitter
-	ctx    context.Context
-	b      sluice.Batch
-	input  string // the object ranges point into; "": write copies
-	header []byte // the header row, each copy's first line
+	s     Splitter
+	ctx   context.Context
+	b     sluice.Batch
+	input string // the object ranges point into; "": write copies
+	// inputETag is input's ETag, which each range message carries.
+	inputETag string
+	header    []byte // the header row, each copy's first line
 
 	buf        bytes.Buffer
 	rows       int
@@ -365,7 +372,7 @@ func (c *chunker) flush() error {
 	s, b := c.s, c.b
 	msg := sluice.ChunkReady{Version: sluice.MessageVersion, BatchID: b.ID, Chunk: c.res.chunks, FirstLine: c.firstLine, Rows: c.rows}
 	if c.input != "" {
-		msg.Input, msg.Offset, msg.Length = c.input, c.start, c.end-c.start
+		msg.Input, msg.InputETag, msg.Offset, msg.Length = c.input, c.inputETag, c.start, c.end-c.start
 	} else {
 		msg.Key = ChunkKey(b, c.res.chunks)
 		if _, err := s.Blobs.Put(c.ctx, msg.Key, bytes.NewReader(c.buf.Bytes())); err != nil {

@@ -37,9 +37,13 @@ type ChunkReady struct {
 	Key     string `json:"key,omitempty"`
 	// Input is the object the range is read from: the archived input,
 	// which stays until the batch's retention ends.
-	Input  string `json:"input,omitempty"`
-	Offset int64  `json:"offset,omitempty"`
-	Length int64  `json:"length,omitempty"`
+	Input string `json:"input,omitempty"`
+	// InputETag is Input's ETag when the split cut it: a worker reads the
+	// range only from that object, never from another file stored under
+	// the same key since ("" in messages from before it: not checked).
+	InputETag string `json:"inputEtag,omitempty"`
+	Offset    int64  `json:"offset,omitempty"`
+	Length    int64  `json:"length,omitempty"`
 	// FirstLine is the input line on which the chunk's first row starts.
 	FirstLine int64 `json:"firstLine"`
 	Rows      int   `json:"rows"`
@@ -65,6 +69,9 @@ type ScanRange struct {
 	Start   int64  `json:"start"`
 	Line    int64  `json:"line"`
 	Size    int64  `json:"size"`
+	// ETag is Input's ETag at the fan-out: every range, and the chunks the
+	// stitch cuts, are read only from that object ("" in older messages).
+	ETag string `json:"etag,omitempty"`
 }
 
 // IsScanRange reports whether body is a ScanRange message.
