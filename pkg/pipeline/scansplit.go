@@ -78,19 +78,32 @@ func (s Splitter) fanOut(ctx context.Context, b sluice.Batch, r io.Reader) error
 	}
 	step := s.Config.ScanSplit.Range()
 	n := int((info.Size - start + step - 1) / step)
-	msgs := make([][]byte, 0, n)
+	if n > sluice.MaxScanRanges {
+		// The configuration refuses such limits; a file over them that
+		// got here anyway fails with the reason, not in the ledger.
+		return s.fail(ctx, b, fmt.Sprintf("the file is %d bytes: %d scan ranges of %d bytes, over the %d a split may have (scanSplit.rangeBytes, limits.maxFileBytes)", info.Size, n, step, sluice.MaxScanRanges))
+	}
+	// Sent as they are built, fanOutBatch at a time: a 50 GB file's
+	// messages are not all held at once, and the first tasks start early.
+	msgs := make([][]byte, 0, min(n, fanOutBatch))
 	for i := range n {
 		off := start + int64(i)*step
 		msgs = append(msgs, sluice.Encode(sluice.ScanRange{Version: sluice.MessageVersion, Kind: sluice.KindScanRange,
 			BatchID: b.ID, Input: ArchiveKey(b), Range: i, Ranges: n, Offset: off, Length: min(step, info.Size-off),
 			Start: start, Line: line, Size: info.Size, ETag: info.ETag}))
-	}
-	if err := s.Scans.SendBatch(ctx, msgs); err != nil {
-		return err
+		if len(msgs) == fanOutBatch || i == n-1 {
+			if err := s.Scans.SendBatch(ctx, msgs); err != nil {
+				return err
+			}
+			msgs = msgs[:0]
+		}
 	}
 	batchLog(s.log(), b.ID).Info("split fanned out to scan tasks", "bytes", info.Size, "ranges", n)
 	return s.fault(PointSplitAfterScanSend)
 }
+
+// fanOutBatch is how many scan messages fanOut sends in one SendBatch.
+const fanOutBatch = 100
 
 // scanHeader checks and records the header as cut does, and returns where
 // the records after it start and on which line.
@@ -128,7 +141,7 @@ func (s Splitter) scanRange(ctx context.Context, m sluice.ScanRange, redelivered
 		log.Info("scan range for a batch already split; ignored", "range", m.Range, "state", b.State)
 		return nil
 	}
-	if m.Ranges < 1 || m.Range < 0 || m.Range >= m.Ranges || m.Length < 1 || m.Offset < m.Start || m.Offset+m.Length > m.Size || m.Input != ArchiveKey(b) {
+	if m.Ranges < 1 || m.Ranges > sluice.MaxScanRanges || m.Range < 0 || m.Range >= m.Ranges || m.Length < 1 || m.Offset < m.Start || m.Offset+m.Length > m.Size || m.Input != ArchiveKey(b) {
 		// Not a message fanOut writes: retrying it cannot help.
 		return sluice.Permanentf("scan range %d of %d of batch %s: bytes %d+%d of %q do not fit the batch's input (%d bytes from %d)",
 			m.Range, m.Ranges, b.ID, m.Offset, m.Length, m.Input, m.Size, m.Start)

@@ -74,6 +74,13 @@ type ScanRange struct {
 	ETag string `json:"etag,omitempty"`
 }
 
+// MaxScanRanges bounds the ranges of one scan split: the ledger keeps the
+// set of ranges counted on the batch item while it splits (4 to 6 bytes a
+// range, so at most about 100 KB of DynamoDB's 400 KB item), and each
+// range is a message, a ranged read, a summary object and a count. The
+// configuration refuses limits.maxFileBytes / scanSplit.rangeBytes above it.
+const MaxScanRanges = 16_384
+
 // IsScanRange reports whether body is a ScanRange message.
 func IsScanRange(body []byte) bool {
 	var k struct {
