@@ -90,7 +90,8 @@ func (s Splitter) fanOut(ctx context.Context, b sluice.Batch, r io.Reader) error
 		off := start + int64(i)*step
 		msgs = append(msgs, sluice.Encode(sluice.ScanRange{Version: sluice.MessageVersion, Kind: sluice.KindScanRange,
 			BatchID: b.ID, Input: ArchiveKey(b), Range: i, Ranges: n, Offset: off, Length: min(step, info.Size-off),
-			Start: start, Line: line, Size: info.Size, ETag: info.ETag}))
+			Start: start, Line: line, Size: info.Size, ETag: info.ETag,
+			Delim: string(s.Config.Delim()), ChunkRows: s.Config.ChunkRows, MaxLineBytes: s.Config.Limits.MaxLineBytes}))
 		if len(msgs) == fanOutBatch || i == n-1 {
 			if err := s.Scans.SendBatch(ctx, msgs); err != nil {
 				return err
@@ -195,7 +196,7 @@ func (s Splitter) summarize(ctx context.Context, m sluice.ScanRange, off, n int6
 	if _, err := io.ReadFull(r, data); err != nil {
 		return csvscan.RangeSummary{}, fmt.Errorf("scan range %d: reading bytes %d-%d of %s: %w", m.Range, off, off+n, m.Input, err)
 	}
-	return csvscan.SummarizeRange(data, off, lane, s.cutOptions())
+	return csvscan.SummarizeRange(data, off, lane, s.scanOptions(m))
 }
 
 // stitch composes the ranges' summaries into chunks, sends their messages
@@ -208,11 +209,11 @@ func (s Splitter) stitch(ctx context.Context, b sluice.Batch, m sluice.ScanRange
 			return err
 		}
 	}
-	chunks, rows, err := csvscan.Stitch(sums, m.Start, m.Line, m.Size, s.cutOptions(), func(i int, lane uint8) (csvscan.RangeSummary, error) {
+	chunks, rows, err := csvscan.Stitch(sums, m.Start, m.Line, m.Size, s.scanOptions(m), func(i int, lane uint8) (csvscan.RangeSummary, error) {
 		return s.summarize(ctx, m, sums[i].Off, sums[i].End-sums[i].Off, lane)
 	})
 	if errors.Is(err, csvscan.ErrScanner) {
-		return s.scannerReason(ctx, b, m.Input)
+		return s.scannerReason(ctx, b, m)
 	}
 	if err != nil {
 		return err
@@ -246,21 +247,39 @@ func (s Splitter) readSummary(ctx context.Context, b sluice.Batch, i int, sum *c
 	return nil
 }
 
+// scanOptions are the cut options the fan-out recorded in m, so that every
+// range and the stitch use the settings the header was read with; a field
+// an older message lacks comes from the running configuration.
+func (s Splitter) scanOptions(m sluice.ScanRange) csvscan.CutOptions {
+	o := s.cutOptions()
+	if m.Delim != "" {
+		o.Delim = m.Delim[0]
+	}
+	if m.ChunkRows > 0 {
+		o.ChunkRows = m.ChunkRows
+	}
+	if m.MaxLineBytes > 0 {
+		o.MaxRecord = m.MaxLineBytes
+	}
+	return o
+}
+
 // scannerReason fails the batch with the Scanner's own reason for the file.
-func (s Splitter) scannerReason(ctx context.Context, b sluice.Batch, input string) error {
-	r, err := s.Blobs.Get(ctx, input)
+func (s Splitter) scannerReason(ctx context.Context, b sluice.Batch, m sluice.ScanRange) error {
+	r, err := s.getRange(ctx, m.Input, m.ETag, 0, m.Size)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	sc := csvscan.NewScanner(bufio.NewReaderSize(r, 64<<10), s.Config.Delim(), s.Config.Limits.MaxLineBytes)
+	o := s.scanOptions(m)
+	sc := csvscan.NewScanner(bufio.NewReaderSize(r, 64<<10), o.Delim, o.MaxRecord)
 	for {
 		_, err := sc.Next()
 		if err == io.EOF {
 			return errors.New("the scan ranges say the file is bad, the Scanner says it is not (a bug)")
 		}
 		if errors.Is(err, csvscan.ErrTooLong) || errors.Is(err, csvscan.ErrOpenQuote) {
-			return s.fail(ctx, b, recordError(err, s.Config.Limits.MaxLineBytes).Error())
+			return s.fail(ctx, b, recordError(err, o.MaxRecord).Error())
 		}
 		if err != nil {
 			return err

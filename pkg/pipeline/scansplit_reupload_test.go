@@ -358,3 +358,42 @@ func TestChunkRangeRefusesChangedArchive(t *testing.T) {
 		t.Fatalf("chunk over a replaced archive: %v; want a permanent error saying so (batch %+v)", err, r.batch(sub.BatchID))
 	}
 }
+
+// A configuration change while the scan split runs (another delimiter,
+// another chunk size) does not reach the batch: its ranges are summarized
+// and stitched with the settings the fan-out read its header with.
+func TestScanSplitKeepsFanOutSettings(t *testing.T) {
+	r := newScanRig(t)
+	r.eng.Config.ChunkRows = 500
+	b, _, scans := r.fanOut(r.orders("in", 2000, 3))
+	cfg := *r.eng.Config // the configuration as deployed mid-split
+	cfg.ChunkRows, cfg.Delimiter = 300, ";"
+	d := *r.eng.Deps()
+	d.Config = &cfg
+	sp := pipeline.Splitter{Deps: &d}
+	for _, m := range scans {
+		if err := sp.Handle(r.ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := r.batch(b.ID)
+	if got.State != sluice.StateProcessing || got.RowsIn != 2000 {
+		t.Fatalf("batch after a mid-split config change: %s %q, %d rows; want processing, 2000 rows", got.State, got.Reason, got.RowsIn)
+	}
+	// Chunks end at 500 rows (the fan-out's chunkRows) or at a range's end.
+	ms, err := r.eng.Queues[pipeline.QueueChunks].Receive(r.ctx, 100, time.Minute, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	most := 0
+	for _, m := range ms {
+		var c sluice.ChunkReady
+		if err := sluice.Decode(m.Body, &c); err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, c.Rows)
+	}
+	if len(ms) != got.TotalChunks || most != 500 {
+		t.Fatalf("%d chunk messages of at most %d rows (total %d); want chunks of the fan-out's 500 rows", len(ms), most, got.TotalChunks)
+	}
+}

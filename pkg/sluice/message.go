@@ -72,6 +72,14 @@ type ScanRange struct {
 	// ETag is Input's ETag at the fan-out: every range, and the chunks the
 	// stitch cuts, are read only from that object ("" in older messages).
 	ETag string `json:"etag,omitempty"`
+	// Delim, ChunkRows and MaxLineBytes are the feed's settings at the
+	// fan-out: every range is summarized, and the ranges stitched and cut
+	// into chunks, with the settings the header was read with, even if
+	// the configuration changes while the split runs (0 or "" in older
+	// messages: the running configuration's).
+	Delim        string `json:"delim,omitempty"`
+	ChunkRows    int    `json:"chunkRows,omitempty"`
+	MaxLineBytes int    `json:"maxLineBytes,omitempty"`
 }
 
 // MaxScanRanges bounds the ranges of one scan split: the ledger keeps the
