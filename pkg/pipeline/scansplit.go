@@ -27,9 +27,12 @@ import (
 //     last record ends, its whole records cut into chunks), stores the
 //     summary as an object under the batch's to_process/, then counts the
 //     range in the ledger (ScanRangeDone). Both are idempotent: the summary
-//     is a function of the bytes, and the count is conditional.
-//  3. The task whose count completes the ranges (exactly one; or a redelivery
-//     of a message that completed them before a crash) stitches: it composes
+//     is a function of the archive's bytes (read only while it has the ETag
+//     the message carries) and of the settings the message carries, and the
+//     count is conditional.
+//  3. A task whose count finds the ranges complete while the batch is still
+//     splitting (the one that completed them; a redelivery after a crash; a
+//     retry whose first reply was lost) stitches: it composes
 //     the summaries in order (csvscan.Stitch), sends the chunks' range
 //     messages and finishes the split as the one-stream split does.
 //
