@@ -371,7 +371,8 @@ func (e *Engine) upload(ctx context.Context, key, path string) (*upload, error) 
 	}); ok {
 		staged, err := st.StageFile(ctx, key, path)
 		if errors.Is(err, fsblob.ErrChanged) {
-			return nil, fmt.Errorf("%s changed while it was being read", path)
+			// The store's reason says which: changed, or open for writing.
+			return nil, fmt.Errorf("%s changed while it was being read (%v)", path, err)
 		}
 		if err != nil {
 			return nil, err

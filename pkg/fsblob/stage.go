@@ -26,6 +26,11 @@ type Staged struct {
 // was being copied.
 var ErrChanged = fmt.Errorf("fsblob: the file changed while it was being copied")
 
+// errOpenForWriting is StageFile's error when another descriptor has the
+// file open for writing: its bytes may change at any moment, and a copy
+// could hold half of a write. It is an ErrChanged.
+var errOpenForWriting = fmt.Errorf("%w: it is open for writing (by this or another program); stage it once it is written and closed", ErrChanged)
+
 // stageStep is how much StageFile copies between checks of the context.
 const stageStep = 64 << 20
 
@@ -37,17 +42,19 @@ const stageStep = 64 << 20
 // hash of the copy itself, so it names exactly what will be stored.
 //
 // A write to the file during the copy must not give a torn copy (part old,
-// part new bytes) that passes for the file. Size and modification time are
-// compared before and after, which is proof only if the time had to move:
-// the kernel stamps a write with a coarse clock (a tick of up to 10 ms,
-// truncated to the file system's granularity), so a same-size rewrite in
-// the tick of the last write keeps the time. So the copy starts only once
-// the file's time is older than quietFor (the file has not been written
-// since): any write after that gets a later time, and the check after the
-// copy sees it. A file written within quietFor is waited for once; if it
-// changed meanwhile, it is being written: ErrChanged. (This holds for
-// write(2) on a local file system whose clock is this machine's; writes
-// through a shared memory mapping may be stamped late.)
+// part new bytes) that passes for the file. On Linux the copy holds a read
+// lease (readLease): granted only while nothing has the file open for
+// writing, and holding off new writers while it is held, so the bytes
+// cannot change under the copy; a file open for writing is refused at
+// once. Where no lease can be had (a file this user does not own, another
+// OS or file system), size and modification time are compared before and
+// after, which is proof only if the time had to move: the kernel stamps a
+// write with a coarse clock when the write starts, so the copy then starts
+// only once the file's time is older than quietFor, and a file written
+// within quietFor is waited for once; if it changed meanwhile, it is being
+// written: ErrChanged. That fallback cannot see a write that started before
+// the copy and is still going on (its writer descheduled): only the lease
+// can.
 func (s *Store) StageFile(ctx context.Context, key, path string) (*Staged, error) {
 	p, err := s.Path(key)
 	if err != nil {
@@ -58,7 +65,17 @@ func (s *Store) StageFile(ctx context.Context, key, path string) (*Staged, error
 		return nil, err
 	}
 	defer src.Close()
-	before, err := quiet(ctx, src)
+	leased, err := readLease(src)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseLease(src)
+	var before os.FileInfo
+	if leased {
+		before, err = src.Stat()
+	} else {
+		before, err = quiet(ctx, src)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +87,10 @@ func (s *Store) StageFile(ctx context.Context, key, path string) (*Staged, error
 		return nil, fmt.Errorf("fsblob: %w", err)
 	}
 	st := &Staged{s: s, key: key, tmp: tmp.Name()}
+	// A writer that waits lease-break-time (45 s by default) is let in by
+	// the kernel even though the copy goes on; its writes start after
+	// before was taken and at least that long after the file's time, so
+	// fill's comparison of size and time sees them.
 	err = st.fill(ctx, tmp, src, before)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
