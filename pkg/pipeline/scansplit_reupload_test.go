@@ -397,3 +397,28 @@ func TestScanSplitKeepsFanOutSettings(t *testing.T) {
 		t.Fatalf("%d chunk messages of at most %d rows (total %d); want chunks of the fan-out's 500 rows", len(ms), most, got.TotalChunks)
 	}
 }
+
+// An event whose upload was overwritten before any split read it fails its
+// batch saying so, and leaves the new upload (its own batch) in place.
+func TestSplitOfReplacedUploadFails(t *testing.T) {
+	r := newScanRig(t)
+	sub, err := r.eng.Submit(r.ctx, r.orders("in", 500, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := []byte("uuid,Country\n1,x\n")
+	if _, err := r.eng.Blobs.Put(r.ctx, sub.Key, bytes.NewReader(other)); err != nil {
+		t.Fatal(err)
+	}
+	r.handle(r.receive(1)[0])
+	b := r.batch(sub.BatchID)
+	if b.State != sluice.StateFailed || !strings.Contains(b.Reason, "replaced by another upload") {
+		t.Fatalf("batch of the overwritten upload: %s %q; want failed, saying it was replaced", b.State, b.Reason)
+	}
+	if got := r.read(sub.Key); !bytes.Equal(got, other) {
+		t.Fatalf("the new upload changed: %q", got)
+	}
+	if _, err := r.eng.Blobs.Stat(r.ctx, pipeline.ArchiveKey(b)); err == nil {
+		t.Fatal("the new upload was archived as the failed batch's input")
+	}
+}

@@ -80,6 +80,9 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	}
 
 	src, info, err := s.source(ctx, b, ev.ETag)
+	if errors.Is(err, errReplaced) {
+		return s.fail(ctx, b, fmt.Sprintf("the file %s was replaced by another upload of the same name before it could be read; that upload is split as its own batch", b.Key))
+	}
 	if isNotFound(err) {
 		return s.fail(ctx, b, fmt.Sprintf("the file %s was deleted before it could be read", b.Key))
 	}
@@ -220,12 +223,16 @@ func (s Splitter) source(ctx context.Context, b sluice.Batch, etag string) (stri
 	if err == nil && (b.ETag == "" || info.ETag == b.ETag) {
 		return b.Key, info, nil
 	}
+	replaced := err == nil
 	// Gone, or another upload of the same name since this batch removed
 	// its input: that one is another batch's, and this batch reads its
 	// archive (copying the new upload over it would mix two files).
 	info, err = s.Blobs.Stat(ctx, ArchiveKey(b))
 	if err == nil && etag != "" && info.ETag != etag {
 		err = sluice.ErrNotFound // an archive of another upload
+	}
+	if isNotFound(err) && replaced {
+		err = errReplaced
 	}
 	return ArchiveKey(b), info, err
 }
@@ -271,6 +278,10 @@ func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, r
 	_, err = s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateProcessing, SplitAt: s.now()})
 	return err
 }
+
+// errReplaced: input/<key> holds another upload (another ETag) and the
+// batch has no archive of its own.
+var errReplaced = fmt.Errorf("input replaced by another upload: %w", sluice.ErrNotFound)
 
 // inputDone says where the split left the input when it finishes.
 type inputDone int
