@@ -80,11 +80,8 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	}
 
 	src, info, err := s.source(ctx, b, ev.ETag)
-	if errors.Is(err, errReplaced) {
-		return s.fail(ctx, b, fmt.Sprintf("the file %s was replaced by another upload of the same name before it could be read; that upload is split as its own batch", b.Key))
-	}
-	if isNotFound(err) {
-		return s.fail(ctx, b, fmt.Sprintf("the file %s was deleted before it could be read", b.Key))
+	if why := missingReason(err, b.Key); why != "" {
+		return s.fail(ctx, b, why)
 	}
 	if err != nil {
 		return err
@@ -94,17 +91,7 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	}
 	ranges := !s.Config.CopyChunks
 	if ranges && src == b.Key {
-		// Archive first, so every range names an object that stays: a
-		// chunk retried after the input is gone still finds its bytes.
-		// The cut then reads the archive too, so the ranges and the
-		// records counted are the same bytes even if the input is replaced.
-		if err := s.Blobs.Copy(ctx, b.Key, ArchiveKey(b)); err != nil {
-			return fmt.Errorf("archiving %s: %w", b.Key, err)
-		}
-		src = ArchiveKey(b)
-		// The ranges name the archive and its own ETag (a copy of a
-		// multipart upload gets another one on S3).
-		if info, err = s.Blobs.Stat(ctx, src); err != nil {
+		if src, info, err = s.archiveFirst(ctx, b); err != nil {
 			return err
 		}
 	}
@@ -277,6 +264,32 @@ func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, r
 	}
 	_, err = s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateProcessing, SplitAt: s.now()})
 	return err
+}
+
+// missingReason is the failure reason when source found no input ("" for
+// any other error).
+func missingReason(err error, key string) string {
+	switch {
+	case errors.Is(err, errReplaced):
+		return fmt.Sprintf("the file %s was replaced by another upload of the same name before it could be read; that upload is split as its own batch", key)
+	case isNotFound(err):
+		return fmt.Sprintf("the file %s was deleted before it could be read", key)
+	}
+	return ""
+}
+
+// archiveFirst copies the input to the archive before the cut (ranges
+// mode), so every range names an object that stays: a chunk retried after
+// the input is gone still finds its bytes. The cut then reads the archive
+// too, so the ranges and the records counted are the same bytes even if
+// the input is replaced. Its info carries the archive's own ETag, which
+// the ranges name (a copy of a multipart upload gets another one on S3).
+func (s Splitter) archiveFirst(ctx context.Context, b sluice.Batch) (string, sluice.BlobInfo, error) {
+	if err := s.Blobs.Copy(ctx, b.Key, ArchiveKey(b)); err != nil {
+		return "", sluice.BlobInfo{}, fmt.Errorf("archiving %s: %w", b.Key, err)
+	}
+	info, err := s.Blobs.Stat(ctx, ArchiveKey(b))
+	return ArchiveKey(b), info, err
 }
 
 // errReplaced: input/<key> holds another upload (another ETag) and the
