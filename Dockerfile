@@ -28,7 +28,7 @@ COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags "-s -w" -o /out/ ./services/splitter ./services/worker ./services/merger ./services/notifier ./cmd/sluice
+    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags "-s -w" -o /out/ ./services/splitter ./services/worker ./services/merger ./services/notifier ./services/deliverer ./cmd/sluice
 
 # distroless/static has CA certificates (for AWS over TLS) and tzdata, no
 # shell and no package manager; :nonroot runs as uid 65532.

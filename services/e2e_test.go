@@ -51,7 +51,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	for _, s := range []string{"splitter", "worker", "merger", "notifier", "sluice"} {
+	for _, s := range []string{"splitter", "worker", "merger", "notifier", "deliverer", "sluice"} {
 		bins[s] = filepath.Join(dir, s)
 		pkg := "./" + s
 		if s == "sluice" {
@@ -144,7 +144,7 @@ func newStackOn(t *testing.T, chunkRows int, s3svc awstest.Service) *stack {
 	s.ledger = db.Ledger()
 	s.queues, s.dlqs = map[string]*sqsqueue.Queue{}, map[string]*sqsqueue.Queue{}
 	client := sqs.NewFromConfig(cfg)
-	for _, q := range []string{"ingest", "chunks", "merge", "notify"} {
+	for _, q := range pipeline.Queues() {
 		for _, dlq := range []bool{false, true} {
 			name := prefix + q
 			if dlq {
@@ -220,7 +220,7 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 }
 
 func (s *stack) startAll(extra ...string) {
-	for _, n := range []string{"splitter", "worker", "merger", "notifier"} {
+	for _, n := range []string{"splitter", "worker", "merger", "notifier", "deliverer"} {
 		s.start(n, extra...)
 	}
 }

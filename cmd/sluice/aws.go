@@ -123,7 +123,7 @@ func followAWS(ctx context.Context, l sluice.Ledger, key, etag string, since tim
 			return sluice.Batch{}, err
 		}
 		for _, b := range bs {
-			if b.ETag == etag && !b.CreatedAt.Before(since) && b.State.Terminal() && (b.EmailID != "" || b.State == sluice.StateFailed) {
+			if b.ETag == etag && !b.CreatedAt.Before(since) && b.State.Terminal() && (b.EmailID != "" || b.State == sluice.StateFailed) && !b.DeliveriesPending() {
 				return b, nil
 			}
 		}

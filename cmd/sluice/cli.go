@@ -51,6 +51,7 @@ func init() {
 		{"serve", "[flags]", "run the pipeline continuously on DIR/input/, with autoscaled pools, console and metrics", cmdServe},
 		{"gc", "[--dry-run] [--data DIR]", "remove what the retention settings let go of, and temp files of dead writes", cmdGC},
 		{"dlq", "list|redrive QUEUE", "show a dead-letter queue's messages and reasons, or move them back to be retried", cmdDLQ},
+		{"deliver", "retry BATCH [SINK]", "deliver a batch's failed sinks again (--force: delivered ones too)", cmdDeliver},
 		{"provision", "[flags]", "create the bucket, queues and tables on AWS (or LocalStack, or emulators)", cmdProvision},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"time"
 
@@ -35,6 +36,9 @@ type runResult struct {
 	RejectsDominate bool    `json:"rejectsDominate"`
 	// Archive is where the input is kept (a path, or an s3:// URI).
 	Archive string `json:"archive,omitempty"`
+	// Deliveries are the batch's sinks and their states (run waits until
+	// none is pending); absent when the feed delivers nowhere.
+	Deliveries []sluice.Delivery `json:"deliveries,omitempty"`
 }
 
 func cmdRun(ctx context.Context, e env, args []string) error {
@@ -172,6 +176,7 @@ func runError(msg string) any { return runResult{Status: "error", Error: msg} }
 // report prints a run's result and turns a failed batch into exit code 1.
 func report(e env, res runResult, b sluice.Batch, asJSON bool) error {
 	res.RejectRate, res.RejectsDominate = pipeline.RejectRate(b), pipeline.RejectsDominate(b)
+	res.Deliveries = b.Deliveries
 	if asJSON {
 		if err := json.NewEncoder(e.stdout).Encode(res); err != nil {
 			return err
@@ -216,6 +221,21 @@ func printResult(e env, r runResult, b sluice.Batch) {
 	}
 	// Paths are shown with invisible and bidi characters made visible.
 	fmt.Fprintf(w, "  output:  %s\n  errors:  %s\n  email:   %s\n", sluice.DisplayName(r.Output), sluice.DisplayName(r.Errors), sluice.DisplayName(r.Email))
+	printDeliveries(w, b)
+}
+
+// printDeliveries shows each sink's state, and why a failed one failed.
+func printDeliveries(w io.Writer, b sluice.Batch) {
+	for _, d := range b.Deliveries {
+		fmt.Fprintf(w, "  deliver: %s (%s) %s", d.Sink, d.Type, d.State)
+		if d.Reason != "" {
+			fmt.Fprintf(w, ": %s", sluice.DisplayText(d.Reason))
+		}
+		if d.State == sluice.DeliveryFailed {
+			fmt.Fprintf(w, " — once fixed: sluice deliver retry %s %s", b.ID, d.Sink)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 // s3Where is key's s3:// URI, or "" for no key.

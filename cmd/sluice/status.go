@@ -91,5 +91,16 @@ func printBatch(e env, b sluice.Batch, pl places, asJSON bool) error {
 	if b.EmailID != "" {
 		fmt.Fprintf(w, "email\t%s\n", b.EmailID)
 	}
+	for _, d := range b.Deliveries {
+		fmt.Fprintf(w, "deliver %s\t%s (%s, %d attempt(s)", d.Sink, d.State, d.Type, d.Attempts)
+		if !d.At.IsZero() {
+			fmt.Fprintf(w, ", %s", d.At.Format(time.RFC3339))
+		}
+		fmt.Fprint(w, ")")
+		if d.Reason != "" {
+			fmt.Fprintf(w, ": %s", sluice.DisplayText(d.Reason))
+		}
+		fmt.Fprintln(w)
+	}
 	return w.Flush()
 }

@@ -368,3 +368,88 @@ resource "aws_appautoscaling_policy" "notifier" {
     }
   }
 }
+
+# --- deliverer: deliveries -----------------------------------------------------------
+
+resource "aws_appautoscaling_target" "deliverer" {
+  service_namespace  = "ecs"
+  scalable_dimension = "ecs:service:DesiredCount"
+  resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.deliverer.name}"
+  min_capacity       = var.deliverer.min_capacity
+  max_capacity       = var.deliverer.max_capacity
+}
+
+resource "aws_appautoscaling_policy" "deliverer" {
+  name               = "${var.name_prefix}deliverer-backlog-per-task"
+  policy_type        = "TargetTrackingScaling"
+  service_namespace  = aws_appautoscaling_target.deliverer.service_namespace
+  scalable_dimension = aws_appautoscaling_target.deliverer.scalable_dimension
+  resource_id        = aws_appautoscaling_target.deliverer.resource_id
+
+  target_tracking_scaling_policy_configuration {
+    target_value       = local.target_backlog_per_task["deliverer"]
+    scale_in_cooldown  = var.deliverer.scale_in_cooldown
+    scale_out_cooldown = var.deliverer.scale_out_cooldown
+
+    customized_metric_specification {
+      metrics {
+        id          = "m1"
+        label       = "visible messages"
+        return_data = false
+        metric_stat {
+          stat = "Average"
+          metric {
+            namespace   = "AWS/SQS"
+            metric_name = "ApproximateNumberOfMessagesVisible"
+            dimensions {
+              name  = "QueueName"
+              value = aws_sqs_queue.deliveries.name
+            }
+          }
+        }
+      }
+      metrics {
+        id          = "m3"
+        label       = "in-flight messages"
+        return_data = false
+        metric_stat {
+          stat = "Average"
+          metric {
+            namespace   = "AWS/SQS"
+            metric_name = "ApproximateNumberOfMessagesNotVisible"
+            dimensions {
+              name  = "QueueName"
+              value = aws_sqs_queue.deliveries.name
+            }
+          }
+        }
+      }
+      metrics {
+        id          = "m2"
+        label       = "running tasks"
+        return_data = false
+        metric_stat {
+          stat = "Average"
+          metric {
+            namespace   = "ECS/ContainerInsights"
+            metric_name = "RunningTaskCount"
+            dimensions {
+              name  = "ClusterName"
+              value = aws_ecs_cluster.this.name
+            }
+            dimensions {
+              name  = "ServiceName"
+              value = aws_ecs_service.deliverer.name
+            }
+          }
+        }
+      }
+      metrics {
+        id          = "backlog"
+        label       = "backlog per task"
+        expression  = local.backlog_per_task
+        return_data = true
+      }
+    }
+  }
+}

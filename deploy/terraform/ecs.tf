@@ -1,4 +1,4 @@
-# The cluster and the four Fargate services. One image serves all four; the
+# The cluster and the five Fargate services. One image serves all five; the
 # command picks the service (see the Dockerfile).
 
 resource "aws_ecs_cluster" "this" {
@@ -13,26 +13,28 @@ resource "aws_ecs_cluster" "this" {
 }
 
 resource "aws_cloudwatch_log_group" "service" {
-  for_each          = toset(["splitter", "worker", "merger", "notifier"])
+  for_each          = toset(["splitter", "worker", "merger", "notifier", "deliverer"])
   name              = "/ecs/${var.name_prefix}${each.key}"
   retention_in_days = var.log_retention_days
 }
 
 locals {
   services = {
-    splitter = var.splitter
-    worker   = var.worker
-    merger   = var.merger
-    notifier = var.notifier
+    splitter  = var.splitter
+    worker    = var.worker
+    merger    = var.merger
+    notifier  = var.notifier
+    deliverer = var.deliverer
   }
 
   # The queue each service reads; its visibility timeout is the service's
   # SLUICE_VISIBILITY, so the two cannot drift apart.
   input_queue = {
-    splitter = aws_sqs_queue.ingest
-    worker   = aws_sqs_queue.chunks
-    merger   = aws_sqs_queue.merge
-    notifier = aws_sqs_queue.notify
+    splitter  = aws_sqs_queue.ingest
+    worker    = aws_sqs_queue.chunks
+    merger    = aws_sqs_queue.merge
+    notifier  = aws_sqs_queue.notify
+    deliverer = aws_sqs_queue.deliveries
   }
 
   common_env = {
@@ -79,6 +81,9 @@ locals {
           stage == "notifier" ? local.notifier_env : {},
         ) : { name = k, value = v }
       ]
+      # The webhook sinks' HMAC secrets (secretEnv), from Secrets Manager
+      # or SSM, for the deliverer alone.
+      secrets = stage == "deliverer" ? [for k, arn in var.delivery_secrets : { name = k, valueFrom = arn }] : []
       # The image has no shell, so no container healthCheck: /healthz on
       # :9090 is for scrapers and load balancers.
       logConfiguration = {
@@ -154,6 +159,22 @@ resource "aws_ecs_task_definition" "notifier" {
   execution_role_arn       = aws_iam_role.execution.arn
   task_role_arn            = aws_iam_role.notifier.arn
   container_definitions    = jsonencode([local.container["notifier"]])
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = var.cpu_architecture
+  }
+}
+
+resource "aws_ecs_task_definition" "deliverer" {
+  family                   = "${var.name_prefix}deliverer"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.deliverer.cpu
+  memory                   = var.deliverer.memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.deliverer.arn
+  container_definitions    = jsonencode([local.container["deliverer"]])
 
   runtime_platform {
     operating_system_family = "LINUX"
@@ -250,6 +271,32 @@ resource "aws_ecs_service" "notifier" {
   task_definition                    = aws_ecs_task_definition.notifier.arn
   launch_type                        = "FARGATE"
   desired_count                      = var.notifier.min_capacity
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+  propagate_tags                     = "SERVICE"
+
+  network_configuration {
+    subnets          = var.subnet_ids
+    security_groups  = var.security_group_ids
+    assign_public_ip = var.assign_public_ip
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  lifecycle {
+    ignore_changes = [desired_count]
+  }
+}
+
+resource "aws_ecs_service" "deliverer" {
+  name                               = "deliverer"
+  cluster                            = aws_ecs_cluster.this.id
+  task_definition                    = aws_ecs_task_definition.deliverer.arn
+  launch_type                        = "FARGATE"
+  desired_count                      = var.deliverer.min_capacity
   deployment_minimum_healthy_percent = 100
   deployment_maximum_percent         = 200
   propagate_tags                     = "SERVICE"

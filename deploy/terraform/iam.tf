@@ -1,5 +1,5 @@
 # One task role per service, each naming only the queues, tables and object
-# prefixes its stage touches, and one execution role shared by the four
+# prefixes its stage touches, and one execution role shared by the five
 # task definitions for pulling the image and writing logs.
 #
 # pkg/deploytest parses this file: keep each service's permissions in the
@@ -252,7 +252,7 @@ resource "aws_iam_role_policy" "worker" {
   policy = data.aws_iam_policy_document.worker.json
 }
 
-# --- merger: merge -> notify ------------------------------------------------
+# --- merger: merge -> notify, deliveries ------------------------------------------------
 
 resource "aws_iam_role" "merger" {
   name               = "${var.name_prefix}merger-task"
@@ -273,7 +273,7 @@ data "aws_iam_policy_document" "merger" {
   statement {
     sid       = "SendOnward"
     actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
-    resources = [aws_sqs_queue.notify.arn]
+    resources = [aws_sqs_queue.notify.arn, aws_sqs_queue.deliveries.arn]
   }
   dynamic "statement" {
     for_each = var.resolve_all_queue_urls ? [1] : []
@@ -382,4 +382,93 @@ resource "aws_iam_role_policy" "notifier" {
   name   = "notifier"
   role   = aws_iam_role.notifier.id
   policy = data.aws_iam_policy_document.notifier.json
+}
+
+# --- deliverer: deliveries -> partners' sinks ---------------------------------
+
+resource "aws_iam_role" "deliverer" {
+  name               = "${var.name_prefix}deliverer-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+data "aws_iam_policy_document" "deliverer" {
+  statement {
+    sid       = "ConsumeDeliveries"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.deliveries.arn]
+  }
+  statement {
+    sid       = "DeadLetterDeliveries"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.deliveries_dlq.arn]
+  }
+  dynamic "statement" {
+    for_each = var.resolve_all_queue_urls ? [1] : []
+    content {
+      sid       = "ResolveQueueUrls"
+      actions   = ["sqs:GetQueueUrl"]
+      resources = [local.all_queues_arn]
+    }
+  }
+  # The manifest (the output's SHA-256), the webhook's presigned links, and
+  # the source of the s3 sinks' server-side copies.
+  statement {
+    sid       = "ReadCompleted"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/*/output/completed/*"]
+  }
+  statement {
+    sid       = "Batches"
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.batches.arn]
+  }
+  # The partners' side, only what the variables name (an empty list makes
+  # no statement: IAM refuses a statement without resources).
+  dynamic "statement" {
+    for_each = length(var.delivery_s3_object_arns) > 0 ? [1] : []
+    content {
+      sid       = "SinkS3Objects"
+      actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+      resources = var.delivery_s3_object_arns
+    }
+  }
+  dynamic "statement" {
+    for_each = length(var.delivery_queue_arns) > 0 ? [1] : []
+    content {
+      sid       = "SinkQueues"
+      actions   = ["sqs:SendMessage"]
+      resources = var.delivery_queue_arns
+    }
+  }
+  dynamic "statement" {
+    for_each = length(var.delivery_role_arns) > 0 ? [1] : []
+    content {
+      sid       = "SinkRoles"
+      actions   = ["sts:AssumeRole"]
+      resources = var.delivery_role_arns
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "deliverer" {
+  name   = "deliverer"
+  role   = aws_iam_role.deliverer.id
+  policy = data.aws_iam_policy_document.deliverer.json
+}
+
+# The execution role reads the webhook secrets into the deliverer's
+# environment (ECS "secrets"), only those var.delivery_secrets names.
+data "aws_iam_policy_document" "execution_secrets" {
+  statement {
+    sid       = "DeliverySecrets"
+    actions   = ["secretsmanager:GetSecretValue", "ssm:GetParameters"]
+    resources = length(var.delivery_secrets) > 0 ? values(var.delivery_secrets) : ["arn:${local.partition}:secretsmanager:${var.region}:${local.account_id}:secret:none-configured"]
+  }
+}
+
+resource "aws_iam_role_policy" "execution_secrets" {
+  count  = length(var.delivery_secrets) > 0 ? 1 : 0
+  name   = "delivery-secrets"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.execution_secrets.json
 }

@@ -34,20 +34,22 @@ output "tables" {
 output "services" {
   description = "The ECS services."
   value = {
-    splitter = aws_ecs_service.splitter.name
-    worker   = aws_ecs_service.worker.name
-    merger   = aws_ecs_service.merger.name
-    notifier = aws_ecs_service.notifier.name
+    splitter  = aws_ecs_service.splitter.name
+    worker    = aws_ecs_service.worker.name
+    merger    = aws_ecs_service.merger.name
+    notifier  = aws_ecs_service.notifier.name
+    deliverer = aws_ecs_service.deliverer.name
   }
 }
 
 output "task_role_arns" {
   description = "Each service's task role."
   value = {
-    splitter = aws_iam_role.splitter.arn
-    worker   = aws_iam_role.worker.arn
-    merger   = aws_iam_role.merger.arn
-    notifier = aws_iam_role.notifier.arn
+    splitter  = aws_iam_role.splitter.arn
+    worker    = aws_iam_role.worker.arn
+    merger    = aws_iam_role.merger.arn
+    notifier  = aws_iam_role.notifier.arn
+    deliverer = aws_iam_role.deliverer.arn
   }
 }
 

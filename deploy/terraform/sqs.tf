@@ -1,4 +1,4 @@
-# The four stage queues, each with a dead-letter queue after
+# The five stage queues, each with a dead-letter queue after
 # var.max_receive_count receives, the same as `sluice provision` makes.
 # Visibility timeouts are longer than each stage's usual work; the services'
 # heartbeat extends them while a message is being handled.
@@ -75,6 +75,25 @@ resource "aws_sqs_queue" "notify" {
   sqs_managed_sse_enabled    = true
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.notify_dlq.arn
+    maxReceiveCount     = var.max_receive_count
+  })
+}
+
+resource "aws_sqs_queue" "deliveries_dlq" {
+  name                      = "${var.name_prefix}deliveries-dlq"
+  message_retention_seconds = local.dlq_retention_seconds
+  sqs_managed_sse_enabled   = true
+}
+
+# One message per (batch, sink), sent by the merger beside the notify
+# message; the deliverer delivers to partners' sinks.
+resource "aws_sqs_queue" "deliveries" {
+  name                       = "${var.name_prefix}deliveries"
+  visibility_timeout_seconds = 120
+  receive_wait_time_seconds  = 20
+  sqs_managed_sse_enabled    = true
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.deliveries_dlq.arn
     maxReceiveCount     = var.max_receive_count
   })
 }

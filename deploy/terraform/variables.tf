@@ -268,3 +268,53 @@ variable "notifier" {
     error_message = "notifier: need 0 <= min_capacity <= max_capacity and max_capacity >= 1."
   }
 }
+
+variable "deliverer" {
+  description = "Deliverer task size and scaling (reads the deliveries queue)."
+  type = object({
+    cpu                     = optional(number, 256)
+    memory                  = optional(number, 512)
+    concurrency             = optional(number, 4)
+    min_capacity            = optional(number, 1)
+    max_capacity            = optional(number, 2)
+    target_latency_seconds  = optional(number, 60)
+    seconds_per_message     = optional(number, 2)
+    target_backlog_per_task = optional(number)
+    scale_in_cooldown       = optional(number, 300)
+    scale_out_cooldown      = optional(number, 60)
+  })
+  default = {}
+
+  validation {
+    condition     = var.deliverer.min_capacity >= 0 && var.deliverer.max_capacity >= max(var.deliverer.min_capacity, 1)
+    error_message = "deliverer: need 0 <= min_capacity <= max_capacity and max_capacity >= 1."
+  }
+}
+
+# --- Delivery to partners (deliverer) ----------------------------------------
+# The pipeline configuration's deliver: sinks name partners' resources; the
+# deliverer's role may reach exactly these and nothing else.
+
+variable "delivery_s3_object_arns" {
+  description = "Objects the s3 sinks write (CopyObject, multipart), e.g. [\"arn:aws:s3:::partner-bucket/in/sluice/*\"]. Not needed for a sink with roleArn: the assumed role's permissions apply then."
+  type        = list(string)
+  default     = []
+}
+
+variable "delivery_queue_arns" {
+  description = "Partners' SQS queues the sqs sinks send completion events to (without roleArn)."
+  type        = list(string)
+  default     = []
+}
+
+variable "delivery_role_arns" {
+  description = "Roles the s3 and sqs sinks assume (their roleArn), typically in a partner's account."
+  type        = list(string)
+  default     = []
+}
+
+variable "delivery_secrets" {
+  description = "The webhook sinks' HMAC secrets: environment variable (secretEnv) => Secrets Manager or SSM parameter ARN, given to the deliverer only."
+  type        = map(string)
+  default     = {}
+}

@@ -5,7 +5,7 @@
 #   bucket   $SLUICE_BUCKET, with an s3:ObjectCreated:* notification for
 #            input/* (any name: .csv, .csv.gz, .xlsx...) and reference/*.csv
 #            to the ingest queue
-#   queues   ${SLUICE_QUEUE_PREFIX}{ingest,chunks,merge,notify}, each with a
+#   queues   ${SLUICE_QUEUE_PREFIX}{ingest,chunks,merge,notify,deliveries}, each with a
 #            -dlq dead-letter queue after MAX_RECEIVE receives, and the
 #            visibility timeout of pkg/provision.Visibility
 #   tables   ${SLUICE_TABLE_PREFIX}{batches,rejects,reference}, with the key
@@ -28,7 +28,7 @@ REGION="${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}"
 export AWS_DEFAULT_REGION="$REGION"
 
 # queue:visibility-seconds, as pkg/provision.Visibility.
-QUEUES="ingest:300 chunks:120 merge:300 notify:60"
+QUEUES="ingest:300 chunks:120 merge:300 notify:60 deliveries:120"
 MAX_RECEIVE=5
 # Dead letters are kept 14 days, as pkg/sqsqueue.Ensure does.
 DLQ_RETENTION=1209600

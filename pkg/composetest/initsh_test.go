@@ -336,8 +336,8 @@ func TestInitShFollowsTheEnvironment(t *testing.T) {
 			t.Errorf("created %q, ignoring the environment", n)
 		}
 	}
-	if len(names) != 1+8+3 {
-		t.Errorf("created %q, want a bucket, 8 queues and 3 tables", names)
+	if want := 1 + 2*len(pipeline.Topology) + 3; len(names) != want {
+		t.Errorf("created %q, want a bucket, %d queues and 3 tables", names, 2*len(pipeline.Topology))
 	}
 }
 

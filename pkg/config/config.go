@@ -62,6 +62,10 @@ type Settings struct {
 	Limits    Limits    `yaml:"limits" json:"limits"`
 	Output    Output    `yaml:"output,omitempty" json:"output,omitzero"`
 	Input     Input     `yaml:"input,omitempty" json:"input,omitzero"`
+	// Deliver lists the sinks a finished batch is delivered to besides
+	// the email (deliver.go). Omitted from the JSON when empty, so the
+	// config digest of configurations without it does not change.
+	Deliver []Sink `yaml:"deliver,omitempty" json:"deliver,omitempty"`
 }
 
 // FormulaGuard says where cells starting with =, +, -, @, tab or CR get a
@@ -362,6 +366,7 @@ func (p *Settings) validate() error {
 		errs = append(errs, fmt.Errorf("limits.maxRejectRate %v: must be a fraction from 0 to 1 (0.5 for 50%%)", *r))
 	}
 	errs = append(errs, p.validateFormats()...)
+	errs = append(errs, validateDeliver(p.Deliver)...)
 	if p.Mail.LinkTTL.Duration <= 0 {
 		errs = append(errs, errors.New("mail.linkTTL must be positive"))
 	}

@@ -84,6 +84,7 @@ func (s Settings) clone() Settings {
 	c.Reference.Append = slices.Clone(s.Reference.Append)
 	c.Reference.Types = maps.Clone(s.Reference.Types)
 	c.Mail.To = slices.Clone(s.Mail.To)
+	c.Deliver = slices.Clone(s.Deliver)
 	if h := s.Reference.HTTP; h != nil {
 		// A feed's http: keys are decoded over this copy, never over the
 		// top level's (or another feed's) settings.

@@ -59,6 +59,19 @@ type BatchView struct {
 	Links Links `json:"links"`
 	// TraceID links the page to the batch's trace (see pkg/tracing).
 	TraceID string `json:"traceId,omitempty"`
+	// Deliveries are the batch's sinks: pending, delivered or
+	// delivery_failed with the reason (absent when it delivers nowhere).
+	Deliveries []DeliveryView `json:"deliveries,omitempty"`
+}
+
+// DeliveryView is one sink's delivery of the batch.
+type DeliveryView struct {
+	Sink     string    `json:"sink"`
+	Type     string    `json:"type"`
+	State    string    `json:"state"`
+	Attempts int       `json:"attempts"`
+	Reason   string    `json:"reason,omitempty"`
+	At       time.Time `json:"at,omitzero"`
 }
 
 // StageView is one step of a batch's timeline.
@@ -218,6 +231,11 @@ func (h *Handler) view(b sluice.Batch) BatchView {
 			Errors: h.link("/api/batches/%s/errors", b.ID),
 			Trace:  h.traceLink(b.TraceID),
 		},
+	}
+	for _, d := range b.Deliveries {
+		// The reason quotes a partner's answer: shown as any reason is.
+		v.Deliveries = append(v.Deliveries, DeliveryView{Sink: d.Sink, Type: d.Type, State: string(d.State),
+			Attempts: d.Attempts, Reason: sluice.DisplayText(d.Reason), At: d.At})
 	}
 	if v.File == "" {
 		v.File = path.Base(b.Key)

@@ -3,8 +3,10 @@ package deliver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path"
 	"strings"
 
@@ -14,6 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+
+	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/tracing"
 )
 
 // WithRole returns cfg acting as roleARN (a partner's account), through
@@ -29,36 +35,73 @@ func WithRole(cfg aws.Config, roleARN string) aws.Config {
 }
 
 // S3Copy copies a batch's output (and, when asked, its error report) to
-// another bucket and prefix by server-side copy: the bytes never pass
-// through the worker. The copy's key is fixed by the batch, so a repeated
-// delivery overwrites the same object with the same bytes.
+// another bucket and prefix. On AWS (SourceBucket set) it is a server-side
+// copy: the bytes never pass through the deliverer. Locally there is no
+// bucket to copy from, so it uploads the local file (Source, a directory
+// bucket). The copy's key is fixed by the batch, so a repeated delivery
+// overwrites the same object with the same bytes.
 type S3Copy struct {
-	Name         string
+	SinkName     string
 	Client       *s3.Client
-	SourceBucket string
-	Bucket       string // the destination
+	SourceBucket string           // our bucket, for CopyObject
+	Source       sluice.BlobStore // locally: the directory bucket whose files are uploaded
+	Bucket       string           // the destination
 	Prefix       string
 	ErrorReport  bool
 }
 
-// Deliver copies outputKey (and errorsKey) under Prefix/batchID/.
-func (c *S3Copy) Deliver(ctx context.Context, ev Event, outputKey, errorsKey string) error {
-	keys := []string{outputKey}
-	if c.ErrorReport && errorsKey != "" {
-		keys = append(keys, errorsKey)
+var _ sluice.Sink = (*S3Copy)(nil)
+
+// Name implements sluice.Sink.
+func (c *S3Copy) Name() string { return c.SinkName }
+
+// Type implements sluice.Sink.
+func (c *S3Copy) Type() string { return "s3" }
+
+// Deliver copies ev.OutputKey (and ev.ErrorsKey) under Prefix/batchID/.
+func (c *S3Copy) Deliver(ctx context.Context, ev Event) (err error) {
+	ctx, span := tracing.StartDelivery(ctx, "s3", c.SinkName)
+	defer func() { tracing.End(span, err) }()
+	keys := []string{ev.OutputKey}
+	if c.ErrorReport && ev.ErrorsKey != "" {
+		keys = append(keys, ev.ErrorsKey)
 	}
 	for _, k := range keys {
 		dst := path.Join(c.Prefix, ev.BatchID, path.Base(k))
-		_, err := c.Client.CopyObject(ctx, &s3.CopyObjectInput{
-			Bucket:     aws.String(c.Bucket),
-			Key:        aws.String(dst),
-			CopySource: aws.String(url.PathEscape(c.SourceBucket) + "/" + escapeKey(k)),
-		})
+		if c.SourceBucket != "" {
+			_, err = c.Client.CopyObject(ctx, &s3.CopyObjectInput{
+				Bucket:     aws.String(c.Bucket),
+				Key:        aws.String(dst),
+				CopySource: aws.String(url.PathEscape(c.SourceBucket) + "/" + escapeKey(k)),
+			})
+		} else {
+			err = c.upload(ctx, k, dst)
+		}
 		if err != nil {
-			return fmt.Errorf("delivery to %s: copy %s to s3://%s/%s: %w", c.Name, k, c.Bucket, dst, err)
+			return classify(c.SinkName, fmt.Errorf("copy %s to s3://%s/%s: %w", k, c.Bucket, dst, err))
 		}
 	}
 	return nil
+}
+
+// upload puts the local file of key at dst: an *os.File, so the SDK can
+// seek it to sign the payload and to retry.
+func (c *S3Copy) upload(ctx context.Context, key, dst string) error {
+	fs, ok := c.Source.(interface{ Path(string) (string, error) })
+	if !ok {
+		return errors.New("no local file to upload (set SourceBucket for a server-side copy)")
+	}
+	p, err := fs.Path(key)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = c.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(dst), Body: f})
+	return err
 }
 
 // escapeKey escapes each segment of an object key for CopySource.
@@ -70,23 +113,49 @@ func escapeKey(k string) string {
 	return strings.Join(parts, "/")
 }
 
+// classify makes a refusal by the partner's side (access denied, no such
+// bucket or queue: a 4xx other than throttling) a *Failed, which no retry
+// now can fix; anything else stays an error the queue retries.
+func classify(sink string, err error) error {
+	var re interface{ HTTPStatusCode() int }
+	var ae smithy.APIError
+	if errors.As(err, &re) {
+		code := re.HTTPStatusCode()
+		throttled := code == 429 || (errors.As(err, &ae) && strings.Contains(ae.ErrorCode(), "Throttl"))
+		if code >= 400 && code < 500 && !throttled {
+			return &Failed{Sink: sink, Reason: err.Error()}
+		}
+	}
+	return fmt.Errorf("delivery to %s: %w", sink, err)
+}
+
 // SQSEvent puts the Event (schema: docs/delivery-event.md) on another
 // team's queue, with the idempotency key as a message attribute and, on a
 // FIFO queue, as the deduplication ID, so a repeat is dropped by SQS itself
 // within its five-minute window and by the consumer after it.
 type SQSEvent struct {
-	Name     string
+	SinkName string
 	Client   *sqs.Client
 	QueueURL string
 }
 
+var _ sluice.Sink = (*SQSEvent)(nil)
+
+// Name implements sluice.Sink.
+func (q *SQSEvent) Name() string { return q.SinkName }
+
+// Type implements sluice.Sink.
+func (q *SQSEvent) Type() string { return "sqs" }
+
 // Deliver sends ev.
-func (q *SQSEvent) Deliver(ctx context.Context, ev Event) error {
+func (q *SQSEvent) Deliver(ctx context.Context, ev Event) (err error) {
+	ctx, span := tracing.StartDelivery(ctx, "sqs", q.SinkName)
+	defer func() { tracing.End(span, err) }()
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	key := IdempotencyKey(ev.BatchID, q.Name)
+	key := IdempotencyKey(ev.BatchID, q.SinkName)
 	in := &sqs.SendMessageInput{
 		QueueUrl:    aws.String(q.QueueURL),
 		MessageBody: aws.String(string(body)),
@@ -99,7 +168,7 @@ func (q *SQSEvent) Deliver(ctx context.Context, ev Event) error {
 		in.MessageDeduplicationId, in.MessageGroupId = aws.String(key), aws.String(ev.BatchID)
 	}
 	if _, err := q.Client.SendMessage(ctx, in); err != nil {
-		return fmt.Errorf("delivery to %s: %w", q.Name, err)
+		return classify(q.SinkName, err)
 	}
 	return nil
 }

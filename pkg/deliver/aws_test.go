@@ -1,7 +1,9 @@
 package deliver_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -12,6 +14,10 @@ import (
 
 	"github.com/sluicehq/sluice/pkg/awstest"
 	"github.com/sluicehq/sluice/pkg/deliver"
+	"github.com/sluicehq/sluice/pkg/fsblob"
+	"github.com/sluicehq/sluice/pkg/tracing"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 func TestMain(m *testing.M) { awstest.Main(m, awstest.S3, awstest.SQS) }
@@ -33,9 +39,11 @@ func TestS3CopyOnTheEmulator(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sink := &deliver.S3Copy{Name: "archive", Client: client, SourceBucket: "ours", Bucket: "partner", Prefix: "in/sluice", ErrorReport: true}
+	sink := &deliver.S3Copy{SinkName: "archive", Client: client, SourceBucket: "ours", Bucket: "partner", Prefix: "in/sluice", ErrorReport: true}
 	for range 2 {
-		if err := sink.Deliver(t.Context(), event("b1"), "output/b1/orders out.csv", "errors/b1/orders_errors.csv"); err != nil {
+		ev := event("b1")
+		ev.OutputKey, ev.ErrorsKey = "output/b1/orders out.csv", "errors/b1/orders_errors.csv"
+		if err := sink.Deliver(t.Context(), ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,7 +77,7 @@ func TestSQSEventConsumed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &deliver.SQSEvent{Name: "events", Client: client, QueueURL: *q.QueueUrl}
+	sink := &deliver.SQSEvent{SinkName: "events", Client: client, QueueURL: *q.QueueUrl}
 	for _, id := range []string{"b1", "b2", "b1"} { // b1 again: the crash between delivering and recording
 		if err := sink.Deliver(t.Context(), event(id)); err != nil {
 			t.Fatal(err)
@@ -87,6 +95,9 @@ func TestSQSEventConsumed(t *testing.T) {
 		}
 		for _, m := range out.Messages {
 			received++
+			if err := deliver.ValidateEvent([]byte(*m.Body)); err != nil {
+				t.Fatal(err)
+			}
 			var ev deliver.Event
 			if err := json.Unmarshal([]byte(*m.Body), &ev); err != nil || ev.Version != deliver.EventVersion {
 				t.Fatalf("event %s: version %d, %v", *m.Body, ev.Version, err)
@@ -101,5 +112,92 @@ func TestSQSEventConsumed(t *testing.T) {
 	}
 	if len(seen) != 2 {
 		t.Fatalf("%d distinct events after de-duplication, want 2 (one per batch)", len(seen))
+	}
+}
+
+// TestS3SinkUploadsTheLocalFile: on the local backend there is no bucket
+// to copy from, so the s3 sink uploads the output's file to the
+// emulator; a bucket that does not exist is a refusal (*Failed), not an
+// error to retry.
+func TestS3SinkUploadsTheLocalFile(t *testing.T) {
+	env := awstest.Shared(t)
+	client := s3.NewFromConfig(env.Config(awstest.S3), func(o *s3.Options) { o.UsePathStyle = true })
+	if _, err := client.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String("partner-local")}); err != nil {
+		t.Fatal(err)
+	}
+	local, err := fsblob.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const out = "uuid,Country\n1,Chad\n"
+	if _, err := local.Put(t.Context(), "b9/output/completed/output.csv", strings.NewReader(out)); err != nil {
+		t.Fatal(err)
+	}
+	ev := event("b9")
+	ev.OutputKey = "b9/output/completed/output.csv"
+	sink := &deliver.S3Copy{SinkName: "drop", Client: client, Source: local, Bucket: "partner-local", Prefix: "sluice"}
+	if err := sink.Deliver(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	o, err := client.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String("partner-local"), Key: aws.String("sluice/b9/output.csv")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(o.Body)
+	o.Body.Close()
+	if string(b) != out {
+		t.Fatalf("uploaded %q, want %q", b, out)
+	}
+	gone := &deliver.S3Copy{SinkName: "drop", Client: client, Source: local, Bucket: "no-such-partner-bucket"}
+	var f *deliver.Failed
+	if err := gone.Deliver(t.Context(), ev); !errors.As(err, &f) || f.Sink != "drop" {
+		t.Fatalf("a missing bucket: %v, want a *Failed", err)
+	}
+}
+
+// TestS3AndSQSDeliveriesAreSpans: every sink type records a "deliver"
+// span in the batch's trace, as the webhook does.
+func TestS3AndSQSDeliveriesAreSpans(t *testing.T) {
+	env := awstest.Shared(t)
+	exp := tracetest.NewInMemoryExporter()
+	shutdown := tracing.Install(sdktrace.NewSimpleSpanProcessor(exp), "test")
+	defer shutdown(context.Background())
+	s3c := s3.NewFromConfig(env.Config(awstest.S3), func(o *s3.Options) { o.UsePathStyle = true })
+	for _, b := range []string{"span-src", "span-dst"} {
+		if _, err := s3c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s3c.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String("span-src"), Key: aws.String("b/output.csv"), Body: strings.NewReader("a\n")}); err != nil {
+		t.Fatal(err)
+	}
+	sqsc := sqs.NewFromConfig(env.Config(awstest.SQS))
+	q, err := sqsc.CreateQueue(t.Context(), &sqs.CreateQueueInput{QueueName: aws.String("span-events")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, root := tracing.Start(t.Context(), "deliver-message")
+	ev := event("b")
+	ev.OutputKey = "b/output.csv"
+	if err := (&deliver.S3Copy{SinkName: "copy", Client: s3c, SourceBucket: "span-src", Bucket: "span-dst"}).Deliver(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&deliver.SQSEvent{SinkName: "events", Client: sqsc, QueueURL: *q.QueueUrl}).Deliver(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	types := map[string]bool{}
+	for _, sp := range exp.GetSpans() {
+		if sp.Name != "deliver" || sp.Parent.SpanID() != root.SpanContext().SpanID() {
+			continue
+		}
+		for _, a := range sp.Attributes {
+			if a.Key == "sluice.sink.type" {
+				types[a.Value.AsString()] = true
+			}
+		}
+	}
+	if !types["s3"] || !types["sqs"] {
+		t.Fatalf("deliver spans by sink type: %v", types)
 	}
 }

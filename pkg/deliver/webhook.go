@@ -9,13 +9,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/sluicehq/sluice/pkg/tracing"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/tracing"
 )
 
 // Headers a webhook request carries.
@@ -27,36 +29,35 @@ const (
 // Webhook POSTs the event as JSON to a partner's URL (from configuration
 // only), signed with a shared secret the way Stripe signs its webhooks.
 type Webhook struct {
-	Name    string // the sink's name in the feed's configuration
-	URL     string
-	Secret  []byte
-	Retries int           // extra tries on no answer, 429 and 5xx (default 5)
-	Backoff time.Duration // first wait, doubled each try, with jitter (default 1s)
-	Timeout time.Duration // per try (default 30s)
-	Client  *http.Client
-	Now     func() time.Time
+	SinkName string // the sink's name in the feed's configuration
+	URL      string
+	Secret   []byte
+	Retries  int           // extra tries on no answer, 429 and 5xx (default 5)
+	Backoff  time.Duration // first wait, doubled each try, with jitter (default 1s)
+	Timeout  time.Duration // per try (default 30s)
+	Client   *http.Client
+	Now      func() time.Time
 }
 
-// Failed is a delivery that will not succeed by trying again now: its
-// retries ran out, or the receiver refused it (4xx). Reason is for the
-// delivery DLQ and the batch page.
-type Failed struct {
-	Sink, Reason string
-}
+var _ sluice.Sink = (*Webhook)(nil)
 
-func (f *Failed) Error() string { return "delivery to " + f.Sink + " failed: " + f.Reason }
+// Name implements sluice.Sink.
+func (w *Webhook) Name() string { return w.SinkName }
+
+// Type implements sluice.Sink.
+func (w *Webhook) Type() string { return "webhook" }
 
 // Deliver sends ev until the receiver answers 2xx, or fails with *Failed.
 // Each try is signed afresh (the receiver rejects stale timestamps) over
 // the same body and idempotency key.
 func (w *Webhook) Deliver(ctx context.Context, ev Event) (err error) {
-	ctx, span := tracing.StartDelivery(ctx, "webhook", w.Name)
+	ctx, span := tracing.StartDelivery(ctx, "webhook", w.SinkName)
 	defer func() { tracing.End(span, err) }()
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	key := IdempotencyKey(ev.BatchID, w.Name)
+	key := IdempotencyKey(ev.BatchID, w.SinkName)
 	retries, backoff := w.Retries, w.Backoff
 	if retries == 0 {
 		retries = 5
@@ -69,8 +70,11 @@ func (w *Webhook) Deliver(ctx context.Context, ev Event) (err error) {
 		if last == "" {
 			return nil
 		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("delivery to %s: %s, then %w", w.SinkName, last, ctx.Err())
+		}
 		if !again || try >= retries {
-			return &Failed{Sink: w.Name, Reason: fmt.Sprintf("%s after %d tries: %s", w.URL, try+1, last)}
+			return &Failed{Sink: w.SinkName, Reason: fmt.Sprintf("%s after %d tries: %s", w.URL, try+1, last)}
 		}
 		d := backoff << min(try, 10)
 		d = d/2 + time.Duration(rand.Float64()*float64(d/2))
@@ -78,7 +82,9 @@ func (w *Webhook) Deliver(ctx context.Context, ev Event) (err error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
+			// Not a Failed: the process is stopping, and the message
+			// comes back to be tried again.
+			return fmt.Errorf("delivery to %s: %s, then %w", w.SinkName, last, ctx.Err())
 		case <-t.C:
 		}
 	}

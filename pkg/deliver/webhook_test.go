@@ -86,7 +86,7 @@ func TestWebhookExactlyOnceAtEveryFaultPoint(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rc := &receiver{failFirst: tc.failFirst, dropAnswer: tc.dropAnswer}
-			wh := &deliver.Webhook{Name: "partner", URL: newReceiver(t, rc), Secret: secret, Backoff: time.Millisecond}
+			wh := &deliver.Webhook{SinkName: "partner", URL: newReceiver(t, rc), Secret: secret, Backoff: time.Millisecond}
 			for _, id := range []string{"batch-1", "batch-2"} {
 				if err := wh.Deliver(t.Context(), event(id)); err != nil {
 					t.Fatal(err)
@@ -109,7 +109,7 @@ func TestWebhookExactlyOnceAtEveryFaultPoint(t *testing.T) {
 
 func TestWebhookPersistentFailureNamesTheReason(t *testing.T) {
 	rc := &receiver{failFirst: 1000}
-	wh := &deliver.Webhook{Name: "partner", URL: newReceiver(t, rc), Secret: secret, Retries: 2, Backoff: time.Millisecond}
+	wh := &deliver.Webhook{SinkName: "partner", URL: newReceiver(t, rc), Secret: secret, Retries: 2, Backoff: time.Millisecond}
 	err := wh.Deliver(t.Context(), event("b"))
 	var f *deliver.Failed
 	if !errors.As(err, &f) || f.Sink != "partner" || !strings.Contains(f.Reason, "HTTP 503") || !strings.Contains(f.Reason, "3 tries") {
@@ -117,7 +117,7 @@ func TestWebhookPersistentFailureNamesTheReason(t *testing.T) {
 	}
 	// A refusal (wrong secret: 401) is not retried.
 	rc2 := &receiver{}
-	bad := &deliver.Webhook{Name: "partner", URL: newReceiver(t, rc2), Secret: []byte("wrong"), Backoff: time.Millisecond}
+	bad := &deliver.Webhook{SinkName: "partner", URL: newReceiver(t, rc2), Secret: []byte("wrong"), Backoff: time.Millisecond}
 	if err := bad.Deliver(t.Context(), event("b")); !errors.As(err, &f) || !strings.Contains(f.Reason, "HTTP 401") || rc2.tries != 1 {
 		t.Fatalf("a wrong secret: %v after %d tries", err, rc2.tries)
 	}
@@ -151,7 +151,7 @@ func TestWebhookDeliveryIsASpan(t *testing.T) {
 	shutdown := tracing.Install(sdktrace.NewSimpleSpanProcessor(exp), "test")
 	defer shutdown(context.Background())
 	ctx, root := tracing.Start(t.Context(), "notify")
-	bad := &deliver.Webhook{Name: "partner", URL: newReceiver(t, &receiver{}), Secret: []byte("wrong"), Backoff: time.Millisecond}
+	bad := &deliver.Webhook{SinkName: "partner", URL: newReceiver(t, &receiver{}), Secret: []byte("wrong"), Backoff: time.Millisecond}
 	if bad.Deliver(ctx, event("b")) == nil {
 		t.Fatal("a wrong secret was accepted")
 	}

@@ -48,7 +48,11 @@ var Unobserved = map[string]string{
 	// test run, so no observed run makes the call.
 	"splitter: dynamodb:Scan " + tableRes + "reference": "collecting an old reference version, 10 minutes after it is superseded",
 	// resolve_all_queue_urls, off by default, for tools beyond the services.
-	"sqs:GetQueueUrl " + allQueues: "resolve_all_queue_urls, off by default",
+	"sqs:GetQueueUrl " + allQueues:                      "resolve_all_queue_urls, off by default",
+	"deliverer: s3:PutObject " + sinkObjects:            "a partner's bucket (delivery_s3_object_arns); the sinks' calls are not observed",
+	"deliverer: s3:AbortMultipartUpload " + sinkObjects: "a partner's bucket (delivery_s3_object_arns); the sinks' calls are not observed",
+	"deliverer: sqs:SendMessage " + sinkQueues:          "a partner's queue (delivery_queue_arns); the sinks' calls are not observed",
+	"deliverer: sts:AssumeRole " + sinkRoles:            "a partner's role (delivery_role_arns); the sinks' calls are not observed",
 }
 
 // ReadCalls reads an observed-calls file (JSON lines).

@@ -26,9 +26,12 @@ type Stage struct {
 	ListBucket bool                // needs 404 rather than 403 for a missing key
 	Protect    bool                // ECS task scale-in protection of its own tasks
 	Mail       bool                // ses:SendEmail
+	// Sinks: the partners' resources the delivery sinks reach, named only
+	// by the delivery_* variables (var.delivery_s3_object_arns etc.).
+	Sinks bool
 }
 
-// Stages are the four services as pkg/pipeline and pkg/service use AWS.
+// Stages are the five services as pkg/pipeline and pkg/service use AWS.
 var Stages = []Stage{
 	{
 		Name: "splitter", Queue: "ingest", Visibility: 300,
@@ -58,7 +61,7 @@ var Stages = []Stage{
 	},
 	{
 		Name: "merger", Queue: "merge", Visibility: 300,
-		SendsTo: []string{"notify"},
+		SendsTo: []string{"notify", "deliveries"},
 		Tables:  map[string][]string{"batches": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
 		Read:    []string{"*/output/parts/*", "*/output/errors/*"},
 		Write:   []string{"*/output/completed/*"},
@@ -75,6 +78,13 @@ var Stages = []Stage{
 		ListBucket: true,
 		Mail:       true,
 	},
+	{
+		// Partners' buckets, queues and roles come from the delivery_*
+		// variables (Sinks), in statements made only when they are set.
+		Name: "deliverer", Queue: "deliveries", Visibility: 120, Sinks: true,
+		Tables: map[string][]string{"batches": {"dynamodb:GetItem", "dynamodb:UpdateItem"}},
+		Read:   []string{"*/output/completed/*"}, // the manifest, presigned links, the s3 sink's copy source
+	},
 }
 
 // Resource names in the grants CheckTerraform compares.
@@ -86,6 +96,10 @@ const (
 	objects   = "s3:"            // + pattern
 	queueRes  = "sqs:"           // + queue resource name
 	tableRes  = "dynamodb:"      // + table resource name
+
+	sinkObjects = "sink:s3-objects" // var.delivery_s3_object_arns
+	sinkQueues  = "sink:queues"     // var.delivery_queue_arns
+	sinkRoles   = "sink:roles"      // var.delivery_role_arns
 )
 
 // CheckTerraform returns every way the module's wiring differs from
@@ -686,6 +700,11 @@ func (s Stage) want() map[string]bool {
 	if s.Mail {
 		grant(sesIDs, "ses:SendEmail")
 	}
+	if s.Sinks {
+		grant(sinkObjects, "s3:PutObject", "s3:AbortMultipartUpload")
+		grant(sinkQueues, "sqs:SendMessage")
+		grant(sinkRoles, "sts:AssumeRole")
+	}
 	return w
 }
 
@@ -717,6 +736,12 @@ func resource(e hclsyntax.Expression) string {
 		return ownTasks
 	case r == "local.ses_identities":
 		return sesIDs
+	case r == "var.delivery_s3_object_arns":
+		return sinkObjects
+	case r == "var.delivery_queue_arns":
+		return sinkQueues
+	case r == "var.delivery_role_arns":
+		return sinkRoles
 	}
 	parts := strings.Split(r, ".")
 	if len(parts) == 3 && parts[2] == "arn" {

@@ -287,7 +287,7 @@ func TestTopologyChecksCatch(t *testing.T) {
 		{"max receive", topologyTerraform(load(t, tfEdit("variables.tf", `(variable "max_receive_count" \{[^}]*default\s*=\s*)5`, `${1}4`))), "max_receive_count defaults to 4"},
 		{"scaled on another queue", topologyKubernetes(k8s), "merger scales on queue \"sluice-notify\""},
 		{"unknown stage label", topologyDashboards(replace("sluice.yml", `stage="process"`, `stage="worker"`)), `stage="worker" is no stage`},
-		{"README row", topologyREADME(strings.Replace(readFile(t, "../../README.md"), "| `merger` | `merge` | `notify` | 5m |", "| `merger` | `merge` | `notify` | 3m |", 1)), "lacks the row | `merge` | `merger`"},
+		{"README row", topologyREADME(strings.Replace(readFile(t, "../../README.md"), "| `merger` | `merge` | `notify`, `deliveries` | 5m |", "| `merger` | `merge` | `notify`, `deliveries` | 3m |", 1)), "lacks the row | `merge` | `merger`"},
 		{"backlog from the wrong queue", topologyDashboards(replace("sluice.yml", `"(.+-)?merge"}), "stage", "merge"`, `"(.+-)?notify"}), "stage", "merge"`)), `backlog of stage "merge" is read from queue "notify"`},
 	}
 	for _, c := range cases {

@@ -177,6 +177,7 @@ func decodeBatch(item map[string]types.AttributeValue) sluice.Batch {
 		NotifiedAt:   getT(item, "notifiedAt"),
 		UpdatedAt:    getT(item, "updatedAt"),
 	}
+	b.Deliveries = decodeDeliveries(item)
 	if h := getS(item, "header"); h != "" {
 		json.Unmarshal([]byte(h), &b.Header)
 	}

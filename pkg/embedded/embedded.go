@@ -99,6 +99,10 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 		e.Close()
 		return nil, err
 	}
+	if err := e.Ports.UseSinks(context.Background(), cfg, wire.SinkOptions{Getenv: os.Getenv, PathStyle: os.Getenv("SLUICE_S3_PATH_STYLE") == "true"}); err != nil {
+		e.Close()
+		return nil, err
+	}
 	// The single table and its stamp from before versions raced (issue 10,
 	// finding 2); DIR/reference/ replaces them. A killed load's temporary
 	// files are swept here, where the lock says no load runs beside us.
@@ -156,7 +160,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for name := range e.Autoscale {
 		// A policy under a name no stage has would silently not apply.
 		if !slices.ContainsFunc(pipeline.Topology, func(s pipeline.Stage) bool { return s.Name == name }) {
-			return fmt.Errorf("autoscale: %q is not a stage (want one of split, process, merge, notify)", name)
+			return fmt.Errorf("autoscale: %q is not a stage (want one of split, process, merge, notify, deliver)", name)
 		}
 	}
 	for _, q := range e.StageQueues() {
@@ -281,7 +285,7 @@ func (e *Engine) submit(ctx context.Context, path, dir, name string) (Submission
 	if err != nil {
 		return Submission{}, err
 	}
-	if slices.ContainsFunc(prev, func(b sluice.Batch) bool { return !b.State.Terminal() }) {
+	if slices.ContainsFunc(prev, func(b sluice.Batch) bool { return !b.State.Terminal() || b.DeliveriesPending() }) {
 		etag, _, err := fsblob.ETagOfFile(path)
 		if err != nil {
 			return Submission{}, err
@@ -330,7 +334,9 @@ func (e *Engine) match(ctx context.Context, prev []sluice.Batch, key, etag strin
 			}
 			continue
 		}
-		if !b.State.Terminal() {
+		if !b.State.Terminal() || b.DeliveriesPending() {
+			// Unfinished, or finished with deliveries still to make: a
+			// rerun after a crash finishes those rather than start anew.
 			return &Submission{BatchID: b.ID, Key: key, Resumed: true}, 0, nil
 		}
 		gen++
@@ -474,7 +480,9 @@ func (e *Engine) Wait(ctx context.Context, id string, progress func(sluice.Batch
 				progress(b)
 			}
 			last = b
-			if b.State.Terminal() && (b.EmailID != "" || b.State == sluice.StateFailed && e.dead(ctx, b)) {
+			// A batch ends with its email; `run` also waits for its
+			// deliveries, so a partner is not left to the next run.
+			if b.State.Terminal() && (b.EmailID != "" || b.State == sluice.StateFailed && e.dead(ctx, b)) && !b.DeliveriesPending() {
 				return b, nil
 			}
 		}

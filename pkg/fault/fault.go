@@ -70,7 +70,7 @@ func CrashAt(spec string) func(point string) error {
 // DuplicateSends makes every queue d's stages send to send each message
 // twice.
 func DuplicateSends(d *pipeline.Deps) {
-	for _, q := range []*sluice.Queue{&d.Chunks, &d.Merges, &d.Notifies, &d.Scans} {
+	for _, q := range []*sluice.Queue{&d.Chunks, &d.Merges, &d.Notifies, &d.Scans, &d.Deliveries} {
 		if *q != nil {
 			*q = twice{*q}
 		}

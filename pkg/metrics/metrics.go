@@ -31,6 +31,7 @@ type Metrics struct {
 	bytes          *prometheus.CounterVec
 	batchSeconds   *prometheus.HistogramVec
 	batchesEnded   *prometheus.CounterVec
+	deliveries     *prometheus.CounterVec
 	// Sampled: set by whoever can see them (the embedded engine, a service).
 	Batches       *prometheus.GaugeVec // by state
 	QueueMessages *prometheus.GaugeVec // by queue, kind = visible | in_flight | delayed
@@ -48,8 +49,15 @@ type Metrics struct {
 const NoFeed = "none"
 
 var (
-	_ consumer.Observer     = (*Metrics)(nil)
-	_ pipeline.FeedRecorder = (*Metrics)(nil)
+	_ consumer.Observer         = (*Metrics)(nil)
+	_ pipeline.FeedRecorder     = (*Metrics)(nil)
+	_ pipeline.DeliveryRecorder = (*Metrics)(nil)
+)
+
+// SinkTypes and DeliveryOutcomes bound the deliveries counter's labels.
+var (
+	SinkTypes        = []string{"webhook", "s3", "sqs"}
+	DeliveryOutcomes = []string{"delivered", "failed", "retry"}
 )
 
 // New registers every metric, and the Go and process collectors.
@@ -69,13 +77,15 @@ func New() *Metrics {
 	m.batchSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_batch_duration_seconds", Help: "From the file's arrival to the email, by feed.",
 		Buckets: prometheus.ExponentialBuckets(0.1, 2, 14)}, []string{"feed"})
 	m.batchesEnded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_batches_ended_total", Help: "Batches that ended, by final state and feed."}, []string{"state", "feed"})
+	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_deliveries_total",
+		Help: "Deliveries to partners' sinks, by sink type and outcome: delivered, failed (refused or retries spent), retry (a transient error; the message comes back)."}, []string{"type", "outcome"})
 	m.Batches = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_batches", Help: "Batches by state (sampled from the ledger)."}, []string{"state"})
 	m.QueueMessages = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_queue_messages", Help: "Messages in a queue (sampled), kind = visible, in_flight, delayed."}, []string{"queue", "kind"})
 	m.Workers = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_workers", Help: "Handlers per stage, kind = current or desired."}, []string{"stage", "kind"})
 	m.AWSCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aws_calls_total", Help: "AWS API call attempts, by service and operation."}, []string{"service", "operation"})
 	m.AWSItemCount = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aws_items_total", Help: "Items DynamoDB calls touch (keys read, items written), by service and operation."}, []string{"service", "operation"})
 	for _, c := range []prometheus.Collector{m.received, m.handled, m.deadLettered, m.handlerSeconds, m.rows, m.rejected, m.bytes,
-		m.batchSeconds, m.batchesEnded, m.Batches, m.QueueMessages, m.Workers, m.AWSCalls, m.AWSItemCount} {
+		m.batchSeconds, m.batchesEnded, m.deliveries, m.Batches, m.QueueMessages, m.Workers, m.AWSCalls, m.AWSItemCount} {
 		f(c)
 	}
 	// Series that exist from the start at 0, so rate() and increase() see
@@ -87,7 +97,22 @@ func New() *Metrics {
 			m.handled.WithLabelValues(st, string(o))
 		}
 	}
+	for _, t := range SinkTypes {
+		for _, o := range DeliveryOutcomes {
+			m.deliveries.WithLabelValues(t, o)
+		}
+	}
 	return m
+}
+
+// Delivery implements pipeline.DeliveryRecorder. The type is one of
+// SinkTypes (the configuration allows no other); "" (a type unknown to a
+// dead-letter hook) is left out.
+func (m *Metrics) Delivery(sinkType, outcome string) {
+	if sinkType == "" {
+		return
+	}
+	m.deliveries.WithLabelValues(sinkType, outcome).Inc()
 }
 
 // Feeds bounds the feed label to the configured feeds' names (and NoFeed)

@@ -20,6 +20,12 @@ import (
 // batch this failed is then ignored by the stages (the batch has ended);
 // running or uploading the file again starts a new batch.
 func (d *Deps) DeadLettered(ctx context.Context, stage string, m sluice.Message, cause error) {
+	if stage == "deliver" {
+		// A partner's failure never fails a batch whose output is right:
+		// the sink is recorded as delivery_failed instead.
+		d.deadDelivery(ctx, m, cause)
+		return
+	}
 	id := batchOfMessage(m.Body, d.Blobs.Bucket())
 	log := batchLog(d.log(), id).With("stage", stage, "message_id", m.ID)
 	if id == "" {

@@ -71,7 +71,11 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 		log.InfoContext(ctx, "merge message for a finished batch; ignored", "state", b.State)
 		return nil
 	case b.State == sluice.StateNotifying:
-		return m.sendNotify(ctx, id) // merged before; the notify message may be lost
+		// Merged before; the delivery and notify messages may be lost.
+		if err := m.sendDeliveries(ctx, b); err != nil {
+			return err
+		}
+		return m.sendNotify(ctx, id)
 	}
 	if b.TotalChunks < 0 || b.DoneChunks < b.TotalChunks {
 		return sluice.PermanentReason(sluice.ReasonBadState, fmt.Errorf("merge message for batch %q with %d of %d chunks done", id, b.DoneChunks, b.TotalChunks))
@@ -128,6 +132,14 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 	}
 	m.rec().Bytes("merge", "written", out.Bytes+errs.Bytes)
 	log.InfoContext(ctx, "merged", "rows_out", b.RowsOut, "rows_rejected", b.RowsRejected, "output", out.Key)
+	if upd.State == sluice.StateNotifying {
+		// Before the notify message: once the notifier completes the
+		// batch, a redelivered merge message is ignored, so the delivery
+		// messages must already be out by then.
+		if err := m.sendDeliveries(ctx, b); err != nil {
+			return err
+		}
+	}
 	return m.sendNotify(ctx, id)
 }
 

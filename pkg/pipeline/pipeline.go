@@ -39,7 +39,12 @@ type Deps struct {
 	Notifies sluice.Queue
 	// Scans is where the splitter sends a huge input's scan ranges: its
 	// own ingest queue (scansplit.go).
-	Scans  sluice.Queue
+	Scans sluice.Queue
+	// Deliveries is where the merger sends one message per (batch, sink).
+	Deliveries sluice.Queue
+	// Sink finds a feed's configured sink by name (wire.Ports.Sink); nil
+	// when no feed delivers.
+	Sink   func(feed, name string) (sluice.Sink, error)
 	Config *config.Pipeline
 	Logger *slog.Logger
 	// Fault, when set, is called at every step boundary (see Points); an
@@ -125,6 +130,10 @@ const (
 	PointMergeAfterManifest  = "merge.after_manifest"   // manifest written, batch not moved on
 	PointMergeAfterState     = "merge.after_state"      // batch "notifying", notify message not sent
 	PointNotifyAfterSend     = "notify.after_send"      // email sent, not recorded
+
+	PointMergeAfterDeliveries = "merge.after_deliveries_sent" // delivery messages sent, notify message not
+	PointDeliverBeforeSend    = "deliver.before_send"         // delivery message received, nothing delivered
+	PointDeliverAfterSend     = "deliver.after_send"          // delivered, not recorded
 )
 
 // Points lists every fault point.
@@ -135,6 +144,11 @@ var Points = []string{
 	PointMergeAfterOutput, PointMergeAfterManifest, PointMergeAfterState,
 	PointNotifyAfterSend,
 }
+
+// DeliveryPoints are the fault points of delivery. They are apart from
+// Points because a batch reaches them only when its feed has sinks; the
+// crash tests of delivery run them with a sink configured.
+var DeliveryPoints = []string{PointMergeAfterDeliveries, PointDeliverBeforeSend, PointDeliverAfterSend}
 
 // Key layout in the bucket, as in the original sample.
 const (

@@ -20,10 +20,10 @@ import (
 // services and Terraform addresses, Prometheus series). What changed is
 // that all three now come from this one row:
 //
-//	Name     the metric label and log name: split, process, merge, notify
+//	Name     the metric label and log name: split, process, merge, notify, deliver
 //	Service  the service binary services/<Service> and its Terraform,
-//	         ECS and Kubernetes name: splitter, worker, merger, notifier
-//	Queue    the queue it reads, after the prefix: ingest, chunks, merge, notify
+//	         ECS and Kubernetes name: splitter, worker, merger, notifier, deliverer
+//	Queue    the queue it reads, after the prefix: ingest, chunks, merge, notify, deliveries
 
 // Queue names, after the deployment's prefix (SLUICE_QUEUE_PREFIX). Each
 // has a dead-letter queue named Queue + DLQSuffix.
@@ -32,7 +32,10 @@ const (
 	QueueChunks = "chunks"
 	QueueMerge  = "merge"
 	QueueNotify = "notify"
-	DLQSuffix   = "-dlq"
+	// QueueDeliveries carries one message per (batch, sink): the merge
+	// sends them beside the notify message.
+	QueueDeliveries = "deliveries"
+	DLQSuffix       = "-dlq"
 )
 
 // MaxReceive is how often a message is received before it moves to its
@@ -64,7 +67,7 @@ type Stage struct {
 	New            func(*Deps) Handler
 }
 
-// Topology is the four stages in pipeline order.
+// Topology is the five stages in pipeline order.
 var Topology = []Stage{
 	{
 		Name: "split", Service: "splitter", Queue: QueueIngest,
@@ -84,7 +87,7 @@ var Topology = []Stage{
 	},
 	{
 		Name: "merge", Service: "merger", Queue: QueueMerge,
-		Sends:      []string{QueueNotify},
+		Sends:      []string{QueueNotify, QueueDeliveries},
 		Visibility: 5 * time.Minute, Concurrency: 1,
 		New: func(d *Deps) Handler { return Merger{Deps: d}.Handle },
 	},
@@ -92,6 +95,13 @@ var Topology = []Stage{
 		Name: "notify", Service: "notifier", Queue: QueueNotify,
 		Visibility: time.Minute, Concurrency: 1, SamplesBatches: true,
 		New: func(d *Deps) Handler { return Notifier{Deps: d}.Handle },
+	},
+	{
+		// One message per (batch, sink), beside the email: a slow or
+		// refusing partner never holds the email back.
+		Name: "deliver", Service: "deliverer", Queue: QueueDeliveries,
+		Visibility: 2 * time.Minute, Concurrency: 4,
+		New: func(d *Deps) Handler { return Deliverer{Deps: d}.Handle },
 	},
 }
 
@@ -132,4 +142,5 @@ func (s Stage) Touches() []string { return append([]string{s.Queue}, s.Sends...)
 func (d *Deps) SendQueues(queues map[string]sluice.Queue) {
 	d.Chunks, d.Merges, d.Notifies = queues[QueueChunks], queues[QueueMerge], queues[QueueNotify]
 	d.Scans = queues[QueueIngest]
+	d.Deliveries = queues[QueueDeliveries]
 }

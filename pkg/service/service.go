@@ -130,6 +130,12 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	if err := ports.UseHTTPReference(pcfg, httpref.Options{Getenv: getenv, Credentials: awsCfg.Credentials}); err != nil {
 		return err
 	}
+	if st.Queue == pipeline.QueueDeliveries {
+		// Only the deliverer holds the sinks and their secrets.
+		if err := ports.UseSinks(ctx, pcfg, wire.SinkOptions{Getenv: getenv, PathStyle: c.PathStyle}); err != nil {
+			return err
+		}
+	}
 	d := ports.Deps(pcfg, log, m)
 	d.Fault = fault.CrashAt(c.CrashAt)
 	if fl, ok := d.Ledger.(interface {

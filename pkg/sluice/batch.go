@@ -83,6 +83,9 @@ type Batch struct {
 	ErrorsKey   string `json:"errorsKey,omitempty"`
 	ManifestKey string `json:"manifestKey,omitempty"`
 	EmailID     string `json:"emailId,omitempty"`
+	// Deliveries are the batch's sinks (its feed's deliver: list when it
+	// was merged), each with its state, in configuration order.
+	Deliveries []Delivery `json:"deliveries,omitempty"`
 
 	CreatedAt  time.Time `json:"createdAt"`            // the file arrived (event time)
 	SplitAt    time.Time `json:"splitAt,omitzero"`     // the split ended

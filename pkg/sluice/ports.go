@@ -157,6 +157,20 @@ type Ledger interface {
 	// Rejects pages through a batch's rejected rows in line order, starting
 	// after line afterLine.
 	Rejects(ctx context.Context, id string, afterLine int64, limit int) ([]RowError, error)
+
+	// InitDeliveries gives the batch its sinks, each pending, unless it
+	// has sinks already (a merge that runs again keeps the first list),
+	// and returns the batch's deliveries.
+	InitDeliveries(ctx context.Context, id string, sinks []Delivery) ([]Delivery, error)
+	// RecordDelivery records the outcome of a pending sink's delivery:
+	// d.State (delivered or delivery_failed), d.Reason, d.At, and adds
+	// d.Attempts. Only a pending sink changes (changed says whether this
+	// call changed it); the stored delivery is returned either way. An
+	// unknown batch or sink is ErrNotFound.
+	RecordDelivery(ctx context.Context, id string, d Delivery) (stored Delivery, changed bool, err error)
+	// ResetDelivery puts a sink back to pending, clearing its reason: from
+	// delivery_failed, or from any state when force is set.
+	ResetDelivery(ctx context.Context, id, sink string, force bool) (stored Delivery, changed bool, err error)
 }
 
 // ChunkChecker is a Ledger that can say whether a chunk is counted done.

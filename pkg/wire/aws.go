@@ -60,7 +60,7 @@ func (o AWSOptions) prefix() string {
 // AWS builds the AWS adapters. Queues are resolved now, so a missing one
 // is an error here rather than at the first message.
 func AWS(ctx context.Context, cfg aws.Config, o AWSOptions) (*Ports, error) {
-	p := &Ports{Queues: map[string]sluice.Queue{}, DLQs: map[string]sluice.Queue{}}
+	p := &Ports{Queues: map[string]sluice.Queue{}, DLQs: map[string]sluice.Queue{}, pathStyle: o.PathStyle}
 	resolve := func(name string) (string, error) {
 		u, err := sqsqueue.URLOf(ctx, cfg, name)
 		if err != nil {

@@ -26,7 +26,7 @@ const (
 // job, not this one's. Every stage queue is built, with its dead-letter
 // queue after pipeline.MaxReceive receives.
 func Local(dir string) (*Ports, error) {
-	p := &Ports{Queues: map[string]sluice.Queue{}, DLQs: map[string]sluice.Queue{}}
+	p := &Ports{Queues: map[string]sluice.Queue{}, DLQs: map[string]sluice.Queue{}, local: true}
 	ok := false
 	defer func() {
 		if !ok {

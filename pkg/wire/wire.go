@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/sluicehq/sluice/pkg/config"
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -35,8 +37,12 @@ type Ports struct {
 	Dataset func(name string) (sluice.Catalog, error)
 	Mailer  sluice.Mailer
 
-	httpRefs map[string]sluice.Catalog // by feed: UseHTTPReference
-	closers  []func() error
+	httpRefs  map[string]sluice.Catalog         // by feed: UseHTTPReference
+	sinks     map[string]map[string]sluice.Sink // feed → name → sink (UseSinks)
+	sinkAWS   *aws.Config                       // the sinks' SDK configuration, loaded when one needs it
+	local     bool                              // built by Local: the bucket is a directory
+	pathStyle bool
+	closers   []func() error
 }
 
 // Close releases what the builder opened (files, databases); the AWS
@@ -66,6 +72,9 @@ func (p *Ports) Deps(cfg *config.Pipeline, log *slog.Logger, rec pipeline.Record
 	}
 	d.Datasets = p.Catalogs
 	d.HTTPCatalog = p.HTTPCatalog
+	if p.sinks != nil {
+		d.Sink = p.Sink
+	}
 	return d
 }
 

@@ -43,7 +43,7 @@ func TestLocal(t *testing.T) {
 		t.Fatalf("after %d receives the dead-letter queue holds %+v (%v); want the message", pipeline.MaxReceive+1, d, err)
 	}
 	d := p.Deps(config.Default(), nil, nil)
-	if d.Chunks != p.Queues[pipeline.QueueChunks] || d.Merges != p.Queues[pipeline.QueueMerge] || d.Notifies != p.Queues[pipeline.QueueNotify] {
+	if d.Chunks != p.Queues[pipeline.QueueChunks] || d.Merges != p.Queues[pipeline.QueueMerge] || d.Notifies != p.Queues[pipeline.QueueNotify] || d.Deliveries != p.Queues[pipeline.QueueDeliveries] {
 		t.Error("Deps do not send to the topology's queues")
 	}
 }
@@ -69,8 +69,8 @@ func TestAWSStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Queues) != 2 || p.Queues[pipeline.QueueMerge] == nil || p.Queues[pipeline.QueueNotify] == nil {
-		t.Errorf("merger queues: %v; want merge and notify", p.Queues)
+	if len(p.Queues) != 3 || p.Queues[pipeline.QueueMerge] == nil || p.Queues[pipeline.QueueNotify] == nil || p.Queues[pipeline.QueueDeliveries] == nil {
+		t.Errorf("merger queues: %v; want merge, notify and deliveries", p.Queues)
 	}
 	if len(p.DLQs) != 1 || p.DLQs[pipeline.QueueMerge] == nil {
 		t.Errorf("merger dead-letter queues: %v; want merge's", p.DLQs)

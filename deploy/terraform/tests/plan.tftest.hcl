@@ -30,12 +30,12 @@ run "defaults" {
   command = plan
 
   assert {
-    condition     = output.target_backlog_per_task == { splitter = 4, worker = 24, merger = 4, notifier = 30 }
+    condition     = output.target_backlog_per_task == { splitter = 4, worker = 24, merger = 4, notifier = 30, deliverer = 120 }
     error_message = "target backlog per task must be concurrency * target latency / seconds per message"
   }
 
   assert {
-    condition = alltrue([for td in [aws_ecs_task_definition.splitter, aws_ecs_task_definition.worker, aws_ecs_task_definition.merger, aws_ecs_task_definition.notifier] :
+    condition = alltrue([for td in [aws_ecs_task_definition.splitter, aws_ecs_task_definition.worker, aws_ecs_task_definition.merger, aws_ecs_task_definition.notifier, aws_ecs_task_definition.deliverer] :
       jsondecode(td.container_definitions)[0].stopTimeout == 30 &&
       contains(jsondecode(td.container_definitions)[0].environment, { name = "SLUICE_DRAIN", value = "25s" }) &&
       jsondecode(td.container_definitions)[0].portMappings[0].containerPort == 9090 &&
@@ -45,14 +45,14 @@ run "defaults" {
   }
 
   assert {
-    condition = [for td in [aws_ecs_task_definition.splitter, aws_ecs_task_definition.worker, aws_ecs_task_definition.merger, aws_ecs_task_definition.notifier] :
-    one([for e in jsondecode(td.container_definitions)[0].environment : e.value if e.name == "SLUICE_VISIBILITY"])] == ["300s", "120s", "300s", "60s"]
+    condition = [for td in [aws_ecs_task_definition.splitter, aws_ecs_task_definition.worker, aws_ecs_task_definition.merger, aws_ecs_task_definition.notifier, aws_ecs_task_definition.deliverer] :
+    one([for e in jsondecode(td.container_definitions)[0].environment : e.value if e.name == "SLUICE_VISIBILITY"])] == ["300s", "120s", "300s", "60s", "120s"]
     error_message = "SLUICE_VISIBILITY must follow each input queue's visibility timeout"
   }
 
   assert {
-    condition = [for td in [aws_ecs_task_definition.splitter, aws_ecs_task_definition.worker, aws_ecs_task_definition.merger, aws_ecs_task_definition.notifier] :
-    jsondecode(td.container_definitions)[0].command] == [["splitter"], ["worker"], ["merger"], ["notifier"]]
+    condition = [for td in [aws_ecs_task_definition.splitter, aws_ecs_task_definition.worker, aws_ecs_task_definition.merger, aws_ecs_task_definition.notifier, aws_ecs_task_definition.deliverer] :
+    jsondecode(td.container_definitions)[0].command] == [["splitter"], ["worker"], ["merger"], ["notifier"], ["deliverer"]]
     error_message = "each task definition must run its own service"
   }
 

@@ -362,6 +362,73 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
 			t.Fatalf("ListBatches: %d batches, %v; the counts must not show up as a batch", len(bs), err)
 		}
 	})
+	t.Run("Deliveries", func(t *testing.T) { testDeliveries(t, newLedger(t)) })
+}
+
+// testDeliveries: a batch's sinks start pending, in order; an outcome is
+// recorded once (a repeat changes nothing, so a crash between delivering
+// and recording cannot count twice); a reset moves only a failed sink
+// back unless forced; none of it touches the batch's state.
+func testDeliveries(t *testing.T, l sluice.Ledger) {
+	ctx := t.Context()
+	mustCreate(t, l, newBatch("dl", time.Now()))
+	if _, err := l.UpdateBatch(ctx, "dl", sluice.BatchUpdate{State: sluice.StateCompleted}); err != nil {
+		t.Fatal(err)
+	}
+	sinks := []sluice.Delivery{{Sink: "zeta-hook", Type: "webhook"}, {Sink: "archive", Type: "s3"}, {Sink: "events.v1", Type: "sqs"}}
+	got, err := l.InitDeliveries(ctx, "dl", sinks)
+	if err != nil || len(got) != 3 || got[0].Sink != "zeta-hook" || got[1].Sink != "archive" || got[2].State != sluice.DeliveryPending || got[2].Type != "sqs" {
+		t.Fatalf("InitDeliveries = %+v, %v; want three pending sinks in configuration order", got, err)
+	}
+	if again, err := l.InitDeliveries(ctx, "dl", sinks[:1]); err != nil || len(again) != 3 {
+		t.Fatalf("a second InitDeliveries = %+v, %v; want the first list kept", again, err)
+	}
+	at := time.Date(2026, 11, 29, 4, 0, 0, 123456789, time.UTC)
+	d, changed, err := l.RecordDelivery(ctx, "dl", sluice.Delivery{Sink: "zeta-hook", State: sluice.DeliveryDelivered, Attempts: 2, At: at})
+	if err != nil || !changed || d.State != sluice.DeliveryDelivered || d.Attempts != 2 || !d.At.Equal(at) {
+		t.Fatalf("RecordDelivery = %+v, changed %v, %v", d, changed, err)
+	}
+	d, changed, err = l.RecordDelivery(ctx, "dl", sluice.Delivery{Sink: "zeta-hook", State: sluice.DeliveryFailed, Reason: "late", Attempts: 1, At: at.Add(time.Hour)})
+	if err != nil || changed || d.State != sluice.DeliveryDelivered || d.Attempts != 2 || d.Reason != "" {
+		t.Fatalf("a repeated RecordDelivery = %+v, changed %v, %v; want the first outcome kept", d, changed, err)
+	}
+	if _, _, err := l.RecordDelivery(ctx, "dl", sluice.Delivery{Sink: "nope", State: sluice.DeliveryDelivered}); !errors.Is(err, sluice.ErrNotFound) {
+		t.Fatalf("RecordDelivery of an unknown sink: %v, want ErrNotFound", err)
+	}
+	if _, _, err := l.RecordDelivery(ctx, "missing", sluice.Delivery{Sink: "archive", State: sluice.DeliveryDelivered}); !errors.Is(err, sluice.ErrNotFound) {
+		t.Fatalf("RecordDelivery of an unknown batch: %v, want ErrNotFound", err)
+	}
+	if _, changed, err := l.RecordDelivery(ctx, "dl", sluice.Delivery{Sink: "archive", State: sluice.DeliveryFailed, Reason: "HTTP 400: \"no\"", Attempts: 1, At: at}); err != nil || !changed {
+		t.Fatalf("recording a failure: changed %v, %v", changed, err)
+	}
+	// Only a failed sink goes back without force.
+	if d, changed, err := l.ResetDelivery(ctx, "dl", "zeta-hook", false); err != nil || changed || d.State != sluice.DeliveryDelivered {
+		t.Fatalf("reset of a delivered sink without force = %+v, changed %v, %v", d, changed, err)
+	}
+	if d, changed, err := l.ResetDelivery(ctx, "dl", "archive", false); err != nil || !changed || d.State != sluice.DeliveryPending || d.Reason != "" || d.Attempts != 1 {
+		t.Fatalf("reset of a failed sink = %+v, changed %v, %v", d, changed, err)
+	}
+	if d, changed, err := l.ResetDelivery(ctx, "dl", "zeta-hook", true); err != nil || !changed || d.State != sluice.DeliveryPending {
+		t.Fatalf("forced reset of a delivered sink = %+v, changed %v, %v", d, changed, err)
+	}
+	if _, _, err := l.ResetDelivery(ctx, "dl", "nope", true); !errors.Is(err, sluice.ErrNotFound) {
+		t.Fatalf("ResetDelivery of an unknown sink: %v, want ErrNotFound", err)
+	}
+	d, _, err = l.RecordDelivery(ctx, "dl", sluice.Delivery{Sink: "archive", State: sluice.DeliveryDelivered, Attempts: 3, At: at})
+	if err != nil || d.Attempts != 4 {
+		t.Fatalf("attempts after a retry = %+v, %v; want 1+3", d, err)
+	}
+	b, err := l.GetBatch(ctx, "dl")
+	if err != nil || b.State != sluice.StateCompleted || len(b.Deliveries) != 3 || !b.DeliveriesPending() {
+		t.Fatalf("batch after deliveries: state %s, %+v, %v", b.State, b.Deliveries, err)
+	}
+	if d, _ := b.Delivery("archive"); d.State != sluice.DeliveryDelivered || d.Type != "s3" {
+		t.Fatalf("archive read back as %+v", d)
+	}
+	// A later update of the batch keeps its deliveries.
+	if b, err = l.UpdateBatch(ctx, "dl", sluice.BatchUpdate{EmailID: "mail-1"}); err != nil || len(b.Deliveries) != 3 {
+		t.Fatalf("UpdateBatch dropped the deliveries: %+v, %v", b.Deliveries, err)
+	}
 }
 
 // FaultLedger is a ledger whose counter takes more than one write (the
