@@ -42,23 +42,8 @@ func (s Splitter) Handle(ctx context.Context, m sluice.Message) error {
 // Split runs the split of one object. redelivered says whether this event
 // may have been handled before, by a process that died.
 func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivered bool) error {
-	if err := sluice.ValidateKey(ev.Key); err != nil {
-		return sluice.PermanentReason(sluice.ReasonInvalidKey, err)
-	}
-	if ev.Bucket != "" && ev.Bucket != s.Blobs.Bucket() {
-		return sluice.Permanentf("event for bucket %q, but this splitter reads bucket %q", ev.Bucket, s.Blobs.Bucket())
-	}
-	if strings.HasPrefix(ev.Key, reference.Prefix) {
-		return s.loadReference(ctx, ev)
-	}
-	if !strings.HasPrefix(ev.Key, InputPrefix) {
-		return sluice.Permanentf("object %q is not under %s", ev.Key, InputPrefix)
-	}
-	if strings.HasSuffix(ev.Key, "/") {
-		// A "folder" (the S3 console makes a 0-byte object named so): not
-		// a file anyone uploaded, so no batch and no email.
-		s.log().InfoContext(ctx, "event for a folder marker; ignored", "key", ev.Key)
-		return nil
+	if handled, err := s.notAnInput(ctx, ev); handled {
+		return err
 	}
 	s, b, isNew, unclaimed, err := s.create(ctx, ev)
 	if err != nil {
@@ -115,22 +100,9 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 		return s.fanOut(ctx, b, in.Reader)
 	}
 
-	var res splitResult
-	if ranges && in.Kind == format.KindCSV {
-		// Ranges of the archive's own bytes, cut in parallel when the
-		// archive is a local file big enough to gain from it.
-		res, err = s.cutRanges(ctx, b, info.ETag, in.Reader)
-	} else {
-		// A decoded input (gzip, zstd, xlsx) has no byte ranges to point
-		// at: its chunks are copies of the decoded CSV.
-		res, err = s.cutInput(ctx, b, in.Reader)
-	}
-	var bad *badFile
-	if errors.As(err, &bad) {
-		return s.fail(ctx, b, bad.reason)
-	}
-	if errors.As(err, &badIn) {
-		return s.fail(ctx, b, badIn.Reason)
+	res, why, err := s.cutAny(ctx, b, info, in, ranges)
+	if why != "" {
+		return s.fail(ctx, b, why)
 	}
 	if err != nil {
 		return err
@@ -146,6 +118,55 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	s.rec().Bytes("split", "read", info.Size)
 	log.InfoContext(ctx, "split done", "chunks", res.chunks, "rows", res.rows)
 	return nil
+}
+
+// notAnInput handles the events that start no batch: a key that is not
+// valid, another bucket, a reference load, a key outside input/, a folder
+// marker. handled is false for an input file.
+func (s Splitter) notAnInput(ctx context.Context, ev sluice.ObjectCreated) (handled bool, err error) {
+	if err := sluice.ValidateKey(ev.Key); err != nil {
+		return true, sluice.PermanentReason(sluice.ReasonInvalidKey, err)
+	}
+	if ev.Bucket != "" && ev.Bucket != s.Blobs.Bucket() {
+		return true, sluice.Permanentf("event for bucket %q, but this splitter reads bucket %q", ev.Bucket, s.Blobs.Bucket())
+	}
+	if strings.HasPrefix(ev.Key, reference.Prefix) {
+		return true, s.loadReference(ctx, ev)
+	}
+	if !strings.HasPrefix(ev.Key, InputPrefix) {
+		return true, sluice.Permanentf("object %q is not under %s", ev.Key, InputPrefix)
+	}
+	if strings.HasSuffix(ev.Key, "/") {
+		// A "folder" (the S3 console makes a 0-byte object named so): not
+		// a file anyone uploaded, so no batch and no email.
+		s.log().InfoContext(ctx, "event for a folder marker; ignored", "key", ev.Key)
+		return true, nil
+	}
+	return false, nil
+}
+
+// cutAny cuts the input into chunks: ranges of the archive's bytes for
+// plain CSV in ranges mode, copies otherwise. why is set when the file is
+// bad (the batch fails with it).
+func (s Splitter) cutAny(ctx context.Context, b sluice.Batch, info sluice.BlobInfo, in *format.Opened, ranges bool) (res splitResult, why string, err error) {
+	if ranges && in.Kind == format.KindCSV {
+		// Ranges of the archive's own bytes, cut in parallel when the
+		// archive is a local file big enough to gain from it.
+		res, err = s.cutRanges(ctx, b, info.ETag, in.Reader)
+	} else {
+		// A decoded input (gzip, zstd, xlsx) has no byte ranges to point
+		// at: its chunks are copies of the decoded CSV.
+		res, err = s.cutInput(ctx, b, in.Reader)
+	}
+	var bad *badFile
+	var badIn *format.BadInput
+	switch {
+	case errors.As(err, &bad):
+		return res, bad.reason, nil
+	case errors.As(err, &badIn):
+		return res, badIn.Reason, nil
+	}
+	return res, "", err
 }
 
 // create routes the object to its feed and creates (or finds) its batch,
