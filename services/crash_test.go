@@ -48,7 +48,7 @@ func TestCrashAtEveryPointAWS(t *testing.T) {
 	// The scan split's points are reached by a splitter whose
 	// configuration fans every file out to scan tasks of 200 kB.
 	scanCfg := filepath.Join(t.TempDir(), "scan.yaml")
-	os.WriteFile(scanCfg, []byte("chunkRows: 4000\nscanSplit: {minBytes: 1, rangeBytes: 200000}\n"), 0o644)
+	os.WriteFile(scanCfg, []byte("chunkRows: 4000\nlimits: {maxFileBytes: 1073741824}\nscanSplit: {minBytes: 1, rangeBytes: 200000}\n"), 0o644)
 	for i, point := range pipeline.Points {
 		stage := stageOf(point)
 		var extra []string

@@ -21,7 +21,7 @@ func TestHugeObjectSplitByScanTasks(t *testing.T) {
 	}
 	const chunkRows = 2000
 	s := newStack(t, chunkRows)
-	os.WriteFile(s.cfgFile, []byte("chunkRows: 2000\nscanSplit: {minBytes: 100000, rangeBytes: 65536}\n"), 0o644)
+	os.WriteFile(s.cfgFile, []byte("chunkRows: 2000\nlimits: {maxFileBytes: 1073741824}\nscanSplit: {minBytes: 100000, rangeBytes: 65536}\n"), 0o644)
 	loadReference(t, s, fin)
 	sp := s.start("splitter", "SLUICE_CONCURRENCY=3")
 	for _, n := range []string{"worker", "merger", "notifier"} {

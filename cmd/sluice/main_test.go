@@ -171,10 +171,11 @@ func TestCrashAtEveryPointAndResume(t *testing.T) {
 		pipeline.PointNotifyAfterSend: true, pipeline.PointSplitAfterScanSend: true,
 	}
 	// The scan split's points, and the split's own points as the stitch
-	// passes them, run with the split fanned out to scan tasks of 50 kB
-	// (about 28 ranges); the outputs must still equal the one-stream run's.
+	// passes them, run with the split fanned out to scan tasks of 64 KiB,
+	// the smallest range (about 22 ranges; maxFileBytes 1 GiB keeps the
+	// ranges under the limit); the outputs must equal the one-stream run's.
 	scanCfg := filepath.Join(t.TempDir(), "scan.yaml")
-	os.WriteFile(scanCfg, []byte("chunkRows: 3000\nscanSplit: {minBytes: 1, rangeBytes: 50000}\n"), 0o644)
+	os.WriteFile(scanCfg, []byte("chunkRows: 3000\nlimits: {maxFileBytes: 1073741824}\nscanSplit: {minBytes: 1, rangeBytes: 65536}\n"), 0o644)
 	scanRun := map[string]bool{
 		pipeline.PointSplitAfterScanSend: true, pipeline.PointScanAfterSummary: true, pipeline.PointScanAfterCount: true,
 	}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
 //go:embed default.yaml
@@ -251,7 +253,7 @@ func parse(b []byte, base *Pipeline) (*Pipeline, error) {
 // Validate checks what the YAML decoder cannot: the top-level settings
 // (every feed starts from them) and each feed.
 func (p *Pipeline) Validate() error {
-	return errors.Join(p.Settings.validate(), p.validateFeeds(), p.validateDatasets(), p.ScanSplit.validate())
+	return errors.Join(p.Settings.validate(), p.validateFeeds(), p.validateDatasets(), p.validateScanSplit())
 }
 
 // ScanSplit says when an input is split by several tasks, each scanning one
@@ -271,6 +273,11 @@ type ScanSplit struct {
 const (
 	DefaultScanSplitBytes = 1 << 30
 	DefaultScanRangeBytes = 64 << 20
+	// MinScanRangeBytes is the smallest range: below it a range's fixed
+	// costs (a message, a ranged read, a summary object, a ledger count)
+	// outweigh its scan. sluice.MaxScanRanges is the bound that matters
+	// for big files.
+	MinScanRangeBytes = 64 << 10
 )
 
 // Threshold is the size from which the split fans out, and whether it was
@@ -290,13 +297,29 @@ func (s ScanSplit) Range() int64 {
 	return DefaultScanRangeBytes
 }
 
-func (s ScanSplit) validate() error {
-	var errs []error
+// validateScanSplit checks the scan split's settings, and that the
+// largest file a split may fan out (limits.maxFileBytes, the top level's
+// and each feed's) has no more than sluice.MaxScanRanges ranges.
+func (p *Pipeline) validateScanSplit() error {
+	s := p.ScanSplit
 	if s.MinBytes < 0 {
-		errs = append(errs, fmt.Errorf("scanSplit.minBytes %d: must be positive (or unset: 1 GiB)", s.MinBytes))
+		return fmt.Errorf("scanSplit.minBytes %d: must be positive (or unset: 1 GiB)", s.MinBytes)
 	}
-	if s.RangeBytes < 0 || s.RangeBytes > 1<<30 {
-		errs = append(errs, fmt.Errorf("scanSplit.rangeBytes %d: must be from 1 to 1 GiB (or unset: 64 MiB); a task holds its range in memory", s.RangeBytes))
+	if s.RangeBytes != 0 && (s.RangeBytes < MinScanRangeBytes || s.RangeBytes > 1<<30) {
+		return fmt.Errorf("scanSplit.rangeBytes %d: must be from %d (64 KiB) to 1 GiB (or unset: 64 MiB); a task holds its range in memory", s.RangeBytes, MinScanRangeBytes)
+	}
+	var errs []error
+	ranges := func(where string, maxFileBytes int64) {
+		if n := (maxFileBytes + s.Range() - 1) / s.Range(); n > sluice.MaxScanRanges {
+			errs = append(errs, fmt.Errorf("%slimits.maxFileBytes %d / scanSplit.rangeBytes %d: %d ranges, over the %d a scan split may have; raise scanSplit.rangeBytes or lower limits.maxFileBytes",
+				where, maxFileBytes, s.Range(), n, sluice.MaxScanRanges))
+		}
+	}
+	ranges("", p.Limits.MaxFileBytes)
+	for _, f := range p.Feeds {
+		if f.Limits.MaxFileBytes != p.Limits.MaxFileBytes {
+			ranges("feeds."+f.Name+": ", f.Limits.MaxFileBytes)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -66,16 +66,37 @@ func TestScanSplit(t *testing.T) {
 	if j, _ := json.Marshal(def); bytes.Contains(j, []byte("scanSplit")) {
 		t.Fatalf("the default's JSON names scanSplit, which would change every config digest: %s", j)
 	}
-	p, err := config.Parse([]byte("scanSplit: {minBytes: 1000, rangeBytes: 100}\n"))
+	p, err := config.Parse([]byte("scanSplit: {minBytes: 1000, rangeBytes: 1048576}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if min, set := p.ScanSplit.Threshold(); min != 1000 || !set || p.ScanSplit.Range() != 100 {
+	if min, set := p.ScanSplit.Threshold(); min != 1000 || !set || p.ScanSplit.Range() != 1<<20 {
 		t.Fatalf("set: threshold %d set %v range %d", min, set, p.ScanSplit.Range())
 	}
-	for _, bad := range []string{"scanSplit: {minBytes: -1}", "scanSplit: {rangeBytes: 2147483648}", "scanSplit: {rangeByte: 1}"} {
+	for _, bad := range []string{"scanSplit: {minBytes: -1}", "scanSplit: {rangeBytes: 2147483648}", "scanSplit: {rangeByte: 1}",
+		"scanSplit: {rangeBytes: 1}", "scanSplit: {rangeBytes: 65535}"} {
 		if _, err := config.Parse([]byte(bad)); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
+	}
+}
+
+// The ranges a file of limits.maxFileBytes makes are bounded, at the top
+// level and in each feed, and the error names both keys.
+func TestScanSplitRangesBounded(t *testing.T) {
+	// The default 10 GiB limit at 64 KiB ranges: 163,840 ranges.
+	_, err := config.Parse([]byte("scanSplit: {rangeBytes: 65536}\n"))
+	if err == nil || !strings.Contains(err.Error(), "limits.maxFileBytes") || !strings.Contains(err.Error(), "scanSplit.rangeBytes") {
+		t.Fatalf("10 GiB in 64 KiB ranges: %v; want an error naming both keys", err)
+	}
+	if _, err := config.Parse([]byte("limits: {maxFileBytes: 1073741824}\nscanSplit: {rangeBytes: 65536}\n")); err != nil {
+		t.Fatalf("1 GiB in 64 KiB ranges (16,384): %v", err)
+	}
+	feed := "limits: {maxFileBytes: 1073741824}\nscanSplit: {rangeBytes: 65536}\nfeeds:\n  - {name: big, prefix: big/, limits: {maxFileBytes: 2147483648}}\n"
+	if _, err := config.Parse([]byte(feed)); err == nil || !strings.Contains(err.Error(), "feeds.big") {
+		t.Fatalf("a feed of 2 GiB in 64 KiB ranges: %v; want an error naming the feed", err)
+	}
+	if _, err := config.Parse([]byte("limits: {maxFileBytes: 1099511627776}\n")); err != nil {
+		t.Fatalf("1 TiB at the default 64 MiB ranges (16,384): %v", err)
 	}
 }

@@ -20,15 +20,27 @@ import (
 // and exactly one call sees the count reach n. The range summaries
 // themselves are objects in the bucket (pkg/pipeline), not attributes: 200
 // of them would outgrow DynamoDB's 400 KB item.
+//
+// SetTotal removes the set (the stitch sets the total once every range is
+// counted), so the chunks' reads of the batch item do not carry it; a late
+// repeat after that counts nothing and does not add it back (totalAt is
+// set), and scanDone, kept, still says the ranges are complete.
+const scanRangesAttr = "scanRanges"
+
+// scanRangesUpdate is the ScanRangeDone update: it adds range :n while the
+// total is unknown.
+const scanRangesUpdate = "ADD " + scanRangesAttr + " :r, scanDone :one SET updatedAt = :now"
+
 func (l *Ledger) ScanRangeDone(ctx context.Context, id string, r, n int) (sluice.Completion, error) {
-	if r >= MaxChunks {
-		return sluice.Completion{}, fmt.Errorf("dynamodb: batch %q: range %d: a split scans at most %d ranges", id, r, MaxChunks)
+	if r < 0 || r >= sluice.MaxScanRanges || n > sluice.MaxScanRanges {
+		// No retry makes the range fit: the message is not one fanOut sends.
+		return sluice.Completion{}, sluice.Permanentf("dynamodb: batch %q: range %d of %d: a split scans at most %d ranges", id, r, n, sluice.MaxScanRanges)
 	}
 	out, err := l.db.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(l.db.tables.Batches),
 		Key:                 l.key(id),
-		UpdateExpression:    aws.String("ADD scanRanges :r, scanDone :one SET updatedAt = :now"),
-		ConditionExpression: aws.String("attribute_exists(id) AND NOT contains(scanRanges, :n)"),
+		UpdateExpression:    aws.String(scanRangesUpdate),
+		ConditionExpression: aws.String("attribute_exists(id) AND attribute_not_exists(totalAt) AND NOT contains(" + scanRangesAttr + ", :n)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":r":   &types.AttributeValueMemberNS{Value: []string{strconv.Itoa(r)}},
 			":n":   avN(int64(r)),

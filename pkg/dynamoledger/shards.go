@@ -461,10 +461,12 @@ func (l *Ledger) SetTotal(ctx context.Context, id string, chunks, rows int) (slu
 // setTotal is SetTotal's write on the batch item.
 func (l *Ledger) setTotal(ctx context.Context, id string, chunks, rows int) (sluice.Completion, error) {
 	now := avS(time.Now().UTC().Format(timeFormat))
+	// REMOVE: the scan split's set of counted ranges is done with once the
+	// total is known (scan.go), and every per-chunk read would pay for it.
 	out, err := l.db.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(l.db.tables.Batches),
 		Key:                 l.key(id),
-		UpdateExpression:    aws.String("SET totalChunks = :total, rowsIn = :rows, totalAt = :now, updatedAt = :now"),
+		UpdateExpression:    aws.String("SET totalChunks = :total, rowsIn = :rows, totalAt = :now, updatedAt = :now REMOVE " + scanRangesAttr),
 		ConditionExpression: aws.String("attribute_exists(id) AND (totalChunks = :unknown OR totalChunks < :zero) AND " + layoutAttr + " = :lay"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":total": avN(int64(chunks)), ":rows": avN(int64(rows)), ":now": now, ":zero": avN(0),

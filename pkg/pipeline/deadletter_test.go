@@ -75,10 +75,13 @@ func TestDeadLetteredFailsTheMessagesBatch(t *testing.T) {
 		t.Run(c.stage+"/"+string(c.state), func(t *testing.T) {
 			r := newRig(t)
 			key := "input/orders.csv"
-			if _, err := r.d.Blobs.Put(ctx, key, strings.NewReader("uuid\n1\n")); err != nil {
+			info, err := r.d.Blobs.Put(ctx, key, strings.NewReader("uuid\n1\n"))
+			if err != nil {
 				t.Fatal(err)
 			}
-			b := sluice.Batch{Bucket: "bucket", Key: key, Name: "orders.csv", ETag: "e1", Sequence: "1", CreatedAt: time.Now()}
+			// The batch's ETag is its upload's: the split archives input/<key>
+			// only while it holds that upload.
+			b := sluice.Batch{Bucket: "bucket", Key: key, Name: "orders.csv", ETag: info.ETag, Sequence: "1", CreatedAt: time.Now()}
 			b.ID = sluice.BatchID(r.d.Blobs.Bucket(), b.Key, b.ETag, b.Sequence)
 			if _, _, err := r.d.Ledger.CreateBatch(ctx, b); err != nil {
 				t.Fatal(err)

@@ -64,18 +64,8 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 		return err
 	}
 	log := batchLog(m.log(), id)
-	switch {
-	case b.State == sluice.StateFailed && !b.MergedAt.IsZero() && b.EmailID == "":
-		return m.sendNotify(ctx, id) // failed by the merge (reject rate); the notify message may be lost
-	case b.State.Terminal():
-		log.InfoContext(ctx, "merge message for a finished batch; ignored", "state", b.State)
-		return nil
-	case b.State == sluice.StateNotifying:
-		// Merged before; the delivery and notify messages may be lost.
-		if err := m.sendDeliveries(ctx, b); err != nil {
-			return err
-		}
-		return m.sendNotify(ctx, id)
+	if replayed, err := m.replay(ctx, b); replayed {
+		return err
 	}
 	if b.TotalChunks < 0 || b.DoneChunks < b.TotalChunks {
 		return sluice.PermanentReason(sluice.ReasonBadState, fmt.Errorf("merge message for batch %q with %d of %d chunks done", id, b.DoneChunks, b.TotalChunks))
@@ -141,6 +131,26 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 		}
 	}
 	return m.sendNotify(ctx, id)
+}
+
+// replay handles a merge message for a batch merged or ended before:
+// it re-sends what may have been lost after the merge, or ignores it.
+// replayed is false for a batch still to be merged.
+func (m Merger) replay(ctx context.Context, b sluice.Batch) (replayed bool, err error) {
+	switch {
+	case b.State == sluice.StateFailed && !b.MergedAt.IsZero() && b.EmailID == "":
+		return true, m.sendNotify(ctx, b.ID) // failed by the merge (reject rate); the notify message may be lost
+	case b.State.Terminal():
+		batchLog(m.log(), b.ID).InfoContext(ctx, "merge message for a finished batch; ignored", "state", b.State)
+		return true, nil
+	case b.State == sluice.StateNotifying:
+		// Merged before; the delivery and notify messages may be lost.
+		if err := m.sendDeliveries(ctx, b); err != nil {
+			return true, err
+		}
+		return true, m.sendNotify(ctx, b.ID)
+	}
+	return false, nil
 }
 
 func (m Merger) sendNotify(ctx context.Context, id string) error {

@@ -40,9 +40,9 @@ func (s Splitter) cutInput(ctx context.Context, b sluice.Batch, r io.Reader) (sp
 // cutRanges is cutInput for ranges mode: the chunks are byte ranges of the
 // archive, whose offsets, lengths and first lines FindCuts finds on every
 // core when the archive is a regular file of ParallelSplitBytes or more.
-func (s Splitter) cutRanges(ctx context.Context, b sluice.Batch, r io.Reader) (splitResult, error) {
+func (s Splitter) cutRanges(ctx context.Context, b sluice.Batch, etag string, r io.Reader) (splitResult, error) {
 	seq := func(r io.Reader) (splitResult, error) {
-		return s.cut(&chunker{s: s, ctx: ctx, b: b, input: ArchiveKey(b)}, r)
+		return s.cut(&chunker{s: s, ctx: ctx, b: b, input: ArchiveKey(b), inputETag: etag}, r)
 	}
 	f, ok := r.(interface {
 		io.ReaderAt
@@ -71,7 +71,7 @@ func (s Splitter) cutRanges(ctx context.Context, b sluice.Batch, r io.Reader) (s
 			return stopped
 		}
 		msg := sluice.ChunkReady{Version: sluice.MessageVersion, BatchID: b.ID, Chunk: i - 1,
-			Input: ArchiveKey(b), Offset: c.Offset, Length: c.End - c.Offset, FirstLine: c.FirstLine, Rows: c.Rows}
+			Input: ArchiveKey(b), InputETag: etag, Offset: c.Offset, Length: c.End - c.Offset, FirstLine: c.FirstLine, Rows: c.Rows}
 		if stopped = s.sendRange(ctx, msg); stopped != nil {
 			return stopped
 		}

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path"
 	"strings"
@@ -291,21 +292,68 @@ func (d *Deps) fail(ctx context.Context, b sluice.Batch, reason string) error {
 }
 
 // archive moves the input to input_archive/ (copy, then delete). It is a
-// no-op when the input is already gone, so a retry after a crash is safe.
+// no-op when the input is already gone, so a retry after a crash is safe,
+// and when input/<key> now holds another upload of the same name (another
+// ETag): that upload is another batch's input, never this one's archive.
 func (d *Deps) archive(ctx context.Context, b sluice.Batch) error {
-	if _, err := d.Blobs.Stat(ctx, b.Key); err != nil {
-		if isNotFound(err) {
-			return nil
-		}
+	ours, err := d.inputIsOurs(ctx, b)
+	if err != nil || !ours {
 		return err
 	}
 	if err := d.Blobs.Copy(ctx, b.Key, ArchiveKey(b)); err != nil {
 		return fmt.Errorf("archiving %s: %w", b.Key, err)
 	}
+	return d.removeInput(ctx, b)
+}
+
+// inputIsOurs says whether input/<key> still holds the batch's own upload.
+// Once a batch has archived and removed its input the key is free, and a
+// new upload of the same name (another ETag) belongs to another batch. The
+// BlobStore port has no conditional copy or delete, so this is a Stat and a
+// compare: a new upload landing between the Stat and the Copy or Delete
+// still races it, a window of one request instead of the whole split.
+func (d *Deps) inputIsOurs(ctx context.Context, b sluice.Batch) (bool, error) {
+	info, err := d.Blobs.Stat(ctx, b.Key)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return b.ETag == "" || info.ETag == b.ETag, nil
+}
+
+// removeInput deletes input/<key> when it is still the batch's upload and
+// leaves another upload of the same name alone.
+func (d *Deps) removeInput(ctx context.Context, b sluice.Batch) error {
+	ours, err := d.inputIsOurs(ctx, b)
+	if err != nil || !ours {
+		return err
+	}
 	if err := d.Blobs.Delete(ctx, b.Key); err != nil {
 		return fmt.Errorf("archiving %s: %w", b.Key, err)
 	}
 	return nil
+}
+
+// getRange reads n bytes at off of key, which must still have the ETag
+// etag when one is given: range messages name the archive they were cut
+// from, and an archive replaced since (by another file) must fail the
+// batch with a clear reason instead of feeding it another file's bytes.
+// The BlobStore port has no If-Match on a ranged read, so this is a Stat
+// and a compare first (the archive key is written only by its batch's
+// split, so the window is that of a replayed split, now refused by source).
+func (d *Deps) getRange(ctx context.Context, key, etag string, off, n int64) (io.ReadCloser, error) {
+	if etag != "" {
+		info, err := d.Blobs.Stat(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if info.ETag != etag {
+			return nil, sluice.Permanentf("%s is not the file the split cut (ETag %s, the split's %s): it was replaced, so the batch cannot be read", key, info.ETag, etag)
+		}
+	}
+	return d.Blobs.GetRange(ctx, key, off, n)
 }
 
 func isNotFound(err error) bool { return errors.Is(err, sluice.ErrNotFound) }

@@ -27,9 +27,12 @@ import (
 //     last record ends, its whole records cut into chunks), stores the
 //     summary as an object under the batch's to_process/, then counts the
 //     range in the ledger (ScanRangeDone). Both are idempotent: the summary
-//     is a function of the bytes, and the count is conditional.
-//  3. The task whose count completes the ranges (exactly one; or a redelivery
-//     of a message that completed them before a crash) stitches: it composes
+//     is a function of the archive's bytes (read only while it has the ETag
+//     the message carries) and of the settings the message carries, and the
+//     count is conditional.
+//  3. A task whose count finds the ranges complete while the batch is still
+//     splitting (the one that completed them; a redelivery after a crash; a
+//     retry whose first reply was lost) stitches: it composes
 //     the summaries in order (csvscan.Stitch), sends the chunks' range
 //     messages and finishes the split as the one-stream split does.
 //
@@ -69,28 +72,42 @@ func (s Splitter) fanOut(ctx context.Context, b sluice.Batch, r io.Reader) error
 	if err != nil {
 		return err
 	}
-	if err := s.Blobs.Delete(ctx, b.Key); err != nil {
-		return fmt.Errorf("archiving %s: %w", b.Key, err)
+	if err := s.removeInput(ctx, b); err != nil {
+		return err
 	}
 	if start >= info.Size {
 		// The header is the whole file: no rows, nothing to scan.
-		return s.finish(ctx, b, splitResult{}, true, true)
+		return s.finish(ctx, b, splitResult{}, true, inputRemoved)
 	}
 	step := s.Config.ScanSplit.Range()
 	n := int((info.Size - start + step - 1) / step)
-	msgs := make([][]byte, 0, n)
+	if n > sluice.MaxScanRanges {
+		// The configuration refuses such limits; a file over them that
+		// got here anyway fails with the reason, not in the ledger.
+		return s.fail(ctx, b, fmt.Sprintf("the file is %d bytes: %d scan ranges of %d bytes, over the %d a split may have (scanSplit.rangeBytes, limits.maxFileBytes)", info.Size, n, step, sluice.MaxScanRanges))
+	}
+	// Sent as they are built, fanOutBatch at a time: a 50 GB file's
+	// messages are not all held at once, and the first tasks start early.
+	msgs := make([][]byte, 0, min(n, fanOutBatch))
 	for i := range n {
 		off := start + int64(i)*step
 		msgs = append(msgs, sluice.Encode(sluice.ScanRange{Version: sluice.MessageVersion, Kind: sluice.KindScanRange,
 			BatchID: b.ID, Input: ArchiveKey(b), Range: i, Ranges: n, Offset: off, Length: min(step, info.Size-off),
-			Start: start, Line: line, Size: info.Size}))
-	}
-	if err := s.Scans.SendBatch(ctx, msgs); err != nil {
-		return err
+			Start: start, Line: line, Size: info.Size, ETag: info.ETag,
+			Delim: string(s.Config.Delim()), ChunkRows: s.Config.ChunkRows, MaxLineBytes: s.Config.Limits.MaxLineBytes}))
+		if len(msgs) == fanOutBatch || i == n-1 {
+			if err := s.Scans.SendBatch(ctx, msgs); err != nil {
+				return err
+			}
+			msgs = msgs[:0]
+		}
 	}
 	batchLog(s.log(), b.ID).Info("split fanned out to scan tasks", "bytes", info.Size, "ranges", n)
 	return s.fault(PointSplitAfterScanSend)
 }
+
+// fanOutBatch is how many scan messages fanOut sends in one SendBatch.
+const fanOutBatch = 100
 
 // scanHeader checks and records the header as cut does, and returns where
 // the records after it start and on which line.
@@ -128,7 +145,7 @@ func (s Splitter) scanRange(ctx context.Context, m sluice.ScanRange, redelivered
 		log.Info("scan range for a batch already split; ignored", "range", m.Range, "state", b.State)
 		return nil
 	}
-	if m.Ranges < 1 || m.Range < 0 || m.Range >= m.Ranges || m.Length < 1 || m.Offset < m.Start || m.Offset+m.Length > m.Size || m.Input != ArchiveKey(b) {
+	if m.Ranges < 1 || m.Ranges > sluice.MaxScanRanges || m.Range < 0 || m.Range >= m.Ranges || m.Length < 1 || m.Offset < m.Start || m.Offset+m.Length > m.Size || m.Input != ArchiveKey(b) {
 		// Not a message fanOut writes: retrying it cannot help.
 		return sluice.Permanentf("scan range %d of %d of batch %s: bytes %d+%d of %q do not fit the batch's input (%d bytes from %d)",
 			m.Range, m.Ranges, b.ID, m.Offset, m.Length, m.Input, m.Size, m.Start)
@@ -158,16 +175,22 @@ func (s Splitter) scanRange(ctx context.Context, m sluice.ScanRange, redelivered
 	if err := fs.fault(PointScanAfterCount); err != nil {
 		return err
 	}
-	if !c.Completed && !(c.Complete && redelivered) {
+	if !c.Complete {
 		return nil
 	}
-	return fs.stitch(ctx, b, m, redelivered)
+	// Every range is counted and the batch is still splitting: stitch,
+	// whether this count completed the ranges or found them complete (a
+	// redelivery after a crash, or a retry whose first reply was lost
+	// after its update committed). The stitch is idempotent; a count that
+	// did not complete them may follow a stitch that died, so it is
+	// treated as a redelivery (the merge message goes again).
+	return fs.stitch(ctx, b, m, redelivered || !c.Completed)
 }
 
 // summarize reads bytes [off, off+n) of the input and summarizes them from
 // the start state lane.
 func (s Splitter) summarize(ctx context.Context, m sluice.ScanRange, off, n int64, lane uint8) (csvscan.RangeSummary, error) {
-	r, err := s.Blobs.GetRange(ctx, m.Input, off, n)
+	r, err := s.getRange(ctx, m.Input, m.ETag, off, n)
 	if err != nil {
 		return csvscan.RangeSummary{}, fmt.Errorf("scan range %d: %w", m.Range, err)
 	}
@@ -176,7 +199,7 @@ func (s Splitter) summarize(ctx context.Context, m sluice.ScanRange, off, n int6
 	if _, err := io.ReadFull(r, data); err != nil {
 		return csvscan.RangeSummary{}, fmt.Errorf("scan range %d: reading bytes %d-%d of %s: %w", m.Range, off, off+n, m.Input, err)
 	}
-	return csvscan.SummarizeRange(data, off, lane, s.cutOptions())
+	return csvscan.SummarizeRange(data, off, lane, s.scanOptions(m))
 }
 
 // stitch composes the ranges' summaries into chunks, sends their messages
@@ -189,11 +212,11 @@ func (s Splitter) stitch(ctx context.Context, b sluice.Batch, m sluice.ScanRange
 			return err
 		}
 	}
-	chunks, rows, err := csvscan.Stitch(sums, m.Start, m.Line, m.Size, s.cutOptions(), func(i int, lane uint8) (csvscan.RangeSummary, error) {
+	chunks, rows, err := csvscan.Stitch(sums, m.Start, m.Line, m.Size, s.scanOptions(m), func(i int, lane uint8) (csvscan.RangeSummary, error) {
 		return s.summarize(ctx, m, sums[i].Off, sums[i].End-sums[i].Off, lane)
 	})
 	if errors.Is(err, csvscan.ErrScanner) {
-		return s.scannerReason(ctx, b, m.Input)
+		return s.scannerReason(ctx, b, m)
 	}
 	if err != nil {
 		return err
@@ -201,13 +224,13 @@ func (s Splitter) stitch(ctx context.Context, b sluice.Batch, m sluice.ScanRange
 	batchLog(s.log(), b.ID).Info("scan ranges stitched", "ranges", m.Ranges, "chunks", len(chunks), "rows", rows)
 	for k, c := range chunks {
 		msg := sluice.ChunkReady{Version: sluice.MessageVersion, BatchID: b.ID, Chunk: k,
-			Input: m.Input, Offset: c.Offset, Length: c.End - c.Offset, FirstLine: c.FirstLine, Rows: c.Rows}
+			Input: m.Input, InputETag: m.ETag, Offset: c.Offset, Length: c.End - c.Offset, FirstLine: c.FirstLine, Rows: c.Rows}
 		if err := s.sendRange(ctx, msg); err != nil {
 			return err
 		}
 	}
 	res := splitResult{chunks: len(chunks), rows: rows}
-	if err := s.finish(ctx, b, res, redelivered, true); err != nil {
+	if err := s.finish(ctx, b, res, redelivered, inputRemoved); err != nil {
 		return err
 	}
 	s.rec().Rows("split", "in", rows)
@@ -227,21 +250,39 @@ func (s Splitter) readSummary(ctx context.Context, b sluice.Batch, i int, sum *c
 	return nil
 }
 
+// scanOptions are the cut options the fan-out recorded in m, so that every
+// range and the stitch use the settings the header was read with; a field
+// an older message lacks comes from the running configuration.
+func (s Splitter) scanOptions(m sluice.ScanRange) csvscan.CutOptions {
+	o := s.cutOptions()
+	if m.Delim != "" {
+		o.Delim = m.Delim[0]
+	}
+	if m.ChunkRows > 0 {
+		o.ChunkRows = m.ChunkRows
+	}
+	if m.MaxLineBytes > 0 {
+		o.MaxRecord = m.MaxLineBytes
+	}
+	return o
+}
+
 // scannerReason fails the batch with the Scanner's own reason for the file.
-func (s Splitter) scannerReason(ctx context.Context, b sluice.Batch, input string) error {
-	r, err := s.Blobs.Get(ctx, input)
+func (s Splitter) scannerReason(ctx context.Context, b sluice.Batch, m sluice.ScanRange) error {
+	r, err := s.getRange(ctx, m.Input, m.ETag, 0, m.Size)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	sc := csvscan.NewScanner(bufio.NewReaderSize(r, 64<<10), s.Config.Delim(), s.Config.Limits.MaxLineBytes)
+	o := s.scanOptions(m)
+	sc := csvscan.NewScanner(bufio.NewReaderSize(r, 64<<10), o.Delim, o.MaxRecord)
 	for {
 		_, err := sc.Next()
 		if err == io.EOF {
 			return errors.New("the scan ranges say the file is bad, the Scanner says it is not (a bug)")
 		}
 		if errors.Is(err, csvscan.ErrTooLong) || errors.Is(err, csvscan.ErrOpenQuote) {
-			return s.fail(ctx, b, recordError(err, s.Config.Limits.MaxLineBytes).Error())
+			return s.fail(ctx, b, recordError(err, o.MaxRecord).Error())
 		}
 		if err != nil {
 			return err

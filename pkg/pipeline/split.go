@@ -80,8 +80,8 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	}
 
 	src, info, err := s.source(ctx, b, ev.ETag)
-	if isNotFound(err) {
-		return s.fail(ctx, b, fmt.Sprintf("the file %s was deleted before it could be read", b.Key))
+	if why := missingReason(err, b.Key); why != "" {
+		return s.fail(ctx, b, why)
 	}
 	if err != nil {
 		return err
@@ -91,14 +91,9 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	}
 	ranges := !s.Config.CopyChunks
 	if ranges && src == b.Key {
-		// Archive first, so every range names an object that stays: a
-		// chunk retried after the input is gone still finds its bytes.
-		// The cut then reads the archive too, so the ranges and the
-		// records counted are the same bytes even if the input is replaced.
-		if err := s.Blobs.Copy(ctx, b.Key, ArchiveKey(b)); err != nil {
-			return fmt.Errorf("archiving %s: %w", b.Key, err)
+		if src, info, err = s.archiveFirst(ctx, b); err != nil {
+			return err
 		}
-		src = ArchiveKey(b)
 	}
 	r, err := s.Blobs.Get(ctx, src)
 	if err != nil {
@@ -124,7 +119,7 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if ranges && in.Kind == format.KindCSV {
 		// Ranges of the archive's own bytes, cut in parallel when the
 		// archive is a local file big enough to gain from it.
-		res, err = s.cutRanges(ctx, b, in.Reader)
+		res, err = s.cutRanges(ctx, b, info.ETag, in.Reader)
 	} else {
 		// A decoded input (gzip, zstd, xlsx) has no byte ranges to point
 		// at: its chunks are copies of the decoded CSV.
@@ -140,7 +135,11 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	if err != nil {
 		return err
 	}
-	if err := s.finish(ctx, b, res, redelivered, ranges); err != nil {
+	done := inputInPlace
+	if ranges {
+		done = inputCopied
+	}
+	if err := s.finish(ctx, b, res, redelivered, done); err != nil {
 		return err
 	}
 	s.rec().Rows("split", "in", res.rows)
@@ -200,16 +199,27 @@ func (s Splitter) create(ctx context.Context, ev sluice.ObjectCreated) (fs Split
 	return Splitter{fd}, b, false, "", nil
 }
 
-// source finds the batch's input: its object under input/, or its archived
-// copy when a crash came after the archive (ErrNotFound: neither).
+// source finds the batch's input: its object under input/ when that is
+// still its upload (the same ETag), or its archived copy when a crash or a
+// duplicate event came after the archive (ErrNotFound: neither).
 func (s Splitter) source(ctx context.Context, b sluice.Batch, etag string) (string, sluice.BlobInfo, error) {
 	info, err := s.Blobs.Stat(ctx, b.Key)
-	if !isNotFound(err) {
+	if err != nil && !isNotFound(err) {
 		return b.Key, info, err
 	}
+	if err == nil && (b.ETag == "" || info.ETag == b.ETag) {
+		return b.Key, info, nil
+	}
+	replaced := err == nil
+	// Gone, or another upload of the same name since this batch removed
+	// its input: that one is another batch's, and this batch reads its
+	// archive (copying the new upload over it would mix two files).
 	info, err = s.Blobs.Stat(ctx, ArchiveKey(b))
 	if err == nil && etag != "" && info.ETag != etag {
 		err = sluice.ErrNotFound // an archive of another upload
+	}
+	if isNotFound(err) && replaced {
+		err = errReplaced
 	}
 	return ArchiveKey(b), info, err
 }
@@ -217,18 +227,25 @@ func (s Splitter) source(ctx context.Context, b sluice.Batch, etag string) (stri
 // finish archives the input, records the split's totals, tells the merger
 // when the workers were all done before the total was known, and moves the
 // batch on to processing.
-func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, redelivered, archived bool) error {
+func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, redelivered bool, archived inputDone) error {
 	// The archive comes first: once the total is set the merge may run
 	// and fail the batch at once (a reject rate over the limit), and its
 	// email must find the input where it says it is kept. A crash after it
 	// re-splits from the archive, as a crash after the total does.
-	if archived {
-		// Copied before the cut: only the input's removal is left.
-		if err := s.Blobs.Delete(ctx, b.Key); err != nil {
-			return fmt.Errorf("archiving %s: %w", b.Key, err)
+	switch archived {
+	case inputCopied:
+		// Copied before the cut: only the input's removal is left, and
+		// only if input/<key> is still this batch's upload.
+		if err := s.removeInput(ctx, b); err != nil {
+			return err
 		}
-	} else if err := s.archive(ctx, b); err != nil {
-		return err
+	case inputInPlace:
+		if err := s.archive(ctx, b); err != nil {
+			return err
+		}
+	case inputRemoved:
+		// The scan split removed it before fanning out; input/<key> may
+		// hold a new upload by now, which is another batch's.
 	}
 	if err := s.fault(PointSplitAfterArchive); err != nil {
 		return err
@@ -248,6 +265,45 @@ func (s Splitter) finish(ctx context.Context, b sluice.Batch, res splitResult, r
 	_, err = s.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateProcessing, SplitAt: s.now()})
 	return err
 }
+
+// missingReason is the failure reason when source found no input ("" for
+// any other error).
+func missingReason(err error, key string) string {
+	switch {
+	case errors.Is(err, errReplaced):
+		return fmt.Sprintf("the file %s was replaced by another upload of the same name before it could be read; that upload is split as its own batch", key)
+	case isNotFound(err):
+		return fmt.Sprintf("the file %s was deleted before it could be read", key)
+	}
+	return ""
+}
+
+// archiveFirst copies the input to the archive before the cut (ranges
+// mode), so every range names an object that stays: a chunk retried after
+// the input is gone still finds its bytes. The cut then reads the archive
+// too, so the ranges and the records counted are the same bytes even if
+// the input is replaced. Its info carries the archive's own ETag, which
+// the ranges name (a copy of a multipart upload gets another one on S3).
+func (s Splitter) archiveFirst(ctx context.Context, b sluice.Batch) (string, sluice.BlobInfo, error) {
+	if err := s.Blobs.Copy(ctx, b.Key, ArchiveKey(b)); err != nil {
+		return "", sluice.BlobInfo{}, fmt.Errorf("archiving %s: %w", b.Key, err)
+	}
+	info, err := s.Blobs.Stat(ctx, ArchiveKey(b))
+	return ArchiveKey(b), info, err
+}
+
+// errReplaced: input/<key> holds another upload (another ETag) and the
+// batch has no archive of its own.
+var errReplaced = fmt.Errorf("input replaced by another upload: %w", sluice.ErrNotFound)
+
+// inputDone says where the split left the input when it finishes.
+type inputDone int
+
+const (
+	inputInPlace inputDone = iota // still under input/: archive it
+	inputCopied                   // archived before the cut: remove it
+	inputRemoved                  // archived and removed (the scan split)
+)
 
 // badFile is a whole-file problem: the batch fails with this reason.
 type badFile struct{ reason string }
@@ -296,11 +352,13 @@ func (s Splitter) cut(ch *chunker, r io.Reader) (splitResult, error) {
 // chunker gathers records into chunks: byte ranges of input, or, when
 // input is empty, copies written under to_process/.
 type chunker struct {
-	s      Splitter
-	ctx    context.Context
-	b      sluice.Batch
-	input  string // the object ranges point into; "": write copies
-	header []byte // the header row, each copy's first line
+	s     Splitter
+	ctx   context.Context
+	b     sluice.Batch
+	input string // the object ranges point into; "": write copies
+	// inputETag is input's ETag, which each range message carries.
+	inputETag string
+	header    []byte // the header row, each copy's first line
 
 	buf        bytes.Buffer
 	rows       int
@@ -338,7 +396,7 @@ func (c *chunker) flush() error {
 	s, b := c.s, c.b
 	msg := sluice.ChunkReady{Version: sluice.MessageVersion, BatchID: b.ID, Chunk: c.res.chunks, FirstLine: c.firstLine, Rows: c.rows}
 	if c.input != "" {
-		msg.Input, msg.Offset, msg.Length = c.input, c.start, c.end-c.start
+		msg.Input, msg.InputETag, msg.Offset, msg.Length = c.input, c.inputETag, c.start, c.end-c.start
 	} else {
 		msg.Key = ChunkKey(b, c.res.chunks)
 		if _, err := s.Blobs.Put(c.ctx, msg.Key, bytes.NewReader(c.buf.Bytes())); err != nil {

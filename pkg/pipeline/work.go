@@ -249,7 +249,7 @@ func (w *Worker) open(ctx context.Context, c sluice.ChunkReady) (io.ReadCloser, 
 	if c.Input == "" || c.Length <= 0 {
 		return nil, sluice.PermanentReason(sluice.ReasonMalformed, fmt.Errorf("chunk %d of batch %s names neither an object nor a range", c.Chunk, c.BatchID))
 	}
-	r, err := w.Blobs.GetRange(ctx, c.Input, c.Offset, c.Length)
+	r, err := w.getRange(ctx, c.Input, c.InputETag, c.Offset, c.Length)
 	if err != nil {
 		return nil, err
 	}

@@ -37,9 +37,13 @@ type ChunkReady struct {
 	Key     string `json:"key,omitempty"`
 	// Input is the object the range is read from: the archived input,
 	// which stays until the batch's retention ends.
-	Input  string `json:"input,omitempty"`
-	Offset int64  `json:"offset,omitempty"`
-	Length int64  `json:"length,omitempty"`
+	Input string `json:"input,omitempty"`
+	// InputETag is Input's ETag when the split cut it: a worker reads the
+	// range only from that object, never from another file stored under
+	// the same key since ("" in messages from before it: not checked).
+	InputETag string `json:"inputEtag,omitempty"`
+	Offset    int64  `json:"offset,omitempty"`
+	Length    int64  `json:"length,omitempty"`
 	// FirstLine is the input line on which the chunk's first row starts.
 	FirstLine int64 `json:"firstLine"`
 	Rows      int   `json:"rows"`
@@ -65,7 +69,25 @@ type ScanRange struct {
 	Start   int64  `json:"start"`
 	Line    int64  `json:"line"`
 	Size    int64  `json:"size"`
+	// ETag is Input's ETag at the fan-out: every range, and the chunks the
+	// stitch cuts, are read only from that object ("" in older messages).
+	ETag string `json:"etag,omitempty"`
+	// Delim, ChunkRows and MaxLineBytes are the feed's settings at the
+	// fan-out: every range is summarized, and the ranges stitched and cut
+	// into chunks, with the settings the header was read with, even if
+	// the configuration changes while the split runs (0 or "" in older
+	// messages: the running configuration's).
+	Delim        string `json:"delim,omitempty"`
+	ChunkRows    int    `json:"chunkRows,omitempty"`
+	MaxLineBytes int    `json:"maxLineBytes,omitempty"`
 }
+
+// MaxScanRanges bounds the ranges of one scan split: the ledger keeps the
+// set of ranges counted on the batch item while it splits (4 to 6 bytes a
+// range, so at most about 100 KB of DynamoDB's 400 KB item), and each
+// range is a message, a ranged read, a summary object and a count. The
+// configuration refuses limits.maxFileBytes / scanSplit.rangeBytes above it.
+const MaxScanRanges = 16_384
 
 // IsScanRange reports whether body is a ScanRange message.
 func IsScanRange(body []byte) bool {
