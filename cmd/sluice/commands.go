@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -81,9 +82,10 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 		return nil
 	}
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "BATCH\tFEED\tFILE\tSTATE\tCHUNKS\tROWS IN\tOUT\tREJECTED\tCREATED")
+	fmt.Fprintln(w, "BATCH\tFEED\tFILE\tSTATE\tCHUNKS\tROWS IN\tOUT\tREJECTED\tDELIVERED\tCREATED")
 	for _, b := range bs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", b.ID, feedOf(b), sluice.DisplayName(b.Name), b.State, chunks(b), b.RowsIn, b.RowsOut, b.RowsRejected, b.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", b.ID, feedOf(b), sluice.DisplayName(b.Name), b.State, chunks(b), b.RowsIn, b.RowsOut, b.RowsRejected,
+			cmp.Or(b.DeliverySummary(), "-"), b.CreatedAt.Local().Format("2006-01-02 15:04:05"))
 	}
 	return w.Flush()
 }

@@ -85,6 +85,7 @@ func TestDeliverRetryCLI(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "deliver partner") || !strings.Contains(string(out), "delivery_failed (webhook") || !strings.Contains(string(out), "HTTP 400") {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
+	statusListShows(t, data, r.BatchID, "1 failed")
 	out, err = exec.Command(bin, "dlq", "list", "deliveries", "--data", data).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "HTTP 400") || !strings.Contains(string(out), r.BatchID) {
 		t.Fatalf("dlq list deliveries: %v\n%s", err, out)
@@ -116,8 +117,28 @@ func TestDeliverRetryCLI(t *testing.T) {
 	if recs := rc.Records(); len(recs) != 1 {
 		t.Fatalf("%d records after the retry", len(recs))
 	}
+	statusListShows(t, data, r.BatchID, "1/1 delivered")
 	out, _ = exec.Command(bin, "status", "--json", "--data", data, r.BatchID).CombinedOutput()
 	if !strings.Contains(string(out), `"state":"delivered"`) || !strings.Contains(string(out), `"attempts":2`) {
 		t.Fatalf("status --json after the retry: %s", out)
 	}
+}
+
+// statusListShows: `sluice status` without a batch ID shows the batch's
+// delivery summary in its DELIVERED column.
+func statusListShows(t *testing.T, data, id, summary string) {
+	t.Helper()
+	out, err := exec.Command(bin, "status", "--data", data).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "DELIVERED") {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	for line := range strings.Lines(string(out)) {
+		if strings.HasPrefix(line, id) {
+			if !strings.Contains(line, summary) {
+				t.Fatalf("status: the line of %s has no %q:\n%s", id, summary, out)
+			}
+			return
+		}
+	}
+	t.Fatalf("status: no line for %s:\n%s", id, out)
 }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/smithy-go/middleware"
 )
@@ -33,9 +34,14 @@ func observeResources(counters []CallCounter) func(*middleware.Stack) error {
 		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("SluiceObserveResources",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 				svc, op := awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx)
+				partner, _ := middleware.GetStackValue(ctx, partnerKey{}).(bool)
 				for _, r := range resources(in.Parameters) {
+					name := r.name
+					if partner && r.suffix == "" {
+						name = PartnerPrefix + name
+					}
 					for _, o := range obs {
-						o.AWSResource(svc, op+r.suffix, r.name)
+						o.AWSResource(svc, op+r.suffix, name)
 					}
 				}
 				return next.HandleInitialize(ctx, in)
@@ -86,4 +92,27 @@ func resources(params any) []named {
 		}
 	}
 	return out
+}
+
+// PartnerPrefix starts the resource a ResourceObserver hears for a call
+// made through Partner's configuration: the resource is a partner's (a
+// delivery sink's bucket or queue), granted by the delivery_* Terraform
+// variables rather than by our own bucket's and queues' grants.
+const PartnerPrefix = "partner:"
+
+type partnerKey struct{}
+
+// Partner returns cfg (the process's own configuration, so its calls are
+// counted, traced and observed like the rest) marked so that the
+// resources its calls name are heard as a partner's. A copy source stays
+// ours: CopyObject reads our bucket and writes the partner's.
+func Partner(cfg aws.Config) aws.Config {
+	cfg = cfg.Copy()
+	cfg.APIOptions = append(cfg.APIOptions, func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("SluicePartnerResources",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				return next.HandleInitialize(middleware.WithStackValue(ctx, partnerKey{}, true), in)
+			}), middleware.Before)
+	})
+	return cfg
 }

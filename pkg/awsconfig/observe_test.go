@@ -64,6 +64,16 @@ func TestObserverRecordsResources(t *testing.T) {
 	if _, err := st.Stat(t.Context(), "input_archive/b1/a b.csv"); err != nil {
 		t.Fatal(err)
 	}
+	// A delivery sink's copy into a partner's bucket, through Partner:
+	// the target is heard as the partner's, the source stays ours.
+	partner := s3.NewFromConfig(awsconfig.Partner(cfg), func(o *s3.Options) { o.UsePathStyle = true })
+	if _, err := partner.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String("partner-bkt")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := partner.CopyObject(t.Context(), &s3.CopyObjectInput{Bucket: aws.String("partner-bkt"), Key: aws.String("out/a.csv"),
+		CopySource: aws.String("observed/input/a%20b.csv")}); err != nil {
+		t.Fatal(err)
+	}
 	db := dynamoledger.New(cfg, dynamoledger.DefaultTables("observe-"))
 	if err := db.CreateTables(t.Context()); err != nil {
 		t.Fatal(err)
@@ -96,6 +106,7 @@ func TestObserverRecordsResources(t *testing.T) {
 		"S3 PutObject observed/input/a b.csv",
 		"S3 CopyObject observed/input_archive/b1/a b.csv",
 		"S3 CopyObject.CopySource observed/input/a b.csv",
+		"S3 CopyObject " + awsconfig.PartnerPrefix + "partner-bkt/out/a.csv",
 		"S3 HeadObject observed/input_archive/b1/a b.csv",
 		"DynamoDB PutItem observe-batches",
 		"DynamoDB BatchWriteItem observe-rejects",

@@ -62,6 +62,9 @@ type BatchView struct {
 	// Deliveries are the batch's sinks: pending, delivered or
 	// delivery_failed with the reason (absent when it delivers nowhere).
 	Deliveries []DeliveryView `json:"deliveries,omitempty"`
+	// DeliverySummary is the deliveries in a few words for the list
+	// ("2/2 delivered", "1 failed"); absent when it delivers nowhere.
+	DeliverySummary string `json:"deliverySummary,omitempty"`
 }
 
 // DeliveryView is one sink's delivery of the batch.
@@ -237,6 +240,7 @@ func (h *Handler) view(b sluice.Batch) BatchView {
 		v.Deliveries = append(v.Deliveries, DeliveryView{Sink: d.Sink, Type: d.Type, State: string(d.State),
 			Attempts: d.Attempts, Reason: sluice.DisplayText(d.Reason), At: d.At})
 	}
+	v.DeliverySummary = b.DeliverySummary()
 	if v.File == "" {
 		v.File = path.Base(b.Key)
 	}

@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"strings"
@@ -58,5 +59,17 @@ func TestBatchShowsDeliveries(t *testing.T) {
 		if !strings.Contains(string(page.body), want) {
 			t.Fatalf("the batch page lacks %q", want)
 		}
+	}
+	// The list, as JSON and as the page: a compact summary per batch.
+	if v.DeliverySummary != "1/2 delivered, 1 failed" {
+		t.Fatalf("the batch's delivery summary %q", v.DeliverySummary)
+	}
+	var bl console.BatchList
+	if err := json.Unmarshal(get(t, f.url+"/api/batches").body, &bl); err != nil || len(bl.Batches) != 1 || bl.Batches[0].DeliverySummary != "1/2 delivered, 1 failed" {
+		t.Fatalf("the list API: %+v %v", bl.Batches, err)
+	}
+	list := string(get(t, f.url+"/").body)
+	if !strings.Contains(list, "<th>Delivered</th>") || !strings.Contains(list, `class="delivered">1/2 delivered, 1 failed</td>`) {
+		t.Fatalf("the list page lacks the delivery summary:\n%s", list)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/fault"
 )
 
@@ -48,11 +49,12 @@ var Unobserved = map[string]string{
 	// test run, so no observed run makes the call.
 	"splitter: dynamodb:Scan " + tableRes + "reference": "collecting an old reference version, 10 minutes after it is superseded",
 	// resolve_all_queue_urls, off by default, for tools beyond the services.
-	"sqs:GetQueueUrl " + allQueues:                      "resolve_all_queue_urls, off by default",
-	"deliverer: s3:PutObject " + sinkObjects:            "a partner's bucket (delivery_s3_object_arns); the sinks' calls are not observed",
-	"deliverer: s3:AbortMultipartUpload " + sinkObjects: "a partner's bucket (delivery_s3_object_arns); the sinks' calls are not observed",
-	"deliverer: sqs:SendMessage " + sinkQueues:          "a partner's queue (delivery_queue_arns); the sinks' calls are not observed",
-	"deliverer: sts:AssumeRole " + sinkRoles:            "a partner's role (delivery_role_arns); the sinks' calls are not observed",
+	"sqs:GetQueueUrl " + allQueues: "resolve_all_queue_urls, off by default",
+	// The sinks' calls are observed (awsconfig.Partner); these two are not
+	// made in an emulator run: a multipart copy into a partner's bucket
+	// failing half-way, and a partner's role (no STS emulator).
+	"deliverer: s3:AbortMultipartUpload " + sinkObjects: "only after a failed multipart upload to a partner's bucket",
+	"deliverer: sts:AssumeRole " + sinkRoles:            "a partner's role (roleArn); no STS emulator",
 }
 
 // ReadCalls reads an observed-calls file (JSON lines).
@@ -99,6 +101,9 @@ var sqsActions = map[string]string{
 // names are matched by their suffix, since each test stack has its own
 // prefix.
 func grantOf(c fault.Call) (string, error) {
+	if _, ok := strings.CutPrefix(c.Resource, awsconfig.PartnerPrefix); ok {
+		return partnerGrantOf(c)
+	}
 	switch c.Service {
 	case "S3":
 		a, ok := s3Actions[c.Operation]
@@ -140,6 +145,22 @@ func grantOf(c fault.Call) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no IAM action known for %s %s", c.Service, c.Operation)
+}
+
+// partnerGrantOf names a delivery sink's call on a partner's bucket or
+// queue (awsconfig.Partner) as the grant the delivery_* variables give.
+func partnerGrantOf(c fault.Call) (string, error) {
+	switch c.Service {
+	case "S3":
+		if a, ok := s3Actions[c.Operation]; ok && (a == "s3:PutObject" || a == "s3:AbortMultipartUpload") {
+			return a + " " + sinkObjects, nil
+		}
+	case "SQS":
+		if a := sqsActions[c.Operation]; a == "sqs:SendMessage" || c.Operation == "SendMessage" {
+			return "sqs:SendMessage " + sinkQueues, nil
+		}
+	}
+	return "", fmt.Errorf("%s %s on a partner's %s: no delivery grant covers it", c.Service, c.Operation, c.Resource)
 }
 
 // allows reports whether grant ("action resource") covers want; object

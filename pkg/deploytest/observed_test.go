@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicehq/sluice/pkg/awsconfig"
 	"github.com/sluicehq/sluice/pkg/fault"
 )
 
@@ -51,6 +52,18 @@ func TestObservedCallsChecksCatch(t *testing.T) {
 			want:  []string{"worker:", "s3:GetObject s3:b1/output/parts/part00000.csv"},
 		},
 		{
+			// A sink's call on a partner's queue is the delivery_* grant,
+			// which only the deliverer holds.
+			name:  "a partner's queue written by the worker",
+			extra: []fault.Call{{Process: "worker", Service: "SQS", Operation: "SendMessage", Resource: awsconfig.PartnerPrefix + "their-events"}},
+			want:  []string{"worker:", "sqs:SendMessage " + sinkQueues, "does not allow"},
+		},
+		{
+			name:  "a partner's bucket read",
+			extra: []fault.Call{{Process: "deliverer", Service: "S3", Operation: "GetObject", Resource: awsconfig.PartnerPrefix + "their-bucket/x"}},
+			want:  []string{"deliverer:", "no delivery grant covers it"},
+		},
+		{
 			name:  "an operation without a known IAM action",
 			extra: []fault.Call{{Process: "merger", Service: "S3", Operation: "PutBucketPolicy", Resource: "bkt"}},
 			want:  []string{"merger:", "no IAM action known"},
@@ -77,14 +90,16 @@ func TestObservedCallsChecksCatch(t *testing.T) {
 
 func TestIAMActionsOfCalls(t *testing.T) {
 	for call, want := range map[fault.Call]string{
-		{Service: "S3", Operation: "HeadObject", Resource: "b/input_archive/x/y.csv"}:     "s3:GetObject s3:input_archive/x/y.csv",
-		{Service: "S3", Operation: "UploadPart", Resource: "b/k/output/parts/p.csv"}:      "s3:PutObject s3:k/output/parts/p.csv",
-		{Service: "S3", Operation: "ListObjectsV2", Resource: "b"}:                        "s3:ListBucket s3:bucket",
-		{Service: "S3", Operation: "HeadBucket", Resource: "b"}:                           "s3:ListBucket s3:bucket",
-		{Service: "SQS", Operation: "DeleteMessageBatch", Resource: "p-chunks"}:           "sqs:DeleteMessage sqs:chunks",
-		{Service: "SQS", Operation: "SendMessage", Resource: "p-notify-dlq"}:              "sqs:SendMessage sqs:notify_dlq",
-		{Service: "DynamoDB", Operation: "BatchGetItem", Resource: "p-reference"}:         "dynamodb:BatchGetItem dynamodb:reference",
-		{Service: "DynamoDB", Operation: "Query", Resource: "p-batches/index/unfinished"}: "dynamodb:Query dynamodb:batches/index/unfinished",
+		{Service: "S3", Operation: "HeadObject", Resource: "b/input_archive/x/y.csv"}:                     "s3:GetObject s3:input_archive/x/y.csv",
+		{Service: "S3", Operation: "UploadPart", Resource: "b/k/output/parts/p.csv"}:                      "s3:PutObject s3:k/output/parts/p.csv",
+		{Service: "S3", Operation: "ListObjectsV2", Resource: "b"}:                                        "s3:ListBucket s3:bucket",
+		{Service: "S3", Operation: "HeadBucket", Resource: "b"}:                                           "s3:ListBucket s3:bucket",
+		{Service: "SQS", Operation: "DeleteMessageBatch", Resource: "p-chunks"}:                           "sqs:DeleteMessage sqs:chunks",
+		{Service: "SQS", Operation: "SendMessage", Resource: "p-notify-dlq"}:                              "sqs:SendMessage sqs:notify_dlq",
+		{Service: "DynamoDB", Operation: "BatchGetItem", Resource: "p-reference"}:                         "dynamodb:BatchGetItem dynamodb:reference",
+		{Service: "DynamoDB", Operation: "Query", Resource: "p-batches/index/unfinished"}:                 "dynamodb:Query dynamodb:batches/index/unfinished",
+		{Service: "S3", Operation: "CopyObject", Resource: awsconfig.PartnerPrefix + "their/in/b1/o.csv"}: "s3:PutObject " + sinkObjects,
+		{Service: "SQS", Operation: "SendMessage", Resource: awsconfig.PartnerPrefix + "p-chunks"}:        "sqs:SendMessage " + sinkQueues,
 	} {
 		if got, err := grantOf(call); err != nil || got != want {
 			t.Errorf("%+v: %q, %v; want %q", call, got, err, want)

@@ -132,7 +132,7 @@ func Run(ctx context.Context, stage string, getenv func(string) string, stderr i
 	}
 	if st.Queue == pipeline.QueueDeliveries {
 		// Only the deliverer holds the sinks and their secrets.
-		if err := ports.UseSinks(ctx, pcfg, wire.SinkOptions{Getenv: getenv, PathStyle: c.PathStyle}); err != nil {
+		if err := ports.UseSinks(ctx, pcfg, wire.SinkOptions{Getenv: getenv, PathStyle: c.PathStyle, AWS: &awsCfg}); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,8 @@ package sluice
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -47,6 +49,37 @@ func (b Batch) DeliveriesPending() bool {
 		}
 	}
 	return false
+}
+
+// DeliverySummary is the batch's deliveries in a few words, for lists:
+// "2/2 delivered", "1/2 delivered, 1 failed", "1 failed, 1 pending"; ""
+// for a batch with no sinks.
+func (b Batch) DeliverySummary() string {
+	if len(b.Deliveries) == 0 {
+		return ""
+	}
+	var delivered, failed, pending int
+	for _, d := range b.Deliveries {
+		switch d.State {
+		case DeliveryDelivered:
+			delivered++
+		case DeliveryFailed:
+			failed++
+		default:
+			pending++
+		}
+	}
+	parts := []string{}
+	if delivered > 0 || (failed == 0 && pending == 0) {
+		parts = append(parts, strconv.Itoa(delivered)+"/"+strconv.Itoa(len(b.Deliveries))+" delivered")
+	}
+	if failed > 0 {
+		parts = append(parts, strconv.Itoa(failed)+" failed")
+	}
+	if pending > 0 {
+		parts = append(parts, strconv.Itoa(pending)+" pending")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // DeliveryEventVersion is the version of DeliveryEvent's JSON

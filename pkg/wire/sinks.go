@@ -23,6 +23,10 @@ type SinkOptions struct {
 	Getenv func(string) string
 	// PathStyle addresses the s3 sinks' buckets path-style (emulators).
 	PathStyle bool
+	// AWS is the process's own SDK configuration (the services': call
+	// counters, otelaws spans, the observed-calls recorder); nil: the
+	// default chain is loaded when a sink needs it (the embedded engine).
+	AWS *aws.Config
 }
 
 // UseSinks builds every feed's deliver: sinks, for either builder. A
@@ -64,7 +68,7 @@ func (p *Ports) buildSink(ctx context.Context, s config.Sink, getenv func(string
 		return &deliver.Webhook{SinkName: s.Name, URL: s.URL, Secret: []byte(secret), Retries: s.Retries,
 			Backoff: s.Backoff.Duration, Timeout: s.Timeout.Duration, Client: sinkHTTPClient}, nil
 	case config.SinkS3, config.SinkSQS:
-		ac, err := p.awsConfig(ctx)
+		ac, err := p.awsConfig(ctx, o.AWS)
 		if err != nil {
 			return nil, fmt.Errorf("AWS configuration for the %s sink: %w", s.Type, err)
 		}
@@ -88,19 +92,26 @@ func (p *Ports) buildSink(ctx context.Context, s config.Sink, getenv func(string
 // URL is configured, a redirect would send the signed body elsewhere).
 var sinkHTTPClient = newSinkHTTPClient()
 
-// awsConfig is the sinks' own SDK configuration (the default chain),
-// loaded once, apart from the runtime's: the sinks act on partners'
-// resources, which the call counters and the observed least-privilege
-// test of our own role do not cover (their grants come from the delivery_*
-// Terraform variables, checked statically by pkg/deploytest).
-func (p *Ports) awsConfig(ctx context.Context) (aws.Config, error) {
+// awsConfig is the sinks' SDK configuration: the process's own (own),
+// so their calls are in sluice_aws_calls_total, traced, and observed by
+// the least-privilege test, or else the default chain, loaded once. It is
+// marked awsconfig.Partner: the buckets and queues the sinks write are
+// partners', granted by the delivery_* Terraform variables, and the
+// observed calls say so (pkg/deploytest).
+func (p *Ports) awsConfig(ctx context.Context, own *aws.Config) (aws.Config, error) {
 	if p.sinkAWS != nil {
 		return *p.sinkAWS, nil
 	}
-	c, err := awsconfig.Load(ctx)
-	if err != nil {
-		return aws.Config{}, err
+	var c aws.Config
+	if own != nil {
+		c = *own
+	} else {
+		var err error
+		if c, err = awsconfig.Load(ctx); err != nil {
+			return aws.Config{}, err
+		}
 	}
+	c = awsconfig.Partner(c)
 	p.sinkAWS = &c
 	return c, nil
 }

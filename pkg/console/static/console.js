@@ -52,6 +52,7 @@
       text(tr, ".rows-in", num(v.rowsIn));
       text(tr, ".rows-out", num(v.rowsOut));
       text(tr, ".rows-rejected", num(v.rowsRejected));
+      text(tr, ".delivered", v.deliverySummary || "–");
       if (v.terminal) {
         tr.dataset.running = "false";
         var p = tr.querySelector("progress");

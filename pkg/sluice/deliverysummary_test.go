@@ -1,0 +1,28 @@
+package sluice_test
+
+import (
+	"testing"
+
+	"github.com/sluicehq/sluice/pkg/sluice"
+)
+
+func TestDeliverySummary(t *testing.T) {
+	d := func(states ...sluice.DeliveryState) sluice.Batch {
+		var b sluice.Batch
+		for _, s := range states {
+			b.Deliveries = append(b.Deliveries, sluice.Delivery{State: s})
+		}
+		return b
+	}
+	for want, b := range map[string]sluice.Batch{
+		"":                                   d(),
+		"2/2 delivered":                      d(sluice.DeliveryDelivered, sluice.DeliveryDelivered),
+		"1 failed":                           d(sluice.DeliveryFailed),
+		"1/3 delivered, 1 failed, 1 pending": d(sluice.DeliveryDelivered, sluice.DeliveryFailed, sluice.DeliveryPending),
+		"2 pending":                          d(sluice.DeliveryPending, sluice.DeliveryPending),
+	} {
+		if got := b.DeliverySummary(); got != want {
+			t.Errorf("%+v: %q, want %q", b.Deliveries, got, want)
+		}
+	}
+}
