@@ -79,7 +79,7 @@ func (s Sink) validate() []error {
 	case SinkWebhook:
 		keys, need = []string{"url", "secretEnv", "retries", "backoff", "timeout"}, []string{"url", "secretEnv"}
 		if u, err := url.Parse(s.URL); s.URL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
-			errs = append(errs, fmt.Errorf("url %q: must be an http or https URL", s.URL))
+			errs = append(errs, errors.New("url: must be an http or https URL with a host (the value is not repeated here: it may hold a credential)"))
 		}
 		if s.Retries < 0 || s.Backoff.Duration < 0 || s.Timeout.Duration < 0 {
 			errs = append(errs, errors.New("retries, backoff and timeout must not be negative"))

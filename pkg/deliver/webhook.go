@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -74,7 +75,7 @@ func (w *Webhook) Deliver(ctx context.Context, ev Event) (err error) {
 			return fmt.Errorf("delivery to %s: %s, then %w", w.SinkName, last, ctx.Err())
 		}
 		if !again || try >= retries {
-			return &Failed{Sink: w.SinkName, Reason: fmt.Sprintf("%s after %d tries: %s", w.URL, try+1, last)}
+			return &Failed{Sink: w.SinkName, Reason: fmt.Sprintf("%s after %d tries: %s", Redact(w.URL), try+1, last)}
 		}
 		d := backoff << min(try, 10)
 		d = d/2 + time.Duration(rand.Float64()*float64(d/2))
@@ -167,4 +168,16 @@ func Verify(secret []byte, header string, body []byte, now time.Time, tolerance 
 		return fmt.Errorf("signature timestamp is %s away from now (tolerance %s): a replay?", d.Round(time.Second), tolerance)
 	}
 	return nil
+}
+
+// Redact is a webhook URL as reasons, logs and the console may show it:
+// scheme and host only. A partner's URL may carry a credential in its
+// user info, its query or its path (a token-in-path hook), and a failure
+// reason is stored in the ledger, the DLQ, spans and logs.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(a URL that does not parse)"
+	}
+	return u.Scheme + "://" + u.Host + "/…"
 }

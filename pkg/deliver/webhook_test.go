@@ -161,3 +161,27 @@ func TestWebhookDeliveryIsASpan(t *testing.T) {
 		t.Fatalf("spans %v", spans)
 	}
 }
+
+// TestFailureReasonHidesTheURLsCredentials: a failed delivery's reason goes
+// to the ledger, the DLQ, logs and spans, so it names the partner's host
+// only, never a password, a query token or a token-in-path.
+func TestFailureReasonHidesTheURLsCredentials(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	u := strings.Replace(srv.URL, "http://", "http://sluice:TOPSECRET@", 1) + "/hooks/PATHTOKEN?token=BEARER123"
+	w := &deliver.Webhook{SinkName: "p", URL: u, Secret: []byte("s"), Retries: 1, Backoff: time.Millisecond}
+	err := w.Deliver(t.Context(), deliver.Event{Version: 1, BatchID: "b1", Name: "x.csv", State: "completed"})
+	if err == nil {
+		t.Fatal("a 401 was taken for a delivery")
+	}
+	for _, secret := range []string{"TOPSECRET", "BEARER123", "PATHTOKEN"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("the reason shows %s: %v", secret, err)
+		}
+	}
+	if !strings.Contains(err.Error(), strings.TrimPrefix(srv.URL, "http://")) {
+		t.Errorf("the reason does not name the partner's host: %v", err)
+	}
+}

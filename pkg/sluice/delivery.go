@@ -43,6 +43,12 @@ func (b Batch) Delivery(sink string) (Delivery, bool) {
 // DeliveriesPending reports whether a sink of the batch still waits for
 // its delivery.
 func (b Batch) DeliveriesPending() bool {
+	if b.State == StateFailed {
+		// A failed batch delivers nothing: a sink left pending (its batch
+		// failed after the sinks were recorded) will never be sent, and
+		// nothing may wait for it.
+		return false
+	}
 	for _, d := range b.Deliveries {
 		if d.State == DeliveryPending {
 			return true

@@ -26,3 +26,16 @@ func TestDeliverySummary(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedBatchHasNoPendingDeliveries: a failed batch delivers nothing,
+// so a sink it left pending must not keep run, resume or status waiting.
+func TestFailedBatchHasNoPendingDeliveries(t *testing.T) {
+	b := sluice.Batch{State: sluice.StateNotifying, Deliveries: []sluice.Delivery{{Sink: "hook", State: sluice.DeliveryPending}}}
+	if !b.DeliveriesPending() {
+		t.Fatal("a merged batch's pending sink is not pending")
+	}
+	b.State = sluice.StateFailed
+	if b.DeliveriesPending() {
+		t.Error("a failed batch still waits for its sinks")
+	}
+}
