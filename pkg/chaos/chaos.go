@@ -193,7 +193,10 @@ type Report struct {
 	OutputSHA   string
 	ErrorsSHA   string
 
-	Emails       int
+	Emails int
+	// SESGap: two emails on AWS after a notifier kill after the merge, the
+	// documented gap (docs/exactly-once.md); shown as "2 (SES gap)".
+	SESGap       bool
 	QueuesEmpty  bool
 	DeadLettered int // messages in the dead-letter queues
 	StoppedClean bool
@@ -423,7 +426,13 @@ func (r *run) settle(ctx context.Context, b sluice.Batch) error {
 			rep.failf("dead-letter queue %s holds %d messages", name, n)
 		}
 	}
-	if err := check(ctx, r.be, b, r.clean, rep); err != nil {
+	// The SES gap (docs/exactly-once.md): SES has no idempotency, so a
+	// notifier killed between SendEmail and recording it sends a second
+	// email when the message comes back. That window opens with the merge;
+	// on AWS a second email is the documented outcome of a notifier kill
+	// after it, and nothing else may explain one.
+	sesGap := r.o.Backend == "aws" && !b.MergedAt.IsZero() && r.sup.killedSince("notifier", b.MergedAt)
+	if err := check(ctx, r.be, b, r.clean, rep, sesGap); err != nil {
 		return err
 	}
 	r.logf("checked: output equal %v, errors equal %v, %d emails", rep.OutputEqual, rep.ErrorsEqual, rep.Emails)

@@ -119,7 +119,10 @@ func duplicates(lines []int64) int {
 }
 
 // check compares the batch's outputs, ledger and emails with the clean run.
-func check(ctx context.Context, be backend, b sluice.Batch, c clean, rep *Report) error {
+//
+// sesGap: a notifier was killed after the merge on AWS, so two emails are
+// the documented SES gap, reported but not a failure; three are.
+func check(ctx context.Context, be backend, b sluice.Batch, c clean, rep *Report, sesGap bool) error {
 	if b.State != sluice.StateCompleted {
 		return nil
 	}
@@ -184,7 +187,10 @@ func check(ctx context.Context, be backend, b sluice.Batch, c clean, rep *Report
 	if err != nil {
 		return fmt.Errorf("chaos: counting emails: %w", err)
 	}
-	if rep.Emails >= 0 && rep.Emails != 1 {
+	switch {
+	case rep.Emails == 2 && sesGap:
+		rep.SESGap = true // the documented gap, not a failure; shown in the report
+	case rep.Emails >= 0 && rep.Emails != 1:
 		rep.failf("%d emails, want exactly 1", rep.Emails)
 	}
 	return nil

@@ -266,6 +266,18 @@ func (s *supervisor) killsBefore(t time.Time) int {
 	return n
 }
 
+// killedSince reports whether stage was killed at or after t.
+func (s *supervisor) killedSince(stage string, t time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range s.killLog {
+		if k.stage == stage && !k.at.Before(t) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *supervisor) restartCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

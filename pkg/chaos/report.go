@@ -18,12 +18,12 @@ func WriteTable(w io.Writer, reps ...Report) {
 		if !r.OK() {
 			res = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d (%d/%d/%d/%d)\t%d\t%d\t%s\t%s\t%d\t%d/%d/%d/%d\t%d\t%s\t%s\t%d\t%s\t%d\t%s\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d (%d/%d/%d/%d)\t%d\t%d\t%s\t%s\t%d\t%d/%d/%d/%d\t%d\t%s\t%s\t%s\t%s\t%d\t%s\n",
 			r.Backend, r.Rows, r.Chunks, r.Workers,
 			r.TotalKills(), r.Kills["splitter"], r.Kills["worker"], r.Kills["merger"], r.Kills["notifier"],
 			r.KillsDuringBatch, r.Restarts, secs(r.BatchTime), secs(r.Wall), r.RowsOut,
 			r.Rejected, r.LedgerRejected, r.ReportRejected, r.CleanRejected, r.DuplicateLines,
-			yes(r.OutputEqual), yes(r.ErrorsEqual), r.Emails, yes(r.QueuesEmpty), r.DeadLettered, res)
+			yes(r.OutputEqual), yes(r.ErrorsEqual), emails(r), yes(r.QueuesEmpty), r.DeadLettered, res)
 	}
 	tw.Flush()
 	for _, r := range reps {
@@ -45,3 +45,11 @@ func yes(b bool) string {
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
+
+// emails is the report's email count, marked where it is the SES gap.
+func emails(r Report) string {
+	if r.SESGap {
+		return fmt.Sprintf("%d (SES gap)", r.Emails)
+	}
+	return fmt.Sprint(r.Emails)
+}
