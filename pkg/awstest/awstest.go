@@ -189,7 +189,8 @@ func Start(ctx context.Context, services ...Service) (*Env, error) {
 		if s == S3 && e.s3srv == nil {
 			// gofakes3 runs in this process: no node needed, nothing to
 			// wait for once the listener exists.
-			e.s3srv = httptest.NewServer(e.traffic.Count(gofakes3.New(s3mem.New()).Server()))
+			db := s3mem.New()
+			e.s3srv = httptest.NewServer(e.traffic.Count(gofakesConditions(gofakes3.New(db).Server(), db)))
 			e.endpoints[S3] = e.s3srv.URL
 		}
 	}

@@ -1,10 +1,8 @@
 package awstest
 
 import (
-	"bytes"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -40,7 +38,8 @@ const s3rverLauncher = `const S3rver = require("@20minutes/s3rver");
 // with InvalidPartOrder when the parts are not in ascending order. It reads
 // the parts' sizes and MD5s where s3rver keeps them, under dir. It also
 // answers what s3rver lacks (s3uploads.go): listing and aborting uploads,
-// and the If-Match conditions of GetObject and UploadPartCopy.
+// and the If-Match conditions of reads, copies and deletes; and it gives
+// objects the ETags S3 gives (s3etags.go).
 func s3Rules(emulator, dir string, traffic *Traffic) (*httptest.Server, error) {
 	target, err := url.Parse(emulator)
 	if err != nil {
@@ -63,23 +62,27 @@ func s3Rules(emulator, dir string, traffic *Traffic) (*httptest.Server, error) {
 			abortUpload(w, r, dir, bucket)
 			return
 		}
-		if preconditionFailed(w, r, dir, bucket, op) {
+		if preconditionFailed(w, r, s3rverETag(dir), bucket, op) {
 			return
 		}
-		if op == "CompleteMultipartUpload" {
-			body, err := io.ReadAll(r.Body)
+		switch op {
+		case "CompleteMultipartUpload":
+			body, err := readBody(r)
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
 			uploads := filepath.Join(dir, bucket, "._S3rver_uploads", r.URL.Query().Get("uploadId"))
 			if code, msg := checkParts(uploads, body); code != "" {
 				s3Error(w, code, msg)
 				return
 			}
+			withS3ETag(w, r, proxy, dir, bucket, multipartETag(uploads, body))
+		case "CopyObject":
+			withS3ETag(w, r, proxy, dir, bucket, "")
+		default:
+			proxy.ServeHTTP(w, r)
 		}
-		proxy.ServeHTTP(w, r)
 	})
 	return httptest.NewServer(traffic.Count(check)), nil
 }

@@ -19,10 +19,16 @@ import (
 // keeps under its directory:
 //   - ListMultipartUploads (s3rver: 501) and AbortMultipartUpload (405), so
 //     a test can see that an aborted compose leaves no upload open;
-//   - If-Match on GetObject and x-amz-copy-source-if-match on
-//     UploadPartCopy (s3rver ignores both): 412 PreconditionFailed when the
-//     object's ETag is another, so a source rewritten during a compose fails
-//     it, as on S3.
+//   - If-Match on GetObject, HeadObject and DeleteObject, and
+//     x-amz-copy-source-if-match on CopyObject and UploadPartCopy (s3rver
+//     ignores them all): 412 PreconditionFailed when the object's ETag is
+//     another, so a source rewritten during a compose fails it, and a
+//     conditional read, copy or delete of a replaced object does nothing,
+//     as on S3 (preconditionFailed; gofakes3 gets the same, s3etags.go);
+//   - S3's ETags where s3rver's differ (s3etags.go): a multipart upload's
+//     is the MD5 of its parts' MD5s and "-<parts>", and a copy's is the MD5
+//     of its bytes, so a copy of a multipart upload has another ETag than
+//     its source, as on S3.
 
 // uploadsDir is where s3rver keeps a bucket's multipart uploads.
 func uploadsDir(dir, bucket string) string { return filepath.Join(dir, bucket, "._S3rver_uploads") }
@@ -51,16 +57,19 @@ func objectETag(dir, bucket, key string) (string, bool) {
 	return hex.EncodeToString(h.Sum(nil)), true
 }
 
-// preconditionFailed answers 412 when r's If-Match (GetObject) or
-// x-amz-copy-source-if-match (UploadPartCopy) names another ETag than the
-// object's. It reports whether it answered.
-func preconditionFailed(w http.ResponseWriter, r *http.Request, dir, bucket, op string) bool {
+// preconditionFailed answers 412 when r's If-Match (GetObject, HeadObject,
+// DeleteObject) or x-amz-copy-source-if-match (CopyObject, UploadPartCopy)
+// names another ETag than the object's, as etagOf reports it. It reports
+// whether it answered. If-Match "*" matches any object. A conditional
+// delete of a missing key is answered 404 NoSuchKey, as S3 answers it
+// (the emulators answer 204, as for a plain delete).
+func preconditionFailed(w http.ResponseWriter, r *http.Request, etagOf func(bucket, key string) (string, bool), bucket, op string) bool {
 	var want, srcBucket, key string
 	switch op {
-	case "GetObject":
+	case "GetObject", "HeadObject", "DeleteObject":
 		want, srcBucket = r.Header.Get("If-Match"), bucket
 		key = strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/"), bucket+"/")
-	case "UploadPartCopy":
+	case "UploadPartCopy", "CopyObject":
 		want = r.Header.Get("X-Amz-Copy-Source-If-Match")
 		src, _, _ := strings.Cut(r.Header.Get("X-Amz-Copy-Source"), "?")
 		src, err := url.PathUnescape(strings.TrimPrefix(src, "/"))
@@ -74,14 +83,25 @@ func preconditionFailed(w http.ResponseWriter, r *http.Request, dir, bucket, op 
 	if want == "" {
 		return false
 	}
-	got, ok := objectETag(dir, srcBucket, key)
-	if !ok || strings.Trim(want, `"`) == got {
-		return false // a missing key is s3rver's to answer (NoSuchKey)
+	got, ok := etagOf(srcBucket, key)
+	if !ok && op == "DeleteObject" {
+		s3ErrorStatus(w, http.StatusNotFound, "NoSuchKey", "The specified key does not exist.")
+		return true
 	}
-	w.Header().Set("Content-Type", "application/xml")
-	w.WriteHeader(http.StatusPreconditionFailed)
-	fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>")
+	if !ok || want == "*" || strings.Trim(want, `"`) == got {
+		return false // a missing key is the emulator's to answer (NoSuchKey)
+	}
+	if op == "HeadObject" { // a HEAD answer has no body
+		w.WriteHeader(http.StatusPreconditionFailed)
+		return true
+	}
+	s3ErrorStatus(w, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
 	return true
+}
+
+// s3rverETag is objectETag of the s3rver that stores under dir.
+func s3rverETag(dir string) func(bucket, key string) (string, bool) {
+	return func(bucket, key string) (string, bool) { return objectETag(dir, bucket, key) }
 }
 
 // listUploads answers ListMultipartUploads from s3rver's upload directories

@@ -154,7 +154,7 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, hashed bool) e
 		// system has them; otherwise Stat derives a weaker one from size and time.
 		setETag(tmp.Name(), etagOf(n, h))
 	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
+	if err := place(tmp.Name(), p); err != nil {
 		return fmt.Errorf("fsblob: %w", err)
 	}
 	return nil
@@ -204,9 +204,17 @@ const xattrName = "user.sluice.etag"
 func setETag(path, etag string) { _ = setxattr(path, xattrName, []byte(etag)) }
 
 func (s *Store) info(key, p string, st fs.FileInfo) sluice.BlobInfo {
+	b, err := getxattr(p, xattrName)
+	return infoOf(key, st, b, err)
+}
+
+// infoOf describes a file from its stat and its ETag attribute (xa, read
+// with error xerr): without one, the ETag is the weak one of its size and
+// modification time.
+func infoOf(key string, st fs.FileInfo, xa []byte, xerr error) sluice.BlobInfo {
 	etag := ""
-	if b, err := getxattr(p, xattrName); err == nil && len(b) > 0 {
-		etag = string(b)
+	if xerr == nil && len(xa) > 0 {
+		etag = string(xa)
 	} else {
 		etag = "w-" + strconv.FormatInt(st.ModTime().UnixNano(), 16) + "-" + strconv.FormatInt(st.Size(), 16)
 	}
@@ -296,7 +304,7 @@ func (s *Store) Copy(ctx context.Context, src, dst string) error {
 	}
 	tmp := filepath.Join(filepath.Dir(dp), tmpPrefix+"link-"+strconv.FormatInt(time.Now().UnixNano(), 36))
 	if err := os.Link(sp, tmp); err == nil {
-		if err := os.Rename(tmp, dp); err != nil {
+		if err := place(tmp, dp); err != nil {
 			os.Remove(tmp)
 			return fmt.Errorf("fsblob: %w", err)
 		}

@@ -189,7 +189,7 @@ func (st *Staged) Publish(ctx context.Context) (sluice.BlobInfo, error) {
 		return sluice.BlobInfo{}, err
 	}
 	setETag(st.tmp, st.ETag)
-	if err := os.Rename(st.tmp, p); err != nil {
+	if err := place(st.tmp, p); err != nil {
 		return sluice.BlobInfo{}, fmt.Errorf("fsblob: %w", err)
 	}
 	st.tmp = ""

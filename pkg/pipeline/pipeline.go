@@ -295,42 +295,45 @@ func (d *Deps) fail(ctx context.Context, b sluice.Batch, reason string) error {
 // no-op when the input is already gone, so a retry after a crash is safe,
 // and when input/<key> now holds another upload of the same name (another
 // ETag): that upload is another batch's input, never this one's archive.
+// Both calls are conditional on the batch's ETag in the store itself
+// (CopyIf, DeleteIf: If-Match on S3), so an upload landing at any moment
+// is neither archived as this batch's input nor deleted.
 func (d *Deps) archive(ctx context.Context, b sluice.Batch) error {
-	ours, err := d.inputIsOurs(ctx, b)
-	if err != nil || !ours {
-		return err
+	err := d.copyInput(ctx, b)
+	if notOurs(err) {
+		return nil
 	}
-	if err := d.Blobs.Copy(ctx, b.Key, ArchiveKey(b)); err != nil {
+	if err != nil {
 		return fmt.Errorf("archiving %s: %w", b.Key, err)
 	}
 	return d.removeInput(ctx, b)
 }
 
-// inputIsOurs says whether input/<key> still holds the batch's own upload.
-// Once a batch has archived and removed its input the key is free, and a
-// new upload of the same name (another ETag) belongs to another batch. The
-// BlobStore port has no conditional copy or delete, so this is a Stat and a
-// compare: a new upload landing between the Stat and the Copy or Delete
-// still races it, a window of one request instead of the whole split.
-func (d *Deps) inputIsOurs(ctx context.Context, b sluice.Batch) (bool, error) {
-	info, err := d.Blobs.Stat(ctx, b.Key)
-	if isNotFound(err) {
-		return false, nil
+// copyInput copies input/<key> to the batch's archive if it is still the
+// batch's upload: ErrNotFound or ErrETagMismatch when it is not.
+func (d *Deps) copyInput(ctx context.Context, b sluice.Batch) error {
+	if b.ETag == "" {
+		// An event without an ETag (none of S3's, nor the embedded
+		// engine's) gives nothing to compare: the key is taken as it is.
+		return d.Blobs.Copy(ctx, b.Key, ArchiveKey(b))
 	}
-	if err != nil {
-		return false, err
-	}
-	return b.ETag == "" || info.ETag == b.ETag, nil
+	return d.Blobs.CopyIf(ctx, b.Key, ArchiveKey(b), b.ETag)
 }
 
+// notOurs says whether a conditional call found no object, or another
+// upload than the batch's, under its key.
+func notOurs(err error) bool { return isNotFound(err) || errors.Is(err, sluice.ErrETagMismatch) }
+
 // removeInput deletes input/<key> when it is still the batch's upload and
-// leaves another upload of the same name alone.
+// leaves another upload of the same name alone (DeleteIf: 412 on S3).
 func (d *Deps) removeInput(ctx context.Context, b sluice.Batch) error {
-	ours, err := d.inputIsOurs(ctx, b)
-	if err != nil || !ours {
-		return err
+	var err error
+	if b.ETag == "" {
+		err = d.Blobs.Delete(ctx, b.Key)
+	} else {
+		err = d.Blobs.DeleteIf(ctx, b.Key, b.ETag)
 	}
-	if err := d.Blobs.Delete(ctx, b.Key); err != nil {
+	if err != nil && !notOurs(err) {
 		return fmt.Errorf("archiving %s: %w", b.Key, err)
 	}
 	return nil
@@ -340,20 +343,18 @@ func (d *Deps) removeInput(ctx context.Context, b sluice.Batch) error {
 // etag when one is given: range messages name the archive they were cut
 // from, and an archive replaced since (by another file) must fail the
 // batch with a clear reason instead of feeding it another file's bytes.
-// The BlobStore port has no If-Match on a ranged read, so this is a Stat
-// and a compare first (the archive key is written only by its batch's
-// split, so the window is that of a replayed split, now refused by source).
+// The store checks the ETag in the read itself (If-Match on S3, the open
+// file locally): one request per chunk, and no window between a look and
+// the read.
 func (d *Deps) getRange(ctx context.Context, key, etag string, off, n int64) (io.ReadCloser, error) {
-	if etag != "" {
-		info, err := d.Blobs.Stat(ctx, key)
-		if err != nil {
-			return nil, err
-		}
-		if info.ETag != etag {
-			return nil, sluice.Permanentf("%s is not the file the split cut (ETag %s, the split's %s): it was replaced, so the batch cannot be read", key, info.ETag, etag)
-		}
+	if etag == "" {
+		return d.Blobs.GetRange(ctx, key, off, n)
 	}
-	return d.Blobs.GetRange(ctx, key, off, n)
+	r, err := d.Blobs.GetRangeIf(ctx, key, etag, off, n)
+	if errors.Is(err, sluice.ErrETagMismatch) {
+		return nil, sluice.Permanentf("%s is not the file the split cut (its ETag is no longer the split's %s): it was replaced, so the batch cannot be read", key, etag)
+	}
+	return r, err
 }
 
 func isNotFound(err error) bool { return errors.Is(err, sluice.ErrNotFound) }

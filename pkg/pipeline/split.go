@@ -76,7 +76,11 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	}
 	ranges := !s.Config.CopyChunks
 	if ranges && src == b.Key {
-		if src, info, err = s.archiveFirst(ctx, b); err != nil {
+		src, info, err = s.archiveFirst(ctx, b, ev.ETag)
+		if why := missingReason(err, b.Key); why != "" {
+			return s.fail(ctx, b, why)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -235,8 +239,11 @@ func (s Splitter) source(ctx context.Context, b sluice.Batch, etag string) (stri
 	// Gone, or another upload of the same name since this batch removed
 	// its input: that one is another batch's, and this batch reads its
 	// archive (copying the new upload over it would mix two files).
+	// The archive is the batch's when it is a copy of the event's upload:
+	// by its ETag, or where the copy got an ETag of its own (S3's copy of a
+	// multipart upload) by the source ETag CopyIf recorded on it.
 	info, err = s.Blobs.Stat(ctx, ArchiveKey(b))
-	if err == nil && etag != "" && info.ETag != etag {
+	if err == nil && etag != "" && !info.IsCopyOf(etag) {
 		err = sluice.ErrNotFound // an archive of another upload
 	}
 	if isNotFound(err) && replaced {
@@ -305,8 +312,21 @@ func missingReason(err error, key string) string {
 // too, so the ranges and the records counted are the same bytes even if
 // the input is replaced. Its info carries the archive's own ETag, which
 // the ranges name (a copy of a multipart upload gets another one on S3).
-func (s Splitter) archiveFirst(ctx context.Context, b sluice.Batch) (string, sluice.BlobInfo, error) {
-	if err := s.Blobs.Copy(ctx, b.Key, ArchiveKey(b)); err != nil {
+// The copy is conditional on the event's ETag: an upload that replaced or
+// removed the input since source looked is not archived as this batch's;
+// source then decides again (an archive made by an earlier attempt, or
+// the batch's failure).
+func (s Splitter) archiveFirst(ctx context.Context, b sluice.Batch, etag string) (string, sluice.BlobInfo, error) {
+	err := s.copyInput(ctx, b)
+	if notOurs(err) {
+		src, info, err := s.source(ctx, b, etag)
+		if err == nil && src == b.Key {
+			// Replaced and put back between two looks: try again later.
+			return "", info, fmt.Errorf("archiving %s: the input changed during the copy", b.Key)
+		}
+		return src, info, err
+	}
+	if err != nil {
 		return "", sluice.BlobInfo{}, fmt.Errorf("archiving %s: %w", b.Key, err)
 	}
 	info, err := s.Blobs.Stat(ctx, ArchiveKey(b))

@@ -60,6 +60,10 @@ type Options struct {
 	// LinkTTL is how long a link lives when Link is asked for ttl <= 0.
 	// Default one hour.
 	LinkTTL time.Duration
+	// CopyLimit is the largest object CopyIf copies with one CopyObject;
+	// larger ones are copied part by part. Default and maximum 5 GiB,
+	// S3's limit; tests lower it to take the part-by-part path.
+	CopyLimit int64
 }
 
 // Option changes Options.
@@ -73,6 +77,9 @@ func WithPartSize(n int64) Option { return func(o *Options) { o.PartSize = n } }
 
 // WithConcurrency sets Options.Concurrency.
 func WithConcurrency(n int) Option { return func(o *Options) { o.Concurrency = n } }
+
+// WithCopyLimit sets Options.CopyLimit.
+func WithCopyLimit(n int64) Option { return func(o *Options) { o.CopyLimit = n } }
 
 // WithLinkTTL sets Options.LinkTTL.
 func WithLinkTTL(d time.Duration) Option { return func(o *Options) { o.LinkTTL = d } }
@@ -96,9 +103,12 @@ var _ sluice.BlobStore = (*Store)(nil)
 // in the services, so AWS_ENDPOINT_URL_S3 and the rest of the SDK's
 // configuration chain apply.
 func New(cfg aws.Config, bucket string, opts ...Option) *Store {
-	o := Options{PartSize: 8 << 20, Concurrency: 4, LinkTTL: time.Hour}
+	o := Options{PartSize: 8 << 20, Concurrency: 4, LinkTTL: time.Hour, CopyLimit: maxCopySize}
 	for _, f := range opts {
 		f(&o)
+	}
+	if o.CopyLimit <= 0 || o.CopyLimit > maxCopySize {
+		o.CopyLimit = maxCopySize
 	}
 	o.PartSize = min(max(o.PartSize, minPartSize), maxPartSize)
 	o.Concurrency = max(o.Concurrency, 1)
@@ -142,9 +152,24 @@ func isNotFound(err error) bool {
 	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound
 }
 
+// isPreconditionFailed tells S3's answer to an If-Match (or
+// x-amz-copy-source-if-match) that named another ETag: 412; a HEAD has no
+// body to carry the code.
+func isPreconditionFailed(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed" {
+		return true
+	}
+	var re *smithyhttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed
+}
+
 func (s *Store) wrap(op, key string, err error) error {
 	if isNotFound(err) {
 		return fmt.Errorf("s3: %s s3://%s/%s: %w", op, s.bucket, key, sluice.ErrNotFound)
+	}
+	if isPreconditionFailed(err) {
+		return fmt.Errorf("s3: %s s3://%s/%s: %w: %w", op, s.bucket, key, sluice.ErrETagMismatch, err)
 	}
 	return fmt.Errorf("s3: %s s3://%s/%s: %w", op, s.bucket, key, err)
 }
@@ -175,7 +200,7 @@ func (s *Store) Stat(ctx context.Context, key string) (sluice.BlobInfo, error) {
 	if err != nil {
 		return sluice.BlobInfo{}, s.wrap("stat", key, err)
 	}
-	return sluice.BlobInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: etag(out.ETag), Modified: aws.ToTime(out.LastModified)}, nil
+	return sluice.BlobInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: etag(out.ETag), Modified: aws.ToTime(out.LastModified), CopyOf: out.Metadata[copyOfMeta]}, nil
 }
 
 // List implements sluice.BlobStore.
@@ -234,15 +259,19 @@ func (s *Store) Copy(ctx context.Context, src, dst string) error {
 	var ae smithy.APIError
 	if errors.As(err, &ae) && (ae.ErrorCode() == "InvalidRequest" || ae.ErrorCode() == "EntityTooLarge") {
 		if info, serr := s.Stat(ctx, src); serr == nil && info.Size > maxCopySize {
-			return s.copyLarge(ctx, src, dst, info.Size)
+			return s.copyLarge(ctx, src, dst, info.Size, copyHead{})
 		}
 	}
 	return s.wrap("copy "+src+" to", dst, err)
 }
 
-func (s *Store) copyLarge(ctx context.Context, src, dst string, size int64) error {
+// copyLarge copies src part by part (UploadPartCopy), as S3 requires over
+// 5 GiB. h gives the copy its headers and metadata (a multipart upload
+// takes nothing from its sources) and the source's ETag every part is
+// copied under, when set.
+func (s *Store) copyLarge(ctx context.Context, src, dst string, size int64, h copyHead) error {
 	const part = 1 << 30
-	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &dst})
+	up, err := s.client.CreateMultipartUpload(ctx, h.upload(s.bucket, dst))
 	if err != nil {
 		return s.wrap("copy "+src+" to", dst, err)
 	}
@@ -252,6 +281,7 @@ func (s *Store) copyLarge(ctx context.Context, src, dst string, size int64) erro
 		out, err := s.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
 			Bucket: &s.bucket, Key: &dst, UploadId: up.UploadId, PartNumber: aws.Int32(n),
 			CopySource: aws.String(s.copySource(src)), CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+			CopySourceIfMatch: quoted(h.ifMatch),
 		})
 		if err != nil {
 			s.abort(dst, up.UploadId)

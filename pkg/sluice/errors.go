@@ -13,6 +13,12 @@ var ErrNotFound = errors.New("not found")
 // holds characters that cannot become a path.
 var ErrInvalidKey = errors.New("invalid object key")
 
+// ErrETagMismatch is returned (wrapped) by a conditional blob call
+// (GetRangeIf, CopyIf, DeleteIf) when the object holds another ETag than
+// the one the call named: S3's 412 PreconditionFailed. The object was
+// neither read, copied nor deleted.
+var ErrETagMismatch = errors.New("the object's ETag is not the one expected")
+
 // permanentError marks an error that retrying cannot fix: bad input, an
 // unknown message version, a missing object. The consumer runtime sends such
 // a message to the dead-letter queue at once instead of burning retries.

@@ -12,6 +12,17 @@ type BlobInfo struct {
 	Size     int64
 	ETag     string
 	Modified time.Time
+	// CopyOf is the ETag of the object this one was copied from by
+	// CopyIf, where the store records it ("" otherwise). S3 gives a copy
+	// of a multipart upload, and any copy made part by part, an ETag of
+	// its own, so a copy is known for what it is by this, not by its ETag.
+	CopyOf string
+}
+
+// IsCopyOf says whether the object info describes is the object of ETag
+// etag or a copy CopyIf made of it.
+func (info BlobInfo) IsCopyOf(etag string) bool {
+	return etag != "" && (info.ETag == etag || info.CopyOf == etag)
 }
 
 // BlobStore is one bucket: S3 on AWS, a directory locally. Every method
@@ -36,6 +47,20 @@ type BlobStore interface {
 	Copy(ctx context.Context, src, dst string) error
 	// Delete removes an object; deleting a missing object is not an error.
 	Delete(ctx context.Context, key string) error
+
+	// The conditional calls act on an object only while its ETag is etag,
+	// checked by the store in the same request (S3's If-Match), so no
+	// other writer can slip in between a look and the act. Another ETag is
+	// ErrETagMismatch, no object ErrNotFound; either way nothing was done.
+
+	// GetRangeIf is GetRange of the object whose ETag is etag: the bytes
+	// come from that object, never from one written over it since.
+	GetRangeIf(ctx context.Context, key, etag string, off, n int64) (io.ReadCloser, error)
+	// CopyIf copies src to dst, as Copy does, if src's ETag is etag. Stat
+	// of the copy reports etag as its ETag or as its CopyOf.
+	CopyIf(ctx context.Context, src, dst, etag string) error
+	// DeleteIf removes key if its ETag is etag.
+	DeleteIf(ctx context.Context, key, etag string) error
 	// Link returns a URL a person can follow to read the object, valid for
 	// about ttl where the store can limit it, and the time it stops working
 	// (zero when it never does).
