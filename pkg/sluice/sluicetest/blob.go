@@ -2,6 +2,7 @@ package sluicetest
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -123,6 +124,8 @@ func TestBlobStore(t *testing.T, newStore func(t *testing.T) sluice.BlobStore) {
 			t.Errorf("GetRange with a negative offset worked")
 		}
 	})
+	t.Run("Conditional", func(t *testing.T) { testConditional(t, newStore(t)) })
+	t.Run("ConditionalBig", func(t *testing.T) { testConditionalBig(t, newStore(t)) })
 	t.Run("Compose", func(t *testing.T) {
 		s := newStore(t)
 		c, ok := s.(sluice.Composer)
@@ -280,4 +283,105 @@ func mustLink(t *testing.T, s sluice.BlobStore, key string) string {
 		t.Fatalf("Link: %v", err)
 	}
 	return l
+}
+
+// readRangeIf reads a conditional range to its end.
+func readRangeIf(s sluice.BlobStore, key, etag string, off, n int64) (string, error) {
+	r, err := s.GetRangeIf(context.Background(), key, etag, off, n)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	return string(b), err
+}
+
+// testConditional: the conditional calls act on the object of the ETag
+// they name, and on nothing else: an object replaced since (other bytes of
+// the same size) is ErrETagMismatch, a missing one ErrNotFound, and in
+// both cases nothing is read, copied or deleted.
+func testConditional(t *testing.T, s sluice.BlobStore) {
+	ctx := t.Context()
+	const key, arch = "input/c.csv", "input_archive/b1/c.csv"
+	old := mustPut(t, s, key, []byte("header\nrow one\n"))
+	if got, err := readRangeIf(s, key, old.ETag, 7, 3); err != nil || got != "row" {
+		t.Fatalf("GetRangeIf of the object's ETag = %q, %v", got, err)
+	}
+	if got, err := readRangeIf(s, key, old.ETag, 3, 0); err != nil || got != "" {
+		t.Fatalf("an empty GetRangeIf of the object's ETag = %q, %v", got, err)
+	}
+	cur := mustPut(t, s, key, []byte("header\nrow two\n"))
+	for _, n := range []int64{4, 0} {
+		if got, err := readRangeIf(s, key, old.ETag, 11, n); !errors.Is(err, sluice.ErrETagMismatch) {
+			t.Errorf("GetRangeIf(%d bytes) of a replaced object = %q, %v; want ErrETagMismatch", n, got, err)
+		}
+	}
+	if got, err := readRangeIf(s, key, cur.ETag, 11, 4); err != nil || got != "two\n" {
+		t.Errorf("GetRangeIf of the new ETag = %q, %v", got, err)
+	}
+	if _, err := readRangeIf(s, "nope/x.csv", cur.ETag, 0, 1); !errors.Is(err, sluice.ErrNotFound) {
+		t.Errorf("GetRangeIf of a missing object: %v, want ErrNotFound", err)
+	}
+
+	if err := s.CopyIf(ctx, key, arch, old.ETag); !errors.Is(err, sluice.ErrETagMismatch) {
+		t.Errorf("CopyIf of a replaced object: %v, want ErrETagMismatch", err)
+	}
+	if _, err := s.Stat(ctx, arch); !errors.Is(err, sluice.ErrNotFound) {
+		t.Fatalf("a refused CopyIf left a copy: %v", err)
+	}
+	if err := s.CopyIf(ctx, "nope/x.csv", arch, old.ETag); !errors.Is(err, sluice.ErrNotFound) {
+		t.Errorf("CopyIf of a missing object: %v, want ErrNotFound", err)
+	}
+	if err := s.CopyIf(ctx, key, arch, cur.ETag); err != nil {
+		t.Fatalf("CopyIf of the object's ETag: %v", err)
+	}
+	if got := mustGet(t, s, arch); string(got) != "header\nrow two\n" {
+		t.Errorf("the copy holds %q", got)
+	}
+	if st, err := s.Stat(ctx, arch); err != nil || !st.IsCopyOf(cur.ETag) || st.IsCopyOf(old.ETag) {
+		t.Errorf("Stat of the copy = %+v, %v; want it a copy of %s only", st, err, cur.ETag)
+	}
+
+	if err := s.DeleteIf(ctx, key, old.ETag); !errors.Is(err, sluice.ErrETagMismatch) {
+		t.Errorf("DeleteIf of a replaced object: %v, want ErrETagMismatch", err)
+	}
+	if got := mustGet(t, s, key); string(got) != "header\nrow two\n" {
+		t.Fatalf("a refused DeleteIf changed the object: %q", got)
+	}
+	if err := s.DeleteIf(ctx, key, cur.ETag); err != nil {
+		t.Fatalf("DeleteIf of the object's ETag: %v", err)
+	}
+	if _, err := s.Stat(ctx, key); !errors.Is(err, sluice.ErrNotFound) {
+		t.Errorf("DeleteIf left the object: %v", err)
+	}
+	if err := s.DeleteIf(ctx, key, cur.ETag); !errors.Is(err, sluice.ErrNotFound) {
+		t.Errorf("DeleteIf of a missing object: %v, want ErrNotFound", err)
+	}
+}
+
+// testConditionalBig: a copy of a big object (a multipart upload on S3,
+// whose copy S3 gives an ETag of its own) is still known as its copy, and
+// ranges of it read under its own ETag.
+func testConditionalBig(t *testing.T, s sluice.BlobStore) {
+	ctx := t.Context()
+	big := make([]byte, 11<<20+5)
+	rand.Read(big)
+	if _, err := s.Put(ctx, "input/big.csv", onlyReader{bytes.NewReader(big)}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := s.Stat(ctx, "input/big.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CopyIf(ctx, "input/big.csv", "input_archive/b2/big.csv", src.ETag); err != nil {
+		t.Fatalf("CopyIf of a big object: %v", err)
+	}
+	cp, err := s.Stat(ctx, "input_archive/b2/big.csv")
+	if err != nil || !cp.IsCopyOf(src.ETag) || cp.Size != src.Size {
+		t.Fatalf("Stat of the copy = %+v, %v; want a copy of %+v", cp, err, src)
+	}
+	got, err := readRangeIf(s, "input_archive/b2/big.csv", cp.ETag, 6<<20+3, 1<<20)
+	if err != nil || got != string(big[6<<20+3:7<<20+3]) {
+		t.Errorf("GetRangeIf of the copy: %d bytes, %v; want the range's bytes", len(got), err)
+	}
 }
