@@ -115,9 +115,9 @@ func uploadMultipart(t *testing.T, st *s3blob.Store, orders string) sluice.Objec
 }
 
 // openOn opens an engine on data with its bucket on st, the reference of
-// fin loaded.
-func openOn(t *testing.T, st *s3blob.Store, data, fin string) *embedded.Engine {
-	eng, err := embedded.Open(data, config.Default(), nil)
+// fin loaded, and cfg (nil: the default configuration).
+func openOn(t *testing.T, st *s3blob.Store, data, fin string, cfg *config.Pipeline) *embedded.Engine {
+	eng, err := embedded.Open(data, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func openOn(t *testing.T, st *s3blob.Store, data, fin string) *embedded.Engine {
 // crashAfterArchive sends ev to an engine that dies at split.after_archive,
 // and returns the batch then.
 func crashAfterArchive(t *testing.T, st *s3blob.Store, data, fin string, ev sluice.ObjectCreated) sluice.Batch {
-	eng := openOn(t, st, data, fin)
+	eng := openOn(t, st, data, fin, nil)
 	defer eng.Close()
 	crashed := make(chan struct{})
 	var once sync.Once
@@ -171,7 +171,7 @@ func crashAfterArchive(t *testing.T, st *s3blob.Store, data, fin string, ev slui
 
 // restart runs a new engine on data until batch id ends.
 func restart(t *testing.T, st *s3blob.Store, data, id string) sluice.Batch {
-	eng := openOn(t, st, data, "")
+	eng := openOn(t, st, data, "", nil)
 	defer eng.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
