@@ -1,6 +1,9 @@
 package fsblob_test
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,5 +76,51 @@ func TestObjectsAreReadable(t *testing.T) {
 	}
 	if st.Mode().Perm() != fsblob.FileMode {
 		t.Fatalf("object mode %v, want %v", st.Mode().Perm(), os.FileMode(fsblob.FileMode))
+	}
+}
+
+// TestDeleteIfNeverRemovesARacingPut: a Put racing a DeleteIf of the
+// object it replaces is never lost. Whichever comes first, the new object
+// must stay: put first, the delete finds another ETag and refuses; delete
+// first, the put lands after it. Without DeleteIf's lock against this
+// process's renames, a put landing between the check and the removal was
+// removed (the window fsblob's DeleteIf exists to close).
+func TestDeleteIfNeverRemovesARacingPut(t *testing.T) {
+	s, err := fsblob.New(filepath.Join(t.TempDir(), "bucket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, key := t.Context(), "input/f.csv"
+	for i := range 500 {
+		old, err := s.Put(ctx, key, strings.NewReader(fmt.Sprintf("old %d\n", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("new %d\n", i)
+		start, done := make(chan struct{}), make(chan error, 2)
+		go func() { <-start; _, err := s.Put(ctx, key, strings.NewReader(want)); done <- err }()
+		go func() {
+			<-start
+			err := s.DeleteIf(ctx, key, old.ETag)
+			if errors.Is(err, sluice.ErrETagMismatch) {
+				err = nil
+			}
+			done <- err
+		}()
+		close(start)
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, err := s.Get(ctx, key)
+		if err != nil {
+			t.Fatalf("round %d: the put racing the delete is gone: %v", i, err)
+		}
+		got, _ := io.ReadAll(r)
+		r.Close()
+		if string(got) != want {
+			t.Fatalf("round %d: %q, want %q", i, got, want)
+		}
 	}
 }
