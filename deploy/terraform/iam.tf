@@ -100,6 +100,9 @@ data "aws_iam_policy_document" "splitter" {
       resources = [local.all_queues_arn]
     }
   }
+  # The input is removed with a DeleteObject under If-Match (its batch's
+  # ETag: a new upload of the same name is left alone), which S3 allows
+  # only with s3:GetObject as well as s3:DeleteObject on the key.
   statement {
     sid       = "ReadAndRemoveInput"
     actions   = ["s3:GetObject", "s3:DeleteObject"]

@@ -74,6 +74,11 @@ func resources(params any) []named {
 			}
 			out = append(out, named{".CopySource", strings.TrimPrefix(src, "/")})
 		}
+		if s("IfMatch") != "" {
+			// A conditional call may need more than its plain form: a
+			// DeleteObject under If-Match needs s3:GetObject too.
+			out = append(out, named{".IfMatch", strings.TrimSuffix(s("Bucket")+"/"+s("Key"), "/")})
+		}
 	case s("QueueUrl") != "":
 		u := s("QueueUrl")
 		out = append(out, named{"", u[strings.LastIndexByte(u, '/')+1:]})

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -64,6 +65,11 @@ func TestObserverRecordsResources(t *testing.T) {
 	if _, err := st.Stat(t.Context(), "input_archive/b1/a b.csv"); err != nil {
 		t.Fatal(err)
 	}
+	// A conditional delete is heard with its If-Match (it needs
+	// s3:GetObject as well as s3:DeleteObject).
+	if err := st.DeleteIf(t.Context(), "input_archive/b1/a b.csv", "0123456789abcdef0123456789abcdef"); !errors.Is(err, sluice.ErrETagMismatch) {
+		t.Fatalf("DeleteIf of another ETag: %v", err)
+	}
 	// A delivery sink's copy into a partner's bucket, through Partner:
 	// the target is heard as the partner's, the source stays ours.
 	partner := s3.NewFromConfig(awsconfig.Partner(cfg), func(o *s3.Options) { o.UsePathStyle = true })
@@ -108,6 +114,8 @@ func TestObserverRecordsResources(t *testing.T) {
 		"S3 CopyObject.CopySource observed/input/a b.csv",
 		"S3 CopyObject " + awsconfig.PartnerPrefix + "partner-bkt/out/a.csv",
 		"S3 HeadObject observed/input_archive/b1/a b.csv",
+		"S3 DeleteObject observed/input_archive/b1/a b.csv",
+		"S3 DeleteObject.IfMatch observed/input_archive/b1/a b.csv",
 		"DynamoDB PutItem observe-batches",
 		"DynamoDB BatchWriteItem observe-rejects",
 	} {

@@ -79,7 +79,8 @@ func ReadCalls(path string) ([]fault.Call, error) {
 
 // s3Actions maps the S3 operations the adapters use to the IAM action AWS
 // checks for them; multipart and copy targets need s3:PutObject, a copy's
-// source and a HEAD s3:GetObject, a HeadBucket or a listing s3:ListBucket.
+// source and a HEAD s3:GetObject, a HeadBucket or a listing s3:ListBucket,
+// a conditional delete s3:GetObject besides s3:DeleteObject.
 var s3Actions = map[string]string{
 	"GetObject": "s3:GetObject", "HeadObject": "s3:GetObject",
 	"CopyObject.CopySource": "s3:GetObject", "UploadPartCopy.CopySource": "s3:GetObject",
@@ -87,6 +88,10 @@ var s3Actions = map[string]string{
 	"CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject", "CompleteMultipartUpload": "s3:PutObject",
 	"AbortMultipartUpload": "s3:AbortMultipartUpload",
 	"DeleteObject":         "s3:DeleteObject", "DeleteObjects": "s3:DeleteObject",
+	// The If-Match of a conditional call: a DeleteObject under If-Match
+	// needs s3:GetObject as well (S3's conditional deletes), and a read
+	// under one no more than the read.
+	"DeleteObject.IfMatch": "s3:GetObject", "GetObject.IfMatch": "s3:GetObject", "HeadObject.IfMatch": "s3:GetObject",
 	"ListObjectsV2": "s3:ListBucket", "ListObjects": "s3:ListBucket", "HeadBucket": "s3:ListBucket",
 }
 

@@ -64,6 +64,13 @@ func TestObservedCallsChecksCatch(t *testing.T) {
 			want:  []string{"deliverer:", "no delivery grant covers it"},
 		},
 		{
+			// A DeleteObject under If-Match needs s3:GetObject too: the
+			// notifier may delete intermediates, but not read them.
+			name:  "a conditional delete without s3:GetObject",
+			extra: []fault.Call{{Process: "notifier", Service: "S3", Operation: "DeleteObject.IfMatch", Resource: "bkt/b1/to_process/part00000.csv"}},
+			want:  []string{"notifier:", "s3:GetObject s3:b1/to_process/part00000.csv", "does not allow"},
+		},
+		{
 			name:  "an operation without a known IAM action",
 			extra: []fault.Call{{Process: "merger", Service: "S3", Operation: "PutBucketPolicy", Resource: "bkt"}},
 			want:  []string{"merger:", "no IAM action known"},
