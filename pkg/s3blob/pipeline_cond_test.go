@@ -23,10 +23,20 @@ import (
 // emulator (gofakes3 behind awstest's If-Match checks) while the embedded
 // engine runs with its bucket there.
 
-// runOn uploads orders under input/orders.csv of st (one PutObject: a
+// runOn is runBatch of a batch that must complete.
+func runOn(t *testing.T, st *s3blob.Store, orders, fin string, cfg *config.Pipeline) sluice.Batch {
+	t.Helper()
+	b := runBatch(t, st, orders, fin, cfg)
+	if b.State != sluice.StateCompleted {
+		t.Fatalf("batch %s: %s %q", b.ID, b.State, b.Reason)
+	}
+	return b
+}
+
+// runBatch uploads orders under input/orders.csv of st (one PutObject: a
 // small file), runs the pipeline with cfg until the batch ends and
 // returns it.
-func runOn(t *testing.T, st *s3blob.Store, orders, fin string, cfg *config.Pipeline) sluice.Batch {
+func runBatch(t *testing.T, st *s3blob.Store, orders, fin string, cfg *config.Pipeline) sluice.Batch {
 	body, err := os.ReadFile(orders)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +58,7 @@ func runOn(t *testing.T, st *s3blob.Store, orders, fin string, cfg *config.Pipel
 	defer func() { cancel(); <-done }()
 	id := sluice.BatchID(st.Bucket(), ev.Key, ev.ETag, ev.Sequence)
 	b, err := eng.Wait(ctx, id, nil)
-	if err != nil || b.State != sluice.StateCompleted {
+	if err != nil {
 		t.Fatalf("batch %s: %s %q, %v", id, b.State, b.Reason, err)
 	}
 	return b
@@ -150,5 +160,56 @@ func TestRemoveInputKeepsRacingUpload(t *testing.T) {
 	}
 	if got := read(t, plain, "input/orders.csv"); !bytes.Equal(got, next) {
 		t.Fatalf("input/orders.csv holds %d bytes, not the next upload (%v)", len(got), got[:min(len(got), 40)])
+	}
+}
+
+// uploadOnCopy is a transport that, before the first CopyObject from
+// key it carries, runs upload: a new upload landing between the split's
+// look at its input and the archive copy.
+type uploadOnCopy struct {
+	next   http.RoundTripper
+	key    string
+	fired  atomic.Bool
+	upload func()
+}
+
+func (u *uploadOnCopy) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.Contains(req.Header.Get("X-Amz-Copy-Source"), u.key) && !u.fired.Swap(true) {
+		u.upload()
+	}
+	return u.next.RoundTrip(req)
+}
+
+// TestArchiveRefusesRacingUpload: an upload that replaces the input after
+// the split found it to be the batch's, before the archive copy, is not
+// archived as this batch's input (the copy is conditional on the event's
+// ETag): the batch fails saying its file was replaced, and the new upload
+// stays for its own batch. An unconditional copy archived the new upload,
+// and the batch completed with another file's rows.
+func TestArchiveRefusesRacingUpload(t *testing.T) {
+	env := awstest.Shared(t)
+	plain := newStore(t)
+	orders, fin, cfg := smallRun(t)
+	next := []byte("id,x\n1,the next upload\n")
+	hook := &uploadOnCopy{next: http.DefaultTransport, key: "input/orders.csv", upload: func() {
+		if _, err := plain.Put(context.Background(), "input/orders.csv", bytes.NewReader(next)); err != nil {
+			t.Error(err)
+		}
+	}}
+	acfg := env.Config(awstest.S3)
+	acfg.HTTPClient = &http.Client{Transport: hook}
+	st := s3blob.New(acfg, plain.Bucket(), s3blob.WithPathStyle())
+	b := runBatch(t, st, orders, fin, cfg)
+	if !hook.fired.Load() {
+		t.Fatal("the split made no copy of its input; the test raced nothing")
+	}
+	if b.State != sluice.StateFailed || !strings.Contains(b.Reason, "replaced by another upload") {
+		t.Fatalf("batch whose input was replaced before its archive: %s %q; want failed, saying so", b.State, b.Reason)
+	}
+	if got := read(t, plain, "input/orders.csv"); !bytes.Equal(got, next) {
+		t.Fatalf("input/orders.csv holds %d bytes, not the next upload", len(got))
+	}
+	if st, err := plain.Stat(t.Context(), pipeline.ArchiveKey(b)); err == nil {
+		t.Fatalf("the batch has an archive (%+v): the next upload was archived as its input", st)
 	}
 }
