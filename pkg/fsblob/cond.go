@@ -54,6 +54,21 @@ func checkETag(key string, f *os.File, etag string) error {
 	return nil
 }
 
+// GetIf implements sluice.BlobStore: the ETag is checked on the file Get
+// opened, so the bytes read are that file's.
+func (s *Store) GetIf(ctx context.Context, key, etag string) (io.ReadCloser, error) {
+	r, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	f := r.(*os.File)
+	if err := checkETag(key, f, etag); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // GetRangeIf implements sluice.BlobStore: the ETag is checked on the file
 // GetRange opened, so the range is read from that file.
 func (s *Store) GetRangeIf(ctx context.Context, key, etag string, off, n int64) (io.ReadCloser, error) {

@@ -64,29 +64,21 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 		return s.fail(ctx, b, unclaimed)
 	}
 
-	src, info, err := s.source(ctx, b, ev.ETag)
-	if why := missingReason(err, b.Key); why != "" {
+	src, info, why, err := s.locate(ctx, b, ev.ETag)
+	if why != "" {
 		return s.fail(ctx, b, why)
 	}
 	if err != nil {
 		return err
 	}
-	if lim := s.Config.Limits.MaxFileBytes; info.Size > lim {
-		return s.fail(ctx, b, fmt.Sprintf("the file is %d bytes, over the limit of %d bytes (limits.maxFileBytes)", info.Size, lim))
-	}
 	ranges := !s.Config.CopyChunks
-	if ranges && src == b.Key {
-		src, info, err = s.archiveFirst(ctx, b, ev.ETag)
-		if why := missingReason(err, b.Key); why != "" {
-			return s.fail(ctx, b, why)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	r, err := s.Blobs.Get(ctx, src)
+	// Read under the ETag locate found: in copies mode input/<key> is
+	// read in place, and an upload replacing it since locate looked is
+	// another batch's (the retry's source fails this one, or finds its
+	// archive).
+	r, err := s.Blobs.GetIf(ctx, src, info.ETag)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading %s: %w", src, err)
 	}
 	defer r.Close()
 	// Compressed files and workbooks are decoded here, once: their chunks
@@ -122,6 +114,30 @@ func (s Splitter) Split(ctx context.Context, ev sluice.ObjectCreated, redelivere
 	s.rec().Bytes("split", "read", info.Size)
 	log.InfoContext(ctx, "split done", "chunks", res.chunks, "rows", res.rows)
 	return nil
+}
+
+// locate finds what the split reads: the batch's upload under input/,
+// copied to its archive first in ranges mode, or its archive when a crash
+// or a duplicate event came after the archive. why is set when the batch
+// must fail instead: its file deleted, replaced, or over the size limit.
+func (s Splitter) locate(ctx context.Context, b sluice.Batch, etag string) (src string, info sluice.BlobInfo, why string, err error) {
+	src, info, err = s.source(ctx, b, etag)
+	if why := missingReason(err, b.Key); why != "" {
+		return "", info, why, nil
+	}
+	if err != nil {
+		return "", info, "", err
+	}
+	if lim := s.Config.Limits.MaxFileBytes; info.Size > lim {
+		return "", info, fmt.Sprintf("the file is %d bytes, over the limit of %d bytes (limits.maxFileBytes)", info.Size, lim), nil
+	}
+	if !s.Config.CopyChunks && src == b.Key {
+		src, info, err = s.archiveFirst(ctx, b, etag)
+		if why := missingReason(err, b.Key); why != "" {
+			return "", info, why, nil
+		}
+	}
+	return src, info, "", err
 }
 
 // notAnInput handles the events that start no batch: a key that is not

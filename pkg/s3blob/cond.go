@@ -20,6 +20,19 @@ import (
 // of its own, so the copy's ETag cannot say which upload it holds.
 const copyOfMeta = "sluice-copy-of"
 
+// GetIf implements sluice.BlobStore: GetObject under If-Match. Unlike a
+// range, the whole object is read, so its checksum is validated as Get's.
+func (s *Store) GetIf(ctx context.Context, key, etag string) (io.ReadCloser, error) {
+	if err := sluice.ValidateKey(key); err != nil {
+		return nil, err
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key, IfMatch: quoted(etag)})
+	if err != nil {
+		return nil, s.wrap("get", key, err)
+	}
+	return out.Body, nil
+}
+
 // GetRangeIf implements sluice.BlobStore: one ranged GetObject under
 // If-Match, so there is no window between a look and the read.
 func (s *Store) GetRangeIf(ctx context.Context, key, etag string, off, n int64) (io.ReadCloser, error) {

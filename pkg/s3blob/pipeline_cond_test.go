@@ -213,3 +213,58 @@ func TestArchiveRefusesRacingUpload(t *testing.T) {
 		t.Fatalf("the batch has an archive (%+v): the next upload was archived as its input", st)
 	}
 }
+
+// uploadOnGet is a transport that, before the first GET of key it
+// carries, runs upload.
+type uploadOnGet struct {
+	next   http.RoundTripper
+	key    string
+	fired  atomic.Bool
+	upload func()
+}
+
+func (u *uploadOnGet) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/"+u.key) && !u.fired.Swap(true) {
+		u.upload()
+	}
+	return u.next.RoundTrip(req)
+}
+
+// TestCopiesSplitRefusesRacingUpload: in copies mode the split reads
+// input/<key> in place. A valid upload replacing it after the split looked,
+// before its read, is not split as this batch's (the read is under the
+// event's ETag): the batch fails saying its file was replaced, and the new
+// upload stays. An unconditional read completed the batch with the new
+// file's rows.
+func TestCopiesSplitRefusesRacingUpload(t *testing.T) {
+	env := awstest.Shared(t)
+	plain := newStore(t)
+	orders, fin, cfg := smallRun(t)
+	cfg.CopyChunks = true
+	nextPath, _, _, err := gen.WriteFiles(t.TempDir(), gen.Options{Rows: 3000, RefRows: 500, Seed: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := os.ReadFile(nextPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := &uploadOnGet{next: http.DefaultTransport, key: "input/orders.csv", upload: func() {
+		if _, err := plain.Put(context.Background(), "input/orders.csv", bytes.NewReader(next)); err != nil {
+			t.Error(err)
+		}
+	}}
+	acfg := env.Config(awstest.S3)
+	acfg.HTTPClient = &http.Client{Transport: hook}
+	st := s3blob.New(acfg, plain.Bucket(), s3blob.WithPathStyle())
+	b := runBatch(t, st, orders, fin, cfg)
+	if !hook.fired.Load() {
+		t.Fatal("the split made no GET of its input; the test raced nothing")
+	}
+	if b.State != sluice.StateFailed || !strings.Contains(b.Reason, "replaced by another upload") {
+		t.Fatalf("batch whose input was replaced before the split read it: %s %q, %d rows in; want failed, saying so", b.State, b.Reason, b.RowsIn)
+	}
+	if got := read(t, plain, "input/orders.csv"); !bytes.Equal(got, next) {
+		t.Fatalf("input/orders.csv holds %d bytes, not the next upload", len(got))
+	}
+}

@@ -53,8 +53,10 @@ type BlobStore interface {
 	// other writer can slip in between a look and the act. Another ETag is
 	// ErrETagMismatch, no object ErrNotFound; either way nothing was done.
 
-	// GetRangeIf is GetRange of the object whose ETag is etag: the bytes
-	// come from that object, never from one written over it since.
+	// GetIf is Get of the object whose ETag is etag, and GetRangeIf
+	// GetRange of it: the bytes come from that object, never from one
+	// written over it since.
+	GetIf(ctx context.Context, key, etag string) (io.ReadCloser, error)
 	GetRangeIf(ctx context.Context, key, etag string, off, n int64) (io.ReadCloser, error)
 	// CopyIf copies src to dst, as Copy does, if src's ETag is etag. Stat
 	// of the copy reports etag as its ETag or as its CopyOf.

@@ -319,6 +319,21 @@ func testConditional(t *testing.T, s sluice.BlobStore) {
 	if got, err := readRangeIf(s, key, cur.ETag, 11, 4); err != nil || got != "two\n" {
 		t.Errorf("GetRangeIf of the new ETag = %q, %v", got, err)
 	}
+	if _, err := s.GetIf(ctx, key, old.ETag); !errors.Is(err, sluice.ErrETagMismatch) {
+		t.Errorf("GetIf of a replaced object: %v, want ErrETagMismatch", err)
+	}
+	if r, err := s.GetIf(ctx, key, cur.ETag); err != nil {
+		t.Errorf("GetIf of the object's ETag: %v", err)
+	} else {
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || string(got) != "header\nrow two\n" {
+			t.Errorf("GetIf of the object's ETag = %q, %v", got, err)
+		}
+	}
+	if _, err := s.GetIf(ctx, "nope/x.csv", cur.ETag); !errors.Is(err, sluice.ErrNotFound) {
+		t.Errorf("GetIf of a missing object: %v, want ErrNotFound", err)
+	}
 	if _, err := readRangeIf(s, "nope/x.csv", cur.ETag, 0, 1); !errors.Is(err, sluice.ErrNotFound) {
 		t.Errorf("GetRangeIf of a missing object: %v, want ErrNotFound", err)
 	}
