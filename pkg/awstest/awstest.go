@@ -7,7 +7,9 @@
 // By default it starts emulators on loopback, each on a free port, for the
 // life of one test binary: S3 is gofakes3 in-process; S3Copy, a second S3
 // for what gofakes3 lacks (UploadPartCopy), is @20minutes/s3rver behind a
-// proxy that enforces S3's multipart rules (s3copy.go); SQS, DynamoDB and
+// proxy that enforces S3's multipart rules and If-Match conditions and
+// gives S3's ETags (s3copy.go, s3uploads.go, s3etags.go; gofakes3 gets the
+// same If-Match checks); SQS, DynamoDB and
 // SES are the node packages local-aws-sqs, dynalite and aws-ses-v2-local
 // that `npm ci` installs under the module root (package.json pins them).
 // Every S3 request is counted per bucket on the wire (Env.S3Traffic). If
