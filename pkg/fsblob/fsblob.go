@@ -304,8 +304,10 @@ func (s *Store) Copy(ctx context.Context, src, dst string) error {
 	}
 	tmp := filepath.Join(filepath.Dir(dp), tmpPrefix+"link-"+strconv.FormatInt(time.Now().UnixNano(), 36))
 	if err := os.Link(sp, tmp); err == nil {
+		// Removed whatever happens: a rename onto another link of the
+		// same file (a copy made again) does nothing and leaves tmp.
+		defer os.Remove(tmp)
 		if err := place(tmp, dp); err != nil {
-			os.Remove(tmp)
 			return fmt.Errorf("fsblob: %w", err)
 		}
 		return nil

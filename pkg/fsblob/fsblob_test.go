@@ -124,3 +124,38 @@ func TestDeleteIfNeverRemovesARacingPut(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyAgainLeavesNoLink: copying onto an existing copy (a retried
+// archive: the same file, hard-linked) leaves no temporary link behind,
+// which a rename onto another link of the same file would.
+func TestCopyAgainLeavesNoLink(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "bucket")
+	s, err := fsblob.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	info, err := s.Put(ctx, "input/f.csv", strings.NewReader("a\n1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.Copy(ctx, "input/f.csv", "input_archive/b/f.csv"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CopyIf(ctx, "input/f.csv", "input_archive/b/f.csv", info.ETag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left, err := os.ReadDir(filepath.Join(dir, "input_archive", "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 {
+		var names []string
+		for _, e := range left {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("the archive directory holds %v; want the copy alone", names)
+	}
+}
