@@ -169,7 +169,12 @@ func intOf(v any) int {
 }
 
 // Check returns the first rule the value breaks, or ok.
-func (c *Column) Check(v []byte) (rule, msg string, ok bool) {
+func (c *Column) Check(v []byte) (rule, msg string, ok bool) { return c.CheckText(v, false) }
+
+// CheckText is Check for a value the caller may know to be ASCII (a
+// plain row, csvscan.SplitPlain): its length in characters is then its
+// length in bytes, and no rune is counted.
+func (c *Column) CheckText(v []byte, ascii bool) (rule, msg string, ok bool) {
 	if !c.fast {
 		return c.checkLibrary(v)
 	}
@@ -177,12 +182,12 @@ func (c *Column) Check(v []byte) (rule, msg string, ok bool) {
 		return RuleRequired, fmt.Sprintf("%s is empty", c.Name), false
 	}
 	if c.maxLen >= 0 && len(v) > c.maxLen { // bytes ≥ runes: count runes only when it may matter
-		if n := utf8.RuneCount(v); n > c.maxLen {
+		if n := runes(v, ascii); n > c.maxLen {
 			return "maxLength", fmt.Sprintf("%s is %d characters long, more than %d", c.Name, n, c.maxLen), false
 		}
 	}
 	if c.minLen > 0 && len(v) < c.minLen*utf8.UTFMax {
-		if n := utf8.RuneCount(v); n < c.minLen {
+		if n := runes(v, ascii); n < c.minLen {
 			return "minLength", fmt.Sprintf("%s is %d characters long, fewer than %d", c.Name, n, c.minLen), false
 		}
 	}
@@ -196,6 +201,13 @@ func (c *Column) Check(v []byte) (rule, msg string, ok bool) {
 		return "const", fmt.Sprintf("%s %s is not the required value", c.Name, quote(v)), false
 	}
 	return "", "", true
+}
+
+func runes(v []byte, ascii bool) int {
+	if ascii {
+		return len(v)
+	}
+	return utf8.RuneCount(v)
 }
 
 func containsBytes(set [][]byte, v []byte) bool {
