@@ -313,7 +313,11 @@ func (r *chunkRun) validate(line int64, raw []byte) {
 	for _, fc := range r.p.checks {
 		// A plain row is ASCII: its values' lengths in characters are their
 		// lengths in bytes, and the rules need not count runes.
-		if rule, msg, good := fc.col.CheckText(r.fields[fc.field], plain); !good {
+		v := r.fields[fc.field]
+		if plain && fc.col.ASCIIOK(v) {
+			continue
+		}
+		if rule, msg, good := fc.col.CheckText(v, plain); !good {
 			r.reject(line, raw, fc.col.Name, rule, msg)
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"regexp/syntax"
 	"strings"
@@ -55,6 +56,10 @@ type Column struct {
 	hasEnum            bool
 	constVal           []byte
 	hasConst           bool
+	// lenOnly: the direct checks are only lengths, which an ASCII value
+	// meets when its length is in [lenMin, lenMax] (ASCIIOK).
+	lenOnly        bool
+	lenMin, lenMax int
 }
 
 // knownKeywords are the keywords the direct checks implement, plus those
@@ -138,7 +143,20 @@ func compileColumn(c config.Column) (*Column, error) {
 			}
 		}
 	}
+	col.lenOnly = col.fast && col.pattern == nil && !col.hasEnum && !col.hasConst
+	col.lenMin, col.lenMax = max(col.minLen, 0), col.maxLen
+	if col.maxLen < 0 {
+		col.lenMax = math.MaxInt
+	}
 	return col, nil
+}
+
+// ASCIIOK reports, for an ASCII value, that the column's rules hold
+// without calling CheckText: true only when the rules are lengths alone
+// and the value's length meets them. False says nothing; call CheckText.
+// It is small enough to be inlined into the worker's per-field loop.
+func (c *Column) ASCIIOK(v []byte) bool {
+	return c.lenOnly && len(v) >= c.lenMin && len(v) <= c.lenMax
 }
 
 func typeAllowsString(v any) bool {
