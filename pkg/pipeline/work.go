@@ -396,7 +396,9 @@ func (w *Worker) write(run *chunkRun) {
 	out := &run.bufs.out
 	out.Reset()
 	out.Grow(len(run.arena) + len(run.rows)*64)
-	var line []byte
+	// The lines are appended to out's own free space and handed to it in
+	// one Write at the end, not copied in one by one.
+	lines := out.AvailableBuffer()
 	for i, r := range run.rows {
 		raw := run.arena[r.start:r.end]
 		if run.p.key >= 0 && !run.found(i) && w.Config.Reference.OnMissing == "reject" {
@@ -405,10 +407,10 @@ func (w *Worker) write(run *chunkRun) {
 				fmt.Sprintf("%s %q is not in the reference data", w.Config.Reference.Key, key))
 			continue
 		}
-		line = w.outputLine(run, line[:0], raw, r.plain, i)
-		out.Write(line)
+		lines = w.outputLine(run, lines, raw, r.plain, i)
 		run.stats.RowsOut++
 	}
+	out.Write(lines)
 
 	// Rejected rows in line order: the worker found them in two passes.
 	sortRejects(run.rejects)
