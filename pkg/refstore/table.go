@@ -153,16 +153,24 @@ func (s *table) LookupPacked(ctx context.Context, keys []string, into *sluice.Pa
 	buf := into.Buf[:0]
 	ps := s.probeOrder(sc, keys)
 	var sink uint64
-	for len(ps) > 0 {
-		g := ps[:min(len(ps), probeGroup)]
-		ps = ps[len(g):]
-		sink += s.touch(g)
+	var offs, next [probeGroup]uint64
+	g := ps[:min(len(ps), probeGroup)]
+	ps = ps[len(g):]
+	sink += s.touchSlots(g, &offs)
+	for len(g) > 0 {
+		// The next group's slots are loaded while this group's records
+		// are: two groups' misses in flight, not one.
+		ng := ps[:min(len(ps), probeGroup)]
+		ps = ps[len(ng):]
+		sink += s.touchSlots(ng, &next)
+		sink += s.touchRecords(offs[:len(g)])
 		for _, p := range g {
 			if v := s.find(keys[p.i], p.h); v != nil {
 				spans[p.i] = sluice.PackedSpan{Start: len(buf), End: len(buf) + len(v), Found: true}
 				buf = append(buf, v...)
 			}
 		}
+		g, offs = ng, next
 	}
 	keep(sink)
 	into.Buf, into.Spans = buf, spans
@@ -203,23 +211,28 @@ func (s *table) decode(buf []byte, spans []sluice.PackedSpan) [][]string {
 // probeGroup is how many probes touch their memory before any is compared.
 const probeGroup = 16
 
-// touch loads the home slot, tag and first record byte of each probe of a
-// group. The loads of one pass do not depend on each other, so the CPU has
-// a whole group's cache (and TLB) misses in flight at once; find then hits
-// the cache. Probed one by one, each key waited for its slot, then its
-// record: at 10M keys that was most of a chunk's lookup time
-// (BENCHMARKS.md). It returns a sum only so the loads are not optimised
-// away.
-func (s *table) touch(g []probe) uint64 {
+// touchSlots and touchRecords load the home slot and tag, then the first
+// record byte, of each probe of a group. The loads of one pass do not
+// depend on each other, so the CPU has a whole group's cache (and TLB)
+// misses in flight at once; find then hits the cache. Probed one by one,
+// each key waited for its slot, then its record: at 10M keys that was most
+// of a chunk's lookup time (BENCHMARKS.md). LookupPacked loads the next
+// group's slots with this group's records. They return a sum only so the
+// loads are not optimised away.
+func (s *table) touchSlots(g []probe, offs *[probeGroup]uint64) uint64 {
 	mask := uint64(len(s.slots) - 1)
-	var offs [probeGroup]uint64
 	var sink uint64
 	for j, p := range g {
 		i := p.h & mask
 		offs[j] = s.slots[i]
 		sink += uint64(s.tags[i])
 	}
-	for _, off := range offs[:len(g)] {
+	return sink
+}
+
+func (s *table) touchRecords(offs []uint64) uint64 {
+	var sink uint64
+	for _, off := range offs {
 		if off != 0 && off <= uint64(len(s.data)) {
 			sink += uint64(s.data[off-1])
 		}
