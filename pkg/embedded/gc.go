@@ -103,6 +103,13 @@ func (e *Engine) GC(ctx context.Context, now time.Time, dryRun bool) (GCReport, 
 			for _, o := range r.Objects {
 				rep.add(GCItem{BatchID: b.ID, Kind: k.kind, Path: e.Path(o.Key), Bytes: o.Size})
 			}
+			if k.kind == "intermediate" && e.Spool != nil && !dryRun {
+				// A failed batch's spool files were under an intermediate
+				// prefix; the spool's state row goes with them.
+				if err := e.Spool.Drop(ctx, b.ID); err != nil {
+					return rep, err
+				}
+			}
 		}
 	}
 	if !dryRun {

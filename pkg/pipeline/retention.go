@@ -12,7 +12,7 @@ import (
 // batch has ended nothing reads them (a redelivered chunk or merge message
 // for an ended batch is ignored), so they can go.
 func IntermediatePrefixes(b sluice.Batch) []string {
-	return []string{b.ID + "/to_process/", b.ID + "/output/parts/", b.ID + "/output/errors/"}
+	return []string{b.ID + "/to_process/", b.ID + "/output/parts/", b.ID + "/output/errors/", SpoolPrefix(b.ID)}
 }
 
 // OutputPrefix is where a batch's merged output, error report and
