@@ -31,8 +31,7 @@ func TestSignalStopsRunAndResumes(t *testing.T) {
 			}
 			deadline := time.Now().Add(60 * time.Second)
 			for time.Now().Before(deadline) {
-				parts, _ := filepath.Glob(filepath.Join(data, "bucket", "*", "output", "parts", "*.csv"))
-				if len(parts) >= 3 {
+				if chunksWritten(data) {
 					break
 				}
 				time.Sleep(2 * time.Millisecond)
