@@ -216,6 +216,12 @@ func (e *Engine) runStage(ctx context.Context, g *errgroup.Group, s pipeline.Sta
 	n := s.Concurrency
 	if n == 0 {
 		n = max(1, e.Workers)
+		if e.Spool != nil {
+			// A chunk may wait in the spool for the one before it
+			// (about a quarter of a handler's time at 1M rows,
+			// BENCHMARKS.md); one more handler keeps the cores busy.
+			n++
+		}
 	}
 	q := e.Queues[s.Queue]
 	// The stage's own visibility, as on AWS: a heartbeat extends it while
