@@ -85,7 +85,9 @@ func (e *Engine) GC(ctx context.Context, now time.Time, dryRun bool) (GCReport, 
 		}
 		var kinds []gcKind
 		if ret.Intermediates.Expired(ended, now) {
-			kinds = append(kinds, gcKind{"intermediate", pipeline.IntermediatePrefixes(b)})
+			// With the spool's directory, which only the local store has:
+			// a batch killed and never resumed leaves its files there.
+			kinds = append(kinds, gcKind{"intermediate", append(pipeline.IntermediatePrefixes(b), pipeline.SpoolPrefix(b.ID))})
 		}
 		if ret.Outputs.Expired(ended, now) {
 			kinds = append(kinds, gcKind{"output", []string{pipeline.OutputPrefix(b)}})

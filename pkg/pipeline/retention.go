@@ -8,12 +8,11 @@ import (
 )
 
 // IntermediatePrefixes are where a batch keeps what only the pipeline
-// reads: the chunks, the per-chunk output and error parts, and the spool's
-// files (moved out when the batch merges; left by a failed one). Once the
+// reads: the chunks and the per-chunk output and error parts. Once the
 // batch has ended nothing reads them (a redelivered chunk or merge message
 // for an ended batch is ignored), so they can go.
 func IntermediatePrefixes(b sluice.Batch) []string {
-	return []string{b.ID + "/to_process/", b.ID + "/output/parts/", b.ID + "/output/errors/", SpoolPrefix(b.ID)}
+	return []string{b.ID + "/to_process/", b.ID + "/output/parts/", b.ID + "/output/errors/"}
 }
 
 // OutputPrefix is where a batch's merged output, error report and
