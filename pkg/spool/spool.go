@@ -384,7 +384,18 @@ func (s *Spool) Finalise(ctx context.Context, sb pipeline.SpoolBatch, total int)
 			return d, err
 		}
 	}
+	s.forget(sb.ID, b) // a late duplicate reloads the final state from the record
 	return d, nil
+}
+
+// forget lets a finalised batch's memory go, so a long-running engine
+// does not keep one entry per batch it ever merged.
+func (s *Spool) forget(id string, b *batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.batches[id] == b {
+		delete(s.batches, id)
+	}
 }
 
 // seal brings the spool to total chunks and records its digests.
@@ -409,6 +420,7 @@ func (s *Spool) seal(ctx context.Context, b *batch, sb pipeline.SpoolBatch, tota
 	}
 	b.unload() // closes the files; the state stays loaded below
 	b.loaded = true
+	b.advanced() // a late duplicate waiting for a chunk finds the batch final
 	return fault(sb, pipeline.PointSpoolAfterFinal)
 }
 
@@ -439,6 +451,7 @@ func (s *Spool) Drop(ctx context.Context, id string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.unload()
+	b.st, b.h = state{}, [2]hash.Hash{} // a tombstone: late chunks of the failed batch store parts
 	if !b.dropped {
 		b.dropped = true
 		b.advanced()
