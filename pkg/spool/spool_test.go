@@ -2,6 +2,7 @@ package spool_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -380,4 +381,47 @@ func TestConcurrentAppends(t *testing.T) {
 		t.Fatal("no chunk fell back to parts: the test did not exercise the catch-up")
 	}
 	d.finalise(s, sb, n)
+}
+
+// failingStates is the real SQLite ledger with one state record made to
+// fail, as a full disk or a busy database would.
+type failingStates struct {
+	spool.States
+	mu     sync.Mutex
+	saves  int
+	failAt int
+}
+
+func (f *failingStates) SaveSpool(ctx context.Context, id string, data []byte) error {
+	f.mu.Lock()
+	f.saves++
+	fail := f.saves == f.failAt
+	f.mu.Unlock()
+	if fail {
+		return errors.New("disk I/O error")
+	}
+	return f.States.SaveSpool(ctx, id, data)
+}
+
+// TestFailedRecordReloads: when a state record fails, the chunk gets the
+// error (its message is retried), nothing more is recorded from memory,
+// and the next use reloads the recorded state and cuts the files back; the
+// retried chunk is then written again, and the result is exact.
+func TestFailedRecordReloads(t *testing.T) {
+	d := newDir(t)
+	states := &failingStates{States: d.db.Ledger(), failAt: 4} // the header's, chunk 0's, 1's, then 2's fails
+	s := spool.New(d.blobs, states)
+	s.Wait = time.Second
+	sb := spoolBatch(nil)
+	d.append(s, sb, 0)
+	d.append(s, sb, 1)
+	o, e := chunk(2)
+	if _, err := s.Append(t.Context(), sb, 2, o, e); err == nil {
+		t.Fatal("chunk 2's failed record was not reported")
+	}
+	if !d.append(s, sb, 2) { // the retry
+		t.Fatal("retried chunk 2 not appended")
+	}
+	d.append(s, sb, 3)
+	d.finalise(s, sb, 4)
 }
