@@ -49,6 +49,7 @@ type Engine struct {
 	Config *config.Pipeline
 	Logger *slog.Logger
 	// Workers is how many chunks are processed at once; default: the CPUs.
+	// With the spool the process stage runs one handler more (runStage).
 	Workers int
 	// Fault is passed to the stages (tests inject crashes with it).
 	Fault func(point string) error
