@@ -566,17 +566,14 @@ func unpack(vals [][]byte, rec []byte) [][]byte {
 	return vals
 }
 
-// commit stores the parts, then the rejected rows, then counts the chunk
+// commit stores the parts (or appends to the spool), then the rejected rows, then counts the chunk
 // done, in that order: each step is idempotent, so a crash between any two
 // is repaired by the redelivered message. The last chunk tells the merger.
 func (w *Worker) commit(ctx context.Context, run *chunkRun, redelivered bool) error {
 	b, stats := run.b, run.stats
 	out, errOut := &run.bufs.out, &run.bufs.errs
 	outBytes := int64(out.Len() + errOut.Len())
-	if err := w.putPart(ctx, OutputPartKey(b, run.c.Chunk), out); err != nil {
-		return err
-	}
-	if err := w.putPart(ctx, ErrorPartKey(b, run.c.Chunk), errOut); err != nil {
+	if err := w.store(ctx, run); err != nil {
 		return err
 	}
 	if err := w.fault(PointWorkAfterParts); err != nil {
@@ -607,6 +604,29 @@ func (w *Worker) commit(ctx context.Context, run *chunkRun, redelivered bool) er
 	}
 	if comp.Completed || (comp.Complete && !comp.Counted && redelivered) {
 		return w.Merges.Send(ctx, sluice.Encode(sluice.BatchReady{Version: sluice.MessageVersion, BatchID: b.ID}))
+	}
+	return nil
+}
+
+// store puts the chunk's output and error rows in the batch's spool or,
+// without one or when the spool's wait runs out, in the chunk's parts.
+func (w *Worker) store(ctx context.Context, run *chunkRun) error {
+	b, out, errOut := run.b, &run.bufs.out, &run.bufs.errs
+	sb, spooled := w.spoolFor(b)
+	if spooled {
+		ok, err := w.Spool.Append(ctx, sb, run.c.Chunk, out.Bytes(), errOut.Bytes())
+		if err != nil || ok {
+			return err
+		}
+	}
+	if err := w.putPart(ctx, OutputPartKey(b, run.c.Chunk), out); err != nil {
+		return err
+	}
+	if err := w.putPart(ctx, ErrorPartKey(b, run.c.Chunk), errOut); err != nil {
+		return err
+	}
+	if spooled {
+		return w.Spool.Parted(ctx, sb, run.c.Chunk)
 	}
 	return nil
 }
