@@ -204,7 +204,8 @@ func ETagOfFile(path string) (string, int64, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	// hashRead at a time: io.Copy's 32 KiB would be a read per 32 KiB.
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{f}, make([]byte, hashRead))
 	if err != nil {
 		return "", 0, err
 	}
