@@ -37,11 +37,14 @@ var errOpenForWriting = fmt.Errorf("%w: it is open for writing (by this or anoth
 // stageStep is how much StageFile copies between hand-offs to the hash
 // (and checks of the context): small, so that the hash starts at once and
 // trails the copy closely; large enough that the calls do not count.
-// hashRead is how much the hash reads at a time.
+// hashRead is how much the hash reads at a time; stageAhead how far the
+// copy may be ahead of the hash (a variable for the tests).
 const (
 	stageStep = 8 << 20
 	hashRead  = 1 << 20
 )
+
+var stageAhead int64 = 256 << 20
 
 // StageFile copies the file at path next to key, ready to be published
 // under it. Put would read the file through this process and hash it on
@@ -167,8 +170,10 @@ func (st *Staged) fill(ctx context.Context, tmp, src *os.File, before os.FileInf
 		return fmt.Errorf("fsblob: %w", err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	// Room for every step: the copy never waits for the hash.
-	copied := make(chan int64, before.Size()/stageStep+2)
+	// The copy may run up to stageAhead ahead of the hash (it is the
+	// faster), no further: the hash then reads pages the copy has just
+	// written, still in memory, however large the file.
+	copied := make(chan int64, max(1, min(before.Size()/stageStep+2, stageAhead/stageStep)))
 	var n int64
 	g.Go(func() (err error) {
 		defer close(copied)

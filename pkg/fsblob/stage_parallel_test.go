@@ -64,9 +64,20 @@ func noTemp(t *testing.T, s *Store) {
 
 // TestStageFileSteps: whatever the size against the copy's step (none,
 // one byte, a step exactly, a step and a byte, many steps and a
-// remainder), the ETag is the SHA-256 of the file's bytes and its size, and
-// the published object is those bytes.
+// remainder), and however far the copy may run ahead of the hash, the ETag
+// is the SHA-256 of the file's bytes and its size, and the published
+// object is those bytes.
 func TestStageFileSteps(t *testing.T) {
+	for _, ahead := range []int64{stageAhead, stageStep} {
+		t.Run("ahead="+strconv.FormatInt(ahead, 10), func(t *testing.T) {
+			defer func(a int64) { stageAhead = a }(stageAhead)
+			stageAhead = ahead // the copy a step ahead at most: it waits for the hash
+			stageSizes(t)
+		})
+	}
+}
+
+func stageSizes(t *testing.T) {
 	for _, size := range []int{0, 1, stageStep - 1, stageStep, stageStep + 1, 5*stageStep + 12345} {
 		t.Run(strconv.Itoa(size), func(t *testing.T) {
 			s, src, body := stageFixture(t, size)
