@@ -124,6 +124,9 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 // Close releases the directory.
 func (e *Engine) Close() error {
 	var errs []error
+	if e.Spool != nil {
+		errs = append(errs, e.Spool.Close()) // its open files, before the database its state is in
+	}
 	if e.Ports != nil {
 		errs = append(errs, e.Ports.Close())
 	}
