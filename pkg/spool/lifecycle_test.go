@@ -241,4 +241,3 @@ func TestCrashInsideDrop(t *testing.T) {
 		t.Fatalf("the ended batch's spool came back: %v", err)
 	}
 }
-
