@@ -7,10 +7,10 @@
 // headers. A chunk's bytes go at the recorded end of each file (a pwrite at
 // a known offset, so a rewrite after a crash puts the same bytes at the
 // same place) and into the running SHA-256 of each; then the state (next
-// chunk, both lengths, both hash states) and the digest of the chunk's
-// bytes are recorded in the ledger's database, before the worker records
-// the chunk's rejects and count. A redelivered chunk already in the spool
-// is compared with that digest: other bytes fail the batch. After a
+// chunk, both lengths, both hash states) and the chunk's hash states
+// before and after it are recorded in the ledger's database, before the
+// worker records the chunk's rejects and count. A redelivered chunk
+// already in the spool is compared with them: other bytes fail the batch. After a
 // restart the files are cut back to the recorded lengths (never extended:
 // a file shorter than recorded fails the batch). A chunk whose
 // predecessors do not arrive within Wait is stored as parts, as without a
@@ -18,10 +18,10 @@
 package spool
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -37,9 +37,9 @@ import (
 	"github.com/sluicehq/sluice/pkg/pipeline"
 )
 
-// States keeps one record per batch (pkg/sqlite's Ledger).
-// SaveSpool records the state and, when chunk ≥ 0, the digest of that
-// chunk's bytes, at once.
+// States keeps one record per batch (pkg/sqlite's Ledger). SaveSpool
+// records the state and, when chunk ≥ 0, that chunk's record (its hash
+// states before and after, chunkRecord), at once.
 type States interface {
 	LoadSpool(ctx context.Context, id string) (data []byte, ok bool, err error)
 	SaveSpool(ctx context.Context, id string, data []byte, chunk int, sum []byte) error
@@ -171,33 +171,61 @@ func (s *Spool) try(ctx context.Context, b *batch, sb pipeline.SpoolBatch, chunk
 	return true, true, nil
 }
 
-// same checks a chunk already in the spool against the digest recorded
-// when its bytes went in. None recorded (a state from before digests) is
-// taken as the same.
+// same checks a chunk already in the spool against the running SHA-256
+// states recorded around it when its bytes went in: the states before,
+// fed this attempt's bytes, must give the states after. That hashes only
+// on a redelivery; the normal path records states it marshals anyway.
+// None recorded (a state from before these records) is taken as the same.
 func (s *Spool) same(ctx context.Context, sb pipeline.SpoolBatch, chunk int, data [2][]byte) error {
-	sum, ok, err := s.States.SpoolChunk(ctx, sb.ID, chunk)
+	js, ok, err := s.States.SpoolChunk(ctx, sb.ID, chunk)
 	if err != nil || !ok {
 		return err
 	}
-	if d := digest(data); string(d[:]) != string(sum) {
-		return &pipeline.SpoolError{Reason: fmt.Sprintf("chunk %d gave other bytes on retry than the ones already written; was the configuration changed while the batch ran?", chunk)}
+	rec, err := parseChunkRecord(js)
+	if err != nil {
+		return fmt.Errorf("spool: batch %s: chunk %d's record: %w", sb.ID, chunk, err)
+	}
+	for i, d := range data {
+		h := sha256.New()
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(rec.Before[i]); err != nil {
+			return fmt.Errorf("spool: batch %s: chunk %d's record: %w", sb.ID, chunk, err)
+		}
+		h.Write(d)
+		after, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		if !bytes.Equal(after, rec.After[i]) {
+			return &pipeline.SpoolError{Reason: fmt.Sprintf("chunk %d gave other bytes on retry than the ones already written; was the configuration changed while the batch ran?", chunk)}
+		}
 	}
 	return nil
 }
 
-// digest is one SHA-256 of a chunk's output and error bytes, each length
-// first so that bytes moved from one to the other differ.
-func digest(data [2][]byte) [sha256.Size]byte {
-	h := sha256.New()
-	var n [8]byte
-	for _, d := range data {
-		binary.BigEndian.PutUint64(n[:], uint64(len(d)))
-		h.Write(n[:])
-		h.Write(d)
+// chunkRecord is what is recorded of each chunk put in the spool: both
+// files' running SHA-256 states before and after its bytes, so that a
+// redelivered chunk's bytes can be compared with them (same). Stored as
+// the four marshalled states, each after its length in one byte: no JSON
+// on the write path.
+type chunkRecord struct {
+	Before, After [2][]byte
+}
+
+func (r chunkRecord) append(b []byte) []byte {
+	for _, m := range [][]byte{r.Before[0], r.Before[1], r.After[0], r.After[1]} {
+		b = append(append(b, byte(len(m))), m...)
 	}
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	return sum
+	return b
+}
+
+func parseChunkRecord(b []byte) (r chunkRecord, err error) {
+	for _, m := range []*[]byte{&r.Before[0], &r.Before[1], &r.After[0], &r.After[1]} {
+		if len(b) < 1 || len(b) < 1+int(b[0]) {
+			return r, errors.New("cut short")
+		}
+		*m, b = b[1:1+int(b[0])], b[1+int(b[0]):]
+	}
+	return r, nil
 }
 
 // Parted implements pipeline.Spool.
@@ -277,8 +305,7 @@ func (s *Spool) write(ctx context.Context, b *batch, sb pipeline.SpoolBatch, dat
 		return err
 	}
 	next.Next++
-	sum := digest(data)
-	if err := s.record(ctx, sb.ID, b, next, next.Next-1, sum[:]); err != nil {
+	if err := s.record(ctx, sb.ID, b, next, next.Next-1, b.st.Hash); err != nil {
 		return err
 	}
 	b.advanced()
@@ -301,8 +328,9 @@ func (s *Spool) file(b *batch, sb pipeline.SpoolBatch, i int) error {
 }
 
 // record saves next (with the running hashes) as the batch's state and,
-// for chunk ≥ 0, sum as that chunk's digest.
-func (s *Spool) record(ctx context.Context, id string, b *batch, next state, chunk int, sum []byte) error {
+// for chunk ≥ 0, that chunk's record: the hash states before it (before)
+// and after it (next's).
+func (s *Spool) record(ctx context.Context, id string, b *batch, next state, chunk int, before [2][]byte) error {
 	for i, h := range b.h {
 		m, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 		if err != nil {
@@ -314,7 +342,11 @@ func (s *Spool) record(ctx context.Context, id string, b *batch, next state, chu
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	if err := s.States.SaveSpool(ctx, id, js, chunk, sum); err != nil {
+	var rec []byte
+	if chunk >= 0 {
+		rec = chunkRecord{Before: before, After: next.Hash}.append(nil)
+	}
+	if err := s.States.SaveSpool(ctx, id, js, chunk, rec); err != nil {
 		return err
 	}
 	b.st = next
@@ -459,7 +491,7 @@ func (s *Spool) start(ctx context.Context, b *batch, sb pipeline.SpoolBatch) err
 	if err := fault(sb, pipeline.PointSpoolAfterStart); err != nil {
 		return err
 	}
-	if err := s.record(ctx, sb.ID, b, st, -1, nil); err != nil {
+	if err := s.record(ctx, sb.ID, b, st, -1, [2][]byte{}); err != nil {
 		return err
 	}
 	b.loaded = true
@@ -526,7 +558,7 @@ func (s *Spool) seal(ctx context.Context, b *batch, sb pipeline.SpoolBatch, tota
 	for i, h := range b.h {
 		next.Sum[i] = hex.EncodeToString(h.Sum(nil))
 	}
-	if err := s.record(ctx, sb.ID, b, next, -1, nil); err != nil {
+	if err := s.record(ctx, sb.ID, b, next, -1, [2][]byte{}); err != nil {
 		b.unload()
 		return err
 	}

@@ -29,6 +29,13 @@ type dir struct {
 }
 
 func newDir(t *testing.T) *dir {
+	d := newDirB(t)
+	d.t = t
+	return d
+}
+
+// newDirB is newDir for a test or a benchmark.
+func newDirB(t testing.TB) *dir {
 	root := t.TempDir()
 	blobs, err := fsblob.New(filepath.Join(root, "bucket"))
 	if err != nil {
@@ -39,7 +46,7 @@ func newDir(t *testing.T) *dir {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &dir{t: t, blobs: blobs, db: db}
+	return &dir{blobs: blobs, db: db}
 }
 
 func (d *dir) open(wait time.Duration) *spool.Spool {

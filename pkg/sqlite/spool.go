@@ -10,8 +10,9 @@ import (
 // The spool's state (pkg/spool) lives in the ledger's database so that it
 // shares the ledger's crash model: one row per batch, written after the
 // spool's bytes and before the chunk's rejects and count, and, in the same
-// transaction, one row per chunk with the digest of the bytes it put in
-// the spool, which a redelivered chunk is compared with. The tables are
+// transaction, one row per chunk with what the spool records of the bytes
+// it put in (the running hashes' states around them), which a redelivered
+// chunk is compared with. The tables are
 // made with the rest of the schema in Open: made on first use, a failure
 // (a cancelled first context) would have to be remembered or retried.
 const spoolSchema = `
@@ -42,8 +43,7 @@ func (l *Ledger) LoadSpool(ctx context.Context, id string) (data []byte, ok bool
 }
 
 // SaveSpool records batch id's spool state, replacing the one before, and,
-// when chunk ≥ 0, the digest of the bytes chunk put in the spool, in one
-// transaction.
+// when chunk ≥ 0, chunk's record (sum), in one transaction.
 func (l *Ledger) SaveSpool(ctx context.Context, id string, data []byte, chunk int, sum []byte) error {
 	err := l.db.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO spool_state (batch_id, data) VALUES (?, ?)
@@ -63,7 +63,7 @@ func (l *Ledger) SaveSpool(ctx context.Context, id string, data []byte, chunk in
 	return nil
 }
 
-// SpoolChunk returns the digest recorded for chunk of batch id; ok is false
+// SpoolChunk returns the record kept for chunk of batch id; ok is false
 // when there is none.
 func (l *Ledger) SpoolChunk(ctx context.Context, id string, chunk int) (sum []byte, ok bool, err error) {
 	err = l.db.sql.QueryRowContext(ctx, `SELECT sum FROM spool_chunks WHERE batch_id = ? AND chunk = ?`, id, chunk).Scan(&sum)
@@ -76,7 +76,7 @@ func (l *Ledger) SpoolChunk(ctx context.Context, id string, chunk int) (sum []by
 	return sum, true, nil
 }
 
-// DeleteSpool forgets batch id's spool state and chunk digests; none is no
+// DeleteSpool forgets batch id's spool state and chunk records; none is no
 // error.
 func (l *Ledger) DeleteSpool(ctx context.Context, id string) error {
 	err := l.db.tx(ctx, func(tx *sql.Tx) error {
