@@ -278,3 +278,35 @@ func TestManyBatchesOneEngine(t *testing.T) {
 		}
 	}
 }
+
+// TestShortSpoolFileFailsBatch: the spool's output file lost bytes it was
+// recorded to hold (a power loss, not a process crash) while the run was
+// stopped; the resumed batch fails saying so, and no output is written
+// with a digest that is not its own.
+func TestShortSpoolFileFailsBatch(t *testing.T) {
+	orders, fin, _, err := gen.WriteFiles(t.TempDir(), gen.Options{Rows: 8000, Seed: 23, BadRate: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := chunkedConfig(2000)
+	stopAt(t, dir, cfg, orders, fin, pipeline.PointWorkAfterCount, 2, func(e *embedded.Engine) { e.Workers = 1 })
+	spooled, _ := filepath.Glob(filepath.Join(dir, "bucket", "*", "output", "spool", "output.csv"))
+	if len(spooled) != 1 {
+		t.Fatalf("spool files %v", spooled)
+	}
+	fi, err := os.Stat(spooled[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(spooled[0], fi.Size()-100); err != nil {
+		t.Fatal(err)
+	}
+	got := resume(t, dir, cfg, orders, nil)
+	if got.batch.State != sluice.StateFailed || !strings.Contains(got.batch.Reason, "fewer than the") {
+		t.Fatalf("state %s, reason %q; want failed, naming the lost bytes", got.batch.State, got.batch.Reason)
+	}
+	if got.batch.OutputKey != "" {
+		t.Fatalf("an output was recorded: %s", got.batch.OutputKey)
+	}
+}
