@@ -25,7 +25,7 @@ func benchRejects(chunk, n int) []sluice.RowError {
 	rows := make([]sluice.RowError, n)
 	for i := range rows {
 		r := rules[i%len(rules)]
-		line := int64(chunk*10000 + i*33 + 2)
+		line := int64(chunk*10000 + i*(10000/n) + 2) // within the chunk's lines
 		rows[i] = sluice.RowError{Chunk: chunk, Line: line, Column: r.col, Rule: r.rule, Message: r.msg,
 			Raw: fmt.Sprintf("%09d,Philippines,Clothes,Online,M,1/31/10,Asia,2/3/10", line)}
 	}
