@@ -104,3 +104,39 @@ func BenchmarkChunkDone(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQueueMessage is the queue's cost per chunk message at 10M rows:
+// 1,000 messages sent in one batch (as the split sends them), then each
+// received (one at a time, as a worker with a free slot does) and deleted.
+// The queue has the pipeline's MaxReceive, so every receive also looks for
+// messages to move to the dead-letter queue.
+func BenchmarkQueueMessage(b *testing.B) {
+	db, err := sqlite.Open(filepath.Join(b.TempDir(), "sluice.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	q := db.Queue("chunks", sqlite.QueueOptions{MaxReceive: 5})
+	bodies := make([][]byte, 1000)
+	for i := range bodies {
+		bodies[i] = fmt.Appendf(nil, `{"v":1,"batchId":"39a1e93b7f100e2e31fb","chunk":%d,"offset":%d,"length":720000,"line":%d}`, i, i*720000, i*10000+2)
+	}
+	cpu := cpuTime(b)
+	for b.Loop() {
+		if err := q.SendBatch(b.Context(), bodies); err != nil {
+			b.Fatal(err)
+		}
+		for range bodies {
+			ms, err := q.Receive(b.Context(), 1, time.Minute, 0)
+			if err != nil || len(ms) != 1 {
+				b.Fatalf("received %d, %v", len(ms), err)
+			}
+			if err := q.Delete(b.Context(), ms[0].Receipt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	msgs := float64(b.N * len(bodies))
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/msgs, "ns/msg")
+	b.ReportMetric(float64(cpuTime(b)-cpu)/msgs, "cpu-ns/msg")
+}
