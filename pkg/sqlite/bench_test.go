@@ -140,3 +140,30 @@ func BenchmarkQueueMessage(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/msgs, "ns/msg")
 	b.ReportMetric(float64(cpuTime(b)-cpu)/msgs, "cpu-ns/msg")
 }
+
+// BenchmarkEmptyPoll is one look at an empty queue, what each idle stage's
+// consumer does every pollEvery while a batch runs (ingest, merge, notify
+// and deliveries wait while the chunks are processed), with another
+// queue's backlog of 1,000 messages in the table.
+func BenchmarkEmptyPoll(b *testing.B) {
+	db, err := sqlite.Open(filepath.Join(b.TempDir(), "sluice.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	backlog := make([][]byte, 1000)
+	for i := range backlog {
+		backlog[i] = []byte("chunk")
+	}
+	if err := db.Queue("chunks", sqlite.QueueOptions{}).SendBatch(b.Context(), backlog); err != nil {
+		b.Fatal(err)
+	}
+	q := db.Queue("merge", sqlite.QueueOptions{MaxReceive: 5})
+	cpu := cpuTime(b)
+	for b.Loop() {
+		if ms, err := q.Receive(b.Context(), 1, time.Minute, 0); err != nil || len(ms) != 0 {
+			b.Fatalf("received %d, %v", len(ms), err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/op")
+}
