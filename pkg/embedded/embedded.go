@@ -466,7 +466,10 @@ var ErrStalled = errors.New("the batch stalled")
 // change it sees. It returns ErrStalled when nothing is left to do but the
 // batch has not ended.
 func (e *Engine) Wait(ctx context.Context, id string, progress func(sluice.Batch)) (sluice.Batch, error) {
-	t := time.NewTicker(50 * time.Millisecond)
+	// Every 10 ms: `sluice run` exits when this sees the batch end; every
+	// 50 ms saw it 25 ms late on average, in an exit phase of 30-60 ms at
+	// 1M rows. A look is one prepared SELECT of the batch's row.
+	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	var last sluice.Batch
 	idleSince := time.Time{}
@@ -486,7 +489,7 @@ func (e *Engine) Wait(ctx context.Context, id string, progress func(sluice.Batch
 				return b, nil
 			}
 		}
-		if i%10 == 0 { // every half second: is anything left to do?
+		if i%50 == 0 { // every half second: is anything left to do?
 			if stalled, why := e.stalled(ctx); !stalled {
 				idleSince = time.Time{}
 			} else if idleSince.IsZero() {
