@@ -97,12 +97,14 @@ func BenchmarkChunkDone(b *testing.B) {
 		b.Fatal(err)
 	}
 	reasons := map[string]int{"reference": 60, "pattern": 60, "field_count": 60, "maxLength": 60, "required": 60}
+	cpu := cpuTime(b)
 	for i := 0; b.Loop(); i++ {
 		s := sluice.ChunkStats{Chunk: i, RowsIn: 10000, RowsOut: 9700, RowsRejected: 300, Reasons: reasons}
 		if _, err := l.ChunkDone(b.Context(), "39a1e93b7f100e2e31fb", s); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkQueueMessage is the queue's cost per chunk message at 10M rows:
