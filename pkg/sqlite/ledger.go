@@ -32,6 +32,8 @@ const (
 	getBatchSQL  = `SELECT data FROM batches WHERE id = ?`
 	putBatchSQL  = `UPDATE batches SET data = ?, state = ? WHERE id = ?`
 	chunkDoneSQL = `INSERT INTO batch_chunks (batch_id, chunk) VALUES (?, ?) ON CONFLICT DO NOTHING`
+	// The worker asks before each chunk whether it is counted already.
+	chunkCountedSQL = `SELECT COUNT(*) FROM batch_chunks WHERE batch_id = ? AND chunk = ?`
 )
 
 // getBatch reads a batch with the prepared getBatchSQL (in a transaction:
@@ -308,7 +310,10 @@ func (l *Ledger) ChunkDone(ctx context.Context, id string, s sluice.ChunkStats) 
 // ChunkCounted implements sluice.ChunkChecker.
 func (l *Ledger) ChunkCounted(ctx context.Context, id string, chunk int) (bool, error) {
 	var n int
-	err := l.db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM batch_chunks WHERE batch_id = ? AND chunk = ?`, id, chunk).Scan(&n)
+	st, err := l.prepared(ctx, chunkCountedSQL)
+	if err == nil {
+		err = st[0].QueryRowContext(ctx, id, chunk).Scan(&n)
+	}
 	if err != nil {
 		return false, fmt.Errorf("ledger: chunk %d of batch %q counted: %w", chunk, id, err)
 	}
