@@ -100,8 +100,11 @@ func TestRunRefusesNonRegularInput(t *testing.T) {
 }
 
 // TestFullDiskOnRealFilesystem runs on a tmpfs with room for the reference
-// and then 1×, 2.8× or 4.4× the input: the disk fills during the split, the
-// processing or the merge (enrichment makes the output 1.6× the input). The
+// and then 1×, 2× or 3.6× the input: the disk fills during the split, the
+// processing or the merge (enrichment makes the output 1.6× the input).
+// The factors sit inside the ranges measured: the processing filled the
+// disk from 1.6× to 2.4×, the merge from 2.8× to 4.3×, since the ledger
+// stores rejected rows compressed in blocks (at 4.4× the run now fits). The
 // run fails within a bounded time naming the directory and the space
 // needed; once the tmpfs grows, the same command resumes the batch and
 // gives the clean run's output.
@@ -114,7 +117,7 @@ func TestFullDiskOnRealFilesystem(t *testing.T) {
 	for _, c := range []struct {
 		stage  string
 		factor float64
-	}{{"split", 1.0}, {"process", 2.8}, {"merge", 4.4}} {
+	}{{"split", 1.0}, {"process", 2.0}, {"merge", 3.6}} {
 		t.Run(c.stage, func(t *testing.T) {
 			data := t.TempDir()
 			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", data).CombinedOutput(); err != nil {
