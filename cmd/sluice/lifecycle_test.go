@@ -31,8 +31,7 @@ func TestSignalStopsRunAndResumes(t *testing.T) {
 			}
 			deadline := time.Now().Add(60 * time.Second)
 			for time.Now().Before(deadline) {
-				parts, _ := filepath.Glob(filepath.Join(data, "bucket", "*", "output", "parts", "*.csv"))
-				if len(parts) >= 3 {
+				if chunksWritten(data) {
 					break
 				}
 				time.Sleep(2 * time.Millisecond)
@@ -100,11 +99,13 @@ func TestRunRefusesNonRegularInput(t *testing.T) {
 }
 
 // TestFullDiskOnRealFilesystem runs on a tmpfs with room for the reference
-// and then 1×, 2× or 3.6× the input: the disk fills during the split, the
-// processing or the merge (enrichment makes the output 1.6× the input).
-// The factors sit inside the ranges measured: the processing filled the
-// disk from 1.6× to 2.4×, the merge from 2.8× to 4.3×, since the ledger
-// stores rejected rows compressed in blocks (at 4.4× the run now fits). The
+// and then 1× or 2× the input: the disk fills during the split or the
+// processing (enrichment makes the output 1.6× the input; measured, the
+// processing filled the disk from 1.4× to 2.7×, and at 2.8× the run fits
+// since the ledger stores rejected rows compressed in blocks). The merge
+// writes no output locally any more (the spool wrote it in place while
+// processing; the merge renames it), so a full disk cannot catch it there;
+// pkg/embedded TestDiskFullStopsRunAndResumes injects one at its point. The
 // run fails within a bounded time naming the directory and the space
 // needed; once the tmpfs grows, the same command resumes the batch and
 // gives the clean run's output.
@@ -117,7 +118,7 @@ func TestFullDiskOnRealFilesystem(t *testing.T) {
 	for _, c := range []struct {
 		stage  string
 		factor float64
-	}{{"split", 1.0}, {"process", 2.0}, {"merge", 3.6}} {
+	}{{"split", 1.0}, {"process", 2.0}} {
 		t.Run(c.stage, func(t *testing.T) {
 			data := t.TempDir()
 			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", data).CombinedOutput(); err != nil {

@@ -70,6 +70,7 @@ type Scanner struct {
 	nextLine int64
 	offset   int64 // input offset of buf[start]
 	quoteAt  int   // where the last quote opened, relative to buf[start]
+	oneLine  bool  // recordEnd found the record's only line break
 }
 
 // NewScanner reads records from r. maxRecord bounds one record's length
@@ -167,6 +168,9 @@ func (s *Scanner) next() ([]byte, error) {
 			if i+1 > s.max {
 				return nil, &TooLongError{Line: s.nextLine, Limit: s.max}
 			}
+			if s.oneLine {
+				return s.takeLine(i + 1), nil
+			}
 			return s.take(i + 1), nil
 		}
 		if len(data) > s.max {
@@ -197,6 +201,17 @@ func (s *Scanner) quoteLine(data []byte) int64 {
 	return s.nextLine + int64(bytes.Count(data[:min(s.quoteAt, len(data))], []byte{'\n'}))
 }
 
+// takeLine is take for a record known to hold one line break, its last
+// byte: most records, which need not be counted again.
+func (s *Scanner) takeLine(n int) []byte {
+	rec := s.buf[s.start : s.start+n]
+	s.start += n
+	s.offset += int64(n)
+	s.line = s.nextLine
+	s.nextLine++
+	return rec
+}
+
 func (s *Scanner) take(n int) []byte {
 	rec := s.buf[s.start : s.start+n]
 	s.start += n
@@ -210,10 +225,13 @@ func (s *Scanner) take(n int) []byte {
 // resuming at *from with the quote state it had there.
 func (s *Scanner) recordEnd(data []byte, from *int, inQuote, fieldStart *bool) (int, bool) {
 	i := *from
+	s.oneLine = false
 	if !*inQuote {
-		// Fast path: no quote before the next newline.
+		// Fast path: no quote before the next newline. From the record's
+		// start (i = 0) that newline is its only one.
 		nl := bytes.IndexByte(data[i:], '\n')
 		if nl >= 0 && bytes.IndexByte(data[i:i+nl], '"') < 0 {
+			s.oneLine = i == 0
 			return i + nl, true
 		}
 	}

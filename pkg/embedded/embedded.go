@@ -36,6 +36,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/reference"
 	"github.com/sluicehq/sluice/pkg/refstore"
 	"github.com/sluicehq/sluice/pkg/sluice"
+	"github.com/sluicehq/sluice/pkg/spool"
 	"github.com/sluicehq/sluice/pkg/wire"
 )
 
@@ -48,6 +49,7 @@ type Engine struct {
 	Config *config.Pipeline
 	Logger *slog.Logger
 	// Workers is how many chunks are processed at once; default: the CPUs.
+	// With the spool the process stage runs one handler more (runStage).
 	Workers int
 	// Fault is passed to the stages (tests inject crashes with it).
 	Fault func(point string) error
@@ -62,6 +64,10 @@ type Engine struct {
 	// Feed names the feed Submit and Process put files in: under
 	// input/<the feed's prefix>. Empty: the default feed.
 	Feed string
+
+	// Spool writes plain CSV outputs in place as chunks finish (pkg/spool);
+	// Open sets it, nil turns it off (every chunk then stores parts).
+	Spool *spool.Spool
 
 	*wire.Ports
 
@@ -95,6 +101,7 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 		unlockDir(e.lock)
 		return nil, err
 	}
+	e.Spool = newSpool(e.Ports)
 	if err := e.useHTTPReference(); err != nil {
 		e.Close()
 		return nil, err
@@ -144,7 +151,21 @@ func (e *Engine) Deps() *pipeline.Deps {
 	}
 	d := e.Ports.Deps(e.Config, e.Logger, rec)
 	d.Fault = e.Fault
+	if e.Spool != nil {
+		d.Spool = e.Spool
+	}
 	return d
+}
+
+// newSpool is the spool of a data directory's bucket, its state in the
+// ledger's database; nil when the ports are not those (no spool then).
+func newSpool(p *wire.Ports) *spool.Spool {
+	blobs, ok := p.Blobs.(*fsblob.Store)
+	states, ok2 := p.Ledger.(spool.States)
+	if !ok || !ok2 {
+		return nil
+	}
+	return spool.New(blobs, states)
 }
 
 // releaser is what the engine needs of its local queues beyond the port:
@@ -196,6 +217,12 @@ func (e *Engine) runStage(ctx context.Context, g *errgroup.Group, s pipeline.Sta
 	n := s.Concurrency
 	if n == 0 {
 		n = max(1, e.Workers)
+		if e.Spool != nil {
+			// A chunk may wait in the spool for the one before it
+			// (about a quarter of a handler's time at 1M rows,
+			// BENCHMARKS.md); one more handler keeps the cores busy.
+			n++
+		}
 	}
 	q := e.Queues[s.Queue]
 	// The stage's own visibility, as on AWS: a heartbeat extends it while

@@ -85,7 +85,9 @@ func (e *Engine) GC(ctx context.Context, now time.Time, dryRun bool) (GCReport, 
 		}
 		var kinds []gcKind
 		if ret.Intermediates.Expired(ended, now) {
-			kinds = append(kinds, gcKind{"intermediate", pipeline.IntermediatePrefixes(b)})
+			// With the spool's directory, which only the local store has:
+			// a batch killed and never resumed leaves its files there.
+			kinds = append(kinds, gcKind{"intermediate", append(pipeline.IntermediatePrefixes(b), pipeline.SpoolPrefix(b.ID))})
 		}
 		if ret.Outputs.Expired(ended, now) {
 			kinds = append(kinds, gcKind{"output", []string{pipeline.OutputPrefix(b)}})
@@ -102,6 +104,13 @@ func (e *Engine) GC(ctx context.Context, now time.Time, dryRun bool) (GCReport, 
 			}
 			for _, o := range r.Objects {
 				rep.add(GCItem{BatchID: b.ID, Kind: k.kind, Path: e.Path(o.Key), Bytes: o.Size})
+			}
+			if k.kind == "intermediate" && e.Spool != nil && !dryRun {
+				// A failed batch's spool files were under an intermediate
+				// prefix; the spool's state row goes with them.
+				if err := e.Spool.Drop(ctx, b.ID); err != nil {
+					return rep, err
+				}
 			}
 		}
 	}

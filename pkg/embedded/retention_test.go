@@ -1,6 +1,7 @@
 package embedded_test
 
 import (
+	"bytes"
 	"context"
 	"io/fs"
 	"os"
@@ -97,11 +98,28 @@ func TestRetentionKeepsIntermediatesWhenAsked(t *testing.T) {
 	}
 	cfg := chunkedConfig(5000)
 	cfg.Retention.Intermediates = config.Period{D: time.Hour}
-	got := runFile(t, cfg, orders, fin)
+	// Without the spool every chunk stores its two parts.
+	eng, err := embedded.Open(t.TempDir(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	eng.Spool = nil
+	got := runOn(t, eng, orders, fin)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	r, err := pipeline.RemovePrefixes(ctx, got.eng.Blobs, pipeline.IntermediatePrefixes(got.batch), true)
 	if err != nil || len(r.Objects) != 2*4 {
 		t.Fatalf("%d intermediates kept (%v), want 4 output parts and 4 error parts (chunks are ranges of the input, not copies)", len(r.Objects), err)
+	}
+	// With it (the default) the outputs were written in place: nothing
+	// intermediate is left, and the outputs are the same bytes.
+	spooled := runFile(t, cfg, orders, fin)
+	r, err = pipeline.RemovePrefixes(ctx, spooled.eng.Blobs, pipeline.IntermediatePrefixes(spooled.batch), true)
+	if err != nil || len(r.Objects) != 0 {
+		t.Fatalf("%d intermediates left by a spooled batch (%v), want none", len(r.Objects), err)
+	}
+	if !bytes.Equal(got.output, spooled.output) || !bytes.Equal(got.errors, spooled.errors) {
+		t.Fatal("the spooled outputs differ from the parts' merge")
 	}
 }

@@ -57,7 +57,9 @@ func (d *Deps) DeadLettered(ctx context.Context, stage string, m sluice.Message,
 	}
 	if err != nil {
 		log.ErrorContext(ctx, "failing the batch of a dead-lettered message", "err", err)
+		return
 	}
+	d.dropSpool(ctx, b.ID)
 }
 
 // batchOfMessage finds the batch a stage message belongs to: the batch ID

@@ -81,15 +81,7 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 	if _, err := m.Ledger.UpdateBatch(ctx, id, sluice.BatchUpdate{State: sluice.StateMerging}); err != nil {
 		return err
 	}
-	out, err := m.output(ctx, b)
-	if err != nil {
-		return err
-	}
-	if err := m.fault(PointMergeAfterOutput); err != nil {
-		return err
-	}
-	errHeader := csvscan.AppendStrings(nil, ErrorReportHeader, ',')
-	errs, err := m.concat(ctx, ErrorsKey(b), errHeader, b.TotalChunks, func(i int) string { return ErrorPartKey(b, i) })
+	out, errs, err := m.outputs(ctx, b)
 	if err != nil {
 		return err
 	}
@@ -155,6 +147,27 @@ func (m Merger) replay(ctx context.Context, b sluice.Batch) (replayed bool, err 
 
 func (m Merger) sendNotify(ctx context.Context, id string) error {
 	return m.Notifies.Send(ctx, sluice.Encode(sluice.BatchReady{Version: sluice.MessageVersion, BatchID: id}))
+}
+
+// outputs writes the merged output and then the error report: the
+// spool's two files finalised, or the parts joined.
+func (m Merger) outputs(ctx context.Context, b sluice.Batch) (out, errs FileDigest, err error) {
+	if sb, ok := m.spoolFor(b); ok {
+		d, err := m.Spool.Finalise(ctx, sb, b.TotalChunks)
+		if err != nil {
+			return out, errs, err
+		}
+		return d[0], d[1], m.fault(PointMergeAfterOutput)
+	}
+	if out, err = m.output(ctx, b); err != nil {
+		return out, errs, err
+	}
+	if err := m.fault(PointMergeAfterOutput); err != nil {
+		return out, errs, err
+	}
+	errHeader := csvscan.AppendStrings(nil, ErrorReportHeader, ',')
+	errs, err = m.concat(ctx, ErrorsKey(b), errHeader, b.TotalChunks, func(i int) string { return ErrorPartKey(b, i) })
+	return out, errs, err
 }
 
 // output writes the merged output in the configured format. Plain CSV is

@@ -57,6 +57,10 @@ type Deps struct {
 	// HTTPCatalog is the HTTP API catalog of a feed whose reference is
 	// reference.http (wire.Ports.HTTPCatalog).
 	HTTPCatalog func(feed string) (sluice.Catalog, error)
+
+	// Spool, when set, takes the chunks' plain CSV output in place of
+	// their parts (spool.go); nil on AWS.
+	Spool Spool
 }
 
 // Recorder receives the stages' measurements. Labels are bounded: stages,
@@ -123,7 +127,9 @@ const (
 	PointSplitAfterScanSend  = "split.after_scan_send"  // a huge input's scan ranges sent, the event not acknowledged
 	PointScanAfterSummary    = "scan.after_summary"     // a range's summary stored, the range not counted
 	PointScanAfterCount      = "scan.after_count"       // a range counted, the stitch not begun
-	PointWorkAfterParts      = "work.after_parts"       // output and error parts written, ledger untouched
+	PointWorkAfterParts      = "work.after_parts"       // output and error parts (or the spool) written, ledger untouched
+	PointSpoolAfterWrite     = "spool.after_write"      // a chunk's bytes in the spool, its spool state not recorded
+	PointSpoolAfterFinal     = "spool.after_final"      // the spool's digests recorded, its files not moved to their keys
 	PointWorkAfterRejects    = "work.after_rejects"     // rejected rows in the ledger, chunk not counted
 	PointWorkAfterCount      = "work.after_count"       // chunk counted, merge message not sent
 	PointMergeAfterOutput    = "merge.after_output"     // merged output written, error report not
@@ -149,6 +155,11 @@ var Points = []string{
 // Points because a batch reaches them only when its feed has sinks; the
 // crash tests of delivery run them with a sink configured.
 var DeliveryPoints = []string{PointMergeAfterDeliveries, PointDeliverBeforeSend, PointDeliverAfterSend}
+
+// SpoolPoints are the fault points of the spool (spool.go). They are apart
+// from Points because only the embedded engine spools; its crash tests
+// (pkg/embedded, cmd/sluice) run them too.
+var SpoolPoints = []string{PointSpoolAfterWrite, PointSpoolAfterFinal}
 
 // Key layout in the bucket, as in the original sample.
 const (
@@ -285,6 +296,7 @@ func (d *Deps) fail(ctx context.Context, b sluice.Batch, reason string) error {
 	if _, err := d.Ledger.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{State: sluice.StateFailed, Reason: reason}); err != nil {
 		return err
 	}
+	d.dropSpool(ctx, b.ID)
 	if err := d.archive(ctx, b); err != nil {
 		return err
 	}

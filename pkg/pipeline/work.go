@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,9 @@ type plan struct {
 	checks  []fieldCheck
 	key     int   // field index of the lookup key; -1: no enrichment
 	pick    []int // indexes into the catalog's values, in append order
+	// pickAll: pick is every value in the catalog's order, so a packed
+	// record is appended whole (appendPackedAll).
+	pickAll bool
 }
 
 type fieldCheck struct {
@@ -98,6 +102,10 @@ func (w *Worker) planFor(ctx context.Context, ref pinned, header []byte, fields 
 			}
 			p.pick = append(p.pick, i)
 		}
+		p.pickAll = len(p.pick) == len(refs)-1
+		for k, j := range p.pick {
+			p.pickAll = p.pickAll && j == k
+		}
 	}
 	w.m[key] = p
 	return p, nil
@@ -115,8 +123,9 @@ func (w *Worker) Handle(ctx context.Context, m sluice.Message) error {
 // pending is a row that passed the column rules and waits for its lookup.
 type pending struct {
 	line         int64
-	start, end   int // the raw record in the arena
-	kstart, kend int // the key in keyArena
+	start, end   int  // the raw record in the arena
+	kstart, kend int  // the key in keyArena
+	plain        bool // csvscan.SplitPlain: written out as it came
 }
 
 // chunkRun is one chunk on its way through the worker: the rows read and
@@ -131,10 +140,12 @@ type chunkRun struct {
 
 	stats    sluice.ChunkStats
 	rejects  []sluice.RowError
-	arena    []byte    // the raw records of the rows that passed, back to back
-	keyArena []byte    // their lookup keys, back to back
-	rows     []pending // the rows that passed, in order
-	vals     [][]string
+	arena    []byte               // the raw records of the rows that passed, back to back
+	keyArena []byte               // their lookup keys, back to back
+	rows     []pending            // the rows that passed, in order
+	vals     [][]string           // the values found, when the reference is not packed
+	packed   *sluice.PackedValues // the values found, when it is (bufs.packed)
+	refVals  [][]byte             // one row's values, unpacked
 	fields   [][]byte
 	scratch  []byte
 }
@@ -286,22 +297,13 @@ func (w *Worker) readHeader(ctx context.Context, run *chunkRun, sc *csvscan.Scan
 }
 
 // validate checks one row (its encoding, its CSV, its field count, then
-// each column's rule, leftmost first) and keeps it if it passes.
+// each column's rule, leftmost first) and keeps it if it passes. A plain
+// row (ASCII, no quote, CR, LF or NUL: most rows) is split and checked in
+// one pass (csvscan.SplitPlain); the others take the general path.
 func (r *chunkRun) validate(line int64, raw []byte) {
 	r.stats.RowsIn++
-	if !utf8.Valid(raw) {
-		r.reject(line, raw, "", rules.RuleEncoding, "the row is not valid UTF-8 text")
-		return
-	}
-	if bytes.IndexByte(raw, 0) >= 0 {
-		// Valid UTF-8, but no text holds NUL, and many tools cut a value there.
-		r.reject(line, raw, "", rules.RuleEncoding, "the row holds a NUL byte (0x00)")
-		return
-	}
-	var err error
-	r.fields, r.scratch, err = csvscan.Split(raw, r.delim, r.fields, r.scratch)
-	if err != nil {
-		r.reject(line, raw, "", rules.RuleCSV, "the row is not well-formed CSV: "+err.Error())
+	var plain bool
+	if r.fields, plain = csvscan.SplitPlain(raw, r.delim, r.fields); !plain && !r.splitGeneral(line, raw) {
 		return
 	}
 	if len(r.fields) != r.p.nfields {
@@ -309,14 +311,20 @@ func (r *chunkRun) validate(line int64, raw []byte) {
 		return
 	}
 	for _, fc := range r.p.checks {
-		if rule, msg, good := fc.col.Check(r.fields[fc.field]); !good {
+		// A plain row is ASCII: its values' lengths in characters are their
+		// lengths in bytes, and the rules need not count runes.
+		v := r.fields[fc.field]
+		if plain && fc.col.ASCIIOK(v) {
+			continue
+		}
+		if rule, msg, good := fc.col.CheckText(v, plain); !good {
 			r.reject(line, raw, fc.col.Name, rule, msg)
 			return
 		}
 	}
 	start := len(r.arena)
 	r.arena = append(r.arena, raw...)
-	pr := pending{line: line, start: start, end: len(r.arena)}
+	pr := pending{line: line, start: start, end: len(r.arena), plain: plain}
 	if r.p.key >= 0 {
 		pr.kstart = len(r.keyArena)
 		r.keyArena = append(r.keyArena, r.fields[r.p.key]...)
@@ -325,22 +333,60 @@ func (r *chunkRun) validate(line int64, raw []byte) {
 	r.rows = append(r.rows, pr)
 }
 
-// enrich looks every kept row up in the reference, in one batched call.
+// splitGeneral checks and splits a row that is not plain: valid UTF-8, no
+// NUL, well-formed CSV. It rejects the row and returns false otherwise.
+func (r *chunkRun) splitGeneral(line int64, raw []byte) bool {
+	if !utf8.Valid(raw) {
+		r.reject(line, raw, "", rules.RuleEncoding, "the row is not valid UTF-8 text")
+		return false
+	}
+	if bytes.IndexByte(raw, 0) >= 0 {
+		// Valid UTF-8, but no text holds NUL, and many tools cut a value there.
+		r.reject(line, raw, "", rules.RuleEncoding, "the row holds a NUL byte (0x00)")
+		return false
+	}
+	var err error
+	r.fields, r.scratch, err = csvscan.Split(raw, r.delim, r.fields, r.scratch)
+	if err != nil {
+		r.reject(line, raw, "", rules.RuleCSV, "the row is not well-formed CSV: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// enrich looks every kept row up in the reference, in one batched call:
+// into the run's reused packed buffer when the reference can fill one, so
+// the values cost no allocation per row, else as strings.
 func (w *Worker) enrich(ctx context.Context, run *chunkRun) error {
+	run.vals, run.packed = nil, nil
 	if run.p.key < 0 || len(run.rows) == 0 {
 		return nil
 	}
 	allKeys := string(run.keyArena) // one allocation for every key of the chunk
-	keys := make([]string, len(run.rows))
+	keys := slices.Grow(run.bufs.keys[:0], len(run.rows))[:len(run.rows)]
+	defer func() { run.bufs.keys = keys[:0] }()
 	for i, r := range run.rows {
 		keys[i] = allKeys[r.kstart:r.kend]
 	}
-	vals, err := run.ref.Lookup(ctx, keys)
+	var err error
+	if pr, ok := run.ref.Reference.(sluice.PackedReference); ok {
+		err = pr.LookupPacked(ctx, keys, &run.bufs.packed)
+		run.packed = &run.bufs.packed
+	} else {
+		run.vals, err = run.ref.Lookup(ctx, keys)
+	}
 	if err != nil {
 		return fmt.Errorf("chunk %s: reference lookup: %w", run.c.Source(), err)
 	}
-	run.vals = vals
 	return nil
+}
+
+// found reports whether row i's key is in the reference.
+func (r *chunkRun) found(i int) bool {
+	if r.packed != nil {
+		return r.packed.Spans[i].Found
+	}
+	return r.vals[i] != nil
 }
 
 // write renders the output part (the kept rows with their reference
@@ -350,23 +396,21 @@ func (w *Worker) write(run *chunkRun) {
 	out := &run.bufs.out
 	out.Reset()
 	out.Grow(len(run.arena) + len(run.rows)*64)
-	var line []byte
+	// The lines are appended to out's own free space and handed to it in
+	// one Write at the end, not copied in one by one.
+	lines := out.AvailableBuffer()
 	for i, r := range run.rows {
 		raw := run.arena[r.start:r.end]
-		var ref []string
-		if run.p.key >= 0 {
-			ref = run.vals[i]
-			if ref == nil && w.Config.Reference.OnMissing == "reject" {
-				key := run.keyArena[r.kstart:r.kend]
-				run.reject(r.line, raw, w.Config.Reference.Key, rules.RuleReference,
-					fmt.Sprintf("%s %q is not in the reference data", w.Config.Reference.Key, key))
-				continue
-			}
+		if run.p.key >= 0 && !run.found(i) && w.Config.Reference.OnMissing == "reject" {
+			key := run.keyArena[r.kstart:r.kend]
+			run.reject(r.line, raw, w.Config.Reference.Key, rules.RuleReference,
+				fmt.Sprintf("%s %q is not in the reference data", w.Config.Reference.Key, key))
+			continue
 		}
-		line = w.outputLine(run, line[:0], raw, ref)
-		out.Write(line)
+		lines = w.outputLine(run, lines, raw, r.plain, i)
 		run.stats.RowsOut++
 	}
+	out.Write(lines)
 
 	// Rejected rows in line order: the worker found them in two passes.
 	sortRejects(run.rejects)
@@ -383,12 +427,12 @@ func (w *Worker) write(run *chunkRun) {
 	}
 }
 
-// outputLine appends one output row to line: the row as it came (re-encoded
+// outputLine appends output row i to line: the row as it came (re-encoded
 // when it needs quoting or a formula guard), then the reference values.
-func (w *Worker) outputLine(run *chunkRun, line, raw []byte, ref []string) []byte {
+func (w *Worker) outputLine(run *chunkRun, line, raw []byte, plain bool, i int) []byte {
 	guard := w.Config.FormulaGuard.Output
 	delim := run.delim
-	if !guard && bytes.IndexByte(raw, '"') < 0 && bytes.IndexByte(raw, '\r') < 0 {
+	if !guard && (plain || bytes.IndexByte(raw, '"') < 0 && bytes.IndexByte(raw, '\r') < 0) {
 		line = append(line, raw...) // already in the output's form
 	} else {
 		run.fields, run.scratch, _ = csvscan.Split(raw, delim, run.fields, run.scratch)
@@ -403,31 +447,133 @@ func (w *Worker) outputLine(run *chunkRun, line, raw []byte, ref []string) []byt
 		line = line[:len(line)-1]
 	}
 	if run.p.key >= 0 {
-		for _, j := range run.p.pick {
-			line = append(line, delim)
-			if ref != nil {
-				v := []byte(ref[j])
-				if guard && formulaLike(v) {
-					v = append([]byte{'\''}, v...)
-				}
-				line = csvscan.AppendField(line, v, delim)
-			}
-		}
+		line = w.appendRef(run, line, i, guard)
 	}
 	return append(line, '\n')
 }
 
-// commit stores the parts, then the rejected rows, then counts the chunk
+// appendRef appends the reference values the plan picks for row i, each
+// after a delimiter; empty ones for a key the reference lacks.
+func (w *Worker) appendRef(run *chunkRun, line []byte, i int, guard bool) []byte {
+	if run.packed == nil {
+		return appendRefStrings(run, line, run.vals[i], guard)
+	}
+	sp := run.packed.Spans[i]
+	if !guard {
+		if out, ok := appendRefPlain(run, line, sp); ok {
+			return out
+		}
+	}
+	var vals [][]byte
+	if sp.Found {
+		vals = unpack(run.refVals[:0], run.packed.Buf[sp.Start:sp.End])
+		run.refVals = vals
+	}
+	for _, j := range run.p.pick {
+		line = append(line, run.delim)
+		if j < len(vals) {
+			line = appendValue(line, vals[j], guard, run.delim)
+		}
+	}
+	return line
+}
+
+// appendRefPlain is appendRef's common case: the values appended as they
+// are, then the appended bytes checked in one pass (csvscan.PlainDelims).
+// It reports false, line then holding garbage past its old end, when a
+// value needs quoting: appendRef appends them again, field by field.
+func appendRefPlain(run *chunkRun, line []byte, sp sluice.PackedSpan) ([]byte, bool) {
+	mark := len(line)
+	switch {
+	case !sp.Found:
+		for range run.p.pick {
+			line = append(line, run.delim)
+		}
+	case run.p.pickAll:
+		var ok bool
+		if line, ok = appendPackedAll(line, run.packed.Buf[sp.Start:sp.End], run.delim, len(run.p.pick)); !ok {
+			return line, false
+		}
+	default:
+		vals := unpack(run.refVals[:0], run.packed.Buf[sp.Start:sp.End])
+		run.refVals = vals
+		for _, j := range run.p.pick {
+			line = append(line, run.delim)
+			if j < len(vals) {
+				line = append(line, vals[j]...)
+			}
+		}
+	}
+	n, ok := csvscan.PlainDelims(line[mark:], run.delim)
+	return line, ok && n == len(run.p.pick)
+}
+
+// appendRefStrings is appendRef for a reference that returns strings.
+func appendRefStrings(run *chunkRun, line []byte, ref []string, guard bool) []byte {
+	for _, j := range run.p.pick {
+		line = append(line, run.delim)
+		if ref != nil {
+			line = appendValue(line, []byte(ref[j]), guard, run.delim)
+		}
+	}
+	return line
+}
+
+func appendValue(line, v []byte, guard bool, delim byte) []byte {
+	if guard && formulaLike(v) {
+		v = append([]byte{'\''}, v...)
+	}
+	return csvscan.AppendField(line, v, delim)
+}
+
+// appendPackedAll appends a packed record's n values, each after a
+// delimiter, by copying the record whole and writing the delimiter over
+// each one-byte length. It reports false (line then holds garbage past its
+// old end) when a length takes more than one byte or the record does not
+// hold exactly n values.
+func appendPackedAll(line, rec []byte, delim byte, n int) ([]byte, bool) {
+	mark := len(line)
+	line = append(line, rec...)
+	for p := mark; p < len(line); n-- {
+		l := line[p]
+		if l >= 0x80 || n == 0 {
+			return line, false
+		}
+		line[p] = delim
+		p += 1 + int(l)
+		if p > len(line) {
+			return line, false
+		}
+	}
+	return line, n == 0
+}
+
+// unpack appends the values of one packed record (sluice.PackedValues: a
+// uvarint length then the bytes, per column) to vals. It stops at a
+// truncated value rather than read past the record.
+func unpack(vals [][]byte, rec []byte) [][]byte {
+	for len(rec) > 0 {
+		n, k := uint64(rec[0]), 1
+		if n >= 0x80 { // lengths under 128 are one byte: most values
+			n, k = binary.Uvarint(rec)
+		}
+		if k <= 0 || uint64(len(rec)-k) < n {
+			return vals
+		}
+		vals = append(vals, rec[k:k+int(n):k+int(n)])
+		rec = rec[k+int(n):]
+	}
+	return vals
+}
+
+// commit stores the parts (or appends to the spool), then the rejected rows, then counts the chunk
 // done, in that order: each step is idempotent, so a crash between any two
 // is repaired by the redelivered message. The last chunk tells the merger.
 func (w *Worker) commit(ctx context.Context, run *chunkRun, redelivered bool) error {
 	b, stats := run.b, run.stats
 	out, errOut := &run.bufs.out, &run.bufs.errs
 	outBytes := int64(out.Len() + errOut.Len())
-	if err := w.putPart(ctx, OutputPartKey(b, run.c.Chunk), out); err != nil {
-		return err
-	}
-	if err := w.putPart(ctx, ErrorPartKey(b, run.c.Chunk), errOut); err != nil {
+	if err := w.store(ctx, run); err != nil {
 		return err
 	}
 	if err := w.fault(PointWorkAfterParts); err != nil {
@@ -462,6 +608,29 @@ func (w *Worker) commit(ctx context.Context, run *chunkRun, redelivered bool) er
 	return nil
 }
 
+// store puts the chunk's output and error rows in the batch's spool or,
+// without one or when the spool's wait runs out, in the chunk's parts.
+func (w *Worker) store(ctx context.Context, run *chunkRun) error {
+	b, out, errOut := run.b, &run.bufs.out, &run.bufs.errs
+	sb, spooled := w.spoolFor(b)
+	if spooled {
+		ok, err := w.Spool.Append(ctx, sb, run.c.Chunk, out.Bytes(), errOut.Bytes())
+		if err != nil || ok {
+			return err
+		}
+	}
+	if err := w.putPart(ctx, OutputPartKey(b, run.c.Chunk), out); err != nil {
+		return err
+	}
+	if err := w.putPart(ctx, ErrorPartKey(b, run.c.Chunk), errOut); err != nil {
+		return err
+	}
+	if spooled {
+		return w.Spool.Parted(ctx, sb, run.c.Chunk)
+	}
+	return nil
+}
+
 // scratchPutter is a blob store that can store an object without hashing
 // it for its ETag (fsblob): parts are read back only by the merger, and
 // nothing compares their ETags.
@@ -484,6 +653,8 @@ type chunkBufs struct {
 	scan, arena []byte
 	rows        []pending
 	out, errs   bytes.Buffer
+	keys        []string
+	packed      sluice.PackedValues
 }
 
 var bufPool = sync.Pool{New: func() any { return &chunkBufs{} }}

@@ -119,14 +119,28 @@ func (s *table) Columns(ctx context.Context) ([]string, error) {
 	return append([]string(nil), s.cols...), nil
 }
 
-// Lookup implements sluice.Catalog. All values of one call share one
+// Lookup implements sluice.Reference. All values of one call share one
 // string and one slice backing, so a chunk's lookup costs a few
 // allocations, not several per row.
 func (s *table) Lookup(ctx context.Context, keys []string) ([][]string, error) {
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	if err := s.LookupPacked(ctx, keys, &sc.packed); err != nil {
+		return nil, err
+	}
+	return s.decode(sc.packed.Buf, sc.packed.Spans), nil
+}
+
+var _ sluice.PackedReference = (*table)(nil)
+
+// LookupPacked implements sluice.PackedReference: a record's value is
+// stored in the packed form (uvarint length + bytes per column), so it is
+// copied out as it is.
+func (s *table) LookupPacked(ctx context.Context, keys []string, into *sluice.PackedValues) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.m == nil {
-		return nil, errClosed
+		return errClosed
 	}
 	// Each found value is copied out of the mapping as it is found: going
 	// back to the records later would take every cache and TLB miss again
@@ -134,55 +148,57 @@ func (s *table) Lookup(ctx context.Context, keys []string) ([][]string, error) {
 	// keys.
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
-	spans := slices.Grow(sc.spans[:0], len(keys))[:len(keys)]
+	spans := slices.Grow(into.Spans[:0], len(keys))[:len(keys)]
 	clear(spans)
-	buf := sc.buf[:0]
-	ps := s.probeOrder(keys)
+	buf := into.Buf[:0]
+	ps := s.probeOrder(sc, keys)
 	var sink uint64
-	for len(ps) > 0 {
-		g := ps[:min(len(ps), probeGroup)]
-		ps = ps[len(g):]
-		sink += s.touch(g)
+	var offs, next [probeGroup]uint64
+	g := ps[:min(len(ps), probeGroup)]
+	ps = ps[len(g):]
+	sink += s.touchSlots(g, &offs)
+	for len(g) > 0 {
+		// The next group's slots are loaded while this group's records
+		// are: two groups' misses in flight, not one.
+		ng := ps[:min(len(ps), probeGroup)]
+		ps = ps[len(ng):]
+		sink += s.touchSlots(ng, &next)
+		sink += s.touchRecords(offs[:len(g)])
 		for _, p := range g {
 			if v := s.find(keys[p.i], p.h); v != nil {
-				spans[p.i] = span{len(buf), len(buf) + len(v), true}
+				spans[p.i] = sluice.PackedSpan{Start: len(buf), End: len(buf) + len(v), Found: true}
 				buf = append(buf, v...)
 			}
 		}
+		g, offs = ng, next
 	}
 	keep(sink)
-	sc.buf, sc.spans = buf, spans
-	return s.decode(buf, spans), nil
+	into.Buf, into.Spans = buf, spans
+	return nil
 }
 
-// scratch is a Lookup's working memory, reused from call to call: the
-// values found are copied into one string at the end, so the buffer they
-// are gathered in can serve the next chunk.
+// scratch is a lookup's working memory, reused from call to call.
 type scratch struct {
-	buf   []byte
-	spans []span
+	packed sluice.PackedValues // Lookup's, decoded into strings at the end
+	counts []int32             // probeOrder's
+	hashes []uint64
+	probes []probe
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-// span is where one key's packed value lies in a Lookup's buffer.
-type span struct {
-	start, end int
-	found      bool
-}
-
 // decode splits the packed values into strings that share one allocation.
-func (s *table) decode(buf []byte, spans []span) [][]string {
+func (s *table) decode(buf []byte, spans []sluice.PackedSpan) [][]string {
 	out := make([][]string, len(spans))
 	all := string(buf)
 	backing := make([]string, 0, len(spans)*(len(s.cols)-1))
 	for i, sp := range spans {
-		if !sp.found {
+		if !sp.Found {
 			continue
 		}
 		start := len(backing)
-		for j := sp.start; j < sp.end; {
-			n, w := binary.Uvarint(buf[j:sp.end])
+		for j := sp.Start; j < sp.End; {
+			n, w := binary.Uvarint(buf[j:sp.End])
 			j += w
 			backing = append(backing, all[j:j+int(n)])
 			j += int(n)
@@ -195,23 +211,28 @@ func (s *table) decode(buf []byte, spans []span) [][]string {
 // probeGroup is how many probes touch their memory before any is compared.
 const probeGroup = 16
 
-// touch loads the home slot, tag and first record byte of each probe of a
-// group. The loads of one pass do not depend on each other, so the CPU has
-// a whole group's cache (and TLB) misses in flight at once; find then hits
-// the cache. Probed one by one, each key waited for its slot, then its
-// record: at 10M keys that was most of a chunk's lookup time
-// (BENCHMARKS.md). It returns a sum only so the loads are not optimised
-// away.
-func (s *table) touch(g []probe) uint64 {
+// touchSlots and touchRecords load the home slot and tag, then the first
+// record byte, of each probe of a group. The loads of one pass do not
+// depend on each other, so the CPU has a whole group's cache (and TLB)
+// misses in flight at once; find then hits the cache. Probed one by one,
+// each key waited for its slot, then its record: at 10M keys that was most
+// of a chunk's lookup time (BENCHMARKS.md). LookupPacked loads the next
+// group's slots with this group's records. They return a sum only so the
+// loads are not optimised away.
+func (s *table) touchSlots(g []probe, offs *[probeGroup]uint64) uint64 {
 	mask := uint64(len(s.slots) - 1)
-	var offs [probeGroup]uint64
 	var sink uint64
 	for j, p := range g {
 		i := p.h & mask
 		offs[j] = s.slots[i]
 		sink += uint64(s.tags[i])
 	}
-	for _, off := range offs[:len(g)] {
+	return sink
+}
+
+func (s *table) touchRecords(offs []uint64) uint64 {
+	var sink uint64
+	for _, off := range offs {
 		if off != 0 && off <= uint64(len(s.data)) {
 			sink += uint64(s.data[off-1])
 		}
@@ -235,14 +256,15 @@ type probe struct {
 // key (BENCHMARKS.md, "Reference lookups at 10M keys"). The order is a
 // one-pass counting sort on the slot's top bits, about one bucket per key:
 // exact order within a bucket buys nothing, as its slots share pages.
-func (s *table) probeOrder(keys []string) []probe {
+func (s *table) probeOrder(sc *scratch, keys []string) []probe {
 	mask := uint64(len(s.slots) - 1)
 	shift := bits.Len64(mask)
 	for nb := 1; nb < len(keys) && shift > 0; nb <<= 1 {
 		shift--
 	}
-	counts := make([]int32, (mask>>shift)+2)
-	hs := make([]uint64, len(keys))
+	counts := slices.Grow(sc.counts[:0], int(mask>>shift)+2)[:(mask>>shift)+2]
+	clear(counts)
+	hs := slices.Grow(sc.hashes[:0], len(keys))[:len(keys)]
 	for i, k := range keys {
 		hs[i] = hash(unsafe.Slice(unsafe.StringData(k), len(k)))
 		counts[(hs[i]&mask)>>shift+1]++
@@ -250,12 +272,13 @@ func (s *table) probeOrder(keys []string) []probe {
 	for b := 1; b < len(counts); b++ {
 		counts[b] += counts[b-1]
 	}
-	ps := make([]probe, len(keys))
+	ps := slices.Grow(sc.probes[:0], len(keys))[:len(keys)]
 	for i, h := range hs {
 		b := (h & mask) >> shift
 		ps[counts[b]] = probe{h, i}
 		counts[b]++
 	}
+	sc.counts, sc.hashes, sc.probes = counts, hs, ps
 	return ps
 }
 

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"regexp/syntax"
 	"strings"
@@ -55,6 +56,10 @@ type Column struct {
 	hasEnum            bool
 	constVal           []byte
 	hasConst           bool
+	// lenOnly: the direct checks are only lengths, which an ASCII value
+	// meets when its length is in [lenMin, lenMax] (ASCIIOK).
+	lenOnly        bool
+	lenMin, lenMax int
 }
 
 // knownKeywords are the keywords the direct checks implement, plus those
@@ -138,7 +143,20 @@ func compileColumn(c config.Column) (*Column, error) {
 			}
 		}
 	}
+	col.lenOnly = col.fast && col.pattern == nil && !col.hasEnum && !col.hasConst
+	col.lenMin, col.lenMax = max(col.minLen, 0), col.maxLen
+	if col.maxLen < 0 {
+		col.lenMax = math.MaxInt
+	}
 	return col, nil
+}
+
+// ASCIIOK reports, for an ASCII value, that the column's rules hold
+// without calling CheckText: true only when the rules are lengths alone
+// and the value's length meets them. False says nothing; call CheckText.
+// It is small enough to be inlined into the worker's per-field loop.
+func (c *Column) ASCIIOK(v []byte) bool {
+	return c.lenOnly && len(v) >= c.lenMin && len(v) <= c.lenMax
 }
 
 func typeAllowsString(v any) bool {
@@ -169,7 +187,12 @@ func intOf(v any) int {
 }
 
 // Check returns the first rule the value breaks, or ok.
-func (c *Column) Check(v []byte) (rule, msg string, ok bool) {
+func (c *Column) Check(v []byte) (rule, msg string, ok bool) { return c.CheckText(v, false) }
+
+// CheckText is Check for a value the caller may know to be ASCII (a
+// plain row, csvscan.SplitPlain): its length in characters is then its
+// length in bytes, and no rune is counted.
+func (c *Column) CheckText(v []byte, ascii bool) (rule, msg string, ok bool) {
 	if !c.fast {
 		return c.checkLibrary(v)
 	}
@@ -177,12 +200,12 @@ func (c *Column) Check(v []byte) (rule, msg string, ok bool) {
 		return RuleRequired, fmt.Sprintf("%s is empty", c.Name), false
 	}
 	if c.maxLen >= 0 && len(v) > c.maxLen { // bytes ≥ runes: count runes only when it may matter
-		if n := utf8.RuneCount(v); n > c.maxLen {
+		if n := runes(v, ascii); n > c.maxLen {
 			return "maxLength", fmt.Sprintf("%s is %d characters long, more than %d", c.Name, n, c.maxLen), false
 		}
 	}
 	if c.minLen > 0 && len(v) < c.minLen*utf8.UTFMax {
-		if n := utf8.RuneCount(v); n < c.minLen {
+		if n := runes(v, ascii); n < c.minLen {
 			return "minLength", fmt.Sprintf("%s is %d characters long, fewer than %d", c.Name, n, c.minLen), false
 		}
 	}
@@ -196,6 +219,13 @@ func (c *Column) Check(v []byte) (rule, msg string, ok bool) {
 		return "const", fmt.Sprintf("%s %s is not the required value", c.Name, quote(v)), false
 	}
 	return "", "", true
+}
+
+func runes(v []byte, ascii bool) int {
+	if ascii {
+		return len(v)
+	}
+	return utf8.RuneCount(v)
 }
 
 func containsBytes(set [][]byte, v []byte) bool {

@@ -45,6 +45,39 @@ func TestDirectChecksAgreeWithLibrary(t *testing.T) {
 			if lib := c.ValidLibrary(v); ok != lib {
 				t.Fatalf("column %s value %q: direct verdict %v (rule %q), library %v", c.Name, v, ok, rule, lib)
 			}
+			if !isASCII(v) {
+				continue
+			}
+			// The worker's plain-row shortcuts, for ASCII values only.
+			if rule2, _, ok2 := c.CheckText([]byte(v), true); ok2 != ok || rule2 != rule {
+				t.Fatalf("column %s value %q: CheckText(ascii) %v %q, Check %v %q", c.Name, v, ok2, rule2, ok, rule)
+			}
+			if c.ASCIIOK([]byte(v)) && !ok {
+				t.Fatalf("column %s value %q: ASCIIOK, but Check fails it (%s)", c.Name, v, rule)
+			}
+		}
+	}
+}
+
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// TestASCIIOKTakesLengthColumns: the shortcut applies to the default
+// length-only columns (else the worker gains nothing), not to patterns.
+func TestASCIIOKTakesLengthColumns(t *testing.T) {
+	cols, err := Compile(config.Default().Columns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cols {
+		if got, want := c.ASCIIOK([]byte("ABC")), c.Name != "uuid"; got != want {
+			t.Errorf("%s: ASCIIOK(ABC) = %v, want %v", c.Name, got, want)
 		}
 	}
 }

@@ -209,6 +209,31 @@ type Reference interface {
 	Lookup(ctx context.Context, keys []string) (vals [][]string, err error)
 }
 
+// PackedReference is a Reference that can also return a chunk's values
+// packed in one reused buffer: a worker appends them to its output without
+// a string per value, which at 10M rows was most of a lookup's cost in
+// allocation and garbage collection (pkg/refstore implements it; the other
+// catalogs need only Lookup).
+type PackedReference interface {
+	Reference
+	// LookupPacked finds keys as Lookup does. It resets into and fills it:
+	// one span per key, and in Buf each found key's non-key columns in
+	// Columns order, each as a uvarint byte length then the bytes.
+	LookupPacked(ctx context.Context, keys []string, into *PackedValues) error
+}
+
+// PackedValues are the values LookupPacked found, reused call to call.
+type PackedValues struct {
+	Buf   []byte
+	Spans []PackedSpan // one per key, in the keys' order
+}
+
+// PackedSpan is where one key's packed values lie in PackedValues.Buf.
+type PackedSpan struct {
+	Start, End int
+	Found      bool // false: the key is unknown
+}
+
 // RefVersion describes one published reference version.
 type RefVersion struct {
 	// ID is the load time then the content hash's head, so IDs sort by age.

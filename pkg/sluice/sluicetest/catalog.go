@@ -1,6 +1,7 @@
 package sluicetest
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -150,6 +151,38 @@ func testLoadAndLookup(t *testing.T, c sluice.Catalog, cols []string) {
 	}
 	if vals[1202] != nil {
 		t.Fatalf("empty key = %v", vals[1202])
+	}
+	if pr, ok := ref.(sluice.PackedReference); ok {
+		checkPacked(t, pr, keys, vals)
+	}
+}
+
+// checkPacked holds a reference's LookupPacked to its Lookup: the same
+// keys found, the same values, twice into one reused PackedValues.
+func checkPacked(t *testing.T, pr sluice.PackedReference, keys []string, want [][]string) {
+	t.Helper()
+	var pv sluice.PackedValues
+	for range 2 {
+		if err := pr.LookupPacked(t.Context(), keys, &pv); err != nil || len(pv.Spans) != len(keys) {
+			t.Fatalf("LookupPacked: %d spans, %v", len(pv.Spans), err)
+		}
+		for i, sp := range pv.Spans {
+			if sp.Found != (want[i] != nil) {
+				t.Fatalf("LookupPacked(%q) found %v, Lookup %v", keys[i], sp.Found, want[i])
+			}
+			var got []string
+			for rec := pv.Buf[sp.Start:sp.End]; len(rec) > 0; {
+				n, k := binary.Uvarint(rec)
+				if k <= 0 || uint64(len(rec)-k) < n {
+					t.Fatalf("LookupPacked(%q): a truncated value", keys[i])
+				}
+				got = append(got, string(rec[k:k+int(n)]))
+				rec = rec[k+int(n):]
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want[i]) || len(got) != len(want[i]) {
+				t.Fatalf("LookupPacked(%q) = %q, Lookup %q", keys[i], got, want[i])
+			}
+		}
 	}
 }
 
