@@ -57,8 +57,13 @@ func (l *Ledger) SaveSpool(ctx context.Context, id string, data []byte) error {
 	if err := l.spoolTable(ctx); err != nil {
 		return err
 	}
-	if _, err := l.db.sql.ExecContext(ctx, `INSERT INTO spool_state (batch_id, data) VALUES (?, ?)
-		ON CONFLICT (batch_id) DO UPDATE SET data = excluded.data`, id, data); err != nil {
+	// Prepared once (after the table exists): it runs once per chunk.
+	st, err := l.db.prepared(ctx, `INSERT INTO spool_state (batch_id, data) VALUES (?, ?)
+		ON CONFLICT (batch_id) DO UPDATE SET data = excluded.data`)
+	if err == nil {
+		_, err = st.ExecContext(ctx, id, data)
+	}
+	if err != nil {
 		return fmt.Errorf("sqlite: saving the spool state of %s: %w", id, err)
 	}
 	return nil
