@@ -72,6 +72,10 @@ type Engine struct {
 	*wire.Ports
 
 	lock *os.File
+	// swept is closed when Open's sweep of the bucket has ended;
+	// sweptBytes is what it freed.
+	swept      chan struct{}
+	sweptBytes int64
 }
 
 // Open opens (creating if needed) the data directory. Only one engine may
@@ -94,7 +98,7 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 	if e.lock, err = lockDir(abs); err != nil {
 		return nil, err
 	}
-	if sw, err := e.sweepTemp(); err != nil || len(sw.Paths) > 0 {
+	if sw, err := e.sweepTemp(context.Background(), "outbox"); err != nil || len(sw.Paths) > 0 {
 		logger.Info("removed temporary files of writes that died", "count", len(sw.Paths), "bytes", sw.Bytes, "err", err)
 	}
 	if e.Ports, err = wire.Local(abs); err != nil {
@@ -118,12 +122,16 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 	if n, err := refstore.SweepTemp(filepath.Join(abs, wire.ReferenceDir)); err != nil || n > 0 {
 		logger.Info("removed the temporary files of an interrupted reference load", "files", n, "error", err)
 	}
+	e.sweepInBackground()
 	return e, nil
 }
 
 // Close releases the directory.
 func (e *Engine) Close() error {
 	var errs []error
+	if e.swept != nil {
+		<-e.swept // no sweep may outlive the lock: the next process's writes are not dead
+	}
 	if e.Ports != nil {
 		errs = append(errs, e.Ports.Close())
 	}
@@ -183,6 +191,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		if !slices.ContainsFunc(pipeline.Topology, func(s pipeline.Stage) bool { return s.Name == name }) {
 			return fmt.Errorf("autoscale: %q is not a stage (want one of split, process, merge, notify, deliver)", name)
 		}
+	}
+	if _, err := e.waitSweep(ctx); err != nil {
+		return err
 	}
 	for _, q := range e.StageQueues() {
 		r, ok := q.(releaser)
@@ -322,6 +333,13 @@ func (e *Engine) submit(ctx context.Context, path, dir, name string) (Submission
 		}
 	}
 	up, err := e.upload(ctx, key, path)
+	if noSpace(err) {
+		// The start-up sweep may not yet have freed what dead writes held
+		// (a killed run's copy of this very file).
+		if freed, _ := e.waitSweep(ctx); freed {
+			up, err = e.upload(ctx, key, path)
+		}
+	}
 	if err != nil {
 		return Submission{}, err
 	}

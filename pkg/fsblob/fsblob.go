@@ -6,6 +6,7 @@ package fsblob
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -24,8 +25,19 @@ import (
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
-// tmpPrefix marks files being written; List never shows them.
-const tmpPrefix = ".sluice-tmp-"
+// tmpPrefix starts the names of the files this process is writing:
+// TempPrefix (which marks every file being written: List never shows them,
+// no key may use it) and a token of this process, so that the sweep of
+// what dead processes left can run beside this one's writes (SweepDead).
+var tmpPrefix = TempPrefix + processToken() + "-"
+
+// processToken is 8 random hex digits: a process ID could be a dead
+// process's again.
+func processToken() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 // Store is a bucket in a directory.
 type Store struct {
@@ -63,7 +75,7 @@ func (s *Store) Path(key string) (string, error) {
 		return "", fmt.Errorf("%w: %q ends with /", sluice.ErrInvalidKey, key)
 	}
 	for _, seg := range strings.Split(key, "/") {
-		if strings.HasPrefix(seg, tmpPrefix) {
+		if strings.HasPrefix(seg, TempPrefix) {
 			return "", fmt.Errorf("%w: %q uses a reserved name", sluice.ErrInvalidKey, key)
 		}
 	}
@@ -192,7 +204,8 @@ func ETagOfFile(path string) (string, int64, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	// hashRead at a time: io.Copy's 32 KiB would be a read per 32 KiB.
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{f}, make([]byte, hashRead))
 	if err != nil {
 		return "", 0, err
 	}
@@ -247,7 +260,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]sluice.BlobInfo, err
 			}
 			return err
 		}
-		if d.IsDir() || strings.HasPrefix(d.Name(), tmpPrefix) {
+		if d.IsDir() || strings.HasPrefix(d.Name(), TempPrefix) {
 			return nil
 		}
 		rel, err := filepath.Rel(s.root, p)

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
@@ -31,8 +34,17 @@ var ErrChanged = fmt.Errorf("fsblob: the file changed while it was being copied"
 // could hold half of a write. It is an ErrChanged.
 var errOpenForWriting = fmt.Errorf("%w: it is open for writing (by this or another program); stage it once it is written and closed", ErrChanged)
 
-// stageStep is how much StageFile copies between checks of the context.
-const stageStep = 64 << 20
+// stageStep is how much StageFile copies between hand-offs to the hash
+// (and checks of the context): small, so that the hash starts at once and
+// trails the copy closely; large enough that the calls do not count.
+// hashRead is how much the hash reads at a time; stageAhead how far the
+// copy may be ahead of the hash (a variable for the tests).
+const (
+	stageStep = 8 << 20
+	hashRead  = 1 << 20
+)
+
+var stageAhead int64 = 256 << 20
 
 // StageFile copies the file at path next to key, ready to be published
 // under it. Put would read the file through this process and hash it on
@@ -65,7 +77,7 @@ func (s *Store) StageFile(ctx context.Context, key, path string) (*Staged, error
 		return nil, err
 	}
 	defer src.Close()
-	leased, err := readLease(src)
+	leased, err := takeLease(src)
 	if err != nil {
 		return nil, err
 	}
@@ -147,25 +159,35 @@ func quiet(ctx context.Context, src *os.File) (os.FileInfo, error) {
 }
 
 // fill copies src into tmp, checks that src did not change, and hashes
-// the copy.
+// the copy. The hash (SHA-256, one stream, so one core) is the staging's
+// floor: the kernel's copy runs beside it on the other core, a step
+// ahead, instead of before it. The hash reads each step of the copy once
+// the copy has written it (the ETag is the copy's bytes, as it names what
+// is stored): hashing the source instead would lean on the lease and on
+// the time check to prove the two reads saw the same bytes.
 func (st *Staged) fill(ctx context.Context, tmp, src *os.File, before os.FileInfo) error {
 	if err := tmp.Chmod(FileMode); err != nil {
 		return fmt.Errorf("fsblob: %w", err)
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	// The copy may run up to stageAhead ahead of the hash (it is the
+	// faster), no further: the hash then reads pages the copy has just
+	// written, still in memory, however large the file.
+	copied := make(chan int64, max(1, min(before.Size()/stageStep+2, stageAhead/stageStep)))
 	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		// A LimitedReader of an *os.File still takes copy_file_range.
-		k, err := io.Copy(tmp, io.LimitReader(src, stageStep))
-		n += k
-		if err != nil {
-			return fmt.Errorf("fsblob: copying %s: %w", src.Name(), err)
-		}
-		if k < stageStep {
-			break
-		}
+	g.Go(func() (err error) {
+		defer close(copied)
+		n, err = copySteps(gctx, tmp, src, copied)
+		return err
+	})
+	h := sha256.New()
+	var hashed int64
+	g.Go(func() (err error) {
+		hashed, err = hashSteps(gctx, h, tmp, copied)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	after, err := src.Stat()
 	if err != nil {
@@ -174,13 +196,66 @@ func (st *Staged) fill(ctx context.Context, tmp, src *os.File, before os.FileInf
 	if after.Size() != n || before.Size() != n || !after.ModTime().Equal(before.ModTime()) {
 		return ErrChanged
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(tmp, 0, n)); err != nil {
-		return fmt.Errorf("fsblob: hashing the copy of %s: %w", src.Name(), err)
+	if hashed != n {
+		return fmt.Errorf("fsblob: hashing the copy of %s: read %d of its %d bytes", src.Name(), hashed, n)
 	}
 	st.ETag, st.Size = etagOf(n, h), n
 	return nil
 }
+
+// copySteps copies src into tmp stageStep bytes at a time, sending how
+// far it got after each step.
+func copySteps(ctx context.Context, tmp, src *os.File, copied chan<- int64) (int64, error) {
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		// A LimitedReader of an *os.File still takes copy_file_range.
+		k, err := io.Copy(tmp, io.LimitReader(src, stageStep))
+		n += k
+		if err != nil {
+			return n, fmt.Errorf("fsblob: copying %s: %w", src.Name(), err)
+		}
+		if stepHook != nil {
+			stepHook(n)
+		}
+		select {
+		case copied <- n:
+		case <-ctx.Done():
+			return n, ctx.Err()
+		}
+		if k < stageStep {
+			return n, nil
+		}
+	}
+}
+
+// hashSteps hashes tmp up to each offset copySteps sends, and returns how
+// many bytes it hashed. It reads hashRead bytes at a time: io.Copy's
+// 32 KiB would be 22,000 reads at 722 MB.
+func hashSteps(ctx context.Context, h hash.Hash, tmp *os.File, copied <-chan int64) (int64, error) {
+	buf := make([]byte, hashRead)
+	var off int64
+	for end := range copied {
+		if err := ctx.Err(); err != nil {
+			return off, err
+		}
+		k, err := io.CopyBuffer(h, io.NewSectionReader(tmp, off, end-off), buf)
+		off += k
+		if err != nil {
+			return off, fmt.Errorf("fsblob: hashing the copy of %s: %w", tmp.Name(), err)
+		}
+	}
+	return off, nil
+}
+
+// takeLease is readLease; tests stand in a file system without leases.
+var takeLease = readLease
+
+// stepHook, when set (by tests), is called after each step of the copy
+// with the bytes copied so far.
+var stepHook func(copied int64)
 
 // Publish renames the staged copy to its key, replacing what was there.
 func (st *Staged) Publish(ctx context.Context) (sluice.BlobInfo, error) {

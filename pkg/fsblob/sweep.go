@@ -1,6 +1,7 @@
 package fsblob
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -11,7 +12,7 @@ import (
 
 // TempPrefix starts the name of every file Put is still writing. A process
 // killed mid-write leaves such a file behind; SweepTemp removes it.
-const TempPrefix = tmpPrefix
+const TempPrefix = ".sluice-tmp-"
 
 // Swept is what SweepTemp removed.
 type Swept struct {
@@ -27,8 +28,26 @@ type Swept struct {
 // shares the directory passes a period no live write lasts. Files that
 // vanish meanwhile are not an error.
 func SweepTemp(dir string, prefixes []string, olderThan time.Duration) (Swept, error) {
+	return sweep(context.Background(), dir, func(name string) bool { return hasAnyPrefix(name, prefixes) }, time.Now().Add(-olderThan))
+}
+
+// SweepDead removes, under dir, the temporary files of this store's writes
+// that other processes made (TempPrefix without this process's token): a
+// caller holding the data directory's lock knows those processes are dead.
+// It can run while this process writes, so a start-up need not wait for
+// the walk of a bucket that keeps every batch's output (thousands of
+// directories). It stops early, with ctx's error, when ctx ends.
+func SweepDead(ctx context.Context, dir string) (Swept, error) {
+	dead := func(name string) bool {
+		return strings.HasPrefix(name, TempPrefix) && !strings.HasPrefix(name, tmpPrefix)
+	}
+	return sweep(ctx, dir, dead, time.Now())
+}
+
+// sweep removes the files under dir whose names match and that were last
+// written before cutoff.
+func sweep(ctx context.Context, dir string, match func(name string) bool, cutoff time.Time) (Swept, error) {
 	var s Swept
-	cutoff := time.Now().Add(-olderThan)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -36,8 +55,8 @@ func SweepTemp(dir string, prefixes []string, olderThan time.Duration) (Swept, e
 			}
 			return err
 		}
-		if d.IsDir() || !hasAnyPrefix(d.Name(), prefixes) {
-			return nil
+		if d.IsDir() || !match(d.Name()) {
+			return ctx.Err()
 		}
 		st, err := d.Info()
 		if err != nil || st.ModTime().After(cutoff) {

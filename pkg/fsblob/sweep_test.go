@@ -3,6 +3,7 @@ package fsblob_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,5 +88,57 @@ func TestFailedPutLeavesNoTempFile(t *testing.T) {
 	}
 	if got, _ := fsblob.SweepTemp(dir, []string{fsblob.TempPrefix}, 0); len(got.Paths) != 0 {
 		t.Fatalf("a failed Put left %v", got.Paths)
+	}
+}
+
+// TestSweepDeadSparesThisProcessWrites: SweepDead, which runs while this
+// process writes, removes what another (dead) process's writes left, of
+// any age, and not the file of a Put still under way here, which then
+// completes.
+func TestSweepDeadSparesThisProcessWrites(t *testing.T) {
+	dir := t.TempDir()
+	s, err := fsblob.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := filepath.Join(dir, "b1", "output", "parts", fsblob.TempPrefix+"0badc0de-123")
+	os.MkdirAll(filepath.Dir(dead), 0o755)
+	if err := os.WriteFile(dead, make([]byte, 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	put := make(chan error, 1)
+	go func() {
+		_, err := s.Put(t.Context(), "input/live.csv", pr)
+		put <- err
+	}()
+	if _, err := pw.Write([]byte("a,b\n")); err != nil { // the Put's file exists now
+		t.Fatal(err)
+	}
+	got, err := fsblob.SweepDead(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Paths) != 1 || got.Paths[0] != dead {
+		t.Fatalf("SweepDead removed %v, want only %s", got.Paths, dead)
+	}
+	pw.Write([]byte("1,2\n"))
+	pw.Close()
+	if err := <-put; err != nil {
+		t.Fatalf("the Put under way failed after the sweep: %v", err)
+	}
+	r, err := s.Get(t.Context(), "input/live.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r)
+	r.Close()
+	if string(b) != "a,b\n1,2\n" {
+		t.Fatalf("the object is %q", b)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := fsblob.SweepDead(ctx, dir); !errors.Is(err, context.Canceled) {
+		t.Fatalf("SweepDead with an ended context = %v", err)
 	}
 }
