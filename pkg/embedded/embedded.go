@@ -132,6 +132,9 @@ func (e *Engine) Close() error {
 	if e.swept != nil {
 		<-e.swept // no sweep may outlive the lock: the next process's writes are not dead
 	}
+	if e.Spool != nil {
+		errs = append(errs, e.Spool.Close()) // its open files, before the database its state is in
+	}
 	if e.Ports != nil {
 		errs = append(errs, e.Ports.Close())
 	}

@@ -150,7 +150,8 @@ func (e *Engine) GC(ctx context.Context, now time.Time, dryRun bool) (GCReport, 
 			}
 			if k.kind == "intermediate" && e.Spool != nil && !dryRun {
 				// A failed batch's spool files were under an intermediate
-				// prefix; the spool's state row goes with them.
+				// prefix; the spool's state row goes with them (Drop
+				// writes nothing when neither is there).
 				if err := e.Spool.Drop(ctx, b.ID); err != nil {
 					return rep, err
 				}

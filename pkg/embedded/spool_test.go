@@ -3,10 +3,8 @@ package embedded_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -81,40 +79,4 @@ func TestSpoolEqualsParts(t *testing.T) {
 		t.Fatal("no chunk fell back to parts with a 1 µs bound: the catch-up was not exercised")
 	}
 	t.Logf("hasty: %d of 15 chunks fell back to parts", n)
-}
-
-// TestSpoolCrashPoints: an error at each of the spool's fault points (the
-// engine's stand-in for a crash there: the handler stops, its message
-// comes back) leaves outputs equal to the parts' merge.
-func TestSpoolCrashPoints(t *testing.T) {
-	orders, fin, _, err := gen.WriteFiles(t.TempDir(), gen.Options{Rows: 12000, Seed: 12, BadRate: 0.05})
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts, partsMan, _ := spoolRun(t, orders, fin, func(e *embedded.Engine) { e.Spool = nil })
-	for _, point := range pipeline.SpoolPoints {
-		t.Run(point, func(t *testing.T) {
-			var mu sync.Mutex
-			hits, fireAt := 0, 3 // the third chunk's write
-			if point == pipeline.PointSpoolAfterFinal {
-				fireAt = 1
-			}
-			got, man, _ := spoolRun(t, orders, fin, func(e *embedded.Engine) {
-				e.Fault = func(p string) error {
-					mu.Lock()
-					defer mu.Unlock()
-					if p == point {
-						if hits++; hits == fireAt {
-							return errors.New("crash")
-						}
-					}
-					return nil
-				}
-			})
-			if hits < fireAt {
-				t.Fatalf("%s reached %d times, want the fault to fire", point, hits)
-			}
-			sameRun(t, point, got, parts, man, partsMan)
-		})
-	}
 }

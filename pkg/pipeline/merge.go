@@ -82,6 +82,9 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 		return err
 	}
 	out, errs, err := m.outputs(ctx, b)
+	if se := (*SpoolError)(nil); errors.As(err, &se) {
+		return m.fail(ctx, b, se.Reason)
+	}
 	if err != nil {
 		return err
 	}
@@ -109,6 +112,7 @@ func (m Merger) Merge(ctx context.Context, id string) error {
 	if _, err := m.Ledger.UpdateBatch(ctx, id, upd); err != nil {
 		return err
 	}
+	m.dropSpool(ctx, id) // its files are at their keys; batchEnded drops it too, after a crash here
 	if err := m.fault(PointMergeAfterState); err != nil {
 		return err
 	}
@@ -151,11 +155,24 @@ func (m Merger) sendNotify(ctx context.Context, id string) error {
 
 // outputs writes the merged output and then the error report: the
 // spool's two files finalised, or the parts joined.
+//
+// What exists decides, not the configuration now: a batch with a spool
+// state is finalised from its spool (its fallen-back chunks' parts copied
+// in), whatever the configuration says since; for another format the
+// spooled output is then encoded like the parts would be.
 func (m Merger) outputs(ctx context.Context, b sluice.Batch) (out, errs FileDigest, err error) {
-	if sb, ok := m.spoolFor(b); ok {
+	if sb, ok, err := m.spooled(ctx, b); err != nil || ok {
+		if err != nil {
+			return out, errs, err
+		}
 		d, err := m.Spool.Finalise(ctx, sb, b.TotalChunks)
 		if err != nil {
 			return out, errs, err
+		}
+		if d[0].Key != OutputKeyFor(m.Config, b) {
+			if d[0], err = m.encodeSpooled(ctx, b, d[0].Key, int64(len(sb.Files[0].Header))); err != nil {
+				return out, errs, err
+			}
 		}
 		return d[0], d[1], m.fault(PointMergeAfterOutput)
 	}
@@ -346,4 +363,34 @@ func Durations(b sluice.Batch, now time.Time) map[string]float64 {
 	}
 	d["total"] = sec(b.CreatedAt, end)
 	return d
+}
+
+// encodeSpooled writes the output in the configured format from a spooled
+// plain CSV output at key (its header line, hdrLen bytes, skipped), as
+// output does from the parts: a batch spooled before its configuration
+// changed to another format.
+func (m Merger) encodeSpooled(ctx context.Context, b sluice.Batch, key string, hdrLen int64) (FileDigest, error) {
+	m.Blobs = skipHead{BlobStore: m.Blobs, key: key, off: hdrLen}
+	return m.encode(ctx, OutputKeyFor(m.Config, b), func(w io.Writer) error {
+		return m.writeOutput(ctx, w, OutputHeader(m.Config, b.Header), 1, func(int) string { return key })
+	})
+}
+
+// skipHead is a blob store whose object key is read from off on.
+type skipHead struct {
+	sluice.BlobStore
+	key string
+	off int64
+}
+
+func (s skipHead) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	r, err := s.BlobStore.Get(ctx, key)
+	if err != nil || key != s.key {
+		return r, err
+	}
+	if _, err := io.CopyN(io.Discard, r, s.off); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("%s: its header: %w", key, err)
+	}
+	return r, nil
 }

@@ -129,7 +129,9 @@ const (
 	PointScanAfterCount      = "scan.after_count"       // a range counted, the stitch not begun
 	PointWorkAfterParts      = "work.after_parts"       // output and error parts (or the spool) written, ledger untouched
 	PointSpoolAfterWrite     = "spool.after_write"      // a chunk's bytes in the spool, its spool state not recorded
+	PointSpoolAfterStart     = "spool.after_start"      // a batch's spool files started with their headers, no state recorded
 	PointSpoolAfterFinal     = "spool.after_final"      // the spool's digests recorded, its files not moved to their keys
+	PointSpoolAfterRename    = "spool.after_rename"     // the spooled output moved to its key, the error report not
 	PointWorkAfterRejects    = "work.after_rejects"     // rejected rows in the ledger, chunk not counted
 	PointWorkAfterCount      = "work.after_count"       // chunk counted, merge message not sent
 	PointMergeAfterOutput    = "merge.after_output"     // merged output written, error report not
@@ -159,7 +161,7 @@ var DeliveryPoints = []string{PointMergeAfterDeliveries, PointDeliverBeforeSend,
 // SpoolPoints are the fault points of the spool (spool.go). They are apart
 // from Points because only the embedded engine spools; its crash tests
 // (pkg/embedded, cmd/sluice) run them too.
-var SpoolPoints = []string{PointSpoolAfterWrite, PointSpoolAfterFinal}
+var SpoolPoints = []string{PointSpoolAfterStart, PointSpoolAfterWrite, PointSpoolAfterFinal, PointSpoolAfterRename}
 
 // Key layout in the bucket, as in the original sample.
 const (

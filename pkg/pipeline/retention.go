@@ -74,11 +74,12 @@ func RemovePrefixes(ctx context.Context, blobs sluice.BlobStore, prefixes []stri
 	return r, err
 }
 
-// batchEnded applies the retention of intermediates when a batch ends:
+// batchEnded drops the batch's spool state and applies the retention of intermediates when a batch ends:
 // with a period of zero (the default) they go now; otherwise `sluice gc`
 // or the bucket's lifecycle rules remove them later. A failure here only
 // leaves files for gc, so it is logged, not returned.
 func (d *Deps) batchEnded(ctx context.Context, b sluice.Batch, now time.Time) {
+	d.dropSpool(ctx, b.ID) // the merge dropped it, unless a crash came first
 	if d.Config == nil || !d.Config.Retention.Intermediates.Expired(now, now) {
 		return
 	}

@@ -28,9 +28,21 @@ type Spool interface {
 	// both files to their keys; it returns their digests (output, errors).
 	// It can run any number of times.
 	Finalise(ctx context.Context, s SpoolBatch, total int) ([2]FileDigest, error)
-	// Drop removes a batch's spool files and state, and stops its waiters.
+	// Drop removes a batch's spool files (those not moved to their keys)
+	// and state, and stops its waiters: when the batch fails, and when it
+	// leaves merging (its files are at their keys by then).
 	Drop(ctx context.Context, batchID string) error
+	// Has says whether the batch has a spool state: the chunks already
+	// spooled decide how the batch goes on, not the configuration now.
+	Has(ctx context.Context, batchID string) (bool, error)
 }
+
+// SpoolError is a spool that cannot give the batch's files right (a chunk
+// retried with other bytes, a spool file cut short): no retry mends it, so
+// the batch fails with Reason.
+type SpoolError struct{ Reason string }
+
+func (e *SpoolError) Error() string { return e.Reason }
 
 // SpoolFile is one of a batch's two spooled files.
 type SpoolFile struct {
@@ -41,30 +53,56 @@ type SpoolFile struct {
 }
 
 // SpoolBatch is what the spool needs of a batch: its files, output first,
-// and the fault hook between a chunk's spool write and its state record.
+// the fault hook of the spool's crash points, and Live, which says whether
+// the batch may still get a spool (not merged, not failed): a late chunk of
+// an ended batch must not start one again.
 type SpoolBatch struct {
 	ID    string
 	Files [2]SpoolFile
 	Fault func(point string) error
+	Live  func(ctx context.Context) (bool, error)
 }
 
 // SpoolPrefix holds a batch's spool files while they grow.
 func SpoolPrefix(id string) string { return id + "/output/spool/" }
 
-// spoolFor is the batch's spool, when it has one. Only plain CSV is
-// spooled (the other formats are encoded at the merge), and only when a
-// retried chunk gives the same bytes: no HTTP reference (its answers may
-// change between attempts), and a pinned reference version when enriching.
+// spoolFor is the batch's spool, when the configuration gives it one. Only
+// plain CSV is spooled (the other formats are encoded at the merge), and
+// only when a retried chunk gives the same bytes: no HTTP reference (its
+// answers may change between attempts), and a pinned reference version
+// when enriching. A batch whose spool exists already keeps it whatever the
+// configuration says now (spooled).
 func (d *Deps) spoolFor(b sluice.Batch) (SpoolBatch, bool) {
 	cfg := d.Config
 	if d.Spool == nil || cfg.OutputFormat() != config.FormatCSV || cfg.OutputCompression() != config.CompressNone ||
 		cfg.Reference.HTTP != nil || (cfg.Enriches() && b.RefVersion == "") {
 		return SpoolBatch{}, false
 	}
+	return d.spoolBatch(b, OutputKeyFor(cfg, b)), true
+}
+
+// spooled is the batch's spool when the configuration gives it one or
+// when it has one already (a configuration changed while the batch ran):
+// its chunks then still go to the spool, where a retried chunk whose bytes
+// differ fails the batch instead of being counted apart from its bytes.
+func (d *Deps) spooled(ctx context.Context, b sluice.Batch) (SpoolBatch, bool, error) {
+	if sb, ok := d.spoolFor(b); ok || d.Spool == nil {
+		return sb, ok, nil
+	}
+	has, err := d.Spool.Has(ctx, b.ID)
+	if err != nil || !has {
+		return SpoolBatch{}, false, err
+	}
+	return d.spoolBatch(b, SpoolPrefix(b.ID)+"sealed/output.csv"), true, nil
+}
+
+// spoolBatch is b's spool with its output finalised at outKey.
+func (d *Deps) spoolBatch(b sluice.Batch, outKey string) SpoolBatch {
+	cfg := d.Config
 	return SpoolBatch{
 		ID: b.ID,
 		Files: [2]SpoolFile{
-			{Key: OutputKeyFor(cfg, b), Spool: SpoolPrefix(b.ID) + "output.csv",
+			{Key: outKey, Spool: SpoolPrefix(b.ID) + "output.csv",
 				Header: csvscan.AppendStrings(nil, OutputHeader(cfg, b.Header), cfg.Delim()),
 				Part:   func(i int) string { return OutputPartKey(b, i) }},
 			{Key: ErrorsKey(b), Spool: SpoolPrefix(b.ID) + "errors.csv",
@@ -72,16 +110,31 @@ func (d *Deps) spoolFor(b sluice.Batch) (SpoolBatch, bool) {
 				Part:   func(i int) string { return ErrorPartKey(b, i) }},
 		},
 		Fault: d.fault,
-	}, true
+		Live:  func(ctx context.Context) (bool, error) { return d.spoolLive(ctx, b.ID) },
+	}
 }
 
-// dropSpool removes a failed batch's spool, so its waiting workers stop
-// at once and its files do not wait for retention.
+// spoolLive: a batch may start a spool until it is merged or failed.
+func (d *Deps) spoolLive(ctx context.Context, id string) (bool, error) {
+	b, err := sluice.GetBatchFields(ctx, d.Ledger, id)
+	if err != nil {
+		return false, err
+	}
+	switch b.State {
+	case sluice.StateSplitting, sluice.StateProcessing, sluice.StateMerging:
+		return true, nil
+	}
+	return false, nil
+}
+
+// dropSpool removes the spool of a batch that failed or left merging, so
+// its waiting workers stop at once, its files do not wait for retention,
+// and a long-running engine keeps no state row per batch it ever ran.
 func (d *Deps) dropSpool(ctx context.Context, id string) {
 	if d.Spool == nil {
 		return
 	}
 	if err := d.Spool.Drop(ctx, id); err != nil {
-		batchLog(d.log(), id).WarnContext(ctx, "removing the spool of a failed batch", "err", err)
+		batchLog(d.log(), id).WarnContext(ctx, "removing the spool of an ended batch", "err", err)
 	}
 }

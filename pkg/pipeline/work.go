@@ -210,7 +210,10 @@ func (w *Worker) Process(ctx context.Context, c sluice.ChunkReady, redelivered b
 		return err
 	}
 	w.write(run)
-	return w.commit(ctx, run, redelivered)
+	if err := w.commit(ctx, run, redelivered); !errors.Is(err, errBatchFailed) {
+		return err
+	}
+	return nil // failed by the spool (a retry gave other bytes)
 }
 
 // read streams the chunk and validates each row: rejected rows are noted
@@ -612,9 +615,15 @@ func (w *Worker) commit(ctx context.Context, run *chunkRun, redelivered bool) er
 // without one or when the spool's wait runs out, in the chunk's parts.
 func (w *Worker) store(ctx context.Context, run *chunkRun) error {
 	b, out, errOut := run.b, &run.bufs.out, &run.bufs.errs
-	sb, spooled := w.spoolFor(b)
+	sb, spooled, err := w.spooled(ctx, b)
+	if err != nil {
+		return err
+	}
 	if spooled {
 		ok, err := w.Spool.Append(ctx, sb, run.c.Chunk, out.Bytes(), errOut.Bytes())
+		if se := (*SpoolError)(nil); errors.As(err, &se) {
+			return w.failChunk(ctx, b, se.Reason)
+		}
 		if err != nil || ok {
 			return err
 		}
@@ -626,7 +635,11 @@ func (w *Worker) store(ctx context.Context, run *chunkRun) error {
 		return err
 	}
 	if spooled {
-		return w.Spool.Parted(ctx, sb, run.c.Chunk)
+		err := w.Spool.Parted(ctx, sb, run.c.Chunk)
+		if se := (*SpoolError)(nil); errors.As(err, &se) {
+			return w.failChunk(ctx, b, se.Reason)
+		}
+		return err
 	}
 	return nil
 }

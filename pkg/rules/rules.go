@@ -204,7 +204,7 @@ func (c *Column) CheckText(v []byte, ascii bool) (rule, msg string, ok bool) {
 			return "maxLength", fmt.Sprintf("%s is %d characters long, more than %d", c.Name, n, c.maxLen), false
 		}
 	}
-	if c.minLen > 0 && len(v) < c.minLen*utf8.UTFMax {
+	if c.minLen > 0 && c.minLen > len(v)/utf8.UTFMax { // not len(v) < minLen*UTFMax: that overflows for a huge minLength
 		if n := runes(v, ascii); n < c.minLen {
 			return "minLength", fmt.Sprintf("%s is %d characters long, fewer than %d", c.Name, n, c.minLen), false
 		}

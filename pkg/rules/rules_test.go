@@ -132,3 +132,17 @@ func BenchmarkCheckUUID(b *testing.B) {
 		cols[0].Check(v)
 	}
 }
+
+// TestHugeMinLength: minLength times utf8.UTFMax overflowed int for a
+// minLength of ~2.3e18 and more, and a one-letter value passed.
+func TestHugeMinLength(t *testing.T) {
+	for _, n := range []float64{3e18, 9e18, 4} {
+		cols, err := Compile([]config.Column{{Name: "x", Schema: map[string]any{"type": "string", "minLength": n}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rule, _, ok := cols[0].CheckText([]byte("a"), true); ok || rule != "minLength" {
+			t.Errorf("minLength %g: %q passed (rule %q)", n, "a", rule)
+		}
+	}
+}

@@ -29,6 +29,13 @@ type dir struct {
 }
 
 func newDir(t *testing.T) *dir {
+	d := newDirB(t)
+	d.t = t
+	return d
+}
+
+// newDirB is newDir for a test or a benchmark.
+func newDirB(t testing.TB) *dir {
 	root := t.TempDir()
 	blobs, err := fsblob.New(filepath.Join(root, "bucket"))
 	if err != nil {
@@ -39,7 +46,7 @@ func newDir(t *testing.T) *dir {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &dir{t: t, blobs: blobs, db: db}
+	return &dir{blobs: blobs, db: db}
 }
 
 func (d *dir) open(wait time.Duration) *spool.Spool {
@@ -226,16 +233,23 @@ func TestMissingPartFailsTheMerge(t *testing.T) {
 }
 
 // TestRedeliveryRewritesNothing: a chunk already in the spool is not
-// written again, even with other bytes.
+// written again. With the same bytes it is accepted; with other bytes (its
+// counts would then disagree with the file) it is refused with a
+// pipeline.SpoolError that names the cause, in this process and the next.
 func TestRedeliveryRewritesNothing(t *testing.T) {
 	d := newDir(t)
 	s, sb := d.open(time.Second), spoolBatch(nil)
 	d.append(s, sb, 0)
 	d.append(s, sb, 1)
 	for _, sp := range []*spool.Spool{s, d.open(time.Second)} {
-		ok, err := sp.Append(t.Context(), sb, 0, []byte("other bytes\n"), nil)
-		if err != nil || !ok {
-			t.Fatalf("redelivered chunk 0: %v %v", ok, err)
+		o, e := chunk(0)
+		if ok, err := sp.Append(t.Context(), sb, 0, o, e); err != nil || !ok {
+			t.Fatalf("redelivered chunk 0, same bytes: %v %v", ok, err)
+		}
+		_, err := sp.Append(t.Context(), sb, 0, []byte("other bytes\n"), e)
+		var se *pipeline.SpoolError
+		if !errors.As(err, &se) || !strings.Contains(se.Reason, "chunk 0 gave other bytes on retry") {
+			t.Fatalf("redelivered chunk 0, other bytes: %v", err)
 		}
 	}
 	d.finalise(s, sb, 2)
@@ -392,7 +406,7 @@ type failingStates struct {
 	failAt int
 }
 
-func (f *failingStates) SaveSpool(ctx context.Context, id string, data []byte) error {
+func (f *failingStates) SaveSpool(ctx context.Context, id string, data []byte, chunk int, sum []byte) error {
 	f.mu.Lock()
 	f.saves++
 	fail := f.saves == f.failAt
@@ -400,7 +414,7 @@ func (f *failingStates) SaveSpool(ctx context.Context, id string, data []byte) e
 	if fail {
 		return errors.New("disk I/O error")
 	}
-	return f.States.SaveSpool(ctx, id, data)
+	return f.States.SaveSpool(ctx, id, data, chunk, sum)
 }
 
 // TestFailedRecordReloads: when a state record fails, the chunk gets the

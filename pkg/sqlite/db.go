@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS rejects (
 	raw      TEXT    NOT NULL,
 	PRIMARY KEY (batch_id, line)
 ) WITHOUT ROWID;
-`
+` + spoolSchema
 
 // Open opens or creates the database at path, in WAL mode so that readers
 // (sluice status, the console) never wait for the pipeline's writes.

@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"path/filepath"
@@ -130,5 +131,33 @@ func TestStateCountsOfAnOlderDatabase(t *testing.T) {
 	got, err := db.Ledger().CountByState(t.Context())
 	if err != nil || got[sluice.StateSplitting] != 1 || got[sluice.StateFailed] != 2 || len(got) != 2 {
 		t.Fatalf("CountByState = %v, %v; want splitting 1, failed 2", got, err)
+	}
+}
+
+// TestSpoolTablesWithAnyContext: the spool's tables are made by Open, so a
+// first caller whose context is already cancelled breaks nothing for the
+// callers after it (they were made on first use, and that error kept).
+func TestSpoolTablesWithAnyContext(t *testing.T) {
+	db := open(t)
+	l := db.Ledger()
+	cctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := l.LoadSpool(cctx, "x"); err == nil {
+		t.Fatal("no error with a cancelled context")
+	}
+	if err := l.SaveSpool(t.Context(), "x", []byte("{}"), 0, []byte{1}); err != nil {
+		t.Fatalf("with a live context afterwards: %v", err)
+	}
+	if sum, ok, err := l.SpoolChunk(t.Context(), "x", 0); !ok || err != nil || len(sum) != 1 {
+		t.Fatalf("chunk digest: %v %v %v", sum, ok, err)
+	}
+	if err := l.DeleteSpool(t.Context(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := l.SpoolChunk(t.Context(), "x", 0); ok {
+		t.Error("a chunk digest outlived DeleteSpool")
+	}
+	if n, err := l.SpoolRows(t.Context()); n != 0 || err != nil {
+		t.Errorf("%d spool rows after DeleteSpool (%v)", n, err)
 	}
 }
