@@ -99,8 +99,10 @@ func TestRunRefusesNonRegularInput(t *testing.T) {
 }
 
 // TestFullDiskOnRealFilesystem runs on a tmpfs with room for the reference
-// and then 1× or 2.8× the input: the disk fills during the split or the
-// processing (enrichment makes the output 1.6× the input). The merge
+// and then 1× or 2× the input: the disk fills during the split or the
+// processing (enrichment makes the output 1.6× the input; measured, the
+// processing filled the disk from 1.4× to 2.7×, and at 2.8× the run fits
+// since the ledger stores rejected rows compressed in blocks). The merge
 // writes no output locally any more (the spool wrote it in place while
 // processing; the merge renames it), so a full disk cannot catch it there;
 // pkg/embedded TestDiskFullStopsRunAndResumes injects one at its point. The
@@ -116,7 +118,7 @@ func TestFullDiskOnRealFilesystem(t *testing.T) {
 	for _, c := range []struct {
 		stage  string
 		factor float64
-	}{{"split", 1.0}, {"process", 2.8}} {
+	}{{"split", 1.0}, {"process", 2.0}} {
 		t.Run(c.stage, func(t *testing.T) {
 			data := t.TempDir()
 			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", data).CombinedOutput(); err != nil {

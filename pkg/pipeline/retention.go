@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/sluicehq/sluice/pkg/sluice"
 )
 
@@ -25,26 +27,51 @@ type Removal struct {
 	Bytes   int64
 }
 
+// removeConcurrency is how many deletes RemovePrefixes has in flight. The
+// notify stage removes a batch's intermediates after its email and before
+// its message is acknowledged, so `sluice run` exits after them: one at a
+// time, the 2,000 parts of a 10M-row batch took 0.7-2.5 s on a busy disk
+// (an unlink waits for the writeback of its file's pages; several waits
+// overlap), and on S3 each delete is a round trip.
+const removeConcurrency = 8
+
 // RemovePrefixes deletes every object under the prefixes, or only lists
-// them when dryRun is set.
+// them when dryRun is set. On an error it returns what it removed before
+// it stopped, in listing order.
 func RemovePrefixes(ctx context.Context, blobs sluice.BlobStore, prefixes []string, dryRun bool) (Removal, error) {
-	var r Removal
+	var objs []sluice.BlobInfo
 	for _, p := range prefixes {
-		objs, err := blobs.List(ctx, p)
+		o, err := blobs.List(ctx, p)
 		if err != nil {
-			return r, err
+			return Removal{}, err
 		}
-		for _, o := range objs {
-			if !dryRun {
-				if err := blobs.Delete(ctx, o.Key); err != nil {
-					return r, err
-				}
+		objs = append(objs, o...)
+	}
+	removed := make([]bool, len(objs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(removeConcurrency)
+	for i, o := range objs {
+		if dryRun || gctx.Err() != nil {
+			removed[i] = dryRun
+			continue
+		}
+		g.Go(func() error {
+			if err := blobs.Delete(gctx, o.Key); err != nil {
+				return err
 			}
+			removed[i] = true
+			return nil
+		})
+	}
+	err := g.Wait()
+	var r Removal
+	for i, o := range objs {
+		if removed[i] {
 			r.Objects = append(r.Objects, o)
 			r.Bytes += o.Size
 		}
 	}
-	return r, nil
+	return r, err
 }
 
 // batchEnded drops the batch's spool state and applies the retention of intermediates when a batch ends:

@@ -26,6 +26,10 @@ type DB struct {
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // prepared once, used by many transactions
+
+	// blocks is whether the database has the reject_blocks table: always
+	// after Open, not in a read-only open of a database from before it.
+	blocks bool
 }
 
 const schema = `
@@ -90,7 +94,7 @@ func Open(path string) (*DB, error) {
 	// turns write contention inside this process into an orderly queue
 	// instead of SQLITE_BUSY retries.
 	sdb.SetMaxOpenConns(1)
-	if _, err := sdb.Exec(schema); err != nil {
+	if _, err := sdb.Exec(schema + blockSchema); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("sqlite: %s: creating schema: %w", path, err)
 	}
@@ -98,7 +102,7 @@ func Open(path string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	db := &DB{sql: sdb, path: path, waiters: map[string]chan struct{}{}}
+	db := &DB{sql: sdb, path: path, waiters: map[string]chan struct{}{}, blocks: true}
 	if err := db.keepStateCounts(context.Background()); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("sqlite: %s: state counts: %w", path, err)
@@ -141,7 +145,12 @@ func OpenReadOnly(path string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("sqlite: %s is not a Sluice database (no batches or queue_messages table)", path)
 	}
-	return &DB{sql: sdb, path: path, waiters: map[string]chan struct{}{}}, nil
+	var blocks int
+	if err := sdb.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'reject_blocks'`).Scan(&blocks); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("sqlite: reading %s: %w", path, err)
+	}
+	return &DB{sql: sdb, path: path, waiters: map[string]chan struct{}{}, blocks: blocks > 0}, nil
 }
 
 // Close closes the database.

@@ -300,6 +300,7 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) sluice.Ledger) {
 			}
 		}
 	})
+	t.Run("RejectsRepeatedAndOutOfOrder", func(t *testing.T) { testRejectsRepeated(t, newLedger(t)) })
 	t.Run("CountByState", func(t *testing.T) {
 		l := newLedger(t)
 		want := func(step string, w map[sluice.State]int) {
@@ -612,4 +613,78 @@ func testExactWhileRunning(t *testing.T, newLedger func(t *testing.T) sluice.Led
 		}
 	}
 	check(n, n)
+}
+
+// testRejectsRepeated stores rejected rows the way no worker does but a
+// ledger must take: thousands in one call, a call out of line order with
+// a line twice (the later row is kept), a call that stores lines again
+// with other content (as a redelivered chunk may: the new rows are kept),
+// and another batch with the same lines. Pages of any size, starting
+// anywhere, give each line once, in order, with its latest row.
+func testRejectsRepeated(t *testing.T, l sluice.Ledger) {
+	mustCreate(t, l, newBatch("b6", time.Now()))
+	mustCreate(t, l, newBatch("b7", time.Now()))
+	row := func(line int64, msg string) sluice.RowError {
+		return sluice.RowError{Chunk: int(line / 2000), Line: line, Column: "uuid", Rule: "pattern", Message: msg, Raw: fmt.Sprintf("%d,\"a,b\"", line)}
+	}
+	var calls [][]sluice.RowError
+	var many []sluice.RowError
+	for i := range 2500 {
+		many = append(many, row(int64(10+2*i), "first"))
+	}
+	calls = append(calls, many, []sluice.RowError{row(5, "early"), row(4000, "dup-a"), row(3, "earliest"), row(4000, "dup-b")})
+	var again []sluice.RowError
+	for line := int64(100); line <= 200; line += 2 {
+		again = append(again, row(line, "again"))
+	}
+	calls = append(calls, again)
+	want := map[int64]sluice.RowError{}
+	for _, c := range calls {
+		if err := l.AddRejects(t.Context(), "b6", c); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range c {
+			want[r.Line] = r
+		}
+	}
+	if err := l.AddRejects(t.Context(), "b7", many[:6]); err != nil {
+		t.Fatal(err)
+	}
+	got := allRejects(t, l, "b6", 0, 97)
+	if len(got) != len(want) {
+		t.Fatalf("%d rejected rows read, want %d", len(got), len(want))
+	}
+	for i, r := range got {
+		w := want[r.Line]
+		if i > 0 && r.Line <= got[i-1].Line || r.Message != w.Message || r.Raw != w.Raw || r.Chunk != w.Chunk || r.BatchID != "b6" {
+			t.Fatalf("row %d = %+v, want %+v after line %d", i, r, w, got[max(i-1, 0)].Line)
+		}
+	}
+	page, err := l.Rejects(t.Context(), "b6", 4001, 3)
+	if err != nil || len(page) != 3 || page[0].Line != 4002 || page[2].Line != 4006 {
+		t.Fatalf("Rejects(after 4001, 3) = %+v, %v; want lines 4002, 4004, 4006", page, err)
+	}
+	if other := allRejects(t, l, "b7", 0, 4); len(other) != 6 || other[5].Line != many[5].Line {
+		t.Fatalf("the other batch's rows = %+v, want its 6", other)
+	}
+}
+
+// allRejects pages through a batch's rejected rows after line after.
+func allRejects(t *testing.T, l sluice.Ledger, id string, after int64, limit int) []sluice.RowError {
+	t.Helper()
+	var out []sluice.RowError
+	for {
+		page, err := l.Rejects(t.Context(), id, after, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > limit {
+			t.Fatalf("Rejects(limit %d) returned %d rows", limit, len(page))
+		}
+		if len(page) == 0 {
+			return out
+		}
+		out = append(out, page...)
+		after = page[len(page)-1].Line
+	}
 }
