@@ -71,11 +71,14 @@ type Engine struct {
 
 	*wire.Ports
 
-	lock *os.File
+	lock *dirLock
 	// swept is closed when Open's sweep of the bucket has ended;
-	// sweptBytes is what it freed.
+	// sweptBytes is what it freed and sweepErr how it ended; stopSweep
+	// ends it early (Close).
 	swept      chan struct{}
 	sweptBytes int64
+	sweepErr   error
+	stopSweep  context.CancelFunc
 }
 
 // Open opens (creating if needed) the data directory. Only one engine may
@@ -130,7 +133,8 @@ func Open(dir string, cfg *config.Pipeline, logger *slog.Logger) (*Engine, error
 func (e *Engine) Close() error {
 	var errs []error
 	if e.swept != nil {
-		<-e.swept // no sweep may outlive the lock: the next process's writes are not dead
+		e.stopSweep() // what it did not reach, the next Open sweeps
+		<-e.swept     // no sweep may outlive the lock: the next process's writes are not dead
 	}
 	if e.Spool != nil {
 		errs = append(errs, e.Spool.Close()) // its open files, before the database its state is in

@@ -25,10 +25,13 @@ var tempFiles = []struct{ dir, prefix string }{
 }
 
 // sweepTemp removes the temporary files of writes whose process died. It
-// runs with the directory's lock held, so every such file is dead but this
-// process's own: the bucket's are told apart by their names
-// (fsblob.SweepDead), so that walk can run beside this process's writes;
-// the outbox's cannot, and it runs before the notifier does.
+// runs with the directory's lock held, but processes that use the
+// directory without it (the local-backend services, the chaos driver) may
+// be writing: the bucket's files are told apart by their process's token
+// and its marker (fsblob.SweepDead), so that walk also runs beside this
+// process's writes; the outbox's names carry no token, so while another
+// process holds a marker only those older than fsblob.OrphanAge go. It
+// runs before the notifier does.
 func (e *Engine) sweepTemp(ctx context.Context, dirs ...string) (fsblob.Swept, error) {
 	var all fsblob.Swept
 	for _, t := range tempFiles {
@@ -38,9 +41,9 @@ func (e *Engine) sweepTemp(ctx context.Context, dirs ...string) (fsblob.Swept, e
 		var s fsblob.Swept
 		var err error
 		if t.prefix == fsblob.TempPrefix {
-			s, err = fsblob.SweepDead(ctx, filepath.Join(e.Dir, t.dir))
+			s, err = fsblob.SweepDead(ctx, filepath.Join(e.Dir, t.dir), true)
 		} else {
-			s, err = fsblob.SweepTemp(filepath.Join(e.Dir, t.dir), []string{t.prefix}, 0)
+			s, err = fsblob.SweepTemp(filepath.Join(e.Dir, t.dir), []string{t.prefix}, e.tempAge())
 		}
 		all.Paths = append(all.Paths, s.Paths...)
 		all.Bytes += s.Bytes
@@ -51,20 +54,31 @@ func (e *Engine) sweepTemp(ctx context.Context, dirs ...string) (fsblob.Swept, e
 	return all, nil
 }
 
+// tempAge is how old a temporary file without a token must be to be dead:
+// any age, unless another process holds a marker in the bucket.
+func (e *Engine) tempAge() time.Duration {
+	if others, err := fsblob.OthersLive(filepath.Join(e.Dir, "bucket")); others || err != nil {
+		return fsblob.OrphanAge
+	}
+	return 0
+}
+
 // sweepInBackground starts the bucket's sweep: with every batch's output
 // kept, it walks thousands of directories (50 ms per thousand batches,
 // measured), which a run need not wait for before staging its input.
-// Run waits for it before any stage writes (waitSweep), and Close before
-// the lock is let go.
+// Run waits for it before any stage writes (waitSweep); Close stops it
+// (stopSweep) and waits for it before the lock is let go.
 func (e *Engine) sweepInBackground() {
 	done := make(chan struct{})
-	e.swept = done
+	ctx, cancel := context.WithCancel(context.Background())
+	e.swept, e.stopSweep = done, cancel
 	go func() {
 		defer close(done)
-		if sw, err := e.sweepTemp(context.Background(), "bucket"); err != nil || len(sw.Paths) > 0 {
+		sw, err := e.sweepTemp(ctx, "bucket")
+		if (err != nil && ctx.Err() == nil) || len(sw.Paths) > 0 {
 			e.Logger.Info("removed temporary files of writes that died", "count", len(sw.Paths), "bytes", sw.Bytes, "err", err)
-			e.sweptBytes = sw.Bytes
 		}
+		e.sweptBytes, e.sweepErr = sw.Bytes, err
 	}()
 }
 
@@ -170,7 +184,9 @@ func (e *Engine) GC(ctx context.Context, now time.Time, dryRun bool) (GCReport, 
 			rep.add(GCItem{Kind: "temp", Path: p})
 		}
 		rep.Bytes += sw.Bytes
-		pruneEmptyDirs(filepath.Join(e.Dir, "bucket"))
+		if err := pruneEmptyDirs(filepath.Join(e.Dir, "bucket")); err != nil {
+			e.Logger.Info("left empty directories in place", "reason", err)
+		}
 	}
 	return rep, nil
 }
@@ -196,8 +212,15 @@ func (e *Engine) gcArchive(ctx context.Context, rep *GCReport, b sluice.Batch, d
 }
 
 // pruneEmptyDirs removes the directories that removals left empty, deepest
-// first; the bucket's root stays.
-func pruneEmptyDirs(root string) {
+// first; the bucket's root stays. Not while another process holds a
+// marker in the bucket: a directory it just made to write in is empty
+// too, and its write would fail.
+func pruneEmptyDirs(root string) error {
+	if others, err := fsblob.OthersLive(root); err != nil {
+		return err
+	} else if others {
+		return errors.New("another process is writing in the bucket")
+	}
 	var dirs []string
 	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() && p != root {
@@ -208,4 +231,5 @@ func pruneEmptyDirs(root string) {
 	for i := len(dirs) - 1; i >= 0; i-- {
 		os.Remove(dirs[i]) // fails, harmlessly, on a directory that is not empty
 	}
+	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/sluice"
@@ -28,8 +29,9 @@ import (
 // tmpPrefix starts the names of the files this process is writing:
 // TempPrefix (which marks every file being written: List never shows them,
 // no key may use it) and a token of this process, so that the sweep of
-// what dead processes left can run beside this one's writes (SweepDead).
-var tmpPrefix = TempPrefix + processToken() + "-"
+// what dead processes left can run beside this one's writes (SweepDead;
+// the process's marker, live.go, says it is alive).
+var tmpPrefix = TempPrefix + token + "-"
 
 // processToken is 8 random hex digits: a process ID could be a dead
 // process's again.
@@ -41,8 +43,9 @@ func processToken() string {
 
 // Store is a bucket in a directory.
 type Store struct {
-	name string
-	root string
+	name   string
+	root   string
+	closed sync.Once
 }
 
 var _ sluice.BlobStore = (*Store)(nil)
@@ -57,7 +60,19 @@ func New(dir string) (*Store, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("fsblob: %w", err)
 	}
+	if err := holdLive(abs); err != nil {
+		return nil, err
+	}
 	return &Store{name: filepath.Base(abs), root: abs}, nil
+}
+
+// Close lets go of the store's share of this process's marker in the
+// bucket: once the last is closed, another process's sweep takes what
+// this one's writes left as dead. Writes must have ended.
+func (s *Store) Close() error {
+	var err error
+	s.closed.Do(func() { err = releaseLive(s.root) })
+	return err
 }
 
 // Bucket implements sluice.BlobStore.

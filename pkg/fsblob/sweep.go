@@ -28,25 +28,135 @@ type Swept struct {
 // shares the directory passes a period no live write lasts. Files that
 // vanish meanwhile are not an error.
 func SweepTemp(dir string, prefixes []string, olderThan time.Duration) (Swept, error) {
-	return sweep(context.Background(), dir, func(name string) bool { return hasAnyPrefix(name, prefixes) }, time.Now().Add(-olderThan))
+	cutoff := time.Now().Add(-olderThan)
+	match := func(name string) (bool, time.Time) {
+		// A marker is no temporary file: a live process holds it.
+		return hasAnyPrefix(name, prefixes) && !strings.HasPrefix(name, livePrefix), cutoff
+	}
+	return sweepIf(context.Background(), dir, match)
 }
 
-// SweepDead removes, under dir, the temporary files of this store's writes
-// that other processes made (TempPrefix without this process's token): a
-// caller holding the data directory's lock knows those processes are dead.
+// OrphanAge is how old a temporary file without a marked token (a binary
+// from before markers, or a process that let go of its marker) must be
+// before a sweep that shares the directory takes it as dead: no write
+// lasts an hour.
+const OrphanAge = time.Hour
+
+// SweepDead removes, under the bucket dir, the temporary files of writes
+// whose process died. A file's token (TempPrefix<token>-) names its
+// process, whose marker (live.go) says whether it lives: one flock per
+// token seen, not per file. This process's files and live ones' stay; a
+// dead token's go, with its marker. A file without a marked token goes
+// once older than OrphanAge, or at once when alone is set (the caller
+// holds the data directory's lock) and no other process holds a marker.
 // It can run while this process writes, so a start-up need not wait for
 // the walk of a bucket that keeps every batch's output (thousands of
 // directories). It stops early, with ctx's error, when ctx ends.
-func SweepDead(ctx context.Context, dir string) (Swept, error) {
-	dead := func(name string) bool {
-		return strings.HasPrefix(name, TempPrefix) && !strings.HasPrefix(name, tmpPrefix)
+func SweepDead(ctx context.Context, dir string, alone bool) (Swept, error) {
+	v := newVerdicts(dir)
+	defer v.release()
+	if err := v.scan(); err != nil {
+		return Swept{}, err
 	}
-	return sweep(ctx, dir, dead, time.Now())
+	now := time.Now()
+	orphans := now.Add(-OrphanAge)
+	if alone && !v.othersLive {
+		orphans = now
+	}
+	dead := func(name string) (bool, time.Time) {
+		if !strings.HasPrefix(name, TempPrefix) || strings.HasPrefix(name, livePrefix) {
+			return false, now
+		}
+		switch v.of(tokenOf(name)) {
+		case markerDead:
+			return true, now
+		case markerNone:
+			return true, orphans
+		}
+		return false, now
+	}
+	s, err := sweepIf(ctx, dir, dead)
+	if err == nil {
+		v.removeDead()
+	}
+	return s, err
 }
 
-// sweep removes the files under dir whose names match and that were last
-// written before cutoff.
-func sweep(ctx context.Context, dir string, match func(name string) bool, cutoff time.Time) (Swept, error) {
+// OthersLive reports whether another process holds a marker in the bucket
+// dir: it may be writing there now (creating a directory to write in).
+func OthersLive(dir string) (bool, error) {
+	v := newVerdicts(dir)
+	defer v.release()
+	err := v.scan()
+	return v.othersLive, err
+}
+
+// verdicts are what a sweep learnt of each token's marker; it holds the
+// dead ones' locks until it ends, so that none comes back meanwhile.
+type verdicts struct {
+	dir        string
+	seen       map[string]markerState
+	held       []*os.File
+	othersLive bool
+}
+
+func newVerdicts(dir string) *verdicts {
+	return &verdicts{dir: dir, seen: map[string]markerState{token: markerLive}}
+}
+
+// scan probes the markers in the bucket's root: a dead process's marker
+// goes even when it left no file.
+func (v *verdicts) scan() error {
+	ents, err := os.ReadDir(v.dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, e := range ents {
+		if tok, ok := strings.CutPrefix(e.Name(), livePrefix); ok && tok != token {
+			v.of(tok)
+		}
+	}
+	return nil
+}
+
+// of is tok's verdict, probing its marker the first time.
+func (v *verdicts) of(tok string) markerState {
+	if tok == "" {
+		return markerNone
+	}
+	if st, ok := v.seen[tok]; ok {
+		return st
+	}
+	st, f, err := probeMarker(filepath.Join(v.dir, livePrefix+tok))
+	if err != nil {
+		st = markerLive // cannot tell: spare
+	}
+	if f != nil {
+		v.held = append(v.held, f)
+	}
+	v.othersLive = v.othersLive || st == markerLive
+	v.seen[tok] = st
+	return st
+}
+
+// removeDead removes the dead tokens' markers, still locked: a process
+// that raced to create one finds it gone and makes another (lockMarker).
+func (v *verdicts) removeDead() {
+	for _, f := range v.held {
+		os.Remove(f.Name())
+	}
+}
+
+func (v *verdicts) release() {
+	for _, f := range v.held {
+		f.Close()
+	}
+	v.held = nil
+}
+
+// sweepIf removes the files under dir whose names match and that were
+// last written before the cutoff match gives for them.
+func sweepIf(ctx context.Context, dir string, match func(name string) (bool, time.Time)) (Swept, error) {
 	var s Swept
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -55,7 +165,11 @@ func sweep(ctx context.Context, dir string, match func(name string) bool, cutoff
 			}
 			return err
 		}
-		if d.IsDir() || !match(d.Name()) {
+		if d.IsDir() {
+			return ctx.Err()
+		}
+		ok, cutoff := match(d.Name())
+		if !ok {
 			return ctx.Err()
 		}
 		st, err := d.Info()

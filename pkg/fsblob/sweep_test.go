@@ -115,7 +115,7 @@ func TestSweepDeadSparesThisProcessWrites(t *testing.T) {
 	if _, err := pw.Write([]byte("a,b\n")); err != nil { // the Put's file exists now
 		t.Fatal(err)
 	}
-	got, err := fsblob.SweepDead(t.Context(), dir)
+	got, err := fsblob.SweepDead(t.Context(), dir, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestSweepDeadSparesThisProcessWrites(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := fsblob.SweepDead(ctx, dir); !errors.Is(err, context.Canceled) {
+	if _, err := fsblob.SweepDead(ctx, dir, true); !errors.Is(err, context.Canceled) {
 		t.Fatalf("SweepDead with an ended context = %v", err)
 	}
 }

@@ -37,6 +37,7 @@ func Local(dir string) (*Ports, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.closers = append(p.closers, blobs.Close) // its marker: other processes' sweeps spare its writes
 	db, err := sqlite.Open(filepath.Join(dir, DatabaseFile))
 	if err != nil {
 		return nil, err
