@@ -228,20 +228,26 @@ func (e *Engine) Run(ctx context.Context) error {
 	return err
 }
 
-// runStage starts one stage's consumer, and its autoscaler when it has a
-// policy. Every stage runs one handler at a time but process, which runs
-// Workers.
-func (e *Engine) runStage(ctx context.Context, g *errgroup.Group, s pipeline.Stage, d *pipeline.Deps) {
-	n := s.Concurrency
-	if n == 0 {
-		n = max(1, e.Workers)
-		if e.Spool != nil {
-			// A chunk may wait in the spool for the one before it
-			// (about a quarter of a handler's time at 1M rows,
-			// BENCHMARKS.md); one more handler keeps the cores busy.
-			n++
-		}
+// Handlers is how many messages stage s handles at once: its own
+// concurrency, else Workers, and one more while the spool is on.
+func (e *Engine) Handlers(s pipeline.Stage) int {
+	if s.Concurrency > 0 {
+		return s.Concurrency
 	}
+	n := max(1, e.Workers)
+	if e.Spool != nil {
+		// A chunk may wait in the spool for the one before it (about a
+		// quarter of a handler's time at 1M rows, BENCHMARKS.md); one
+		// more handler keeps the cores busy.
+		n++
+	}
+	return n
+}
+
+// runStage starts one stage's consumer, and its autoscaler when it has a
+// policy: Handlers of them at once (one for every stage but process).
+func (e *Engine) runStage(ctx context.Context, g *errgroup.Group, s pipeline.Stage, d *pipeline.Deps) {
+	n := e.Handlers(s)
 	q := e.Queues[s.Queue]
 	// The stage's own visibility, as on AWS: a heartbeat extends it while
 	// a message is handled, and Run releases what a dead process held.

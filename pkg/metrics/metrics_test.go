@@ -9,6 +9,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/embedded"
 	"github.com/sluicehq/sluice/pkg/gen"
 	"github.com/sluicehq/sluice/pkg/metrics"
+	"github.com/sluicehq/sluice/pkg/pipeline"
 )
 
 // TestEmbeddedRunFeedsMetrics runs a real batch and reads the counters back.
@@ -68,6 +69,10 @@ func TestEmbeddedRunFeedsMetrics(t *testing.T) {
 		}
 		return 0, false
 	}
+	process, err := pipeline.StageOf("process")
+	if err != nil {
+		t.Fatal(err)
+	}
 	checks := []struct {
 		name   string
 		labels []string
@@ -81,7 +86,7 @@ func TestEmbeddedRunFeedsMetrics(t *testing.T) {
 		{"sluice_batch_duration_seconds", nil, 1},
 		{"sluice_messages_handled_total", []string{"stage", "process", "outcome", "succeeded"}, 1},
 		{"sluice_queue_messages", []string{"queue", "chunks", "kind", "visible"}, 0},
-		{"sluice_workers", []string{"stage", "process", "kind", "current"}, float64(eng.Workers)},
+		{"sluice_workers", []string{"stage", "process", "kind", "current"}, float64(eng.Handlers(process))},
 	}
 	for _, c := range checks {
 		got, ok := value(c.name, c.labels...)

@@ -42,21 +42,30 @@ func (l *Ledger) LoadSpool(ctx context.Context, id string) (data []byte, ok bool
 	return data, true, nil
 }
 
+const (
+	saveSpoolStateSQL = `INSERT INTO spool_state (batch_id, data) VALUES (?, ?)
+		ON CONFLICT (batch_id) DO UPDATE SET data = excluded.data`
+	saveSpoolChunkSQL = `INSERT INTO spool_chunks (batch_id, chunk, sum) VALUES (?, ?, ?)
+		ON CONFLICT (batch_id, chunk) DO UPDATE SET sum = excluded.sum`
+)
+
 // SaveSpool records batch id's spool state, replacing the one before, and,
 // when chunk ≥ 0, chunk's record (sum), in one transaction.
 func (l *Ledger) SaveSpool(ctx context.Context, id string, data []byte, chunk int, sum []byte) error {
-	err := l.db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO spool_state (batch_id, data) VALUES (?, ?)
-			ON CONFLICT (batch_id) DO UPDATE SET data = excluded.data`, id, data); err != nil {
+	// Once per chunk: prepared once per database, as ChunkDone's are.
+	st, err := l.prepared(ctx, saveSpoolStateSQL, saveSpoolChunkSQL)
+	if err == nil {
+		err = l.db.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, id, data); err != nil {
+				return err
+			}
+			if chunk < 0 {
+				return nil
+			}
+			_, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, id, chunk, sum)
 			return err
-		}
-		if chunk < 0 {
-			return nil
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO spool_chunks (batch_id, chunk, sum) VALUES (?, ?, ?)
-			ON CONFLICT (batch_id, chunk) DO UPDATE SET sum = excluded.sum`, id, chunk, sum)
-		return err
-	})
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("sqlite: saving the spool state of %s: %w", id, err)
 	}
