@@ -71,14 +71,7 @@ func withS3ETag(w http.ResponseWriter, r *http.Request, next http.Handler, dir, 
 			body = etagElem.ReplaceAll(body, []byte("<ETag>&quot;"+etag+"&quot;</ETag>"))
 		}
 	}
-	for k, vs := range rec.Header() {
-		if k != "Content-Length" {
-			w.Header()[k] = vs
-		}
-	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(rec.Code)
-	w.Write(body)
+	writeRecorded(w, rec, body)
 }
 
 // md5OfFile is the hex MD5 of a file's bytes, "" when it cannot be read.
@@ -202,14 +195,7 @@ func (g *gofakesMultipart) serve(w http.ResponseWriter, r *http.Request, next ht
 			return bytes.Replace(c, t, []byte("<ETag>&#34;"+g.shown(bucket, name, md5)+"&#34;</ETag>"), 1)
 		})
 	}
-	for k, vs := range rec.Header() {
-		if k != "Content-Length" {
-			w.Header()[k] = vs
-		}
-	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(rec.Code)
-	w.Write(body)
+	writeRecorded(w, rec, body)
 }
 
 // etagWriter passes a response through, its ETag header changed by fix.
@@ -244,4 +230,17 @@ func readBody(r *http.Request) ([]byte, error) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	return body, nil
+}
+
+// writeRecorded sends rec's status and headers with body in place of the
+// body rec recorded (its Content-Length set to body's).
+func writeRecorded(w http.ResponseWriter, rec *httptest.ResponseRecorder, body []byte) {
+	for k, vs := range rec.Header() {
+		if k != "Content-Length" {
+			w.Header()[k] = vs
+		}
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(rec.Code)
+	w.Write(body)
 }
