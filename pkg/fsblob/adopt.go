@@ -25,7 +25,7 @@ func (s *Store) Adopt(path, key string, sum []byte, size int64) error {
 		return fmt.Errorf("fsblob: %w", err)
 	}
 	setETag(path, "sha256-"+hex.EncodeToString(sum)+"-"+strconv.FormatInt(size, 16))
-	if err := place(path, p); err != nil { // ordered against DeleteIf (cond.go)
+	if err := s.place(path, p); err != nil { // ordered against DeleteIf (cond.go)
 		return fmt.Errorf("fsblob: %w", err)
 	}
 	return nil

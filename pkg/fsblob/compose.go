@@ -73,7 +73,7 @@ func (s *Store) Compose(ctx context.Context, dst string, head []byte, srcs []str
 		return sluice.BlobInfo{}, "", fmt.Errorf("fsblob: %w", err)
 	}
 	setETag(tmp.Name(), etag)
-	if err := place(tmp.Name(), p); err != nil {
+	if err := s.place(tmp.Name(), p); err != nil {
 		return sluice.BlobInfo{}, "", fmt.Errorf("fsblob: %w", err)
 	}
 	info, err := s.Stat(ctx, dst)

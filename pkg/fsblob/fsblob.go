@@ -181,7 +181,7 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, hashed bool) e
 		// system has them; otherwise Stat derives a weaker one from size and time.
 		setETag(tmp.Name(), etagOf(n, h))
 	}
-	if err := place(tmp.Name(), p); err != nil {
+	if err := s.place(tmp.Name(), p); err != nil {
 		return fmt.Errorf("fsblob: %w", err)
 	}
 	return nil
@@ -330,12 +330,12 @@ func (s *Store) Copy(ctx context.Context, src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dp), 0o755); err != nil {
 		return fmt.Errorf("fsblob: %w", err)
 	}
-	tmp := filepath.Join(filepath.Dir(dp), tmpPrefix+"link-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	tmp := linkTempName(filepath.Dir(dp))
 	if err := os.Link(sp, tmp); err == nil {
 		// Removed whatever happens: a rename onto another link of the
 		// same file (a copy made again) does nothing and leaves tmp.
 		defer os.Remove(tmp)
-		if err := place(tmp, dp); err != nil {
+		if err := s.place(tmp, dp); err != nil {
 			return fmt.Errorf("fsblob: %w", err)
 		}
 		return nil

@@ -264,7 +264,7 @@ func (st *Staged) Publish(ctx context.Context) (sluice.BlobInfo, error) {
 		return sluice.BlobInfo{}, err
 	}
 	setETag(st.tmp, st.ETag)
-	if err := place(st.tmp, p); err != nil {
+	if err := st.s.place(st.tmp, p); err != nil {
 		return sluice.BlobInfo{}, fmt.Errorf("fsblob: %w", err)
 	}
 	st.tmp = ""

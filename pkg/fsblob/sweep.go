@@ -30,8 +30,8 @@ type Swept struct {
 func SweepTemp(dir string, prefixes []string, olderThan time.Duration) (Swept, error) {
 	cutoff := time.Now().Add(-olderThan)
 	match := func(name string) (bool, time.Time) {
-		// A marker is no temporary file: a live process holds it.
-		return hasAnyPrefix(name, prefixes) && !strings.HasPrefix(name, livePrefix), cutoff
+		// A marker or the place lock is no temporary file: live processes hold them.
+		return hasAnyPrefix(name, prefixes) && !isLockFile(name), cutoff
 	}
 	return sweepIf(context.Background(), dir, match)
 }
@@ -64,7 +64,7 @@ func SweepDead(ctx context.Context, dir string, alone bool) (Swept, error) {
 		orphans = now
 	}
 	dead := func(name string) (bool, time.Time) {
-		if !strings.HasPrefix(name, TempPrefix) || strings.HasPrefix(name, livePrefix) {
+		if !strings.HasPrefix(name, TempPrefix) || isLockFile(name) {
 			return false, now
 		}
 		switch v.of(tokenOf(name)) {
