@@ -331,8 +331,19 @@ func missingReason(err error, key string) string {
 // The copy is conditional on the event's ETag: an upload that replaced or
 // removed the input since source looked is not archived as this batch's;
 // source then decides again (an archive made by an earlier attempt, or
-// the batch's failure).
+// the batch's failure). A retry finds the archive an earlier attempt made
+// (a copy of the batch's upload, known by its ETag) and does not copy
+// again: a second copy of a large file costs as much as the first.
 func (s Splitter) archiveFirst(ctx context.Context, b sluice.Batch, etag string) (string, sluice.BlobInfo, error) {
+	if b.ETag != "" {
+		info, err := s.Blobs.Stat(ctx, ArchiveKey(b))
+		if err == nil && info.IsCopyOf(b.ETag) {
+			return ArchiveKey(b), info, nil
+		}
+		if err != nil && !isNotFound(err) {
+			return "", info, fmt.Errorf("archiving %s: %w", b.Key, err)
+		}
+	}
 	err := s.copyInput(ctx, b)
 	if notOurs(err) {
 		src, info, err := s.source(ctx, b, etag)
