@@ -4,7 +4,6 @@ package fsblob
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"syscall"
@@ -12,25 +11,9 @@ import (
 
 // lockMarker creates path and holds a shared flock on it. A sweep that
 // found it dead holds it exclusively, removes it, then lets go: the flock
-// then taken is on a file no longer at path, so it tries again with a new
-// one (bounded: each round needs a sweep to win a race).
-func lockMarker(path string) (*os.File, error) {
-	for range 10 {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("fsblob: %w", err)
-		}
-		if err := flock(f, syscall.LOCK_SH); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("fsblob: locking %s: %w", path, err)
-		}
-		if atPath(f, path) {
-			return f, nil
-		}
-		f.Close()
-	}
-	return nil, fmt.Errorf("fsblob: %s was replaced ten times while locking it", path)
-}
+// then taken is on a file no longer at path, so lockPlace's retry takes a
+// new one (bounded: each round needs a sweep to win a race).
+func lockMarker(path string) (*os.File, error) { return lockPlace(path, false) }
 
 // probeMarker tells whether path's holder lives. On markerDead the caller
 // holds the exclusive lock on the returned file until it closes it.
