@@ -297,7 +297,9 @@ func (s *supervisor) waitAllUp(ctx context.Context, within time.Duration) error 
 		s.mu.Lock()
 		var down []string
 		for _, sl := range s.slots {
-			if sl.cur == nil {
+			// A process killed but not yet reaped is still sl.cur:
+			// down until its restart replaces it.
+			if sl.cur == nil || sl.cur.killed || sl.pending {
 				down = append(down, sl.name)
 			}
 		}
